@@ -1,0 +1,80 @@
+//! The public representation of a document, rendered from its stored record.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::Result;
+use crate::hlc;
+use crate::json::decode_stored;
+use crate::pb;
+use crate::time::rfc3339_ms;
+use crate::version::VersionVector;
+
+/// A document as every protocol presents it (API.md "Document representation").
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Document {
+    /// The collection.
+    pub collection: String,
+    /// The document id.
+    pub id: String,
+    /// Opaque version (the version vector's string form); the HTTP ETag.
+    pub version: String,
+    /// RFC 3339 UTC time of the winning write.
+    pub updated_at: String,
+    /// DC of the winning write.
+    pub origin: String,
+    /// The body.
+    pub data: Map<String, Value>,
+    /// Unresolved concurrent versions (`siblings` collections only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflicts: Option<Vec<ConflictVersion>>,
+}
+
+/// One concurrent version kept beside `data`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConflictVersion {
+    /// Its version.
+    pub version: String,
+    /// Its write time.
+    pub updated_at: String,
+    /// Its DC.
+    pub origin: String,
+    /// Its body.
+    pub data: Map<String, Value>,
+}
+
+/// The version string of a stored record.
+pub fn version_of(rec: &pb::DocRecord) -> String {
+    VersionVector::from_proto(rec.vv.as_ref()).to_string()
+}
+
+impl Document {
+    /// Renders a record; `None` for a tombstone.
+    pub fn from_record(collection: &str, id: &str, rec: &pb::DocRecord) -> Result<Option<Document>> {
+        if rec.tombstone {
+            return Ok(None);
+        }
+        let mut siblings = Vec::new();
+        for s in rec.siblings.iter().filter(|s| !s.tombstone) {
+            let version = ConflictVersion {
+                version: VersionVector::from_proto(s.vv.as_ref()).to_string(),
+                updated_at: rfc3339_ms(hlc::wall_ms(s.hlc)),
+                origin: s.origin.clone(),
+                data: decode_stored(&s.body)?,
+            };
+            siblings.push(((s.hlc, s.origin.clone()), version));
+        }
+        // API.md: ordered by (updated_at, origin) descending.
+        siblings.sort_by(|a, b| b.0.cmp(&a.0));
+        let conflicts: Vec<ConflictVersion> = siblings.into_iter().map(|(_, v)| v).collect();
+        Ok(Some(Document {
+            collection: collection.to_string(),
+            id: id.to_string(),
+            version: version_of(rec),
+            updated_at: rfc3339_ms(hlc::wall_ms(rec.hlc)),
+            origin: rec.origin.clone(),
+            data: decode_stored(&rec.body)?,
+            conflicts: (!conflicts.is_empty()).then_some(conflicts),
+        }))
+    }
+}

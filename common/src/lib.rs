@@ -1,0 +1,17 @@
+//! Shared foundations of AerolithDB: domain types, the error type, topology, shard mapping
+//! and the internal QUIC RPC layer.
+
+pub mod document;
+pub mod error;
+pub mod hlc;
+pub mod json;
+pub mod name;
+pub mod patch;
+pub mod rpc;
+pub mod shard;
+pub mod time;
+pub mod topology;
+pub mod version;
+
+pub use aerolith_proto::internal::v1 as pb;
+pub use error::{Error, ErrorCode, Result};

@@ -1,0 +1,219 @@
+//! Mutual TLS for the internal RPC: a cluster CA signs every process's certificate, and
+//! both ends of every connection must present one.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::WebPkiClientVerifier;
+
+use crate::error::{Error, Result};
+use crate::topology::TlsFiles;
+
+/// The server name every cluster certificate carries and every client checks.
+pub const CLUSTER_SERVER_NAME: &str = "aerolith.internal";
+/// ALPN protocol of the internal RPC.
+pub const ALPN: &[u8] = b"aerolith-rpc/1";
+
+/// Streams one connection may have open at once; the client-side semaphore stays below it.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
+
+/// The certificates and key one process uses for the internal RPC.
+#[derive(Debug)]
+pub struct TlsMaterial {
+    ca: CertificateDer<'static>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl Clone for TlsMaterial {
+    fn clone(&self) -> Self {
+        TlsMaterial {
+            ca: self.ca.clone(),
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+        }
+    }
+}
+
+fn tls_err(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::invalid(format!("{what}: {e}"))
+}
+
+impl TlsMaterial {
+    /// Loads PEM files named in `cluster.toml`.
+    pub fn from_files(files: &TlsFiles) -> Result<TlsMaterial> {
+        let read = |p: &Path| -> Result<Vec<CertificateDer<'static>>> {
+            CertificateDer::pem_file_iter(p)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| tls_err(&format!("cannot read certificates from {}", p.display()), e))
+        };
+        let ca = read(&files.ca)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::invalid(format!("no certificate in {}", files.ca.display())))?;
+        let chain = read(&files.cert)?;
+        if chain.is_empty() {
+            return Err(Error::invalid(format!(
+                "no certificate in {}",
+                files.cert.display()
+            )));
+        }
+        let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
+            tls_err(&format!("cannot read private key from {}", files.key.display()), e)
+        })?;
+        Ok(TlsMaterial { ca, chain, key })
+    }
+
+    fn roots(&self) -> Result<Arc<RootCertStore>> {
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(self.ca.clone())
+            .map_err(|e| tls_err("invalid CA certificate", e))?;
+        Ok(Arc::new(roots))
+    }
+
+    /// A QUIC server configuration that demands a client certificate from the cluster CA.
+    pub fn server_config(&self) -> Result<quinn::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = WebPkiClientVerifier::builder_with_provider(self.roots()?, provider.clone())
+            .build()
+            .map_err(|e| tls_err("client verifier", e))?;
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| tls_err("TLS versions", e))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|e| tls_err("server certificate", e))?;
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        tls.max_early_data_size = 0;
+        let crypto =
+            QuicServerConfig::try_from(tls).map_err(|e| tls_err("QUIC server config", e))?;
+        let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        cfg.transport_config(Arc::new(transport(false)));
+        Ok(cfg)
+    }
+
+    /// A QUIC client configuration that presents this certificate and trusts only the cluster CA.
+    pub fn client_config(&self) -> Result<quinn::ClientConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| tls_err("TLS versions", e))?
+            .with_root_certificates(self.roots()?)
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|e| tls_err("client certificate", e))?;
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        // No 0-RTT: requests are not all idempotent.
+        tls.enable_early_data = false;
+        let crypto =
+            QuicClientConfig::try_from(tls).map_err(|e| tls_err("QUIC client config", e))?;
+        let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
+        cfg.transport_config(Arc::new(transport(true)));
+        Ok(cfg)
+    }
+}
+
+/// quinn's defaults suit the internet; these suit a datacenter and say so explicitly.
+fn transport(client: bool) -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.max_concurrent_bidi_streams(MAX_STREAMS_PER_CONNECTION.into());
+    t.max_concurrent_uni_streams(0u8.into());
+    t.stream_receive_window((8u32 * 1024 * 1024).into());
+    t.receive_window((64u32 * 1024 * 1024).into());
+    t.send_window(64 * 1024 * 1024);
+    // Idle connections are kept open by the client's keep-alive; a dead peer is noticed
+    // within the idle timeout.
+    if let Ok(idle) = Duration::from_secs(20).try_into() {
+        t.max_idle_timeout(Some(idle));
+    }
+    if client {
+        t.keep_alive_interval(Some(Duration::from_secs(5)));
+    }
+    t
+}
+
+/// A cluster CA generated in memory (for `aerolith dev`, tests, and `aerolith certs`).
+pub struct DevCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// A certificate and key issued by a [`DevCa`], in PEM.
+#[derive(Debug, Clone)]
+pub struct IssuedPem {
+    /// The certificate.
+    pub cert_pem: String,
+    /// The private key (PKCS#8).
+    pub key_pem: String,
+}
+
+impl DevCa {
+    /// Generates a new CA key and self-signed certificate.
+    pub fn generate() -> Result<DevCa> {
+        let mut params =
+            CertificateParams::new(Vec::<String>::new()).map_err(|e| tls_err("CA params", e))?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "AerolithDB cluster CA");
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = KeyPair::generate().map_err(|e| tls_err("CA key", e))?;
+        let issuer = CertifiedIssuer::self_signed(params, key).map_err(|e| tls_err("CA", e))?;
+        Ok(DevCa { issuer })
+    }
+
+    /// The CA certificate in PEM.
+    pub fn ca_pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// Signs a fresh key for one process (`name` goes in the subject).
+    fn sign(&self, name: &str) -> Result<(rcgen::Certificate, KeyPair)> {
+        let mut params = CertificateParams::new(vec![
+            CLUSTER_SERVER_NAME.to_string(),
+            "localhost".to_string(),
+        ])
+        .map_err(|e| tls_err("certificate params", e))?;
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = KeyPair::generate().map_err(|e| tls_err("key", e))?;
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(|e| tls_err("signing", e))?;
+        Ok((cert, key))
+    }
+
+    /// Issues a certificate for one process, in PEM (for files).
+    pub fn issue_pem(&self, name: &str) -> Result<IssuedPem> {
+        let (cert, key) = self.sign(name)?;
+        Ok(IssuedPem {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Issues a certificate for one process as ready-to-use material.
+    pub fn issue(&self, name: &str) -> Result<TlsMaterial> {
+        let (cert, key) = self.sign(name)?;
+        Ok(TlsMaterial {
+            ca: self.issuer.der().clone(),
+            chain: vec![cert.der().clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        })
+    }
+}

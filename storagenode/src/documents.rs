@@ -1,0 +1,323 @@
+//! Document reads and local writes: preconditions, version vectors, per-field stamps, and
+//! listing in id order across shards.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use prost::Message;
+use rocksdb::{DBRawIteratorWithThreadMode, ReadOptions, DB};
+use serde_json::{Map, Value};
+
+use aerolith_common::json::{decode_stored, encode_object, parse_object, parse_value};
+use aerolith_common::name::{validate_collection, validate_doc_id};
+use aerolith_common::patch::{self, PatchKind};
+use aerolith_common::version::VersionVector;
+use aerolith_common::{Error, ErrorCode, Result, pb};
+
+use crate::collections::visible;
+use crate::engine::db_err;
+use crate::keys::{CF_DOCS, doc_key, doc_prefix, doc_prefix_end};
+use crate::store::{RECORD_FORMAT, Store};
+
+/// Most records one list call examines (tombstones included) before answering a short page.
+const LIST_SCAN_BUDGET: usize = 20_000;
+
+/// Which fields a local write stamps (for `field_merge` collections).
+enum Stamping<'a> {
+    /// PUT: every field of the new body; dropped fields become field tombstones.
+    Put(&'a Map<String, Value>),
+    /// PATCH: only fields whose value changed, appeared or disappeared.
+    Patch(&'a Map<String, Value>, &'a Map<String, Value>),
+    /// DELETE: every field becomes a field tombstone.
+    Delete,
+}
+
+fn keys(collection: &str, id: &str) -> Result<()> {
+    validate_collection(collection)?;
+    validate_doc_id(id)
+}
+
+fn precondition_failed(message: String) -> Error {
+    Error::new(ErrorCode::PreconditionFailed, message)
+}
+
+/// Checks `If-Match` / `If-None-Match` against the live record (`None` when absent or deleted).
+fn check_precondition(live: Option<&pb::DocRecord>, pre: Option<&pb::Precondition>) -> Result<()> {
+    let Some(pre) = pre else { return Ok(()) };
+    if pre.if_none_match_any && live.is_some() {
+        return Err(Error::new(ErrorCode::AlreadyExists, "the document already exists"));
+    }
+    if pre.if_match_any && live.is_none() {
+        return Err(precondition_failed("If-Match: the document does not exist".into()));
+    }
+    if !pre.if_match.is_empty() {
+        let Some(rec) = live else {
+            return Err(precondition_failed("If-Match: the document does not exist".into()));
+        };
+        let current = VersionVector::from_proto(rec.vv.as_ref());
+        let matches = VersionVector::parse(&pre.if_match).is_ok_and(|want| want == current);
+        if !matches {
+            return Err(precondition_failed(format!(
+                "If-Match: version {} is not current (current is {current})",
+                pre.if_match
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Reads a record of the collection's current incarnation (tombstones included).
+    fn read_record(&self, shard: u16, collection: &str, id: &str) -> Result<Option<pb::DocRecord>> {
+        let Some(bytes) = self.engine.get(CF_DOCS, &doc_key(shard, collection, id))? else {
+            return Ok(None);
+        };
+        let rec = pb::DocRecord::decode(&*bytes)
+            .map_err(|e| Error::internal(format!("corrupt record {collection}/{id}: {e}")))?;
+        Ok(visible(self.collection_meta(collection).as_ref(), &rec).then_some(rec))
+    }
+
+    /// Builds the record of a local write on top of `current`.
+    fn local_version(
+        &self,
+        current: Option<&pb::DocRecord>,
+        meta: &pb::CollectionMeta,
+        body: Option<Vec<u8>>,
+        stamping: Stamping<'_>,
+    ) -> pb::DocRecord {
+        let mut vv = VersionVector::from_proto(current.and_then(|c| c.vv.as_ref()));
+        vv.increment(&self.actor);
+        let hlc = self.hlc.now();
+        let field_stamps = if meta.strategy == pb::ConflictStrategy::FieldMerge as i32 {
+            self.stamp_fields(current.map(|c| c.field_stamps.as_slice()).unwrap_or_default(), hlc, stamping)
+        } else {
+            Vec::new()
+        };
+        pb::DocRecord {
+            format: RECORD_FORMAT,
+            incarnation: meta.incarnation,
+            vv: Some(vv.to_proto()),
+            hlc,
+            origin: self.dc.clone(),
+            tombstone: body.is_none(),
+            body: body.unwrap_or_default(),
+            siblings: Vec::new(),
+            field_stamps,
+        }
+    }
+
+    fn stamp_fields(&self, old: &[pb::FieldStamp], hlc: u64, stamping: Stamping<'_>) -> Vec<pb::FieldStamp> {
+        let stamp = |field: &str, deleted: bool| pb::FieldStamp {
+            field: field.to_string(),
+            hlc,
+            dc: self.dc.clone(),
+            deleted,
+        };
+        let mut out: Vec<pb::FieldStamp> = Vec::new();
+        match stamping {
+            Stamping::Put(body) => {
+                out.extend(body.keys().map(|k| stamp(k, false)));
+                out.extend(old.iter().filter(|s| !body.contains_key(&s.field)).map(|s| stamp(&s.field, true)));
+            }
+            Stamping::Patch(before, after) => {
+                for s in old {
+                    if !after.contains_key(&s.field) && !before.contains_key(&s.field) {
+                        out.push(s.clone());
+                    }
+                }
+                for (k, v) in after {
+                    if before.get(k) == Some(v) {
+                        if let Some(s) = old.iter().find(|s| &s.field == k) {
+                            out.push(s.clone());
+                        } else {
+                            out.push(stamp(k, false));
+                        }
+                    } else {
+                        out.push(stamp(k, false));
+                    }
+                }
+                out.extend(before.keys().filter(|k| !after.contains_key(*k)).map(|k| stamp(k, true)));
+            }
+            Stamping::Delete => out.extend(old.iter().map(|s| stamp(&s.field, true))),
+        }
+        out.sort_by(|a, b| a.field.cmp(&b.field));
+        out
+    }
+
+    /// Reads one document's record.
+    pub fn get(&self, req: &pb::GetRequest) -> Result<pb::DocResponse> {
+        keys(&req.collection, &req.id)?;
+        let shard = self.check_shard(req.shard)?;
+        Ok(pb::DocResponse {
+            record: self.read_record(shard, &req.collection, &req.id)?,
+            created: false,
+        })
+    }
+
+    /// Creates or replaces a document.
+    pub fn put(&self, req: &pb::PutRequest) -> Result<pb::DocResponse> {
+        keys(&req.collection, &req.id)?;
+        let shard = self.check_shard(req.shard)?;
+        let body = parse_object(&req.body, self.limits)?;
+        let bytes = encode_object(&body, self.limits)?;
+        let mut st = self.lock_shard(shard);
+        let meta = self.collection_for_write(&req.collection)?;
+        let current = self.read_record(shard, &req.collection, &req.id)?;
+        let live = current.as_ref().filter(|r| !r.tombstone);
+        check_precondition(live, req.precondition.as_ref())?;
+        let created = live.is_none();
+        let record = self.local_version(current.as_ref(), &meta, Some(bytes), Stamping::Put(&body));
+        self.commit(&mut st, shard, &req.collection, &req.id, &record)?;
+        Ok(pb::DocResponse {
+            record: Some(record),
+            created,
+        })
+    }
+
+    /// Applies a merge patch or JSON Patch to an existing document.
+    pub fn patch(&self, req: &pb::PatchRequest) -> Result<pb::DocResponse> {
+        keys(&req.collection, &req.id)?;
+        let shard = self.check_shard(req.shard)?;
+        let kind = match pb::PatchKind::try_from(req.kind) {
+            Ok(pb::PatchKind::Merge) => PatchKind::Merge,
+            Ok(pb::PatchKind::JsonPatch) => PatchKind::JsonPatch,
+            _ => return Err(Error::invalid("unknown patch kind")),
+        };
+        let patch_doc = parse_value(&req.patch, self.limits.max_depth + 2)?;
+        let mut st = self.lock_shard(shard);
+        let current = self.read_record(shard, &req.collection, &req.id)?;
+        let Some(live) = current.as_ref().filter(|r| !r.tombstone) else {
+            return Err(Error::not_found(format!("document {}/{} not found", req.collection, req.id)));
+        };
+        check_precondition(Some(live), req.precondition.as_ref())?;
+        let before = decode_stored(&live.body)?;
+        let after = patch::apply(kind, &before, &patch_doc)?;
+        let bytes = encode_object(&after, self.limits)?;
+        let meta = self.collection_for_write(&req.collection)?;
+        let record = self.local_version(current.as_ref(), &meta, Some(bytes), Stamping::Patch(&before, &after));
+        self.commit(&mut st, shard, &req.collection, &req.id, &record)?;
+        Ok(pb::DocResponse {
+            record: Some(record),
+            created: false,
+        })
+    }
+
+    /// Deletes a document, leaving a tombstone.
+    pub fn delete(&self, req: &pb::DeleteRequest) -> Result<pb::DocResponse> {
+        keys(&req.collection, &req.id)?;
+        let shard = self.check_shard(req.shard)?;
+        let mut st = self.lock_shard(shard);
+        let current = self.read_record(shard, &req.collection, &req.id)?;
+        let Some(live) = current.as_ref().filter(|r| !r.tombstone) else {
+            return Err(Error::not_found(format!("document {}/{} not found", req.collection, req.id)));
+        };
+        check_precondition(Some(live), req.precondition.as_ref())?;
+        let meta = self.collection_for_write(&req.collection)?;
+        let record = self.local_version(current.as_ref(), &meta, None, Stamping::Delete);
+        self.commit(&mut st, shard, &req.collection, &req.id, &record)?;
+        Ok(pb::DocResponse {
+            record: Some(record),
+            created: false,
+        })
+    }
+
+    /// Lists live documents in id order over the requested shards (a k-way merge of one
+    /// iterator per shard), stopping at `limit`, `max_bytes` or the scan budget.
+    pub fn list(&self, req: &pb::ListRequest) -> Result<pb::ListResponse> {
+        validate_collection(&req.collection)?;
+        if !req.after.is_empty() {
+            validate_doc_id(&req.after)?;
+        }
+        let limit = req.limit.clamp(1, 10_000) as usize;
+        let meta = self.collection_meta(&req.collection);
+        let docs_cf = self.engine.cf(CF_DOCS)?;
+        let mut iters: Vec<(usize, DBRawIteratorWithThreadMode<'_, DB>)> = Vec::new();
+        let mut heap = BinaryHeap::new();
+        for s in &req.shards {
+            let shard = self.check_shard(*s)?;
+            let prefix = doc_prefix(shard, &req.collection);
+            let mut ro = ReadOptions::default();
+            ro.set_iterate_upper_bound(doc_prefix_end(shard, &req.collection));
+            let mut it = self.engine.db().raw_iterator_cf_opt(docs_cf, ro);
+            let start = doc_key(shard, &req.collection, &req.after);
+            it.seek(&start);
+            if it.valid() && it.key() == Some(start.as_slice()) && !req.after.is_empty() {
+                it.next();
+            }
+            let idx = iters.len();
+            if let Some(k) = it.key() {
+                heap.push(Reverse((k[prefix.len()..].to_vec(), idx)));
+            }
+            it.status().map_err(db_err)?;
+            iters.push((prefix.len(), it));
+        }
+
+        let mut out = pb::ListResponse::default();
+        let mut bytes = 0u64;
+        let mut scanned = 0usize;
+        let mut last = Vec::new();
+        while let Some(Reverse((id, idx))) = heap.pop() {
+            let (plen, it) = &mut iters[idx];
+            let value = it.value().map(<[u8]>::to_vec).unwrap_or_default();
+            it.next();
+            it.status().map_err(db_err)?;
+            if let Some(k) = it.key() {
+                heap.push(Reverse((k[*plen..].to_vec(), idx)));
+            }
+            scanned += 1;
+            let rec = pb::DocRecord::decode(&*value)
+                .map_err(|e| Error::internal(format!("corrupt record in {}: {e}", req.collection)))?;
+            let id = String::from_utf8(id).map_err(|e| Error::internal(format!("corrupt key: {e}")))?;
+            if !rec.tombstone && visible(meta.as_ref(), &rec) {
+                bytes += rec.body.len() as u64;
+                out.docs.push(pb::StoredDoc {
+                    collection: req.collection.clone(),
+                    id: id.clone(),
+                    record: Some(rec),
+                });
+            }
+            last = id.into_bytes();
+            let full = out.docs.len() >= limit || (req.max_bytes > 0 && bytes >= req.max_bytes);
+            if full || scanned >= LIST_SCAN_BUDGET {
+                break;
+            }
+        }
+        out.done = heap.is_empty();
+        if !out.done {
+            out.scanned_through = String::from_utf8(last).unwrap_or_default();
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(vv: &str) -> pb::DocRecord {
+        pb::DocRecord {
+            vv: Some(VersionVector::parse(vv).unwrap().to_proto()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn preconditions() {
+        let live = rec("dc1@1:2");
+        let pre = |m: &str, any: bool, none: bool| pb::Precondition {
+            if_match: m.into(),
+            if_match_any: any,
+            if_none_match_any: none,
+        };
+        assert!(check_precondition(Some(&live), None).is_ok());
+        assert!(check_precondition(Some(&live), Some(&pre("dc1@1:2", false, false))).is_ok());
+        let code = |r: Result<()>| r.unwrap_err().code;
+        assert_eq!(code(check_precondition(Some(&live), Some(&pre("dc1@1:1", false, false)))), ErrorCode::PreconditionFailed);
+        assert_eq!(code(check_precondition(Some(&live), Some(&pre("garbage", false, false)))), ErrorCode::PreconditionFailed);
+        assert_eq!(code(check_precondition(None, Some(&pre("dc1@1:2", false, false)))), ErrorCode::PreconditionFailed);
+        assert_eq!(code(check_precondition(None, Some(&pre("", true, false)))), ErrorCode::PreconditionFailed);
+        assert!(check_precondition(Some(&live), Some(&pre("", true, false))).is_ok());
+        assert_eq!(code(check_precondition(Some(&live), Some(&pre("", false, true)))), ErrorCode::AlreadyExists);
+        assert!(check_precondition(None, Some(&pre("", false, true))).is_ok());
+    }
+}

@@ -1,0 +1,88 @@
+//! Opening RocksDB with AerolithDB's column families and tuning.
+
+use std::path::Path;
+
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, Options};
+
+use aerolith_common::{Error, Result};
+
+use crate::keys::{CF_CHANGES, CF_DOCS, CF_META};
+
+/// How much memory RocksDB may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MemoryProfile {
+    /// Small memtables and cache: several nodes share one small machine (dev, tests).
+    Small,
+    /// Production sizes.
+    Standard,
+}
+
+/// An open RocksDB store.
+pub struct Engine {
+    db: DB,
+}
+
+/// Maps a RocksDB error to `internal` (logged, never shown to clients).
+pub fn db_err(e: rocksdb::Error) -> Error {
+    Error::internal(format!("rocksdb: {e}"))
+}
+
+impl Engine {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path, profile: MemoryProfile) -> Result<Engine> {
+        let (memtable, cache_bytes) = match profile {
+            MemoryProfile::Small => (4 << 20, 8 << 20),
+            MemoryProfile::Standard => (64 << 20, 256 << 20),
+        };
+        let cache = Cache::new_lru_cache(cache_bytes);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_bloom_filter(10.0, false);
+
+        let mut cf_opts = Options::default();
+        cf_opts.set_write_buffer_size(memtable);
+        cf_opts.set_max_write_buffer_number(2);
+        cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        cf_opts.set_block_based_table_factory(&table);
+
+        let mut db_opts = cf_opts.clone();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_keep_log_file_num(3);
+        db_opts.set_max_total_wal_size(4 * memtable as u64);
+
+        let cfs = [CF_DOCS, CF_CHANGES, CF_META]
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, cf_opts.clone()));
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs)
+            .map_err(|e| Error::unavailable(format!("cannot open store {}: {e}", path.display())))?;
+        Ok(Engine { db })
+    }
+
+    /// The underlying database.
+    pub fn db(&self) -> &DB {
+        &self.db
+    }
+
+    /// A column family handle (all three are created at open).
+    pub fn cf(&self, name: &str) -> Result<&ColumnFamily> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| Error::internal(format!("missing column family {name}")))
+    }
+
+    /// Reads a key.
+    pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.db.get_cf(self.cf(cf)?, key).map_err(db_err)
+    }
+
+    /// Flushes memtables and syncs the WAL, for a clean shutdown.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush_wal(true).map_err(db_err)?;
+        for cf in [CF_DOCS, CF_CHANGES, CF_META] {
+            self.db.flush_cf(self.cf(cf)?).map_err(db_err)?;
+        }
+        Ok(())
+    }
+}

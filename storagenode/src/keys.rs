@@ -1,0 +1,89 @@
+//! Key layouts of the RocksDB column families (DESIGN.md "Storage node").
+
+/// Column family of document records.
+pub const CF_DOCS: &str = "docs";
+/// Column family of the per-shard change logs.
+pub const CF_CHANGES: &str = "changes";
+/// Column family of counters, identity and collection settings.
+pub const CF_META: &str = "meta";
+
+/// `shard u16 BE | collection | 0x00`: the prefix of a collection's documents in one shard.
+pub fn doc_prefix(shard: u16, collection: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + collection.len());
+    k.extend_from_slice(&shard.to_be_bytes());
+    k.extend_from_slice(collection.as_bytes());
+    k.push(0);
+    k
+}
+
+/// The first key past every document of `collection` in `shard`.
+pub fn doc_prefix_end(shard: u16, collection: &str) -> Vec<u8> {
+    let mut k = doc_prefix(shard, collection);
+    if let Some(last) = k.last_mut() {
+        *last = 1;
+    }
+    k
+}
+
+/// `shard | collection | 0x00 | id`: one document's record.
+pub fn doc_key(shard: u16, collection: &str, id: &str) -> Vec<u8> {
+    let mut k = doc_prefix(shard, collection);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// `shard | seq u64 BE`: one change-log entry.
+pub fn change_key(shard: u16, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(10);
+    k.extend_from_slice(&shard.to_be_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Meta key of a shard's last change-log sequence number.
+pub fn meta_seq(shard: u16) -> Vec<u8> {
+    let mut k = b"seq/".to_vec();
+    k.extend_from_slice(&shard.to_be_bytes());
+    k
+}
+
+/// Meta key of a shard's change-log epoch.
+pub fn meta_log_epoch(shard: u16) -> Vec<u8> {
+    let mut k = b"logepoch/".to_vec();
+    k.extend_from_slice(&shard.to_be_bytes());
+    k
+}
+
+/// Meta key prefix of collection settings.
+pub const META_COLLECTION_PREFIX: &[u8] = b"coll/";
+
+/// Meta key of one collection's settings.
+pub fn meta_collection(name: &str) -> Vec<u8> {
+    let mut k = META_COLLECTION_PREFIX.to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// Meta key of the node's identity (`dc/node`), checked at every open.
+pub const META_IDENTITY: &[u8] = b"identity";
+/// Meta key of the node's actor epoch.
+pub const META_EPOCH: &[u8] = b"epoch";
+/// Meta key present while a store runs with relaxed durability and was not closed cleanly.
+pub const META_DIRTY: &[u8] = b"dirty";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doc_keys_sort_by_id_within_a_collection() {
+        let a = doc_key(3, "users", "a");
+        let b = doc_key(3, "users", "b");
+        assert!(a < b);
+        assert!(doc_prefix(3, "users") < a);
+        assert!(b < doc_prefix_end(3, "users"));
+        // A collection whose name extends another's does not interleave with it.
+        assert!(doc_key(3, "users2", "a") > doc_prefix_end(3, "users"));
+        assert!(change_key(1, 2) < change_key(1, 256));
+    }
+}

@@ -1,0 +1,14 @@
+//! AerolithDB storage node: a RocksDB store of document records and per-shard change logs,
+//! served over the internal QUIC RPC. Only this crate touches RocksDB.
+
+pub mod collections;
+pub mod documents;
+pub mod engine;
+pub mod keys;
+pub mod node;
+pub mod service;
+pub mod store;
+
+pub use engine::MemoryProfile;
+pub use node::{NodeOptions, StorageNode};
+pub use store::{Durability, Store, StoreConfig};

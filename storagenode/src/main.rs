@@ -1,0 +1,100 @@
+//! `aerolith-storagenode`: one storage node of a cluster described by `cluster.toml`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+use aerolith_common::json::Limits;
+use aerolith_common::rpc::TlsMaterial;
+use aerolith_common::topology::ClusterConfig;
+use aerolith_storagenode::{Durability, MemoryProfile, NodeOptions, StorageNode};
+
+/// Runs one AerolithDB storage node.
+#[derive(Debug, Parser)]
+#[command(name = "aerolith-storagenode", version)]
+struct Args {
+    /// Path of cluster.toml (must have a [tls] section naming this node's certificate).
+    #[arg(long, env = "AEROLITH_CONFIG")]
+    config: PathBuf,
+    /// This node's DC id.
+    #[arg(long, env = "AEROLITH_DC")]
+    dc: String,
+    /// This node's id within its DC.
+    #[arg(long, env = "AEROLITH_NODE")]
+    node: String,
+    /// Directory of the node's RocksDB store.
+    #[arg(long, env = "AEROLITH_DATA_DIR")]
+    data_dir: PathBuf,
+    /// UDP address to bind (default: the node's `rpc` address from cluster.toml).
+    #[arg(long, env = "AEROLITH_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// `durable` acknowledges a write once the WAL is synced; `relaxed` skips the sync.
+    #[arg(long, value_enum, default_value = "durable")]
+    durability: Durability,
+    /// RocksDB memory sizing.
+    #[arg(long, value_enum, default_value = "standard")]
+    memory: MemoryProfile,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let cluster = ClusterConfig::load(&args.config)?;
+    let dc = cluster.dc(&args.dc)?;
+    let me = dc.node(&args.node)?;
+    let listen = match args.listen {
+        Some(a) => a,
+        None => me
+            .rpc
+            .parse()
+            .with_context(|| format!("rpc address {:?} is not IP:port; pass --listen", me.rpc))?,
+    };
+    let Some(files) = &cluster.tls else {
+        bail!("cluster.toml has no [tls] section; a storage node needs its certificate (aerolith dev generates them)");
+    };
+    let tls = TlsMaterial::from_files(files)?;
+    let node = StorageNode::start(NodeOptions {
+        data_dir: args.data_dir,
+        dc: args.dc,
+        node: args.node,
+        shards: cluster.shards,
+        listen,
+        durability: args.durability,
+        memory: args.memory,
+        limits: Limits::default(),
+        tls,
+    })
+    .await?;
+    println!("aerolith-storagenode listening on {}", node.addr());
+    shutdown_signal().await;
+    node.shutdown().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

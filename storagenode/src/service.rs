@@ -1,0 +1,68 @@
+//! The storage node's RPC service: decodes a request, runs it on the blocking pool (RocksDB
+//! calls block), and encodes the answer.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use aerolith_common::rpc::{Handler, error_response};
+use aerolith_common::{Error, Result, pb};
+use pb::request::Body as Req;
+use pb::response::Body as Resp;
+
+use crate::store::Store;
+
+/// Serves one store over the internal RPC.
+pub struct NodeService {
+    store: Arc<Store>,
+    node: String,
+}
+
+impl NodeService {
+    /// A service for `store`, answering pings as `node`.
+    pub fn new(store: Arc<Store>, node: String) -> Self {
+        NodeService { store, node }
+    }
+}
+
+/// Runs one request against the store.
+fn dispatch(store: &Store, body: Req) -> Result<Resp> {
+    Ok(match body {
+        Req::Get(r) => Resp::Doc(store.get(&r)?),
+        Req::Put(r) => Resp::Doc(store.put(&r)?),
+        Req::Patch(r) => Resp::Doc(store.patch(&r)?),
+        Req::Delete(r) => Resp::Doc(store.delete(&r)?),
+        Req::List(r) => Resp::List(store.list(&r)?),
+        Req::PutCollection(r) => Resp::PutCollection(store.put_collection(&r)?),
+        Req::GetCollection(r) => match store.collection_meta(&r.name) {
+            Some(m) => Resp::Collection(m),
+            None => return Err(Error::not_found(format!("collection {} not found", r.name))),
+        },
+        Req::ListCollections(_) => Resp::Collections(pb::ListCollectionsResponse {
+            collections: store.list_collections(),
+        }),
+        Req::DeleteCollection(r) => Resp::Collection(store.delete_collection(&r)?),
+        Req::Ping(_) => Resp::Empty(pb::Empty {}),
+    })
+}
+
+impl Handler for NodeService {
+    fn handle(&self, req: pb::Request) -> impl Future<Output = pb::Response> + Send {
+        let store = self.store.clone();
+        let pong = pb::PingResponse {
+            dc: store.actor.dc.clone(),
+            node: self.node.clone(),
+        };
+        async move {
+            let body = match req.body {
+                None => return error_response(&Error::invalid("empty request")),
+                Some(Req::Ping(_)) => Resp::Pong(pong),
+                Some(body) => match tokio::task::spawn_blocking(move || dispatch(&store, body)).await {
+                    Ok(Ok(b)) => b,
+                    Ok(Err(e)) => return error_response(&e),
+                    Err(e) => return error_response(&Error::internal(format!("storage task failed: {e}"))),
+                },
+            };
+            pb::Response { body: Some(body) }
+        }
+    }
+}

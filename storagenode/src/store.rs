@@ -1,0 +1,248 @@
+//! The store: one RocksDB instance holding this node's shards, its identity, actor epoch,
+//! clock and per-shard write serialisation.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use prost::Message;
+use rocksdb::{WriteBatch, WriteOptions};
+
+use aerolith_common::hlc::Hlc;
+use aerolith_common::json::Limits;
+use aerolith_common::version::Actor;
+use aerolith_common::{Error, Result, pb};
+
+use crate::engine::{Engine, MemoryProfile, db_err};
+use crate::keys::*;
+
+/// Format version of [`pb::DocRecord`] written by this code.
+pub const RECORD_FORMAT: u32 = 1;
+
+/// When a write is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// After the WAL is synced to disk (the default).
+    Durable,
+    /// After the write reaches the OS; a crash may lose recent writes (the node then takes a
+    /// new actor epoch at restart).
+    Relaxed,
+}
+
+/// What a store needs to open.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Directory of the RocksDB instance.
+    pub path: PathBuf,
+    /// This node's DC.
+    pub dc: String,
+    /// This node's id within its DC.
+    pub node: String,
+    /// Number of virtual shards of the cluster.
+    pub shards: u16,
+    /// Acknowledgement rule for writes.
+    pub durability: Durability,
+    /// RocksDB memory sizing.
+    pub memory: MemoryProfile,
+    /// Document body limits.
+    pub limits: Limits,
+}
+
+/// Per-shard state, guarded by the shard's lock: holding it serialises the shard's writes,
+/// so read-modify-write is atomic and change-log sequence numbers are gap-free.
+pub(crate) struct ShardState {
+    pub(crate) seq: u64,
+    pub(crate) log_epoch: u64,
+}
+
+/// One storage node's store.
+pub struct Store {
+    pub(crate) engine: Engine,
+    pub(crate) dc: String,
+    pub(crate) actor: Actor,
+    pub(crate) hlc: Hlc,
+    pub(crate) limits: Limits,
+    shards: Vec<Mutex<ShardState>>,
+    sync: bool,
+    pub(crate) collections: Mutex<HashMap<String, pb::CollectionMeta>>,
+}
+
+impl Store {
+    /// Opens the store, checking it belongs to this node and choosing the actor epoch.
+    pub fn open(cfg: &StoreConfig) -> Result<Store> {
+        std::fs::create_dir_all(&cfg.path).map_err(|e| {
+            Error::unavailable(format!("cannot create {}: {e}", cfg.path.display()))
+        })?;
+        let engine = Engine::open(&cfg.path, cfg.memory)?;
+        let identity = format!("{}/{}", cfg.dc, cfg.node);
+        let mut batch = WriteBatch::default();
+        let meta = engine.cf(CF_META)?;
+
+        let epoch = match engine.get(CF_META, META_IDENTITY)? {
+            None => {
+                batch.put_cf(meta, META_IDENTITY, identity.as_bytes());
+                1
+            }
+            Some(found) if found == identity.as_bytes() => {
+                let stored = engine
+                    .get(CF_META, META_EPOCH)?
+                    .and_then(|b| b.try_into().ok().map(u32::from_be_bytes))
+                    .unwrap_or(1);
+                if engine.get(CF_META, META_DIRTY)?.is_some() {
+                    // Relaxed durability and no clean shutdown: recent writes may be lost, so
+                    // this store's counters can no longer be trusted under the old epoch.
+                    tracing::warn!(%identity, "store was not closed cleanly under relaxed durability; starting a new actor epoch");
+                    stored + 1
+                } else {
+                    stored
+                }
+            }
+            Some(found) => {
+                return Err(Error::invalid(format!(
+                    "store {} belongs to {}, not {identity}",
+                    cfg.path.display(),
+                    String::from_utf8_lossy(&found)
+                )));
+            }
+        };
+        batch.put_cf(meta, META_EPOCH, epoch.to_be_bytes());
+        let sync = cfg.durability == Durability::Durable;
+        if sync {
+            batch.delete_cf(meta, META_DIRTY);
+        } else {
+            batch.put_cf(meta, META_DIRTY, b"1");
+        }
+
+        let mut shards = Vec::with_capacity(cfg.shards as usize);
+        for s in 0..cfg.shards {
+            let seq = engine
+                .get(CF_META, &meta_seq(s))?
+                .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
+                .unwrap_or(0);
+            let log_epoch = match engine
+                .get(CF_META, &meta_log_epoch(s))?
+                .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
+            {
+                Some(e) => e,
+                None => {
+                    let e = rand::random::<u32>() as u64 + 1;
+                    batch.put_cf(meta, meta_log_epoch(s), e.to_be_bytes());
+                    e
+                }
+            };
+            shards.push(Mutex::new(ShardState { seq, log_epoch }));
+        }
+
+        let mut collections = HashMap::new();
+        for item in engine
+            .db()
+            .prefix_iterator_cf(meta, META_COLLECTION_PREFIX)
+        {
+            let (k, v) = item.map_err(db_err)?;
+            if !k.starts_with(META_COLLECTION_PREFIX) {
+                break;
+            }
+            let m = pb::CollectionMeta::decode(&*v)
+                .map_err(|e| Error::internal(format!("corrupt collection settings: {e}")))?;
+            collections.insert(m.name.clone(), m);
+        }
+
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        engine.db().write_opt(batch, &wo).map_err(db_err)?;
+        tracing::info!(%identity, epoch, path = %cfg.path.display(), "store open");
+        Ok(Store {
+            engine,
+            dc: cfg.dc.clone(),
+            actor: Actor {
+                dc: cfg.dc.clone(),
+                epoch,
+            },
+            hlc: Hlc::new(),
+            limits: cfg.limits,
+            shards,
+            sync,
+            collections: Mutex::new(collections),
+        })
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> u16 {
+        self.shards.len() as u16
+    }
+
+    /// Checks a shard number from a request.
+    pub(crate) fn check_shard(&self, shard: u32) -> Result<u16> {
+        if (shard as usize) < self.shards.len() {
+            Ok(shard as u16)
+        } else {
+            Err(Error::invalid(format!("shard {shard} out of range")))
+        }
+    }
+
+    /// Takes a shard's write lock.
+    pub(crate) fn lock_shard(&self, shard: u16) -> MutexGuard<'_, ShardState> {
+        self.shards[shard as usize]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Write options for acknowledged writes.
+    pub(crate) fn write_options(&self) -> WriteOptions {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.sync);
+        wo
+    }
+
+    /// Writes a document record, its change-log entry and the shard's counter in one batch.
+    pub(crate) fn commit(
+        &self,
+        st: &mut ShardState,
+        shard: u16,
+        collection: &str,
+        id: &str,
+        record: &pb::DocRecord,
+    ) -> Result<()> {
+        let seq = st.seq + 1;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.engine.cf(CF_DOCS)?,
+            doc_key(shard, collection, id),
+            record.encode_to_vec(),
+        );
+        let event = pb::ChangeEvent {
+            collection: collection.to_string(),
+            id: id.to_string(),
+            record: Some(record.clone()),
+        };
+        batch.put_cf(
+            self.engine.cf(CF_CHANGES)?,
+            change_key(shard, seq),
+            event.encode_to_vec(),
+        );
+        batch.put_cf(self.engine.cf(CF_META)?, meta_seq(shard), seq.to_be_bytes());
+        self.engine
+            .db()
+            .write_opt(batch, &self.write_options())
+            .map_err(db_err)?;
+        st.seq = seq;
+        Ok(())
+    }
+
+    /// The position of a shard's change-log head: `(epoch, seq)`.
+    pub fn log_head(&self, shard: u16) -> (u64, u64) {
+        let st = self.lock_shard(shard);
+        (st.log_epoch, st.seq)
+    }
+
+    /// Flushes everything and marks a clean shutdown.
+    pub fn close(&self) -> Result<()> {
+        self.engine.flush()?;
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.engine
+            .db()
+            .delete_cf_opt(self.engine.cf(CF_META)?, META_DIRTY, &wo)
+            .map_err(db_err)
+    }
+}
