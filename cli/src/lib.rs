@@ -1,1 +1,3 @@
-//! placeholder
+//! The `aerolith` command: `aerolith dev` runs a whole cluster in one process.
+
+pub mod dev;

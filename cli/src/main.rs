@@ -1,1 +1,87 @@
-fn main() {}
+//! `aerolith`: the developer cluster and (later) client commands.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use aerolith_cli::dev::{DevCluster, DevOptions};
+use aerolith_storagenode::Durability;
+
+/// AerolithDB command-line tool.
+#[derive(Debug, Parser)]
+#[command(name = "aerolith", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a whole cluster in this process on loopback (storage nodes, gateways).
+    Dev {
+        /// Data directory, kept across restarts.
+        #[arg(long, default_value = "./aerolith-data")]
+        data_dir: PathBuf,
+        /// Number of datacenters (only 1 until cross-DC replication lands).
+        #[arg(long, default_value_t = 1)]
+        dcs: usize,
+        /// Storage nodes per datacenter.
+        #[arg(long, default_value_t = 3)]
+        nodes_per_dc: usize,
+        /// Moves every default port (REST 8080, gRPC 50051, admin 9090) by P - 8080.
+        #[arg(long, default_value_t = 8080)]
+        port_base: u16,
+        /// `durable` acknowledges writes once the WAL is synced; `relaxed` skips the sync.
+        #[arg(long, value_enum, default_value = "durable")]
+        durability: Durability,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Dev {
+            data_dir,
+            dcs,
+            nodes_per_dc,
+            port_base,
+            durability,
+        } => run_dev(DevOptions {
+            data_dir,
+            dcs,
+            nodes_per_dc,
+            port_base: Some(port_base),
+            durability,
+        })
+        .await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aerolith: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+async fn run_dev(opts: DevOptions) -> anyhow::Result<()> {
+    let data_dir = opts.data_dir.clone();
+    let cluster = DevCluster::start(opts).await?;
+    tracing::warn!("no auth tokens configured: authentication is off (dev mode, loopback only)");
+    println!("AerolithDB dev cluster ready (data in {})", data_dir.display());
+    for dc in &cluster.endpoints().dcs {
+        println!("  {}: REST http://{}", dc.id, dc.http);
+    }
+    println!("endpoints written to {}", data_dir.join("endpoints.json").display());
+    println!("Ctrl-C to stop.");
+    aerolith_common::signal::shutdown_signal().await;
+    println!("shutting down");
+    cluster.shutdown().await
+}

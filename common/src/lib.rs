@@ -9,6 +9,8 @@ pub mod name;
 pub mod patch;
 pub mod rpc;
 pub mod shard;
+pub mod signal;
+pub mod strategy;
 pub mod time;
 pub mod topology;
 pub mod version;

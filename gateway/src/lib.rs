@@ -1,1 +1,10 @@
-//! placeholder
+//! AerolithDB gateway: stateless; speaks the public protocols to clients and the internal
+//! QUIC RPC to storage nodes. Protocol adapters (`rest`) only parse, call `ops` and render.
+
+pub mod metrics;
+pub mod ops;
+pub mod rest;
+pub mod router;
+pub mod server;
+
+pub use server::{Gateway, GatewayOptions};

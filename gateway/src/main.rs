@@ -1,1 +1,54 @@
-fn main() {}
+//! `aerolith-gateway`: the public REST endpoint of one DC.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::Parser;
+
+use aerolith_common::json::Limits;
+use aerolith_common::rpc::TlsMaterial;
+use aerolith_common::topology::ClusterConfig;
+use aerolith_gateway::{Gateway, GatewayOptions};
+
+/// Runs one AerolithDB gateway.
+#[derive(Debug, Parser)]
+#[command(name = "aerolith-gateway", version)]
+struct Args {
+    /// Path of cluster.toml (must have a [tls] section naming this gateway's certificate).
+    #[arg(long, env = "AEROLITH_CONFIG")]
+    config: PathBuf,
+    /// The DC this gateway serves.
+    #[arg(long, env = "AEROLITH_DC")]
+    dc: String,
+    /// TCP address of the REST server.
+    #[arg(long, env = "AEROLITH_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    http_listen: SocketAddr,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let cluster = ClusterConfig::load(&args.config)?;
+    let Some(files) = &cluster.tls else {
+        bail!("cluster.toml has no [tls] section; a gateway needs its certificate (aerolith dev generates them)");
+    };
+    let tls = TlsMaterial::from_files(files)?;
+    let gateway = Gateway::start(GatewayOptions {
+        cluster,
+        dc: args.dc,
+        http_listen: args.http_listen,
+        tls,
+        limits: Limits::default(),
+    })
+    .await?;
+    println!("aerolith-gateway listening on http://{}", gateway.http_addr());
+    aerolith_common::signal::shutdown_signal().await;
+    gateway.shutdown().await;
+    Ok(())
+}

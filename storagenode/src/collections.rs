@@ -5,21 +5,13 @@ use prost::Message;
 use rocksdb::WriteBatch;
 
 use aerolith_common::name::validate_collection;
+use aerolith_common::strategy::strategy_name;
 use aerolith_common::time::now_ms;
 use aerolith_common::{Error, Result, pb};
 
 use crate::engine::db_err;
 use crate::keys::{CF_DOCS, CF_META, doc_prefix, doc_prefix_end, meta_collection};
 use crate::store::Store;
-
-/// The strategy's name as API.md spells it.
-pub fn strategy_name(s: i32) -> &'static str {
-    match pb::ConflictStrategy::try_from(s) {
-        Ok(pb::ConflictStrategy::Siblings) => "siblings",
-        Ok(pb::ConflictStrategy::FieldMerge) => "field_merge",
-        _ => "lww",
-    }
-}
 
 impl Store {
     fn save_collection(&self, meta: &pb::CollectionMeta, batch: &mut WriteBatch) -> Result<()> {

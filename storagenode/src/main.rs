@@ -74,27 +74,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     println!("aerolith-storagenode listening on {}", node.addr());
-    shutdown_signal().await;
+    aerolith_common::signal::shutdown_signal().await;
     node.shutdown().await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

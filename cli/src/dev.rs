@@ -1,0 +1,242 @@
+//! `aerolith dev`: a whole cluster in one process on loopback. Each storage node still has its
+//! own RocksDB directory and the gateway reaches it over real QUIC with mutual TLS.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use aerolith_common::json::Limits;
+use aerolith_common::rpc::DevCa;
+use aerolith_common::shard::DEFAULT_SHARDS;
+use aerolith_common::topology::{ClusterConfig, DcConfig, NodeConfig};
+use aerolith_gateway::{Gateway, GatewayOptions};
+use aerolith_storagenode::{Durability, MemoryProfile, NodeOptions, StorageNode};
+
+/// Default REST port of the first DC.
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
+/// Default gRPC port of the first DC.
+pub const DEFAULT_GRPC_PORT: u16 = 50051;
+/// Default replicator admin port of the first DC.
+pub const DEFAULT_ADMIN_PORT: u16 = 9090;
+
+/// How to run the dev cluster.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    /// Where data lives (kept across restarts).
+    pub data_dir: PathBuf,
+    /// Number of DCs.
+    pub dcs: usize,
+    /// Storage nodes per DC.
+    pub nodes_per_dc: usize,
+    /// Moves every default port by `port_base - 8080`; `None` picks free ports (tests).
+    pub port_base: Option<u16>,
+    /// Write acknowledgement rule.
+    pub durability: Durability,
+}
+
+/// The topology a data directory was created with (`<data-dir>/topology.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Topology {
+    dcs: usize,
+    nodes_per_dc: usize,
+    shards: u16,
+}
+
+/// One DC's public endpoints, as written to `endpoints.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DcEndpoints {
+    /// DC id.
+    pub id: String,
+    /// REST / GraphQL / WebSocket address.
+    pub http: String,
+    /// gRPC address.
+    pub grpc: String,
+    /// Replicator admin address.
+    pub admin: String,
+}
+
+/// The content of `endpoints.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoints {
+    /// Every DC.
+    pub dcs: Vec<DcEndpoints>,
+}
+
+/// A running dev cluster.
+pub struct DevCluster {
+    nodes: Vec<StorageNode>,
+    gateways: Vec<Gateway>,
+    endpoints: Endpoints,
+}
+
+fn port(default: u16, dc: usize, base: Option<u16>) -> anyhow::Result<u16> {
+    let Some(base) = base else { return Ok(0) };
+    let p = default as i64 + dc as i64 + base as i64 - DEFAULT_HTTP_PORT as i64;
+    u16::try_from(p)
+        .ok()
+        .filter(|p| *p > 0)
+        .with_context(|| format!("--port-base {base} moves a port out of range ({p})"))
+}
+
+fn check_topology(data_dir: &Path, want: &Topology) -> anyhow::Result<()> {
+    let path = data_dir.join("topology.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let have: Topology = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is corrupt", path.display()))?;
+            if have != *want {
+                bail!(
+                    "{} was created with --dcs {} --nodes-per-dc {}; it cannot be restarted with --dcs {} --nodes-per-dc {} (use another --data-dir)",
+                    data_dir.display(),
+                    have.dcs,
+                    have.nodes_per_dc,
+                    want.dcs,
+                    want.nodes_per_dc
+                );
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            write_atomically(&path, &serde_json::to_vec_pretty(want)?)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Writes a file through a temporary file and a rename, so readers never see half of it.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))?;
+    Ok(())
+}
+
+impl DevCluster {
+    /// Starts every process of the cluster and writes `endpoints.json` once all are ready.
+    pub async fn start(opts: DevOptions) -> anyhow::Result<DevCluster> {
+        if opts.dcs == 0 {
+            bail!("--dcs must be at least 1");
+        }
+        if opts.dcs > 1 {
+            bail!(
+                "--dcs {} is not available yet: cross-DC replication has not landed, so the dev cluster runs one DC (use --dcs 1)",
+                opts.dcs
+            );
+        }
+        if opts.nodes_per_dc == 0 || opts.nodes_per_dc > DEFAULT_SHARDS as usize {
+            bail!("--nodes-per-dc must be from 1 to {DEFAULT_SHARDS}");
+        }
+        std::fs::create_dir_all(&opts.data_dir)
+            .with_context(|| format!("cannot create {}", opts.data_dir.display()))?;
+        let endpoints_path = opts.data_dir.join("endpoints.json");
+        match std::fs::remove_file(&endpoints_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).context("cannot remove the stale endpoints.json"),
+        }
+        check_topology(
+            &opts.data_dir,
+            &Topology {
+                dcs: opts.dcs,
+                nodes_per_dc: opts.nodes_per_dc,
+                shards: DEFAULT_SHARDS,
+            },
+        )?;
+
+        let ca = DevCa::generate()?;
+        let mut cluster = ClusterConfig {
+            name: "dev".into(),
+            shards: DEFAULT_SHARDS,
+            tls: None,
+            dcs: Vec::new(),
+        };
+        let mut nodes = Vec::new();
+        for d in 0..opts.dcs {
+            let dc = format!("dc{}", d + 1);
+            let mut dc_nodes = Vec::new();
+            for n in 0..opts.nodes_per_dc {
+                let id = format!("n{}", n + 1);
+                let node = StorageNode::start(NodeOptions {
+                    data_dir: opts.data_dir.join(&dc).join(&id),
+                    dc: dc.clone(),
+                    node: id.clone(),
+                    shards: DEFAULT_SHARDS,
+                    listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                    durability: opts.durability,
+                    memory: MemoryProfile::Small,
+                    limits: Limits::default(),
+                    tls: ca.issue(&format!("{dc}-{id}"))?,
+                })
+                .await
+                .with_context(|| format!("storage node {dc}/{id} failed to start"))?;
+                dc_nodes.push(NodeConfig {
+                    id,
+                    rpc: node.addr().to_string(),
+                });
+                nodes.push(node);
+            }
+            cluster.dcs.push(DcConfig {
+                id: dc,
+                nodes: dc_nodes,
+            });
+        }
+
+        let mut gateways = Vec::new();
+        let mut endpoints = Endpoints { dcs: Vec::new() };
+        for (d, dc) in cluster.dcs.iter().enumerate() {
+            let http_port = port(DEFAULT_HTTP_PORT, d, opts.port_base)?;
+            let gateway = Gateway::start(GatewayOptions {
+                cluster: cluster.clone(),
+                dc: dc.id.clone(),
+                http_listen: SocketAddr::from(([127, 0, 0, 1], http_port)),
+                tls: ca.issue(&format!("{}-gateway", dc.id))?,
+                limits: Limits::default(),
+            })
+            .await
+            .with_context(|| format!("gateway of {} failed to start", dc.id))?;
+            let grpc = port(DEFAULT_GRPC_PORT, d, opts.port_base)?;
+            let admin = port(DEFAULT_ADMIN_PORT, d, opts.port_base)?;
+            endpoints.dcs.push(DcEndpoints {
+                id: dc.id.clone(),
+                http: gateway.http_addr().to_string(),
+                grpc: format!("127.0.0.1:{grpc}"),
+                admin: format!("127.0.0.1:{admin}"),
+            });
+            gateways.push(gateway);
+        }
+
+        for g in &gateways {
+            g.ready().await.context("a gateway did not become ready")?;
+        }
+        write_atomically(&endpoints_path, &serde_json::to_vec_pretty(&endpoints)?)?;
+        Ok(DevCluster {
+            nodes,
+            gateways,
+            endpoints,
+        })
+    }
+
+    /// The public endpoints.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// Stops gateways first, then storage nodes (flushing their stores).
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        for g in self.gateways {
+            g.shutdown().await;
+        }
+        let mut first_err = None;
+        for n in self.nodes {
+            if let Err(e) = n.shutdown().await {
+                first_err.get_or_insert(e);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Helpers for the over-the-wire tests: an in-process dev cluster on free loopback ports
+//! and a small REST client.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use aerolith_cli::dev::{DevCluster, DevOptions};
+use aerolith_storagenode::Durability;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// A cluster under test and a client for its REST endpoint.
+pub struct TestCluster {
+    pub cluster: Option<DevCluster>,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+/// Starts a one-DC cluster of `nodes` storage nodes with its data in `dir`.
+pub async fn start(dir: &Path, nodes: usize) -> TestCluster {
+    let cluster = DevCluster::start(DevOptions {
+        data_dir: dir.to_path_buf(),
+        dcs: 1,
+        nodes_per_dc: nodes,
+        port_base: None,
+        durability: Durability::Durable,
+    })
+    .await
+    .expect("cluster starts");
+    let base = format!("http://{}", cluster.endpoints().dcs[0].http);
+    TestCluster {
+        cluster: Some(cluster),
+        base,
+        http: reqwest::Client::new(),
+    }
+}
+
+/// A response reduced to what the tests look at.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub raw: Vec<u8>,
+}
+
+impl Reply {
+    /// The error code of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("<no error code>")
+    }
+
+    /// A response header as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    }
+
+    /// Asserts an error with API.md's body shape.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "status of {:?}", self.body);
+        assert_eq!(self.code(), code, "code of {:?}", self.body);
+        assert!(self.body["error"]["message"].is_string(), "message in {:?}", self.body);
+        let keys: Vec<_> = self.body["error"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        assert_eq!(keys, vec!["code".to_string(), "message".to_string()]);
+    }
+}
+
+impl TestCluster {
+    /// Sends a request with optional body bytes, content type and extra headers.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some((ct, bytes)) = body {
+            req = req.header("content-type", ct).body(bytes);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let raw = resp.bytes().await.expect("body read").to_vec();
+        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        Reply { status, headers, body, raw }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None, &[]).await
+    }
+
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.send(Method::GET, path, None, headers).await
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
+        let bytes = serde_json::to_vec(body).expect("json");
+        self.send(Method::PUT, path, Some(("application/json", bytes)), headers).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        let bytes = serde_json::to_vec(body).expect("json");
+        self.send(Method::POST, path, Some(("application/json", bytes)), &[]).await
+    }
+
+    pub async fn patch(&self, path: &str, content_type: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
+        let bytes = serde_json::to_vec(body).expect("json");
+        self.send(Method::PATCH, path, Some((content_type, bytes)), headers).await
+    }
+
+    pub async fn delete(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.send(Method::DELETE, path, None, headers).await
+    }
+
+    /// Stops the cluster (flushing stores).
+    pub async fn stop(&mut self) {
+        if let Some(c) = self.cluster.take() {
+            c.shutdown().await.expect("clean shutdown");
+        }
+    }
+}

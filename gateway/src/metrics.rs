@@ -1,0 +1,46 @@
+//! Request metrics as a middleware layer, and the process-wide Prometheus recorder.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use aerolith_common::ErrorCode;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's Prometheus handle, installing the recorder on first use (several gateways in
+/// one process, as in `aerolith dev`, share it).
+pub fn prometheus() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first; metrics then go there.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Middleware: counts requests and records latency by protocol, operation and code.
+pub async fn track(req: Request, next: Next) -> Response {
+    let op = match req.extensions().get::<MatchedPath>() {
+        Some(p) => format!("{} {}", req.method(), p.as_str()),
+        None => format!("{} unmatched", req.method()),
+    };
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let code = resp
+        .extensions()
+        .get::<ErrorCode>()
+        .map(|c| c.as_str())
+        .unwrap_or("ok");
+    let labels = [("protocol", "rest".to_string()), ("op", op), ("code", code.to_string())];
+    metrics::counter!("aerolith_requests_total", &labels).increment(1);
+    metrics::histogram!("aerolith_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    resp
+}

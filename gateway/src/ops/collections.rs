@@ -1,0 +1,210 @@
+//! Collection operations. Every node of the DC holds the settings of the collections it has
+//! seen; the gateway asks them all and resolves: explicit over implicit, then by (HLC, DC).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use aerolith_common::name::validate_collection;
+use aerolith_common::strategy::{parse_strategy, strategy_name};
+use aerolith_common::time::rfc3339_ms;
+use aerolith_common::{Error, Result, pb};
+use pb::request::Body as Req;
+use pb::response::Body as Resp;
+
+use super::{Ctx, Ops};
+use crate::router::unexpected;
+
+/// A collection as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CollectionInfo {
+    /// Name.
+    pub name: String,
+    /// `lww`, `siblings` or `field_merge`.
+    pub conflict_strategy: String,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+}
+
+/// Resolves one collection's settings as reported by several nodes.
+fn resolve(metas: &[pb::CollectionMeta]) -> Option<CollectionInfo> {
+    let last_delete = metas.iter().filter(|m| m.deleted).map(|m| m.deleted_hlc).max().unwrap_or(0);
+    let live: Vec<&pb::CollectionMeta> = metas
+        .iter()
+        .filter(|m| !m.deleted && (last_delete == 0 || m.incarnation >= last_delete))
+        .collect();
+    let winner = live
+        .iter()
+        .max_by(|a, b| (a.explicit, a.settings_hlc, &a.settings_dc).cmp(&(b.explicit, b.settings_hlc, &b.settings_dc)))?;
+    let created = live.iter().map(|m| m.created_at_ms).min().unwrap_or(winner.created_at_ms);
+    Some(CollectionInfo {
+        name: winner.name.clone(),
+        conflict_strategy: strategy_name(winner.strategy).to_string(),
+        created_at: rfc3339_ms(created),
+    })
+}
+
+impl Ops {
+    async fn collection_metas(&self, ctx: Ctx) -> Result<BTreeMap<String, Vec<pb::CollectionMeta>>> {
+        let results = self
+            .router
+            .call_all(|_| Req::ListCollections(pb::ListCollectionsRequest {}), ctx.remaining()?)
+            .await;
+        let mut by_name: BTreeMap<String, Vec<pb::CollectionMeta>> = BTreeMap::new();
+        for r in results {
+            match r? {
+                Resp::Collections(list) => {
+                    for m in list.collections {
+                        by_name.entry(m.name.clone()).or_default().push(m);
+                    }
+                }
+                _ => return Err(unexpected("list_collections")),
+            }
+        }
+        Ok(by_name)
+    }
+
+    /// Every live collection, by name.
+    pub async fn list_collections(&self, ctx: Ctx) -> Result<Vec<CollectionInfo>> {
+        Ok(self
+            .collection_metas(ctx)
+            .await?
+            .values()
+            .filter_map(|m| resolve(m))
+            .collect())
+    }
+
+    /// One collection; `not_found` if it does not exist.
+    pub async fn get_collection(&self, ctx: Ctx, name: &str) -> Result<CollectionInfo> {
+        validate_collection(name)?;
+        self.find_collection(ctx, name)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("collection {name} not found")))
+    }
+
+    async fn find_collection(&self, ctx: Ctx, name: &str) -> Result<Option<CollectionInfo>> {
+        let results = self
+            .router
+            .call_all(|_| Req::GetCollection(pb::GetCollectionRequest { name: name.to_string() }), ctx.remaining()?)
+            .await;
+        let mut metas = Vec::new();
+        for r in results {
+            match r {
+                Ok(Resp::Collection(m)) => metas.push(m),
+                Ok(_) => return Err(unexpected("get_collection")),
+                Err(e) if e.code == aerolith_common::ErrorCode::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(resolve(&metas))
+    }
+
+    /// Creates a collection (true) or confirms an existing one with the same strategy (false).
+    pub async fn put_collection(
+        &self,
+        ctx: Ctx,
+        name: &str,
+        strategy: Option<&str>,
+    ) -> Result<(CollectionInfo, bool)> {
+        validate_collection(name)?;
+        let strategy = parse_strategy(strategy.unwrap_or("lww"))?;
+        let existing = self.find_collection(ctx, name).await?;
+        if let Some(cur) = &existing
+            && cur.conflict_strategy != strategy_name(strategy as i32)
+        {
+            return Err(Error::invalid(format!(
+                "collection {name} already exists with conflict_strategy {}; the strategy is fixed at creation",
+                cur.conflict_strategy
+            )));
+        }
+        // The first node picks the settings' HLC; the others record the same one.
+        let mut hlc = 0;
+        for node in self.router.nodes() {
+            let req = Req::PutCollection(pb::PutCollectionRequest {
+                name: name.to_string(),
+                strategy: strategy as i32,
+                explicit: true,
+                settings_hlc: hlc,
+            });
+            match self.router.call_node(&node.addr, req, ctx.remaining()?).await? {
+                Resp::PutCollection(r) => {
+                    if hlc == 0 {
+                        hlc = r.meta.map(|m| m.settings_hlc).unwrap_or(0);
+                    }
+                }
+                _ => return Err(unexpected("put_collection")),
+            }
+        }
+        let info = self.get_collection(ctx, name).await?;
+        Ok((info, existing.is_none()))
+    }
+
+    /// Deletes a collection and all its documents in this DC; `not_found` if it does not exist.
+    pub async fn delete_collection(&self, ctx: Ctx, name: &str) -> Result<()> {
+        validate_collection(name)?;
+        if self.find_collection(ctx, name).await?.is_none() {
+            return Err(Error::not_found(format!("collection {name} not found")));
+        }
+        let mut hlc = 0;
+        for node in self.router.nodes() {
+            let req = Req::DeleteCollection(pb::DeleteCollectionRequest {
+                name: name.to_string(),
+                hlc,
+            });
+            match self.router.call_node(&node.addr, req, ctx.remaining()?).await? {
+                Resp::Collection(m) => {
+                    if hlc == 0 {
+                        hlc = m.deleted_hlc;
+                    }
+                }
+                _ => return Err(unexpected("delete_collection")),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(explicit: bool, strategy: pb::ConflictStrategy, hlc: u64) -> pb::CollectionMeta {
+        pb::CollectionMeta {
+            name: "c".into(),
+            strategy: strategy as i32,
+            explicit,
+            settings_hlc: hlc,
+            settings_dc: "dc1".into(),
+            created_at_ms: hlc,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn explicit_wins_then_latest() {
+        let r = resolve(&[
+            meta(false, pb::ConflictStrategy::Lww, 9),
+            meta(true, pb::ConflictStrategy::Siblings, 5),
+        ])
+        .unwrap();
+        assert_eq!(r.conflict_strategy, "siblings");
+        let r = resolve(&[
+            meta(true, pb::ConflictStrategy::FieldMerge, 7),
+            meta(true, pb::ConflictStrategy::Siblings, 5),
+        ])
+        .unwrap();
+        assert_eq!(r.conflict_strategy, "field_merge");
+        assert_eq!(r.created_at, rfc3339_ms(5));
+    }
+
+    #[test]
+    fn deleted_collections_vanish_until_recreated() {
+        let mut dead = meta(false, pb::ConflictStrategy::Lww, 1);
+        dead.deleted = true;
+        dead.deleted_hlc = 10;
+        assert!(resolve(&[dead.clone(), meta(false, pb::ConflictStrategy::Lww, 1)]).is_none());
+        let mut reborn = meta(false, pb::ConflictStrategy::Lww, 11);
+        reborn.incarnation = 10;
+        assert!(resolve(&[dead, reborn]).is_some());
+    }
+}

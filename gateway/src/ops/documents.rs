@@ -1,0 +1,232 @@
+//! Document operations: routed to the shard's owner, or scattered over every node and merged
+//! in id order for listings.
+
+use serde::Serialize;
+
+use aerolith_common::document::Document;
+use aerolith_common::json::{encode_object, parse_object, parse_value};
+use aerolith_common::name::{validate_collection, validate_doc_id};
+use aerolith_common::patch::PatchKind;
+use aerolith_common::{Error, Result, pb};
+use pb::request::Body as Req;
+use pb::response::Body as Resp;
+
+use super::{Ctx, MAX_LIMIT, Ops, PAGE_BYTES, cursor};
+use crate::router::unexpected;
+
+/// A write precondition from `If-Match` / `If-None-Match` (or their equivalents).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Precondition {
+    /// `If-Match: <version>`.
+    pub if_match: Option<String>,
+    /// `If-Match: *`.
+    pub if_match_any: bool,
+    /// `If-None-Match: *`.
+    pub if_none_match_any: bool,
+}
+
+impl Precondition {
+    fn to_proto(&self) -> Option<pb::Precondition> {
+        (*self != Precondition::default()).then(|| pb::Precondition {
+            if_match: self.if_match.clone().unwrap_or_default(),
+            if_match_any: self.if_match_any,
+            if_none_match_any: self.if_none_match_any,
+        })
+    }
+}
+
+/// A page of documents.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page {
+    /// The documents, in order.
+    pub documents: Vec<Document>,
+    /// Where the next page starts; `None` ends the scan.
+    pub next_cursor: Option<String>,
+}
+
+fn ids(collection: &str, id: &str) -> Result<()> {
+    validate_collection(collection)?;
+    validate_doc_id(id)
+}
+
+fn render(collection: &str, id: &str, rec: Option<pb::DocRecord>) -> Result<Document> {
+    rec.as_ref()
+        .map(|r| Document::from_record(collection, id, r))
+        .transpose()?
+        .flatten()
+        .ok_or_else(|| Error::not_found(format!("document {collection}/{id} not found")))
+}
+
+fn doc_response(body: Resp, what: &str) -> Result<pb::DocResponse> {
+    match body {
+        Resp::Doc(d) => Ok(d),
+        _ => Err(unexpected(what)),
+    }
+}
+
+impl Ops {
+    /// Reads a document; `not_found` if absent or deleted.
+    pub async fn get_document(&self, ctx: Ctx, collection: &str, id: &str) -> Result<Document> {
+        ids(collection, id)?;
+        let shard = self.router.shard_of(collection, id);
+        let req = Req::Get(pb::GetRequest {
+            shard: shard as u32,
+            collection: collection.to_string(),
+            id: id.to_string(),
+        });
+        let resp = doc_response(self.router.call_shard(shard, req, ctx.remaining()?).await?, "get")?;
+        render(collection, id, resp.record)
+    }
+
+    /// Creates or replaces a document from a JSON body; returns it and whether it was created.
+    pub async fn put_document(
+        &self,
+        ctx: Ctx,
+        collection: &str,
+        id: &str,
+        body: &[u8],
+        pre: &Precondition,
+    ) -> Result<(Document, bool)> {
+        ids(collection, id)?;
+        let data = parse_object(body, self.limits)?;
+        let canonical = encode_object(&data, self.limits)?;
+        let shard = self.router.shard_of(collection, id);
+        let req = Req::Put(pb::PutRequest {
+            shard: shard as u32,
+            collection: collection.to_string(),
+            id: id.to_string(),
+            body: canonical,
+            precondition: pre.to_proto(),
+        });
+        let resp = doc_response(self.router.call_shard(shard, req, ctx.remaining()?).await?, "put")?;
+        Ok((render(collection, id, resp.record)?, resp.created))
+    }
+
+    /// Creates a document under a generated UUIDv7 id.
+    pub async fn create_document(&self, ctx: Ctx, collection: &str, body: &[u8]) -> Result<Document> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let pre = Precondition {
+            if_none_match_any: true,
+            ..Default::default()
+        };
+        Ok(self.put_document(ctx, collection, &id, body, &pre).await?.0)
+    }
+
+    /// Patches a document (merge patch or JSON Patch).
+    pub async fn patch_document(
+        &self,
+        ctx: Ctx,
+        collection: &str,
+        id: &str,
+        kind: PatchKind,
+        patch: &[u8],
+        pre: &Precondition,
+    ) -> Result<Document> {
+        ids(collection, id)?;
+        if patch.len() > self.limits.max_bytes {
+            return Err(Error::new(
+                aerolith_common::ErrorCode::PayloadTooLarge,
+                format!("patch of {} bytes exceeds the limit of {} bytes", patch.len(), self.limits.max_bytes),
+            ));
+        }
+        // Validate here so a malformed patch never costs a round trip.
+        parse_value(patch, self.limits.max_depth + 2)?;
+        let shard = self.router.shard_of(collection, id);
+        let req = Req::Patch(pb::PatchRequest {
+            shard: shard as u32,
+            collection: collection.to_string(),
+            id: id.to_string(),
+            kind: match kind {
+                PatchKind::Merge => pb::PatchKind::Merge,
+                PatchKind::JsonPatch => pb::PatchKind::JsonPatch,
+            } as i32,
+            patch: patch.to_vec(),
+            precondition: pre.to_proto(),
+        });
+        let resp = doc_response(self.router.call_shard(shard, req, ctx.remaining()?).await?, "patch")?;
+        render(collection, id, resp.record)
+    }
+
+    /// Deletes a document; `not_found` if absent.
+    pub async fn delete_document(&self, ctx: Ctx, collection: &str, id: &str, pre: &Precondition) -> Result<()> {
+        ids(collection, id)?;
+        let shard = self.router.shard_of(collection, id);
+        let req = Req::Delete(pb::DeleteRequest {
+            shard: shard as u32,
+            collection: collection.to_string(),
+            id: id.to_string(),
+            precondition: pre.to_proto(),
+        });
+        doc_response(self.router.call_shard(shard, req, ctx.remaining()?).await?, "delete")?;
+        Ok(())
+    }
+
+    /// Lists documents in id order: every node lists its shards from the cursor, and the
+    /// pages are merged. A node that stopped early bounds how far this page may go, so no
+    /// document is skipped; the page may then be short while `next_cursor` is set.
+    pub async fn list_documents(
+        &self,
+        ctx: Ctx,
+        collection: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page> {
+        validate_collection(collection)?;
+        let limit = limit.clamp(1, MAX_LIMIT);
+        let after = cursor.map(cursor::decode).transpose()?.unwrap_or_default();
+        let results = self
+            .router
+            .call_all(
+                |n| {
+                    Req::List(pb::ListRequest {
+                        shards: n.shards.iter().map(|s| *s as u32).collect(),
+                        collection: collection.to_string(),
+                        after: after.clone(),
+                        limit,
+                        max_bytes: PAGE_BYTES,
+                    })
+                },
+                ctx.remaining()?,
+            )
+            .await;
+        let mut docs = Vec::new();
+        let mut bound: Option<String> = None;
+        for r in results {
+            let list = match r? {
+                Resp::List(l) => l,
+                _ => return Err(unexpected("list")),
+            };
+            if !list.done && bound.as_ref().is_none_or(|b| list.scanned_through < *b) {
+                bound = Some(list.scanned_through.clone());
+            }
+            docs.extend(list.docs);
+        }
+        docs.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut page = Vec::new();
+        let mut bytes = 0u64;
+        let mut cut = false;
+        for d in docs {
+            if bound.as_ref().is_some_and(|b| d.id > *b) {
+                break;
+            }
+            if page.len() as u32 >= limit || (bytes >= PAGE_BYTES && !page.is_empty()) {
+                cut = true;
+                break;
+            }
+            let Some(rec) = d.record.as_ref() else { continue };
+            bytes += rec.body.len() as u64;
+            if let Some(doc) = Document::from_record(collection, &d.id, rec)? {
+                page.push(doc);
+            }
+        }
+        let next_cursor = if cut {
+            page.last().map(|d| cursor::encode(&d.id))
+        } else {
+            bound.map(|b| cursor::encode(&b))
+        };
+        Ok(Page {
+            documents: page,
+            next_cursor,
+        })
+    }
+}

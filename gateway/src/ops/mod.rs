@@ -1,0 +1,107 @@
+//! The operation layer: every protocol adapter calls these and only these, so the protocols
+//! agree by construction. Inputs are validated here, once.
+
+mod collections;
+mod cursor;
+mod documents;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use aerolith_common::json::Limits;
+use aerolith_common::{Error, Result};
+
+use crate::router::Router;
+
+pub use collections::CollectionInfo;
+pub use documents::{Page, Precondition};
+
+/// Default request deadline (API.md: REST default 10 s).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest deadline a client may ask for.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default page size.
+pub const DEFAULT_LIMIT: u32 = 100;
+/// Largest page size.
+pub const MAX_LIMIT: u32 = 1000;
+/// A page stops after this many bytes of documents.
+pub const PAGE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Per-request context: the deadline every internal call inherits.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx {
+    /// When the request runs out of time.
+    pub deadline: Instant,
+}
+
+impl Ctx {
+    /// A context with `timeout` from now.
+    pub fn new(timeout: Duration) -> Ctx {
+        Ctx {
+            deadline: Instant::now() + timeout,
+        }
+    }
+
+    /// Time left, failing with `deadline_exceeded` once none is.
+    pub fn remaining(&self) -> Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(Error::deadline("request deadline exceeded"))
+        } else {
+            Ok(left)
+        }
+    }
+}
+
+/// The operations of the public API over one DC's storage nodes.
+#[derive(Clone)]
+pub struct Ops {
+    router: Arc<Router>,
+    limits: Limits,
+}
+
+impl Ops {
+    /// Operations routed by `router`, with body `limits`.
+    pub fn new(router: Arc<Router>, limits: Limits) -> Ops {
+        Ops { router, limits }
+    }
+
+    /// Body limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The router (for health checks).
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Readiness: every shard's owner answers a ping.
+    pub async fn ready(&self, ctx: Ctx) -> Result<()> {
+        let results = self
+            .router
+            .call_all(|_| aerolith_common::pb::request::Body::Ping(Default::default()), ctx.remaining()?)
+            .await;
+        for (node, r) in self.router.nodes().iter().zip(results) {
+            if let Err(e) = r {
+                return Err(Error::unavailable(format!("storage node {} is not ready: {}", node.id, e.message)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses a page-size parameter: 1 to 1000, default 100.
+pub fn parse_limit(raw: Option<&str>) -> Result<u32> {
+    match raw {
+        None => Ok(DEFAULT_LIMIT),
+        Some(s) => match s.trim().parse::<i64>() {
+            Ok(n) if (1..=MAX_LIMIT as i64).contains(&n) => Ok(n as u32),
+            _ => Err(Error::invalid(format!(
+                "limit must be an integer from 1 to {MAX_LIMIT}, got {s:?}"
+            ))),
+        },
+    }
+}

@@ -1,0 +1,216 @@
+//! Request parsing shared by the REST handlers: path parameters, bodies with content-type
+//! and size checks, preconditions and the request deadline.
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, IF_MATCH, IF_NONE_MATCH};
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use aerolith_common::patch::PatchKind;
+use aerolith_common::{Error, ErrorCode};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::ops::{Ctx, DEFAULT_TIMEOUT, MAX_TIMEOUT, Precondition};
+
+/// The header that sets a request's deadline in milliseconds.
+pub const TIMEOUT_HEADER: &str = "x-aerolith-timeout-ms";
+
+/// Path parameters, with malformed ones answered as `invalid_argument`.
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| PathParams(t))
+            .map_err(|e| Error::invalid(e.body_text()).into())
+    }
+}
+
+/// The request context set by [`deadline`].
+pub struct RequestCtx(pub Ctx);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestCtx {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let ctx = parts.extensions.get::<Ctx>().copied().unwrap_or_else(|| Ctx::new(DEFAULT_TIMEOUT));
+        Ok(RequestCtx(ctx))
+    }
+}
+
+fn media_type(headers: &HeaderMap) -> Result<Option<String>, Error> {
+    match headers.get(CONTENT_TYPE) {
+        None => Ok(None),
+        Some(v) => {
+            let s = v.to_str().map_err(|_| Error::invalid("unreadable Content-Type"))?;
+            let essence = s.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            Ok(Some(essence))
+        }
+    }
+}
+
+async fn read_body(req: Request, limit: usize) -> Result<Bytes, Error> {
+    let too_large = || {
+        Error::new(
+            ErrorCode::PayloadTooLarge,
+            format!("request body exceeds the limit of {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+        let limited = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit");
+        if limited {
+            too_large()
+        } else {
+            Error::invalid(format!("could not read the request body: {e}"))
+        }
+    })
+}
+
+/// A JSON request body (`application/json`, or no Content-Type), within the size limit.
+pub struct JsonBody(pub Bytes);
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        match media_type(req.headers())?.as_deref() {
+            None | Some("application/json") => {}
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "Content-Type must be application/json, not {other}"
+                ))
+                .into());
+            }
+        }
+        Ok(JsonBody(read_body(req, state.ops.limits().max_bytes).await?))
+    }
+}
+
+/// A PATCH body and its format, chosen by Content-Type.
+pub struct PatchBody(pub PatchKind, pub Bytes);
+
+impl FromRequest<AppState> for PatchBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let kind = match media_type(req.headers())?.as_deref() {
+            None | Some("application/merge-patch+json") | Some("application/json") => PatchKind::Merge,
+            Some("application/json-patch+json") => PatchKind::JsonPatch,
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "Content-Type must be application/merge-patch+json or application/json-patch+json, not {other}"
+                ))
+                .into());
+            }
+        };
+        Ok(PatchBody(kind, read_body(req, state.ops.limits().max_bytes).await?))
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: axum::http::HeaderName) -> Result<Option<&'a str>, Error> {
+    headers
+        .get(&name)
+        .map(|v| v.to_str().map(str::trim).map_err(|_| Error::invalid(format!("unreadable {name} header"))))
+        .transpose()
+}
+
+/// Strips the quotes (and a weak prefix) from an entity tag.
+fn unquote(tag: &str) -> &str {
+    let t = tag.trim();
+    let t = t.strip_prefix("W/").unwrap_or(t);
+    t.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(t)
+}
+
+/// Reads `If-Match` and `If-None-Match` for a write.
+pub fn write_precondition(headers: &HeaderMap) -> Result<Precondition, Error> {
+    let mut pre = Precondition::default();
+    if let Some(m) = header_str(headers, IF_MATCH)? {
+        if m == "*" {
+            pre.if_match_any = true;
+        } else {
+            pre.if_match = Some(unquote(m).to_string());
+        }
+    }
+    if let Some(n) = header_str(headers, IF_NONE_MATCH)? {
+        if n == "*" {
+            pre.if_none_match_any = true;
+        } else {
+            return Err(Error::invalid("If-None-Match on a write supports only *"));
+        }
+    }
+    Ok(pre)
+}
+
+/// Whether a GET's `If-None-Match` matches the current version (answer 304).
+pub fn not_modified(headers: &HeaderMap, version: &str) -> Result<bool, Error> {
+    Ok(match header_str(headers, IF_NONE_MATCH)? {
+        None => false,
+        Some("*") => true,
+        Some(list) => list.split(',').any(|t| unquote(t) == version),
+    })
+}
+
+/// Middleware: reads `X-Aerolith-Timeout-Ms`, gives the request its context, and answers
+/// `deadline_exceeded` when the deadline passes.
+pub async fn deadline(mut req: Request, next: Next) -> Response {
+    let timeout = match header_str(req.headers(), axum::http::HeaderName::from_static(TIMEOUT_HEADER)) {
+        Err(e) => return ApiError::from(e).into_response(),
+        Ok(None) => DEFAULT_TIMEOUT,
+        Ok(Some(v)) => match v.parse::<u64>() {
+            Ok(ms) if ms >= 1 && ms <= MAX_TIMEOUT.as_millis() as u64 => std::time::Duration::from_millis(ms),
+            _ => {
+                return ApiError::from(Error::invalid(format!(
+                    "{TIMEOUT_HEADER} must be an integer from 1 to {}",
+                    MAX_TIMEOUT.as_millis()
+                )))
+                .into_response();
+            }
+        },
+    };
+    req.extensions_mut().insert(Ctx::new(timeout));
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::from(Error::deadline("request deadline exceeded")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn preconditions_from_headers() {
+        let p = write_precondition(&headers(&[("if-match", "\"dc1@1:2\"")])).unwrap();
+        assert_eq!(p.if_match.as_deref(), Some("dc1@1:2"));
+        let p = write_precondition(&headers(&[("if-match", "dc1@1:2")])).unwrap();
+        assert_eq!(p.if_match.as_deref(), Some("dc1@1:2"));
+        assert!(write_precondition(&headers(&[("if-match", "*")])).unwrap().if_match_any);
+        assert!(write_precondition(&headers(&[("if-none-match", "*")])).unwrap().if_none_match_any);
+        assert!(write_precondition(&headers(&[("if-none-match", "\"x\"")])).is_err());
+        assert!(not_modified(&headers(&[("if-none-match", "\"a\", \"dc1@1:2\"")]), "dc1@1:2").unwrap());
+        assert!(!not_modified(&headers(&[("if-none-match", "\"a\"")]), "dc1@1:2").unwrap());
+    }
+}

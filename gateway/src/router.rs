@@ -1,0 +1,115 @@
+//! Routing to storage nodes: the shard map of the local DC and the RPC client.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+
+use aerolith_common::rpc::RpcClient;
+use aerolith_common::topology::{ClusterConfig, DcConfig};
+use aerolith_common::{Error, Result, pb};
+
+/// Sends internal RPCs to the storage nodes that own shards in this gateway's DC.
+pub struct Router {
+    cluster: ClusterConfig,
+    dc: DcConfig,
+    client: RpcClient,
+}
+
+/// One storage node and the shards it owns.
+#[derive(Debug, Clone)]
+pub struct NodeShards {
+    /// Node id.
+    pub id: String,
+    /// RPC address.
+    pub addr: String,
+    /// Owned shards, ascending.
+    pub shards: Vec<u16>,
+}
+
+impl Router {
+    /// A router for DC `dc` of `cluster`.
+    pub fn new(cluster: ClusterConfig, dc: &str, client: RpcClient) -> Result<Router> {
+        let dc = cluster.dc(dc)?.clone();
+        Ok(Router { cluster, dc, client })
+    }
+
+    /// This gateway's DC id.
+    pub fn dc(&self) -> &str {
+        &self.dc.id
+    }
+
+    /// The shard of a document.
+    pub fn shard_of(&self, collection: &str, id: &str) -> u16 {
+        self.cluster.shard_of(collection, id)
+    }
+
+    /// Every node of the local DC with its shards.
+    pub fn nodes(&self) -> Vec<NodeShards> {
+        self.dc
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| NodeShards {
+                id: n.id.clone(),
+                addr: n.rpc.clone(),
+                shards: self.dc.shards_of(i, self.cluster.shards),
+            })
+            .collect()
+    }
+
+    /// Calls one node, recording the RPC's latency and outcome.
+    pub async fn call_node(&self, addr: &str, body: pb::request::Body, timeout: Duration) -> Result<pb::response::Body> {
+        let op = op_name(&body);
+        let started = std::time::Instant::now();
+        let out = self.client.call(addr, body, timeout).await;
+        let code = match &out {
+            Ok(_) => "ok",
+            Err(e) => e.code.as_str(),
+        };
+        metrics::histogram!("aerolith_rpc_duration_seconds", "op" => op, "code" => code)
+            .record(started.elapsed().as_secs_f64());
+        out
+    }
+
+    /// Calls the owner of `shard`.
+    pub async fn call_shard(&self, shard: u16, body: pb::request::Body, timeout: Duration) -> Result<pb::response::Body> {
+        let addr = self.dc.owner(shard).rpc.clone();
+        self.call_node(&addr, body, timeout).await
+    }
+
+    /// Calls every node of the DC concurrently, in node order.
+    pub async fn call_all(
+        &self,
+        make: impl Fn(&NodeShards) -> pb::request::Body,
+        timeout: Duration,
+    ) -> Vec<Result<pb::response::Body>> {
+        let nodes = self.nodes();
+        join_all(nodes.iter().map(|n| self.call_node(&n.addr, make(n), timeout))).await
+    }
+
+    /// Closes every connection.
+    pub fn close(&self) {
+        self.client.close();
+    }
+}
+
+fn op_name(body: &pb::request::Body) -> &'static str {
+    use pb::request::Body as B;
+    match body {
+        B::Get(_) => "get",
+        B::Put(_) => "put",
+        B::Patch(_) => "patch",
+        B::Delete(_) => "delete",
+        B::List(_) => "list",
+        B::PutCollection(_) => "put_collection",
+        B::GetCollection(_) => "get_collection",
+        B::ListCollections(_) => "list_collections",
+        B::DeleteCollection(_) => "delete_collection",
+        B::Ping(_) => "ping",
+    }
+}
+
+/// An answer of an unexpected kind from a node: a bug on one side.
+pub fn unexpected(what: &str) -> Error {
+    Error::internal(format!("unexpected response to {what}"))
+}
