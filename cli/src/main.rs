@@ -53,14 +53,16 @@ async fn main() -> std::process::ExitCode {
             nodes_per_dc,
             port_base,
             durability,
-        } => run_dev(DevOptions {
-            data_dir,
-            dcs,
-            nodes_per_dc,
-            port_base: Some(port_base),
-            durability,
-        })
-        .await,
+        } => {
+            run_dev(DevOptions {
+                data_dir,
+                dcs,
+                nodes_per_dc,
+                port_base: Some(port_base),
+                durability,
+            })
+            .await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -75,11 +77,17 @@ async fn run_dev(opts: DevOptions) -> anyhow::Result<()> {
     let data_dir = opts.data_dir.clone();
     let cluster = DevCluster::start(opts).await?;
     tracing::warn!("no auth tokens configured: authentication is off (dev mode, loopback only)");
-    println!("AerolithDB dev cluster ready (data in {})", data_dir.display());
+    println!(
+        "AerolithDB dev cluster ready (data in {})",
+        data_dir.display()
+    );
     for dc in &cluster.endpoints().dcs {
         println!("  {}: REST http://{}", dc.id, dc.http);
     }
-    println!("endpoints written to {}", data_dir.join("endpoints.json").display());
+    println!(
+        "endpoints written to {}",
+        data_dir.join("endpoints.json").display()
+    );
     println!("Ctrl-C to stop.");
     aerolith_common::signal::shutdown_signal().await;
     println!("shutting down");

@@ -10,30 +10,80 @@ use support::start;
 async fn collection_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = start(dir.path(), 3).await;
-    assert_eq!(c.get("/v1/collections").await.body, json!({"collections": []}));
+    assert_eq!(
+        c.get("/v1/collections").await.body,
+        json!({"collections": []})
+    );
 
     // Explicit creation: 201, then 200 when unchanged, 400 when the strategy would change.
-    let r = c.put_json("/v1/collections/people", &json!({"conflict_strategy": "siblings"}), &[]).await;
+    let r = c
+        .put_json(
+            "/v1/collections/people",
+            &json!({"conflict_strategy": "siblings"}),
+            &[],
+        )
+        .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(r.body["name"], "people");
     assert_eq!(r.body["conflict_strategy"], "siblings");
     assert!(r.body["created_at"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(c.put_json("/v1/collections/people", &json!({"conflict_strategy": "siblings"}), &[]).await.status, 200);
-    c.put_json("/v1/collections/people", &json!({"conflict_strategy": "lww"}), &[]).await.assert_error(400, "invalid_argument");
-    c.put_json("/v1/collections/people", &json!({"conflict_strategy": "newest"}), &[]).await.assert_error(400, "invalid_argument");
-    c.put_json("/v1/collections/people", &json!({"other": 1}), &[]).await.assert_error(400, "invalid_argument");
+    assert_eq!(
+        c.put_json(
+            "/v1/collections/people",
+            &json!({"conflict_strategy": "siblings"}),
+            &[]
+        )
+        .await
+        .status,
+        200
+    );
+    c.put_json(
+        "/v1/collections/people",
+        &json!({"conflict_strategy": "lww"}),
+        &[],
+    )
+    .await
+    .assert_error(400, "invalid_argument");
+    c.put_json(
+        "/v1/collections/people",
+        &json!({"conflict_strategy": "newest"}),
+        &[],
+    )
+    .await
+    .assert_error(400, "invalid_argument");
+    c.put_json("/v1/collections/people", &json!({"other": 1}), &[])
+        .await
+        .assert_error(400, "invalid_argument");
     // No body means default settings.
-    let r = c.send(Method::PUT, "/v1/collections/plain", None, &[]).await;
+    let r = c
+        .send(Method::PUT, "/v1/collections/plain", None, &[])
+        .await;
     assert_eq!(r.status, 201);
     assert_eq!(r.body["conflict_strategy"], "lww");
 
     // Implicit creation by a first write, with the default strategy, fixed from then on.
-    assert_eq!(c.put_json("/v1/collections/auto/docs/a", &json!({"x": 1}), &[]).await.status, 201);
+    assert_eq!(
+        c.put_json("/v1/collections/auto/docs/a", &json!({"x": 1}), &[])
+            .await
+            .status,
+        201
+    );
     let r = c.get("/v1/collections/auto").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["conflict_strategy"], "lww");
-    assert_eq!(c.put_json("/v1/collections/auto", &json!({}), &[]).await.status, 200);
-    c.put_json("/v1/collections/auto", &json!({"conflict_strategy": "field_merge"}), &[]).await.assert_error(400, "invalid_argument");
+    assert_eq!(
+        c.put_json("/v1/collections/auto", &json!({}), &[])
+            .await
+            .status,
+        200
+    );
+    c.put_json(
+        "/v1/collections/auto",
+        &json!({"conflict_strategy": "field_merge"}),
+        &[],
+    )
+    .await
+    .assert_error(400, "invalid_argument");
 
     let r = c.get("/v1/collections").await;
     assert_eq!(
@@ -47,16 +97,38 @@ async fn collection_lifecycle() {
 
     // Deletion removes the collection and its documents; a later write starts it afresh.
     for i in 0..20 {
-        c.put_json(&format!("/v1/collections/people/docs/p{i}"), &json!({"i": i}), &[]).await;
+        c.put_json(
+            &format!("/v1/collections/people/docs/p{i}"),
+            &json!({"i": i}),
+            &[],
+        )
+        .await;
     }
     assert_eq!(c.delete("/v1/collections/people", &[]).await.status, 204);
-    c.get("/v1/collections/people").await.assert_error(404, "not_found");
-    c.get("/v1/collections/people/docs/p1").await.assert_error(404, "not_found");
-    assert_eq!(c.get("/v1/collections/people/docs").await.body, json!({"documents": [], "next_cursor": null}));
-    c.delete("/v1/collections/people", &[]).await.assert_error(404, "not_found");
-    assert_eq!(c.put_json("/v1/collections/people/docs/p1", &json!({"new": true}), &[]).await.status, 201);
+    c.get("/v1/collections/people")
+        .await
+        .assert_error(404, "not_found");
+    c.get("/v1/collections/people/docs/p1")
+        .await
+        .assert_error(404, "not_found");
+    assert_eq!(
+        c.get("/v1/collections/people/docs").await.body,
+        json!({"documents": [], "next_cursor": null})
+    );
+    c.delete("/v1/collections/people", &[])
+        .await
+        .assert_error(404, "not_found");
+    assert_eq!(
+        c.put_json("/v1/collections/people/docs/p1", &json!({"new": true}), &[])
+            .await
+            .status,
+        201
+    );
     let r = c.get("/v1/collections/people").await;
-    assert_eq!(r.body["conflict_strategy"], "lww", "recreated implicitly with defaults");
+    assert_eq!(
+        r.body["conflict_strategy"], "lww",
+        "recreated implicitly with defaults"
+    );
     let r = c.get("/v1/collections/people/docs").await;
     assert_eq!(r.body["documents"].as_array().unwrap().len(), 1);
     c.stop().await;

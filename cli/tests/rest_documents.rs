@@ -40,51 +40,97 @@ async fn crud_and_every_precondition() {
     assert_eq!(r.status, 304);
     assert_eq!(r.header("etag"), Some(quoted.clone()));
     let stale = format!("\"{v1}\"");
-    assert_eq!(c.get_with(p, &[("if-none-match", &stale)]).await.status, 200);
+    assert_eq!(
+        c.get_with(p, &[("if-none-match", &stale)]).await.status,
+        200
+    );
 
     // If-Match: stale fails, current (quoted or bare) and * succeed.
-    c.put_json(p, &json!({"x": 1}), &[("if-match", &stale)]).await.assert_error(412, "precondition_failed");
-    let r = c.put_json(p, &json!({"x": 2}), &[("if-match", &quoted)]).await;
+    c.put_json(p, &json!({"x": 1}), &[("if-match", &stale)])
+        .await
+        .assert_error(412, "precondition_failed");
+    let r = c
+        .put_json(p, &json!({"x": 2}), &[("if-match", &quoted)])
+        .await;
     assert_eq!(r.status, 200);
     let v3 = r.body["version"].as_str().unwrap().to_string();
     let r = c.put_json(p, &json!({"x": 3}), &[("if-match", &v3)]).await;
     assert_eq!(r.status, 200);
-    assert_eq!(c.put_json(p, &json!({"x": 4}), &[("if-match", "*")]).await.status, 200);
-    c.put_json(p, &json!({"x": 4}), &[("if-match", "garbage")]).await.assert_error(412, "precondition_failed");
+    assert_eq!(
+        c.put_json(p, &json!({"x": 4}), &[("if-match", "*")])
+            .await
+            .status,
+        200
+    );
+    c.put_json(p, &json!({"x": 4}), &[("if-match", "garbage")])
+        .await
+        .assert_error(412, "precondition_failed");
 
     // If-Match on a missing document is 412; If-Match: * too.
     let missing = "/v1/collections/users/docs/nobody";
-    c.put_json(missing, &json!({}), &[("if-match", &quoted)]).await.assert_error(412, "precondition_failed");
-    c.put_json(missing, &json!({}), &[("if-match", "*")]).await.assert_error(412, "precondition_failed");
+    c.put_json(missing, &json!({}), &[("if-match", &quoted)])
+        .await
+        .assert_error(412, "precondition_failed");
+    c.put_json(missing, &json!({}), &[("if-match", "*")])
+        .await
+        .assert_error(412, "precondition_failed");
 
     // If-None-Match: * creates once, then already_exists.
     let fresh = "/v1/collections/users/docs/fresh";
-    assert_eq!(c.put_json(fresh, &json!({"a": 1}), &[("if-none-match", "*")]).await.status, 201);
-    c.put_json(fresh, &json!({"a": 2}), &[("if-none-match", "*")]).await.assert_error(412, "already_exists");
+    assert_eq!(
+        c.put_json(fresh, &json!({"a": 1}), &[("if-none-match", "*")])
+            .await
+            .status,
+        201
+    );
+    c.put_json(fresh, &json!({"a": 2}), &[("if-none-match", "*")])
+        .await
+        .assert_error(412, "already_exists");
 
     // Delete: stale If-Match fails, then 204, then the document is gone.
-    let cur = c.get(fresh).await.body["version"].as_str().unwrap().to_string();
-    c.delete(fresh, &[("if-match", &stale)]).await.assert_error(412, "precondition_failed");
+    let cur = c.get(fresh).await.body["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.delete(fresh, &[("if-match", "\"dc1@1:99\"")])
+        .await
+        .assert_error(412, "precondition_failed");
     assert_eq!(c.delete(fresh, &[("if-match", &cur)]).await.status, 204);
     c.get(fresh).await.assert_error(404, "not_found");
     c.delete(fresh, &[]).await.assert_error(404, "not_found");
     // 404 is checked before If-Match.
-    c.delete(fresh, &[("if-match", &cur)]).await.assert_error(404, "not_found");
-    c.put_json(fresh, &json!({}), &[("if-match", &cur)]).await.assert_error(412, "precondition_failed");
+    c.delete(fresh, &[("if-match", &cur)])
+        .await
+        .assert_error(404, "not_found");
+    c.put_json(fresh, &json!({}), &[("if-match", &cur)])
+        .await
+        .assert_error(412, "precondition_failed");
     // If-None-Match: * succeeds over a deleted document, with a version past the tombstone.
-    let r = c.put_json(fresh, &json!({"a": 3}), &[("if-none-match", "*")]).await;
+    let r = c
+        .put_json(fresh, &json!({"a": 3}), &[("if-none-match", "*")])
+        .await;
     assert_eq!(r.status, 201);
     assert_ne!(r.body["version"].as_str().unwrap(), cur);
 
     // POST generates a UUIDv7 id and a Location.
-    let r = c.post_json("/v1/collections/users/docs", &json!({"n": 1})).await;
+    let r = c
+        .post_json("/v1/collections/users/docs", &json!({"n": 1}))
+        .await;
     assert_eq!(r.status, 201);
     let id = r.body["id"].as_str().unwrap().to_string();
     assert_eq!(id.len(), 36);
     assert_eq!(&id[14..15], "7", "UUIDv7: {id}");
-    assert_eq!(r.header("location"), Some(format!("/v1/collections/users/docs/{id}")));
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/v1/collections/users/docs/{id}"))
+    );
     assert!(r.header("etag").is_some());
-    assert_eq!(c.get(&format!("/v1/collections/users/docs/{id}")).await.body["data"], json!({"n": 1}));
+    assert_eq!(
+        c.get(&format!("/v1/collections/users/docs/{id}"))
+            .await
+            .body["data"],
+        json!({"n": 1})
+    );
 
     c.stop().await;
 }
@@ -94,11 +140,22 @@ async fn both_patch_formats() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = start(dir.path(), 3).await;
     let p = "/v1/collections/things/docs/t1";
-    c.put_json(p, &json!({"a": 1, "b": {"c": 2, "d": 3}, "list": [1]}), &[]).await;
+    c.put_json(p, &json!({"a": 1, "b": {"c": 2, "d": 3}, "list": [1]}), &[])
+        .await;
 
-    let r = c.patch(p, "application/merge-patch+json", &json!({"a": null, "b": {"c": 9}, "e": "new"}), &[]).await;
+    let r = c
+        .patch(
+            p,
+            "application/merge-patch+json",
+            &json!({"a": null, "b": {"c": 9}, "e": "new"}),
+            &[],
+        )
+        .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(r.body["data"], json!({"b": {"c": 9, "d": 3}, "e": "new", "list": [1]}));
+    assert_eq!(
+        r.body["data"],
+        json!({"b": {"c": 9, "d": 3}, "e": "new", "list": [1]})
+    );
     let v = r.body["version"].as_str().unwrap().to_string();
     assert_eq!(r.header("etag"), Some(format!("\"{v}\"")));
 
@@ -107,26 +164,73 @@ async fn both_patch_formats() {
         {"op": "add", "path": "/list/-", "value": 2},
         {"op": "remove", "path": "/b/d"}
     ]);
-    let r = c.patch(p, "application/json-patch+json", &ops, &[("if-match", &v)]).await;
+    let r = c
+        .patch(p, "application/json-patch+json", &ops, &[("if-match", &v)])
+        .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(r.body["data"], json!({"b": {"c": 9}, "e": "new", "list": [1, 2]}));
+    assert_eq!(
+        r.body["data"],
+        json!({"b": {"c": 9}, "e": "new", "list": [1, 2]})
+    );
 
     // Stale If-Match, failed test, bad operations, wrong content type.
-    c.patch(p, "application/merge-patch+json", &json!({"a": 1}), &[("if-match", &v)]).await.assert_error(412, "precondition_failed");
-    c.patch(p, "application/json-patch+json", &json!([{"op": "test", "path": "/e", "value": "old"}]), &[])
+    c.patch(
+        p,
+        "application/merge-patch+json",
+        &json!({"a": 1}),
+        &[("if-match", &v)],
+    )
+    .await
+    .assert_error(412, "precondition_failed");
+    c.patch(
+        p,
+        "application/json-patch+json",
+        &json!([{"op": "test", "path": "/e", "value": "old"}]),
+        &[],
+    )
+    .await
+    .assert_error(412, "precondition_failed");
+    c.patch(
+        p,
+        "application/json-patch+json",
+        &json!([{"op": "remove", "path": "/nope"}]),
+        &[],
+    )
+    .await
+    .assert_error(400, "invalid_argument");
+    c.patch(p, "application/json-patch+json", &json!({"op": "add"}), &[])
         .await
-        .assert_error(412, "precondition_failed");
-    c.patch(p, "application/json-patch+json", &json!([{"op": "remove", "path": "/nope"}]), &[]).await.assert_error(400, "invalid_argument");
-    c.patch(p, "application/json-patch+json", &json!({"op": "add"}), &[]).await.assert_error(400, "invalid_argument");
-    c.patch(p, "application/merge-patch+json", &json!([1, 2]), &[]).await.assert_error(400, "invalid_argument");
-    c.patch(p, "text/plain", &json!({"a": 1}), &[]).await.assert_error(400, "invalid_argument");
+        .assert_error(400, "invalid_argument");
+    c.patch(p, "application/merge-patch+json", &json!([1, 2]), &[])
+        .await
+        .assert_error(400, "invalid_argument");
+    c.patch(p, "text/plain", &json!({"a": 1}), &[])
+        .await
+        .assert_error(400, "invalid_argument");
     // A failed patch changed nothing.
-    assert_eq!(c.get(p).await.body["data"], json!({"b": {"c": 9}, "e": "new", "list": [1, 2]}));
+    assert_eq!(
+        c.get(p).await.body["data"],
+        json!({"b": {"c": 9}, "e": "new", "list": [1, 2]})
+    );
 
     // Missing document: 404, checked before If-Match.
     let missing = "/v1/collections/things/docs/none";
-    c.patch(missing, "application/merge-patch+json", &json!({"a": 1}), &[]).await.assert_error(404, "not_found");
-    c.patch(missing, "application/merge-patch+json", &json!({"a": 1}), &[("if-match", &v)]).await.assert_error(404, "not_found");
+    c.patch(
+        missing,
+        "application/merge-patch+json",
+        &json!({"a": 1}),
+        &[],
+    )
+    .await
+    .assert_error(404, "not_found");
+    c.patch(
+        missing,
+        "application/merge-patch+json",
+        &json!({"a": 1}),
+        &[("if-match", &v)],
+    )
+    .await
+    .assert_error(404, "not_found");
     c.stop().await;
 }
 
@@ -135,7 +239,9 @@ async fn listing_thousands_by_pages_covers_every_shard_once_in_id_order() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = start(dir.path(), 3).await;
     let n = 3000usize;
-    let mut ids: Vec<String> = (0..n).map(|i| format!("doc-{:05}", (i * 7919) % 100_000)).collect();
+    let mut ids: Vec<String> = (0..n)
+        .map(|i| format!("doc-{:05}", (i * 7919) % 100_000))
+        .collect();
     let client = c.http.clone();
     let base = c.base.clone();
     let mut tasks = tokio::task::JoinSet::new();
@@ -161,9 +267,15 @@ async fn listing_thousands_by_pages_covers_every_shard_once_in_id_order() {
     }
     // Some deletions, so pages skip tombstones too.
     for id in ids.iter().step_by(10).take(50) {
-        assert_eq!(c.delete(&format!("/v1/collections/many/docs/{id}"), &[]).await.status, 204);
+        assert_eq!(
+            c.delete(&format!("/v1/collections/many/docs/{id}"), &[])
+                .await
+                .status,
+            204
+        );
     }
-    let deleted: std::collections::HashSet<String> = ids.iter().step_by(10).take(50).cloned().collect();
+    let deleted: std::collections::HashSet<String> =
+        ids.iter().step_by(10).take(50).cloned().collect();
     ids.retain(|i| !deleted.contains(i));
     ids.sort();
 
@@ -194,7 +306,10 @@ async fn listing_thousands_by_pages_covers_every_shard_once_in_id_order() {
             }
             assert!(pages < 1000, "listing does not terminate");
         }
-        assert_eq!(seen, ids, "limit {limit}: every document exactly once, in id order");
+        assert_eq!(
+            seen, ids,
+            "limit {limit}: every document exactly once, in id order"
+        );
     }
 
     // A collection that does not exist lists as empty.
@@ -210,26 +325,51 @@ async fn data_survives_a_restart_of_the_storage_nodes() {
     let mut c = start(dir.path(), 3).await;
     let mut versions = Vec::new();
     for i in 0..50 {
-        let r = c.put_json(&format!("/v1/collections/keep/docs/k{i}"), &json!({"i": i, "big": 12345678901234567890u64}), &[]).await;
+        let r = c
+            .put_json(
+                &format!("/v1/collections/keep/docs/k{i}"),
+                &json!({"i": i, "big": 12345678901234567890u64}),
+                &[],
+            )
+            .await;
         assert_eq!(r.status, 201);
         versions.push(r.body["version"].as_str().unwrap().to_string());
     }
-    c.put_json("/v1/collections/strategy", &json!({"conflict_strategy": "siblings"}), &[]).await;
-    assert_eq!(c.delete("/v1/collections/keep/docs/k0", &[]).await.status, 204);
+    c.put_json(
+        "/v1/collections/strategy",
+        &json!({"conflict_strategy": "siblings"}),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        c.delete("/v1/collections/keep/docs/k0", &[]).await.status,
+        204
+    );
     c.stop().await;
 
     let mut c = start(dir.path(), 3).await;
-    c.get("/v1/collections/keep/docs/k0").await.assert_error(404, "not_found");
-    for i in 1..50 {
+    c.get("/v1/collections/keep/docs/k0")
+        .await
+        .assert_error(404, "not_found");
+    for (i, version) in versions.iter().enumerate().skip(1) {
         let r = c.get(&format!("/v1/collections/keep/docs/k{i}")).await;
         assert_eq!(r.status, 200);
-        assert_eq!(r.body["version"], versions[i].as_str());
+        assert_eq!(r.body["version"], version.as_str());
         assert_eq!(r.body["data"]["big"].to_string(), "12345678901234567890");
     }
     // Writes after the restart continue the version vector.
-    let r = c.put_json("/v1/collections/keep/docs/k1", &json!({"i": 1}), &[("if-match", &versions[1])]).await;
+    let r = c
+        .put_json(
+            "/v1/collections/keep/docs/k1",
+            &json!({"i": 1}),
+            &[("if-match", &versions[1])],
+        )
+        .await;
     assert_eq!(r.status, 200);
-    assert_eq!(c.get("/v1/collections/strategy").await.body["conflict_strategy"], "siblings");
+    assert_eq!(
+        c.get("/v1/collections/strategy").await.body["conflict_strategy"],
+        "siblings"
+    );
     c.stop().await;
 
     // The data directory remembers its topology.

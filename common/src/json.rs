@@ -230,12 +230,17 @@ mod tests {
 
     #[test]
     fn numbers_round_trip_as_written() {
-        let body = br#"{"a":1.0,"b":18446744073709551615,"c":-9223372036854775808,"d":1e3,"e":0.10}"#;
+        let body =
+            br#"{"a":1.0,"b":18446744073709551615,"c":-9223372036854775808,"d":1e3,"e":0.10}"#;
         let map = parse_object(body, Limits::default()).unwrap();
         let out = encode_object(&map, Limits::default()).unwrap();
         // serde_json normalises only the exponent's sign.
-        let expected = br#"{"a":1.0,"b":18446744073709551615,"c":-9223372036854775808,"d":1e+3,"e":0.10}"#;
-        assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(expected.to_vec()).unwrap());
+        let expected =
+            br#"{"a":1.0,"b":18446744073709551615,"c":-9223372036854775808,"d":1e+3,"e":0.10}"#;
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(expected.to_vec()).unwrap()
+        );
     }
 
     #[test]
@@ -268,7 +273,16 @@ mod tests {
 
     #[test]
     fn non_objects_and_garbage_are_invalid() {
-        for body in [&b"[1]"[..], b"1", b"\"x\"", b"null", b"{", b"{}x", b"\xff", b""] {
+        for body in [
+            &b"[1]"[..],
+            b"1",
+            b"\"x\"",
+            b"null",
+            b"{",
+            b"{}x",
+            b"\xff",
+            b"",
+        ] {
             let err = parse_object(body, Limits::default()).unwrap_err();
             assert_eq!(err.code, ErrorCode::InvalidArgument, "{body:?}");
         }

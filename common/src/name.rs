@@ -105,7 +105,14 @@ mod tests {
         for ok in ["dc1", "eu-west-1", "a"] {
             assert!(validate_dc(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "1dc", "DC1", "dc_1", "dc.1", &format!("a{}", "b".repeat(32))] {
+        for bad in [
+            "",
+            "1dc",
+            "DC1",
+            "dc_1",
+            "dc.1",
+            &format!("a{}", "b".repeat(32)),
+        ] {
             assert!(validate_dc(bad).is_err(), "{bad}");
         }
     }

@@ -18,7 +18,11 @@ pub enum PatchKind {
 ///
 /// A failed JSON Patch `test` is `precondition_failed`; any other failure, or a result that is
 /// not an object, is `invalid_argument`.
-pub fn apply(kind: PatchKind, doc: &Map<String, Value>, patch: &Value) -> Result<Map<String, Value>> {
+pub fn apply(
+    kind: PatchKind,
+    doc: &Map<String, Value>,
+    patch: &Value,
+) -> Result<Map<String, Value>> {
     let mut value = Value::Object(doc.clone());
     match kind {
         PatchKind::Merge => {
@@ -40,7 +44,12 @@ pub fn apply(kind: PatchKind, doc: &Map<String, Value>, patch: &Value) -> Result
                 };
                 Error::new(
                     code,
-                    format!("JSON Patch operation {} at {:?} failed: {}", e.operation, e.path.as_str(), e.kind),
+                    format!(
+                        "JSON Patch operation {} at {:?} failed: {}",
+                        e.operation,
+                        e.path.as_str(),
+                        e.kind
+                    ),
                 )
             })?;
         }
@@ -69,7 +78,12 @@ mod tests {
     #[test]
     fn merge_patch_sets_and_removes() {
         let doc = obj(json!({"a": 1, "b": {"c": 2, "d": 3}}));
-        let out = apply(PatchKind::Merge, &doc, &json!({"a": null, "b": {"c": 9}, "e": [1]})).unwrap();
+        let out = apply(
+            PatchKind::Merge,
+            &doc,
+            &json!({"a": null, "b": {"c": 9}, "e": [1]}),
+        )
+        .unwrap();
         assert_eq!(Value::Object(out), json!({"b": {"c": 9, "d": 3}, "e": [1]}));
         assert!(apply(PatchKind::Merge, &doc, &json!([1])).is_err());
     }
@@ -81,12 +95,26 @@ mod tests {
         let out = apply(PatchKind::JsonPatch, &doc, &p).unwrap();
         assert_eq!(Value::Object(out), json!({"a": 2, "list": [1, 2, 3]}));
         let t = json!([{"op": "test", "path": "/a", "value": 5}]);
-        assert_eq!(apply(PatchKind::JsonPatch, &doc, &t).unwrap_err().code, ErrorCode::PreconditionFailed);
+        assert_eq!(
+            apply(PatchKind::JsonPatch, &doc, &t).unwrap_err().code,
+            ErrorCode::PreconditionFailed
+        );
         let bad = json!([{"op": "remove", "path": "/nope"}]);
-        assert_eq!(apply(PatchKind::JsonPatch, &doc, &bad).unwrap_err().code, ErrorCode::InvalidArgument);
+        assert_eq!(
+            apply(PatchKind::JsonPatch, &doc, &bad).unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
         let garbage = json!({"op": "add"});
-        assert_eq!(apply(PatchKind::JsonPatch, &doc, &garbage).unwrap_err().code, ErrorCode::InvalidArgument);
+        assert_eq!(
+            apply(PatchKind::JsonPatch, &doc, &garbage)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidArgument
+        );
         let whole = json!([{"op": "replace", "path": "", "value": 1}]);
-        assert_eq!(apply(PatchKind::JsonPatch, &doc, &whole).unwrap_err().code, ErrorCode::InvalidArgument);
+        assert_eq!(
+            apply(PatchKind::JsonPatch, &doc, &whole).unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
     }
 }

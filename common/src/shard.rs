@@ -35,10 +35,14 @@ mod tests {
     fn fixed_vectors() {
         // These values are on disk in every deployment: they must never change.
         assert_eq!(stable_hash(b""), 17280346270528514342);
-        let got: Vec<u16> = [("users", "u1"), ("users", "u2"), ("orders", "2026-11-28:0001")]
-            .iter()
-            .map(|(c, id)| shard_of(c, id, 64))
-            .collect();
+        let got: Vec<u16> = [
+            ("users", "u1"),
+            ("users", "u2"),
+            ("orders", "2026-11-28:0001"),
+        ]
+        .iter()
+        .map(|(c, id)| shard_of(c, id, 64))
+        .collect();
         assert_eq!(got, vec![57, 13, 15]);
         assert_eq!(shard_of("users", "u1", 1), 0);
     }

@@ -89,8 +89,8 @@ impl ClusterConfig {
 
     /// Parses and validates TOML text.
     pub fn parse(text: &str) -> Result<ClusterConfig> {
-        let cfg: ClusterConfig =
-            toml::from_str(text).map_err(|e| Error::invalid(format!("invalid cluster.toml: {e}")))?;
+        let cfg: ClusterConfig = toml::from_str(text)
+            .map_err(|e| Error::invalid(format!("invalid cluster.toml: {e}")))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -99,7 +99,11 @@ impl ClusterConfig {
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
         for dc in &mut self.dcs {
             for node in &mut dc.nodes {
-                let key = format!("AEROLITH_NODE_{}_{}_RPC", env_part(&dc.id), env_part(&node.id));
+                let key = format!(
+                    "AEROLITH_NODE_{}_{}_RPC",
+                    env_part(&dc.id),
+                    env_part(&node.id)
+                );
                 if let Some(v) = get(&key) {
                     node.rpc = v;
                 }
@@ -121,7 +125,10 @@ impl ClusterConfig {
                 return Err(Error::invalid(format!("cluster.toml: DC {} twice", dc.id)));
             }
             if dc.nodes.is_empty() {
-                return Err(Error::invalid(format!("cluster.toml: DC {} has no nodes", dc.id)));
+                return Err(Error::invalid(format!(
+                    "cluster.toml: DC {} has no nodes",
+                    dc.id
+                )));
             }
             for (j, n) in dc.nodes.iter().enumerate() {
                 if dc.nodes[..j].iter().any(|m| m.id == n.id) {
@@ -208,8 +215,16 @@ nodes = [ { id = "n1", rpc = "127.0.0.1:7001" }, { id = "n2", rpc = "127.0.0.1:7
     #[test]
     fn rejects_bad_configs() {
         assert!(ClusterConfig::parse("dcs = []").is_err());
-        assert!(ClusterConfig::parse("[[dcs]]\nid = \"DC\"\nnodes = [{id=\"n\", rpc=\"x:1\"}]").is_err());
-        assert!(ClusterConfig::parse("shards = 0\n[[dcs]]\nid = \"a\"\nnodes = [{id=\"n\", rpc=\"x:1\"}]").is_err());
+        assert!(
+            ClusterConfig::parse("[[dcs]]\nid = \"DC\"\nnodes = [{id=\"n\", rpc=\"x:1\"}]")
+                .is_err()
+        );
+        assert!(
+            ClusterConfig::parse(
+                "shards = 0\n[[dcs]]\nid = \"a\"\nnodes = [{id=\"n\", rpc=\"x:1\"}]"
+            )
+            .is_err()
+        );
         assert!(ClusterConfig::parse("[[dcs]]\nid = \"a\"\nnodes = []").is_err());
     }
 }

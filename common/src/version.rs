@@ -189,7 +189,16 @@ mod tests {
         let v = vv(&[("dc2", 1, 1), ("dc1", 1, 3)]);
         assert_eq!(v.to_string(), "dc1@1:3.dc2@1:1");
         assert_eq!(VersionVector::parse("dc1@1:3.dc2@1:1").unwrap(), v);
-        for bad in ["", "dc1", "dc1@1", "dc1@x:1", "dc1@1:0", "DC@1:1", "dc1@1:1.dc1@1:2", "dc1@1:1."] {
+        for bad in [
+            "",
+            "dc1",
+            "dc1@1",
+            "dc1@x:1",
+            "dc1@1:0",
+            "DC@1:1",
+            "dc1@1:1.dc1@1:2",
+            "dc1@1:1.",
+        ] {
             assert!(VersionVector::parse(bad).is_err(), "{bad}");
         }
     }

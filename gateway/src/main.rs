@@ -36,7 +36,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let cluster = ClusterConfig::load(&args.config)?;
     let Some(files) = &cluster.tls else {
-        bail!("cluster.toml has no [tls] section; a gateway needs its certificate (aerolith dev generates them)");
+        bail!(
+            "cluster.toml has no [tls] section; a gateway needs its certificate (aerolith dev generates them)"
+        );
     };
     let tls = TlsMaterial::from_files(files)?;
     let gateway = Gateway::start(GatewayOptions {
@@ -47,7 +49,10 @@ async fn main() -> anyhow::Result<()> {
         limits: Limits::default(),
     })
     .await?;
-    println!("aerolith-gateway listening on http://{}", gateway.http_addr());
+    println!(
+        "aerolith-gateway listening on http://{}",
+        gateway.http_addr()
+    );
     aerolith_common::signal::shutdown_signal().await;
     gateway.shutdown().await;
     Ok(())

@@ -39,8 +39,13 @@ pub async fn track(req: Request, next: Next) -> Response {
         .get::<ErrorCode>()
         .map(|c| c.as_str())
         .unwrap_or("ok");
-    let labels = [("protocol", "rest".to_string()), ("op", op), ("code", code.to_string())];
+    let labels = [
+        ("protocol", "rest".to_string()),
+        ("op", op),
+        ("code", code.to_string()),
+    ];
     metrics::counter!("aerolith_requests_total", &labels).increment(1);
-    metrics::histogram!("aerolith_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("aerolith_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
     resp
 }

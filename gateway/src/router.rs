@@ -30,7 +30,11 @@ impl Router {
     /// A router for DC `dc` of `cluster`.
     pub fn new(cluster: ClusterConfig, dc: &str, client: RpcClient) -> Result<Router> {
         let dc = cluster.dc(dc)?.clone();
-        Ok(Router { cluster, dc, client })
+        Ok(Router {
+            cluster,
+            dc,
+            client,
+        })
     }
 
     /// This gateway's DC id.
@@ -58,7 +62,12 @@ impl Router {
     }
 
     /// Calls one node, recording the RPC's latency and outcome.
-    pub async fn call_node(&self, addr: &str, body: pb::request::Body, timeout: Duration) -> Result<pb::response::Body> {
+    pub async fn call_node(
+        &self,
+        addr: &str,
+        body: pb::request::Body,
+        timeout: Duration,
+    ) -> Result<pb::response::Body> {
         let op = op_name(&body);
         let started = std::time::Instant::now();
         let out = self.client.call(addr, body, timeout).await;
@@ -72,7 +81,12 @@ impl Router {
     }
 
     /// Calls the owner of `shard`.
-    pub async fn call_shard(&self, shard: u16, body: pb::request::Body, timeout: Duration) -> Result<pb::response::Body> {
+    pub async fn call_shard(
+        &self,
+        shard: u16,
+        body: pb::request::Body,
+        timeout: Duration,
+    ) -> Result<pb::response::Body> {
         let addr = self.dc.owner(shard).rpc.clone();
         self.call_node(&addr, body, timeout).await
     }
@@ -84,7 +98,12 @@ impl Router {
         timeout: Duration,
     ) -> Vec<Result<pb::response::Body>> {
         let nodes = self.nodes();
-        join_all(nodes.iter().map(|n| self.call_node(&n.addr, make(n), timeout))).await
+        join_all(
+            nodes
+                .iter()
+                .map(|n| self.call_node(&n.addr, make(n), timeout)),
+        )
+        .await
     }
 
     /// Closes every connection.

@@ -49,9 +49,9 @@ impl Gateway {
             ops: Ops::new(router.clone(), opts.limits),
             metrics: prometheus(),
         };
-        let listener = TcpListener::bind(opts.http_listen)
-            .await
-            .map_err(|e| Error::unavailable(format!("cannot listen on {}: {e}", opts.http_listen)))?;
+        let listener = TcpListener::bind(opts.http_listen).await.map_err(|e| {
+            Error::unavailable(format!("cannot listen on {}: {e}", opts.http_listen))
+        })?;
         let http_addr = listener.local_addr().map_err(Error::internal)?;
         let (stop, stopped) = oneshot::channel::<()>();
         let app = rest::router(state);
@@ -75,7 +75,8 @@ impl Gateway {
     /// Readiness: every shard's owner in the DC answers.
     pub async fn ready(&self) -> Result<()> {
         let ops = Ops::new(self.router.clone(), Limits::default());
-        ops.ready(crate::ops::Ctx::new(std::time::Duration::from_secs(2))).await
+        ops.ready(crate::ops::Ctx::new(std::time::Duration::from_secs(2)))
+            .await
     }
 
     /// The REST address.

@@ -23,14 +23,24 @@ impl Store {
         Ok(())
     }
 
-    fn new_meta(&self, name: &str, strategy: i32, explicit: bool, hlc: u64, prev: Option<&pb::CollectionMeta>) -> pb::CollectionMeta {
+    fn new_meta(
+        &self,
+        name: &str,
+        strategy: i32,
+        explicit: bool,
+        hlc: u64,
+        prev: Option<&pb::CollectionMeta>,
+    ) -> pb::CollectionMeta {
         pb::CollectionMeta {
             name: name.to_string(),
             strategy,
             explicit,
             settings_hlc: hlc,
             settings_dc: self.dc.clone(),
-            incarnation: prev.filter(|p| p.deleted).map(|p| p.deleted_hlc).unwrap_or(0),
+            incarnation: prev
+                .filter(|p| p.deleted)
+                .map(|p| p.deleted_hlc)
+                .unwrap_or(0),
             created_at_ms: now_ms(),
             deleted: false,
             deleted_hlc: 0,
@@ -69,7 +79,10 @@ impl Store {
 
     /// Creates a collection or makes an implicit one explicit; a different strategy than an
     /// explicit collection's is `invalid_argument`.
-    pub fn put_collection(&self, req: &pb::PutCollectionRequest) -> Result<pb::PutCollectionResponse> {
+    pub fn put_collection(
+        &self,
+        req: &pb::PutCollectionRequest,
+    ) -> Result<pb::PutCollectionResponse> {
         validate_collection(&req.name)?;
         pb::ConflictStrategy::try_from(req.strategy)
             .map_err(|_| Error::invalid(format!("unknown conflict strategy {}", req.strategy)))?;
@@ -89,7 +102,13 @@ impl Store {
                         created: false,
                     });
                 }
-                (pb::CollectionMeta { explicit: true, ..cur }, false)
+                (
+                    pb::CollectionMeta {
+                        explicit: true,
+                        ..cur
+                    },
+                    false,
+                )
             }
             Some(cur) if cur.explicit || !req.explicit => {
                 return Err(Error::invalid(format!(
@@ -110,7 +129,13 @@ impl Store {
                 false,
             ),
             None => (
-                self.new_meta(&req.name, req.strategy, req.explicit, hlc, cache.get(&req.name)),
+                self.new_meta(
+                    &req.name,
+                    req.strategy,
+                    req.explicit,
+                    hlc,
+                    cache.get(&req.name),
+                ),
                 true,
             ),
         };
@@ -136,7 +161,10 @@ impl Store {
     }
 
     /// Deletes a collection: writes its tombstone and range-deletes its documents.
-    pub fn delete_collection(&self, req: &pb::DeleteCollectionRequest) -> Result<pb::CollectionMeta> {
+    pub fn delete_collection(
+        &self,
+        req: &pb::DeleteCollectionRequest,
+    ) -> Result<pb::CollectionMeta> {
         validate_collection(&req.name)?;
         let hlc = if req.hlc == 0 {
             self.hlc.now()
@@ -154,14 +182,24 @@ impl Store {
             None => pb::CollectionMeta {
                 deleted: true,
                 deleted_hlc: hlc,
-                ..self.new_meta(&req.name, pb::ConflictStrategy::Lww as i32, false, hlc, None)
+                ..self.new_meta(
+                    &req.name,
+                    pb::ConflictStrategy::Lww as i32,
+                    false,
+                    hlc,
+                    None,
+                )
             },
         };
         let mut batch = WriteBatch::default();
         self.save_collection(&meta, &mut batch)?;
         let docs = self.engine.cf(CF_DOCS)?;
         for shard in 0..self.shard_count() {
-            batch.delete_range_cf(docs, doc_prefix(shard, &req.name), doc_prefix_end(shard, &req.name));
+            batch.delete_range_cf(
+                docs,
+                doc_prefix(shard, &req.name),
+                doc_prefix_end(shard, &req.name),
+            );
         }
         self.engine
             .db()

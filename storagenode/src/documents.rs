@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use prost::Message;
-use rocksdb::{DBRawIteratorWithThreadMode, ReadOptions, DB};
+use rocksdb::{DB, DBRawIteratorWithThreadMode, ReadOptions};
 use serde_json::{Map, Value};
 
 use aerolith_common::json::{decode_stored, encode_object, parse_object, parse_value};
@@ -45,14 +45,21 @@ fn precondition_failed(message: String) -> Error {
 fn check_precondition(live: Option<&pb::DocRecord>, pre: Option<&pb::Precondition>) -> Result<()> {
     let Some(pre) = pre else { return Ok(()) };
     if pre.if_none_match_any && live.is_some() {
-        return Err(Error::new(ErrorCode::AlreadyExists, "the document already exists"));
+        return Err(Error::new(
+            ErrorCode::AlreadyExists,
+            "the document already exists",
+        ));
     }
     if pre.if_match_any && live.is_none() {
-        return Err(precondition_failed("If-Match: the document does not exist".into()));
+        return Err(precondition_failed(
+            "If-Match: the document does not exist".into(),
+        ));
     }
     if !pre.if_match.is_empty() {
         let Some(rec) = live else {
-            return Err(precondition_failed("If-Match: the document does not exist".into()));
+            return Err(precondition_failed(
+                "If-Match: the document does not exist".into(),
+            ));
         };
         let current = VersionVector::from_proto(rec.vv.as_ref());
         let matches = VersionVector::parse(&pre.if_match).is_ok_and(|want| want == current);
@@ -89,7 +96,13 @@ impl Store {
         vv.increment(&self.actor);
         let hlc = self.hlc.now();
         let field_stamps = if meta.strategy == pb::ConflictStrategy::FieldMerge as i32 {
-            self.stamp_fields(current.map(|c| c.field_stamps.as_slice()).unwrap_or_default(), hlc, stamping)
+            self.stamp_fields(
+                current
+                    .map(|c| c.field_stamps.as_slice())
+                    .unwrap_or_default(),
+                hlc,
+                stamping,
+            )
         } else {
             Vec::new()
         };
@@ -106,7 +119,12 @@ impl Store {
         }
     }
 
-    fn stamp_fields(&self, old: &[pb::FieldStamp], hlc: u64, stamping: Stamping<'_>) -> Vec<pb::FieldStamp> {
+    fn stamp_fields(
+        &self,
+        old: &[pb::FieldStamp],
+        hlc: u64,
+        stamping: Stamping<'_>,
+    ) -> Vec<pb::FieldStamp> {
         let stamp = |field: &str, deleted: bool| pb::FieldStamp {
             field: field.to_string(),
             hlc,
@@ -117,7 +135,11 @@ impl Store {
         match stamping {
             Stamping::Put(body) => {
                 out.extend(body.keys().map(|k| stamp(k, false)));
-                out.extend(old.iter().filter(|s| !body.contains_key(&s.field)).map(|s| stamp(&s.field, true)));
+                out.extend(
+                    old.iter()
+                        .filter(|s| !body.contains_key(&s.field))
+                        .map(|s| stamp(&s.field, true)),
+                );
             }
             Stamping::Patch(before, after) => {
                 for s in old {
@@ -136,7 +158,12 @@ impl Store {
                         out.push(stamp(k, false));
                     }
                 }
-                out.extend(before.keys().filter(|k| !after.contains_key(*k)).map(|k| stamp(k, true)));
+                out.extend(
+                    before
+                        .keys()
+                        .filter(|k| !after.contains_key(*k))
+                        .map(|k| stamp(k, true)),
+                );
             }
             Stamping::Delete => out.extend(old.iter().map(|s| stamp(&s.field, true))),
         }
@@ -187,14 +214,22 @@ impl Store {
         let mut st = self.lock_shard(shard);
         let current = self.read_record(shard, &req.collection, &req.id)?;
         let Some(live) = current.as_ref().filter(|r| !r.tombstone) else {
-            return Err(Error::not_found(format!("document {}/{} not found", req.collection, req.id)));
+            return Err(Error::not_found(format!(
+                "document {}/{} not found",
+                req.collection, req.id
+            )));
         };
         check_precondition(Some(live), req.precondition.as_ref())?;
         let before = decode_stored(&live.body)?;
         let after = patch::apply(kind, &before, &patch_doc)?;
         let bytes = encode_object(&after, self.limits)?;
         let meta = self.collection_for_write(&req.collection)?;
-        let record = self.local_version(current.as_ref(), &meta, Some(bytes), Stamping::Patch(&before, &after));
+        let record = self.local_version(
+            current.as_ref(),
+            &meta,
+            Some(bytes),
+            Stamping::Patch(&before, &after),
+        );
         self.commit(&mut st, shard, &req.collection, &req.id, &record)?;
         Ok(pb::DocResponse {
             record: Some(record),
@@ -209,7 +244,10 @@ impl Store {
         let mut st = self.lock_shard(shard);
         let current = self.read_record(shard, &req.collection, &req.id)?;
         let Some(live) = current.as_ref().filter(|r| !r.tombstone) else {
-            return Err(Error::not_found(format!("document {}/{} not found", req.collection, req.id)));
+            return Err(Error::not_found(format!(
+                "document {}/{} not found",
+                req.collection, req.id
+            )));
         };
         check_precondition(Some(live), req.precondition.as_ref())?;
         let meta = self.collection_for_write(&req.collection)?;
@@ -265,9 +303,11 @@ impl Store {
                 heap.push(Reverse((k[*plen..].to_vec(), idx)));
             }
             scanned += 1;
-            let rec = pb::DocRecord::decode(&*value)
-                .map_err(|e| Error::internal(format!("corrupt record in {}: {e}", req.collection)))?;
-            let id = String::from_utf8(id).map_err(|e| Error::internal(format!("corrupt key: {e}")))?;
+            let rec = pb::DocRecord::decode(&*value).map_err(|e| {
+                Error::internal(format!("corrupt record in {}: {e}", req.collection))
+            })?;
+            let id =
+                String::from_utf8(id).map_err(|e| Error::internal(format!("corrupt key: {e}")))?;
             if !rec.tombstone && visible(meta.as_ref(), &rec) {
                 bytes += rec.body.len() as u64;
                 out.docs.push(pb::StoredDoc {
@@ -312,12 +352,36 @@ mod tests {
         assert!(check_precondition(Some(&live), None).is_ok());
         assert!(check_precondition(Some(&live), Some(&pre("dc1@1:2", false, false))).is_ok());
         let code = |r: Result<()>| r.unwrap_err().code;
-        assert_eq!(code(check_precondition(Some(&live), Some(&pre("dc1@1:1", false, false)))), ErrorCode::PreconditionFailed);
-        assert_eq!(code(check_precondition(Some(&live), Some(&pre("garbage", false, false)))), ErrorCode::PreconditionFailed);
-        assert_eq!(code(check_precondition(None, Some(&pre("dc1@1:2", false, false)))), ErrorCode::PreconditionFailed);
-        assert_eq!(code(check_precondition(None, Some(&pre("", true, false)))), ErrorCode::PreconditionFailed);
+        assert_eq!(
+            code(check_precondition(
+                Some(&live),
+                Some(&pre("dc1@1:1", false, false))
+            )),
+            ErrorCode::PreconditionFailed
+        );
+        assert_eq!(
+            code(check_precondition(
+                Some(&live),
+                Some(&pre("garbage", false, false))
+            )),
+            ErrorCode::PreconditionFailed
+        );
+        assert_eq!(
+            code(check_precondition(
+                None,
+                Some(&pre("dc1@1:2", false, false))
+            )),
+            ErrorCode::PreconditionFailed
+        );
+        assert_eq!(
+            code(check_precondition(None, Some(&pre("", true, false)))),
+            ErrorCode::PreconditionFailed
+        );
         assert!(check_precondition(Some(&live), Some(&pre("", true, false))).is_ok());
-        assert_eq!(code(check_precondition(Some(&live), Some(&pre("", false, true)))), ErrorCode::AlreadyExists);
+        assert_eq!(
+            code(check_precondition(Some(&live), Some(&pre("", false, true)))),
+            ErrorCode::AlreadyExists
+        );
         assert!(check_precondition(None, Some(&pre("", false, true))).is_ok());
     }
 }

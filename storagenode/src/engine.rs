@@ -55,8 +55,9 @@ impl Engine {
         let cfs = [CF_DOCS, CF_CHANGES, CF_META]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, cf_opts.clone()));
-        let db = DB::open_cf_descriptors(&db_opts, path, cfs)
-            .map_err(|e| Error::unavailable(format!("cannot open store {}: {e}", path.display())))?;
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(|e| {
+            Error::unavailable(format!("cannot open store {}: {e}", path.display()))
+        })?;
         Ok(Engine { db })
     }
 

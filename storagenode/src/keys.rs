@@ -68,6 +68,8 @@ pub fn meta_collection(name: &str) -> Vec<u8> {
 pub const META_IDENTITY: &[u8] = b"identity";
 /// Meta key of the node's actor epoch.
 pub const META_EPOCH: &[u8] = b"epoch";
+/// Meta key of the QUIC stateless-reset key.
+pub const META_RESET_KEY: &[u8] = b"reset_key";
 /// Meta key present while a store runs with relaxed durability and was not closed cleanly.
 pub const META_DIRTY: &[u8] = b"dirty";
 

@@ -42,8 +42,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args = Args::parse();
@@ -58,7 +57,9 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("rpc address {:?} is not IP:port; pass --listen", me.rpc))?,
     };
     let Some(files) = &cluster.tls else {
-        bail!("cluster.toml has no [tls] section; a storage node needs its certificate (aerolith dev generates them)");
+        bail!(
+            "cluster.toml has no [tls] section; a storage node needs its certificate (aerolith dev generates them)"
+        );
     };
     let tls = TlsMaterial::from_files(files)?;
     let node = StorageNode::start(NodeOptions {

@@ -61,7 +61,13 @@ impl StorageNode {
             .map_err(Error::internal)??;
         let store = Arc::new(store);
         let service = Arc::new(NodeService::new(store.clone(), opts.node.clone()));
-        let server = RpcServer::bind(opts.listen, &opts.tls, service, DEFAULT_MAX_FRAME)?;
+        let server = RpcServer::bind(
+            opts.listen,
+            &opts.tls,
+            service,
+            DEFAULT_MAX_FRAME,
+            store.reset_key(),
+        )?;
         let addr = server.local_addr()?;
         tracing::info!(dc = %opts.dc, node = %opts.node, %addr, "storage node serving");
         Ok(StorageNode {

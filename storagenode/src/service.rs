@@ -56,11 +56,17 @@ impl Handler for NodeService {
             let body = match req.body {
                 None => return error_response(&Error::invalid("empty request")),
                 Some(Req::Ping(_)) => Resp::Pong(pong),
-                Some(body) => match tokio::task::spawn_blocking(move || dispatch(&store, body)).await {
-                    Ok(Ok(b)) => b,
-                    Ok(Err(e)) => return error_response(&e),
-                    Err(e) => return error_response(&Error::internal(format!("storage task failed: {e}"))),
-                },
+                Some(body) => {
+                    match tokio::task::spawn_blocking(move || dispatch(&store, body)).await {
+                        Ok(Ok(b)) => b,
+                        Ok(Err(e)) => return error_response(&e),
+                        Err(e) => {
+                            return error_response(&Error::internal(format!(
+                                "storage task failed: {e}"
+                            )));
+                        }
+                    }
+                }
             };
             pb::Response { body: Some(body) }
         }

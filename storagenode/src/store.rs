@@ -64,6 +64,7 @@ pub struct Store {
     pub(crate) limits: Limits,
     shards: Vec<Mutex<ShardState>>,
     sync: bool,
+    reset_key: [u8; 32],
     pub(crate) collections: Mutex<HashMap<String, pb::CollectionMeta>>,
 }
 
@@ -133,11 +134,20 @@ impl Store {
             shards.push(Mutex::new(ShardState { seq, log_epoch }));
         }
 
-        let mut collections = HashMap::new();
-        for item in engine
-            .db()
-            .prefix_iterator_cf(meta, META_COLLECTION_PREFIX)
+        let reset_key = match engine
+            .get(CF_META, META_RESET_KEY)?
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
         {
+            Some(k) => k,
+            None => {
+                let k: [u8; 32] = rand::random();
+                batch.put_cf(meta, META_RESET_KEY, k);
+                k
+            }
+        };
+
+        let mut collections = HashMap::new();
+        for item in engine.db().prefix_iterator_cf(meta, META_COLLECTION_PREFIX) {
             let (k, v) = item.map_err(db_err)?;
             if !k.starts_with(META_COLLECTION_PREFIX) {
                 break;
@@ -162,8 +172,14 @@ impl Store {
             limits: cfg.limits,
             shards,
             sync,
+            reset_key,
             collections: Mutex::new(collections),
         })
+    }
+
+    /// The key of the node's QUIC stateless resets, stable across restarts.
+    pub fn reset_key(&self) -> &[u8; 32] {
+        &self.reset_key
     }
 
     /// Number of shards.

@@ -48,20 +48,32 @@ pub struct Reply {
 impl Reply {
     /// The error code of an error body.
     pub fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("<no error code>")
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or("<no error code>")
     }
 
     /// A response header as text.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
 
     /// Asserts an error with API.md's body shape.
     pub fn assert_error(&self, status: u16, code: &str) {
         assert_eq!(self.status.as_u16(), status, "status of {:?}", self.body);
         assert_eq!(self.code(), code, "code of {:?}", self.body);
-        assert!(self.body["error"]["message"].is_string(), "message in {:?}", self.body);
-        let keys: Vec<_> = self.body["error"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        assert!(
+            self.body["error"]["message"].is_string(),
+            "message in {:?}",
+            self.body
+        );
+        let keys: Vec<_> = self.body["error"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
         assert_eq!(keys, vec!["code".to_string(), "message".to_string()]);
     }
 }
@@ -87,7 +99,12 @@ impl TestCluster {
         let headers = resp.headers().clone();
         let raw = resp.bytes().await.expect("body read").to_vec();
         let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-        Reply { status, headers, body, raw }
+        Reply {
+            status,
+            headers,
+            body,
+            raw,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -100,17 +117,31 @@ impl TestCluster {
 
     pub async fn put_json(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
         let bytes = serde_json::to_vec(body).expect("json");
-        self.send(Method::PUT, path, Some(("application/json", bytes)), headers).await
+        self.send(
+            Method::PUT,
+            path,
+            Some(("application/json", bytes)),
+            headers,
+        )
+        .await
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
         let bytes = serde_json::to_vec(body).expect("json");
-        self.send(Method::POST, path, Some(("application/json", bytes)), &[]).await
+        self.send(Method::POST, path, Some(("application/json", bytes)), &[])
+            .await
     }
 
-    pub async fn patch(&self, path: &str, content_type: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
+    pub async fn patch(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let bytes = serde_json::to_vec(body).expect("json");
-        self.send(Method::PATCH, path, Some((content_type, bytes)), headers).await
+        self.send(Method::PATCH, path, Some((content_type, bytes)), headers)
+            .await
     }
 
     pub async fn delete(&self, path: &str, headers: &[(&str, &str)]) -> Reply {

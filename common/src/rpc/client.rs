@@ -105,7 +105,9 @@ impl RpcClient {
                 if conn.close_reason().is_some() {
                     peer.forget(&conn).await;
                 }
-                Err(Error::unavailable(format!("storage node {addr} unreachable: {e}")))
+                Err(Error::unavailable(format!(
+                    "storage node {addr} unreachable: {e}"
+                )))
             }
             Ok(Ok(None)) => Err(Error::unavailable(format!(
                 "storage node {addr} closed the stream without answering"
@@ -127,7 +129,9 @@ impl RpcClient {
 }
 
 fn too_slow(addr: &str) -> Error {
-    Error::deadline(format!("storage node {addr} did not answer before the deadline"))
+    Error::deadline(format!(
+        "storage node {addr} did not answer before the deadline"
+    ))
 }
 
 impl Peer {
@@ -174,7 +178,11 @@ impl Peer {
 
     async fn forget(&self, conn: &Connection) {
         let mut st = self.state.lock().await;
-        if st.conn.as_ref().is_some_and(|c| c.stable_id() == conn.stable_id()) {
+        if st
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.stable_id() == conn.stable_id())
+        {
             st.conn = None;
         }
     }

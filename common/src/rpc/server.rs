@@ -42,14 +42,38 @@ pub struct RpcServer {
 
 impl RpcServer {
     /// Binds a QUIC endpoint and serves `handler` on it until shut down.
+    ///
+    /// `reset_key` keys QUIC stateless resets. Keep it across restarts (the storage node keeps
+    /// it in its store): a restarted server can then reset its clients' old connections at
+    /// once, instead of leaving them to hang until their idle timeout.
     pub fn bind<H: Handler>(
         addr: SocketAddr,
         tls: &TlsMaterial,
         handler: Arc<H>,
         max_frame: usize,
+        reset_key: &[u8; 32],
     ) -> Result<RpcServer> {
-        let endpoint = Endpoint::server(tls.server_config()?, addr)
-            .map_err(|e| Error::unavailable(format!("cannot bind QUIC endpoint {addr}: {e}")))?;
+        let bind_err = |e: std::io::Error| {
+            Error::unavailable(format!("cannot bind QUIC endpoint {addr}: {e}"))
+        };
+        let socket = std::net::UdpSocket::bind(addr).map_err(bind_err)?;
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset_key);
+        let mut config = quinn::EndpointConfig::new(Arc::new(key));
+        // Connection ids must validate after a restart too, or the reset is never sent.
+        let mut cid_key = [0u8; 8];
+        cid_key.copy_from_slice(&reset_key[..8]);
+        let cid_key = u64::from_le_bytes(cid_key);
+        config.cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+                as Box<dyn quinn::ConnectionIdGenerator>
+        });
+        let endpoint = Endpoint::new(
+            config,
+            Some(tls.server_config()?),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(bind_err)?;
         let ep = endpoint.clone();
         let accept = tokio::spawn(async move {
             while let Some(incoming) = ep.accept().await {

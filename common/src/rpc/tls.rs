@@ -68,7 +68,10 @@ impl TlsMaterial {
             )));
         }
         let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
-            tls_err(&format!("cannot read private key from {}", files.key.display()), e)
+            tls_err(
+                &format!("cannot read private key from {}", files.key.display()),
+                e,
+            )
         })?;
         Ok(TlsMaterial { ca, chain, key })
     }

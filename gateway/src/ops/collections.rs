@@ -28,15 +28,28 @@ pub struct CollectionInfo {
 
 /// Resolves one collection's settings as reported by several nodes.
 fn resolve(metas: &[pb::CollectionMeta]) -> Option<CollectionInfo> {
-    let last_delete = metas.iter().filter(|m| m.deleted).map(|m| m.deleted_hlc).max().unwrap_or(0);
+    let last_delete = metas
+        .iter()
+        .filter(|m| m.deleted)
+        .map(|m| m.deleted_hlc)
+        .max()
+        .unwrap_or(0);
     let live: Vec<&pb::CollectionMeta> = metas
         .iter()
         .filter(|m| !m.deleted && (last_delete == 0 || m.incarnation >= last_delete))
         .collect();
-    let winner = live
+    let winner = live.iter().max_by(|a, b| {
+        (a.explicit, a.settings_hlc, &a.settings_dc).cmp(&(
+            b.explicit,
+            b.settings_hlc,
+            &b.settings_dc,
+        ))
+    })?;
+    let created = live
         .iter()
-        .max_by(|a, b| (a.explicit, a.settings_hlc, &a.settings_dc).cmp(&(b.explicit, b.settings_hlc, &b.settings_dc)))?;
-    let created = live.iter().map(|m| m.created_at_ms).min().unwrap_or(winner.created_at_ms);
+        .map(|m| m.created_at_ms)
+        .min()
+        .unwrap_or(winner.created_at_ms);
     Some(CollectionInfo {
         name: winner.name.clone(),
         conflict_strategy: strategy_name(winner.strategy).to_string(),
@@ -45,10 +58,16 @@ fn resolve(metas: &[pb::CollectionMeta]) -> Option<CollectionInfo> {
 }
 
 impl Ops {
-    async fn collection_metas(&self, ctx: Ctx) -> Result<BTreeMap<String, Vec<pb::CollectionMeta>>> {
+    async fn collection_metas(
+        &self,
+        ctx: Ctx,
+    ) -> Result<BTreeMap<String, Vec<pb::CollectionMeta>>> {
         let results = self
             .router
-            .call_all(|_| Req::ListCollections(pb::ListCollectionsRequest {}), ctx.remaining()?)
+            .call_all(
+                |_| Req::ListCollections(pb::ListCollectionsRequest {}),
+                ctx.remaining()?,
+            )
             .await;
         let mut by_name: BTreeMap<String, Vec<pb::CollectionMeta>> = BTreeMap::new();
         for r in results {
@@ -85,7 +104,14 @@ impl Ops {
     async fn find_collection(&self, ctx: Ctx, name: &str) -> Result<Option<CollectionInfo>> {
         let results = self
             .router
-            .call_all(|_| Req::GetCollection(pb::GetCollectionRequest { name: name.to_string() }), ctx.remaining()?)
+            .call_all(
+                |_| {
+                    Req::GetCollection(pb::GetCollectionRequest {
+                        name: name.to_string(),
+                    })
+                },
+                ctx.remaining()?,
+            )
             .await;
         let mut metas = Vec::new();
         for r in results {
@@ -126,7 +152,11 @@ impl Ops {
                 explicit: true,
                 settings_hlc: hlc,
             });
-            match self.router.call_node(&node.addr, req, ctx.remaining()?).await? {
+            match self
+                .router
+                .call_node(&node.addr, req, ctx.remaining()?)
+                .await?
+            {
                 Resp::PutCollection(r) => {
                     if hlc == 0 {
                         hlc = r.meta.map(|m| m.settings_hlc).unwrap_or(0);
@@ -151,7 +181,11 @@ impl Ops {
                 name: name.to_string(),
                 hlc,
             });
-            match self.router.call_node(&node.addr, req, ctx.remaining()?).await? {
+            match self
+                .router
+                .call_node(&node.addr, req, ctx.remaining()?)
+                .await?
+            {
                 Resp::Collection(m) => {
                     if hlc == 0 {
                         hlc = m.deleted_hlc;

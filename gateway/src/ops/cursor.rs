@@ -31,7 +31,13 @@ mod tests {
     fn round_trip_and_rejects_garbage() {
         let c = encode("user:42");
         assert_eq!(decode(&c).unwrap(), "user:42");
-        for bad in ["", "!!", "abc", &URL_SAFE_NO_PAD.encode("k2:x"), &URL_SAFE_NO_PAD.encode("k1:a/b")] {
+        for bad in [
+            "",
+            "!!",
+            "abc",
+            &URL_SAFE_NO_PAD.encode("k2:x"),
+            &URL_SAFE_NO_PAD.encode("k1:a/b"),
+        ] {
             assert!(decode(bad).is_err(), "{bad}");
         }
     }

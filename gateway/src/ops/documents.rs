@@ -74,7 +74,10 @@ impl Ops {
             collection: collection.to_string(),
             id: id.to_string(),
         });
-        let resp = doc_response(self.router.call_shard(shard, req, ctx.remaining()?).await?, "get")?;
+        let resp = doc_response(
+            self.router.call_shard(shard, req, ctx.remaining()?).await?,
+            "get",
+        )?;
         render(collection, id, resp.record)
     }
 
@@ -98,12 +101,20 @@ impl Ops {
             body: canonical,
             precondition: pre.to_proto(),
         });
-        let resp = doc_response(self.router.call_shard(shard, req, ctx.remaining()?).await?, "put")?;
+        let resp = doc_response(
+            self.router.call_shard(shard, req, ctx.remaining()?).await?,
+            "put",
+        )?;
         Ok((render(collection, id, resp.record)?, resp.created))
     }
 
     /// Creates a document under a generated UUIDv7 id.
-    pub async fn create_document(&self, ctx: Ctx, collection: &str, body: &[u8]) -> Result<Document> {
+    pub async fn create_document(
+        &self,
+        ctx: Ctx,
+        collection: &str,
+        body: &[u8],
+    ) -> Result<Document> {
         let id = uuid::Uuid::now_v7().to_string();
         let pre = Precondition {
             if_none_match_any: true,
@@ -126,7 +137,11 @@ impl Ops {
         if patch.len() > self.limits.max_bytes {
             return Err(Error::new(
                 aerolith_common::ErrorCode::PayloadTooLarge,
-                format!("patch of {} bytes exceeds the limit of {} bytes", patch.len(), self.limits.max_bytes),
+                format!(
+                    "patch of {} bytes exceeds the limit of {} bytes",
+                    patch.len(),
+                    self.limits.max_bytes
+                ),
             ));
         }
         // Validate here so a malformed patch never costs a round trip.
@@ -143,12 +158,21 @@ impl Ops {
             patch: patch.to_vec(),
             precondition: pre.to_proto(),
         });
-        let resp = doc_response(self.router.call_shard(shard, req, ctx.remaining()?).await?, "patch")?;
+        let resp = doc_response(
+            self.router.call_shard(shard, req, ctx.remaining()?).await?,
+            "patch",
+        )?;
         render(collection, id, resp.record)
     }
 
     /// Deletes a document; `not_found` if absent.
-    pub async fn delete_document(&self, ctx: Ctx, collection: &str, id: &str, pre: &Precondition) -> Result<()> {
+    pub async fn delete_document(
+        &self,
+        ctx: Ctx,
+        collection: &str,
+        id: &str,
+        pre: &Precondition,
+    ) -> Result<()> {
         ids(collection, id)?;
         let shard = self.router.shard_of(collection, id);
         let req = Req::Delete(pb::DeleteRequest {
@@ -157,7 +181,10 @@ impl Ops {
             id: id.to_string(),
             precondition: pre.to_proto(),
         });
-        doc_response(self.router.call_shard(shard, req, ctx.remaining()?).await?, "delete")?;
+        doc_response(
+            self.router.call_shard(shard, req, ctx.remaining()?).await?,
+            "delete",
+        )?;
         Ok(())
     }
 
@@ -213,7 +240,9 @@ impl Ops {
                 cut = true;
                 break;
             }
-            let Some(rec) = d.record.as_ref() else { continue };
+            let Some(rec) = d.record.as_ref() else {
+                continue;
+            };
             bytes += rec.body.len() as u64;
             if let Some(doc) = Document::from_record(collection, &d.id, rec)? {
                 page.push(doc);

@@ -82,11 +82,17 @@ impl Ops {
     pub async fn ready(&self, ctx: Ctx) -> Result<()> {
         let results = self
             .router
-            .call_all(|_| aerolith_common::pb::request::Body::Ping(Default::default()), ctx.remaining()?)
+            .call_all(
+                |_| aerolith_common::pb::request::Body::Ping(Default::default()),
+                ctx.remaining()?,
+            )
             .await;
         for (node, r) in self.router.nodes().iter().zip(results) {
             if let Err(e) = r {
-                return Err(Error::unavailable(format!("storage node {} is not ready: {}", node.id, e.message)));
+                return Err(Error::unavailable(format!(
+                    "storage node {} is not ready: {}",
+                    node.id, e.message
+                )));
             }
         }
         Ok(())

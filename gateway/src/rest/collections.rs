@@ -14,7 +14,10 @@ use super::error::ApiError;
 use super::extract::{JsonBody, PathParams, RequestCtx};
 
 /// `GET /v1/collections`.
-pub async fn list(State(s): State<AppState>, RequestCtx(ctx): RequestCtx) -> Result<Response, ApiError> {
+pub async fn list(
+    State(s): State<AppState>,
+    RequestCtx(ctx): RequestCtx,
+) -> Result<Response, ApiError> {
     let cols = s.ops.list_collections(ctx).await?;
     let items: Vec<Value> = cols
         .into_iter()
@@ -44,8 +47,14 @@ fn strategy_from_body(body: &[u8]) -> Result<Option<String>, Error> {
     for (k, v) in map {
         match (k.as_str(), v) {
             ("conflict_strategy", Value::String(s)) => strategy = Some(s),
-            ("conflict_strategy", _) => return Err(Error::invalid("conflict_strategy must be a string")),
-            (other, _) => return Err(Error::invalid(format!("unknown collection setting {other:?}"))),
+            ("conflict_strategy", _) => {
+                return Err(Error::invalid("conflict_strategy must be a string"));
+            }
+            (other, _) => {
+                return Err(Error::invalid(format!(
+                    "unknown collection setting {other:?}"
+                )));
+            }
         }
     }
     Ok(strategy)
@@ -59,8 +68,15 @@ pub async fn put(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let strategy = strategy_from_body(&body)?;
-    let (info, created) = s.ops.put_collection(ctx, &name, strategy.as_deref()).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let (info, created) = s
+        .ops
+        .put_collection(ctx, &name, strategy.as_deref())
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(info)).into_response())
 }
 

@@ -12,7 +12,9 @@ use aerolith_common::document::Document;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{JsonBody, PatchBody, PathParams, RequestCtx, not_modified, write_precondition};
+use super::extract::{
+    JsonBody, PatchBody, PathParams, RequestCtx, not_modified, write_precondition,
+};
 use crate::ops::parse_limit;
 
 fn etag(version: &str) -> Result<HeaderValue, Error> {
@@ -52,7 +54,14 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     let pre = write_precondition(&headers)?;
     let (doc, created) = s.ops.put_document(ctx, &c, &id, &body, &pre).await?;
-    with_doc(if created { StatusCode::CREATED } else { StatusCode::OK }, doc)
+    with_doc(
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        doc,
+    )
 }
 
 /// `POST /v1/collections/{c}/docs`: 201 with a generated id and `Location`.
@@ -63,8 +72,11 @@ pub async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let doc = s.ops.create_document(ctx, &c, &body).await?;
-    let location = HeaderValue::from_str(&format!("/v1/collections/{}/docs/{}", doc.collection, doc.id))
-        .map_err(Error::internal)?;
+    let location = HeaderValue::from_str(&format!(
+        "/v1/collections/{}/docs/{}",
+        doc.collection, doc.id
+    ))
+    .map_err(Error::internal)?;
     let mut resp = with_doc(StatusCode::CREATED, doc)?;
     resp.headers_mut().insert(LOCATION, location);
     Ok(resp)
@@ -79,7 +91,10 @@ pub async fn patch(
     PatchBody(kind, body): PatchBody,
 ) -> Result<Response, ApiError> {
     let pre = write_precondition(&headers)?;
-    let doc = s.ops.patch_document(ctx, &c, &id, kind, &body, &pre).await?;
+    let doc = s
+        .ops
+        .patch_document(ctx, &c, &id, kind, &body, &pre)
+        .await?;
     with_doc(StatusCode::OK, doc)
 }
 
@@ -111,6 +126,9 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| Error::invalid(e.body_text()))?;
     let limit = parse_limit(params.limit.as_deref())?;
-    let page = s.ops.list_documents(ctx, &c, limit, params.cursor.as_deref()).await?;
+    let page = s
+        .ops
+        .list_documents(ctx, &c, limit, params.cursor.as_deref())
+        .await?;
     Ok(Json(page).into_response())
 }

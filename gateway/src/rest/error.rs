@@ -17,16 +17,21 @@ pub struct ApiError {
 
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
-        ApiError { error, status: None }
+        ApiError {
+            error,
+            status: None,
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status.unwrap_or_else(|| {
-            StatusCode::from_u16(self.error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            StatusCode::from_u16(self.error.code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
         });
-        let body = json!({"error": {"code": self.error.code.as_str(), "message": self.error.message}});
+        let body =
+            json!({"error": {"code": self.error.code.as_str(), "message": self.error.message}});
         let mut resp = (status, axum::Json(body)).into_response();
         // Read by the metrics layer to label the request.
         resp.extensions_mut().insert(self.error.code);
@@ -42,7 +47,10 @@ pub async fn not_found() -> ApiError {
 /// Known routes with a wrong method: 405 `invalid_argument`.
 pub async fn method_not_allowed() -> ApiError {
     ApiError {
-        error: Error::new(ErrorCode::InvalidArgument, "method not allowed on this route"),
+        error: Error::new(
+            ErrorCode::InvalidArgument,
+            "method not allowed on this route",
+        ),
         status: Some(StatusCode::METHOD_NOT_ALLOWED),
     }
 }

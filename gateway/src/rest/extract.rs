@@ -2,9 +2,9 @@
 //! and size checks, preconditions and the request deadline.
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::HeaderMap;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, IF_MATCH, IF_NONE_MATCH};
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -39,7 +39,11 @@ pub struct RequestCtx(pub Ctx);
 impl<S: Send + Sync> FromRequestParts<S> for RequestCtx {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let ctx = parts.extensions.get::<Ctx>().copied().unwrap_or_else(|| Ctx::new(DEFAULT_TIMEOUT));
+        let ctx = parts
+            .extensions
+            .get::<Ctx>()
+            .copied()
+            .unwrap_or_else(|| Ctx::new(DEFAULT_TIMEOUT));
         Ok(RequestCtx(ctx))
     }
 }
@@ -48,8 +52,15 @@ fn media_type(headers: &HeaderMap) -> Result<Option<String>, Error> {
     match headers.get(CONTENT_TYPE) {
         None => Ok(None),
         Some(v) => {
-            let s = v.to_str().map_err(|_| Error::invalid("unreadable Content-Type"))?;
-            let essence = s.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let s = v
+                .to_str()
+                .map_err(|_| Error::invalid("unreadable Content-Type"))?;
+            let essence = s
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             Ok(Some(essence))
         }
     }
@@ -70,16 +81,18 @@ async fn read_body(req: Request, limit: usize) -> Result<Bytes, Error> {
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
-        let limited = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit");
-        if limited {
-            too_large()
-        } else {
-            Error::invalid(format!("could not read the request body: {e}"))
-        }
-    })
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| {
+            let limited = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            if limited {
+                too_large()
+            } else {
+                Error::invalid(format!("could not read the request body: {e}"))
+            }
+        })
 }
 
 /// A JSON request body (`application/json`, or no Content-Type), within the size limit.
@@ -97,7 +110,9 @@ impl FromRequest<AppState> for JsonBody {
                 .into());
             }
         }
-        Ok(JsonBody(read_body(req, state.ops.limits().max_bytes).await?))
+        Ok(JsonBody(
+            read_body(req, state.ops.limits().max_bytes).await?,
+        ))
     }
 }
 
@@ -108,7 +123,9 @@ impl FromRequest<AppState> for PatchBody {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let kind = match media_type(req.headers())?.as_deref() {
-            None | Some("application/merge-patch+json") | Some("application/json") => PatchKind::Merge,
+            None | Some("application/merge-patch+json") | Some("application/json") => {
+                PatchKind::Merge
+            }
             Some("application/json-patch+json") => PatchKind::JsonPatch,
             Some(other) => {
                 return Err(Error::invalid(format!(
@@ -117,14 +134,24 @@ impl FromRequest<AppState> for PatchBody {
                 .into());
             }
         };
-        Ok(PatchBody(kind, read_body(req, state.ops.limits().max_bytes).await?))
+        Ok(PatchBody(
+            kind,
+            read_body(req, state.ops.limits().max_bytes).await?,
+        ))
     }
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: axum::http::HeaderName) -> Result<Option<&'a str>, Error> {
+fn header_str(
+    headers: &HeaderMap,
+    name: axum::http::HeaderName,
+) -> Result<Option<&str>, Error> {
     headers
         .get(&name)
-        .map(|v| v.to_str().map(str::trim).map_err(|_| Error::invalid(format!("unreadable {name} header"))))
+        .map(|v| {
+            v.to_str()
+                .map(str::trim)
+                .map_err(|_| Error::invalid(format!("unreadable {name} header")))
+        })
         .transpose()
 }
 
@@ -132,7 +159,9 @@ fn header_str<'a>(headers: &'a HeaderMap, name: axum::http::HeaderName) -> Resul
 fn unquote(tag: &str) -> &str {
     let t = tag.trim();
     let t = t.strip_prefix("W/").unwrap_or(t);
-    t.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(t)
+    t.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(t)
 }
 
 /// Reads `If-Match` and `If-None-Match` for a write.
@@ -167,11 +196,16 @@ pub fn not_modified(headers: &HeaderMap, version: &str) -> Result<bool, Error> {
 /// Middleware: reads `X-Aerolith-Timeout-Ms`, gives the request its context, and answers
 /// `deadline_exceeded` when the deadline passes.
 pub async fn deadline(mut req: Request, next: Next) -> Response {
-    let timeout = match header_str(req.headers(), axum::http::HeaderName::from_static(TIMEOUT_HEADER)) {
+    let timeout = match header_str(
+        req.headers(),
+        axum::http::HeaderName::from_static(TIMEOUT_HEADER),
+    ) {
         Err(e) => return ApiError::from(e).into_response(),
         Ok(None) => DEFAULT_TIMEOUT,
         Ok(Some(v)) => match v.parse::<u64>() {
-            Ok(ms) if ms >= 1 && ms <= MAX_TIMEOUT.as_millis() as u64 => std::time::Duration::from_millis(ms),
+            Ok(ms) if ms >= 1 && ms <= MAX_TIMEOUT.as_millis() as u64 => {
+                std::time::Duration::from_millis(ms)
+            }
             _ => {
                 return ApiError::from(Error::invalid(format!(
                     "{TIMEOUT_HEADER} must be an integer from 1 to {}",
@@ -207,10 +241,24 @@ mod tests {
         assert_eq!(p.if_match.as_deref(), Some("dc1@1:2"));
         let p = write_precondition(&headers(&[("if-match", "dc1@1:2")])).unwrap();
         assert_eq!(p.if_match.as_deref(), Some("dc1@1:2"));
-        assert!(write_precondition(&headers(&[("if-match", "*")])).unwrap().if_match_any);
-        assert!(write_precondition(&headers(&[("if-none-match", "*")])).unwrap().if_none_match_any);
+        assert!(
+            write_precondition(&headers(&[("if-match", "*")]))
+                .unwrap()
+                .if_match_any
+        );
+        assert!(
+            write_precondition(&headers(&[("if-none-match", "*")]))
+                .unwrap()
+                .if_none_match_any
+        );
         assert!(write_precondition(&headers(&[("if-none-match", "\"x\"")])).is_err());
-        assert!(not_modified(&headers(&[("if-none-match", "\"a\", \"dc1@1:2\"")]), "dc1@1:2").unwrap());
+        assert!(
+            not_modified(
+                &headers(&[("if-none-match", "\"a\", \"dc1@1:2\"")]),
+                "dc1@1:2"
+            )
+            .unwrap()
+        );
         assert!(!not_modified(&headers(&[("if-none-match", "\"a\"")]), "dc1@1:2").unwrap());
     }
 }

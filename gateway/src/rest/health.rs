@@ -16,7 +16,10 @@ pub async fn healthz() -> Response {
 }
 
 /// `GET /readyz`: every shard's owner is reachable.
-pub async fn readyz(State(s): State<AppState>, RequestCtx(ctx): RequestCtx) -> Result<Response, ApiError> {
+pub async fn readyz(
+    State(s): State<AppState>,
+    RequestCtx(ctx): RequestCtx,
+) -> Result<Response, ApiError> {
     s.ops.ready(ctx).await?;
     Ok(Json(json!({"status": "ready"})).into_response())
 }

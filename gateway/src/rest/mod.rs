@@ -29,9 +29,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/collections", get(collections::list))
         .route(
             "/v1/collections/{c}",
-            get(collections::get).put(collections::put).delete(collections::delete),
+            get(collections::get)
+                .put(collections::put)
+                .delete(collections::delete),
         )
-        .route("/v1/collections/{c}/docs", get(documents::list).post(documents::create))
+        .route(
+            "/v1/collections/{c}/docs",
+            get(documents::list).post(documents::create),
+        )
         .route(
             "/v1/collections/{c}/docs/{id}",
             get(documents::get)
