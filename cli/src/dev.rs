@@ -66,7 +66,8 @@ pub struct Endpoints {
 
 /// A running dev cluster.
 pub struct DevCluster {
-    nodes: Vec<StorageNode>,
+    /// Per DC, its storage nodes (`None` once stopped by [`DevCluster::stop_node`]).
+    nodes: Vec<Vec<Option<StorageNode>>>,
     gateways: Vec<Gateway>,
     endpoints: Endpoints,
 }
@@ -156,6 +157,7 @@ impl DevCluster {
         for d in 0..opts.dcs {
             let dc = format!("dc{}", d + 1);
             let mut dc_nodes = Vec::new();
+            let mut running = Vec::new();
             for n in 0..opts.nodes_per_dc {
                 let id = format!("n{}", n + 1);
                 let node = StorageNode::start(NodeOptions {
@@ -175,8 +177,9 @@ impl DevCluster {
                     id,
                     rpc: node.addr().to_string(),
                 });
-                nodes.push(node);
+                running.push(Some(node));
             }
+            nodes.push(running);
             cluster.dcs.push(DcConfig {
                 id: dc,
                 nodes: dc_nodes,
@@ -223,13 +226,27 @@ impl DevCluster {
         &self.endpoints
     }
 
+    /// Stops one storage node (`node` counts from 0 across the DC) while the rest keep
+    /// running: for fault tests.
+    pub async fn stop_node(&mut self, dc: usize, node: usize) -> anyhow::Result<()> {
+        let slot = self
+            .nodes
+            .get_mut(dc)
+            .and_then(|d| d.get_mut(node))
+            .with_context(|| format!("no storage node {node} in DC {dc}"))?;
+        if let Some(n) = slot.take() {
+            n.shutdown().await?;
+        }
+        Ok(())
+    }
+
     /// Stops gateways first, then storage nodes (flushing their stores).
     pub async fn shutdown(self) -> anyhow::Result<()> {
         for g in self.gateways {
             g.shutdown().await;
         }
         let mut first_err = None;
-        for n in self.nodes {
+        for n in self.nodes.into_iter().flatten().flatten() {
             if let Err(e) = n.shutdown().await {
                 first_err.get_or_insert(e);
             }

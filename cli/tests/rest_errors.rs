@@ -236,3 +236,42 @@ async fn health_and_metrics() {
     assert!(text.contains("aerolith_rpc_duration_seconds"), "{text}");
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_storage_node_makes_its_shards_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path(), 3).await;
+    // Shard s belongs to node s % 3; find one document on node 1 and one elsewhere.
+    let on = |node: u16| {
+        (0..)
+            .map(|i| format!("d{i}"))
+            .find(|id| aerolith_common::shard::shard_of("c", id, 64) % 3 == node)
+            .unwrap()
+    };
+    let (down, up) = (on(1), on(0));
+    for id in [&down, &up] {
+        assert_eq!(
+            c.put_json(&format!("/v1/collections/c/docs/{id}"), &json!({}), &[])
+                .await
+                .status,
+            201
+        );
+    }
+    c.cluster.as_mut().unwrap().stop_node(0, 1).await.unwrap();
+    c.get(&format!("/v1/collections/c/docs/{down}"))
+        .await
+        .assert_error(503, "unavailable");
+    c.put_json(&format!("/v1/collections/c/docs/{down}"), &json!({}), &[])
+        .await
+        .assert_error(503, "unavailable");
+    assert_eq!(
+        c.get(&format!("/v1/collections/c/docs/{up}")).await.status,
+        200
+    );
+    c.get("/readyz").await.assert_error(503, "unavailable");
+    c.get("/v1/collections/c/docs")
+        .await
+        .assert_error(503, "unavailable");
+    assert_eq!(c.get("/healthz").await.status, 200);
+    c.stop().await;
+}

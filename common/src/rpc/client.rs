@@ -15,6 +15,9 @@ use super::frame::{DEFAULT_MAX_FRAME, read_frame, write_frame};
 use super::tls::{CLUSTER_SERVER_NAME, MAX_STREAMS_PER_CONNECTION, TlsMaterial};
 use crate::error::{Error, ErrorCode, Result};
 
+/// How long a dial may take before the peer counts as unreachable: a dead peer's UDP port
+/// answers nothing, so without this every call would wait out its whole deadline.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
@@ -151,29 +154,30 @@ impl Peer {
                 self.addr
             )));
         }
-        match timeout_at(deadline, dial(endpoint, &self.addr)).await {
+        let connect_by = deadline.min(Instant::now() + CONNECT_TIMEOUT);
+        let outcome = timeout_at(connect_by, dial(endpoint, &self.addr)).await;
+        let why = match outcome {
             Ok(Ok(c)) => {
                 st.conn = Some(c.clone());
                 st.failures = 0;
                 st.retry_at = None;
-                Ok(c)
+                return Ok(c);
             }
-            outcome => {
-                st.failures = st.failures.saturating_add(1);
-                let backoff = BACKOFF_MIN
-                    .saturating_mul(1u32 << st.failures.min(6))
-                    .min(BACKOFF_MAX);
-                st.retry_at = Some(Instant::now() + backoff);
-                let why = match outcome {
-                    Ok(Err(e)) => e,
-                    _ => "connect timed out".to_string(),
-                };
-                Err(Error::unavailable(format!(
-                    "storage node {} unreachable: {why}",
-                    self.addr
-                )))
-            }
+            Ok(Err(e)) => e,
+            Err(_) => "connect timed out".to_string(),
+        };
+        st.failures = st.failures.saturating_add(1);
+        let backoff = BACKOFF_MIN
+            .saturating_mul(1u32 << st.failures.min(6))
+            .min(BACKOFF_MAX);
+        st.retry_at = Some(Instant::now() + backoff);
+        if Instant::now() >= deadline {
+            return Err(too_slow(&self.addr));
         }
+        Err(Error::unavailable(format!(
+            "storage node {} unreachable: {why}",
+            self.addr
+        )))
     }
 
     async fn forget(&self, conn: &Connection) {

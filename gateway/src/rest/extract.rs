@@ -141,10 +141,7 @@ impl FromRequest<AppState> for PatchBody {
     }
 }
 
-fn header_str(
-    headers: &HeaderMap,
-    name: axum::http::HeaderName,
-) -> Result<Option<&str>, Error> {
+fn header_str(headers: &HeaderMap, name: axum::http::HeaderName) -> Result<Option<&str>, Error> {
     headers
         .get(&name)
         .map(|v| {
