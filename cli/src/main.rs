@@ -39,12 +39,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    aerolith_common::telemetry::init_tracing();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Dev {

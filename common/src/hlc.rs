@@ -47,6 +47,16 @@ impl Hlc {
         }
     }
 
+    /// Adopts a timestamp chosen by a peer (advancing past it), or issues a fresh one for 0.
+    pub fn adopt_or_now(&self, ts: u64) -> u64 {
+        if ts == 0 {
+            self.now()
+        } else {
+            self.observe(ts);
+            ts
+        }
+    }
+
     /// Advances the clock past a timestamp received from elsewhere.
     pub fn observe(&self, ts: u64) {
         self.last.fetch_max(ts, Ordering::AcqRel);

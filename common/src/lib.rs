@@ -11,6 +11,7 @@ pub mod rpc;
 pub mod shard;
 pub mod signal;
 pub mod strategy;
+pub mod telemetry;
 pub mod time;
 pub mod topology;
 pub mod version;

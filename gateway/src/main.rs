@@ -28,11 +28,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    aerolith_common::telemetry::init_tracing();
     let args = Args::parse();
     let cluster = ClusterConfig::load(&args.config)?;
     let Some(files) = &cluster.tls else {

@@ -86,12 +86,7 @@ impl Store {
         validate_collection(&req.name)?;
         pb::ConflictStrategy::try_from(req.strategy)
             .map_err(|_| Error::invalid(format!("unknown conflict strategy {}", req.strategy)))?;
-        let hlc = if req.settings_hlc == 0 {
-            self.hlc.now()
-        } else {
-            self.hlc.observe(req.settings_hlc);
-            req.settings_hlc
-        };
+        let hlc = self.hlc.adopt_or_now(req.settings_hlc);
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
         let current = cache.get(&req.name).filter(|m| !m.deleted).cloned();
         let (meta, created) = match current {
@@ -166,12 +161,7 @@ impl Store {
         req: &pb::DeleteCollectionRequest,
     ) -> Result<pb::CollectionMeta> {
         validate_collection(&req.name)?;
-        let hlc = if req.hlc == 0 {
-            self.hlc.now()
-        } else {
-            self.hlc.observe(req.hlc);
-            req.hlc
-        };
+        let hlc = self.hlc.adopt_or_now(req.hlc);
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
         let meta = match cache.get(&req.name) {
             Some(cur) => pb::CollectionMeta {

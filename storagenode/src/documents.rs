@@ -37,6 +37,17 @@ fn keys(collection: &str, id: &str) -> Result<()> {
     validate_doc_id(id)
 }
 
+/// The live record, or `not_found` (PATCH and DELETE check existence before `If-Match`).
+fn live_or_not_found<'a>(
+    current: Option<&'a pb::DocRecord>,
+    collection: &str,
+    id: &str,
+) -> Result<&'a pb::DocRecord> {
+    current
+        .filter(|r| !r.tombstone)
+        .ok_or_else(|| Error::not_found(format!("document {collection}/{id} not found")))
+}
+
 fn precondition_failed(message: String) -> Error {
     Error::new(ErrorCode::PreconditionFailed, message)
 }
@@ -213,12 +224,7 @@ impl Store {
         let patch_doc = parse_value(&req.patch, self.limits.max_depth + 2)?;
         let mut st = self.lock_shard(shard);
         let current = self.read_record(shard, &req.collection, &req.id)?;
-        let Some(live) = current.as_ref().filter(|r| !r.tombstone) else {
-            return Err(Error::not_found(format!(
-                "document {}/{} not found",
-                req.collection, req.id
-            )));
-        };
+        let live = live_or_not_found(current.as_ref(), &req.collection, &req.id)?;
         check_precondition(Some(live), req.precondition.as_ref())?;
         let before = decode_stored(&live.body)?;
         let after = patch::apply(kind, &before, &patch_doc)?;
@@ -243,12 +249,7 @@ impl Store {
         let shard = self.check_shard(req.shard)?;
         let mut st = self.lock_shard(shard);
         let current = self.read_record(shard, &req.collection, &req.id)?;
-        let Some(live) = current.as_ref().filter(|r| !r.tombstone) else {
-            return Err(Error::not_found(format!(
-                "document {}/{} not found",
-                req.collection, req.id
-            )));
-        };
+        let live = live_or_not_found(current.as_ref(), &req.collection, &req.id)?;
         check_precondition(Some(live), req.precondition.as_ref())?;
         let meta = self.collection_for_write(&req.collection)?;
         let record = self.local_version(current.as_ref(), &meta, None, Stamping::Delete);
