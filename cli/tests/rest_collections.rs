@@ -54,7 +54,19 @@ async fn collection_lifecycle() {
     c.put_json("/v1/collections/people", &json!({"other": 1}), &[])
         .await
         .assert_error(400, "invalid_argument");
-    // No body means default settings.
+    // Without settings, an existing collection is left as it is.
+    let r = c
+        .send(Method::PUT, "/v1/collections/people", None, &[])
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["conflict_strategy"], "siblings");
+    assert_eq!(
+        c.put_json("/v1/collections/people", &json!({}), &[])
+            .await
+            .status,
+        200
+    );
+    // No body means default settings for a new collection.
     let r = c
         .send(Method::PUT, "/v1/collections/plain", None, &[])
         .await;
@@ -95,7 +107,12 @@ async fn collection_lifecycle() {
         ]})
     );
 
-    // Deletion removes the collection and its documents; a later write starts it afresh.
+    // Deletion removes the collection and its documents; a later write starts it afresh,
+    // and no version (ETag) of the old incarnation comes back for new content.
+    let old = c
+        .put_json("/v1/collections/people/docs/p1", &json!({"old": true}), &[])
+        .await;
+    let old_version = old.body["version"].as_str().unwrap().to_string();
     for i in 0..20 {
         c.put_json(
             &format!("/v1/collections/people/docs/p{i}"),
@@ -118,12 +135,19 @@ async fn collection_lifecycle() {
     c.delete("/v1/collections/people", &[])
         .await
         .assert_error(404, "not_found");
-    assert_eq!(
-        c.put_json("/v1/collections/people/docs/p1", &json!({"new": true}), &[])
-            .await
-            .status,
-        201
-    );
+    let fresh = c
+        .put_json("/v1/collections/people/docs/p1", &json!({"new": true}), &[])
+        .await;
+    assert_eq!(fresh.status, 201);
+    assert_ne!(fresh.body["version"].as_str().unwrap(), old_version);
+    let stale = format!("\"{old_version}\"");
+    c.put_json(
+        "/v1/collections/people/docs/p1",
+        &json!({}),
+        &[("if-match", &stale)],
+    )
+    .await
+    .assert_error(412, "precondition_failed");
     let r = c.get("/v1/collections/people").await;
     assert_eq!(
         r.body["conflict_strategy"], "lww",

@@ -43,9 +43,16 @@ pub struct ConflictVersion {
     pub data: Map<String, Value>,
 }
 
-/// The version string of a stored record.
+/// The version string of a stored record: its version vector, plus the collection's
+/// incarnation once the collection was deleted and re-created, so that no version (ETag) of a
+/// document in the old incarnation is ever reused for different content in the new one.
 pub fn version_of(rec: &pb::DocRecord) -> String {
-    VersionVector::from_proto(rec.vv.as_ref()).to_string()
+    let vv = VersionVector::from_proto(rec.vv.as_ref());
+    if rec.incarnation == 0 {
+        vv.to_string()
+    } else {
+        format!("{vv}~{:x}", rec.incarnation)
+    }
 }
 
 impl Document {

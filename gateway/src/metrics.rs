@@ -4,6 +4,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -28,9 +29,19 @@ pub fn prometheus() -> PrometheusHandle {
 
 /// Middleware: counts requests and records latency by protocol, operation and code.
 pub async fn track(req: Request, next: Next) -> Response {
+    // Only standard methods become labels, so clients cannot mint unbounded series.
+    let method = match *req.method() {
+        Method::GET
+        | Method::PUT
+        | Method::POST
+        | Method::PATCH
+        | Method::DELETE
+        | Method::HEAD => req.method().as_str(),
+        _ => "OTHER",
+    };
     let op = match req.extensions().get::<MatchedPath>() {
-        Some(p) => format!("{} {}", req.method(), p.as_str()),
-        None => format!("{} unmatched", req.method()),
+        Some(p) => format!("{method} {}", p.as_str()),
+        None => format!("{method} unmatched"),
     };
     let started = Instant::now();
     let resp = next.run(req).await;

@@ -17,6 +17,9 @@ use crate::ops::Ops;
 use crate::rest::{self, AppState};
 use crate::router::Router;
 
+/// How long in-flight requests get to finish at shutdown.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Everything a gateway needs to start.
 #[derive(Debug, Clone)]
 pub struct GatewayOptions {
@@ -87,7 +90,14 @@ impl Gateway {
     /// Stops accepting, lets in-flight requests finish, and closes RPC connections.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
-        let _ = self.task.await;
+        let mut task = self.task;
+        // A client holding a request open must not keep the process from exiting.
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
         self.router.close();
     }
 }

@@ -47,6 +47,15 @@ impl Store {
         }
     }
 
+    /// Adds a range delete of every document of a collection to `batch`.
+    fn delete_documents(&self, name: &str, batch: &mut WriteBatch) -> Result<()> {
+        let docs = self.engine.cf(CF_DOCS)?;
+        for shard in 0..self.shard_count() {
+            batch.delete_range_cf(docs, doc_prefix(shard, name), doc_prefix_end(shard, name));
+        }
+        Ok(())
+    }
+
     /// The live settings of a collection, created implicitly (default settings) if needed.
     pub(crate) fn collection_for_write(&self, name: &str) -> Result<pb::CollectionMeta> {
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
@@ -88,6 +97,24 @@ impl Store {
             .map_err(|_| Error::invalid(format!("unknown conflict strategy {}", req.strategy)))?;
         let hlc = self.hlc.adopt_or_now(req.settings_hlc);
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
+        let mut batch = WriteBatch::default();
+        let stale = cache
+            .get(&req.name)
+            .filter(|m| !m.deleted && m.incarnation < req.after_delete_hlc)
+            .cloned();
+        if let Some(stale) = stale {
+            // A deletion recorded elsewhere in the DC never reached this node: apply it now.
+            self.hlc.observe(req.after_delete_hlc);
+            self.delete_documents(&req.name, &mut batch)?;
+            cache.insert(
+                req.name.clone(),
+                pb::CollectionMeta {
+                    deleted: true,
+                    deleted_hlc: req.after_delete_hlc,
+                    ..stale
+                },
+            );
+        }
         let current = cache.get(&req.name).filter(|m| !m.deleted).cloned();
         let (meta, created) = match current {
             Some(cur) if cur.strategy == req.strategy => {
@@ -134,7 +161,6 @@ impl Store {
                 true,
             ),
         };
-        let mut batch = WriteBatch::default();
         self.save_collection(&meta, &mut batch)?;
         self.engine
             .db()
@@ -183,14 +209,7 @@ impl Store {
         };
         let mut batch = WriteBatch::default();
         self.save_collection(&meta, &mut batch)?;
-        let docs = self.engine.cf(CF_DOCS)?;
-        for shard in 0..self.shard_count() {
-            batch.delete_range_cf(
-                docs,
-                doc_prefix(shard, &req.name),
-                doc_prefix_end(shard, &req.name),
-            );
-        }
+        self.delete_documents(&req.name, &mut batch)?;
         self.engine
             .db()
             .write_opt(batch, &self.write_options())

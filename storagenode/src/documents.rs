@@ -2,12 +2,14 @@
 //! listing in id order across shards.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::Instant;
 
 use prost::Message;
 use rocksdb::{DB, DBRawIteratorWithThreadMode, ReadOptions};
 use serde_json::{Map, Value};
 
+use aerolith_common::document::version_of;
 use aerolith_common::json::{decode_stored, encode_object, parse_object, parse_value};
 use aerolith_common::name::{validate_collection, validate_doc_id};
 use aerolith_common::patch::{self, PatchKind};
@@ -72,9 +74,8 @@ fn check_precondition(live: Option<&pb::DocRecord>, pre: Option<&pb::Preconditio
                 "If-Match: the document does not exist".into(),
             ));
         };
-        let current = VersionVector::from_proto(rec.vv.as_ref());
-        let matches = VersionVector::parse(&pre.if_match).is_ok_and(|want| want == current);
-        if !matches {
+        let current = version_of(rec);
+        if pre.if_match != current {
             return Err(precondition_failed(format!(
                 "If-Match: version {} is not current (current is {current})",
                 pre.if_match
@@ -158,15 +159,12 @@ impl Store {
                         out.push(s.clone());
                     }
                 }
+                let previous: HashMap<&str, &pb::FieldStamp> =
+                    old.iter().map(|s| (s.field.as_str(), s)).collect();
                 for (k, v) in after {
-                    if before.get(k) == Some(v) {
-                        if let Some(s) = old.iter().find(|s| &s.field == k) {
-                            out.push(s.clone());
-                        } else {
-                            out.push(stamp(k, false));
-                        }
-                    } else {
-                        out.push(stamp(k, false));
+                    match previous.get(k.as_str()) {
+                        Some(s) if before.get(k) == Some(v) => out.push((*s).clone()),
+                        _ => out.push(stamp(k, false)),
                     }
                 }
                 out.extend(
@@ -193,12 +191,12 @@ impl Store {
     }
 
     /// Creates or replaces a document.
-    pub fn put(&self, req: &pb::PutRequest) -> Result<pb::DocResponse> {
+    pub fn put(&self, req: &pb::PutRequest, deadline: Instant) -> Result<pb::DocResponse> {
         keys(&req.collection, &req.id)?;
         let shard = self.check_shard(req.shard)?;
         let body = parse_object(&req.body, self.limits)?;
         let bytes = encode_object(&body, self.limits)?;
-        let mut st = self.lock_shard(shard);
+        let mut st = self.lock_shard_by(shard, deadline)?;
         let meta = self.collection_for_write(&req.collection)?;
         let current = self.read_record(shard, &req.collection, &req.id)?;
         let live = current.as_ref().filter(|r| !r.tombstone);
@@ -213,7 +211,7 @@ impl Store {
     }
 
     /// Applies a merge patch or JSON Patch to an existing document.
-    pub fn patch(&self, req: &pb::PatchRequest) -> Result<pb::DocResponse> {
+    pub fn patch(&self, req: &pb::PatchRequest, deadline: Instant) -> Result<pb::DocResponse> {
         keys(&req.collection, &req.id)?;
         let shard = self.check_shard(req.shard)?;
         let kind = match pb::PatchKind::try_from(req.kind) {
@@ -222,12 +220,12 @@ impl Store {
             _ => return Err(Error::invalid("unknown patch kind")),
         };
         let patch_doc = parse_value(&req.patch, self.limits.max_depth + 2)?;
-        let mut st = self.lock_shard(shard);
+        let mut st = self.lock_shard_by(shard, deadline)?;
         let current = self.read_record(shard, &req.collection, &req.id)?;
         let live = live_or_not_found(current.as_ref(), &req.collection, &req.id)?;
         check_precondition(Some(live), req.precondition.as_ref())?;
         let before = decode_stored(&live.body)?;
-        let after = patch::apply(kind, &before, &patch_doc)?;
+        let after = patch::apply(kind, &before, &patch_doc, self.limits.max_bytes)?;
         let bytes = encode_object(&after, self.limits)?;
         let meta = self.collection_for_write(&req.collection)?;
         let record = self.local_version(
@@ -244,10 +242,10 @@ impl Store {
     }
 
     /// Deletes a document, leaving a tombstone.
-    pub fn delete(&self, req: &pb::DeleteRequest) -> Result<pb::DocResponse> {
+    pub fn delete(&self, req: &pb::DeleteRequest, deadline: Instant) -> Result<pb::DocResponse> {
         keys(&req.collection, &req.id)?;
         let shard = self.check_shard(req.shard)?;
-        let mut st = self.lock_shard(shard);
+        let mut st = self.lock_shard_by(shard, deadline)?;
         let current = self.read_record(shard, &req.collection, &req.id)?;
         let live = live_or_not_found(current.as_ref(), &req.collection, &req.id)?;
         check_precondition(Some(live), req.precondition.as_ref())?;
@@ -310,7 +308,13 @@ impl Store {
             let id =
                 String::from_utf8(id).map_err(|e| Error::internal(format!("corrupt key: {e}")))?;
             if !rec.tombstone && visible(meta.as_ref(), &rec) {
-                bytes += rec.body.len() as u64;
+                // Readers never need the per-field stamps; leaving them out keeps pages within
+                // the byte budget the body sizes suggest.
+                let rec = pb::DocRecord {
+                    field_stamps: Vec::new(),
+                    ..rec
+                };
+                bytes += rec.encoded_len() as u64;
                 out.docs.push(pb::StoredDoc {
                     collection: req.collection.clone(),
                     id: id.clone(),

@@ -68,6 +68,8 @@ pub fn meta_collection(name: &str) -> Vec<u8> {
 pub const META_IDENTITY: &[u8] = b"identity";
 /// Meta key of the node's actor epoch.
 pub const META_EPOCH: &[u8] = b"epoch";
+/// Meta key of the cluster's shard count, fixed when the store is created.
+pub const META_SHARDS: &[u8] = b"shards";
 /// Meta key of the QUIC stateless-reset key.
 pub const META_RESET_KEY: &[u8] = b"reset_key";
 /// Meta key present while a store runs with relaxed durability and was not closed cleanly.

@@ -3,7 +3,9 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
+use aerolith_common::rpc::server::request_timeout;
 use aerolith_common::rpc::{Handler, error_response};
 use aerolith_common::{Error, Result, pb};
 use pb::request::Body as Req;
@@ -25,12 +27,12 @@ impl NodeService {
 }
 
 /// Runs one request against the store.
-fn dispatch(store: &Store, body: Req) -> Result<Resp> {
+fn dispatch(store: &Store, body: Req, deadline: Instant) -> Result<Resp> {
     Ok(match body {
         Req::Get(r) => Resp::Doc(store.get(&r)?),
-        Req::Put(r) => Resp::Doc(store.put(&r)?),
-        Req::Patch(r) => Resp::Doc(store.patch(&r)?),
-        Req::Delete(r) => Resp::Doc(store.delete(&r)?),
+        Req::Put(r) => Resp::Doc(store.put(&r, deadline)?),
+        Req::Patch(r) => Resp::Doc(store.patch(&r, deadline)?),
+        Req::Delete(r) => Resp::Doc(store.delete(&r, deadline)?),
         Req::List(r) => Resp::List(store.list(&r)?),
         Req::PutCollection(r) => Resp::PutCollection(store.put_collection(&r)?),
         Req::GetCollection(r) => match store.collection_meta(&r.name) {
@@ -52,12 +54,15 @@ impl Handler for NodeService {
             dc: store.actor.dc.clone(),
             node: self.node.clone(),
         };
+        let deadline = Instant::now() + request_timeout(req.timeout_ms);
         async move {
             let body = match req.body {
                 None => return error_response(&Error::invalid("empty request")),
                 Some(Req::Ping(_)) => Resp::Pong(pong),
                 Some(body) => {
-                    match tokio::task::spawn_blocking(move || dispatch(&store, body)).await {
+                    match tokio::task::spawn_blocking(move || dispatch(&store, body, deadline))
+                        .await
+                    {
                         Ok(Ok(b)) => b,
                         Ok(Err(e)) => return error_response(&e),
                         Err(e) => {

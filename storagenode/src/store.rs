@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 use prost::Message;
 use rocksdb::{WriteBatch, WriteOptions};
@@ -107,6 +108,18 @@ impl Store {
             }
         };
         batch.put_cf(meta, META_EPOCH, epoch.to_be_bytes());
+        match engine.get(CF_META, META_SHARDS)? {
+            Some(b) if b != cfg.shards.to_be_bytes() => {
+                let had = <[u8; 2]>::try_from(b).map(u16::from_be_bytes).unwrap_or(0);
+                return Err(Error::invalid(format!(
+                    "store {} was created for {had} shards, not {}: the shard count is fixed at creation",
+                    cfg.path.display(),
+                    cfg.shards
+                )));
+            }
+            Some(_) => {}
+            None => batch.put_cf(meta, META_SHARDS, cfg.shards.to_be_bytes()),
+        }
         let sync = cfg.durability == Durability::Durable;
         if sync {
             batch.delete_cf(meta, META_DIRTY);
@@ -201,6 +214,23 @@ impl Store {
         self.shards[shard as usize]
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a shard's write lock for a request that must finish by `deadline`. A request
+    /// whose caller has given up by the time it gets the lock writes nothing: otherwise a
+    /// timed-out write could land after, and over, the caller's retry.
+    pub(crate) fn lock_shard_by(
+        &self,
+        shard: u16,
+        deadline: Instant,
+    ) -> Result<MutexGuard<'_, ShardState>> {
+        let guard = self.lock_shard(shard);
+        if Instant::now() >= deadline {
+            return Err(Error::deadline(
+                "the request expired while waiting for its shard; nothing was written",
+            ));
+        }
+        Ok(guard)
     }
 
     /// Write options for acknowledged writes.

@@ -139,7 +139,9 @@ fn too_slow(addr: &str) -> Error {
 
 impl Peer {
     async fn connection(&self, endpoint: &Endpoint, deadline: Instant) -> Result<Connection> {
-        let mut st = self.state.lock().await;
+        let mut st = timeout_at(deadline, self.state.lock())
+            .await
+            .map_err(|_| too_slow(&self.addr))?;
         if let Some(c) = &st.conn {
             if c.close_reason().is_none() {
                 return Ok(c.clone());

@@ -24,6 +24,14 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(&self, req: pb::Request) -> impl Future<Output = pb::Response> + Send;
 }
 
+/// The time a request may take, from its `timeout_ms` field.
+pub fn request_timeout(timeout_ms: u32) -> Duration {
+    match timeout_ms {
+        0 => DEFAULT_TIMEOUT,
+        ms => Duration::from_millis(ms as u64).min(MAX_TIMEOUT),
+    }
+}
+
 /// Builds a response carrying an error.
 pub fn error_response(e: &Error) -> pb::Response {
     pb::Response {
@@ -125,10 +133,7 @@ async fn serve_stream<H: Handler>(
 ) {
     let resp = match read_frame::<pb::Request>(&mut recv, max_frame).await {
         Ok(Some(req)) => {
-            let timeout = match req.timeout_ms {
-                0 => DEFAULT_TIMEOUT,
-                ms => Duration::from_millis(ms as u64).min(MAX_TIMEOUT),
-            };
+            let timeout = request_timeout(req.timeout_ms);
             match tokio::time::timeout(timeout, handler.handle(req)).await {
                 Ok(resp) => resp,
                 Err(_) => error_response(&Error::deadline("the storage node ran out of time")),

@@ -135,11 +135,11 @@ fn transport(client: bool) -> quinn::TransportConfig {
     t.send_window(64 * 1024 * 1024);
     // Idle connections are kept open by the client's keep-alive; a dead peer is noticed
     // within the idle timeout.
-    if let Ok(idle) = Duration::from_secs(10).try_into() {
+    if let Ok(idle) = Duration::from_secs(4).try_into() {
         t.max_idle_timeout(Some(idle));
     }
     if client {
-        t.keep_alive_interval(Some(Duration::from_secs(2)));
+        t.keep_alive_interval(Some(Duration::from_secs(1)));
     }
     t
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::future::join_all;
 use serde::Serialize;
 
 use aerolith_common::name::validate_collection;
@@ -28,12 +29,7 @@ pub struct CollectionInfo {
 
 /// Resolves one collection's settings as reported by several nodes.
 fn resolve(metas: &[pb::CollectionMeta]) -> Option<CollectionInfo> {
-    let last_delete = metas
-        .iter()
-        .filter(|m| m.deleted)
-        .map(|m| m.deleted_hlc)
-        .max()
-        .unwrap_or(0);
+    let last_delete = newest_deletion(metas);
     let live: Vec<&pb::CollectionMeta> = metas
         .iter()
         .filter(|m| !m.deleted && (last_delete == 0 || m.incarnation >= last_delete))
@@ -96,12 +92,12 @@ impl Ops {
     /// One collection; `not_found` if it does not exist.
     pub async fn get_collection(&self, ctx: Ctx, name: &str) -> Result<CollectionInfo> {
         validate_collection(name)?;
-        self.find_collection(ctx, name)
-            .await?
+        resolve(&self.metas_of(ctx, name).await?)
             .ok_or_else(|| Error::not_found(format!("collection {name} not found")))
     }
 
-    async fn find_collection(&self, ctx: Ctx, name: &str) -> Result<Option<CollectionInfo>> {
+    /// What every node of the DC holds for one collection (tombstones included).
+    async fn metas_of(&self, ctx: Ctx, name: &str) -> Result<Vec<pb::CollectionMeta>> {
         let results = self
             .router
             .call_all(
@@ -122,10 +118,11 @@ impl Ops {
                 Err(e) => return Err(e),
             }
         }
-        Ok(resolve(&metas))
+        Ok(metas)
     }
 
-    /// Creates a collection (true) or confirms an existing one with the same strategy (false).
+    /// Creates a collection (true) or confirms an existing one (false). Without a strategy,
+    /// an existing collection is left as it is and a new one gets the defaults.
     pub async fn put_collection(
         &self,
         ctx: Ctx,
@@ -133,69 +130,105 @@ impl Ops {
         strategy: Option<&str>,
     ) -> Result<(CollectionInfo, bool)> {
         validate_collection(name)?;
-        let strategy = parse_strategy(strategy.unwrap_or("lww"))?;
-        let existing = self.find_collection(ctx, name).await?;
-        if let Some(cur) = &existing
-            && cur.conflict_strategy != strategy_name(strategy as i32)
-        {
-            return Err(Error::invalid(format!(
-                "collection {name} already exists with conflict_strategy {}; the strategy is fixed at creation",
-                cur.conflict_strategy
-            )));
-        }
+        let requested = strategy.map(parse_strategy).transpose()?;
+        let metas = self.metas_of(ctx, name).await?;
+        let existing = resolve(&metas);
+        let strategy = match (&existing, requested) {
+            (Some(cur), Some(want)) if cur.conflict_strategy != strategy_name(want as i32) => {
+                return Err(Error::invalid(format!(
+                    "collection {name} already exists with conflict_strategy {}; the strategy is fixed at creation",
+                    cur.conflict_strategy
+                )));
+            }
+            (Some(cur), None) => parse_strategy(&cur.conflict_strategy)?,
+            (_, want) => want.unwrap_or(pb::ConflictStrategy::Lww),
+        };
+        // A node still holding an incarnation older than a deletion another node recorded (a
+        // deletion that failed half-way) drops it before the collection is created afresh.
+        let after_delete_hlc = newest_deletion(&metas);
         // The first node picks the settings' HLC; the others record the same one.
-        let mut hlc = 0;
-        for node in self.router.nodes() {
-            let req = Req::PutCollection(pb::PutCollectionRequest {
+        let nodes = self.router.nodes();
+        let request = |hlc| {
+            Req::PutCollection(pb::PutCollectionRequest {
                 name: name.to_string(),
                 strategy: strategy as i32,
                 explicit: true,
                 settings_hlc: hlc,
-            });
-            match self
-                .router
-                .call_node(&node.addr, req, ctx.remaining()?)
-                .await?
-            {
-                Resp::PutCollection(r) => {
-                    if hlc == 0 {
-                        hlc = r.meta.map(|m| m.settings_hlc).unwrap_or(0);
-                    }
-                }
-                _ => return Err(unexpected("put_collection")),
-            }
+                after_delete_hlc,
+            })
+        };
+        let Some((first, rest)) = nodes.split_first() else {
+            return Err(Error::unavailable("no storage nodes"));
+        };
+        let hlc = match self
+            .router
+            .call_node(&first.addr, request(0), ctx.remaining()?)
+            .await?
+        {
+            Resp::PutCollection(r) => r.meta.map(|m| m.settings_hlc).unwrap_or(0),
+            _ => return Err(unexpected("put_collection")),
+        };
+        let timeout = ctx.remaining()?;
+        let results = join_all(
+            rest.iter()
+                .map(|n| self.router.call_node(&n.addr, request(hlc), timeout)),
+        )
+        .await;
+        for r in results {
+            r?;
         }
         let info = self.get_collection(ctx, name).await?;
         Ok((info, existing.is_none()))
     }
 
-    /// Deletes a collection and all its documents in this DC; `not_found` if it does not exist.
+    /// Deletes a collection and all its documents in this DC; `not_found` if no node holds it.
+    /// Retrying after a partial failure finishes the job: any node still holding a live
+    /// incarnation counts as the collection existing.
     pub async fn delete_collection(&self, ctx: Ctx, name: &str) -> Result<()> {
         validate_collection(name)?;
-        if self.find_collection(ctx, name).await?.is_none() {
+        let metas = self.metas_of(ctx, name).await?;
+        if !metas.iter().any(|m| !m.deleted) {
             return Err(Error::not_found(format!("collection {name} not found")));
         }
-        let mut hlc = 0;
-        for node in self.router.nodes() {
-            let req = Req::DeleteCollection(pb::DeleteCollectionRequest {
+        let nodes = self.router.nodes();
+        let Some((first, rest)) = nodes.split_first() else {
+            return Err(Error::unavailable("no storage nodes"));
+        };
+        let request = |hlc| {
+            Req::DeleteCollection(pb::DeleteCollectionRequest {
                 name: name.to_string(),
                 hlc,
-            });
-            match self
-                .router
-                .call_node(&node.addr, req, ctx.remaining()?)
-                .await?
-            {
-                Resp::Collection(m) => {
-                    if hlc == 0 {
-                        hlc = m.deleted_hlc;
-                    }
-                }
-                _ => return Err(unexpected("delete_collection")),
-            }
+            })
+        };
+        let hlc = match self
+            .router
+            .call_node(&first.addr, request(0), ctx.remaining()?)
+            .await?
+        {
+            Resp::Collection(m) => m.deleted_hlc,
+            _ => return Err(unexpected("delete_collection")),
+        };
+        let timeout = ctx.remaining()?;
+        let results = join_all(
+            rest.iter()
+                .map(|n| self.router.call_node(&n.addr, request(hlc), timeout)),
+        )
+        .await;
+        for r in results {
+            r?;
         }
         Ok(())
     }
+}
+
+/// The HLC of the newest deletion of a collection any node recorded (0 if none).
+fn newest_deletion(metas: &[pb::CollectionMeta]) -> u64 {
+    metas
+        .iter()
+        .filter(|m| m.deleted)
+        .map(|m| m.deleted_hlc)
+        .max()
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
