@@ -7,6 +7,7 @@ pub mod hlc;
 pub mod json;
 pub mod name;
 pub mod patch;
+pub mod query;
 pub mod rpc;
 pub mod shard;
 pub mod signal;
