@@ -257,7 +257,39 @@ async fn a_stopped_storage_node_makes_its_shards_unavailable() {
             201
         );
     }
+    let view = c.get("/v1/cluster").await;
+    assert_eq!(view.status, 200);
+    assert_eq!(view.body["dc"], "dc1");
+    assert_eq!(view.body["shards"], 64);
+    let nodes = view.body["dcs"][0]["nodes"].as_array().unwrap().clone();
+    assert_eq!(view.body["dcs"][0]["state"], "up");
+    let mut owned: Vec<u64> = nodes
+        .iter()
+        .flat_map(|n| {
+            n["shards"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_u64().unwrap())
+        })
+        .collect();
+    owned.sort();
+    assert_eq!(
+        owned,
+        (0..64).collect::<Vec<u64>>(),
+        "every shard has exactly one owner"
+    );
+    assert!(nodes.iter().all(|n| n["healthy"] == true));
+
     c.cluster.as_mut().unwrap().stop_node(0, 1).await.unwrap();
+    let view = c.get("/v1/cluster").await;
+    let health: Vec<bool> = view.body["dcs"][0]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["healthy"].as_bool().unwrap())
+        .collect();
+    assert_eq!(health, vec![true, false, true]);
     c.get(&format!("/v1/collections/c/docs/{down}"))
         .await
         .assert_error(503, "unavailable");

@@ -37,6 +37,11 @@ impl Router {
         })
     }
 
+    /// The whole deployment.
+    pub fn cluster(&self) -> &ClusterConfig {
+        &self.cluster
+    }
+
     /// This gateway's DC id.
     pub fn dc(&self) -> &str {
         &self.dc.id

@@ -1,6 +1,7 @@
 //! The operation layer: every protocol adapter calls these and only these, so the protocols
 //! agree by construction. Inputs are validated here, once.
 
+mod cluster;
 mod collections;
 mod cursor;
 mod documents;
@@ -15,6 +16,7 @@ use aerolith_common::{Error, Result};
 
 use crate::router::Router;
 
+pub use cluster::{ClusterView, DcView, NodeView};
 pub use collections::CollectionInfo;
 pub use documents::{Page, Precondition};
 

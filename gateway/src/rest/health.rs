@@ -1,4 +1,4 @@
-//! Liveness, readiness and metrics endpoints (no credentials needed).
+//! Liveness, readiness, metrics (no credentials needed) and the cluster view.
 
 use axum::Json;
 use axum::extract::State;
@@ -22,6 +22,14 @@ pub async fn readyz(
 ) -> Result<Response, ApiError> {
     s.ops.ready(ctx).await?;
     Ok(Json(json!({"status": "ready"})).into_response())
+}
+
+/// `GET /v1/cluster`: DCs, nodes, health and shard ownership.
+pub async fn cluster(
+    State(s): State<AppState>,
+    RequestCtx(ctx): RequestCtx,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.ops.cluster(ctx).await?).into_response())
 }
 
 /// `GET /metrics`: Prometheus text.

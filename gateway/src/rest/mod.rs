@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
                 .patch(documents::patch)
                 .delete(documents::delete),
         )
+        .route("/v1/cluster", get(health::cluster))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
