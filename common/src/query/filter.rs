@@ -5,9 +5,10 @@ use std::cmp::Ordering;
 use regex::{Regex, RegexBuilder};
 use serde_json::{Map, Value};
 
-use super::order::{compare_values, type_name, type_rank, values_equal};
+use super::order::{compare_values, type_rank, values_equal};
 use super::{FieldPath, parse_path};
 use crate::error::{Error, Result};
+use crate::json::type_name;
 
 /// Compiled-program budget for `$regex`: generous for real patterns, small enough that a
 /// hostile one (`a{1000}{1000}`) is rejected at parse time instead of eating memory.
@@ -382,14 +383,8 @@ fn equals_or_contains(value: &Value, x: &Value) -> bool {
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
+    use crate::query::tests::doc;
     use serde_json::json;
-
-    fn doc(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => panic!("test documents are objects"),
-        }
-    }
 
     fn parse_json(text: &str) -> Value {
         serde_json::from_str(text).expect("valid JSON")

@@ -113,11 +113,12 @@ pub(crate) fn lookup_data<S: AsRef<str>>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn doc(v: Value) -> Map<String, Value> {
+    /// A test document from a `json!` object.
+    pub(crate) fn doc(v: Value) -> Map<String, Value> {
         match v {
             Value::Object(m) => m,
             _ => panic!("test documents are objects"),

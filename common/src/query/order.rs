@@ -18,18 +18,6 @@ pub fn type_rank(v: Option<&Value>) -> u8 {
     }
 }
 
-/// The JSON type name of a value, for error messages.
-pub fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// Compares two possibly missing values in the total type order.
 ///
 /// Within a type: `false < true`; numbers by exact numeric value; strings bytewise; arrays

@@ -2,9 +2,9 @@
 
 use serde_json::{Map, Value};
 
-use super::order::type_name;
 use super::parse_path;
 use crate::error::{Error, Result};
+use crate::json::type_name;
 
 /// Parses `projection`: an array of dotted path strings into the body.
 pub fn parse_projection(v: &Value) -> Result<Vec<String>> {
@@ -83,14 +83,8 @@ fn insert_path<'p>(
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
+    use crate::query::tests::doc;
     use serde_json::json;
-
-    fn doc(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => panic!("test documents are objects"),
-        }
-    }
 
     fn proj(paths: &[&str], data: Value) -> Value {
         let paths: Vec<String> = paths.iter().map(|p| (*p).to_owned()).collect();

@@ -4,9 +4,10 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
-use super::order::{compare_values, type_name};
+use super::order::compare_values;
 use super::{FieldPath, parse_path};
 use crate::error::{Error, Result};
+use crate::json::type_name;
 
 /// One sort key: a dotted field path (`_id` is the id) and its direction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,14 +98,8 @@ pub fn compare_docs(
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
+    use crate::query::tests::doc;
     use serde_json::json;
-
-    fn doc(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => panic!("test documents are objects"),
-        }
-    }
 
     fn sorted(sort: Value, docs: Vec<(&str, Value)>) -> Vec<String> {
         let keys = parse_sort(&sort).expect("valid sort");

@@ -147,7 +147,6 @@ impl Ops {
         // deletion that failed half-way) drops it before the collection is created afresh.
         let after_delete_hlc = newest_deletion(&metas);
         // The first node picks the settings' HLC; the others record the same one.
-        let nodes = self.router.nodes();
         let request = |hlc| {
             Req::PutCollection(pb::PutCollectionRequest {
                 name: name.to_string(),
@@ -157,26 +156,11 @@ impl Ops {
                 after_delete_hlc,
             })
         };
-        let Some((first, rest)) = nodes.split_first() else {
-            return Err(Error::unavailable("no storage nodes"));
-        };
-        let hlc = match self
-            .router
-            .call_node(&first.addr, request(0), ctx.remaining()?)
-            .await?
-        {
-            Resp::PutCollection(r) => r.meta.map(|m| m.settings_hlc).unwrap_or(0),
-            _ => return Err(unexpected("put_collection")),
-        };
-        let timeout = ctx.remaining()?;
-        let results = join_all(
-            rest.iter()
-                .map(|n| self.router.call_node(&n.addr, request(hlc), timeout)),
-        )
-        .await;
-        for r in results {
-            r?;
-        }
+        self.first_then_rest(ctx, request, |r| match r {
+            Resp::PutCollection(r) => Ok(r.meta.map(|m| m.settings_hlc).unwrap_or(0)),
+            _ => Err(unexpected("put_collection")),
+        })
+        .await?;
         let info = self.get_collection(ctx, name).await?;
         Ok((info, existing.is_none()))
     }
@@ -190,24 +174,37 @@ impl Ops {
         if !metas.iter().any(|m| !m.deleted) {
             return Err(Error::not_found(format!("collection {name} not found")));
         }
-        let nodes = self.router.nodes();
-        let Some((first, rest)) = nodes.split_first() else {
-            return Err(Error::unavailable("no storage nodes"));
-        };
         let request = |hlc| {
             Req::DeleteCollection(pb::DeleteCollectionRequest {
                 name: name.to_string(),
                 hlc,
             })
         };
-        let hlc = match self
-            .router
-            .call_node(&first.addr, request(0), ctx.remaining()?)
-            .await?
-        {
-            Resp::Collection(m) => m.deleted_hlc,
-            _ => return Err(unexpected("delete_collection")),
+        self.first_then_rest(ctx, request, |r| match r {
+            Resp::Collection(m) => Ok(m.deleted_hlc),
+            _ => Err(unexpected("delete_collection")),
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Sends a request to the DC's first node, which picks an HLC (`request(0)`), then the
+    /// same request with that HLC to every other node at once, so all record one timestamp.
+    async fn first_then_rest(
+        &self,
+        ctx: Ctx,
+        request: impl Fn(u64) -> Req,
+        hlc_of: impl Fn(Resp) -> Result<u64>,
+    ) -> Result<()> {
+        let nodes = self.router.nodes();
+        let Some((first, rest)) = nodes.split_first() else {
+            return Err(Error::unavailable("no storage nodes"));
         };
+        let hlc = hlc_of(
+            self.router
+                .call_node(&first.addr, request(0), ctx.remaining()?)
+                .await?,
+        )?;
         let timeout = ctx.remaining()?;
         let results = join_all(
             rest.iter()
