@@ -385,3 +385,90 @@ async fn data_survives_a_restart_of_the_storage_nodes() {
     .expect("topology change refused");
     assert!(err.to_string().contains("--nodes-per-dc 3"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_writes_report_per_op_results_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path(), 3).await;
+    let mut ops = vec![
+        json!({"op": "put", "id": "a", "data": {"n": 1}}),
+        json!({"op": "put", "data": {"generated": true}}),
+        json!({"op": "patch", "id": "a", "patch": {"m": 2}}),
+        json!({"op": "patch", "id": "a", "patch": [{"op": "replace", "path": "/n", "value": 5}]}),
+        json!({"op": "put", "id": "b", "data": {"n": 2}, "if_match": "dc1@1:9"}),
+        json!({"op": "delete", "id": "missing"}),
+        json!({"op": "put", "id": "bad id", "data": {}}),
+        json!({"op": "frobnicate", "id": "c"}),
+        json!({"op": "put", "id": "d", "data": {"n": 4}}),
+        json!({"op": "delete", "id": "d"}),
+        json!({"op": "put", "id": "d", "data": {"n": 44}}),
+    ];
+    // Many ids, so every node gets a share of the ops.
+    for i in 0..60 {
+        ops.push(json!({"op": "put", "id": format!("many{i}"), "data": {"i": i}}));
+    }
+    let r = c
+        .post_json("/v1/collections/b/bulk", &json!({ "ops": ops }))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let res = r.body["results"].as_array().unwrap();
+    assert_eq!(res.len(), ops.len());
+    let status: Vec<u64> = res
+        .iter()
+        .take(11)
+        .map(|x| x["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        status,
+        vec![201, 201, 200, 200, 412, 404, 400, 400, 201, 204, 201]
+    );
+    assert_eq!(res[0]["id"], "a");
+    assert_eq!(res[4]["error"]["code"], "precondition_failed");
+    assert_eq!(res[5]["error"]["code"], "not_found");
+    assert_eq!(res[6]["error"]["code"], "invalid_argument");
+    assert!(res[9].get("version").is_none());
+    let generated = res[1]["id"].as_str().unwrap();
+    assert_eq!(
+        c.get(&format!("/v1/collections/b/docs/{generated}"))
+            .await
+            .body["data"],
+        json!({"generated": true})
+    );
+    // Ops on one id applied in order.
+    let a = c.get("/v1/collections/b/docs/a").await;
+    assert_eq!(a.body["data"], json!({"m": 2, "n": 5}));
+    assert_eq!(a.body["version"], res[3]["version"]);
+    assert_eq!(
+        c.get("/v1/collections/b/docs/d").await.body["data"],
+        json!({"n": 44})
+    );
+    c.get("/v1/collections/b/docs/b")
+        .await
+        .assert_error(404, "not_found");
+    for (i, item) in res.iter().enumerate().skip(11) {
+        assert_eq!(item["status"], 201);
+        assert_eq!(item["id"], format!("many{}", i - 11));
+    }
+
+    // Whole-request errors.
+    let too_many: Vec<_> = (0..1001)
+        .map(|i| json!({"op": "delete", "id": format!("x{i}")}))
+        .collect();
+    c.post_json("/v1/collections/b/bulk", &json!({ "ops": too_many }))
+        .await
+        .assert_error(400, "invalid_argument");
+    c.post_json("/v1/collections/b/bulk", &json!([1]))
+        .await
+        .assert_error(400, "invalid_argument");
+    c.post_json("/v1/collections/b/bulk", &json!({"ops": 1}))
+        .await
+        .assert_error(400, "invalid_argument");
+    c.post_json("/v1/collections/b/bulk", &json!({"ops": [], "x": 1}))
+        .await
+        .assert_error(400, "invalid_argument");
+    let r = c
+        .post_json("/v1/collections/b/bulk", &json!({"ops": []}))
+        .await;
+    assert_eq!(r.body, json!({"results": []}));
+    c.stop().await;
+}

@@ -85,6 +85,11 @@ impl Router {
         out
     }
 
+    /// The RPC address of the owner of `shard`.
+    pub fn owner_addr(&self, shard: u16) -> &str {
+        &self.dc.owner(shard).rpc
+    }
+
     /// Calls the owner of `shard`.
     pub async fn call_shard(
         &self,
@@ -130,6 +135,7 @@ fn op_name(body: &pb::request::Body) -> &'static str {
         B::ListCollections(_) => "list_collections",
         B::DeleteCollection(_) => "delete_collection",
         B::Ping(_) => "ping",
+        B::Bulk(_) => "bulk",
     }
 }
 

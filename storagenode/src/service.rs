@@ -44,7 +44,36 @@ fn dispatch(store: &Store, body: Req, deadline: Instant) -> Result<Resp> {
         }),
         Req::DeleteCollection(r) => Resp::Collection(store.delete_collection(&r)?),
         Req::Ping(_) => Resp::Empty(pb::Empty {}),
+        Req::Bulk(r) => Resp::Bulk(bulk(store, r, deadline)),
     })
+}
+
+/// Applies a bulk request's writes in order; each gets its own result.
+fn bulk(store: &Store, req: pb::BulkRequest, deadline: Instant) -> pb::BulkResponse {
+    use pb::bulk_op::Op;
+    use pb::bulk_result::Outcome;
+    let results = req
+        .ops
+        .into_iter()
+        .map(|op| {
+            let outcome = match op.op {
+                Some(Op::Put(r)) => store.put(&r, deadline),
+                Some(Op::Patch(r)) => store.patch(&r, deadline),
+                Some(Op::Delete(r)) => store.delete(&r, deadline),
+                None => Err(Error::invalid("empty bulk operation")),
+            };
+            pb::BulkResult {
+                outcome: Some(match outcome {
+                    Ok(doc) => Outcome::Doc(doc),
+                    Err(e) => Outcome::Error(pb::RpcError {
+                        code: e.code.as_str().to_string(),
+                        message: e.message,
+                    }),
+                }),
+            }
+        })
+        .collect();
+    pb::BulkResponse { results }
 }
 
 impl Handler for NodeService {

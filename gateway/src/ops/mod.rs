@@ -1,6 +1,7 @@
 //! The operation layer: every protocol adapter calls these and only these, so the protocols
 //! agree by construction. Inputs are validated here, once.
 
+mod bulk;
 mod cluster;
 mod collections;
 mod cursor;
@@ -16,6 +17,7 @@ use aerolith_common::{Error, Result};
 
 use crate::router::Router;
 
+pub use bulk::{BulkError, BulkItem, MAX_BULK_OPS};
 pub use cluster::{ClusterView, DcView, NodeView};
 pub use collections::CollectionInfo;
 pub use documents::{Page, Precondition};

@@ -13,7 +13,7 @@ use aerolith_common::document::Document;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{
-    JsonBody, PatchBody, PathParams, RequestCtx, not_modified, write_precondition,
+    BulkBody, JsonBody, PatchBody, PathParams, RequestCtx, not_modified, write_precondition,
 };
 use crate::ops::parse_limit;
 
@@ -131,4 +131,15 @@ pub async fn list(
         .list_documents(ctx, &c, limit, params.cursor.as_deref())
         .await?;
     Ok(Json(page).into_response())
+}
+
+/// `POST /v1/collections/{c}/bulk`: per-op results in op order.
+pub async fn bulk(
+    State(s): State<AppState>,
+    RequestCtx(ctx): RequestCtx,
+    PathParams(c): PathParams<String>,
+    BulkBody(body): BulkBody,
+) -> Result<Response, ApiError> {
+    let results = s.ops.bulk(ctx, &c, &body).await?;
+    Ok(Json(serde_json::json!({ "results": results })).into_response())
 }

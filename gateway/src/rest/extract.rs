@@ -98,21 +98,38 @@ async fn read_body(req: Request, limit: usize) -> Result<Bytes, Error> {
 /// A JSON request body (`application/json`, or no Content-Type), within the size limit.
 pub struct JsonBody(pub Bytes);
 
+/// A bulk request body: JSON like [`JsonBody`], with the larger bulk size limit.
+pub struct BulkBody(pub Bytes);
+
+/// Largest bulk request body: keeps every per-node bulk RPC within the internal frame cap.
+pub const BULK_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+async fn json_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    match media_type(req.headers())?.as_deref() {
+        None | Some("application/json") => {}
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "Content-Type must be application/json, not {other}"
+            ))
+            .into());
+        }
+    }
+    Ok(read_body(req, limit).await?)
+}
+
 impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        match media_type(req.headers())?.as_deref() {
-            None | Some("application/json") => {}
-            Some(other) => {
-                return Err(Error::invalid(format!(
-                    "Content-Type must be application/json, not {other}"
-                ))
-                .into());
-            }
-        }
         Ok(JsonBody(
-            read_body(req, state.ops.limits().max_bytes).await?,
+            json_body(req, state.ops.limits().max_bytes).await?,
         ))
+    }
+}
+
+impl FromRequest<AppState> for BulkBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, _: &AppState) -> Result<Self, ApiError> {
+        Ok(BulkBody(json_body(req, BULK_MAX_BYTES).await?))
     }
 }
 

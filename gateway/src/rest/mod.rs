@@ -8,7 +8,7 @@ pub mod extract;
 mod health;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::metrics::track;
@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
                 .patch(documents::patch)
                 .delete(documents::delete),
         )
+        .route("/v1/collections/{c}/bulk", post(documents::bulk))
         .route("/v1/cluster", get(health::cluster))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
