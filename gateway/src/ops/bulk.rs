@@ -84,93 +84,102 @@ impl Ops {
                 );
             }
         };
-        let built = (|| {
-            validate_doc_id(&id)?;
-            for key in op.keys() {
-                if !matches!(key.as_str(), "op" | "id" | "data" | "patch" | "if_match") {
-                    return Err(Error::invalid(format!("unknown bulk op field {key:?}")));
-                }
+        let built = self.rpc_op(collection, &id, op);
+        (Some(id), built)
+    }
+
+    /// Checks one op with a known id and builds its RPC; the status is the op's success
+    /// status (0 for puts: 201 or 200, decided by the node).
+    fn rpc_op(
+        &self,
+        collection: &str,
+        id: &str,
+        op: &Map<String, Value>,
+    ) -> Result<(u16, pb::BulkOp)> {
+        validate_doc_id(id)?;
+        for key in op.keys() {
+            if !matches!(key.as_str(), "op" | "id" | "data" | "patch" | "if_match") {
+                return Err(Error::invalid(format!("unknown bulk op field {key:?}")));
             }
-            let precondition = match field(op, "if_match") {
-                None => None,
-                Some(Value::String(m)) => Some(pb::Precondition {
-                    if_match_any: m == "*",
-                    if_match: if m == "*" {
-                        String::new()
-                    } else {
-                        m.trim_matches('"').to_string()
-                    },
-                    if_none_match_any: false,
-                }),
-                Some(_) => return Err(Error::invalid("if_match must be a string")),
-            };
-            let shard = self.router.shard_of(collection, &id);
-            let (collection, id_s) = (collection.to_string(), id.clone());
-            use pb::bulk_op::Op;
-            Ok(match field(op, "op").and_then(Value::as_str) {
-                Some("put") => {
-                    let Some(Value::Object(data)) = field(op, "data") else {
-                        return Err(Error::invalid("a bulk put needs data: a JSON object"));
-                    };
-                    let body = encode_object(data, self.limits)?;
-                    (
-                        0,
-                        pb::BulkOp {
-                            op: Some(Op::Put(pb::PutRequest {
-                                shard: shard as u32,
-                                collection,
-                                id: id_s,
-                                body,
-                                precondition,
-                            })),
-                        },
-                    )
-                }
-                Some("patch") => {
-                    let kind = match field(op, "patch") {
-                        Some(Value::Object(_)) => pb::PatchKind::Merge,
-                        Some(Value::Array(_)) => pb::PatchKind::JsonPatch,
-                        _ => {
-                            return Err(Error::invalid(
-                                "a bulk patch needs patch: a merge patch object or a JSON Patch array",
-                            ));
-                        }
-                    };
-                    let patch = serde_json::to_vec(field(op, "patch").unwrap_or(&Value::Null))
-                        .map_err(Error::internal)?;
-                    (
-                        200,
-                        pb::BulkOp {
-                            op: Some(Op::Patch(pb::PatchRequest {
-                                shard: shard as u32,
-                                collection,
-                                id: id_s,
-                                kind: kind as i32,
-                                patch,
-                                precondition,
-                            })),
-                        },
-                    )
-                }
-                Some("delete") => (
-                    204,
+        }
+        let precondition = match field(op, "if_match") {
+            None => None,
+            Some(Value::String(m)) => Some(pb::Precondition {
+                if_match_any: m == "*",
+                if_match: if m == "*" {
+                    String::new()
+                } else {
+                    m.trim_matches('"').to_string()
+                },
+                if_none_match_any: false,
+            }),
+            Some(_) => return Err(Error::invalid("if_match must be a string")),
+        };
+        let shard = self.router.shard_of(collection, id);
+        let (collection, id_s) = (collection.to_string(), id.to_string());
+        use pb::bulk_op::Op;
+        Ok(match field(op, "op").and_then(Value::as_str) {
+            Some("put") => {
+                let Some(Value::Object(data)) = field(op, "data") else {
+                    return Err(Error::invalid("a bulk put needs data: a JSON object"));
+                };
+                let body = encode_object(data, self.limits)?;
+                (
+                    0,
                     pb::BulkOp {
-                        op: Some(Op::Delete(pb::DeleteRequest {
+                        op: Some(Op::Put(pb::PutRequest {
                             shard: shard as u32,
                             collection,
                             id: id_s,
+                            body,
                             precondition,
                         })),
                     },
-                ),
-                _ => {
-                    return Err(Error::invalid(
-                        "a bulk op's op must be put, delete or patch",
-                    ));
-                }
-            })
-        })();
-        (Some(id), built)
+                )
+            }
+            Some("patch") => {
+                let kind = match field(op, "patch") {
+                    Some(Value::Object(_)) => pb::PatchKind::Merge,
+                    Some(Value::Array(_)) => pb::PatchKind::JsonPatch,
+                    _ => {
+                        return Err(Error::invalid(
+                            "a bulk patch needs patch: a merge patch object or a JSON Patch array",
+                        ));
+                    }
+                };
+                let patch = serde_json::to_vec(field(op, "patch").unwrap_or(&Value::Null))
+                    .map_err(Error::internal)?;
+                (
+                    200,
+                    pb::BulkOp {
+                        op: Some(Op::Patch(pb::PatchRequest {
+                            shard: shard as u32,
+                            collection,
+                            id: id_s,
+                            kind: kind as i32,
+                            patch,
+                            precondition,
+                        })),
+                    },
+                )
+            }
+            Some("delete") => (
+                204,
+                pb::BulkOp {
+                    op: Some(Op::Delete(pb::DeleteRequest {
+                        shard: shard as u32,
+                        collection,
+                        id: id_s,
+                        precondition,
+                    })),
+                },
+            ),
+            _ => {
+                return Err(Error::invalid(
+                    "a bulk op's op must be put, delete or patch",
+                ));
+            }
+        })
     }
 
     /// Runs a bulk request body `{"ops": [...]}` against one collection.
