@@ -66,7 +66,14 @@ fn media_type(headers: &HeaderMap) -> Result<Option<String>, Error> {
     }
 }
 
+/// Past this many bytes an oversized body is no longer drained: the connection is dropped.
+const DRAIN_CAP: usize = 64 * 1024 * 1024;
+
+/// Reads a body of at most `limit` bytes. An oversized body is still read (and discarded) up
+/// to [`DRAIN_CAP`], so the client, which is still sending, receives the 413 instead of a
+/// connection reset.
 async fn read_body(req: Request, limit: usize) -> Result<Bytes, Error> {
+    use http_body_util::BodyExt;
     let too_large = || {
         Error::new(
             ErrorCode::PayloadTooLarge,
@@ -78,21 +85,28 @@ async fn read_body(req: Request, limit: usize) -> Result<Bytes, Error> {
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if declared.is_some_and(|n| n > DRAIN_CAP as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|e| {
-            let limited = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                || e.to_string().contains("length limit");
-            if limited {
-                too_large()
-            } else {
-                Error::invalid(format!("could not read the request body: {e}"))
+    let mut body = req.into_body();
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| Error::invalid(format!("could not read the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen <= limit {
+                buf.extend_from_slice(&data);
+            } else if seen > DRAIN_CAP {
+                break;
             }
-        })
+        }
+    }
+    if seen > limit {
+        return Err(too_large());
+    }
+    Ok(buf.freeze())
 }
 
 /// A JSON request body (`application/json`, or no Content-Type), within the size limit.
