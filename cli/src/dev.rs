@@ -34,6 +34,8 @@ pub struct DevOptions {
     pub port_base: Option<u16>,
     /// Write acknowledgement rule.
     pub durability: Durability,
+    /// Records a storage node examines per id-ordered scan call ([`aerolith_storagenode::DEFAULT_SCAN_BUDGET`]).
+    pub scan_budget: usize,
 }
 
 /// The topology a data directory was created with (`<data-dir>/topology.json`).
@@ -170,6 +172,7 @@ impl DevCluster {
                     memory: MemoryProfile::Small,
                     limits: Limits::default(),
                     tls: ca.issue(&format!("{dc}-{id}"))?,
+                    scan_budget: opts.scan_budget,
                 })
                 .await
                 .with_context(|| format!("storage node {dc}/{id} failed to start"))?;

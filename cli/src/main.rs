@@ -55,6 +55,7 @@ async fn main() -> std::process::ExitCode {
                 nodes_per_dc,
                 port_base: Some(port_base),
                 durability,
+                scan_budget: aerolith_storagenode::DEFAULT_SCAN_BUDGET,
             })
             .await
         }

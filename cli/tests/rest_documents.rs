@@ -379,6 +379,7 @@ async fn data_survives_a_restart_of_the_storage_nodes() {
         nodes_per_dc: 2,
         port_base: None,
         durability: aerolith_storagenode::Durability::Durable,
+        scan_budget: aerolith_storagenode::DEFAULT_SCAN_BUDGET,
     })
     .await
     .err()

@@ -136,6 +136,7 @@ fn op_name(body: &pb::request::Body) -> &'static str {
         B::DeleteCollection(_) => "delete_collection",
         B::Ping(_) => "ping",
         B::Bulk(_) => "bulk",
+        B::Query(_) => "query",
     }
 }
 

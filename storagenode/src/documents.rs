@@ -1,12 +1,10 @@
 //! Document reads and local writes: preconditions, version vectors, per-field stamps, and
 //! listing in id order across shards.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::time::Instant;
 
 use prost::Message;
-use rocksdb::{DB, DBRawIteratorWithThreadMode, ReadOptions};
 use serde_json::{Map, Value};
 
 use aerolith_common::document::version_of;
@@ -17,12 +15,9 @@ use aerolith_common::version::VersionVector;
 use aerolith_common::{Error, ErrorCode, Result, pb};
 
 use crate::collections::visible;
-use crate::engine::db_err;
-use crate::keys::{CF_DOCS, doc_key, doc_prefix, doc_prefix_end};
+use crate::keys::{CF_DOCS, doc_key};
+use crate::scan::{MergedScan, Start};
 use crate::store::{RECORD_FORMAT, Store};
-
-/// Most records one list call examines (tombstones included) before answering a short page.
-const LIST_SCAN_BUDGET: usize = 20_000;
 
 /// Which fields a local write stamps (for `field_merge` collections).
 enum Stamping<'a> {
@@ -258,55 +253,27 @@ impl Store {
         })
     }
 
-    /// Lists live documents in id order over the requested shards (a k-way merge of one
-    /// iterator per shard), stopping at `limit`, `max_bytes` or the scan budget.
-    pub fn list(&self, req: &pb::ListRequest) -> Result<pb::ListResponse> {
+    /// Lists live documents in id order over the requested shards, stopping at `limit`,
+    /// `max_bytes` or after examining `budget` records (tombstones included).
+    pub fn list(&self, req: &pb::ListRequest, budget: usize) -> Result<pb::ListResponse> {
         validate_collection(&req.collection)?;
         if !req.after.is_empty() {
             validate_doc_id(&req.after)?;
         }
         let limit = req.limit.clamp(1, 10_000) as usize;
         let meta = self.collection_meta(&req.collection);
-        let docs_cf = self.engine.cf(CF_DOCS)?;
-        let mut iters: Vec<(usize, DBRawIteratorWithThreadMode<'_, DB>)> = Vec::new();
-        let mut heap = BinaryHeap::new();
-        for s in &req.shards {
-            let shard = self.check_shard(*s)?;
-            let prefix = doc_prefix(shard, &req.collection);
-            let mut ro = ReadOptions::default();
-            ro.set_iterate_upper_bound(doc_prefix_end(shard, &req.collection));
-            let mut it = self.engine.db().raw_iterator_cf_opt(docs_cf, ro);
-            let start = doc_key(shard, &req.collection, &req.after);
-            it.seek(&start);
-            if it.valid() && it.key() == Some(start.as_slice()) && !req.after.is_empty() {
-                it.next();
-            }
-            let idx = iters.len();
-            if let Some(k) = it.key() {
-                heap.push(Reverse((k[prefix.len()..].to_vec(), idx)));
-            }
-            it.status().map_err(db_err)?;
-            iters.push((prefix.len(), it));
-        }
-
+        let start = if req.after.is_empty() {
+            Start::First
+        } else {
+            Start::After(&req.after)
+        };
+        let mut scan = MergedScan::new(self, &req.shards, &req.collection, start)?;
         let mut out = pb::ListResponse::default();
         let mut bytes = 0u64;
         let mut scanned = 0usize;
-        let mut last = Vec::new();
-        while let Some(Reverse((id, idx))) = heap.pop() {
-            let (plen, it) = &mut iters[idx];
-            let value = it.value().map(<[u8]>::to_vec).unwrap_or_default();
-            it.next();
-            it.status().map_err(db_err)?;
-            if let Some(k) = it.key() {
-                heap.push(Reverse((k[*plen..].to_vec(), idx)));
-            }
+        let mut last = String::new();
+        while let Some((id, rec)) = scan.next()? {
             scanned += 1;
-            let rec = pb::DocRecord::decode(&*value).map_err(|e| {
-                Error::internal(format!("corrupt record in {}: {e}", req.collection))
-            })?;
-            let id =
-                String::from_utf8(id).map_err(|e| Error::internal(format!("corrupt key: {e}")))?;
             if !rec.tombstone && visible(meta.as_ref(), &rec) {
                 // Readers never need the per-field stamps; leaving them out keeps pages within
                 // the byte budget the body sizes suggest.
@@ -321,15 +288,15 @@ impl Store {
                     record: Some(rec),
                 });
             }
-            last = id.into_bytes();
+            last = id;
             let full = out.docs.len() >= limit || (req.max_bytes > 0 && bytes >= req.max_bytes);
-            if full || scanned >= LIST_SCAN_BUDGET {
+            if full || scanned >= budget {
                 break;
             }
         }
-        out.done = heap.is_empty();
+        out.done = scan.peek_id().is_none();
         if !out.done {
-            out.scanned_through = String::from_utf8(last).unwrap_or_default();
+            out.scanned_through = last;
         }
         Ok(out)
     }

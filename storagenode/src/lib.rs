@@ -6,9 +6,12 @@ pub mod documents;
 pub mod engine;
 pub mod keys;
 pub mod node;
+pub mod query;
+mod scan;
 pub mod service;
 pub mod store;
 
 pub use engine::MemoryProfile;
 pub use node::{NodeOptions, StorageNode};
+pub use query::DEFAULT_SCAN_BUDGET;
 pub use store::{Durability, Store, StoreConfig};

@@ -9,7 +9,9 @@ use clap::Parser;
 use aerolith_common::json::Limits;
 use aerolith_common::rpc::TlsMaterial;
 use aerolith_common::topology::ClusterConfig;
-use aerolith_storagenode::{Durability, MemoryProfile, NodeOptions, StorageNode};
+use aerolith_storagenode::{
+    DEFAULT_SCAN_BUDGET, Durability, MemoryProfile, NodeOptions, StorageNode,
+};
 
 /// Runs one AerolithDB storage node.
 #[derive(Debug, Parser)]
@@ -36,6 +38,10 @@ struct Args {
     /// RocksDB memory sizing.
     #[arg(long, value_enum, default_value = "standard")]
     memory: MemoryProfile,
+    /// Most records one id-ordered listing or query call examines before answering a short
+    /// page (the client then continues with the cursor).
+    #[arg(long, default_value_t = DEFAULT_SCAN_BUDGET as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    scan_budget: u64,
 }
 
 #[tokio::main]
@@ -67,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         durability: args.durability,
         memory: args.memory,
         limits: Limits::default(),
+        scan_budget: args.scan_budget as usize,
         tls,
     })
     .await?;

@@ -35,6 +35,8 @@ pub struct NodeOptions {
     pub limits: Limits,
     /// Certificate material for mutual TLS.
     pub tls: TlsMaterial,
+    /// Most records one id-ordered listing or query examines before answering a short page.
+    pub scan_budget: usize,
 }
 
 /// A started storage node.
@@ -60,7 +62,11 @@ impl StorageNode {
             .await
             .map_err(Error::internal)??;
         let store = Arc::new(store);
-        let service = Arc::new(NodeService::new(store.clone(), opts.node.clone()));
+        let service = Arc::new(NodeService::new(
+            store.clone(),
+            opts.node.clone(),
+            opts.scan_budget,
+        ));
         let server = RpcServer::bind(
             opts.listen,
             &opts.tls,

@@ -17,23 +17,30 @@ use crate::store::Store;
 pub struct NodeService {
     store: Arc<Store>,
     node: String,
+    scan_budget: usize,
 }
 
 impl NodeService {
-    /// A service for `store`, answering pings as `node`.
-    pub fn new(store: Arc<Store>, node: String) -> Self {
-        NodeService { store, node }
+    /// A service for `store`, answering pings as `node`; scans examine at most `scan_budget`
+    /// records per call.
+    pub fn new(store: Arc<Store>, node: String, scan_budget: usize) -> Self {
+        NodeService {
+            store,
+            node,
+            scan_budget: scan_budget.max(1),
+        }
     }
 }
 
 /// Runs one request against the store.
-fn dispatch(store: &Store, body: Req, deadline: Instant) -> Result<Resp> {
+fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Result<Resp> {
     Ok(match body {
         Req::Get(r) => Resp::Doc(store.get(&r)?),
         Req::Put(r) => Resp::Doc(store.put(&r, deadline)?),
         Req::Patch(r) => Resp::Doc(store.patch(&r, deadline)?),
         Req::Delete(r) => Resp::Doc(store.delete(&r, deadline)?),
-        Req::List(r) => Resp::List(store.list(&r)?),
+        Req::List(r) => Resp::List(store.list(&r, budget)?),
+        Req::Query(r) => Resp::Query(store.query(&r, deadline, budget)?),
         Req::PutCollection(r) => Resp::PutCollection(store.put_collection(&r)?),
         Req::GetCollection(r) => match store.collection_meta(&r.name) {
             Some(m) => Resp::Collection(m),
@@ -84,13 +91,16 @@ impl Handler for NodeService {
             node: self.node.clone(),
         };
         let deadline = Instant::now() + request_timeout(req.timeout_ms);
+        let budget = self.scan_budget;
         async move {
             let body = match req.body {
                 None => return error_response(&Error::invalid("empty request")),
                 Some(Req::Ping(_)) => Resp::Pong(pong),
                 Some(body) => {
-                    match tokio::task::spawn_blocking(move || dispatch(&store, body, deadline))
-                        .await
+                    match tokio::task::spawn_blocking(move || {
+                        dispatch(&store, body, deadline, budget)
+                    })
+                    .await
                     {
                         Ok(Ok(b)) => b,
                         Ok(Err(e)) => return error_response(&e),

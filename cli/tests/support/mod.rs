@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use aerolith_cli::dev::{DevCluster, DevOptions};
-use aerolith_storagenode::Durability;
+use aerolith_storagenode::{DEFAULT_SCAN_BUDGET, Durability};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -19,12 +19,19 @@ pub struct TestCluster {
 
 /// Starts a one-DC cluster of `nodes` storage nodes with its data in `dir`.
 pub async fn start(dir: &Path, nodes: usize) -> TestCluster {
+    start_with_budget(dir, nodes, DEFAULT_SCAN_BUDGET).await
+}
+
+/// Like [`start`], with nodes that examine at most `scan_budget` records per scan call, so
+/// that short pages (and the gateway's handling of them) show up with little data.
+pub async fn start_with_budget(dir: &Path, nodes: usize, scan_budget: usize) -> TestCluster {
     let cluster = DevCluster::start(DevOptions {
         data_dir: dir.to_path_buf(),
         dcs: 1,
         nodes_per_dc: nodes,
         port_base: None,
         durability: Durability::Durable,
+        scan_budget,
     })
     .await
     .expect("cluster starts");

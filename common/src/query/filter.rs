@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use regex::{Regex, RegexBuilder};
 use serde_json::{Map, Value};
 
-use super::order::{compare_values, type_rank, values_equal};
+use super::order::{compare_values, values_equal};
 use super::{FieldPath, parse_path};
 use crate::error::{Error, Result};
 use crate::json::type_name;
@@ -253,7 +253,9 @@ fn parse_operators(path: &str, ops: &Map<String, Value>) -> Result<Vec<Pred>> {
                     RegexBuilder::new(pattern)
                         .size_limit(REGEX_SIZE_LIMIT)
                         .build()
-                        .map_err(|e| Error::invalid(format!("invalid regex at \"{path}\": {e}")))?,
+                        .map_err(|e| {
+                            Error::invalid(format!("invalid $regex pattern at \"{path}\": {e}"))
+                        })?,
                 ),
                 other => {
                     return Err(Error::invalid(format!(
@@ -328,10 +330,9 @@ impl Pred {
         match self {
             Pred::Eq(x) => value.is_some_and(|v| equals_or_contains(v, x)),
             Pred::Ne(x) => !value.is_some_and(|v| equals_or_contains(v, x)),
-            Pred::Range(op, x) => value.is_some_and(|v| {
-                type_rank(Some(v)) == type_rank(Some(x))
-                    && op.accepts(compare_values(Some(v), Some(x)))
-            }),
+            Pred::Range(op, x) => {
+                value.is_some_and(|v| op.accepts(compare_values(Some(v), Some(x))))
+            }
             Pred::In(xs) => value.is_some_and(|v| xs.iter().any(|x| equals_or_contains(v, x))),
             Pred::Nin(xs) => !value.is_some_and(|v| xs.iter().any(|x| equals_or_contains(v, x))),
             Pred::Exists(want) => value.is_some() == *want,
@@ -457,7 +458,7 @@ mod tests {
     }
 
     #[test]
-    fn range_operators_compare_within_a_type() {
+    fn range_operators_follow_the_total_type_order() {
         let d = json!({"age": 30, "name": "m", "t": true, "arr": [1, 5], "o": {"k": 2}, "z": null});
         assert!(matches(json!({"age": {"$gt": 29}}), d.clone()));
         assert!(!matches(json!({"age": {"$gt": 30}}), d.clone()));
@@ -475,12 +476,17 @@ mod tests {
         assert!(matches(json!({"age": {"$lte": 30}}), d.clone()));
         assert!(matches(json!({"age": {"$gt": 18, "$lt": 65}}), d.clone()));
         assert!(!matches(json!({"age": {"$gt": 18, "$lt": 20}}), d.clone()));
-        // Across types nothing matches, in either direction.
+        // Across types the type order decides: null < bool < number < string < array < object.
         assert!(!matches(json!({"age": {"$gt": "a"}}), d.clone()));
-        assert!(!matches(json!({"age": {"$lt": "a"}}), d.clone()));
-        assert!(!matches(json!({"name": {"$gt": 5}}), d.clone()));
+        assert!(matches(json!({"age": {"$lt": "a"}}), d.clone()));
+        assert!(matches(json!({"name": {"$gt": 5}}), d.clone()));
         assert!(!matches(json!({"name": {"$lt": 5}}), d.clone()));
-        assert!(!matches(json!({"age": {"$gt": null}}), d.clone()));
+        assert!(matches(json!({"age": {"$gt": null}}), d.clone()));
+        assert!(matches(json!({"age": {"$gt": true}}), d.clone()));
+        assert!(matches(json!({"o": {"$gt": [9]}}), d.clone()));
+        // A missing field matches no range operator, though it sorts first.
+        assert!(!matches(json!({"missing": {"$lt": null}}), d.clone()));
+        assert!(!matches(json!({"missing": {"$gte": null}}), d.clone()));
         assert!(matches(json!({"name": {"$gt": "a"}}), d.clone()));
         assert!(!matches(json!({"name": {"$gt": "n"}}), d.clone()));
         assert!(matches(
@@ -492,7 +498,8 @@ mod tests {
         assert!(!matches(json!({"z": {"$gt": null}}), d.clone()));
         // Arrays and objects compare as whole values.
         assert!(matches(json!({"arr": {"$gt": [1, 4]}}), d.clone()));
-        assert!(!matches(json!({"arr": {"$gt": 3}}), d.clone()));
+        assert!(matches(json!({"arr": {"$gt": 3}}), d.clone()));
+        assert!(!matches(json!({"arr": {"$lt": 3}}), d.clone()));
         assert!(matches(json!({"arr": {"$lt": [2]}}), d.clone()));
         assert!(matches(json!({"o": {"$gt": {"k": 1}}}), d.clone()));
         assert!(!matches(json!({"o": {"$gt": {"k": 3}}}), d));
@@ -619,8 +626,9 @@ mod tests {
         assert!(!matches(json!({"tags": {"$in": ["c"]}}), d.clone()));
         assert!(!matches(json!({"tags": {"$nin": ["a"]}}), d.clone()));
         assert!(matches(json!({"tags": {"$nin": ["c"]}}), d.clone()));
-        // Range operators look at the whole array, not its elements.
-        assert!(!matches(json!({"nums": {"$gt": 5}}), d.clone()));
+        // Range operators look at the whole array, not its elements: an array sorts after
+        // every number, so `$lt` a number never matches it.
+        assert!(!matches(json!({"nums": {"$lt": 5}}), d.clone()));
         assert!(matches(json!({"nums": {"$gt": [1, 9]}}), d.clone()));
         // Equality only looks one level into arrays.
         assert!(!matches(json!({"nested": "x"}), d));
@@ -672,7 +680,10 @@ mod tests {
             "k5",
             d.clone()
         ));
-        assert!(!matches_id(json!({"_id": {"$gt": 5}}), "5", d.clone()));
+        // The id is a string, so it is above every number and below every array.
+        assert!(matches_id(json!({"_id": {"$gt": 5}}), "5", d.clone()));
+        assert!(!matches_id(json!({"_id": 5}), "5", d.clone()));
+        assert!(!matches_id(json!({"_id": {"$gt": []}}), "5", d.clone()));
         assert!(!matches_id(json!({"_id.x": {"$exists": true}}), "k5", d));
     }
 
@@ -802,10 +813,13 @@ mod tests {
                 json!({"a": {"$regex": 1}}),
                 "$regex at \"a\" needs a string pattern",
             ),
-            (json!({"a": {"$regex": "("}}), "invalid regex at \"a\""),
+            (
+                json!({"a": {"$regex": "("}}),
+                "invalid $regex pattern at \"a\"",
+            ),
             (
                 json!({"a": {"$regex": "a{1000}{1000}"}}),
-                "invalid regex at \"a\"",
+                "invalid $regex pattern at \"a\"",
             ),
             (json!({"$and": []}), "$and needs a non-empty array"),
             (json!({"$or": []}), "$or needs a non-empty array"),

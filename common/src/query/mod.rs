@@ -4,10 +4,11 @@
 //! shard results) and tests all evaluate queries identically.
 //!
 //! Semantic choices, where API.md is silent or leaves room (MongoDB unless noted):
-//! - Range operators (`$gt $gte $lt $lte`) match only values of the operand's type class
-//!   (number with number, string with string, ...), so `{"$gt": 5}` never matches a string.
-//!   The total type order (missing < null < bool < number < string < array < object) is
-//!   used for sorting. Arrays and objects under a range operator compare as whole values.
+//! - Range operators (`$gt $gte $lt $lte`) compare in API.md's total type order
+//!   (null < bool < number < string < array < object), the same order `sort` uses, so
+//!   `{"$gt": 5}` also matches every string, array and object. This departs from MongoDB's
+//!   type bracketing because API.md states one comparison order for everything. A missing
+//!   field matches no range operator. Arrays and objects compare as whole values.
 //! - Equality, `$in`, `$ne` and `$nin` against an array field also test each element, one
 //!   level deep; `$ne`/`$nin` are the exact negations of equality/`$in`.
 //! - A missing field matches only `$exists: false`, `$ne`, `$nin` and negations of
@@ -27,6 +28,7 @@
 //! - `$and`/`$or` need a non-empty array of filter objects.
 
 mod filter;
+mod keyset;
 mod order;
 mod projection;
 mod sort;
@@ -38,9 +40,10 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 
 pub use filter::Filter;
+pub use keyset::Position;
 pub use order::{compare_numbers, compare_values, type_rank, values_equal};
 pub use projection::{parse_projection, project};
-pub use sort::{SortKey, compare_docs, parse_sort};
+pub use sort::{SortKey, compare_docs, normalize_sort, parse_sort};
 
 /// The pseudo-field naming the document id.
 pub const ID_FIELD: &str = "_id";

@@ -1,5 +1,6 @@
 //! Query sort keys and the document order they define.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
@@ -27,6 +28,16 @@ impl SortKey {
             descending,
             path: parse_path(field)?,
         })
+    }
+
+    /// This key's value in a document (`None` when the field is missing).
+    pub fn value<'a>(&self, id: &'a str, data: &'a Map<String, Value>) -> Option<Cow<'a, Value>> {
+        self.path.resolve(id, data)
+    }
+
+    /// True for the `_id` pseudo-field.
+    pub fn is_id(&self) -> bool {
+        self.path == FieldPath::Id
     }
 }
 
@@ -76,6 +87,19 @@ pub fn parse_sort(v: &Value) -> Result<Vec<SortKey>> {
     Ok(keys)
 }
 
+/// The keys that can decide an order: ids are unique, so keys after an `_id` key never
+/// matter, and a final ascending `_id` is the built-in tiebreak. Without keys the order is
+/// plain id order. Gateway and storage node both normalize, so positions agree.
+pub fn normalize_sort(mut keys: Vec<SortKey>) -> Vec<SortKey> {
+    if let Some(i) = keys.iter().position(SortKey::is_id) {
+        keys.truncate(i + 1);
+    }
+    if keys.last().is_some_and(|k| k.is_id() && !k.descending) {
+        keys.pop();
+    }
+    keys
+}
+
 /// Orders two documents by `keys`, then by id in byte order so the order is total.
 pub fn compare_docs(
     keys: &[SortKey],
@@ -83,8 +107,8 @@ pub fn compare_docs(
     b: (&str, &Map<String, Value>),
 ) -> Ordering {
     for key in keys {
-        let va = key.path.resolve(a.0, a.1);
-        let vb = key.path.resolve(b.0, b.1);
+        let va = key.value(a.0, a.1);
+        let vb = key.value(b.0, b.1);
         let o = compare_values(va.as_deref(), vb.as_deref());
         let o = if key.descending { o.reverse() } else { o };
         if o != Ordering::Equal {
@@ -232,6 +256,30 @@ mod tests {
         assert_eq!(
             sorted(json!([{"field": "_id", "order": "desc"}]), docs),
             ["4", "3", "2", "1"]
+        );
+    }
+
+    #[test]
+    fn normalize_drops_keys_that_cannot_decide() {
+        let norm = |v: Value| -> Vec<(String, bool)> {
+            normalize_sort(parse_sort(&v).expect("valid"))
+                .into_iter()
+                .map(|k| (k.field, k.descending))
+                .collect()
+        };
+        assert!(norm(json!([{"field": "_id"}])).is_empty());
+        assert!(norm(json!([{"field": "_id"}, {"field": "a"}])).is_empty());
+        assert_eq!(
+            norm(json!([{"field": "a"}, {"field": "_id"}])),
+            vec![("a".into(), false)]
+        );
+        assert_eq!(
+            norm(json!([{"field": "_id", "order": "desc"}, {"field": "a"}])),
+            vec![("_id".into(), true)]
+        );
+        assert_eq!(
+            norm(json!([{"field": "a", "order": "desc"}, {"field": "b"}])),
+            vec![("a".into(), true), ("b".into(), false)]
         );
     }
 

@@ -6,6 +6,7 @@ mod cluster;
 mod collections;
 mod cursor;
 mod documents;
+mod query;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ pub use bulk::{BulkError, BulkItem, MAX_BULK_OPS};
 pub use cluster::{ClusterView, DcView, NodeView};
 pub use collections::CollectionInfo;
 pub use documents::{Page, Precondition};
+pub use query::QueryInput;
 
 /// Default request deadline (API.md: REST default 10 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

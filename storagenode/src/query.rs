@@ -1,0 +1,540 @@
+//! Queries on the node: filter and projection are evaluated here, next to the data, so only
+//! matching documents (and only the projected fields) cross the network.
+//!
+//! In id order a query is a bounded scan that may stop early (the scan budget) and say how far
+//! it got. Sorted by fields, the node has no index to follow, so it scans every record of its
+//! shards within the filter's id range and keeps the first page in a bounded heap.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use aerolith_common::json::{decode_stored, parse_value};
+use aerolith_common::name::validate_collection;
+use aerolith_common::query::{
+    Filter, Position, SortKey, normalize_sort, parse_projection, parse_sort, project,
+};
+use aerolith_common::{Error, Result, pb};
+
+use crate::collections::visible;
+use crate::scan::{MergedScan, Start};
+use crate::store::Store;
+
+/// Default for the most records an id-ordered listing or query examines before answering a
+/// short page (tombstones and non-matching documents count).
+pub const DEFAULT_SCAN_BUDGET: usize = 20_000;
+/// Records examined between two deadline checks.
+const DEADLINE_EVERY: usize = 512;
+/// Nesting accepted in filters and sort (a 64-deep body plus operators around it).
+const QUERY_DEPTH: usize = 80;
+
+/// A query request, parsed and validated.
+struct Plan {
+    filter: Filter,
+    keys: Rc<[SortKey]>,
+    projection: Option<Vec<String>>,
+    after: Option<Position>,
+    limit: usize,
+    max_bytes: u64,
+    /// The filter's id range: where the scan starts and where it may stop.
+    lower: Option<(String, bool)>,
+    upper: Option<(String, bool)>,
+}
+
+impl Plan {
+    fn parse(req: &pb::QueryRequest) -> Result<Plan> {
+        validate_collection(&req.collection)?;
+        let json = |b: &[u8]| parse_value(b, QUERY_DEPTH);
+        let filter = if req.filter.is_empty() {
+            Filter::match_all()
+        } else {
+            Filter::parse(&json(&req.filter)?)?
+        };
+        let keys: Vec<SortKey> = if req.sort.is_empty() {
+            Vec::new()
+        } else {
+            normalize_sort(parse_sort(&json(&req.sort)?)?)
+        };
+        let projection = if req.projection.is_empty() {
+            None
+        } else {
+            Some(parse_projection(&json(&req.projection)?)?)
+        };
+        let after = if req.after.is_empty() {
+            None
+        } else {
+            Some(Position::from_bytes(&req.after, keys.len())?)
+        };
+        Ok(Plan {
+            lower: filter.id_lower_bound(),
+            upper: filter.id_upper_bound(),
+            filter,
+            keys: keys.into(),
+            projection,
+            after,
+            limit: req.limit.clamp(1, 10_000) as usize,
+            max_bytes: if req.max_bytes == 0 {
+                u64::MAX
+            } else {
+                req.max_bytes
+            },
+        })
+    }
+
+    /// True when `id` lies beyond the filter's upper id bound.
+    fn beyond_upper(&self, id: &[u8]) -> bool {
+        self.upper.as_ref().is_some_and(|(u, inclusive)| {
+            let o = id.cmp(u.as_bytes());
+            o == Ordering::Greater || (o == Ordering::Equal && !inclusive)
+        })
+    }
+
+    /// Where the scan starts: the filter's lower id bound, or (in id order) just after the
+    /// cursor when that is further.
+    fn start(&self) -> Start<'_> {
+        let lower = self.lower.as_ref().map(|(s, inclusive)| {
+            if *inclusive {
+                Start::At(s)
+            } else {
+                Start::After(s)
+            }
+        });
+        let after = match &self.after {
+            Some(p) if self.keys.is_empty() => Some(p.id.as_str()),
+            _ => None,
+        };
+        match (lower, after) {
+            (Some(l), Some(a)) if a < lower_id(&l) => l,
+            (_, Some(a)) => Start::After(a),
+            (Some(l), None) => l,
+            (None, None) => Start::First,
+        }
+    }
+
+    /// Applies the projection to one body.
+    fn shape(&self, body: &[u8]) -> Result<Vec<u8>> {
+        match &self.projection {
+            None => Ok(body.to_vec()),
+            Some(paths) => encode(&project(paths, &decode_stored(body)?)),
+        }
+    }
+
+    /// The record as a query returns it: projected bodies, no field stamps.
+    fn hit(&self, id: String, rec: pb::DocRecord, pos: &Position) -> Result<pb::QueryHit> {
+        let mut rec = pb::DocRecord {
+            field_stamps: Vec::new(),
+            ..rec
+        };
+        if self.projection.is_some() {
+            rec.body = self.shape(&rec.body)?;
+            for s in &mut rec.siblings {
+                s.body = self.shape(&s.body)?;
+            }
+        }
+        Ok(pb::QueryHit {
+            id,
+            record: Some(rec),
+            position: pos.to_bytes(),
+        })
+    }
+}
+
+fn lower_id<'a>(s: &Start<'a>) -> &'a str {
+    match s {
+        Start::At(id) | Start::After(id) => id,
+        Start::First => "",
+    }
+}
+
+fn encode(map: &Map<String, Value>) -> Result<Vec<u8>> {
+    serde_json::to_vec(map).map_err(Error::internal)
+}
+
+/// A candidate for a sorted page, ordered by its position.
+struct Ranked {
+    pos: Position,
+    keys: Rc<[SortKey]>,
+    bytes: u64,
+    hit: pb::QueryHit,
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.pos.compare(&other.pos, &self.keys)
+    }
+}
+
+/// The first documents of a sorted page: a max-heap whose top is evicted while the page is
+/// over `limit` or holds `max_bytes` without it.
+struct TopPage {
+    heap: BinaryHeap<Ranked>,
+    bytes: u64,
+    limit: usize,
+    max_bytes: u64,
+    /// Something was evicted or refused: the page is not the whole answer.
+    truncated: bool,
+}
+
+impl TopPage {
+    /// True when a candidate after the current last entry could not stay.
+    fn full(&self) -> bool {
+        self.heap.len() >= self.limit || self.bytes >= self.max_bytes
+    }
+
+    /// True when a document at `pos` would be kept.
+    fn admits(&self, pos: &Position, keys: &[SortKey]) -> bool {
+        match self.heap.peek() {
+            Some(top) if self.full() => pos.compare(&top.pos, keys) == Ordering::Less,
+            _ => true,
+        }
+    }
+
+    fn push(&mut self, r: Ranked) {
+        self.bytes += r.bytes;
+        self.heap.push(r);
+        while let Some(top) = self.heap.peek() {
+            let over = self.heap.len() > self.limit
+                || (self.heap.len() > 1 && self.bytes - top.bytes >= self.max_bytes);
+            if !over {
+                break;
+            }
+            self.bytes -= top.bytes;
+            self.heap.pop();
+            self.truncated = true;
+        }
+    }
+}
+
+/// A matching document: id, record and parsed body.
+type Match = (String, pb::DocRecord, Map<String, Value>);
+
+/// The live, visible records of a scan whose body matches the filter, in id order.
+struct Matches<'a> {
+    scan: MergedScan<'a>,
+    meta: Option<pb::CollectionMeta>,
+    plan: &'a Plan,
+    examined: usize,
+    /// The last id examined.
+    last: Option<String>,
+    deadline: Instant,
+    budget: usize,
+}
+
+impl Matches<'_> {
+    /// True when no record within the filter's id range is left.
+    fn exhausted(&self) -> bool {
+        self.scan
+            .peek_id()
+            .is_none_or(|id| self.plan.beyond_upper(id))
+    }
+
+    fn out_of_budget(&self) -> bool {
+        self.examined >= self.budget
+    }
+
+    /// The next match, or `None` at the end of the range or of the budget.
+    fn next(&mut self) -> Result<Option<Match>> {
+        while !self.exhausted() && !self.out_of_budget() {
+            self.examined += 1;
+            if self.examined.is_multiple_of(DEADLINE_EVERY) && Instant::now() >= self.deadline {
+                return Err(Error::deadline("query ran out of time on a storage node"));
+            }
+            let Some((id, rec)) = self.scan.next()? else {
+                break;
+            };
+            self.last = Some(id.clone());
+            if rec.tombstone || !visible(self.meta.as_ref(), &rec) {
+                continue;
+            }
+            let data = decode_stored(&rec.body)?;
+            if self.plan.filter.matches(&id, &data) {
+                return Ok(Some((id, rec, data)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Store {
+    /// Answers a query over the requested shards (see the proto's `QueryRequest`); an
+    /// id-ordered query examines at most `budget` records.
+    pub fn query(
+        &self,
+        req: &pb::QueryRequest,
+        deadline: Instant,
+        budget: usize,
+    ) -> Result<pb::QueryResponse> {
+        let plan = Plan::parse(req)?;
+        let mut m = Matches {
+            scan: MergedScan::new(self, &req.shards, &req.collection, plan.start())?,
+            meta: self.collection_meta(&req.collection),
+            plan: &plan,
+            examined: 0,
+            last: None,
+            deadline,
+            // Sorted queries must see every record, so only id order has a budget.
+            budget: if plan.keys.is_empty() {
+                budget
+            } else {
+                usize::MAX
+            },
+        };
+        let mut out = pb::QueryResponse::default();
+        if plan.keys.is_empty() {
+            let mut bytes = 0u64;
+            while let Some((id, rec, _)) = m.next()? {
+                let pos = Position::of_id(&id);
+                let hit = plan.hit(id, rec, &pos)?;
+                bytes += hit.record.as_ref().map_or(0, |r| r.body.len() as u64);
+                out.hits.push(hit);
+                if out.hits.len() >= plan.limit || bytes >= plan.max_bytes || m.out_of_budget() {
+                    break;
+                }
+            }
+            out.done = m.exhausted();
+            if !out.done {
+                out.scanned_through = m
+                    .last
+                    .map(|id| Position::of_id(&id).to_bytes())
+                    .unwrap_or_default();
+            }
+            return Ok(out);
+        }
+
+        let mut page = TopPage {
+            heap: BinaryHeap::new(),
+            bytes: 0,
+            limit: plan.limit,
+            max_bytes: plan.max_bytes,
+            truncated: false,
+        };
+        while let Some((id, rec, data)) = m.next()? {
+            let pos = Position::of(&plan.keys, &id, &data);
+            if plan
+                .after
+                .as_ref()
+                .is_some_and(|a| pos.compare(a, &plan.keys) != Ordering::Greater)
+            {
+                continue;
+            }
+            if !page.admits(&pos, &plan.keys) {
+                page.truncated = true;
+                continue;
+            }
+            let hit = plan.hit(id, rec, &pos)?;
+            page.push(Ranked {
+                bytes: hit.record.as_ref().map_or(0, |r| r.body.len() as u64),
+                pos,
+                keys: plan.keys.clone(),
+                hit,
+            });
+        }
+        let truncated = page.truncated;
+        let ranked = page.heap.into_sorted_vec();
+        out.done = !truncated;
+        if truncated {
+            out.scanned_through = ranked.last().map(|r| r.pos.to_bytes()).unwrap_or_default();
+        }
+        out.hits = ranked.into_iter().map(|r| r.hit).collect();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryProfile;
+    use crate::store::{Durability, StoreConfig};
+    use aerolith_common::json::Limits;
+    use std::time::Duration;
+
+    const SHARDS: u16 = 4;
+
+    fn store(dir: &std::path::Path) -> Store {
+        Store::open(&StoreConfig {
+            path: dir.to_path_buf(),
+            dc: "dc1".into(),
+            node: "n1".into(),
+            shards: SHARDS,
+            durability: Durability::Relaxed,
+            memory: MemoryProfile::Small,
+            limits: Limits::default(),
+        })
+        .expect("store opens")
+    }
+
+    fn deadline() -> Instant {
+        Instant::now() + Duration::from_secs(30)
+    }
+
+    /// Writes `n` documents `{"n": i % 7, "even": i % 2 == 0}` with ids `d000`...
+    fn fill(s: &Store, n: usize) {
+        for i in 0..n {
+            let id = format!("d{i:03}");
+            s.put(
+                &pb::PutRequest {
+                    shard: (i % SHARDS as usize) as u32,
+                    collection: "c".into(),
+                    id,
+                    body: serde_json::to_vec(&serde_json::json!({"n": i % 7, "even": i % 2 == 0}))
+                        .expect("json"),
+                    precondition: None,
+                },
+                deadline(),
+            )
+            .expect("put");
+        }
+    }
+
+    fn request(
+        filter: &str,
+        sort: &str,
+        after: Vec<u8>,
+        limit: u32,
+        max_bytes: u64,
+    ) -> pb::QueryRequest {
+        pb::QueryRequest {
+            shards: (0..SHARDS as u32).collect(),
+            collection: "c".into(),
+            filter: filter.as_bytes().to_vec(),
+            sort: sort.as_bytes().to_vec(),
+            projection: Vec::new(),
+            after,
+            limit,
+            max_bytes,
+        }
+    }
+
+    fn ids(r: &pb::QueryResponse) -> Vec<String> {
+        r.hits.iter().map(|h| h.id.clone()).collect()
+    }
+
+    #[test]
+    fn id_order_stops_at_the_budget_and_resumes_after_what_it_scanned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(dir.path());
+        fill(&s, 60);
+        // Only every 7th document matches; a budget of 10 records cannot reach the limit.
+        let mut after = Vec::new();
+        let mut got = Vec::new();
+        let mut calls = 0;
+        loop {
+            let r = s
+                .query(&request(r#"{"n": 3}"#, "", after, 100, 0), deadline(), 10)
+                .expect("query");
+            calls += 1;
+            got.extend(ids(&r));
+            if r.done {
+                break;
+            }
+            assert!(!r.scanned_through.is_empty());
+            after = r.scanned_through;
+        }
+        let want: Vec<String> = (0..60)
+            .filter(|i| i % 7 == 3)
+            .map(|i| format!("d{i:03}"))
+            .collect();
+        assert_eq!(got, want);
+        assert!(
+            calls >= 6,
+            "60 records at 10 per call take at least 6 calls, took {calls}"
+        );
+    }
+
+    #[test]
+    fn sorted_pages_are_the_first_documents_after_the_cursor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(dir.path());
+        fill(&s, 50);
+        let sort = r#"[{"field": "n", "order": "desc"}]"#;
+        let mut after = Vec::new();
+        let mut got = Vec::new();
+        loop {
+            let r = s
+                .query(
+                    &request(r#"{"even": true}"#, sort, after, 4, 0),
+                    deadline(),
+                    DEFAULT_SCAN_BUDGET,
+                )
+                .expect("query");
+            assert!(r.hits.len() <= 4);
+            got.extend(ids(&r));
+            if r.done {
+                break;
+            }
+            after = r.scanned_through;
+        }
+        let mut want: Vec<usize> = (0..50).filter(|i| i % 2 == 0).collect();
+        want.sort_by(|a, b| (b % 7).cmp(&(a % 7)).then(a.cmp(b)));
+        let want: Vec<String> = want.iter().map(|i| format!("d{i:03}")).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_byte_budget_cuts_a_sorted_page_but_keeps_one_document() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(dir.path());
+        fill(&s, 20);
+        let sort = r#"[{"field": "n"}]"#;
+        let r = s
+            .query(
+                &request("", sort, Vec::new(), 100, 1),
+                deadline(),
+                DEFAULT_SCAN_BUDGET,
+            )
+            .expect("query");
+        assert_eq!(r.hits.len(), 1);
+        assert!(!r.done);
+        // The page stops at the first document that reaches the budget.
+        let r = s
+            .query(
+                &request("", sort, Vec::new(), 100, 60),
+                deadline(),
+                DEFAULT_SCAN_BUDGET,
+            )
+            .expect("query");
+        let lens: Vec<u64> = r
+            .hits
+            .iter()
+            .map(|h| h.record.as_ref().map_or(0, |r| r.body.len() as u64))
+            .collect();
+        let (last, before) = lens.split_last().expect("a document");
+        assert!(before.iter().sum::<u64>() < 60, "{lens:?}");
+        assert!(before.iter().sum::<u64>() + last >= 60, "{lens:?}");
+        assert!(!r.done);
+    }
+
+    #[test]
+    fn bad_queries_are_invalid_argument() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(dir.path());
+        for (f, sort) in [
+            (r#"{"a": {"$bogus": 1}}"#, ""),
+            ("", r#"[{"field": ""}]"#),
+            ("[", ""),
+        ] {
+            let e = s
+                .query(
+                    &request(f, sort, Vec::new(), 10, 0),
+                    deadline(),
+                    DEFAULT_SCAN_BUDGET,
+                )
+                .expect_err(f);
+            assert_eq!(e.code, aerolith_common::ErrorCode::InvalidArgument);
+        }
+    }
+}
