@@ -151,6 +151,7 @@ async fn main() {
         port_base: None,
         durability: Durability::Durable,
         scan_budget: DEFAULT_SCAN_BUDGET,
+        retention: aerolith_storagenode::Retention::default(),
     })
     .await
     .expect("cluster starts");

@@ -12,7 +12,7 @@ use aerolith_common::rpc::DevCa;
 use aerolith_common::shard::DEFAULT_SHARDS;
 use aerolith_common::topology::{ClusterConfig, DcConfig, NodeConfig};
 use aerolith_gateway::{Gateway, GatewayOptions};
-use aerolith_storagenode::{Durability, MemoryProfile, NodeOptions, StorageNode};
+use aerolith_storagenode::{Durability, MemoryProfile, NodeOptions, Retention, StorageNode};
 
 /// Default REST port of the first DC.
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
@@ -36,6 +36,8 @@ pub struct DevOptions {
     pub durability: Durability,
     /// Records a storage node examines per id-ordered scan call ([`aerolith_storagenode::DEFAULT_SCAN_BUDGET`]).
     pub scan_budget: usize,
+    /// How much of each shard's change log the nodes keep.
+    pub retention: Retention,
 }
 
 /// The topology a data directory was created with (`<data-dir>/topology.json`).
@@ -173,6 +175,7 @@ impl DevCluster {
                     limits: Limits::default(),
                     tls: ca.issue(&format!("{dc}-{id}"))?,
                     scan_budget: opts.scan_budget,
+                    retention: opts.retention,
                 })
                 .await
                 .with_context(|| format!("storage node {dc}/{id} failed to start"))?;

@@ -56,6 +56,7 @@ async fn main() -> std::process::ExitCode {
                 port_base: Some(port_base),
                 durability,
                 scan_budget: aerolith_storagenode::DEFAULT_SCAN_BUDGET,
+                retention: aerolith_storagenode::Retention::default(),
             })
             .await
         }

@@ -380,6 +380,7 @@ async fn data_survives_a_restart_of_the_storage_nodes() {
         port_base: None,
         durability: aerolith_storagenode::Durability::Durable,
         scan_budget: aerolith_storagenode::DEFAULT_SCAN_BUDGET,
+        retention: aerolith_storagenode::Retention::default(),
     })
     .await
     .err()

@@ -137,6 +137,8 @@ fn op_name(body: &pb::request::Body) -> &'static str {
         B::Ping(_) => "ping",
         B::Bulk(_) => "bulk",
         B::Query(_) => "query",
+        B::ReadChanges(_) => "read_changes",
+        B::ChangeHeads(_) => "change_heads",
     }
 }
 

@@ -54,6 +54,13 @@ pub fn meta_log_epoch(shard: u16) -> Vec<u8> {
     k
 }
 
+/// Meta key of a shard's oldest retained change-log sequence number.
+pub fn meta_log_first(shard: u16) -> Vec<u8> {
+    let mut k = b"logfirst/".to_vec();
+    k.extend_from_slice(&shard.to_be_bytes());
+    k
+}
+
 /// Meta key prefix of collection settings.
 pub const META_COLLECTION_PREFIX: &[u8] = b"coll/";
 

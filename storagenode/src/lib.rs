@@ -1,6 +1,7 @@
 //! AerolithDB storage node: a RocksDB store of document records and per-shard change logs,
 //! served over the internal QUIC RPC. Only this crate touches RocksDB.
 
+pub mod changes;
 pub mod collections;
 pub mod documents;
 pub mod engine;
@@ -11,6 +12,7 @@ mod scan;
 pub mod service;
 pub mod store;
 
+pub use changes::Retention;
 pub use engine::MemoryProfile;
 pub use node::{NodeOptions, StorageNode};
 pub use query::DEFAULT_SCAN_BUDGET;

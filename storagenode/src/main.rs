@@ -10,7 +10,7 @@ use aerolith_common::json::Limits;
 use aerolith_common::rpc::TlsMaterial;
 use aerolith_common::topology::ClusterConfig;
 use aerolith_storagenode::{
-    DEFAULT_SCAN_BUDGET, Durability, MemoryProfile, NodeOptions, StorageNode,
+    DEFAULT_SCAN_BUDGET, Durability, MemoryProfile, NodeOptions, Retention, StorageNode,
 };
 
 /// Runs one AerolithDB storage node.
@@ -42,6 +42,13 @@ struct Args {
     /// page (the client then continues with the cursor).
     #[arg(long, default_value_t = DEFAULT_SCAN_BUDGET as u64, value_parser = clap::value_parser!(u64).range(1..))]
     scan_budget: u64,
+    /// Change-log entries each shard keeps (older ones are trimmed; a resume token older than
+    /// what is kept gets `resume_token_expired`).
+    #[arg(long, default_value_t = Retention::default().count, value_parser = clap::value_parser!(u64).range(1..))]
+    retain_changes: u64,
+    /// Seconds a change-log entry is kept at most.
+    #[arg(long, default_value_t = Retention::default().age.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    retain_seconds: u64,
 }
 
 #[tokio::main]
@@ -74,6 +81,10 @@ async fn main() -> anyhow::Result<()> {
         memory: args.memory,
         limits: Limits::default(),
         scan_budget: args.scan_budget as usize,
+        retention: Retention {
+            count: args.retain_changes,
+            age: std::time::Duration::from_secs(args.retain_seconds),
+        },
         tls,
     })
     .await?;

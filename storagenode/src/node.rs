@@ -10,6 +10,7 @@ use aerolith_common::rpc::frame::DEFAULT_MAX_FRAME;
 use aerolith_common::rpc::{RpcServer, TlsMaterial};
 use aerolith_common::{Error, Result};
 
+use crate::changes::Retention;
 use crate::engine::MemoryProfile;
 use crate::service::NodeService;
 use crate::store::{Durability, Store, StoreConfig};
@@ -37,11 +38,14 @@ pub struct NodeOptions {
     pub tls: TlsMaterial,
     /// Most records one id-ordered listing or query examines before answering a short page.
     pub scan_budget: usize,
+    /// How much of each shard's change log to keep.
+    pub retention: Retention,
 }
 
 /// A started storage node.
 pub struct StorageNode {
     server: RpcServer,
+    trimmer: tokio::task::JoinHandle<()>,
     store: Arc<Store>,
     addr: SocketAddr,
 }
@@ -57,6 +61,7 @@ impl StorageNode {
             durability: opts.durability,
             memory: opts.memory,
             limits: opts.limits,
+            retention: opts.retention,
         };
         let store = tokio::task::spawn_blocking(move || Store::open(&cfg))
             .await
@@ -78,6 +83,7 @@ impl StorageNode {
         tracing::info!(dc = %opts.dc, node = %opts.node, %addr, "storage node serving");
         Ok(StorageNode {
             server,
+            trimmer: tokio::spawn(trim_by_age(store.clone())),
             store,
             addr,
         })
@@ -95,6 +101,8 @@ impl StorageNode {
 
     /// Stops serving, waits for in-flight work, flushes and closes the store.
     pub async fn shutdown(self) -> Result<()> {
+        self.trimmer.abort();
+        let _ = self.trimmer.await;
         self.server.shutdown().await;
         let store = self.store;
         // In-flight requests hold the store; wait (bounded) so the RocksDB lock is released
@@ -110,5 +118,25 @@ impl StorageNode {
         })
         .await
         .map_err(Error::internal)?
+    }
+}
+
+/// Trims change-log entries older than the retention age, every so often.
+async fn trim_by_age(store: Arc<Store>) {
+    let age = store.retention().age;
+    let every = (age / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let cutoff = now_ms.saturating_sub(age.as_millis() as u64);
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.trim_older_than(cutoff)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e.message, "change-log trim failed"),
+            Err(e) => tracing::warn!(error = %e, "change-log trim task failed"),
+        }
     }
 }

@@ -373,6 +373,7 @@ mod tests {
             durability: Durability::Relaxed,
             memory: MemoryProfile::Small,
             limits: Limits::default(),
+            retention: crate::Retention::default(),
         })
         .expect("store opens")
     }

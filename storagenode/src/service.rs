@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aerolith_common::rpc::server::request_timeout;
 use aerolith_common::rpc::{Handler, error_response};
@@ -41,6 +41,8 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
         Req::Delete(r) => Resp::Doc(store.delete(&r, deadline)?),
         Req::List(r) => Resp::List(store.list(&r, budget)?),
         Req::Query(r) => Resp::Query(store.query(&r, deadline, budget)?),
+        Req::ReadChanges(r) => Resp::Changes(store.read_changes(&r)?),
+        Req::ChangeHeads(r) => Resp::Heads(store.change_heads(&r)?),
         Req::PutCollection(r) => Resp::PutCollection(store.put_collection(&r)?),
         Req::GetCollection(r) => match store.collection_meta(&r.name) {
             Some(m) => Resp::Collection(m),
@@ -83,6 +85,45 @@ fn bulk(store: &Store, req: pb::BulkRequest, deadline: Instant) -> pb::BulkRespo
     pb::BulkResponse { results }
 }
 
+/// Time kept back from a live read's deadline, so its answer reaches the caller in time.
+const TAIL_MARGIN: Duration = Duration::from_millis(500);
+
+/// A live read: answers at once when changes are waiting, otherwise when the next one commits
+/// or when `wait_ms` (bounded by the deadline) runs out, with the positions reached.
+async fn tail(
+    store: Arc<Store>,
+    mut req: pb::ReadChangesRequest,
+    deadline: Instant,
+) -> Result<pb::ReadChangesResponse> {
+    let until = (Instant::now() + Duration::from_millis(u64::from(req.wait_ms)))
+        .min(deadline.checked_sub(TAIL_MARGIN).unwrap_or(deadline));
+    let mut commits = store.watch_commits();
+    let mut start: Option<Vec<pb::ShardPosition>> = None;
+    loop {
+        commits.borrow_and_update();
+        let s = store.clone();
+        let r = req.clone();
+        let mut resp = tokio::task::spawn_blocking(move || s.read_changes(&r))
+            .await
+            .map_err(|e| Error::internal(format!("storage task failed: {e}")))??;
+        // The caller's start is where the first read started, even after empty rounds.
+        let first_start = start.get_or_insert_with(|| resp.start.clone()).clone();
+        if !resp.events.is_empty() || Instant::now() >= until {
+            resp.start = first_start;
+            return Ok(resp);
+        }
+        // Nothing of this collection yet: continue from where this read got to.
+        req.from = resp.through.clone();
+        if tokio::time::timeout_at(until.into(), commits.changed())
+            .await
+            .is_err()
+        {
+            resp.start = first_start;
+            return Ok(resp);
+        }
+    }
+}
+
 impl Handler for NodeService {
     fn handle(&self, req: pb::Request) -> impl Future<Output = pb::Response> + Send {
         let store = self.store.clone();
@@ -96,6 +137,12 @@ impl Handler for NodeService {
             let body = match req.body {
                 None => return error_response(&Error::invalid("empty request")),
                 Some(Req::Ping(_)) => Resp::Pong(pong),
+                Some(Req::ReadChanges(r)) if r.wait_ms > 0 => {
+                    match tail(store, r, deadline).await {
+                        Ok(b) => Resp::Changes(b),
+                        Err(e) => return error_response(&e),
+                    }
+                }
                 Some(body) => {
                     match tokio::task::spawn_blocking(move || {
                         dispatch(&store, body, deadline, budget)

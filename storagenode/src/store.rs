@@ -14,6 +14,9 @@ use aerolith_common::json::Limits;
 use aerolith_common::version::Actor;
 use aerolith_common::{Error, Result, pb};
 
+use tokio::sync::watch;
+
+use crate::changes::Retention;
 use crate::engine::{Engine, MemoryProfile, db_err};
 use crate::keys::*;
 
@@ -47,13 +50,18 @@ pub struct StoreConfig {
     pub memory: MemoryProfile,
     /// Document body limits.
     pub limits: Limits,
+    /// How much of each shard's change log to keep.
+    pub retention: Retention,
 }
 
 /// Per-shard state, guarded by the shard's lock: holding it serialises the shard's writes,
 /// so read-modify-write is atomic and change-log sequence numbers are gap-free.
 pub(crate) struct ShardState {
+    /// The last sequence number written (the log's head).
     pub(crate) seq: u64,
     pub(crate) log_epoch: u64,
+    /// The oldest retained sequence number (`seq + 1` when the log is empty).
+    pub(crate) first: u64,
 }
 
 /// One storage node's store.
@@ -67,6 +75,9 @@ pub struct Store {
     sync: bool,
     reset_key: [u8; 32],
     pub(crate) collections: Mutex<HashMap<String, pb::CollectionMeta>>,
+    retention: Retention,
+    /// Bumped after every commit, so live change readers wake up.
+    changed: watch::Sender<u64>,
 }
 
 impl Store {
@@ -144,7 +155,15 @@ impl Store {
                     e
                 }
             };
-            shards.push(Mutex::new(ShardState { seq, log_epoch }));
+            let first = engine
+                .get(CF_META, &meta_log_first(s))?
+                .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
+                .unwrap_or(1);
+            shards.push(Mutex::new(ShardState {
+                seq,
+                log_epoch,
+                first,
+            }));
         }
 
         let reset_key = match engine
@@ -187,6 +206,11 @@ impl Store {
             sync,
             reset_key,
             collections: Mutex::new(collections),
+            retention: Retention {
+                count: cfg.retention.count.max(1),
+                age: cfg.retention.age,
+            },
+            changed: watch::Sender::new(0),
         })
     }
 
@@ -267,12 +291,31 @@ impl Store {
             event.encode_to_vec(),
         );
         batch.put_cf(self.engine.cf(CF_META)?, meta_seq(shard), seq.to_be_bytes());
+        // Trim by count in batches: one range delete every `slack` writes, not one per write.
+        let mut first = st.first;
+        let keep = self.retention.count;
+        if seq + 1 - first > keep + self.retention.slack() {
+            first = seq + 1 - keep;
+            self.trim_into(&mut batch, shard, st.first, first)?;
+        }
         self.engine
             .db()
             .write_opt(batch, &self.write_options())
             .map_err(db_err)?;
         st.seq = seq;
+        st.first = first;
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
+    }
+
+    /// A receiver that sees a new value after every commit (for live change readers).
+    pub fn watch_commits(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The change-log retention in force.
+    pub fn retention(&self) -> Retention {
+        self.retention
     }
 
     /// The position of a shard's change-log head: `(epoch, seq)`.

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use aerolith_cli::dev::{DevCluster, DevOptions};
-use aerolith_storagenode::{DEFAULT_SCAN_BUDGET, Durability};
+use aerolith_storagenode::{DEFAULT_SCAN_BUDGET, Durability, Retention};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -22,9 +22,23 @@ pub async fn start(dir: &Path, nodes: usize) -> TestCluster {
     start_with_budget(dir, nodes, DEFAULT_SCAN_BUDGET).await
 }
 
+/// Like [`start`], with the nodes keeping only `retention` of each shard's change log.
+pub async fn start_with_retention(dir: &Path, nodes: usize, retention: Retention) -> TestCluster {
+    start_opts(dir, nodes, DEFAULT_SCAN_BUDGET, retention).await
+}
+
 /// Like [`start`], with nodes that examine at most `scan_budget` records per scan call, so
 /// that short pages (and the gateway's handling of them) show up with little data.
 pub async fn start_with_budget(dir: &Path, nodes: usize, scan_budget: usize) -> TestCluster {
+    start_opts(dir, nodes, scan_budget, Retention::default()).await
+}
+
+async fn start_opts(
+    dir: &Path,
+    nodes: usize,
+    scan_budget: usize,
+    retention: Retention,
+) -> TestCluster {
     let cluster = DevCluster::start(DevOptions {
         data_dir: dir.to_path_buf(),
         dcs: 1,
@@ -32,6 +46,7 @@ pub async fn start_with_budget(dir: &Path, nodes: usize, scan_budget: usize) -> 
         port_base: None,
         durability: Durability::Durable,
         scan_budget,
+        retention,
     })
     .await
     .expect("cluster starts");

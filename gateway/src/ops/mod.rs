@@ -2,11 +2,13 @@
 //! agree by construction. Inputs are validated here, once.
 
 mod bulk;
+mod changes;
 mod cluster;
 mod collections;
 mod cursor;
 mod documents;
 mod query;
+mod token;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +21,12 @@ use aerolith_common::{Error, Result};
 use crate::router::Router;
 
 pub use bulk::{BulkError, BulkItem, MAX_BULK_OPS};
+pub use changes::{ChangePage, ChangeView};
 pub use cluster::{ClusterView, DcView, NodeView};
 pub use collections::CollectionInfo;
 pub use documents::{Page, Precondition};
 pub use query::QueryInput;
+pub use token::Positions;
 
 /// Default request deadline (API.md: REST default 10 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

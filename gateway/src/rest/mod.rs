@@ -3,6 +3,7 @@
 //! route table ([`routes`]), which both builds the router and documents it
 //! (`GET /openapi.json`), so the two cannot drift apart.
 
+mod changes;
 mod collections;
 mod documents;
 pub mod error;
@@ -137,6 +138,22 @@ pub fn routes() -> Vec<Route> {
                 "Page",
             ))
             .errors(&STORE),
+        ),
+        Route::new(
+            Get,
+            "/v1/collections/{c}/changes",
+            changes::poll,
+            Op::new("pollChanges", "changes", "Poll a collection's change feed")
+                .describe(
+                    "Changes after `since` (or from the oldest retained change), at most `limit`, \
+                    in per-document order; poll again with `next`. A token older than the \
+                    retained history is resume_token_expired (410); a token of another DC is \
+                    invalid_argument.",
+                )
+                .param(P::Since)
+                .param(P::Limit)
+                .reply(Reply::json(200, "Changes and the next token", "ChangePage"))
+                .errors(&[E::ResumeTokenExpired, E::Unavailable, E::Internal]),
         ),
         Route::new(
             Post,

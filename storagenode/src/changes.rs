@@ -1,0 +1,207 @@
+//! Reading and trimming the per-shard change logs that feeds are served from.
+//!
+//! Every write appends one entry to its shard's log under the shard lock (see
+//! `Store::commit`), so a shard's entries are gap-free from the oldest retained one (`first`)
+//! to the head (`seq`). Readers name a position `(epoch, seq)`; an epoch other than the log's,
+//! or a sequence number already trimmed, is `resume_token_expired`: a reader is never moved
+//! silently past changes it did not see.
+
+use std::time::Duration;
+
+use prost::Message;
+use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
+
+use aerolith_common::name::validate_collection;
+use aerolith_common::{Error, ErrorCode, Result, hlc, pb};
+
+use crate::engine::db_err;
+use crate::keys::{CF_CHANGES, CF_META, change_key, meta_log_first};
+use crate::store::Store;
+
+/// Most log entries one read examines (other collections' included) before answering.
+const READ_BUDGET: usize = 20_000;
+/// Most events one read returns.
+const MAX_EVENTS: u32 = 10_000;
+
+/// How much of each shard's change log a node keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Entries kept per shard (at least 1); older ones are trimmed in batches.
+    pub count: u64,
+    /// Entries older than this (by their write time) are trimmed.
+    pub age: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            count: 10_000,
+            age: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl Retention {
+    /// Entries past `count` tolerated before a trim, so trims (range deletes) come in batches.
+    pub(crate) fn slack(&self) -> u64 {
+        (self.count / 16).max(1)
+    }
+}
+
+fn expired(message: String) -> Error {
+    Error::new(ErrorCode::ResumeTokenExpired, message)
+}
+
+fn position(shard: u16, epoch: u64, seq: u64) -> pb::ShardPosition {
+    pb::ShardPosition {
+        shard: u32::from(shard),
+        epoch,
+        seq,
+    }
+}
+
+impl Store {
+    /// The heads `(epoch, seq)` of the requested shards' logs.
+    pub fn change_heads(&self, req: &pb::ChangeHeadsRequest) -> Result<pb::ChangeHeadsResponse> {
+        let mut heads = Vec::with_capacity(req.shards.len());
+        for s in &req.shards {
+            let shard = self.check_shard(*s)?;
+            let st = self.lock_shard(shard);
+            heads.push(position(shard, st.log_epoch, st.seq));
+        }
+        Ok(pb::ChangeHeadsResponse { heads })
+    }
+
+    /// Reads one collection's changes after the given positions (see `ReadChangesRequest`).
+    pub fn read_changes(&self, req: &pb::ReadChangesRequest) -> Result<pb::ReadChangesResponse> {
+        validate_collection(&req.collection)?;
+        let limit = req.limit.clamp(1, MAX_EVENTS) as usize;
+        let cf = self.engine.cf(CF_CHANGES)?;
+        let mut out = pb::ReadChangesResponse::default();
+        let mut examined = 0usize;
+        for from in &req.from {
+            let shard = self.check_shard(from.shard)?;
+            let (epoch, first, head) = {
+                let st = self.lock_shard(shard);
+                (st.log_epoch, st.first, st.seq)
+            };
+            let after = if from.epoch == 0 {
+                first - 1
+            } else if from.epoch != epoch {
+                return Err(expired(format!(
+                    "shard {shard}'s change log was rebuilt since this token was issued"
+                )));
+            } else if from.seq > head {
+                return Err(expired(format!(
+                    "the token is ahead of shard {shard}'s change log"
+                )));
+            } else if from.seq + 1 < first {
+                return Err(expired(format!(
+                    "shard {shard}'s changes after this token are no longer retained"
+                )));
+            } else {
+                from.seq
+            };
+            out.start.push(position(shard, epoch, after));
+            let mut through = after;
+            if out.events.len() < limit && examined < READ_BUDGET && after < head {
+                let mut ro = ReadOptions::default();
+                ro.set_iterate_upper_bound(change_key(shard, head + 1));
+                let start = change_key(shard, after + 1);
+                let iter = self.engine.db().iterator_cf_opt(
+                    cf,
+                    ro,
+                    IteratorMode::From(&start, Direction::Forward),
+                );
+                for item in iter {
+                    let (k, v) = item.map_err(db_err)?;
+                    let seq = k
+                        .get(2..10)
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map(u64::from_be_bytes)
+                        .ok_or_else(|| Error::internal("corrupt change-log key"))?;
+                    examined += 1;
+                    let event = pb::ChangeEvent::decode(&*v)
+                        .map_err(|e| Error::internal(format!("corrupt change-log entry: {e}")))?;
+                    if event.collection == req.collection {
+                        out.events.push(pb::ChangeRecord {
+                            shard: u32::from(shard),
+                            seq,
+                            event: Some(event),
+                        });
+                    }
+                    through = seq;
+                    if out.events.len() >= limit || examined >= READ_BUDGET {
+                        break;
+                    }
+                }
+            }
+            // A trim racing with this read may have removed entries it was about to see.
+            if after + 1 < self.lock_shard(shard).first {
+                return Err(expired(format!(
+                    "shard {shard}'s changes after this token are no longer retained"
+                )));
+            }
+            out.through.push(position(shard, epoch, through));
+        }
+        Ok(out)
+    }
+
+    /// Adds to `batch` the removal of a shard's entries from `first` up to (not including)
+    /// `new_first`, and the new oldest position.
+    pub(crate) fn trim_into(
+        &self,
+        batch: &mut WriteBatch,
+        shard: u16,
+        first: u64,
+        new_first: u64,
+    ) -> Result<()> {
+        batch.delete_range_cf(
+            self.engine.cf(CF_CHANGES)?,
+            change_key(shard, first),
+            change_key(shard, new_first),
+        );
+        batch.put_cf(
+            self.engine.cf(CF_META)?,
+            meta_log_first(shard),
+            new_first.to_be_bytes(),
+        );
+        Ok(())
+    }
+
+    /// Trims every shard's entries written before `cutoff_ms` (Unix milliseconds).
+    pub fn trim_older_than(&self, cutoff_ms: u64) -> Result<()> {
+        let cf = self.engine.cf(CF_CHANGES)?;
+        for shard in 0..self.shard_count() {
+            let mut st = self.lock_shard(shard);
+            let mut new_first = st.first;
+            let start = change_key(shard, st.first);
+            let mut ro = ReadOptions::default();
+            ro.set_iterate_upper_bound(change_key(shard, st.seq + 1));
+            for item in self.engine.db().iterator_cf_opt(
+                cf,
+                ro,
+                IteratorMode::From(&start, Direction::Forward),
+            ) {
+                let (_, v) = item.map_err(db_err)?;
+                let event = pb::ChangeEvent::decode(&*v)
+                    .map_err(|e| Error::internal(format!("corrupt change-log entry: {e}")))?;
+                let written = event.record.as_ref().map_or(0, |r| hlc::wall_ms(r.hlc));
+                if written >= cutoff_ms {
+                    break;
+                }
+                new_first += 1;
+            }
+            if new_first > st.first {
+                let mut batch = WriteBatch::default();
+                self.trim_into(&mut batch, shard, st.first, new_first)?;
+                self.engine
+                    .db()
+                    .write_opt(batch, &self.write_options())
+                    .map_err(db_err)?;
+                st.first = new_first;
+            }
+        }
+        Ok(())
+    }
+}
