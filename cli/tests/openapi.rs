@@ -8,7 +8,7 @@ use serde_json::Value;
 use support::{TestCluster, start};
 
 /// API.md's REST routes that are served today (the change feed is not yet).
-const API_MD_ROUTES: [(&str, &str); 18] = [
+const API_MD_ROUTES: [(&str, &str); 19] = [
     ("GET", "/v1/collections"),
     ("GET", "/v1/collections/{c}"),
     ("PUT", "/v1/collections/{c}"),
@@ -22,6 +22,7 @@ const API_MD_ROUTES: [(&str, &str); 18] = [
     ("POST", "/v1/collections/{c}/query"),
     ("POST", "/v1/collections/{c}/bulk"),
     ("GET", "/v1/collections/{c}/changes"),
+    ("GET", "/v1/ws"),
     ("GET", "/v1/cluster"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),

@@ -6,5 +6,6 @@ pub mod ops;
 pub mod rest;
 pub mod router;
 pub mod server;
+pub mod ws;
 
 pub use server::{Gateway, GatewayOptions};

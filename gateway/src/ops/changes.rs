@@ -18,7 +18,7 @@ use pb::response::Body as Resp;
 
 use super::token::Positions;
 use super::{Ctx, MAX_LIMIT, Ops};
-use crate::router::unexpected;
+use crate::router::{NodeShards, unexpected};
 
 /// One change as every protocol presents it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,7 +51,7 @@ pub struct ChangePage {
 }
 
 /// What the nodes answered for one read of a feed.
-struct Fetched {
+pub struct Fetched {
     events: Vec<pb::ChangeRecord>,
     start: Vec<pb::ShardPosition>,
     through: Vec<pb::ShardPosition>,
@@ -149,6 +149,32 @@ impl Ops {
         assemble(self.router.dc(), positions, fetched, limit)
     }
 
+    /// Reads one node's shards of a feed (a live subscription tails each node on its own,
+    /// so one node's quiet wait never delays another's changes).
+    pub async fn fetch_node(
+        &self,
+        ctx: Ctx,
+        node: &NodeShards,
+        collection: &str,
+        positions: &Positions,
+        limit: u32,
+        wait: Duration,
+    ) -> Result<Fetched> {
+        let req = read_request(collection, positions.of(&node.shards), limit, wait);
+        match self
+            .router
+            .call_node(&node.addr, req, ctx.remaining()?)
+            .await?
+        {
+            Resp::Changes(c) => Ok(Fetched {
+                events: c.events,
+                start: c.start,
+                through: c.through,
+            }),
+            _ => Err(unexpected("read_changes")),
+        }
+    }
+
     async fn fetch(
         &self,
         ctx: Ctx,
@@ -157,18 +183,10 @@ impl Ops {
         limit: u32,
         wait: Duration,
     ) -> Result<Fetched> {
-        let wait_ms = wait.as_millis().min(u128::from(u32::MAX)) as u32;
         let results = self
             .router
             .call_all(
-                |n| {
-                    Req::ReadChanges(pb::ReadChangesRequest {
-                        collection: collection.to_string(),
-                        from: rotated(positions.of(&n.shards)),
-                        limit,
-                        wait_ms,
-                    })
-                },
+                |n| read_request(collection, positions.of(&n.shards), limit, wait),
                 ctx.remaining()?,
             )
             .await;
@@ -209,6 +227,15 @@ impl Ops {
     }
 }
 
+fn read_request(collection: &str, from: Vec<pb::ShardPosition>, limit: u32, wait: Duration) -> Req {
+    Req::ReadChanges(pb::ReadChangesRequest {
+        collection: collection.to_string(),
+        from: rotated(from),
+        limit,
+        wait_ms: wait.as_millis().min(u128::from(u32::MAX)) as u32,
+    })
+}
+
 /// Starts each read at a different shard: a node fills `limit` from the shards in the order
 /// given, so a fixed order would let a busy shard starve the ones after it.
 fn rotated(mut from: Vec<pb::ShardPosition>) -> Vec<pb::ShardPosition> {
@@ -224,7 +251,7 @@ fn rotated(mut from: Vec<pb::ShardPosition>) -> Vec<pb::ShardPosition> {
 
 /// Merges the shards' events (each shard in log order; across shards by write time), keeps
 /// the first `limit`, and advances `positions` past what is returned.
-fn assemble(
+pub fn assemble(
     dc: &str,
     positions: &mut Positions,
     fetched: Fetched,

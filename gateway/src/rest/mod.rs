@@ -10,7 +10,7 @@ pub mod error;
 pub mod extract;
 mod health;
 pub mod openapi;
-mod query;
+pub mod query;
 
 use axum::Router;
 use axum::handler::Handler;
@@ -154,6 +154,26 @@ pub fn routes() -> Vec<Route> {
                 .param(P::Limit)
                 .reply(Reply::json(200, "Changes and the next token", "ChangePage"))
                 .errors(&[E::ResumeTokenExpired, E::Unavailable, E::Internal]),
+        ),
+        Route::new(
+            Get,
+            "/v1/ws",
+            crate::ws::upgrade,
+            Op::new(
+                "websocket",
+                "changes",
+                "Open a WebSocket: change subscriptions and document operations",
+            )
+            .describe(
+                "JSON text frames as API.md's WebSocket section describes: subscribe (with an \
+                    optional filter and since token), unsubscribe, get, put, patch, delete, query, \
+                    create_collection and ping; the server answers subscribed, change, \
+                    checkpoint, result, error and pong frames. A frame over 1 MiB + 64 KiB closes \
+                    the connection with 1009; a client that falls too far behind gets a \
+                    rate_limited error (slow consumer) and a close frame.",
+            )
+            .reply(Reply::empty(101, "Switching to the WebSocket protocol"))
+            .errors(&[]),
         ),
         Route::new(
             Post,

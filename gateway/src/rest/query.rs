@@ -27,7 +27,12 @@ pub fn parse_query(body: &[u8]) -> Result<QueryInput> {
             ..QueryInput::default()
         });
     }
-    let Value::Object(mut obj) = parse_value(body, QUERY_DEPTH)? else {
+    parse_query_value(parse_value(body, QUERY_DEPTH)?)
+}
+
+/// Reads a query from a parsed JSON value (the REST body, or a WebSocket `query` frame).
+pub fn parse_query_value(v: Value) -> Result<QueryInput> {
+    let Value::Object(mut obj) = v else {
         return Err(Error::invalid("a query body must be a JSON object"));
     };
     if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {

@@ -1,0 +1,230 @@
+//! The WebSocket adapter (`GET /v1/ws`, API.md "WebSocket"): JSON text frames carrying
+//! subscriptions to change feeds and the document, query and collection operations. One
+//! reader loop per connection dispatches frames; one writer task drains a bounded queue.
+
+mod frame;
+mod outbox;
+mod requests;
+mod subscription;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use aerolith_common::query::Filter;
+use aerolith_common::{Error, ErrorCode};
+
+use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops};
+use crate::rest::AppState;
+use frame::{ClientFrame, FrameError};
+use outbox::{Outbox, QUEUE_FRAMES};
+
+/// Largest text frame a client may send (a 1 MiB document plus the frame around it); a
+/// larger one closes the connection with 1009.
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024 + 64 * 1024;
+/// Frames beyond this are refused by the WebSocket layer itself.
+const HARD_FRAME_BYTES: usize = 16 * 1024 * 1024;
+/// How often the server pings.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// A client silent (no frame, no pong) for this long is considered dead.
+const DEAD_AFTER: Duration = Duration::from_secs(45);
+
+/// `GET /v1/ws`: upgrades to a WebSocket connection.
+pub async fn upgrade(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(HARD_FRAME_BYTES)
+        .max_frame_size(HARD_FRAME_BYTES)
+        .on_upgrade(move |socket| serve(s.ops, socket))
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+/// Serves one connection until the client leaves, dies, sends an oversized frame or falls
+/// too far behind.
+async fn serve(ops: Ops, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let (out, mut queue, slow) = Outbox::new(QUEUE_FRAMES);
+    let writer = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                biased;
+                _ = slow.notified() => {
+                    metrics::counter!("aerolith_ws_slow_consumer_disconnects_total").increment(1);
+                    let e = Error::new(ErrorCode::RateLimited, "slow consumer");
+                    let _ = sink.send(Message::Text(frame::error(None, &e).to_string().into())).await;
+                    let _ = sink.send(close(close_code::AGAIN, "slow consumer")).await;
+                    break;
+                }
+                m = queue.recv() => match m {
+                    Some(m) => {
+                        let closing = matches!(m, Message::Close(_));
+                        if sink.send(m).await.is_err() || closing {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+            }
+        }
+    });
+    let mut conn = Connection {
+        ops,
+        out,
+        subs: HashMap::new(),
+    };
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    let mut last_heard = Instant::now();
+    let mut writer = writer;
+    loop {
+        tokio::select! {
+            msg = stream.next() => {
+                last_heard = Instant::now();
+                match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        if text.len() > MAX_FRAME_BYTES {
+                            let _ = conn.out.raw(close(close_code::SIZE, "frame too large")).await;
+                            break;
+                        }
+                        conn.on_text(text.as_str()).await;
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let e = Error::invalid("binary frames are not supported; send JSON text frames");
+                        conn.out.reply(frame::error(None, &e)).await;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(e)) => {
+                        let text = e.to_string();
+                        if text.contains("too long") || text.contains("Space limit") {
+                            let _ = conn.out.raw(close(close_code::SIZE, "frame too large")).await;
+                        }
+                        break;
+                    }
+                }
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > DEAD_AFTER {
+                    let _ = conn.out.raw(close(close_code::AWAY, "no heartbeat")).await;
+                    break;
+                }
+                conn.out.raw(Message::Ping(Default::default())).await;
+            }
+            _ = &mut writer => break,
+        }
+    }
+    for (_, h) in conn.subs.drain() {
+        h.abort();
+    }
+    drop(conn);
+    // Let the writer flush a final close frame, but never wait on a stuck client for long.
+    if !writer.is_finished() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut writer).await;
+        writer.abort();
+    }
+}
+
+/// One connection's state: its subscriptions by name.
+struct Connection {
+    ops: Ops,
+    out: Outbox,
+    subs: HashMap<String, JoinHandle<()>>,
+}
+
+impl Connection {
+    async fn on_text(&mut self, text: &str) {
+        match frame::parse(text) {
+            Ok(f) => self.on_frame(f).await,
+            Err(FrameError { about, error }) => {
+                let about = about.as_ref().map(|(k, v)| (*k, v.as_str()));
+                self.out.reply(frame::error(about, &error)).await;
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, f: ClientFrame) {
+        match f {
+            ClientFrame::Ping => {
+                self.out.reply(json!({"type": "pong"})).await;
+            }
+            ClientFrame::Subscribe {
+                sub,
+                collection,
+                filter,
+                since,
+            } => {
+                if let Err(e) = self.subscribe(&sub, collection, filter, since).await {
+                    self.out.reply(frame::error(Some(("sub", &sub)), &e)).await;
+                }
+            }
+            ClientFrame::Unsubscribe { sub } => {
+                if let Some(h) = self.subs.remove(&sub) {
+                    h.abort();
+                }
+            }
+            ClientFrame::Request { req, kind, fields } => {
+                // Requests run concurrently: a slow one must not hold up the connection.
+                let ops = self.ops.clone();
+                let out = self.out.clone();
+                tokio::spawn(async move {
+                    let reply = match requests::run(&ops, kind, &fields).await {
+                        Ok(mut v) => {
+                            v["type"] = json!("result");
+                            v["req"] = json!(req);
+                            v
+                        }
+                        Err(e) => frame::error(Some(("req", &req)), &e),
+                    };
+                    out.reply(reply).await;
+                });
+            }
+        }
+    }
+
+    /// Starts a subscription, queuing `subscribed` (with its starting token) before any change.
+    async fn subscribe(
+        &mut self,
+        sub: &str,
+        collection: String,
+        filter: Option<Value>,
+        since: Option<String>,
+    ) -> aerolith_common::Result<()> {
+        if self.subs.get(sub).is_some_and(|h| !h.is_finished()) {
+            return Err(Error::invalid(format!(
+                "subscription \"{sub}\" is already in use"
+            )));
+        }
+        aerolith_common::name::validate_collection(&collection)?;
+        let filter = filter.as_ref().map(Filter::parse).transpose()?;
+        let positions = match since.as_deref().filter(|t| !t.is_empty()) {
+            Some(t) => self.ops.feed_positions(Some(t))?,
+            None => self.ops.feed_heads(Ctx::new(DEFAULT_TIMEOUT)).await?,
+        };
+        let token = positions.encode(self.ops.router().dc());
+        self.out
+            .reply(json!({"type": "subscribed", "sub": sub, "token": token}))
+            .await;
+        let spec = subscription::Spec {
+            sub: sub.to_string(),
+            collection,
+            filter,
+        };
+        let task = tokio::spawn(subscription::run(
+            self.ops.clone(),
+            self.out.clone(),
+            spec,
+            positions,
+        ));
+        self.subs.insert(sub.to_string(), task);
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! Request frames (`get`, `put`, `patch`, `delete`, `query`, `create_collection`): each runs
+//! through the same operations as REST and answers one `result` frame.
+
+use serde_json::{Map, Value, json};
+
+use aerolith_common::patch::PatchKind;
+use aerolith_common::{Error, Result};
+
+use super::frame::RequestKind;
+use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops, Precondition, QueryInput};
+use crate::rest::query::parse_query_value;
+
+fn text<'a>(fields: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>> {
+    match fields.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(Error::invalid(format!("\"{key}\" must be a string"))),
+    }
+}
+
+fn need<'a>(fields: &'a Map<String, Value>, key: &str) -> Result<&'a str> {
+    text(fields, key)?.ok_or_else(|| Error::invalid(format!("this request needs \"{key}\"")))
+}
+
+/// `if_match` / `if_none_match` of a write frame, as with the HTTP headers.
+fn precondition(fields: &Map<String, Value>) -> Result<Precondition> {
+    let mut pre = Precondition::default();
+    match text(fields, "if_match")?.map(str::trim) {
+        Some("*") => pre.if_match_any = true,
+        Some(v) => pre.if_match = Some(v.trim_matches('"').to_string()),
+        None => {}
+    }
+    match text(fields, "if_none_match")?.map(str::trim) {
+        Some("*") => pre.if_none_match_any = true,
+        Some(_) => {
+            return Err(Error::invalid(
+                "if_none_match on a write must be \"*\" (create only)",
+            ));
+        }
+        None => {}
+    }
+    Ok(pre)
+}
+
+fn body_of(fields: &Map<String, Value>, key: &str) -> Result<Vec<u8>> {
+    match fields.get(key) {
+        Some(v @ Value::Object(_)) => serde_json::to_vec(v).map_err(Error::internal),
+        Some(v @ Value::Array(_)) if key == "patch" => {
+            serde_json::to_vec(v).map_err(Error::internal)
+        }
+        _ => Err(Error::invalid(format!(
+            "this request needs \"{key}\" (a JSON object{})",
+            if key == "patch" {
+                " or a JSON Patch array"
+            } else {
+                ""
+            }
+        ))),
+    }
+}
+
+/// Runs one request; the `result` frame's fields beyond `type` and `req`.
+pub async fn run(ops: &Ops, kind: RequestKind, fields: &Map<String, Value>) -> Result<Value> {
+    let ctx = Ctx::new(DEFAULT_TIMEOUT);
+    let collection = need(fields, "collection")?;
+    Ok(match kind {
+        RequestKind::Get => {
+            let doc = ops
+                .get_document(ctx, collection, need(fields, "id")?)
+                .await?;
+            let unchanged = text(fields, "if_none_match")?
+                .map(|v| v.trim().trim_matches('"'))
+                .is_some_and(|v| v == "*" || v == doc.version);
+            if unchanged {
+                json!({"status": 304})
+            } else {
+                json!({"status": 200, "document": doc})
+            }
+        }
+        RequestKind::Put => {
+            let body = body_of(fields, "data")?;
+            match text(fields, "id")? {
+                Some(id) => {
+                    let (doc, created) = ops
+                        .put_document(ctx, collection, id, &body, &precondition(fields)?)
+                        .await?;
+                    json!({"status": if created { 201 } else { 200 }, "document": doc})
+                }
+                None => {
+                    let doc = ops.create_document(ctx, collection, &body).await?;
+                    json!({"status": 201, "document": doc})
+                }
+            }
+        }
+        RequestKind::Patch => {
+            let kind = match fields.get("patch") {
+                Some(Value::Array(_)) => PatchKind::JsonPatch,
+                _ => PatchKind::Merge,
+            };
+            let doc = ops
+                .patch_document(
+                    ctx,
+                    collection,
+                    need(fields, "id")?,
+                    kind,
+                    &body_of(fields, "patch")?,
+                    &precondition(fields)?,
+                )
+                .await?;
+            json!({"status": 200, "document": doc})
+        }
+        RequestKind::Delete => {
+            ops.delete_document(ctx, collection, need(fields, "id")?, &precondition(fields)?)
+                .await?;
+            json!({"status": 204})
+        }
+        RequestKind::Query => {
+            let mut q: Map<String, Value> = fields.clone();
+            for k in ["type", "req", "collection", "session", "write_concern"] {
+                q.remove(k);
+            }
+            let input: QueryInput = parse_query_value(Value::Object(q))?;
+            let page = ops.query(ctx, collection, &input).await?;
+            json!({"status": 200, "page": page})
+        }
+        RequestKind::CreateCollection => {
+            let strategy = text(fields, "conflict_strategy")?;
+            let (info, created) = ops.put_collection(ctx, collection, strategy).await?;
+            json!({"status": if created { 201 } else { 200 }, "collection": info})
+        }
+    })
+}
