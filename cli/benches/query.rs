@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use aerolith_cli::dev::{DevCluster, DevOptions};
-use aerolith_storagenode::{DEFAULT_SCAN_BUDGET, Durability};
+use aerolith_storagenode::Durability;
 use futures::future::join_all;
 use serde_json::{Value, json};
 
@@ -145,13 +145,9 @@ async fn main() {
     let o = options();
     let dir = tempfile::tempdir().expect("temporary directory");
     let cluster = DevCluster::start(DevOptions {
-        data_dir: dir.path().to_path_buf(),
-        dcs: 1,
         nodes_per_dc: 3,
-        port_base: None,
         durability: Durability::Durable,
-        scan_budget: DEFAULT_SCAN_BUDGET,
-        retention: aerolith_storagenode::Retention::default(),
+        ..DevOptions::new(dir.path().to_path_buf())
     })
     .await
     .expect("cluster starts");

@@ -38,6 +38,24 @@ pub struct DevOptions {
     pub scan_budget: usize,
     /// How much of each shard's change log the nodes keep.
     pub retention: Retention,
+    /// Frames a WebSocket connection may queue before its client is a slow consumer.
+    pub ws_queue_frames: usize,
+}
+
+impl DevOptions {
+    /// One durable DC of three nodes in `data_dir` on free ports, with default limits.
+    pub fn new(data_dir: PathBuf) -> DevOptions {
+        DevOptions {
+            data_dir,
+            dcs: 1,
+            nodes_per_dc: 3,
+            port_base: None,
+            durability: Durability::Durable,
+            scan_budget: aerolith_storagenode::DEFAULT_SCAN_BUDGET,
+            retention: Retention::default(),
+            ws_queue_frames: aerolith_gateway::ws::DEFAULT_QUEUE_FRAMES,
+        }
+    }
 }
 
 /// The topology a data directory was created with (`<data-dir>/topology.json`).
@@ -202,6 +220,7 @@ impl DevCluster {
                 http_listen: SocketAddr::from(([127, 0, 0, 1], http_port)),
                 tls: ca.issue(&format!("{}-gateway", dc.id))?,
                 limits: Limits::default(),
+                ws_queue_frames: opts.ws_queue_frames,
             })
             .await
             .with_context(|| format!("gateway of {} failed to start", dc.id))?;

@@ -50,13 +50,11 @@ async fn main() -> std::process::ExitCode {
             durability,
         } => {
             run_dev(DevOptions {
-                data_dir,
                 dcs,
                 nodes_per_dc,
                 port_base: Some(port_base),
                 durability,
-                scan_budget: aerolith_storagenode::DEFAULT_SCAN_BUDGET,
-                retention: aerolith_storagenode::Retention::default(),
+                ..DevOptions::new(data_dir)
             })
             .await
         }

@@ -374,13 +374,8 @@ async fn data_survives_a_restart_of_the_storage_nodes() {
 
     // The data directory remembers its topology.
     let err = aerolith_cli::dev::DevCluster::start(aerolith_cli::dev::DevOptions {
-        data_dir: dir.path().to_path_buf(),
-        dcs: 1,
         nodes_per_dc: 2,
-        port_base: None,
-        durability: aerolith_storagenode::Durability::Durable,
-        scan_budget: aerolith_storagenode::DEFAULT_SCAN_BUDGET,
-        retention: aerolith_storagenode::Retention::default(),
+        ..aerolith_cli::dev::DevOptions::new(dir.path().to_path_buf())
     })
     .await
     .err()

@@ -24,6 +24,10 @@ struct Args {
     /// TCP address of the REST server.
     #[arg(long, env = "AEROLITH_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     http_listen: SocketAddr,
+    /// Frames a WebSocket connection may have queued before its client counts as a slow
+    /// consumer and is disconnected (it resumes from its last token).
+    #[arg(long, default_value_t = aerolith_gateway::ws::DEFAULT_QUEUE_FRAMES as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    ws_queue_frames: u64,
 }
 
 #[tokio::main]
@@ -43,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         http_listen: args.http_listen,
         tls,
         limits: Limits::default(),
+        ws_queue_frames: usize::try_from(args.ws_queue_frames).unwrap_or(usize::MAX),
     })
     .await?;
     println!(

@@ -31,6 +31,8 @@ pub struct GatewayOptions {
     pub http_listen: SocketAddr,
     /// Certificate material for the internal RPC.
     pub tls: TlsMaterial,
+    /// Frames a WebSocket connection may have queued before its client is a slow consumer.
+    pub ws_queue_frames: usize,
     /// Document body limits.
     pub limits: Limits,
 }
@@ -51,6 +53,7 @@ impl Gateway {
         let state = AppState {
             ops: Ops::new(router.clone(), opts.limits),
             metrics: prometheus(),
+            ws_queue_frames: opts.ws_queue_frames.max(1),
         };
         let listener = TcpListener::bind(opts.http_listen).await.map_err(|e| {
             Error::unavailable(format!("cannot listen on {}: {e}", opts.http_listen))

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use aerolith_cli::dev::{DevCluster, DevOptions};
-use aerolith_storagenode::{DEFAULT_SCAN_BUDGET, Durability, Retention};
+use aerolith_storagenode::{DEFAULT_SCAN_BUDGET, Retention};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -39,17 +39,18 @@ async fn start_opts(
     scan_budget: usize,
     retention: Retention,
 ) -> TestCluster {
-    let cluster = DevCluster::start(DevOptions {
-        data_dir: dir.to_path_buf(),
-        dcs: 1,
+    start_with(DevOptions {
         nodes_per_dc: nodes,
-        port_base: None,
-        durability: Durability::Durable,
         scan_budget,
         retention,
+        ..DevOptions::new(dir.to_path_buf())
     })
     .await
-    .expect("cluster starts");
+}
+
+/// Starts a dev cluster with any options.
+pub async fn start_with(opts: DevOptions) -> TestCluster {
+    let cluster = DevCluster::start(opts).await.expect("cluster starts");
     let base = format!("http://{}", cluster.endpoints().dcs[0].http);
     TestCluster {
         cluster: Some(cluster),

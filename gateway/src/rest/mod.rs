@@ -30,6 +30,8 @@ pub struct AppState {
     pub ops: Ops,
     /// Prometheus renderer.
     pub metrics: PrometheusHandle,
+    /// Frames a WebSocket connection may have queued before its client is a slow consumer.
+    pub ws_queue_frames: usize,
 }
 
 /// One served route: its method, path, handler and documentation.

@@ -23,7 +23,8 @@ use aerolith_common::{Error, ErrorCode};
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops};
 use crate::rest::AppState;
 use frame::{ClientFrame, FrameError};
-use outbox::{Outbox, QUEUE_FRAMES};
+pub use outbox::DEFAULT_QUEUE_FRAMES;
+use outbox::Outbox;
 
 /// Largest text frame a client may send (a 1 MiB document plus the frame around it); a
 /// larger one closes the connection with 1009.
@@ -39,7 +40,7 @@ const DEAD_AFTER: Duration = Duration::from_secs(45);
 pub async fn upgrade(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(HARD_FRAME_BYTES)
         .max_frame_size(HARD_FRAME_BYTES)
-        .on_upgrade(move |socket| serve(s.ops, socket))
+        .on_upgrade(move |socket| serve(s.ops, s.ws_queue_frames, socket))
 }
 
 fn close(code: u16, reason: &'static str) -> Message {
@@ -51,9 +52,9 @@ fn close(code: u16, reason: &'static str) -> Message {
 
 /// Serves one connection until the client leaves, dies, sends an oversized frame or falls
 /// too far behind.
-async fn serve(ops: Ops, socket: WebSocket) {
+async fn serve(ops: Ops, queue_frames: usize, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
-    let (out, mut queue, slow) = Outbox::new(QUEUE_FRAMES);
+    let (out, mut queue, slow) = Outbox::new(queue_frames);
     let writer = tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -82,7 +83,8 @@ async fn serve(ops: Ops, socket: WebSocket) {
         out,
         subs: HashMap::new(),
     };
-    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    let mut heartbeat =
+        tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
     let mut last_heard = Instant::now();
     let mut writer = writer;
     loop {

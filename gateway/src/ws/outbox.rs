@@ -1,14 +1,20 @@
-//! A connection's bounded outbound queue. Subscriptions never wait on it: a client that lets
-//! it fill up is a slow consumer and is disconnected (it can resume from its last token).
+//! A connection's bounded outbound queue. Subscriptions wait a little for room (a client
+//! catching up drains it in bursts); a client that leaves it full for [`SLOW_AFTER`] is a slow
+//! consumer and is disconnected (it can resume from its last token).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::Message;
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc};
 
-/// Frames a connection may have queued before its client counts as a slow consumer.
-pub const QUEUE_FRAMES: usize = 4096;
+/// Default for the frames a connection may have queued before its client counts as a slow
+/// consumer.
+pub const DEFAULT_QUEUE_FRAMES: usize = 4096;
+
+/// How long a full queue may stay full before its client counts as a slow consumer.
+pub const SLOW_AFTER: Duration = Duration::from_secs(3);
 
 /// The sending side of a connection, shared by its subscriptions and request handlers.
 #[derive(Clone)]
@@ -32,16 +38,17 @@ impl Outbox {
         )
     }
 
-    /// Queues a frame without waiting; a full queue flags the client as a slow consumer.
-    /// False when the frame was not queued.
-    pub fn push(&self, frame: Value) -> bool {
-        match self.tx.try_send(Message::Text(frame.to_string().into())) {
+    /// Queues a subscription frame, waiting up to [`SLOW_AFTER`] for room; a queue that stays
+    /// full flags the client as a slow consumer. False when the frame was not queued.
+    pub async fn push(&self, frame: Value) -> bool {
+        let m = Message::Text(frame.to_string().into());
+        match self.tx.send_timeout(m, SLOW_AFTER).await {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                 self.slow.notify_one();
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => false,
         }
     }
 

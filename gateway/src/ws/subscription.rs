@@ -2,10 +2,11 @@
 //! own task so a quiet node never delays a busy one. Positions are shared; events are queued
 //! while holding them, so the token of any queued frame covers exactly the frames before it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 
 use aerolith_common::query::Filter;
@@ -74,7 +75,7 @@ async fn tail_node(
 ) {
     let dc = ops.router().dc().to_string();
     loop {
-        let from = lock(&shared).positions.clone();
+        let from = shared.lock().await.positions.clone();
         let ctx = Ctx::new(LIVE_WAIT + Duration::from_secs(10));
         let fetched = ops
             .fetch_node(ctx, &node, &spec.collection, &from, BATCH, LIVE_WAIT)
@@ -87,7 +88,7 @@ async fn tail_node(
                     ErrorCode::ResumeTokenExpired | ErrorCode::InvalidArgument
                 ) =>
             {
-                out.push(frame::error(Some(("sub", &spec.sub)), &e));
+                out.push(frame::error(Some(("sub", &spec.sub)), &e)).await;
                 return;
             }
             Err(e) => {
@@ -96,12 +97,12 @@ async fn tail_node(
                 continue;
             }
         };
-        let mut st = lock(&shared);
-        match deliver(&dc, &spec, &mut st, fetched, &out) {
+        let mut st = shared.lock().await;
+        match deliver(&dc, &spec, &mut st, fetched, &out).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
-                out.push(frame::error(Some(("sub", &spec.sub)), &e));
+                out.push(frame::error(Some(("sub", &spec.sub)), &e)).await;
                 return;
             }
         }
@@ -110,7 +111,7 @@ async fn tail_node(
 
 /// Queues a batch's matching changes (and a checkpoint when the feed is quiet or the batch
 /// ended on filtered-out changes). False once the connection is gone or too far behind.
-fn deliver(
+async fn deliver(
     dc: &str,
     spec: &Spec,
     st: &mut Shared,
@@ -127,7 +128,7 @@ fn deliver(
             };
         tail_filtered = !pass;
         if pass {
-            if !out.push(change_frame(&spec.sub, v)) {
+            if !out.push(change_frame(&spec.sub, v)).await {
                 return Ok(false);
             }
             metrics::counter!("aerolith_ws_events_delivered_total").increment(1);
@@ -136,7 +137,10 @@ fn deliver(
     }
     if tail_filtered && st.last_sent.elapsed() >= CHECKPOINT_EVERY {
         let token = st.positions.encode(dc);
-        if !out.push(json!({"type": "checkpoint", "sub": spec.sub, "token": token})) {
+        if !out
+            .push(json!({"type": "checkpoint", "sub": spec.sub, "token": token}))
+            .await
+        {
             return Ok(false);
         }
         st.last_sent = Instant::now();
@@ -149,10 +153,6 @@ fn change_frame(sub: &str, v: ChangeView) -> Value {
     frame["type"] = json!("change");
     frame["sub"] = json!(sub);
     frame
-}
-
-fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
-    shared.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Counts the subscription as open while it lives.
