@@ -264,3 +264,42 @@ async fn bad_tokens_and_limits_are_invalid_argument() {
     }
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_collection_history_is_not_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path(), 3).await;
+    c.put_json("/v1/collections/re/docs/old", &json!({"v": 1}), &[])
+        .await;
+    assert_eq!(c.delete("/v1/collections/re", &[]).await.status, 204);
+    c.put_json("/v1/collections/re/docs/new", &json!({"v": 2}), &[])
+        .await;
+    let (changes, _) = drain(&c, "re", None, 100).await;
+    let ids: Vec<&str> = changes
+        .iter()
+        .map(|ch| ch["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["new"]);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_documents_are_paged_within_the_frame_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path(), 1).await;
+    // 80 changes of ~600 KiB: 48 MiB, more than one internal frame may carry.
+    let pad = "y".repeat(600 * 1024);
+    for i in 0..80 {
+        let r = c
+            .put_json(
+                &format!("/v1/collections/big/docs/b{i}"),
+                &json!({"pad": pad}),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    let (changes, _) = drain(&c, "big", None, 1000).await;
+    assert_eq!(changes.len(), 80);
+    c.stop().await;
+}

@@ -14,6 +14,7 @@ use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 use aerolith_common::name::validate_collection;
 use aerolith_common::{Error, ErrorCode, Result, hlc, pb};
 
+use crate::collections::visible;
 use crate::engine::db_err;
 use crate::keys::{CF_CHANGES, CF_META, change_key, meta_log_first};
 use crate::store::Store;
@@ -76,6 +77,15 @@ impl Store {
     pub fn read_changes(&self, req: &pb::ReadChangesRequest) -> Result<pb::ReadChangesResponse> {
         validate_collection(&req.collection)?;
         let limit = req.limit.clamp(1, MAX_EVENTS) as usize;
+        let max_bytes = if req.max_bytes == 0 {
+            u64::MAX
+        } else {
+            req.max_bytes
+        };
+        let mut bytes = 0u64;
+        // Changes of an earlier incarnation of the collection (deleted since) are not its
+        // history any more.
+        let meta = self.collection_meta(&req.collection);
         let cf = self.engine.cf(CF_CHANGES)?;
         let mut out = pb::ReadChangesResponse::default();
         let mut examined = 0usize;
@@ -104,7 +114,11 @@ impl Store {
             };
             out.start.push(position(shard, epoch, after));
             let mut through = after;
-            if out.events.len() < limit && examined < READ_BUDGET && after < head {
+            if out.events.len() < limit
+                && examined < READ_BUDGET
+                && bytes < max_bytes
+                && after < head
+            {
                 let mut ro = ReadOptions::default();
                 ro.set_iterate_upper_bound(change_key(shard, head + 1));
                 let start = change_key(shard, after + 1);
@@ -123,7 +137,12 @@ impl Store {
                     examined += 1;
                     let event = pb::ChangeEvent::decode(&*v)
                         .map_err(|e| Error::internal(format!("corrupt change-log entry: {e}")))?;
-                    if event.collection == req.collection {
+                    let current = event
+                        .record
+                        .as_ref()
+                        .is_some_and(|r| visible(meta.as_ref(), r));
+                    if event.collection == req.collection && current {
+                        bytes += v.len() as u64;
                         out.events.push(pb::ChangeRecord {
                             shard: u32::from(shard),
                             seq,
@@ -131,7 +150,7 @@ impl Store {
                         });
                     }
                     through = seq;
-                    if out.events.len() >= limit || examined >= READ_BUDGET {
+                    if out.events.len() >= limit || examined >= READ_BUDGET || bytes >= max_bytes {
                         break;
                     }
                 }

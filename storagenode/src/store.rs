@@ -91,6 +91,7 @@ impl Store {
         let mut batch = WriteBatch::default();
         let meta = engine.cf(CF_META)?;
 
+        let mut dirty = false;
         let epoch = match engine.get(CF_META, META_IDENTITY)? {
             None => {
                 batch.put_cf(meta, META_IDENTITY, identity.as_bytes());
@@ -104,7 +105,8 @@ impl Store {
                 if engine.get(CF_META, META_DIRTY)?.is_some() {
                     // Relaxed durability and no clean shutdown: recent writes may be lost, so
                     // this store's counters can no longer be trusted under the old epoch.
-                    tracing::warn!(%identity, "store was not closed cleanly under relaxed durability; starting a new actor epoch");
+                    tracing::warn!(%identity, "store was not closed cleanly under relaxed durability; starting a new actor epoch and new change-log epochs");
+                    dirty = true;
                     stored + 1
                 } else {
                     stored
@@ -144,12 +146,15 @@ impl Store {
                 .get(CF_META, &meta_seq(s))?
                 .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
                 .unwrap_or(0);
+            // After an unclean stop under relaxed durability the log may have lost its tail and
+            // will reuse sequence numbers: a new epoch makes old tokens expire instead of
+            // skipping the reused range.
             let log_epoch = match engine
                 .get(CF_META, &meta_log_epoch(s))?
                 .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
             {
-                Some(e) => e,
-                None => {
+                Some(e) if !dirty => e,
+                _ => {
                     let e = rand::random::<u32>() as u64 + 1;
                     batch.put_cf(meta, meta_log_epoch(s), e.to_be_bytes());
                     e

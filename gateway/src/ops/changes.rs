@@ -20,6 +20,10 @@ use super::token::Positions;
 use super::{Ctx, MAX_LIMIT, Ops};
 use crate::router::{NodeShards, unexpected};
 
+/// Bytes of changes one node read returns at most (one change more at worst), well within
+/// the internal RPC's frame limit.
+const FEED_BYTES: u64 = 8 * 1024 * 1024;
+
 /// One change as every protocol presents it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChangeView {
@@ -233,6 +237,7 @@ fn read_request(collection: &str, from: Vec<pb::ShardPosition>, limit: u32, wait
         from: rotated(from),
         limit,
         wait_ms: wait.as_millis().min(u128::from(u32::MAX)) as u32,
+        max_bytes: FEED_BYTES,
     })
 }
 

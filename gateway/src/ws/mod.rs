@@ -8,6 +8,7 @@ mod requests;
 mod subscription;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -15,6 +16,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use aerolith_common::query::Filter;
@@ -31,6 +33,8 @@ use outbox::Outbox;
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024 + 64 * 1024;
 /// Frames beyond this are refused by the WebSocket layer itself.
 const HARD_FRAME_BYTES: usize = 16 * 1024 * 1024;
+/// Requests of one connection running at once.
+const MAX_REQUESTS_IN_FLIGHT: usize = 64;
 /// How often the server pings.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 /// A client silent (no frame, no pong) for this long is considered dead.
@@ -69,8 +73,16 @@ async fn serve(ops: Ops, queue_frames: usize, socket: WebSocket) {
                 m = queue.recv() => match m {
                     Some(m) => {
                         let closing = matches!(m, Message::Close(_));
-                        if sink.send(m).await.is_err() || closing {
-                            break;
+                        // A socket that takes no frame for DEAD_AFTER belongs to a client that
+                        // is gone or stuck: drop it rather than hang (a merely slow one is cut
+                        // off above, with an error it can act on, once it reads again).
+                        match tokio::time::timeout(DEAD_AFTER, sink.send(m)).await {
+                            Ok(Ok(())) if !closing => {}
+                            Err(_) => {
+                                metrics::counter!("aerolith_ws_slow_consumer_disconnects_total").increment(1);
+                                break;
+                            }
+                            _ => break,
                         }
                     }
                     None => break,
@@ -82,6 +94,7 @@ async fn serve(ops: Ops, queue_frames: usize, socket: WebSocket) {
         ops,
         out,
         subs: HashMap::new(),
+        requests: Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT)),
     };
     let mut heartbeat =
         tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
@@ -94,7 +107,7 @@ async fn serve(ops: Ops, queue_frames: usize, socket: WebSocket) {
                 match msg {
                     Some(Ok(Message::Text(text))) => {
                         if text.len() > MAX_FRAME_BYTES {
-                            let _ = conn.out.raw(close(close_code::SIZE, "frame too large")).await;
+                            conn.out.try_raw(close(close_code::SIZE, "frame too large"));
                             break;
                         }
                         conn.on_text(text.as_str()).await;
@@ -108,7 +121,7 @@ async fn serve(ops: Ops, queue_frames: usize, socket: WebSocket) {
                     Some(Err(e)) => {
                         let text = e.to_string();
                         if text.contains("too long") || text.contains("Space limit") {
-                            let _ = conn.out.raw(close(close_code::SIZE, "frame too large")).await;
+                            conn.out.try_raw(close(close_code::SIZE, "frame too large"));
                         }
                         break;
                     }
@@ -116,10 +129,10 @@ async fn serve(ops: Ops, queue_frames: usize, socket: WebSocket) {
             }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > DEAD_AFTER {
-                    let _ = conn.out.raw(close(close_code::AWAY, "no heartbeat")).await;
+                    conn.out.try_raw(close(close_code::AWAY, "no heartbeat"));
                     break;
                 }
-                conn.out.raw(Message::Ping(Default::default())).await;
+                conn.out.try_raw(Message::Ping(Default::default()));
             }
             _ = &mut writer => break,
         }
@@ -135,11 +148,12 @@ async fn serve(ops: Ops, queue_frames: usize, socket: WebSocket) {
     }
 }
 
-/// One connection's state: its subscriptions by name.
+/// One connection's state: its subscriptions by name, and room for requests in flight.
 struct Connection {
     ops: Ops,
     out: Outbox,
     subs: HashMap<String, JoinHandle<()>>,
+    requests: Arc<Semaphore>,
 }
 
 impl Connection {
@@ -174,10 +188,15 @@ impl Connection {
                 }
             }
             ClientFrame::Request { req, kind, fields } => {
-                // Requests run concurrently: a slow one must not hold up the connection.
+                // Requests run concurrently, so a slow one does not hold up the connection, but
+                // at most MAX_REQUESTS_IN_FLIGHT at once: beyond that the reader waits.
+                let Ok(permit) = self.requests.clone().acquire_owned().await else {
+                    return;
+                };
                 let ops = self.ops.clone();
                 let out = self.out.clone();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let reply = match requests::run(&ops, kind, &fields).await {
                         Ok(mut v) => {
                             v["type"] = json!("result");

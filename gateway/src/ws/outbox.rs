@@ -13,6 +13,9 @@ use tokio::sync::{Notify, mpsc};
 /// consumer.
 pub const DEFAULT_QUEUE_FRAMES: usize = 4096;
 
+/// Largest queue a connection may be configured with.
+pub const MAX_QUEUE_FRAMES: usize = 1 << 20;
+
 /// How long a full queue may stay full before its client counts as a slow consumer.
 pub const SLOW_AFTER: Duration = Duration::from_secs(3);
 
@@ -26,7 +29,7 @@ pub struct Outbox {
 impl Outbox {
     /// A queue of `frames` and its receiving end.
     pub fn new(frames: usize) -> (Outbox, mpsc::Receiver<Message>, Arc<Notify>) {
-        let (tx, rx) = mpsc::channel(frames.max(1));
+        let (tx, rx) = mpsc::channel(frames.clamp(1, MAX_QUEUE_FRAMES));
         let slow = Arc::new(Notify::new());
         (
             Outbox {
@@ -60,8 +63,8 @@ impl Outbox {
             .is_ok()
     }
 
-    /// Queues a raw message (pings), waiting for room.
-    pub async fn raw(&self, m: Message) -> bool {
-        self.tx.send(m).await.is_ok()
+    /// Queues a control message (ping, close) if there is room; never waits.
+    pub fn try_raw(&self, m: Message) {
+        let _ = self.tx.try_send(m);
     }
 }

@@ -68,14 +68,7 @@ pub async fn run(ops: &Ops, kind: RequestKind, fields: &Map<String, Value>) -> R
             let doc = ops
                 .get_document(ctx, collection, need(fields, "id")?)
                 .await?;
-            let unchanged = text(fields, "if_none_match")?
-                .map(|v| v.trim().trim_matches('"'))
-                .is_some_and(|v| v == "*" || v == doc.version);
-            if unchanged {
-                json!({"status": 304})
-            } else {
-                json!({"status": 200, "document": doc})
-            }
+            json!({"status": 200, "document": doc})
         }
         RequestKind::Put => {
             let body = body_of(fields, "data")?;

@@ -40,6 +40,8 @@ pub struct Spec {
 struct Shared {
     positions: Positions,
     last_sent: Instant,
+    /// A node task has ended the subscription with an error; the others stay silent.
+    failed: bool,
 }
 
 /// Runs a subscription until it fails for good (the error is sent to the client) or the
@@ -50,6 +52,7 @@ pub async fn run(ops: Ops, out: Outbox, spec: Spec, positions: Positions) {
     let shared = Arc::new(Mutex::new(Shared {
         positions,
         last_sent: Instant::now(),
+        failed: false,
     }));
     let mut tasks = JoinSet::new();
     for node in ops.router().nodes() {
@@ -88,7 +91,7 @@ async fn tail_node(
                     ErrorCode::ResumeTokenExpired | ErrorCode::InvalidArgument
                 ) =>
             {
-                out.push(frame::error(Some(("sub", &spec.sub)), &e)).await;
+                fail(&shared, &out, &spec.sub, &e).await;
                 return;
             }
             Err(e) => {
@@ -98,11 +101,15 @@ async fn tail_node(
             }
         };
         let mut st = shared.lock().await;
+        if st.failed {
+            return;
+        }
         match deliver(&dc, &spec, &mut st, fetched, &out).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
-                out.push(frame::error(Some(("sub", &spec.sub)), &e)).await;
+                drop(st);
+                fail(&shared, &out, &spec.sub, &e).await;
                 return;
             }
         }
@@ -146,6 +153,15 @@ async fn deliver(
         st.last_sent = Instant::now();
     }
     Ok(true)
+}
+
+/// Ends the subscription with one error frame, however many node tasks fail.
+async fn fail(shared: &Mutex<Shared>, out: &Outbox, sub: &str, e: &aerolith_common::Error) {
+    let mut st = shared.lock().await;
+    if !st.failed {
+        st.failed = true;
+        out.push(frame::error(Some(("sub", sub)), e)).await;
+    }
 }
 
 fn change_frame(sub: &str, v: ChangeView) -> Value {
