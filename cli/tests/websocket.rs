@@ -1333,3 +1333,38 @@ async fn rest_and_websocket_tokens_are_interchangeable() {
     assert_eq!(f["id"], "a3");
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_collection_ends_its_subscriptions_with_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path(), 3).await;
+    assert_eq!(
+        c.put_json("/v1/collections/gone", &json!({}), &[])
+            .await
+            .status,
+        201
+    );
+    let mut ws = connect(&c).await;
+    subscribe(&mut ws, "g", "gone", None, None).await;
+    subscribe(&mut ws, "other", "stays", None, None).await;
+    c.put_json("/v1/collections/gone/docs/a", &json!({"x": 1}), &[])
+        .await;
+    wait_for(&mut ws, FRAME_WAIT, "the change of `a`", |f| {
+        is_change(f, "g", "a")
+    })
+    .await;
+    assert_eq!(c.delete("/v1/collections/gone", &[]).await.status, 204);
+    let frames = wait_for(&mut ws, FRAME_WAIT, "not_found for `g`", |f| {
+        f["type"] == "error" && f["sub"] == "g"
+    })
+    .await;
+    assert_error_frame(frames.last().unwrap(), "sub", Some("g"), "not_found");
+    // The other subscription, and the connection, go on.
+    c.put_json("/v1/collections/stays/docs/b", &json!({}), &[])
+        .await;
+    wait_for(&mut ws, FRAME_WAIT, "the change of `b`", |f| {
+        is_change(f, "other", "b")
+    })
+    .await;
+    c.stop().await;
+}

@@ -86,8 +86,19 @@ impl Store {
         // Changes of an earlier incarnation of the collection (deleted since) are not its
         // history any more.
         let meta = self.collection_meta(&req.collection);
+        let live = meta.as_ref().filter(|m| !m.deleted);
+        if req.follow && live.is_none_or(|m| m.incarnation != req.incarnation) {
+            return Err(Error::not_found(format!(
+                "collection {} was deleted",
+                req.collection
+            )));
+        }
         let cf = self.engine.cf(CF_CHANGES)?;
-        let mut out = pb::ReadChangesResponse::default();
+        let mut out = pb::ReadChangesResponse {
+            incarnation: live.map_or(0, |m| m.incarnation),
+            live: live.is_some(),
+            ..Default::default()
+        };
         let mut examined = 0usize;
         for from in &req.from {
             let shard = self.check_shard(from.shard)?;

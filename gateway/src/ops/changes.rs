@@ -59,6 +59,8 @@ pub struct Fetched {
     events: Vec<pb::ChangeRecord>,
     start: Vec<pb::ShardPosition>,
     through: Vec<pb::ShardPosition>,
+    /// The collection's incarnation on the node, when it exists there.
+    pub incarnation: Option<u64>,
 }
 
 impl ChangeView {
@@ -155,6 +157,8 @@ impl Ops {
 
     /// Reads one node's shards of a feed (a live subscription tails each node on its own,
     /// so one node's quiet wait never delays another's changes).
+    /// With `incarnation`, a deleted or re-created collection answers `not_found`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn fetch_node(
         &self,
         ctx: Ctx,
@@ -163,8 +167,13 @@ impl Ops {
         positions: &Positions,
         limit: u32,
         wait: Duration,
+        incarnation: Option<u64>,
     ) -> Result<Fetched> {
-        let req = read_request(collection, positions.of(&node.shards), limit, wait);
+        let mut req = read_request(collection, positions.of(&node.shards), limit, wait);
+        if let (Req::ReadChanges(r), Some(i)) = (&mut req, incarnation) {
+            r.incarnation = i;
+            r.follow = true;
+        }
         match self
             .router
             .call_node(&node.addr, req, ctx.remaining()?)
@@ -174,6 +183,7 @@ impl Ops {
                 events: c.events,
                 start: c.start,
                 through: c.through,
+                incarnation: c.live.then_some(c.incarnation),
             }),
             _ => Err(unexpected("read_changes")),
         }
@@ -198,6 +208,7 @@ impl Ops {
             events: Vec::new(),
             start: Vec::new(),
             through: Vec::new(),
+            incarnation: None,
         };
         let mut failure = None;
         let mut answered = false;
@@ -238,6 +249,8 @@ fn read_request(collection: &str, from: Vec<pb::ShardPosition>, limit: u32, wait
         limit,
         wait_ms: wait.as_millis().min(u128::from(u32::MAX)) as u32,
         max_bytes: FEED_BYTES,
+        incarnation: 0,
+        follow: false,
     })
 }
 

@@ -77,18 +77,32 @@ async fn tail_node(
     node: NodeShards,
 ) {
     let dc = ops.router().dc().to_string();
+    // The collection incarnation this node reported once the collection existed there: if
+    // the collection is then deleted (or re-created), the node answers `not_found` and the
+    // subscription ends (API.md). Each node keeps its own copy of the settings.
+    let mut incarnation = None;
     loop {
         let from = shared.lock().await.positions.clone();
         let ctx = Ctx::new(LIVE_WAIT + Duration::from_secs(10));
         let fetched = ops
-            .fetch_node(ctx, &node, &spec.collection, &from, BATCH, LIVE_WAIT)
+            .fetch_node(
+                ctx,
+                &node,
+                &spec.collection,
+                &from,
+                BATCH,
+                LIVE_WAIT,
+                incarnation,
+            )
             .await;
         let fetched = match fetched {
             Ok(f) => f,
             Err(e)
                 if matches!(
                     e.code,
-                    ErrorCode::ResumeTokenExpired | ErrorCode::InvalidArgument
+                    ErrorCode::ResumeTokenExpired
+                        | ErrorCode::InvalidArgument
+                        | ErrorCode::NotFound
                 ) =>
             {
                 fail(&shared, &out, &spec.sub, &e).await;
@@ -103,6 +117,9 @@ async fn tail_node(
         let mut st = shared.lock().await;
         if st.failed {
             return;
+        }
+        if incarnation.is_none() {
+            incarnation = fetched.incarnation;
         }
         match deliver(&dc, &spec, &mut st, fetched, &out).await {
             Ok(true) => {}
