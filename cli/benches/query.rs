@@ -190,7 +190,7 @@ async fn main() {
     rows.push(("list first page, limit 100".into(), m, p, "100 docs".into()));
     let (m, p, (d, pages)) = measure(rounds, || c.query_all(&id_range)).await;
     rows.push((
-        "`_id` range query, first page (limit 100)".into(),
+        "`_id` range query (`$gte` the middle id), every page of 100".into(),
         m,
         p,
         format!("{d} docs, {pages} page(s)"),
