@@ -122,5 +122,19 @@ async fn a_slow_consumer_is_cut_off_and_resumes_from_its_last_token() {
         .await
         .expect("the resumed subscription catches up");
     assert_eq!(seen.len(), DOCS);
+
+    // The metrics saw it: one open subscription, events delivered, one slow consumer cut off.
+    let metrics = String::from_utf8(c.get("/metrics").await.raw).unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && !l.starts_with('#'))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    };
+    assert_eq!(value("aerolith_ws_subscriptions "), 1.0);
+    assert!(value("aerolith_ws_events_delivered_total ") >= DOCS as f64);
+    assert!(value("aerolith_ws_slow_consumer_disconnects_total ") >= 1.0);
     c.stop().await;
 }
