@@ -40,6 +40,8 @@ pub struct DevOptions {
     pub retention: Retention,
     /// Frames a WebSocket connection may queue before its client is a slow consumer.
     pub ws_queue_frames: usize,
+    /// WebSocket ping interval (three silent intervals: the client is dead).
+    pub ws_heartbeat: std::time::Duration,
 }
 
 impl DevOptions {
@@ -54,6 +56,7 @@ impl DevOptions {
             scan_budget: aerolith_storagenode::DEFAULT_SCAN_BUDGET,
             retention: Retention::default(),
             ws_queue_frames: aerolith_gateway::ws::DEFAULT_QUEUE_FRAMES,
+            ws_heartbeat: aerolith_gateway::ws::DEFAULT_HEARTBEAT,
         }
     }
 }
@@ -221,6 +224,7 @@ impl DevCluster {
                 tls: ca.issue(&format!("{}-gateway", dc.id))?,
                 limits: Limits::default(),
                 ws_queue_frames: opts.ws_queue_frames,
+                ws_heartbeat: opts.ws_heartbeat,
             })
             .await
             .with_context(|| format!("gateway of {} failed to start", dc.id))?;

@@ -138,3 +138,57 @@ async fn a_slow_consumer_is_cut_off_and_resumes_from_its_last_token() {
     assert!(value("aerolith_ws_slow_consumer_disconnects_total ") >= 1.0);
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_answers_pings_is_disconnected() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = support::start_with(DevOptions {
+        nodes_per_dc: 1,
+        ws_heartbeat: Duration::from_millis(300),
+        ..DevOptions::new(dir.path().to_path_buf())
+    })
+    .await;
+    let ws_url = format!("{}/v1/ws", c.base.replace("http://", "ws://"));
+    // tokio-tungstenite answers pings only while it is read; this client never reads until
+    // the server has given up on it.
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    ws.send(Message::Text(
+        json!({"type": "subscribe", "sub": "s", "collection": "hb"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    // Silent for three intervals (0.9 s), the client is dropped; allow generous slack, and
+    // read everything the server sent: pings, `subscribed`, checkpoints, then the close.
+    let ended = async {
+        let mut close = None;
+        let mut pings = 0;
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Ping(_)) => pings += 1,
+                Ok(Message::Close(f)) => {
+                    close = f.map(|f| f.code);
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        (close, pings)
+    };
+    // Stay silent first: a fixed wait is the point of this test (the client must be silent).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Without heartbeat detection the connection would stay open and this would time out.
+    let (close, pings) = tokio::time::timeout(Duration::from_secs(30), ended)
+        .await
+        .expect("the server closes a silent client");
+    assert!(pings >= 1, "the server never pinged");
+    // The close frame (1001) may be lost when the server's socket closes with the client's
+    // unread data in flight; what matters is that the connection ended.
+    assert!(
+        close.is_none_or(|code| code == CloseCode::Away),
+        "{close:?}"
+    );
+    c.stop().await;
+}

@@ -28,6 +28,9 @@ struct Args {
     /// consumer and is disconnected (it resumes from its last token).
     #[arg(long, default_value_t = aerolith_gateway::ws::DEFAULT_QUEUE_FRAMES as u64, value_parser = clap::value_parser!(u64).range(1..))]
     ws_queue_frames: u64,
+    /// Seconds between WebSocket pings; a client silent for three intervals is disconnected.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    ws_heartbeat_seconds: u64,
 }
 
 #[tokio::main]
@@ -48,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         tls,
         limits: Limits::default(),
         ws_queue_frames: usize::try_from(args.ws_queue_frames).unwrap_or(usize::MAX),
+        ws_heartbeat: std::time::Duration::from_secs(args.ws_heartbeat_seconds),
     })
     .await?;
     println!(

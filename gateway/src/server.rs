@@ -33,6 +33,9 @@ pub struct GatewayOptions {
     pub tls: TlsMaterial,
     /// Frames a WebSocket connection may have queued before its client is a slow consumer.
     pub ws_queue_frames: usize,
+    /// How often WebSocket connections are pinged; a client silent for three intervals is
+    /// considered dead.
+    pub ws_heartbeat: std::time::Duration,
     /// Document body limits.
     pub limits: Limits,
 }
@@ -54,6 +57,7 @@ impl Gateway {
             ops: Ops::new(router.clone(), opts.limits),
             metrics: prometheus(),
             ws_queue_frames: opts.ws_queue_frames.max(1),
+            ws_heartbeat: opts.ws_heartbeat.max(std::time::Duration::from_millis(100)),
         };
         let listener = TcpListener::bind(opts.http_listen).await.map_err(|e| {
             Error::unavailable(format!("cannot listen on {}: {e}", opts.http_listen))

@@ -42,6 +42,7 @@ async fn silent_storage_node_gives_deadline_exceeded_then_unavailable() {
         tls: DevCa::generate().unwrap().issue("gateway").unwrap(),
         limits: Limits::default(),
         ws_queue_frames: aerolith_gateway::ws::DEFAULT_QUEUE_FRAMES,
+        ws_heartbeat: aerolith_gateway::ws::DEFAULT_HEARTBEAT,
     })
     .await
     .unwrap();

@@ -32,6 +32,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Frames a WebSocket connection may have queued before its client is a slow consumer.
     pub ws_queue_frames: usize,
+    /// How often WebSocket connections are pinged (three silent intervals: dead).
+    pub ws_heartbeat: std::time::Duration,
 }
 
 /// One served route: its method, path, handler and documentation.

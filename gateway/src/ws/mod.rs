@@ -35,16 +35,15 @@ pub const MAX_FRAME_BYTES: usize = 1024 * 1024 + 64 * 1024;
 const HARD_FRAME_BYTES: usize = 16 * 1024 * 1024;
 /// Requests of one connection running at once.
 const MAX_REQUESTS_IN_FLIGHT: usize = 64;
-/// How often the server pings.
-const HEARTBEAT: Duration = Duration::from_secs(15);
-/// A client silent (no frame, no pong) for this long is considered dead.
-const DEAD_AFTER: Duration = Duration::from_secs(45);
+/// Default for how often the server pings; a client silent (no frame, no pong) for three
+/// intervals is considered dead.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// `GET /v1/ws`: upgrades to a WebSocket connection.
 pub async fn upgrade(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(HARD_FRAME_BYTES)
         .max_frame_size(HARD_FRAME_BYTES)
-        .on_upgrade(move |socket| serve(s.ops, s.ws_queue_frames, socket))
+        .on_upgrade(move |socket| serve(s.ops, s.ws_queue_frames, s.ws_heartbeat, socket))
 }
 
 fn close(code: u16, reason: &'static str) -> Message {
@@ -56,7 +55,8 @@ fn close(code: u16, reason: &'static str) -> Message {
 
 /// Serves one connection until the client leaves, dies, sends an oversized frame or falls
 /// too far behind.
-async fn serve(ops: Ops, queue_frames: usize, socket: WebSocket) {
+async fn serve(ops: Ops, queue_frames: usize, heartbeat_every: Duration, socket: WebSocket) {
+    let dead_after = heartbeat_every * 3;
     let (mut sink, mut stream) = socket.split();
     let (out, mut queue, slow) = Outbox::new(queue_frames);
     let writer = tokio::spawn(async move {
@@ -76,7 +76,7 @@ async fn serve(ops: Ops, queue_frames: usize, socket: WebSocket) {
                         // A socket that takes no frame for DEAD_AFTER belongs to a client that
                         // is gone or stuck: drop it rather than hang (a merely slow one is cut
                         // off above, with an error it can act on, once it reads again).
-                        match tokio::time::timeout(DEAD_AFTER, sink.send(m)).await {
+                        match tokio::time::timeout(dead_after, sink.send(m)).await {
                             Ok(Ok(())) if !closing => {}
                             Err(_) => {
                                 metrics::counter!("aerolith_ws_slow_consumer_disconnects_total").increment(1);
@@ -96,8 +96,10 @@ async fn serve(ops: Ops, queue_frames: usize, socket: WebSocket) {
         subs: HashMap::new(),
         requests: Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT)),
     };
-    let mut heartbeat =
-        tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    let mut heartbeat = tokio::time::interval_at(
+        tokio::time::Instant::now() + heartbeat_every,
+        heartbeat_every,
+    );
     let mut last_heard = Instant::now();
     let mut writer = writer;
     loop {
@@ -128,7 +130,7 @@ async fn serve(ops: Ops, queue_frames: usize, socket: WebSocket) {
                 }
             }
             _ = heartbeat.tick() => {
-                if last_heard.elapsed() > DEAD_AFTER {
+                if last_heard.elapsed() > dead_after {
                     conn.out.try_raw(close(close_code::AWAY, "no heartbeat"));
                     break;
                 }
