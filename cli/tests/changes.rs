@@ -190,15 +190,7 @@ async fn trimmed_history_answers_resume_token_expired() {
     .await;
     let (_, token) = drain(&c, "t", None, 10).await;
     // 64 shards keep 2 (+1 slack) entries each: 640 writes trim every shard's early history.
-    for chunk in 0..4 {
-        let ops: Vec<Value> = (0..160)
-            .map(|i| json!({"op": "put", "id": format!("k{chunk}-{i}"), "data": {"i": i}}))
-            .collect();
-        let r = c
-            .post_json("/v1/collections/t/bulk", &json!({ "ops": ops }))
-            .await;
-        assert_eq!(r.status, 200);
-    }
+    c.bulk_puts("t", 640).await;
     let r = c
         .get(&format!("/v1/collections/t/changes?since={token}"))
         .await;

@@ -16,7 +16,7 @@ use aerolith_common::{Error, ErrorCode, Result, hlc, pb};
 
 use crate::collections::visible;
 use crate::engine::db_err;
-use crate::keys::{CF_CHANGES, CF_META, change_key, meta_log_first};
+use crate::keys::{CF_CHANGES, CF_META, change_key, change_seq, meta_log_first};
 use crate::store::Store;
 
 /// Most log entries one read examines (other collections' included) before answering.
@@ -140,11 +140,8 @@ impl Store {
                 );
                 for item in iter {
                     let (k, v) = item.map_err(db_err)?;
-                    let seq = k
-                        .get(2..10)
-                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                        .map(u64::from_be_bytes)
-                        .ok_or_else(|| Error::internal("corrupt change-log key"))?;
+                    let seq =
+                        change_seq(&k).ok_or_else(|| Error::internal("corrupt change-log key"))?;
                     examined += 1;
                     let event = pb::ChangeEvent::decode(&*v)
                         .map_err(|e| Error::internal(format!("corrupt change-log entry: {e}")))?;

@@ -40,6 +40,13 @@ pub fn change_key(shard: u16, seq: u64) -> Vec<u8> {
     k
 }
 
+/// The sequence number of a [`change_key`].
+pub fn change_seq(key: &[u8]) -> Option<u64> {
+    key.get(2..10)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+}
+
 /// Meta key of a shard's last change-log sequence number.
 pub fn meta_seq(shard: u16) -> Vec<u8> {
     let mut k = b"seq/".to_vec();

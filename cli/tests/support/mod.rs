@@ -171,6 +171,24 @@ impl TestCluster {
         self.send(Method::DELETE, path, None, headers).await
     }
 
+    /// Writes `n` small documents `k0`, `k1`, … to `collection` with bulk requests.
+    pub async fn bulk_puts(&self, collection: &str, n: usize) {
+        let ids: Vec<usize> = (0..n).collect();
+        for chunk in ids.chunks(160) {
+            let ops: Vec<Value> = chunk
+                .iter()
+                .map(|i| serde_json::json!({"op": "put", "id": format!("k{i}"), "data": {"i": i}}))
+                .collect();
+            let r = self
+                .post_json(
+                    &format!("/v1/collections/{collection}/bulk"),
+                    &serde_json::json!({ "ops": ops }),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+        }
+    }
+
     /// Stops the cluster (flushing stores).
     pub async fn stop(&mut self) {
         if let Some(c) = self.cluster.take() {

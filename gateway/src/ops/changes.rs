@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use aerolith_common::document::version_of;
 use aerolith_common::json::decode_stored;
 use aerolith_common::name::validate_collection;
+use aerolith_common::query::Filter;
 use aerolith_common::time::rfc3339_ms;
 use aerolith_common::{Error, ErrorCode, Result, hlc, pb};
 use pb::request::Body as Req;
@@ -87,7 +88,50 @@ impl ChangeView {
     }
 }
 
+/// Where a live subscription starts, validated.
+pub struct FeedStart {
+    /// Puts must match it (deletes always pass).
+    pub filter: Option<Filter>,
+    /// The starting positions.
+    pub positions: Positions,
+    /// Their token, for the client.
+    pub token: String,
+}
+
+impl From<pb::ReadChangesResponse> for Fetched {
+    fn from(c: pb::ReadChangesResponse) -> Fetched {
+        Fetched {
+            incarnation: c.live.then_some(c.incarnation),
+            events: c.events,
+            start: c.start,
+            through: c.through,
+        }
+    }
+}
+
 impl Ops {
+    /// Validates a subscription: its collection, its filter, and where it starts (after
+    /// `since`, or at the current head without one).
+    pub async fn open_feed(
+        &self,
+        ctx: Ctx,
+        collection: &str,
+        filter: Option<&Value>,
+        since: Option<&str>,
+    ) -> Result<FeedStart> {
+        validate_collection(collection)?;
+        let filter = filter.map(Filter::parse).transpose()?;
+        let positions = match since.filter(|t| !t.is_empty()) {
+            Some(t) => self.feed_positions(Some(t))?,
+            None => self.feed_heads(ctx).await?,
+        };
+        Ok(FeedStart {
+            filter,
+            token: positions.encode(self.router.dc()),
+            positions,
+        })
+    }
+
     /// The positions a client's `since` names, or every shard's oldest retained change.
     pub fn feed_positions(&self, since: Option<&str>) -> Result<Positions> {
         let shards = self.router.cluster().shards;
@@ -179,12 +223,7 @@ impl Ops {
             .call_node(&node.addr, req, ctx.remaining()?)
             .await?
         {
-            Resp::Changes(c) => Ok(Fetched {
-                events: c.events,
-                start: c.start,
-                through: c.through,
-                incarnation: c.live.then_some(c.incarnation),
-            }),
+            Resp::Changes(c) => Ok(c.into()),
             _ => Err(unexpected("read_changes")),
         }
     }

@@ -26,6 +26,24 @@ pub struct Precondition {
 }
 
 impl Precondition {
+    /// A write precondition from `If-Match` / `If-None-Match` values, as HTTP headers or the
+    /// same fields of a WebSocket frame carry them: `If-Match` is a version (quoted or bare)
+    /// or `*`; `If-None-Match` on a write may only be `*`.
+    pub fn from_tags(if_match: Option<&str>, if_none_match: Option<&str>) -> Result<Precondition> {
+        let mut pre = Precondition::default();
+        match if_match.map(str::trim) {
+            Some("*") => pre.if_match_any = true,
+            Some(m) => pre.if_match = Some(unquote(m).to_string()),
+            None => {}
+        }
+        match if_none_match.map(str::trim) {
+            Some("*") => pre.if_none_match_any = true,
+            Some(_) => return Err(Error::invalid("If-None-Match on a write supports only *")),
+            None => {}
+        }
+        Ok(pre)
+    }
+
     fn to_proto(&self) -> Option<pb::Precondition> {
         (*self != Precondition::default()).then(|| pb::Precondition {
             if_match: self.if_match.clone().unwrap_or_default(),
@@ -33,6 +51,15 @@ impl Precondition {
             if_none_match_any: self.if_none_match_any,
         })
     }
+}
+
+/// Strips the quotes (and a weak prefix) from an entity tag.
+pub fn unquote(tag: &str) -> &str {
+    let t = tag.trim();
+    let t = t.strip_prefix("W/").unwrap_or(t);
+    t.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(t)
 }
 
 /// A page of documents.

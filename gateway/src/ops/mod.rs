@@ -21,10 +21,10 @@ use aerolith_common::{Error, Result};
 use crate::router::Router;
 
 pub use bulk::{BulkError, BulkItem, MAX_BULK_OPS};
-pub use changes::{ChangePage, ChangeView, Fetched, assemble};
+pub use changes::{ChangePage, ChangeView, FeedStart, Fetched, assemble};
 pub use cluster::{ClusterView, DcView, NodeView};
 pub use collections::CollectionInfo;
-pub use documents::{Page, Precondition};
+pub use documents::{Page, Precondition, unquote};
 pub use query::QueryInput;
 pub use token::Positions;
 

@@ -15,7 +15,7 @@ use aerolith_common::{Error, ErrorCode};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::ops::{Ctx, DEFAULT_TIMEOUT, MAX_TIMEOUT, Precondition};
+use crate::ops::{Ctx, DEFAULT_TIMEOUT, MAX_TIMEOUT, Precondition, unquote};
 
 /// The header that sets a request's deadline in milliseconds.
 pub const TIMEOUT_HEADER: &str = "x-aerolith-timeout-ms";
@@ -183,33 +183,12 @@ fn header_str(headers: &HeaderMap, name: axum::http::HeaderName) -> Result<Optio
         .transpose()
 }
 
-/// Strips the quotes (and a weak prefix) from an entity tag.
-fn unquote(tag: &str) -> &str {
-    let t = tag.trim();
-    let t = t.strip_prefix("W/").unwrap_or(t);
-    t.strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap_or(t)
-}
-
 /// Reads `If-Match` and `If-None-Match` for a write.
 pub fn write_precondition(headers: &HeaderMap) -> Result<Precondition, Error> {
-    let mut pre = Precondition::default();
-    if let Some(m) = header_str(headers, IF_MATCH)? {
-        if m == "*" {
-            pre.if_match_any = true;
-        } else {
-            pre.if_match = Some(unquote(m).to_string());
-        }
-    }
-    if let Some(n) = header_str(headers, IF_NONE_MATCH)? {
-        if n == "*" {
-            pre.if_none_match_any = true;
-        } else {
-            return Err(Error::invalid("If-None-Match on a write supports only *"));
-        }
-    }
-    Ok(pre)
+    Precondition::from_tags(
+        header_str(headers, IF_MATCH)?,
+        header_str(headers, IF_NONE_MATCH)?,
+    )
 }
 
 /// Whether a GET's `If-None-Match` matches the current version (answer 304).

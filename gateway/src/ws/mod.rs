@@ -19,7 +19,6 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use aerolith_common::query::Filter;
 use aerolith_common::{Error, ErrorCode};
 
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops};
@@ -226,26 +225,28 @@ impl Connection {
                 "subscription \"{sub}\" is already in use"
             )));
         }
-        aerolith_common::name::validate_collection(&collection)?;
-        let filter = filter.as_ref().map(Filter::parse).transpose()?;
-        let positions = match since.as_deref().filter(|t| !t.is_empty()) {
-            Some(t) => self.ops.feed_positions(Some(t))?,
-            None => self.ops.feed_heads(Ctx::new(DEFAULT_TIMEOUT)).await?,
-        };
-        let token = positions.encode(self.ops.router().dc());
+        let start = self
+            .ops
+            .open_feed(
+                Ctx::new(DEFAULT_TIMEOUT),
+                &collection,
+                filter.as_ref(),
+                since.as_deref(),
+            )
+            .await?;
         self.out
-            .reply(json!({"type": "subscribed", "sub": sub, "token": token}))
+            .reply(json!({"type": "subscribed", "sub": sub, "token": start.token}))
             .await;
         let spec = subscription::Spec {
             sub: sub.to_string(),
             collection,
-            filter,
+            filter: start.filter,
         };
         let task = tokio::spawn(subscription::run(
             self.ops.clone(),
             self.out.clone(),
             spec,
-            positions,
+            start.positions,
         ));
         self.subs.insert(sub.to_string(), task);
         Ok(())

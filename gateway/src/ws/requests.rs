@@ -22,24 +22,9 @@ fn need<'a>(fields: &'a Map<String, Value>, key: &str) -> Result<&'a str> {
     text(fields, key)?.ok_or_else(|| Error::invalid(format!("this request needs \"{key}\"")))
 }
 
-/// `if_match` / `if_none_match` of a write frame, as with the HTTP headers.
+/// `if_match` / `if_none_match` of a write frame, read like the HTTP headers.
 fn precondition(fields: &Map<String, Value>) -> Result<Precondition> {
-    let mut pre = Precondition::default();
-    match text(fields, "if_match")?.map(str::trim) {
-        Some("*") => pre.if_match_any = true,
-        Some(v) => pre.if_match = Some(v.trim_matches('"').to_string()),
-        None => {}
-    }
-    match text(fields, "if_none_match")?.map(str::trim) {
-        Some("*") => pre.if_none_match_any = true,
-        Some(_) => {
-            return Err(Error::invalid(
-                "if_none_match on a write must be \"*\" (create only)",
-            ));
-        }
-        None => {}
-    }
-    Ok(pre)
+    Precondition::from_tags(text(fields, "if_match")?, text(fields, "if_none_match")?)
 }
 
 fn body_of(fields: &Map<String, Value>, key: &str) -> Result<Vec<u8>> {
