@@ -217,10 +217,12 @@ impl DevCluster {
         let mut endpoints = Endpoints { dcs: Vec::new() };
         for (d, dc) in cluster.dcs.iter().enumerate() {
             let http_port = port(DEFAULT_HTTP_PORT, d, opts.port_base)?;
+            let grpc_port = port(DEFAULT_GRPC_PORT, d, opts.port_base)?;
             let gateway = Gateway::start(GatewayOptions {
                 cluster: cluster.clone(),
                 dc: dc.id.clone(),
                 http_listen: SocketAddr::from(([127, 0, 0, 1], http_port)),
+                grpc_listen: SocketAddr::from(([127, 0, 0, 1], grpc_port)),
                 tls: ca.issue(&format!("{}-gateway", dc.id))?,
                 limits: Limits::default(),
                 ws_queue_frames: opts.ws_queue_frames,
@@ -228,12 +230,11 @@ impl DevCluster {
             })
             .await
             .with_context(|| format!("gateway of {} failed to start", dc.id))?;
-            let grpc = port(DEFAULT_GRPC_PORT, d, opts.port_base)?;
             let admin = port(DEFAULT_ADMIN_PORT, d, opts.port_base)?;
             endpoints.dcs.push(DcEndpoints {
                 id: dc.id.clone(),
                 http: gateway.http_addr().to_string(),
-                grpc: format!("127.0.0.1:{grpc}"),
+                grpc: gateway.grpc_addr().to_string(),
                 admin: format!("127.0.0.1:{admin}"),
             });
             gateways.push(gateway);

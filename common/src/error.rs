@@ -74,6 +74,23 @@ impl ErrorCode {
             .unwrap_or(ErrorCode::Internal)
     }
 
+    /// The gRPC status code (its number in `google.rpc.Code`) that carries this code.
+    pub fn grpc_code(self) -> i32 {
+        match self {
+            ErrorCode::InvalidArgument => 3,
+            ErrorCode::DeadlineExceeded => 4,
+            ErrorCode::NotFound => 5,
+            ErrorCode::AlreadyExists => 6,
+            ErrorCode::PermissionDenied => 7,
+            ErrorCode::PayloadTooLarge | ErrorCode::RateLimited => 8,
+            ErrorCode::PreconditionFailed => 9,
+            ErrorCode::ResumeTokenExpired => 11,
+            ErrorCode::Internal => 13,
+            ErrorCode::Unavailable => 14,
+            ErrorCode::Unauthenticated => 16,
+        }
+    }
+
     /// The HTTP status API.md assigns to the code: the one place that mapping lives.
     pub fn http_status(self) -> u16 {
         match self {

@@ -1,6 +1,9 @@
 //! AerolithDB gateway: stateless; speaks the public protocols to clients and the internal
-//! QUIC RPC to storage nodes. Protocol adapters (`rest`) only parse, call `ops` and render.
+//! QUIC RPC to storage nodes. Protocol adapters (`rest`, `ws`, `graphql`, `grpc`) only parse, call `ops` and
+//! render.
 
+pub mod graphql;
+pub mod grpc;
 pub mod metrics;
 pub mod ops;
 pub mod rest;

@@ -1,4 +1,4 @@
-//! `aerolith-gateway`: the public REST endpoint of one DC.
+//! `aerolith-gateway`: the public endpoints (REST, GraphQL, WebSocket, gRPC) of one DC.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,9 +21,12 @@ struct Args {
     /// The DC this gateway serves.
     #[arg(long, env = "AEROLITH_DC")]
     dc: String,
-    /// TCP address of the REST server.
+    /// TCP address of the HTTP server (REST, GraphQL, WebSocket).
     #[arg(long, env = "AEROLITH_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     http_listen: SocketAddr,
+    /// TCP address of the gRPC server.
+    #[arg(long, env = "AEROLITH_GRPC_LISTEN", default_value = "127.0.0.1:50051")]
+    grpc_listen: SocketAddr,
     /// Frames a WebSocket connection may have queued before its client counts as a slow
     /// consumer and is disconnected (it resumes from its last token).
     #[arg(long, default_value_t = aerolith_gateway::ws::DEFAULT_QUEUE_FRAMES as u64, value_parser = clap::value_parser!(u64).range(1..))]
@@ -48,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         cluster,
         dc: args.dc,
         http_listen: args.http_listen,
+        grpc_listen: args.grpc_listen,
         tls,
         limits: Limits::default(),
         ws_queue_frames: usize::try_from(args.ws_queue_frames).unwrap_or(usize::MAX),
@@ -55,8 +59,9 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     println!(
-        "aerolith-gateway listening on http://{}",
-        gateway.http_addr()
+        "aerolith-gateway listening on http://{} and grpc://{}",
+        gateway.http_addr(),
+        gateway.grpc_addr()
     );
     aerolith_common::signal::shutdown_signal().await;
     gateway.shutdown().await;

@@ -1,4 +1,5 @@
-//! A running gateway: the HTTP server in front of the operation layer.
+//! A running gateway: the HTTP server (REST, GraphQL, WebSocket) and the gRPC server in
+//! front of one operation layer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use aerolith_common::rpc::{RpcClient, TlsMaterial};
 use aerolith_common::topology::ClusterConfig;
 use aerolith_common::{Error, Result};
 
+use crate::grpc;
 use crate::metrics::prometheus;
 use crate::ops::Ops;
 use crate::rest::{self, AppState};
@@ -27,8 +29,10 @@ pub struct GatewayOptions {
     pub cluster: ClusterConfig,
     /// The DC this gateway serves.
     pub dc: String,
-    /// TCP address of the REST server (port 0 picks one).
+    /// TCP address of the HTTP server: REST, GraphQL and WebSocket (port 0 picks one).
     pub http_listen: SocketAddr,
+    /// TCP address of the gRPC server (port 0 picks one).
+    pub grpc_listen: SocketAddr,
     /// Certificate material for the internal RPC.
     pub tls: TlsMaterial,
     /// Frames a WebSocket connection may have queued before its client is a slow consumer.
@@ -43,18 +47,23 @@ pub struct GatewayOptions {
 /// A started gateway.
 pub struct Gateway {
     http_addr: SocketAddr,
+    grpc_addr: SocketAddr,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
+    grpc_stop: oneshot::Sender<()>,
+    grpc_task: JoinHandle<()>,
     router: Arc<Router>,
 }
 
 impl Gateway {
-    /// Binds the HTTP port and starts serving.
+    /// Binds the HTTP and gRPC ports and starts serving.
     pub async fn start(opts: GatewayOptions) -> Result<Gateway> {
         let client = RpcClient::new(&opts.tls)?;
         let router = Arc::new(Router::new(opts.cluster, &opts.dc, client)?);
+        let ops = Ops::new(router.clone(), opts.limits);
         let state = AppState {
-            ops: Ops::new(router.clone(), opts.limits),
+            graphql: crate::graphql::schema(ops.clone()),
+            ops: ops.clone(),
             metrics: prometheus(),
             ws_queue_frames: opts.ws_queue_frames.max(1),
             ws_heartbeat: opts.ws_heartbeat.max(std::time::Duration::from_millis(100)),
@@ -63,6 +72,8 @@ impl Gateway {
             Error::unavailable(format!("cannot listen on {}: {e}", opts.http_listen))
         })?;
         let http_addr = listener.local_addr().map_err(Error::internal)?;
+        let grpc_listener = grpc::bind(opts.grpc_listen).await?;
+        let grpc_addr = grpc_listener.local_addr().map_err(Error::internal)?;
         let (stop, stopped) = oneshot::channel::<()>();
         let app = rest::router(state);
         let task = tokio::spawn(async move {
@@ -73,11 +84,23 @@ impl Gateway {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
-        tracing::info!(dc = %opts.dc, %http_addr, "gateway serving REST");
+        let (grpc_stop, grpc_stopped) = oneshot::channel::<()>();
+        let grpc_task = tokio::spawn(async move {
+            let stop = async {
+                let _ = grpc_stopped.await;
+            };
+            if let Err(e) = grpc::serve(grpc_listener, ops, stop).await {
+                tracing::error!(error = %e.message, "gRPC server failed");
+            }
+        });
+        tracing::info!(dc = %opts.dc, %http_addr, %grpc_addr, "gateway serving");
         Ok(Gateway {
             http_addr,
+            grpc_addr,
             stop,
             task,
+            grpc_stop,
+            grpc_task,
             router,
         })
     }
@@ -89,21 +112,28 @@ impl Gateway {
             .await
     }
 
-    /// The REST address.
+    /// The HTTP address (REST, GraphQL, WebSocket).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
     }
 
     /// Stops accepting, lets in-flight requests finish, and closes RPC connections.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
-        let mut task = self.task;
+        let _ = self.grpc_stop.send(());
         // A client holding a request open must not keep the process from exiting.
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
-            .await
-            .is_err()
-        {
-            task.abort();
+        for mut task in [self.task, self.grpc_task] {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
         }
         self.router.close();
     }

@@ -39,6 +39,7 @@ async fn silent_storage_node_gives_deadline_exceeded_then_unavailable() {
         cluster,
         dc: "dc1".into(),
         http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        grpc_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         tls: DevCa::generate().unwrap().issue("gateway").unwrap(),
         limits: Limits::default(),
         ws_queue_frames: aerolith_gateway::ws::DEFAULT_QUEUE_FRAMES,

@@ -14,6 +14,10 @@ use serde_json::Value;
 pub struct TestCluster {
     pub cluster: Option<DevCluster>,
     pub base: String,
+    /// The gateway's HTTP address (`127.0.0.1:port`).
+    pub http_addr: String,
+    /// The gateway's gRPC address.
+    pub grpc_addr: String,
     pub http: reqwest::Client,
 }
 
@@ -51,10 +55,13 @@ async fn start_opts(
 /// Starts a dev cluster with any options.
 pub async fn start_with(opts: DevOptions) -> TestCluster {
     let cluster = DevCluster::start(opts).await.expect("cluster starts");
-    let base = format!("http://{}", cluster.endpoints().dcs[0].http);
+    let dc = &cluster.endpoints().dcs[0];
+    let (http_addr, grpc_addr) = (dc.http.clone(), dc.grpc.clone());
     TestCluster {
         cluster: Some(cluster),
-        base,
+        base: format!("http://{http_addr}"),
+        http_addr,
+        grpc_addr,
         http: reqwest::Client::new(),
     }
 }

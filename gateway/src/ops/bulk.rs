@@ -196,6 +196,17 @@ impl Ops {
         if let Some(key) = top.keys().next() {
             return Err(Error::invalid(format!("unknown bulk field {key:?}")));
         }
+        self.bulk_ops(ctx, collection, ops).await
+    }
+
+    /// Runs bulk ops (each a JSON object as in the REST body) against one collection.
+    pub async fn bulk_ops(
+        &self,
+        ctx: Ctx,
+        collection: &str,
+        ops: Vec<Value>,
+    ) -> Result<Vec<BulkItem>> {
+        validate_collection(collection)?;
         if ops.len() > MAX_BULK_OPS {
             return Err(Error::invalid(format!(
                 "a bulk request may hold at most {MAX_BULK_OPS} ops, not {}",

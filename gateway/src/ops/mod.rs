@@ -9,6 +9,7 @@ mod cursor;
 mod documents;
 mod query;
 mod token;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub use collections::CollectionInfo;
 pub use documents::{Page, Precondition, unquote};
 pub use query::QueryInput;
 pub use token::Positions;
+pub use watch::{Watch, WatchItem};
 
 /// Default request deadline (API.md: REST default 10 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -147,6 +147,21 @@ impl FromRequest<AppState> for BulkBody {
     }
 }
 
+/// A GraphQL request body: JSON like [`JsonBody`], with room for the query beside a
+/// document of the largest size.
+pub struct GraphqlBody(pub Bytes);
+
+/// Bytes a GraphQL body may hold beyond the document size limit.
+const GRAPHQL_EXTRA_BYTES: usize = 64 * 1024;
+
+impl FromRequest<AppState> for GraphqlBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let limit = state.ops.limits().max_bytes * 2 + GRAPHQL_EXTRA_BYTES;
+        Ok(GraphqlBody(json_body(req, limit).await?))
+    }
+}
+
 /// A PATCH body and its format, chosen by Content-Type.
 pub struct PatchBody(pub PatchKind, pub Bytes);
 

@@ -28,6 +28,8 @@ use openapi::{Header as H, Method, Op, Param as P, Reply};
 pub struct AppState {
     /// The operation layer.
     pub ops: Ops,
+    /// The GraphQL schema over the same operation layer.
+    pub graphql: crate::graphql::GraphqlExecutor,
     /// Prometheus renderer.
     pub metrics: PrometheusHandle,
     /// Frames a WebSocket connection may have queued before its client is a slow consumer.
@@ -350,6 +352,48 @@ pub fn routes() -> Vec<Route> {
                 "text/plain",
                 "MetricsText",
             )),
+        ),
+        Route::new(
+            Post,
+            "/graphql",
+            crate::graphql::execute,
+            Op::new("graphql", "graphql", "Execute a GraphQL request")
+                .describe(
+                    "The schema of API.md's GraphQL section. Errors are GraphQL errors (HTTP 200) \
+                    whose extensions.code holds the error code; a malformed request gets one \
+                    invalid_argument error.",
+                )
+                .body(true, &[("application/json", "GraphqlRequest")])
+                .reply(Reply::json(200, "The GraphQL response", "GraphqlResponse"))
+                .errors(&[]),
+        ),
+        Route::new(
+            Get,
+            "/graphql",
+            crate::graphql::graphiql,
+            Op::new("graphiql", "graphql", "The GraphiQL IDE").reply(Reply::content(
+                200,
+                "GraphiQL",
+                "text/html",
+                "Html",
+            )),
+        ),
+        Route::new(
+            Get,
+            "/graphql/ws",
+            crate::graphql::upgrade,
+            Op::new(
+                "graphqlWebSocket",
+                "graphql",
+                "GraphQL subscriptions over a WebSocket",
+            )
+            .describe(
+                "The graphql-transport-ws protocol (graphql-ws is also accepted), chosen with \
+                    Sec-WebSocket-Protocol. Subscription changes(collection, filter, since) yields \
+                    a checkpoint first, then ChangeEvents.",
+            )
+            .reply(Reply::empty(101, "Switching to the WebSocket protocol"))
+            .errors(&[]),
         ),
         Route::new(
             Get,

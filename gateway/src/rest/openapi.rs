@@ -597,6 +597,15 @@ fn schemas() -> Value {
         })),
         "MetricsText": {"type": "string", "description": "Prometheus text exposition format."},
         "OpenApiDocument": {"type": "object", "description": "An OpenAPI 3.0 document."},
+        "GraphqlRequest": {"type": "object", "required": ["query"], "properties": {
+            "query": {"type": "string"}, "operationName": {"type": "string", "nullable": true},
+            "variables": {"type": "object", "nullable": true, "additionalProperties": true}},
+            "description": "A GraphQL request (or an array of them, a batch)."},
+        "GraphqlResponse": {"type": "object", "properties": {
+            "data": {"type": "object", "nullable": true, "additionalProperties": true},
+            "errors": {"type": "array", "items": {"type": "object", "additionalProperties": true}}},
+            "description": "A GraphQL response; errors[].extensions.code holds the error code."},
+        "Html": {"type": "string", "description": "An HTML page."},
     })
 }
 

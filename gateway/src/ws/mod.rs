@@ -235,19 +235,10 @@ impl Connection {
             )
             .await?;
         self.out
-            .reply(json!({"type": "subscribed", "sub": sub, "token": start.token}))
+            .reply(json!({"type": "subscribed", "sub": sub, "token": start.token.clone()}))
             .await;
-        let spec = subscription::Spec {
-            sub: sub.to_string(),
-            collection,
-            filter: start.filter,
-        };
-        let task = tokio::spawn(subscription::run(
-            self.ops.clone(),
-            self.out.clone(),
-            spec,
-            start.positions,
-        ));
+        let watch = self.ops.watch(&collection, start);
+        let task = tokio::spawn(subscription::run(watch, self.out.clone(), sub.to_string()));
         self.subs.insert(sub.to_string(), task);
         Ok(())
     }

@@ -1,0 +1,171 @@
+//! The GraphQL endpoint beyond the parity suite: GraphiQL, collection queries, null plus a
+//! coded error for missing things, codes on the errors async-graphql raises itself (syntax,
+//! validation, depth), and filtered subscriptions over `graphql-transport-ws`.
+
+mod protocols;
+mod support;
+
+use serde_json::{Value, json};
+
+use protocols::graphql::{GraphqlFeed, first_error};
+use support::{TestCluster, start};
+
+async fn graphql(c: &TestCluster, body: &str) -> Value {
+    let resp = c
+        .http
+        .post(format!("{}/graphql", c.base))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    serde_json::from_slice(&resp.bytes().await.unwrap()).expect("a JSON response")
+}
+
+async fn run(c: &TestCluster, query: &str, variables: Value) -> Value {
+    graphql(
+        c,
+        &json!({"query": query, "variables": variables}).to_string(),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_collections_and_coded_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path(), 3).await;
+
+    let page = c.get("/graphql").await;
+    assert_eq!(page.status, 200);
+    let html = String::from_utf8_lossy(&page.raw).to_lowercase();
+    assert!(
+        html.contains("graphiql") && html.contains("/graphql/ws"),
+        "{html}"
+    );
+
+    let r = run(&c, "mutation { createCollection(name: \"people\", conflictStrategy: SIBLINGS) { name conflictStrategy } }", json!({})).await;
+    assert_eq!(
+        r["data"]["createCollection"],
+        json!({"name": "people", "conflictStrategy": "SIBLINGS"}),
+        "{r}"
+    );
+    let r = run(
+        &c,
+        "mutation { createCollection(name: \"plain\") { conflictStrategy } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        r["data"]["createCollection"]["conflictStrategy"], "LWW",
+        "{r}"
+    );
+    let r = run(
+        &c,
+        "{ collections { name conflictStrategy } collection(name: \"people\") { name } }",
+        json!({}),
+    )
+    .await;
+    let names: Vec<&Value> = r["data"]["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["name"])
+        .collect();
+    assert!(
+        names.contains(&&json!("people")) && names.contains(&&json!("plain")),
+        "{r}"
+    );
+    assert_eq!(r["data"]["collection"]["name"], "people");
+
+    // Missing things: the nullable field is null and the error carries not_found.
+    let r = run(&c, "{ collection(name: \"ghost\") { name } }", json!({})).await;
+    assert_eq!(r["data"]["collection"], Value::Null, "{r}");
+    assert_eq!(first_error(&r).as_deref(), Some("not_found"), "{r}");
+    let r = run(
+        &c,
+        "{ document(collection: \"people\", id: \"nobody\") { id } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(r["data"]["document"], Value::Null, "{r}");
+    assert_eq!(first_error(&r).as_deref(), Some("not_found"), "{r}");
+
+    // Errors raised before any resolver runs are the client's: invalid_argument.
+    for body in [
+        "not json".to_string(),
+        json!({"query": "{ collections { name "}).to_string(),
+        json!({"query": "{ collections { nope } }"}).to_string(),
+        json!({"query": "query($l: Int) { documents(collection: \"people\", limit: $l) { nextCursor } }", "variables": {"l": "ten"}}).to_string(),
+        json!({"query": format!("{{ __schema {{ types {{ {}name{} }} }} }}", "fields { type { ".repeat(12), " } }".repeat(12))}).to_string(),
+    ] {
+        let r = graphql(&c, &body).await;
+        assert_eq!(first_error(&r).as_deref(), Some("invalid_argument"), "{body} -> {r}");
+    }
+    // A limit outside 1..=1000 is the same invalid_argument as over REST.
+    let r = run(
+        &c,
+        "{ documents(collection: \"people\", limit: 5000) { nextCursor } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(first_error(&r).as_deref(), Some("invalid_argument"), "{r}");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_filter_and_end_with_a_coded_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path(), 3).await;
+    c.put_json("/v1/collections/subs", &json!({}), &[]).await;
+    let mut feed = GraphqlFeed::connect(&c.http_addr).await;
+    feed.subscribe(
+        "subscription($f: JSON) { changes(collection: \"subs\", filter: $f) { op id data token } }",
+        json!({"f": {"keep": true}}),
+    )
+    .await;
+    let first = feed.next().await.expect("initial checkpoint");
+    assert_eq!(first["op"], "checkpoint", "{first}");
+    for (id, keep) in [("a", false), ("b", true)] {
+        let r = c
+            .put_json(
+                &format!("/v1/collections/subs/docs/{id}"),
+                &json!({"keep": keep}),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    c.delete("/v1/collections/subs/docs/a", &[]).await;
+    let b = feed.next_change().await;
+    assert_eq!(
+        b.as_ref().map(|e| (e["op"].clone(), e["id"].clone())),
+        Ok((json!("put"), json!("b"))),
+        "{b:?}"
+    );
+    let a = feed.next_change().await;
+    assert_eq!(
+        a.as_ref()
+            .map(|e| (e["op"].clone(), e["id"].clone(), e["data"].clone())),
+        Ok((json!("delete"), json!("a"), Value::Null)),
+        "{a:?}"
+    );
+
+    // Deleting the collection ends the subscription with not_found.
+    let r = c.delete("/v1/collections/subs", &[]).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(feed.next_change().await, Err("not_found".to_string()));
+    c.stop().await;
+}
+
+impl GraphqlFeed {
+    /// The next event that is not a checkpoint.
+    async fn next_change(&mut self) -> protocols::Outcome {
+        loop {
+            let e = self.next().await?;
+            if e["op"] != "checkpoint" {
+                return Ok(e);
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The gRPC endpoint beyond the parity suite: server reflection (v1 and v1alpha) lists the
+//! services so that `grpcurl -plaintext HOST:PORT list` works, `grpc.health.v1` answers,
+//! and bulk writes, collection deletes and deadlines behave as API.md says.
+
+mod protocols;
+mod support;
+
+use std::time::Duration;
+
+use futures::stream;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use aerolith_proto::v1 as api;
+use protocols::grpc::{Grpc, code_of};
+use support::start;
+
+async fn channel(addr: &str) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("gRPC connects")
+}
+
+/// Lists services through one version of the reflection API (v1 and v1alpha generate the
+/// same types in different modules).
+macro_rules! list_services {
+    ($version:ident, $channel:expr) => {{
+        use tonic_reflection::pb::$version::ServerReflectionRequest;
+        use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
+        let req = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut replies = ServerReflectionClient::new($channel)
+            .server_reflection_info(stream::iter(vec![req]))
+            .await
+            .expect("reflection answers")
+            .into_inner();
+        match replies
+            .message()
+            .await
+            .unwrap()
+            .and_then(|r| r.message_response)
+        {
+            Some(MessageResponse::ListServicesResponse(l)) => l
+                .service
+                .into_iter()
+                .map(|s| s.name)
+                .collect::<Vec<String>>(),
+            other => panic!("unexpected reflection reply {other:?}"),
+        }
+    }};
+}
+
+/// The services a reflection client lists, through v1 or v1alpha.
+async fn listed_services(addr: &str, v1: bool) -> Vec<String> {
+    let ch = channel(addr).await;
+    if v1 {
+        list_services!(v1, ch)
+    } else {
+        list_services!(v1alpha, ch)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_the_services_and_health_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path(), 3).await;
+    for v1 in [true, false] {
+        let services = listed_services(&c.grpc_addr, v1).await;
+        for want in ["aerolith.v1.Documents", "grpc.health.v1.Health"] {
+            assert!(services.iter().any(|s| s == want), "v1={v1}: {services:?}");
+        }
+    }
+    let mut health = HealthClient::new(channel(&c.grpc_addr).await);
+    for service in ["", "aerolith.v1.Documents"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health answers")
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_writes_collections_and_deadlines_over_grpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path(), 3).await;
+    let mut client = Grpc::connect(&c.grpc_addr).await.client();
+
+    let op = |op: &str, id: &str, data: &str, patch: &str| api::BulkOp {
+        op: op.into(),
+        id: id.into(),
+        data_json: data.into(),
+        patch_json: patch.into(),
+        if_match: String::new(),
+    };
+    let results = client
+        .bulk_write(api::BulkWriteRequest {
+            collection: "bulk".into(),
+            ops: vec![
+                op("put", "a", r#"{"n": 1}"#, ""),
+                op("patch", "a", "", r#"{"m": 2}"#),
+                op("put", "", r#"{"gen": true}"#, ""),
+                op("delete", "missing", "", ""),
+                op("upsert", "x", "{}", ""),
+            ],
+        })
+        .await
+        .expect("bulk answers")
+        .into_inner()
+        .results;
+    let statuses: Vec<u32> = results.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![201, 200, 201, 404, 400]);
+    assert!(results[2].id.as_ref().is_some_and(|id| id.len() == 36));
+    assert_eq!(
+        results[3].error.as_ref().map(|e| e.code.as_str()),
+        Some("not_found")
+    );
+    let doc = client
+        .get_document(api::GetDocumentRequest {
+            collection: "bulk".into(),
+            id: "a".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(doc.data_json, r#"{"m":2,"n":1}"#);
+    assert_eq!(Some(doc.version), results[1].version);
+
+    // Malformed JSON in any op fails the whole request, as a malformed REST body does.
+    let status = client
+        .bulk_write(api::BulkWriteRequest {
+            collection: "bulk".into(),
+            ops: vec![op("put", "b", "{", "")],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&status), "invalid_argument");
+
+    let listed = client
+        .list_collections(api::ListCollectionsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .collections;
+    assert!(
+        listed
+            .iter()
+            .any(|c| c.name == "bulk" && c.conflict_strategy == "lww")
+    );
+    let got = client
+        .get_collection(api::GetCollectionRequest {
+            name: "bulk".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(got.created_at.ends_with('Z'), "{got:?}");
+    client
+        .delete_collection(api::DeleteCollectionRequest {
+            name: "bulk".into(),
+        })
+        .await
+        .expect("collection deleted");
+    let status = client
+        .get_collection(api::GetCollectionRequest {
+            name: "bulk".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&status), "not_found");
+
+    // A malformed grpc-timeout is the client's error.
+    let mut req = tonic::Request::new(api::ListCollectionsRequest {});
+    req.metadata_mut()
+        .insert("grpc-timeout", "soon".parse().unwrap());
+    let status = client.list_collections(req).await.unwrap_err();
+    assert_eq!(code_of(&status), "invalid_argument");
+    // A deadline the client sets is honoured.
+    let mut req = tonic::Request::new(api::ListCollectionsRequest {});
+    req.set_timeout(Duration::from_secs(5));
+    client
+        .list_collections(req)
+        .await
+        .expect("within the deadline");
+    c.stop().await;
+}

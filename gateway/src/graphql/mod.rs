@@ -1,0 +1,269 @@
+//! The GraphQL adapter (API.md "GraphQL"): the schema's resolvers call the operation layer;
+//! `POST /graphql` executes, `GET /graphql` serves GraphiQL, and `/graphql/ws` carries
+//! subscriptions over `graphql-transport-ws` (and the older `graphql-ws`).
+
+pub mod json;
+mod mutation;
+mod query;
+mod subscription;
+mod types;
+
+use std::sync::Arc;
+
+use async_graphql::futures_util::stream::BoxStream;
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::{Data, Executor, Request, Response, Schema, ServerError, Value};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::response::{Html, IntoResponse};
+use futures::StreamExt;
+
+use aerolith_common::{Error, ErrorCode};
+
+use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops};
+use crate::rest::AppState;
+use crate::rest::error::ApiError;
+use crate::rest::extract::{GraphqlBody, RequestCtx};
+use mutation::MutationRoot;
+use query::QueryRoot;
+use subscription::SubscriptionRoot;
+
+/// Deepest selection a query may nest (introspection needs about 13).
+const MAX_DEPTH: usize = 20;
+/// Most fields a query may select, counted by async-graphql's complexity rule.
+const MAX_COMPLEXITY: usize = 2000;
+
+/// The schema type.
+pub type AerolithSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// The schema with its executor rules: every request's variables get their numbers back
+/// (see [`json::normalize`]) and every error gets an API.md code.
+#[derive(Clone)]
+pub struct GraphqlExecutor(AerolithSchema);
+
+/// The schema, its resolvers calling `ops`.
+pub fn schema(ops: Ops) -> GraphqlExecutor {
+    GraphqlExecutor(
+        Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+            .data(ops)
+            .limit_depth(MAX_DEPTH)
+            .limit_complexity(MAX_COMPLEXITY)
+            .finish(),
+    )
+}
+
+impl GraphqlExecutor {
+    /// The schema in SDL.
+    pub fn sdl(&self) -> String {
+        self.0.sdl()
+    }
+}
+
+fn prepare(mut request: Request) -> Request {
+    for v in request.variables.values_mut() {
+        json::normalize(v);
+    }
+    request
+}
+
+/// Errors raised by async-graphql itself (syntax, validation, limits) have no code: they are
+/// the client's, so `invalid_argument`.
+fn coded(mut resp: Response) -> Response {
+    for e in &mut resp.errors {
+        let ext = e.extensions.get_or_insert_with(Default::default);
+        if ext.get("code").is_none() {
+            ext.set("code", ErrorCode::InvalidArgument.as_str());
+        }
+    }
+    resp
+}
+
+impl Executor for GraphqlExecutor {
+    async fn execute(&self, request: Request) -> Response {
+        coded(self.0.execute(prepare(request)).await)
+    }
+
+    fn execute_stream(
+        &self,
+        request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        Executor::execute_stream(&self.0, prepare(request), session_data)
+            .map(coded)
+            .boxed()
+    }
+}
+
+/// An operation-layer error as a GraphQL error carrying its code.
+pub(crate) fn gql(e: Error) -> async_graphql::Error {
+    let code = e.code.as_str();
+    use async_graphql::ErrorExtensions;
+    async_graphql::Error::new(e.message).extend_with(|_, ext| ext.set("code", code))
+}
+
+/// The request's deadline (subscriptions, which have none, get the default for each call).
+pub(crate) fn ctx(c: &async_graphql::Context<'_>) -> Ctx {
+    c.data_opt::<Ctx>()
+        .copied()
+        .unwrap_or_else(|| Ctx::new(DEFAULT_TIMEOUT))
+}
+
+/// The operation layer.
+pub(crate) fn ops<'a>(c: &async_graphql::Context<'a>) -> async_graphql::Result<&'a Ops> {
+    c.data::<Ops>()
+}
+
+/// `POST /graphql`: executes one request (or a batch).
+pub async fn execute(
+    State(s): State<AppState>,
+    RequestCtx(ctx): RequestCtx,
+    body: Result<GraphqlBody, ApiError>,
+) -> GraphQLResponse {
+    let batch = body.map_err(|e| e.error).and_then(|GraphqlBody(bytes)| {
+        serde_json::from_slice::<async_graphql::BatchRequest>(&bytes)
+            .map_err(|e| Error::invalid(format!("not a GraphQL request: {e}")))
+    });
+    match batch {
+        Ok(batch) => s.graphql.execute_batch(batch.data(ctx)).await.into(),
+        Err(e) => {
+            let mut err = ServerError::new(e.message, None);
+            err.extensions
+                .get_or_insert_with(Default::default)
+                .set("code", Value::from(e.code.as_str()));
+            Response::from_errors(vec![err]).into()
+        }
+    }
+}
+
+/// `GET /graphql`: the GraphiQL IDE.
+pub async fn graphiql() -> impl IntoResponse {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .finish(),
+    )
+}
+
+/// `GET /graphql/ws`: subscriptions (and queries and mutations) over a WebSocket.
+pub async fn upgrade(
+    State(s): State<AppState>,
+    protocol: GraphQLProtocol,
+    ws: WebSocketUpgrade,
+) -> impl IntoResponse {
+    ws.protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| GraphQLWebSocket::new(stream, s.graphql, protocol).serve())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// API.md's schema, verbatim.
+    const API_SCHEMA: &str = r#"
+scalar JSON
+enum ConflictStrategy { LWW SIBLINGS FIELD_MERGE }
+type Collection { name: String!, conflictStrategy: ConflictStrategy! }
+type ConflictVersion { version: String!, updatedAt: String!, origin: String!, data: JSON! }
+type Document { collection: String!, id: ID!, version: String!, updatedAt: String!, origin: String!, data: JSON!, conflicts: [ConflictVersion!] }
+type DocumentPage { documents: [Document!]!, nextCursor: String }
+type ChangeEvent { op: String!, collection: String!, id: ID, version: String, updatedAt: String, origin: String, data: JSON, token: String! }
+input SortInput { field: String!, order: String = "asc" }
+type Query {
+  collections: [Collection!]!
+  collection(name: String!): Collection
+  document(collection: String!, id: ID!): Document
+  documents(collection: String!, filter: JSON, sort: [SortInput!], limit: Int = 100, cursor: String, projection: [String!]): DocumentPage!
+}
+type Mutation {
+  createCollection(name: String!, conflictStrategy: ConflictStrategy = LWW): Collection!
+  putDocument(collection: String!, id: ID, data: JSON!, ifMatch: String, ifNoneMatch: Boolean, writeConcern: String): Document!
+  patchDocument(collection: String!, id: ID!, patch: JSON!, ifMatch: String, writeConcern: String): Document!
+  deleteDocument(collection: String!, id: ID!, ifMatch: String, writeConcern: String): Boolean!
+}
+type Subscription { changes(collection: String!, filter: JSON, since: String): ChangeEvent! }
+"#;
+
+    /// Every `kind Name.member signature` of an SDL text, descriptions, directives and
+    /// layout dropped, so two renderings of one schema compare equal.
+    fn members(sdl: &str) -> BTreeSet<String> {
+        let mut text = String::new();
+        let mut in_description = false;
+        for line in sdl.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("\"\"\"") {
+                if !rest.contains("\"\"\"") {
+                    in_description = !in_description;
+                }
+                continue;
+            }
+            if !in_description && !line.starts_with('"') && !line.starts_with('@') {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        for p in ["{", "}", "(", ")", ",", ":", "=", "!", "[", "]"] {
+            text = text.replace(p, &format!(" {p} "));
+        }
+        let tokens: Vec<&str> = text.split_whitespace().filter(|t| *t != ",").collect();
+        let is_name = |t: &str| t.chars().all(|c| c.is_alphanumeric() || c == '_');
+        let mut out = BTreeSet::new();
+        let mut i = 0;
+        while i < tokens.len() {
+            let (kind, name) = (tokens[i], tokens.get(i + 1).copied().unwrap_or(""));
+            i += 2;
+            match kind {
+                "scalar" => {
+                    out.insert(format!("scalar {name}"));
+                    continue;
+                }
+                "type" | "input" | "enum" if tokens.get(i) == Some(&"{") => i += 1,
+                _ => {
+                    // `schema { ... }`, `directive ...` and the like: skip to the next block.
+                    while i < tokens.len() && tokens[i] != "}" {
+                        i += 1;
+                    }
+                    i += 1;
+                    continue;
+                }
+            }
+            while i < tokens.len() && tokens[i] != "}" {
+                let mut member = vec![tokens[i]];
+                i += 1;
+                if kind != "enum" {
+                    let mut depth = 0;
+                    while i < tokens.len() {
+                        let t = tokens[i];
+                        let starts_next = depth == 0
+                            && is_name(t)
+                            && matches!(tokens.get(i + 1), Some(&":") | Some(&"("))
+                            && member.last() != Some(&"=")
+                            && member.last() != Some(&":")
+                            && member.last() != Some(&"[");
+                        if t == "}" && depth == 0 || starts_next {
+                            break;
+                        }
+                        depth += i32::from(t == "(") - i32::from(t == ")");
+                        member.push(t);
+                        i += 1;
+                    }
+                }
+                out.insert(format!("{kind} {name}.{}", member.join(" ")));
+            }
+            i += 1;
+        }
+        out
+    }
+
+    #[test]
+    fn the_schema_is_exactly_api_md() {
+        let sdl = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+            .finish()
+            .sdl();
+        let want = members(API_SCHEMA);
+        let have = members(&sdl);
+        assert_eq!(want.len(), 38, "{want:#?}");
+        assert_eq!(have, want, "SDL:\n{sdl}");
+    }
+}

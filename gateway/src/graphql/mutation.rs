@@ -1,0 +1,123 @@
+//! `type Mutation`: collection creation and document writes.
+
+use async_graphql::{Context, ID, Object, Result};
+
+use aerolith_common::Error;
+use aerolith_common::patch::PatchKind;
+
+use super::json::Json;
+use super::types::{Collection, ConflictStrategy, Document};
+use super::{ctx, gql, ops};
+use crate::ops::Precondition;
+
+/// The root of writes.
+pub struct MutationRoot;
+
+fn body(v: &serde_json::Value) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| gql(Error::internal(e)))
+}
+
+fn precondition(if_match: Option<&str>, if_none_match: bool) -> Result<Precondition> {
+    Precondition::from_tags(if_match, if_none_match.then_some("*")).map_err(gql)
+}
+
+/// `writeConcern` is accepted but only `local` is served until cross-DC replication lands.
+fn write_concern(wc: Option<&str>) -> Result<()> {
+    match wc {
+        None | Some("local") | Some("all") => Ok(()),
+        Some(other) => Err(gql(Error::invalid(format!(
+            "writeConcern must be local or all, not {other:?}"
+        )))),
+    }
+}
+
+#[Object(name = "Mutation")]
+impl MutationRoot {
+    /// Creates a collection (or confirms one with the same strategy).
+    async fn create_collection(
+        &self,
+        c: &Context<'_>,
+        name: String,
+        #[graphql(default_with = "Some(ConflictStrategy::Lww)")] conflict_strategy: Option<
+            ConflictStrategy,
+        >,
+    ) -> Result<Collection> {
+        let strategy = conflict_strategy.map(ConflictStrategy::as_str);
+        let (info, _) = ops(c)?
+            .put_collection(ctx(c), &name, strategy)
+            .await
+            .map_err(gql)?;
+        Ok(info.into())
+    }
+
+    /// Creates or replaces a document (without `id`, creates one under a generated id).
+    #[allow(clippy::too_many_arguments)]
+    async fn put_document(
+        &self,
+        c: &Context<'_>,
+        collection: String,
+        id: Option<ID>,
+        data: Json,
+        if_match: Option<String>,
+        if_none_match: Option<bool>,
+        write_concern: Option<String>,
+    ) -> Result<Document> {
+        self::write_concern(write_concern.as_deref())?;
+        let pre = precondition(if_match.as_deref(), if_none_match.unwrap_or(false))?;
+        let bytes = body(&data.0)?;
+        let ops = ops(c)?;
+        let doc = match id {
+            Some(id) => ops
+                .put_document(ctx(c), &collection, &id, &bytes, &pre)
+                .await
+                .map(|(d, _)| d),
+            None if pre.if_match.is_some() || pre.if_match_any => Err(Error::invalid(
+                "ifMatch needs an id: a document without one is always created",
+            )),
+            None => ops.create_document(ctx(c), &collection, &bytes).await,
+        };
+        Ok(Document(doc.map_err(gql)?))
+    }
+
+    /// Applies a merge patch (an object) or a JSON Patch (an array).
+    async fn patch_document(
+        &self,
+        c: &Context<'_>,
+        collection: String,
+        id: ID,
+        patch: Json,
+        if_match: Option<String>,
+        write_concern: Option<String>,
+    ) -> Result<Document> {
+        self::write_concern(write_concern.as_deref())?;
+        let pre = precondition(if_match.as_deref(), false)?;
+        let kind = if patch.0.is_array() {
+            PatchKind::JsonPatch
+        } else {
+            PatchKind::Merge
+        };
+        let doc = ops(c)?
+            .patch_document(ctx(c), &collection, &id, kind, &body(&patch.0)?, &pre)
+            .await
+            .map_err(gql)?;
+        Ok(Document(doc))
+    }
+
+    /// Deletes a document; true once deleted.
+    async fn delete_document(
+        &self,
+        c: &Context<'_>,
+        collection: String,
+        id: ID,
+        if_match: Option<String>,
+        write_concern: Option<String>,
+    ) -> Result<bool> {
+        self::write_concern(write_concern.as_deref())?;
+        let pre = precondition(if_match.as_deref(), false)?;
+        ops(c)?
+            .delete_document(ctx(c), &collection, &id, &pre)
+            .await
+            .map_err(gql)?;
+        Ok(true)
+    }
+}

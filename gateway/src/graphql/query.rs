@@ -1,0 +1,76 @@
+//! `type Query`: collection and document reads.
+
+use async_graphql::{Context, ID, Object, Result};
+use serde_json::{Value, json};
+
+use super::json::Json;
+use super::types::{Collection, Document, DocumentPage, SortInput};
+use super::{ctx, gql, ops};
+use crate::ops::{QueryInput, parse_limit};
+
+/// The root of reads.
+pub struct QueryRoot;
+
+#[Object(name = "Query")]
+impl QueryRoot {
+    /// Every collection of the DC.
+    async fn collections(&self, c: &Context<'_>) -> Result<Vec<Collection>> {
+        let list = ops(c)?.list_collections(ctx(c)).await.map_err(gql)?;
+        Ok(list.into_iter().map(Collection::from).collect())
+    }
+
+    /// One collection; null (with a `not_found` error) if it does not exist.
+    async fn collection(&self, c: &Context<'_>, name: String) -> Result<Option<Collection>> {
+        let info = ops(c)?.get_collection(ctx(c), &name).await.map_err(gql)?;
+        Ok(Some(info.into()))
+    }
+
+    /// One document; null (with a `not_found` error) if absent or deleted.
+    async fn document(
+        &self,
+        c: &Context<'_>,
+        collection: String,
+        id: ID,
+    ) -> Result<Option<Document>> {
+        let doc = ops(c)?
+            .get_document(ctx(c), &collection, &id)
+            .await
+            .map_err(gql)?;
+        Ok(Some(Document(doc)))
+    }
+
+    /// One page of a query (API.md "Query").
+    #[allow(clippy::too_many_arguments)]
+    async fn documents(
+        &self,
+        c: &Context<'_>,
+        collection: String,
+        filter: Option<Json>,
+        sort: Option<Vec<SortInput>>,
+        #[graphql(default = 100)] limit: Option<i32>,
+        cursor: Option<String>,
+        projection: Option<Vec<String>>,
+    ) -> Result<DocumentPage> {
+        let sort = sort.map(|keys| {
+            Value::Array(
+                keys.into_iter()
+                    .map(|k| json!({"field": k.field, "order": k.order.unwrap_or_else(|| "asc".into())}))
+                    .collect(),
+            )
+        });
+        let limit = limit.map(|n| n.to_string());
+        let input = QueryInput {
+            filter: filter.map(|f| f.0).filter(|f| !f.is_null()),
+            sort,
+            limit: parse_limit(limit.as_deref()).map_err(gql)?,
+            cursor,
+            projection: projection
+                .map(|p| Value::Array(p.into_iter().map(Value::String).collect())),
+        };
+        let page = ops(c)?
+            .query(ctx(c), &collection, &input)
+            .await
+            .map_err(gql)?;
+        Ok(page.into())
+    }
+}

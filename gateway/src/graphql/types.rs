@@ -1,0 +1,173 @@
+//! GraphQL object types (API.md "GraphQL"), each a view of an operation-layer value.
+
+use async_graphql::{Enum, ID, InputObject, Object, SimpleObject};
+
+use aerolith_common::document::{ConflictVersion as Conflict, Document as Doc};
+
+use super::json::{Json, object};
+use crate::ops::{ChangeView, CollectionInfo, Page};
+
+/// A collection's conflict strategy.
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+pub enum ConflictStrategy {
+    /// Last writer wins.
+    Lww,
+    /// Concurrent versions kept as siblings.
+    Siblings,
+    /// Concurrent writes merged field by field.
+    FieldMerge,
+}
+
+impl ConflictStrategy {
+    /// The strategy's name in REST and the operation layer.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictStrategy::Lww => "lww",
+            ConflictStrategy::Siblings => "siblings",
+            ConflictStrategy::FieldMerge => "field_merge",
+        }
+    }
+
+    fn from_name(name: &str) -> ConflictStrategy {
+        match name {
+            "siblings" => ConflictStrategy::Siblings,
+            "field_merge" => ConflictStrategy::FieldMerge,
+            _ => ConflictStrategy::Lww,
+        }
+    }
+}
+
+/// A collection.
+#[derive(SimpleObject)]
+pub struct Collection {
+    name: String,
+    conflict_strategy: ConflictStrategy,
+}
+
+impl From<CollectionInfo> for Collection {
+    fn from(c: CollectionInfo) -> Collection {
+        Collection {
+            conflict_strategy: ConflictStrategy::from_name(&c.conflict_strategy),
+            name: c.name,
+        }
+    }
+}
+
+/// A concurrent version of a document.
+pub struct ConflictVersion(Conflict);
+
+#[Object]
+impl ConflictVersion {
+    async fn version(&self) -> &str {
+        &self.0.version
+    }
+    async fn updated_at(&self) -> &str {
+        &self.0.updated_at
+    }
+    async fn origin(&self) -> &str {
+        &self.0.origin
+    }
+    async fn data(&self) -> Json {
+        object(&self.0.data)
+    }
+}
+
+/// A document.
+pub struct Document(pub Doc);
+
+#[Object]
+impl Document {
+    async fn collection(&self) -> &str {
+        &self.0.collection
+    }
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn version(&self) -> &str {
+        &self.0.version
+    }
+    async fn updated_at(&self) -> &str {
+        &self.0.updated_at
+    }
+    async fn origin(&self) -> &str {
+        &self.0.origin
+    }
+    async fn data(&self) -> Json {
+        object(&self.0.data)
+    }
+    async fn conflicts(&self) -> Option<Vec<ConflictVersion>> {
+        self.0
+            .conflicts
+            .as_ref()
+            .map(|c| c.iter().cloned().map(ConflictVersion).collect())
+    }
+}
+
+/// A page of documents.
+#[derive(SimpleObject)]
+pub struct DocumentPage {
+    documents: Vec<Document>,
+    next_cursor: Option<String>,
+}
+
+impl From<Page> for DocumentPage {
+    fn from(p: Page) -> DocumentPage {
+        DocumentPage {
+            documents: p.documents.into_iter().map(Document).collect(),
+            next_cursor: p.next_cursor,
+        }
+    }
+}
+
+/// A change, or (op `checkpoint`) only a token.
+#[derive(SimpleObject)]
+pub struct ChangeEvent {
+    op: String,
+    collection: String,
+    id: Option<ID>,
+    version: Option<String>,
+    updated_at: Option<String>,
+    origin: Option<String>,
+    data: Option<Json>,
+    token: String,
+}
+
+impl ChangeEvent {
+    /// A change.
+    pub fn change(v: ChangeView) -> ChangeEvent {
+        ChangeEvent {
+            op: v.op.to_string(),
+            data: v.data.as_ref().map(object),
+            collection: v.collection,
+            id: Some(ID(v.id)),
+            version: Some(v.version),
+            updated_at: Some(v.updated_at),
+            origin: Some(v.origin),
+            token: v.token,
+        }
+    }
+
+    /// A checkpoint of `collection`'s feed.
+    pub fn checkpoint(collection: &str, token: String) -> ChangeEvent {
+        ChangeEvent {
+            op: "checkpoint".to_string(),
+            collection: collection.to_string(),
+            id: None,
+            version: None,
+            updated_at: None,
+            origin: None,
+            data: None,
+            token,
+        }
+    }
+}
+
+/// One sort key of a query.
+#[derive(InputObject)]
+pub struct SortInput {
+    /// A dotted path, or `_id`.
+    pub field: String,
+    /// `asc` or `desc`.
+    #[graphql(default_with = "Some(\"asc\".to_string())")]
+    pub order: Option<String>,
+}
