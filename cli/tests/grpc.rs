@@ -78,17 +78,29 @@ async fn reflection_lists_the_services_and_health_answers() {
             assert!(services.iter().any(|s| s == want), "v1={v1}: {services:?}");
         }
     }
+    // Health follows readiness, checked in the background: wait for the first check.
     let mut health = HealthClient::new(channel(&c.grpc_addr).await);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     for service in ["", "aerolith.v1.Documents"] {
-        let status = health
-            .check(HealthCheckRequest {
-                service: service.into(),
-            })
-            .await
-            .expect("health answers")
-            .into_inner()
-            .status;
-        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+        loop {
+            let status = health
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .expect("health answers")
+                .into_inner()
+                .status;
+            if status == ServingStatus::Serving as i32 {
+                break;
+            }
+            assert_eq!(status, ServingStatus::NotServing as i32, "{service:?}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{service:?} never served"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     c.stop().await;
 }
@@ -188,12 +200,98 @@ async fn bulk_writes_collections_and_deadlines_over_grpc() {
         .insert("grpc-timeout", "soon".parse().unwrap());
     let status = client.list_collections(req).await.unwrap_err();
     assert_eq!(code_of(&status), "invalid_argument");
-    // A deadline the client sets is honoured.
-    let mut req = tonic::Request::new(api::ListCollectionsRequest {});
-    req.set_timeout(Duration::from_secs(5));
-    client
-        .list_collections(req)
-        .await
-        .expect("within the deadline");
+    // Calls are counted beside REST's, by method and code.
+    let metrics = String::from_utf8(c.get("/metrics").await.raw).unwrap();
+    for want in [
+        r#"op="BulkWrite",code="ok""#,
+        r#"op="GetCollection",code="not_found""#,
+    ] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("aerolith_requests_total")
+                    && l.contains(r#"protocol="grpc""#)
+                    && l.contains(want)),
+            "{want} in\n{metrics}"
+        );
+    }
     c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_messages_are_payload_too_large() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path(), 3).await;
+    let mut client = Grpc::connect(&c.grpc_addr).await.client();
+    let huge = format!(r#"{{"blob": "{}"}}"#, "x".repeat(21 * 1024 * 1024));
+    let status = client
+        .put_document(api::PutDocumentRequest {
+            collection: "big".into(),
+            id: "x".into(),
+            data_json: huge,
+            if_match: String::new(),
+            if_none_match: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&status), "payload_too_large");
+    c.stop().await;
+}
+
+/// The next change of a watch, skipping checkpoints; `Err` with the code that ended it.
+async fn next_change(
+    stream: &mut tonic::Streaming<api::WatchResponse>,
+) -> Result<api::ChangeEvent, String> {
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(20), stream.message())
+            .await
+            .expect("the watch answers within 20 s");
+        match item.map_err(|s| code_of(&s))?.and_then(|m| m.item) {
+            Some(api::watch_response::Item::Event(e)) => return Ok(e),
+            Some(api::watch_response::Item::Checkpoint(_)) => continue,
+            None => return Err("<stream ended>".into()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_filters_and_ends_on_collection_delete_and_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path(), 3).await;
+    let mut client = Grpc::connect(&c.grpc_addr).await.client();
+    let watch = |collection: &str| api::WatchRequest {
+        collection: collection.into(),
+        filter_json: r#"{"keep": true}"#.into(),
+        since: String::new(),
+    };
+    let mut filtered = client.watch(watch("w")).await.unwrap().into_inner();
+    let mut other = client.watch(watch("stays")).await.unwrap().into_inner();
+    for (id, keep) in [("a", false), ("b", true)] {
+        let r = c
+            .put_json(
+                &format!("/v1/collections/w/docs/{id}"),
+                &serde_json::json!({"keep": keep}),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    let e = next_change(&mut filtered).await.expect("the matching put");
+    assert_eq!((e.op.as_str(), e.id.as_str()), ("put", "b"));
+    assert_eq!(e.data_json.as_deref(), Some(r#"{"keep":true}"#));
+
+    let r = c.delete("/v1/collections/w", &[]).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        next_change(&mut filtered).await.map(|e| e.id),
+        Err("not_found".into())
+    );
+
+    // Shutting the gateway down ends open watches with unavailable.
+    let stop = tokio::spawn(async move { c.stop().await });
+    assert_eq!(
+        next_change(&mut other).await.map(|e| e.id),
+        Err("unavailable".into())
+    );
+    stop.await.unwrap();
 }

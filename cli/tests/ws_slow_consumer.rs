@@ -26,7 +26,14 @@ async fn a_slow_consumer_is_cut_off_and_resumes_from_its_last_token() {
     })
     .await;
     let ws_url = format!("{}/v1/ws", c.base.replace("http://", "ws://"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    // A small receive buffer (which also turns off the kernel's buffer autotuning), so the
+    // documents below cannot all fit in socket buffers and the client must fall behind.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    let stream = socket.connect(c.http_addr.parse().unwrap()).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(&ws_url, stream)
+        .await
+        .unwrap();
     ws.send(Message::Text(
         json!({"type": "subscribe", "sub": "s", "collection": "big"})
             .to_string()

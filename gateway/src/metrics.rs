@@ -27,7 +27,8 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
-/// Middleware: counts requests and records latency by protocol, operation and code.
+/// Middleware: counts HTTP requests (REST, GraphQL, WebSocket upgrades) and records latency
+/// by protocol, operation and code.
 pub async fn track(req: Request, next: Next) -> Response {
     // Only standard methods become labels, so clients cannot mint unbounded series.
     let method = match *req.method() {
@@ -39,10 +40,16 @@ pub async fn track(req: Request, next: Next) -> Response {
         | Method::HEAD => req.method().as_str(),
         _ => "OTHER",
     };
-    let op = match req.extensions().get::<MatchedPath>() {
-        Some(p) => format!("{method} {}", p.as_str()),
-        None => format!("{method} unmatched"),
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    let protocol = match path {
+        Some(p) if p.starts_with("/graphql") => "graphql",
+        Some("/v1/ws") => "websocket",
+        _ => "rest",
     };
+    let op = format!("{method} {}", path.unwrap_or("unmatched"));
     let started = Instant::now();
     let resp = next.run(req).await;
     let code = resp
@@ -51,7 +58,7 @@ pub async fn track(req: Request, next: Next) -> Response {
         .map(|c| c.as_str())
         .unwrap_or("ok");
     let labels = [
-        ("protocol", "rest".to_string()),
+        ("protocol", protocol.to_string()),
         ("op", op),
         ("code", code.to_string()),
     ];

@@ -13,6 +13,8 @@ pub struct Router {
     cluster: ClusterConfig,
     dc: DcConfig,
     client: RpcClient,
+    /// Set once the gateway starts shutting down, so long-lived feeds can end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// One storage node and the shards it owns.
@@ -34,6 +36,7 @@ impl Router {
             cluster,
             dc,
             client,
+            closing: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -116,8 +119,21 @@ impl Router {
         .await
     }
 
+    /// Announces shutdown: live feeds end with `unavailable`; calls still work.
+    pub fn begin_close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once shutdown has begun.
+    pub async fn closing(&self) {
+        let mut rx = self.closing.subscribe();
+        // An error means the sender is gone, which also means shutdown.
+        let _ = rx.wait_for(|closing| *closing).await;
+    }
+
     /// Closes every connection.
     pub fn close(&self) {
+        self.begin_close();
         self.client.close();
     }
 }

@@ -124,16 +124,23 @@ impl Gateway {
 
     /// Stops accepting, lets in-flight requests finish, and closes RPC connections.
     pub async fn shutdown(self) {
+        // Live feeds (WebSocket, gRPC Watch, GraphQL subscriptions) end first, with
+        // `unavailable`, so that graceful shutdown does not wait on them.
+        self.router.begin_close();
         let _ = self.stop.send(());
         let _ = self.grpc_stop.send(());
         // A client holding a request open must not keep the process from exiting.
-        for mut task in [self.task, self.grpc_task] {
-            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
-                .await
-                .is_err()
-            {
-                task.abort();
-            }
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        let (mut http, mut grpc) = (self.task, self.grpc_task);
+        let (h, g) = tokio::join!(
+            tokio::time::timeout_at(deadline, &mut http),
+            tokio::time::timeout_at(deadline, &mut grpc)
+        );
+        if h.is_err() {
+            http.abort();
+        }
+        if g.is_err() {
+            grpc.abort();
         }
         self.router.close();
     }

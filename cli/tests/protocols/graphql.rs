@@ -212,10 +212,11 @@ impl GraphqlFeed {
             .unwrap();
     }
 
-    /// The next protocol message (pings answered).
+    /// The next protocol message (pings answered); a silent server fails the test.
     pub async fn message(&mut self) -> Value {
         loop {
-            match self.socket.next().await {
+            let next = tokio::time::timeout(std::time::Duration::from_secs(20), self.socket.next());
+            match next.await.expect("a GraphQL WebSocket message within 20 s") {
                 Some(Ok(Message::Text(t))) => {
                     let m: Value = serde_json::from_str(&t).expect("JSON message");
                     if m["type"] == "ping" {

@@ -9,12 +9,14 @@ mod subscription;
 mod types;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
-use async_graphql::{Data, Executor, Request, Response, Schema, ServerError, Value};
+use async_graphql::{BatchRequest, Data, Executor, Request, Response, Schema, ServerError, Value};
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::extract::{State, WebSocketUpgrade};
+use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse};
 use futures::StreamExt;
 
@@ -23,15 +25,17 @@ use aerolith_common::{Error, ErrorCode};
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops};
 use crate::rest::AppState;
 use crate::rest::error::ApiError;
-use crate::rest::extract::{GraphqlBody, RequestCtx};
+use crate::rest::extract::{GraphqlBody, graphql_max_bytes, request_timeout};
 use mutation::MutationRoot;
 use query::QueryRoot;
 use subscription::SubscriptionRoot;
 
 /// Deepest selection a query may nest (introspection needs about 13).
 const MAX_DEPTH: usize = 20;
-/// Most fields a query may select, counted by async-graphql's complexity rule.
-const MAX_COMPLEXITY: usize = 2000;
+/// Most work one request may ask for: a field counts 1, and a `documents` page counts its
+/// `limit` times its selection: room for a 1000-document page of every field, or a few
+/// pages of fewer fields, but not hundreds of aliased pages.
+const MAX_COMPLEXITY: usize = 20_000;
 
 /// The schema type.
 pub type AerolithSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -113,25 +117,53 @@ pub(crate) fn ops<'a>(c: &async_graphql::Context<'a>) -> async_graphql::Result<&
     c.data::<Ops>()
 }
 
-/// `POST /graphql`: executes one request (or a batch).
+/// Most requests one batch may hold.
+const MAX_BATCH: usize = 16;
+/// How long past the deadline a request may run before it is cut off; resolvers give up at
+/// the deadline itself, so this only catches a resolver that does not.
+const DEADLINE_GRACE: Duration = Duration::from_millis(250);
+
+/// A GraphQL response holding one coded error.
+fn error_response(e: Error) -> Response {
+    let mut err = ServerError::new(e.message, None);
+    err.extensions
+        .get_or_insert_with(Default::default)
+        .set("code", Value::from(e.code.as_str()));
+    Response::from_errors(vec![err])
+}
+
+fn parse_batch(body: Result<GraphqlBody, ApiError>) -> Result<BatchRequest, Error> {
+    let GraphqlBody(bytes) = body.map_err(|e| e.error)?;
+    let batch = serde_json::from_slice::<BatchRequest>(&bytes)
+        .map_err(|e| Error::invalid(format!("not a GraphQL request: {e}")))?;
+    match &batch {
+        BatchRequest::Batch(list) if list.len() > MAX_BATCH => Err(Error::invalid(format!(
+            "a batch may hold at most {MAX_BATCH} requests, not {}",
+            list.len()
+        ))),
+        _ => Ok(batch),
+    }
+}
+
+/// `POST /graphql`: executes one request (or a batch) within the request's deadline
+/// (`X-Aerolith-Timeout-Ms`); every failure is a GraphQL error with a code.
 pub async fn execute(
     State(s): State<AppState>,
-    RequestCtx(ctx): RequestCtx,
+    headers: HeaderMap,
     body: Result<GraphqlBody, ApiError>,
 ) -> GraphQLResponse {
-    let batch = body.map_err(|e| e.error).and_then(|GraphqlBody(bytes)| {
-        serde_json::from_slice::<async_graphql::BatchRequest>(&bytes)
-            .map_err(|e| Error::invalid(format!("not a GraphQL request: {e}")))
-    });
-    match batch {
-        Ok(batch) => s.graphql.execute_batch(batch.data(ctx)).await.into(),
-        Err(e) => {
-            let mut err = ServerError::new(e.message, None);
-            err.extensions
-                .get_or_insert_with(Default::default)
-                .set("code", Value::from(e.code.as_str()));
-            Response::from_errors(vec![err]).into()
-        }
+    let timeout = match request_timeout(&headers) {
+        Ok(t) => t,
+        Err(e) => return error_response(e).into(),
+    };
+    let batch = match parse_batch(body) {
+        Ok(b) => b,
+        Err(e) => return error_response(e).into(),
+    };
+    let run = s.graphql.execute_batch(batch.data(Ctx::new(timeout)));
+    match tokio::time::timeout(timeout + DEADLINE_GRACE, run).await {
+        Ok(resp) => resp.into(),
+        Err(_) => error_response(Error::deadline("request deadline exceeded")).into(),
     }
 }
 
@@ -151,7 +183,10 @@ pub async fn upgrade(
     protocol: GraphQLProtocol,
     ws: WebSocketUpgrade,
 ) -> impl IntoResponse {
+    let max = graphql_max_bytes(s.ops.limits());
     ws.protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .max_message_size(max)
+        .max_frame_size(max)
         .on_upgrade(move |stream| GraphQLWebSocket::new(stream, s.graphql, protocol).serve())
 }
 

@@ -42,7 +42,20 @@ impl MutationRoot {
             ConflictStrategy,
         >,
     ) -> Result<Collection> {
-        let strategy = conflict_strategy.map(ConflictStrategy::as_str);
+        // The schema's default (LWW) applies only to a new collection: like REST without
+        // settings, leaving the argument out never conflicts with an existing strategy.
+        let written = c
+            .field()
+            .arguments()
+            .map(|args| {
+                args.iter().any(|(name, v)| {
+                    name.as_str() == "conflictStrategy" && *v != async_graphql::Value::Null
+                })
+            })
+            .unwrap_or(false);
+        let strategy = conflict_strategy
+            .filter(|_| written)
+            .map(ConflictStrategy::as_str);
         let (info, _) = ops(c)?
             .put_collection(ctx(c), &name, strategy)
             .await

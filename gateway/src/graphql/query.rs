@@ -8,6 +8,12 @@ use super::types::{Collection, Document, DocumentPage, SortInput};
 use super::{ctx, gql, ops};
 use crate::ops::{QueryInput, parse_limit};
 
+/// A page costs its selection once per document it may hold.
+fn page_cost(limit: Option<i32>, child_complexity: usize) -> usize {
+    let documents = limit.unwrap_or(100).clamp(1, 1000) as usize;
+    documents.saturating_mul(child_complexity.max(1))
+}
+
 /// The root of reads.
 pub struct QueryRoot;
 
@@ -41,6 +47,7 @@ impl QueryRoot {
 
     /// One page of a query (API.md "Query").
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "page_cost(limit, child_complexity)")]
     async fn documents(
         &self,
         c: &Context<'_>,

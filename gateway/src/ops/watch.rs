@@ -29,8 +29,9 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 /// Pause before retrying a node that did not answer.
 const RETRY: Duration = Duration::from_millis(500);
 /// Items buffered between the node tasks and the protocol adapter; beyond that the node
-/// tasks wait, so a slow reader slows its own feed and nobody else's.
-const QUEUE: usize = 256;
+/// tasks wait, so a slow reader slows its own feed and nobody else's (and pins at most this
+/// many changes).
+const QUEUE: usize = 16;
 
 /// What a live feed yields.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +102,22 @@ impl Ops {
         for node in self.router.nodes() {
             tasks.spawn(tail_node(feed.clone(), node));
         }
+        // Ends the feed when the gateway shuts down. It holds the feed weakly, so once the
+        // node tasks are gone the channel closes and the reader sees the end.
+        let weak = Arc::downgrade(&feed);
+        let router = self.router.clone();
+        tasks.spawn(async move {
+            router.closing().await;
+            if let Some(feed) = weak.upgrade() {
+                let mut st = feed.shared.lock().await;
+                fail(
+                    &feed,
+                    &mut st,
+                    Error::unavailable("the gateway is shutting down"),
+                )
+                .await;
+            }
+        });
         Watch { rx, _tasks: tasks }
     }
 }
@@ -136,12 +153,16 @@ async fn tail_node(feed: Arc<Feed>, node: NodeShards) {
                         | ErrorCode::NotFound
                 ) =>
             {
-                fail(&feed, e).await;
+                let mut st = feed.shared.lock().await;
+                fail(&feed, &mut st, e).await;
                 return;
             }
             Err(e) => {
                 tracing::debug!(node = %node.id, error = %e.message, "feed paused on a node");
                 tokio::time::sleep(RETRY).await;
+                if feed.shared.lock().await.failed {
+                    return;
+                }
                 continue;
             }
         };
@@ -156,8 +177,7 @@ async fn tail_node(feed: Arc<Feed>, node: NodeShards) {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
-                drop(st);
-                fail(&feed, e).await;
+                fail(&feed, &mut st, e).await;
                 return;
             }
         }
@@ -194,9 +214,9 @@ async fn deliver(feed: &Feed, st: &mut Shared, fetched: Fetched) -> Result<bool>
     Ok(true)
 }
 
-/// Ends the feed with one error, however many node tasks fail.
-async fn fail(feed: &Feed, e: Error) {
-    let mut st = feed.shared.lock().await;
+/// Ends the feed with one error, however many node tasks fail. The caller holds the shared
+/// state, so no other task can queue anything after the error.
+async fn fail(feed: &Feed, st: &mut Shared, e: Error) {
     if !st.failed {
         st.failed = true;
         let _ = feed.tx.send(WatchItem::Failed(e)).await;

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
+use aerolith_common::json::Limits;
 use aerolith_common::patch::PatchKind;
 use aerolith_common::{Error, ErrorCode};
 
@@ -154,10 +155,16 @@ pub struct GraphqlBody(pub Bytes);
 /// Bytes a GraphQL body may hold beyond the document size limit.
 const GRAPHQL_EXTRA_BYTES: usize = 64 * 1024;
 
+/// The largest GraphQL request (a body or a WebSocket message): room for a document's
+/// data and a patch of it, plus the query text.
+pub fn graphql_max_bytes(limits: Limits) -> usize {
+    limits.max_bytes * 2 + GRAPHQL_EXTRA_BYTES
+}
+
 impl FromRequest<AppState> for GraphqlBody {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let limit = state.ops.limits().max_bytes * 2 + GRAPHQL_EXTRA_BYTES;
+        let limit = graphql_max_bytes(state.ops.limits());
         Ok(GraphqlBody(json_body(req, limit).await?))
     }
 }
@@ -215,27 +222,32 @@ pub fn not_modified(headers: &HeaderMap, version: &str) -> Result<bool, Error> {
     })
 }
 
-/// Middleware: reads `X-Aerolith-Timeout-Ms`, gives the request its context, and answers
-/// `deadline_exceeded` when the deadline passes.
-pub async fn deadline(mut req: Request, next: Next) -> Response {
-    let timeout = match header_str(
-        req.headers(),
-        axum::http::HeaderName::from_static(TIMEOUT_HEADER),
-    ) {
-        Err(e) => return ApiError::from(e).into_response(),
-        Ok(None) => DEFAULT_TIMEOUT,
-        Ok(Some(v)) => match v.parse::<u64>() {
+/// The deadline a request asks for with `X-Aerolith-Timeout-Ms` (1 to 60000), or the default.
+pub fn request_timeout(headers: &HeaderMap) -> Result<std::time::Duration, Error> {
+    match header_str(headers, axum::http::HeaderName::from_static(TIMEOUT_HEADER))? {
+        None => Ok(DEFAULT_TIMEOUT),
+        Some(v) => match v.parse::<u64>() {
             Ok(ms) if ms >= 1 && ms <= MAX_TIMEOUT.as_millis() as u64 => {
-                std::time::Duration::from_millis(ms)
+                Ok(std::time::Duration::from_millis(ms))
             }
-            _ => {
-                return ApiError::from(Error::invalid(format!(
-                    "{TIMEOUT_HEADER} must be an integer from 1 to {}",
-                    MAX_TIMEOUT.as_millis()
-                )))
-                .into_response();
-            }
+            _ => Err(Error::invalid(format!(
+                "{TIMEOUT_HEADER} must be an integer from 1 to {}",
+                MAX_TIMEOUT.as_millis()
+            ))),
         },
+    }
+}
+
+/// Middleware: reads `X-Aerolith-Timeout-Ms`, gives the request its context, and answers
+/// `deadline_exceeded` when the deadline passes. GraphQL routes answer their own deadline
+/// errors, in GraphQL's shape.
+pub async fn deadline(mut req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with("/graphql") {
+        return next.run(req).await;
+    }
+    let timeout = match request_timeout(req.headers()) {
+        Ok(t) => t,
+        Err(e) => return ApiError::from(e).into_response(),
     };
     req.extensions_mut().insert(Ctx::new(timeout));
     match tokio::time::timeout(timeout, next.run(req)).await {
