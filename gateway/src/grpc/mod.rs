@@ -89,9 +89,9 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .tcp_keepalive(Some(KEEPALIVE_INTERVAL))
         .layer(metrics::GrpcMetricsLayer)
-        .layer(oversize::OversizeLayer {
-            limit: MAX_REQUEST_BYTES,
-        })
+        .layer(tower::util::MapResponseLayer::new(
+            oversize::coded::<tonic::body::Body>,
+        ))
         .add_service(documents)
         .add_service(health_service)
         .add_service(reflection_v1)
