@@ -66,7 +66,11 @@ impl Document {
             return Ok(None);
         }
         let mut siblings = Vec::new();
-        for s in rec.siblings.iter().filter(|s| !s.tombstone) {
+        // A merged `siblings` record lists every concurrent version, `data`'s own included
+        // (crate::merge); `conflicts` holds the others.
+        let is_data =
+            |s: &pb::Sibling| s.hlc == rec.hlc && s.origin == rec.origin && s.body == rec.body;
+        for s in rec.siblings.iter().filter(|s| !s.tombstone && !is_data(s)) {
             let version = ConflictVersion {
                 version: VersionVector::from_proto(s.vv.as_ref()).to_string(),
                 updated_at: rfc3339_ms(hlc::wall_ms(s.hlc)),

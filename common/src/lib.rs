@@ -5,6 +5,7 @@ pub mod document;
 pub mod error;
 pub mod hlc;
 pub mod json;
+pub mod merge;
 pub mod name;
 pub mod patch;
 pub mod query;

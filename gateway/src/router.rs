@@ -155,6 +155,8 @@ fn op_name(body: &pb::request::Body) -> &'static str {
         B::Query(_) => "query",
         B::ReadChanges(_) => "read_changes",
         B::ChangeHeads(_) => "change_heads",
+        B::Apply(_) => "apply",
+        B::Watermarks(_) => "watermarks",
     }
 }
 

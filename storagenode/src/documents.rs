@@ -82,7 +82,12 @@ fn check_precondition(live: Option<&pb::DocRecord>, pre: Option<&pb::Preconditio
 
 impl Store {
     /// Reads a record of the collection's current incarnation (tombstones included).
-    fn read_record(&self, shard: u16, collection: &str, id: &str) -> Result<Option<pb::DocRecord>> {
+    pub(crate) fn read_record(
+        &self,
+        shard: u16,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<pb::DocRecord>> {
         let Some(bytes) = self.engine.get(CF_DOCS, &doc_key(shard, collection, id))? else {
             return Ok(None);
         };
@@ -102,7 +107,14 @@ impl Store {
         let mut vv = VersionVector::from_proto(current.and_then(|c| c.vv.as_ref()));
         vv.increment(&self.actor);
         let hlc = self.hlc.now();
-        let field_stamps = if meta.strategy == pb::ConflictStrategy::FieldMerge as i32 {
+        let field_merge = meta.strategy == pb::ConflictStrategy::FieldMerge as i32;
+        let existence = field_merge.then(|| pb::FieldStamp {
+            field: String::new(),
+            hlc,
+            dc: self.dc.clone(),
+            deleted: body.is_none(),
+        });
+        let field_stamps = if field_merge {
             self.stamp_fields(
                 current
                     .map(|c| c.field_stamps.as_slice())
@@ -123,6 +135,7 @@ impl Store {
             body: body.unwrap_or_default(),
             siblings: Vec::new(),
             field_stamps,
+            existence,
         }
     }
 
@@ -279,6 +292,7 @@ impl Store {
                 // the byte budget the body sizes suggest.
                 let rec = pb::DocRecord {
                     field_stamps: Vec::new(),
+                    existence: None,
                     ..rec
                 };
                 bytes += rec.encoded_len() as u64;

@@ -89,6 +89,20 @@ pub const META_RESET_KEY: &[u8] = b"reset_key";
 /// Meta key present while a store runs with relaxed durability and was not closed cleanly.
 pub const META_DIRTY: &[u8] = b"dirty";
 
+/// Meta key of the applied watermark of `origin_dc`'s change log of `shard`:
+/// `wm/ | shard u16 BE | dc`.
+pub fn meta_watermark(shard: u16, origin_dc: &str) -> Vec<u8> {
+    let mut k = meta_watermark_prefix();
+    k.extend_from_slice(&shard.to_be_bytes());
+    k.extend_from_slice(origin_dc.as_bytes());
+    k
+}
+
+/// The prefix of every [`meta_watermark`] key.
+pub fn meta_watermark_prefix() -> Vec<u8> {
+    b"wm/".to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

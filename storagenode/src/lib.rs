@@ -1,6 +1,7 @@
 //! AerolithDB storage node: a RocksDB store of document records and per-shard change logs,
 //! served over the internal QUIC RPC. Only this crate touches RocksDB.
 
+pub mod apply;
 pub mod changes;
 pub mod collections;
 pub mod documents;

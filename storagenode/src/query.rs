@@ -126,6 +126,7 @@ impl Plan {
     fn hit(&self, id: String, rec: pb::DocRecord, pos: &Position) -> Result<pb::QueryHit> {
         let mut rec = pb::DocRecord {
             field_stamps: Vec::new(),
+            existence: None,
             ..rec
         };
         if self.projection.is_some() {
@@ -357,25 +358,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemoryProfile;
-    use crate::store::{Durability, StoreConfig};
-    use aerolith_common::json::Limits;
     use std::time::Duration;
 
     const SHARDS: u16 = 4;
 
     fn store(dir: &std::path::Path) -> Store {
-        Store::open(&StoreConfig {
-            path: dir.to_path_buf(),
-            dc: "dc1".into(),
-            node: "n1".into(),
-            shards: SHARDS,
-            durability: Durability::Relaxed,
-            memory: MemoryProfile::Small,
-            limits: Limits::default(),
-            retention: crate::Retention::default(),
-        })
-        .expect("store opens")
+        crate::store::test_store(dir, "dc1", SHARDS)
     }
 
     fn deadline() -> Instant {

@@ -43,6 +43,8 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
         Req::Query(r) => Resp::Query(store.query(&r, deadline, budget)?),
         Req::ReadChanges(r) => Resp::Changes(store.read_changes(&r)?),
         Req::ChangeHeads(r) => Resp::Heads(store.change_heads(&r)?),
+        Req::Apply(r) => Resp::Apply(store.apply(&r, deadline)?),
+        Req::Watermarks(r) => Resp::Watermarks(store.watermarks(&r)?),
         Req::PutCollection(r) => Resp::PutCollection(store.put_collection(&r)?),
         Req::GetCollection(r) => match store.collection_meta(&r.name) {
             Some(m) => Resp::Collection(m),

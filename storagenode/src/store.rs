@@ -278,8 +278,21 @@ impl Store {
         id: &str,
         record: &pb::DocRecord,
     ) -> Result<()> {
+        self.commit_with(st, shard, collection, id, record, WriteBatch::default())
+    }
+
+    /// [`Store::commit`], adding the writes already in `batch` (a replication watermark) to
+    /// the same atomic batch.
+    pub(crate) fn commit_with(
+        &self,
+        st: &mut ShardState,
+        shard: u16,
+        collection: &str,
+        id: &str,
+        record: &pb::DocRecord,
+        mut batch: WriteBatch,
+    ) -> Result<()> {
         let seq = st.seq + 1;
-        let mut batch = WriteBatch::default();
         batch.put_cf(
             self.engine.cf(CF_DOCS)?,
             doc_key(shard, collection, id),
@@ -339,4 +352,20 @@ impl Store {
             .delete_cf_opt(self.engine.cf(CF_META)?, META_DIRTY, &wo)
             .map_err(db_err)
     }
+}
+
+/// A small store for unit tests: `shards` shards, relaxed durability, under `dir`.
+#[cfg(test)]
+pub(crate) fn test_store(dir: &std::path::Path, dc: &str, shards: u16) -> Store {
+    Store::open(&StoreConfig {
+        path: dir.to_path_buf(),
+        dc: dc.into(),
+        node: "n1".into(),
+        shards,
+        durability: Durability::Relaxed,
+        memory: MemoryProfile::Small,
+        limits: Limits::default(),
+        retention: Retention::default(),
+    })
+    .expect("store opens")
 }

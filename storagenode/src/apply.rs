@@ -1,0 +1,329 @@
+//! Applying versions shipped from other DCs (DESIGN.md "Versions, conflicts and replication"):
+//! the shipped record is merged into the local one by the collection's strategy, and the
+//! applied watermark of its origin's change log moves in the same atomic write, so a restart
+//! never loses or double-counts an apply.
+
+use std::time::Instant;
+
+use rocksdb::{Direction, IteratorMode, WriteBatch};
+
+use aerolith_common::merge::merge;
+use aerolith_common::name::{validate_collection, validate_dc, validate_doc_id};
+use aerolith_common::{Error, Result, pb};
+
+use crate::keys::{CF_META, meta_watermark, meta_watermark_prefix};
+use crate::store::Store;
+
+fn encode_position(p: &pb::ShardPosition) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16);
+    v.extend_from_slice(&p.epoch.to_be_bytes());
+    v.extend_from_slice(&p.seq.to_be_bytes());
+    v
+}
+
+fn decode_position(shard: u16, bytes: &[u8]) -> Option<pb::ShardPosition> {
+    let epoch = u64::from_be_bytes(bytes.get(0..8)?.try_into().ok()?);
+    let seq = u64::from_be_bytes(bytes.get(8..16)?.try_into().ok()?);
+    Some(pb::ShardPosition {
+        shard: u32::from(shard),
+        epoch,
+        seq,
+    })
+}
+
+impl Store {
+    /// The applied watermark of `origin_dc`'s log of `shard`, if anything was applied.
+    pub fn watermark(&self, shard: u16, origin_dc: &str) -> Result<Option<pb::ShardPosition>> {
+        Ok(self
+            .engine
+            .get(CF_META, &meta_watermark(shard, origin_dc))?
+            .and_then(|b| decode_position(shard, &b)))
+    }
+
+    /// Merges a shipped version into the local record and moves the watermark.
+    pub fn apply(&self, req: &pb::ApplyRequest, deadline: Instant) -> Result<pb::ApplyResponse> {
+        validate_collection(&req.collection)?;
+        validate_doc_id(&req.id)?;
+        validate_dc(&req.origin_dc)?;
+        if req.origin_dc == self.dc {
+            return Err(Error::invalid("a DC does not apply its own changes"));
+        }
+        let shard = self.check_shard(req.shard)?;
+        let remote = req
+            .record
+            .as_ref()
+            .ok_or_else(|| Error::invalid("apply needs a record"))?;
+        let position = req
+            .position
+            .as_ref()
+            .ok_or_else(|| Error::invalid("apply needs the origin position"))?;
+        // The HLC advances on every timestamp it receives (DESIGN.md "HLC").
+        self.hlc.observe(remote.hlc);
+        let mut st = self.lock_shard_by(shard, deadline)?;
+        let meta = self.collection_meta(&req.collection).ok_or_else(|| {
+            Error::unavailable(format!(
+                "collection {} is not known here yet (its settings replicate first)",
+                req.collection
+            ))
+        })?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.engine.cf(CF_META)?,
+            meta_watermark(shard, &req.origin_dc),
+            encode_position(position),
+        );
+        // Changes of an incarnation this DC deleted (or replaced) are dropped everywhere.
+        let stale = remote.incarnation < meta.incarnation
+            || (meta.deleted && remote.incarnation <= meta.deleted_hlc);
+        let current = self.read_record(shard, &req.collection, &req.id)?;
+        let strategy = pb::ConflictStrategy::try_from(meta.strategy)
+            .map_err(|_| Error::internal(format!("unknown strategy {}", meta.strategy)))?;
+        let merged = if stale {
+            None
+        } else {
+            Some(merge(current.as_ref(), remote, strategy)?)
+        };
+        let conflict = merged
+            .as_ref()
+            .and_then(|m| m.conflict.as_ref())
+            .map(|c| c.strategy)
+            .unwrap_or_default();
+        if !conflict.is_empty() {
+            metrics::counter!("aerolith_conflicts_total", "strategy" => conflict).increment(1);
+        }
+        match merged {
+            Some(m) if m.changed => {
+                self.commit_with(&mut st, shard, &req.collection, &req.id, &m.record, batch)?;
+                Ok(pb::ApplyResponse {
+                    changed: true,
+                    record: Some(m.record),
+                    conflict: conflict.to_string(),
+                })
+            }
+            other => {
+                self.engine
+                    .db()
+                    .write_opt(batch, &self.write_options())
+                    .map_err(crate::engine::db_err)?;
+                Ok(pb::ApplyResponse {
+                    changed: false,
+                    record: other.map(|m| m.record).or(current),
+                    conflict: conflict.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Every applied watermark of the given shards (all shards when empty).
+    pub fn watermarks(&self, req: &pb::WatermarksRequest) -> Result<pb::WatermarksResponse> {
+        let wanted: Vec<u16> = req
+            .shards
+            .iter()
+            .map(|s| self.check_shard(*s))
+            .collect::<Result<_>>()?;
+        let prefix = meta_watermark_prefix();
+        let mut watermarks = Vec::new();
+        let iter = self.engine.db().iterator_cf(
+            self.engine.cf(CF_META)?,
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item.map_err(crate::engine::db_err)?;
+            let Some(rest) = key.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            let (Some(shard), Some(dc)) = (
+                rest.get(0..2)
+                    .and_then(|b| <[u8; 2]>::try_from(b).ok())
+                    .map(u16::from_be_bytes),
+                rest.get(2..).and_then(|b| std::str::from_utf8(b).ok()),
+            ) else {
+                continue;
+            };
+            if !wanted.is_empty() && !wanted.contains(&shard) {
+                continue;
+            }
+            if let Some(position) = decode_position(shard, &value) {
+                watermarks.push(pb::Watermark {
+                    origin_dc: dc.to_string(),
+                    position: Some(position),
+                });
+            }
+        }
+        Ok(pb::WatermarksResponse { watermarks })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+
+    const SHARDS: u16 = 4;
+
+    fn store(dir: &std::path::Path, dc: &str) -> Store {
+        crate::store::test_store(&dir.join(dc), dc, SHARDS)
+    }
+
+    fn deadline() -> Instant {
+        Instant::now() + Duration::from_secs(30)
+    }
+
+    /// The same collection settings in both DCs, as settings replication will leave them.
+    fn collection(s: &Store, strategy: pb::ConflictStrategy) {
+        s.put_collection(&pb::PutCollectionRequest {
+            name: "c".into(),
+            strategy: strategy as i32,
+            explicit: true,
+            settings_hlc: 1_000,
+            after_delete_hlc: 0,
+        })
+        .expect("collection");
+    }
+
+    fn put(s: &Store, id: &str, body: serde_json::Value) {
+        s.put(
+            &pb::PutRequest {
+                shard: 1,
+                collection: "c".into(),
+                id: id.into(),
+                body: serde_json::to_vec(&body).unwrap(),
+                precondition: None,
+            },
+            deadline(),
+        )
+        .expect("put");
+    }
+
+    /// Ships every change of `from`'s shard 1 to `to`; the responses' `changed` flags.
+    fn ship(from: &Store, to: &Store) -> Vec<bool> {
+        let log = from
+            .read_changes(&pb::ReadChangesRequest {
+                collection: "c".into(),
+                from: vec![pb::ShardPosition {
+                    shard: 1,
+                    epoch: 0,
+                    seq: 0,
+                }],
+                limit: 100,
+                max_bytes: 1 << 20,
+                ..Default::default()
+            })
+            .expect("read changes");
+        let epoch = log.start.first().map(|p| p.epoch).unwrap_or_default();
+        log.events
+            .iter()
+            .map(|e| {
+                let ev = e.event.as_ref().unwrap();
+                to.apply(
+                    &pb::ApplyRequest {
+                        shard: e.shard,
+                        collection: ev.collection.clone(),
+                        id: ev.id.clone(),
+                        record: ev.record.clone(),
+                        origin_dc: from.dc.clone(),
+                        position: Some(pb::ShardPosition {
+                            shard: e.shard,
+                            epoch,
+                            seq: e.seq,
+                        }),
+                    },
+                    deadline(),
+                )
+                .expect("apply")
+                .changed
+            })
+            .collect()
+    }
+
+    fn record(s: &Store, id: &str) -> pb::DocRecord {
+        s.read_record(1, "c", id).unwrap().expect("a record")
+    }
+
+    #[test]
+    fn concurrent_writes_converge_under_every_strategy() {
+        for (strategy, want) in [
+            (pb::ConflictStrategy::Lww, json!({"b": 2})),
+            (pb::ConflictStrategy::Siblings, json!({"b": 2})),
+            (pb::ConflictStrategy::FieldMerge, json!({"a": 1, "b": 2})),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (dc1, dc2) = (store(dir.path(), "dc1"), store(dir.path(), "dc2"));
+            collection(&dc1, strategy);
+            collection(&dc2, strategy);
+            put(&dc1, "x", json!({"a": 1}));
+            put(&dc2, "x", json!({"b": 2}));
+            assert_eq!(ship(&dc1, &dc2), vec![true], "{strategy:?}");
+            // dc2's log holds its own write and its merge of dc1's: the second is what dc1
+            // now holds already.
+            assert_eq!(ship(&dc2, &dc1), vec![true, false], "{strategy:?}");
+            // Both hold the same bytes now; shipping again changes nothing.
+            let (r1, r2) = (record(&dc1, "x"), record(&dc2, "x"));
+            assert_eq!(r1, r2, "{strategy:?}");
+            assert_eq!(
+                serde_json::from_slice::<serde_json::Value>(&r1.body).unwrap(),
+                want,
+                "{strategy:?}"
+            );
+            assert_eq!(
+                r1.siblings.len(),
+                if strategy == pb::ConflictStrategy::Siblings {
+                    2
+                } else {
+                    0
+                }
+            );
+            if strategy == pb::ConflictStrategy::Siblings {
+                // `data` is the LWW pick; `conflicts` holds the other version only.
+                let doc = aerolith_common::document::Document::from_record("c", "x", &r1)
+                    .unwrap()
+                    .expect("live");
+                let conflicts = doc.conflicts.expect("conflicts");
+                assert_eq!(conflicts.len(), 1);
+                assert_eq!(
+                    serde_json::Value::Object(conflicts[0].data.clone()),
+                    json!({"a": 1})
+                );
+                assert_eq!(doc.version, "dc1@1:1.dc2@1:1", "the join");
+            }
+            assert!(ship(&dc1, &dc2).iter().all(|c| !c), "{strategy:?}");
+            assert!(ship(&dc2, &dc1).iter().all(|c| !c), "{strategy:?}");
+            // The watermark names the last applied position of the origin's log.
+            let wm = dc1.watermark(1, "dc2").unwrap().expect("a watermark");
+            assert_eq!(wm.seq, 2, "{strategy:?}");
+            let listed = dc1
+                .watermarks(&pb::WatermarksRequest { shards: vec![1] })
+                .unwrap();
+            assert_eq!(listed.watermarks.len(), 1);
+            assert_eq!(listed.watermarks[0].origin_dc, "dc2");
+        }
+    }
+
+    #[test]
+    fn applies_need_the_collection_and_refuse_own_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (dc1, dc2) = (store(dir.path(), "dc1"), store(dir.path(), "dc2"));
+        collection(&dc1, pb::ConflictStrategy::Lww);
+        put(&dc1, "x", json!({"a": 1}));
+        let req = pb::ApplyRequest {
+            shard: 1,
+            collection: "c".into(),
+            id: "x".into(),
+            record: Some(record(&dc1, "x")),
+            origin_dc: "dc1".into(),
+            position: Some(pb::ShardPosition {
+                shard: 1,
+                epoch: 1,
+                seq: 1,
+            }),
+        };
+        let e = dc2.apply(&req, deadline()).unwrap_err();
+        assert_eq!(e.code, aerolith_common::ErrorCode::Unavailable, "{e}");
+        assert!(dc2.watermark(1, "dc1").unwrap().is_none(), "nothing moved");
+        let e = dc1.apply(&req, deadline()).unwrap_err();
+        assert_eq!(e.code, aerolith_common::ErrorCode::InvalidArgument, "{e}");
+    }
+}
