@@ -303,6 +303,44 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_collection_reads_every_collections_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let dc1 = store(dir.path(), "dc1");
+        for (collection, id) in [("a", "x"), ("b", "y"), ("a", "z")] {
+            dc1.put(
+                &pb::PutRequest {
+                    shard: 1,
+                    collection: collection.into(),
+                    id: id.into(),
+                    body: b"{}".to_vec(),
+                    precondition: None,
+                },
+                deadline(),
+            )
+            .unwrap();
+        }
+        let read = |collection: &str| {
+            dc1.read_changes(&pb::ReadChangesRequest {
+                collection: collection.into(),
+                from: vec![pb::ShardPosition {
+                    shard: 1,
+                    epoch: 0,
+                    seq: 0,
+                }],
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap()
+            .events
+            .iter()
+            .map(|e| e.event.as_ref().unwrap().id.clone())
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(read(""), vec!["x", "y", "z"]);
+        assert_eq!(read("a"), vec!["x", "z"]);
+    }
+
+    #[test]
     fn applies_need_the_collection_and_refuse_own_changes() {
         let dir = tempfile::tempdir().unwrap();
         let (dc1, dc2) = (store(dir.path(), "dc1"), store(dir.path(), "dc2"));

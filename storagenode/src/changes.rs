@@ -73,9 +73,16 @@ impl Store {
         Ok(pb::ChangeHeadsResponse { heads })
     }
 
-    /// Reads one collection's changes after the given positions (see `ReadChangesRequest`).
+    /// Reads one collection's changes after the given positions (see `ReadChangesRequest`);
+    /// an empty collection reads every collection's (what a replicator ships).
     pub fn read_changes(&self, req: &pb::ReadChangesRequest) -> Result<pb::ReadChangesResponse> {
-        validate_collection(&req.collection)?;
+        let every_collection = req.collection.is_empty();
+        if every_collection && req.follow {
+            return Err(Error::invalid("follow needs a collection"));
+        }
+        if !every_collection {
+            validate_collection(&req.collection)?;
+        }
         let limit = req.limit.clamp(1, MAX_EVENTS) as usize;
         let max_bytes = if req.max_bytes == 0 {
             u64::MAX
@@ -145,11 +152,16 @@ impl Store {
                     examined += 1;
                     let event = pb::ChangeEvent::decode(&*v)
                         .map_err(|e| Error::internal(format!("corrupt change-log entry: {e}")))?;
-                    let current = event
-                        .record
-                        .as_ref()
-                        .is_some_and(|r| visible(meta.as_ref(), r));
-                    if event.collection == req.collection && current {
+                    let ours = every_collection || event.collection == req.collection;
+                    let current = ours
+                        && event.record.as_ref().is_some_and(|r| {
+                            if every_collection {
+                                visible(self.collection_meta(&event.collection).as_ref(), r)
+                            } else {
+                                visible(meta.as_ref(), r)
+                            }
+                        });
+                    if current {
                         bytes += v.len() as u64;
                         out.events.push(pb::ChangeRecord {
                             shard: u32::from(shard),
