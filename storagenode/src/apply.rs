@@ -60,6 +60,12 @@ impl Store {
         // The HLC advances on every timestamp it receives (DESIGN.md "HLC").
         self.hlc.observe(remote.hlc);
         let mut st = self.lock_shard_by(shard, deadline)?;
+        if let Some(settings) = &req.collection_meta {
+            if settings.name != req.collection {
+                return Err(Error::invalid("collection_meta names another collection"));
+            }
+            self.apply_collection(settings)?;
+        }
         let meta = self.collection_meta(&req.collection).ok_or_else(|| {
             Error::unavailable(format!(
                 "collection {} is not known here yet (its settings replicate first)",
@@ -230,6 +236,7 @@ mod tests {
                             epoch,
                             seq: e.seq,
                         }),
+                        collection_meta: from.collection_meta(&ev.collection),
                     },
                     deadline(),
                 )
@@ -357,11 +364,58 @@ mod tests {
                 epoch: 1,
                 seq: 1,
             }),
+            collection_meta: None,
         };
         let e = dc2.apply(&req, deadline()).unwrap_err();
         assert_eq!(e.code, aerolith_common::ErrorCode::Unavailable, "{e}");
         assert!(dc2.watermark(1, "dc1").unwrap().is_none(), "nothing moved");
         let e = dc1.apply(&req, deadline()).unwrap_err();
         assert_eq!(e.code, aerolith_common::ErrorCode::InvalidArgument, "{e}");
+        // With the origin's settings, the collection is created and the change applied.
+        let with_settings = pb::ApplyRequest {
+            collection_meta: dc1.collection_meta("c"),
+            ..req
+        };
+        assert!(dc2.apply(&with_settings, deadline()).unwrap().changed);
+        assert_eq!(record(&dc2, "x"), record(&dc1, "x"));
+        assert_eq!(dc2.collection_meta("c"), dc1.collection_meta("c"));
+    }
+
+    #[test]
+    fn a_replicated_collection_delete_removes_the_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let (dc1, dc2) = (store(dir.path(), "dc1"), store(dir.path(), "dc2"));
+        collection(&dc1, pb::ConflictStrategy::Lww);
+        put(&dc1, "x", json!({"a": 1}));
+        ship(&dc1, &dc2);
+        assert!(dc2.read_record(1, "c", "x").unwrap().is_some());
+        let (old_record, old_meta) = (record(&dc1, "x"), dc1.collection_meta("c"));
+        let gone = dc1
+            .delete_collection(&pb::DeleteCollectionRequest {
+                name: "c".into(),
+                hlc: 0,
+            })
+            .unwrap();
+        let (held, changed) = dc2.apply_collection(&gone).unwrap();
+        assert!(changed && held.deleted);
+        assert!(dc2.read_record(1, "c", "x").unwrap().is_none());
+        // Applying it again changes nothing; a stale change of the old incarnation is dropped.
+        assert!(!dc2.apply_collection(&gone).unwrap().1);
+        let stale = pb::ApplyRequest {
+            shard: 1,
+            collection: "c".into(),
+            id: "x".into(),
+            record: Some(old_record),
+            origin_dc: "dc1".into(),
+            position: Some(pb::ShardPosition {
+                shard: 1,
+                epoch: 1,
+                seq: 1,
+            }),
+            collection_meta: old_meta,
+        };
+        assert!(!dc2.apply(&stale, deadline()).unwrap().changed);
+        assert!(dc2.read_record(1, "c", "x").unwrap().is_none());
+        assert!(dc2.collection_meta("c").is_some_and(|m| m.deleted));
     }
 }

@@ -173,6 +173,47 @@ impl Store {
         })
     }
 
+    /// Merges another DC's settings of a collection into this node's (replication): a
+    /// newer incarnation replaces an older one (whose documents are range-deleted), a
+    /// deletion of the live incarnation deletes it, and within one incarnation explicit
+    /// settings win over implicit ones, then the later (HLC, DC). Returns the settings now
+    /// held and whether they changed.
+    pub fn apply_collection(
+        &self,
+        remote: &pb::CollectionMeta,
+    ) -> Result<(pb::CollectionMeta, bool)> {
+        validate_collection(&remote.name)?;
+        pb::ConflictStrategy::try_from(remote.strategy).map_err(|_| {
+            Error::invalid(format!("unknown conflict strategy {}", remote.strategy))
+        })?;
+        self.hlc
+            .observe(remote.settings_hlc.max(remote.deleted_hlc));
+        let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
+        let local = cache.get(&remote.name).cloned();
+        let mut batch = WriteBatch::default();
+        let merged = match &local {
+            None => Some(remote.clone()),
+            Some(l) => merge_settings(l, remote),
+        };
+        let Some(merged) = merged.filter(|m| Some(m) != local.as_ref()) else {
+            return Ok((local.unwrap_or_else(|| remote.clone()), false));
+        };
+        // Leaving an incarnation (by a deletion or for a newer one) removes its documents.
+        let leaves_live = local
+            .as_ref()
+            .is_some_and(|l| !l.deleted && (merged.deleted || merged.incarnation != l.incarnation));
+        if leaves_live {
+            self.delete_documents(&remote.name, &mut batch)?;
+        }
+        self.save_collection(&merged, &mut batch)?;
+        self.engine
+            .db()
+            .write_opt(batch, &self.write_options())
+            .map_err(db_err)?;
+        cache.insert(remote.name.clone(), merged.clone());
+        Ok((merged, true))
+    }
+
     /// Every collection this node knows, tombstones included.
     pub fn list_collections(&self) -> Vec<pb::CollectionMeta> {
         let cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
@@ -226,5 +267,107 @@ pub(crate) fn visible(meta: Option<&pb::CollectionMeta>, rec: &pb::DocRecord) ->
         None => true,
         Some(m) if m.deleted => rec.incarnation > m.deleted_hlc,
         Some(m) => rec.incarnation >= m.incarnation,
+    }
+}
+
+/// The settings a node should hold after seeing `local` and `remote` (see
+/// [`Store::apply_collection`]); `None` when `local` already wins.
+fn merge_settings(
+    local: &pb::CollectionMeta,
+    remote: &pb::CollectionMeta,
+) -> Option<pb::CollectionMeta> {
+    match (local.deleted, remote.deleted) {
+        // Two deletions: the later one stands (a later incarnation was deleted too).
+        (true, true) => (remote.deleted_hlc > local.deleted_hlc).then(|| remote.clone()),
+        // A deletion reaches the live incarnation it followed (or an older one).
+        (false, true) => (local.incarnation < remote.deleted_hlc).then(|| remote.clone()),
+        // A live incarnation created after (or at) the local deletion replaces it.
+        (true, false) => (remote.incarnation >= local.deleted_hlc).then(|| remote.clone()),
+        (false, false) => match remote.incarnation.cmp(&local.incarnation) {
+            std::cmp::Ordering::Greater => Some(remote.clone()),
+            std::cmp::Ordering::Less => None,
+            std::cmp::Ordering::Equal => {
+                let rank =
+                    |m: &pb::CollectionMeta| (m.explicit, m.settings_hlc, m.settings_dc.clone());
+                (rank(remote) > rank(local)).then(|| pb::CollectionMeta {
+                    created_at_ms: local.created_at_ms.min(remote.created_at_ms),
+                    ..remote.clone()
+                })
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(explicit: bool, hlc: u64, dc: &str, incarnation: u64) -> pb::CollectionMeta {
+        pb::CollectionMeta {
+            name: "c".into(),
+            strategy: if explicit {
+                pb::ConflictStrategy::Siblings as i32
+            } else {
+                pb::ConflictStrategy::Lww as i32
+            },
+            explicit,
+            settings_hlc: hlc,
+            settings_dc: dc.into(),
+            incarnation,
+            created_at_ms: hlc,
+            deleted: false,
+            deleted_hlc: 0,
+        }
+    }
+
+    fn deleted(m: pb::CollectionMeta, at: u64) -> pb::CollectionMeta {
+        pb::CollectionMeta {
+            deleted: true,
+            deleted_hlc: at,
+            ..m
+        }
+    }
+
+    #[test]
+    fn settings_merge_is_order_independent() {
+        let metas = [
+            meta(false, 10, "dc1", 0),
+            meta(true, 5, "dc2", 0),
+            meta(false, 20, "dc3", 0),
+            deleted(meta(false, 10, "dc1", 0), 30),
+            meta(false, 40, "dc2", 30),
+            meta(true, 35, "dc1", 30),
+        ];
+        let fold = |order: &[usize]| {
+            order
+                .iter()
+                .fold(None::<pb::CollectionMeta>, |acc, &i| match acc {
+                    None => Some(metas[i].clone()),
+                    Some(l) => Some(merge_settings(&l, &metas[i]).unwrap_or(l)),
+                })
+        };
+        let want = fold(&[0, 1, 2, 3, 4, 5]).unwrap();
+        // Explicit beats implicit within the newest incarnation (30), whatever the order.
+        assert_eq!(
+            (want.incarnation, want.explicit, want.settings_dc.as_str()),
+            (30, true, "dc1")
+        );
+        for order in [[5, 4, 3, 2, 1, 0], [3, 0, 5, 1, 4, 2], [2, 4, 0, 5, 3, 1]] {
+            let got = fold(&order).unwrap();
+            assert_eq!(
+                (got.incarnation, got.explicit, got.settings_dc, got.deleted),
+                (
+                    want.incarnation,
+                    want.explicit,
+                    want.settings_dc.clone(),
+                    want.deleted
+                ),
+                "{order:?}"
+            );
+        }
+        // A deletion of an older incarnation does not touch a newer one.
+        assert!(merge_settings(&metas[4], &metas[3]).is_none());
+        // A deletion reaches the incarnation it followed.
+        assert!(merge_settings(&metas[0], &metas[3]).is_some_and(|m| m.deleted));
     }
 }

@@ -45,6 +45,7 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
         Req::ChangeHeads(r) => Resp::Heads(store.change_heads(&r)?),
         Req::Apply(r) => Resp::Apply(store.apply(&r, deadline)?),
         Req::Watermarks(r) => Resp::Watermarks(store.watermarks(&r)?),
+        Req::ApplyCollection(m) => Resp::Collection(store.apply_collection(&m)?.0),
         Req::PutCollection(r) => Resp::PutCollection(store.put_collection(&r)?),
         Req::GetCollection(r) => match store.collection_meta(&r.name) {
             Some(m) => Resp::Collection(m),
