@@ -12,6 +12,7 @@ use aerolith_common::rpc::DevCa;
 use aerolith_common::shard::DEFAULT_SHARDS;
 use aerolith_common::topology::{ClusterConfig, DcConfig, NodeConfig};
 use aerolith_gateway::{Gateway, GatewayOptions};
+use aerolith_replicator::{Peer, Replicator, ReplicatorOptions};
 use aerolith_storagenode::{Durability, MemoryProfile, NodeOptions, Retention, StorageNode};
 
 /// Default REST port of the first DC.
@@ -94,6 +95,8 @@ pub struct DevCluster {
     /// Per DC, its storage nodes (`None` once stopped by [`DevCluster::stop_node`]).
     nodes: Vec<Vec<Option<StorageNode>>>,
     gateways: Vec<Gateway>,
+    /// One per DC when there are several.
+    replicators: Vec<Replicator>,
     endpoints: Endpoints,
 }
 
@@ -145,11 +148,8 @@ impl DevCluster {
         if opts.dcs == 0 {
             bail!("--dcs must be at least 1");
         }
-        if opts.dcs > 1 {
-            bail!(
-                "--dcs {} is not available yet: cross-DC replication has not landed, so the dev cluster runs one DC (use --dcs 1)",
-                opts.dcs
-            );
+        if opts.dcs > 9 {
+            bail!("--dcs must be from 1 to 9");
         }
         if opts.nodes_per_dc == 0 || opts.nodes_per_dc > DEFAULT_SHARDS as usize {
             bail!("--nodes-per-dc must be from 1 to {DEFAULT_SHARDS}");
@@ -213,6 +213,36 @@ impl DevCluster {
             });
         }
 
+        // Replicators: every DC's receives first, so each can then ship to all the others.
+        let mut replicators = Vec::new();
+        if cluster.dcs.len() > 1 {
+            for dc in &cluster.dcs {
+                let r = Replicator::bind(ReplicatorOptions {
+                    cluster: cluster.clone(),
+                    dc: dc.id.clone(),
+                    listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                    tls: ca.issue(&format!("{}-replicator", dc.id))?,
+                    data_dir: opts.data_dir.join(&dc.id).join("replicator"),
+                })
+                .await
+                .with_context(|| format!("replicator of {} failed to start", dc.id))?;
+                replicators.push(r);
+            }
+            let peers: Vec<Peer> = replicators
+                .iter()
+                .zip(&cluster.dcs)
+                .map(|(r, dc)| Peer {
+                    dc: dc.id.clone(),
+                    addr: r.addr().to_string(),
+                })
+                .collect();
+            for (r, dc) in replicators.iter_mut().zip(&cluster.dcs) {
+                for p in peers.iter().filter(|p| p.dc != dc.id) {
+                    r.ship_to(p.clone())?;
+                }
+            }
+        }
+
         let mut gateways = Vec::new();
         let mut endpoints = Endpoints { dcs: Vec::new() };
         for (d, dc) in cluster.dcs.iter().enumerate() {
@@ -247,6 +277,7 @@ impl DevCluster {
         Ok(DevCluster {
             nodes,
             gateways,
+            replicators,
             endpoints,
         })
     }
@@ -270,10 +301,13 @@ impl DevCluster {
         Ok(())
     }
 
-    /// Stops gateways first, then storage nodes (flushing their stores).
+    /// Stops gateways and replicators first, then storage nodes (flushing their stores).
     pub async fn shutdown(self) -> anyhow::Result<()> {
         for g in self.gateways {
             g.shutdown().await;
+        }
+        for r in self.replicators {
+            r.shutdown().await;
         }
         let mut first_err = None;
         for n in self.nodes.into_iter().flatten().flatten() {

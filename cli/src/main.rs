@@ -17,13 +17,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a whole cluster in this process on loopback (storage nodes, gateways).
+    /// Run a whole cluster in this process on loopback (storage nodes, gateways, replicators).
     Dev {
         /// Data directory, kept across restarts.
         #[arg(long, default_value = "./aerolith-data")]
         data_dir: PathBuf,
-        /// Number of datacenters (only 1 until cross-DC replication lands).
-        #[arg(long, default_value_t = 1)]
+        /// Number of datacenters (1 to 9), each a full copy, with replicators between them.
+        #[arg(long, default_value_t = 2)]
         dcs: usize,
         /// Storage nodes per datacenter.
         #[arg(long, default_value_t = 3)]

@@ -42,12 +42,17 @@ fn start_dev(data: &Path, port_base: u16) -> Child {
     child
 }
 
-/// A free REST port whose derived gRPC (50051 + P - 8080) and admin ports stay in range.
+/// A free REST port for two DCs (P and P + 1, with their gRPC ports 50051 + P - 8080 and
+/// the next) whose derived ports stay in range.
 fn free_port() -> u16 {
     let start = 10_000 + (std::process::id() % 12_000) as u16;
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
     (start..23_000)
         .chain(10_000..start)
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .find(|p| {
+            let grpc = 50051 + p - 8080;
+            free(*p) && free(p + 1) && free(grpc) && free(grpc + 1)
+        })
         .expect("a free port")
 }
 
@@ -63,7 +68,10 @@ async fn dev_cluster_process_lifecycle() {
     let off = base as i64 - 8080;
     assert_eq!(
         endpoints,
-        json!({"dcs": [{"id": "dc1", "http": format!("127.0.0.1:{base}"), "grpc": format!("127.0.0.1:{}", 50051 + off), "admin": format!("127.0.0.1:{}", 9090 + off)}]})
+        json!({"dcs": [
+            {"id": "dc1", "http": format!("127.0.0.1:{base}"), "grpc": format!("127.0.0.1:{}", 50051 + off), "admin": format!("127.0.0.1:{}", 9090 + off)},
+            {"id": "dc2", "http": format!("127.0.0.1:{}", base + 1), "grpc": format!("127.0.0.1:{}", 50052 + off), "admin": format!("127.0.0.1:{}", 9091 + off)},
+        ]})
     );
     let url = format!("http://127.0.0.1:{base}/v1/collections/k/docs/doc1");
     let http = reqwest::Client::new();
@@ -127,12 +135,12 @@ fn unsupported_flags_fail_clearly() {
         "--data-dir",
         dir.path().to_str().unwrap(),
         "--dcs",
-        "2",
+        "10",
     ])
     .output()
     .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--dcs 2 is not available yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dcs must be from 1 to 9"));
     let out = aerolith(&["dev", "--nodes-per-dc", "zero"])
         .output()
         .unwrap();

@@ -158,6 +158,7 @@ fn op_name(body: &pb::request::Body) -> &'static str {
         B::Apply(_) => "apply",
         B::Watermarks(_) => "watermarks",
         B::ApplyCollection(_) => "apply_collection",
+        B::Ship(_) => "ship",
     }
 }
 

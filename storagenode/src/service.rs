@@ -46,6 +46,7 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
         Req::Apply(r) => Resp::Apply(store.apply(&r, deadline)?),
         Req::Watermarks(r) => Resp::Watermarks(store.watermarks(&r)?),
         Req::ApplyCollection(m) => Resp::Collection(store.apply_collection(&m)?.0),
+        Req::Ship(_) => return Err(Error::invalid("storage nodes do not take shipments")),
         Req::PutCollection(r) => Resp::PutCollection(store.put_collection(&r)?),
         Req::GetCollection(r) => match store.collection_meta(&r.name) {
             Some(m) => Resp::Collection(m),

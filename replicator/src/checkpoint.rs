@@ -1,0 +1,114 @@
+//! Shipping checkpoints: per peer DC, how far each local shard's change log has been shipped
+//! and acknowledged. Persisted as a small JSON file, replaced atomically (temp file, fsync,
+//! rename), so a crash leaves the old or the new checkpoint, never a torn one.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use aerolith_common::{Error, Result, pb};
+
+/// Acknowledged positions of one peer, by shard.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Shard → (log epoch, sequence) acknowledged by the peer.
+    pub shards: BTreeMap<u16, (u64, u64)>,
+}
+
+impl Checkpoint {
+    /// The position to read after for `shard` (epoch 0: from the oldest retained change).
+    pub fn from(&self, shard: u16) -> pb::ShardPosition {
+        let (epoch, seq) = self.shards.get(&shard).copied().unwrap_or((0, 0));
+        pb::ShardPosition {
+            shard: u32::from(shard),
+            epoch,
+            seq,
+        }
+    }
+
+    /// Records positions the peer acknowledged.
+    pub fn advance(&mut self, through: &[pb::ShardPosition]) {
+        for p in through {
+            if let Ok(shard) = u16::try_from(p.shard) {
+                self.shards.insert(shard, (p.epoch, p.seq));
+            }
+        }
+    }
+}
+
+/// Where one peer's checkpoint lives.
+#[derive(Debug, Clone)]
+pub struct CheckpointFile {
+    path: PathBuf,
+}
+
+impl CheckpointFile {
+    /// The checkpoint file of `peer` under `dir`.
+    pub fn new(dir: &Path, peer: &str) -> CheckpointFile {
+        CheckpointFile {
+            path: dir.join(format!("checkpoint-{peer}.json")),
+        }
+    }
+
+    /// Loads the checkpoint; none yet is the empty one.
+    pub fn load(&self) -> Result<Checkpoint> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                Error::internal(format!("corrupt checkpoint {}: {e}", self.path.display()))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Checkpoint::default()),
+            Err(e) => Err(Error::internal(format!(
+                "cannot read {}: {e}",
+                self.path.display()
+            ))),
+        }
+    }
+
+    /// Replaces the checkpoint atomically and durably.
+    pub fn save(&self, cp: &Checkpoint) -> Result<()> {
+        let io = |e: std::io::Error| {
+            Error::internal(format!("cannot write {}: {e}", self.path.display()))
+        };
+        let tmp = self.path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec(cp).map_err(Error::internal)?;
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(&bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_starts_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = CheckpointFile::new(dir.path(), "dc2");
+        let mut cp = f.load().unwrap();
+        assert_eq!(cp.from(3).epoch, 0);
+        cp.advance(&[pb::ShardPosition {
+            shard: 3,
+            epoch: 7,
+            seq: 42,
+        }]);
+        f.save(&cp).unwrap();
+        let back = f.load().unwrap();
+        assert_eq!(back, cp);
+        assert_eq!((back.from(3).epoch, back.from(3).seq), (7, 42));
+        std::fs::write(dir.path().join("checkpoint-dc2.json"), b"{torn").unwrap();
+        assert!(
+            f.load().is_err(),
+            "a corrupt checkpoint is an error, not a fresh start"
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! AerolithDB replicator (DESIGN.md "Replicator"): one per DC. It ships every local shard's
+//! change log to each peer DC's replicator and applies what the peers ship through the local
+//! storage nodes, which merge by version vector and record watermarks.
+
+pub mod checkpoint;
+pub mod receiver;
+pub mod shipper;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+
+use aerolith_common::rpc::{RpcClient, RpcServer, TlsMaterial};
+use aerolith_common::topology::ClusterConfig;
+use aerolith_common::{Error, Result};
+
+use checkpoint::CheckpointFile;
+use receiver::{Receiver, ShipService};
+pub use shipper::{Peer, PeerLink};
+
+/// Largest frame a shipment may be (a 4 MiB batch of changes, with room to spare).
+const MAX_FRAME: usize = 32 * 1024 * 1024;
+
+/// Everything a replicator needs to start.
+#[derive(Debug, Clone)]
+pub struct ReplicatorOptions {
+    /// The deployment.
+    pub cluster: ClusterConfig,
+    /// This replicator's DC.
+    pub dc: String,
+    /// UDP address of its QUIC RPC endpoint (port 0 picks one).
+    pub listen: SocketAddr,
+    /// Certificate material for the internal RPC (mutual TLS).
+    pub tls: TlsMaterial,
+    /// Where checkpoints live.
+    pub data_dir: PathBuf,
+}
+
+/// A running replicator.
+pub struct Replicator {
+    opts: ReplicatorOptions,
+    server: RpcServer,
+    addr: SocketAddr,
+    client: Arc<RpcClient>,
+    links: Vec<Arc<PeerLink>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// The QUIC stateless-reset key, kept across restarts in the data directory.
+fn reset_key(dir: &std::path::Path) -> Result<[u8; 32]> {
+    let path = dir.join("reset.key");
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(key);
+    }
+    let key: [u8; 32] = rand::random();
+    std::fs::write(&path, key).map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
+    Ok(key)
+}
+
+impl Replicator {
+    /// Starts receiving: binds the RPC endpoint and applies what peers ship.
+    pub async fn bind(opts: ReplicatorOptions) -> Result<Replicator> {
+        std::fs::create_dir_all(&opts.data_dir).map_err(|e| {
+            Error::internal(format!("cannot create {}: {e}", opts.data_dir.display()))
+        })?;
+        let dc = opts.cluster.dc(&opts.dc)?.clone();
+        let client = Arc::new(RpcClient::new(&opts.tls)?);
+        let receiver = Arc::new(Receiver::new(dc, client.clone()));
+        let server = RpcServer::bind(
+            opts.listen,
+            &opts.tls,
+            Arc::new(ShipService::new(receiver)),
+            MAX_FRAME,
+            &reset_key(&opts.data_dir)?,
+        )?;
+        let addr = server.local_addr()?;
+        tracing::info!(dc = %opts.dc, %addr, "replicator receiving");
+        Ok(Replicator {
+            opts,
+            server,
+            addr,
+            client,
+            links: Vec::new(),
+            tasks: Vec::new(),
+        })
+    }
+
+    /// Starts shipping this DC's changes to `peer`, from its persisted checkpoint.
+    pub fn ship_to(&mut self, peer: Peer) -> Result<()> {
+        if peer.dc == self.opts.dc {
+            return Err(Error::invalid("a DC does not ship to itself"));
+        }
+        let file = CheckpointFile::new(&self.opts.data_dir, &peer.dc);
+        let link = Arc::new(PeerLink::open(peer, file)?);
+        let local = self.opts.cluster.dc(&self.opts.dc)?.clone();
+        for i in 0..local.nodes.len() {
+            let shards = local.shards_of(i, self.opts.cluster.shards);
+            self.tasks.push(tokio::spawn(shipper::ship_node(
+                link.clone(),
+                local.clone(),
+                i,
+                shards,
+                self.client.clone(),
+            )));
+        }
+        self.links.push(link);
+        Ok(())
+    }
+
+    /// The RPC address peers ship to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The links to the peers it ships to.
+    pub fn links(&self) -> &[Arc<PeerLink>] {
+        &self.links
+    }
+
+    /// Stops shipping and receiving. Checkpoints are already durable.
+    pub async fn shutdown(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.server.shutdown().await;
+        self.client.close();
+    }
+}

@@ -1,0 +1,119 @@
+//! The receiving side: another DC's replicator ships batches of its change logs; each change
+//! is applied through the owner of its shard in this DC (which merges it and moves the
+//! watermark atomically), in batch order, and the batch is acknowledged once all are applied.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aerolith_common::rpc::RpcClient;
+use aerolith_common::rpc::server::{Handler, error_response, request_timeout};
+use aerolith_common::topology::DcConfig;
+use aerolith_common::{Error, Result, pb};
+use pb::request::Body as Req;
+use pb::response::Body as Resp;
+
+/// Applies shipped batches to this DC's storage nodes.
+pub struct Receiver {
+    dc: DcConfig,
+    client: Arc<RpcClient>,
+    /// Collection settings already merged into every node of the DC.
+    settled: Mutex<HashSet<Vec<u8>>>,
+}
+
+impl Receiver {
+    /// A receiver applying to the nodes of `dc`.
+    pub fn new(dc: DcConfig, client: Arc<RpcClient>) -> Receiver {
+        Receiver {
+            dc,
+            client,
+            settled: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Merges collection settings into every node of the DC once per distinct settings, so
+    /// every node (not only the shard's owner) holds them before local writes arrive.
+    async fn settle(&self, meta: &pb::CollectionMeta, timeout: Duration) -> Result<()> {
+        let key = prost::Message::encode_to_vec(meta);
+        if self.lock().contains(&key) {
+            return Ok(());
+        }
+        for node in &self.dc.nodes {
+            self.client
+                .call(&node.rpc, Req::ApplyCollection(meta.clone()), timeout)
+                .await?;
+        }
+        self.lock().insert(key);
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Vec<u8>>> {
+        self.settled.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies one batch; the number of changes that changed a record.
+    pub async fn apply(&self, ship: pb::ShipRequest, timeout: Duration) -> Result<u32> {
+        let mut changed = 0;
+        for c in ship.changes {
+            if let Some(meta) = &c.collection_meta {
+                self.settle(meta, timeout).await?;
+            }
+            let shard = u16::try_from(c.shard)
+                .map_err(|_| Error::invalid(format!("shard {} out of range", c.shard)))?;
+            let owner = self.dc.owner(shard).rpc.clone();
+            let req = Req::Apply(pb::ApplyRequest {
+                shard: c.shard,
+                collection: c.collection,
+                id: c.id,
+                record: c.record,
+                origin_dc: ship.from_dc.clone(),
+                position: c.position,
+                collection_meta: c.collection_meta,
+            });
+            match self.client.call(&owner, req, timeout).await? {
+                Resp::Apply(a) if a.changed => changed += 1,
+                Resp::Apply(_) => {}
+                _ => return Err(Error::internal("unexpected answer to apply")),
+            }
+        }
+        Ok(changed)
+    }
+}
+
+/// Serves `Ship` requests over the internal RPC.
+pub struct ShipService {
+    receiver: Arc<Receiver>,
+}
+
+impl ShipService {
+    /// A service applying through `receiver`.
+    pub fn new(receiver: Arc<Receiver>) -> ShipService {
+        ShipService { receiver }
+    }
+}
+
+impl Handler for ShipService {
+    fn handle(&self, req: pb::Request) -> impl Future<Output = pb::Response> + Send {
+        let receiver = self.receiver.clone();
+        let timeout = request_timeout(req.timeout_ms);
+        async move {
+            let body = match req.body {
+                Some(Req::Ping(_)) => Resp::Pong(pb::PingResponse::default()),
+                Some(Req::Ship(ship)) => {
+                    let applied = ship.changes.len() as u32;
+                    match receiver.apply(ship, timeout).await {
+                        Ok(changed) => {
+                            metrics::counter!("aerolith_replication_applied_total")
+                                .increment(u64::from(applied));
+                            Resp::Shipped(pb::ShipResponse { applied, changed })
+                        }
+                        Err(e) => return error_response(&e),
+                    }
+                }
+                _ => return error_response(&Error::invalid("a replicator takes ship and ping")),
+            };
+            pb::Response { body: Some(body) }
+        }
+    }
+}
