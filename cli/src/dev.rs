@@ -213,9 +213,11 @@ impl DevCluster {
             });
         }
 
-        // Replicators: every DC's receives first, so each can then ship to all the others.
+        // Replicators (one per DC, also with a single DC, for its admin API): every DC's
+        // receives first, so each can then ship to all the others.
         let mut replicators = Vec::new();
-        if cluster.dcs.len() > 1 {
+        let mut admin_addrs = Vec::new();
+        {
             for dc in &cluster.dcs {
                 let r = Replicator::bind(ReplicatorOptions {
                     cluster: cluster.clone(),
@@ -236,10 +238,16 @@ impl DevCluster {
                     addr: r.addr().to_string(),
                 })
                 .collect();
-            for (r, dc) in replicators.iter_mut().zip(&cluster.dcs) {
+            for (d, (r, dc)) in replicators.iter_mut().zip(&cluster.dcs).enumerate() {
                 for p in peers.iter().filter(|p| p.dc != dc.id) {
                     r.ship_to(p.clone())?;
                 }
+                let admin = port(DEFAULT_ADMIN_PORT, d, opts.port_base)?;
+                let bound = r
+                    .serve_admin(SocketAddr::from(([127, 0, 0, 1], admin)))
+                    .await
+                    .with_context(|| format!("replicator admin of {} failed to start", dc.id))?;
+                admin_addrs.push(bound.to_string());
             }
         }
 
@@ -260,12 +268,11 @@ impl DevCluster {
             })
             .await
             .with_context(|| format!("gateway of {} failed to start", dc.id))?;
-            let admin = port(DEFAULT_ADMIN_PORT, d, opts.port_base)?;
             endpoints.dcs.push(DcEndpoints {
                 id: dc.id.clone(),
                 http: gateway.http_addr().to_string(),
                 grpc: gateway.grpc_addr().to_string(),
-                admin: format!("127.0.0.1:{admin}"),
+                admin: admin_addrs.get(d).cloned().unwrap_or_default(),
             });
             gateways.push(gateway);
         }

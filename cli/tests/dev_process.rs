@@ -50,7 +50,7 @@ fn free_port() -> u16 {
     (start..23_000)
         .chain(10_000..start)
         .find(|p| {
-            let grpc = 50051 + p - 8080;
+            let grpc = p - 8080 + 50051;
             free(*p) && free(p + 1) && free(grpc) && free(grpc + 1)
         })
         .expect("a free port")

@@ -167,7 +167,123 @@ async fn two_dcs_converge_under_every_strategy() {
         last = now;
     }
     assert!(last > 0.0, "nothing was counted as shipped");
+    admin_api(&c, &dc1, &dc2, &format!("http://{}", dcs[0].admin)).await;
     c.stop().await;
+}
+
+async fn json_of(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// The replicator admin API of dc1: status, pause and resume, conflicts, errors.
+async fn admin_api(c: &TestCluster, dc1: &str, dc2: &str, admin: &str) {
+    let status = |c: &TestCluster| {
+        let url = format!("{admin}/admin/status");
+        let http = c.http.clone();
+        async move { json_of(http.get(url).send().await.unwrap()).await.1 }
+    };
+    let s = status(c).await;
+    assert_eq!(s["dc"], "dc1", "{s}");
+    let peer = &s["peers"][0];
+    assert_eq!(
+        (&peer["dc"], &peer["state"], &peer["lag_changes"]),
+        (&json!("dc2"), &json!("connected"), &json!(0)),
+        "{s}"
+    );
+    assert!(
+        peer["sent"].as_u64().unwrap() > 0 && peer["applied"].as_u64().unwrap() > 0,
+        "{s}"
+    );
+    assert!(
+        peer["last_applied_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{s}"
+    );
+
+    // Paused, dc1's writes pile up: nothing read after the pause is shipped.
+    let (code, body) = json_of(
+        c.http
+            .post(format!("{admin}/admin/peers/dc2/pause"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((code, &body["state"]), (200, &json!("paused")), "{body}");
+    let n = 5;
+    for i in 1..=n {
+        put(c, dc1, "paused", &format!("p{i}"), json!({"n": i})).await;
+    }
+    let s = status(c).await;
+    assert_eq!(s["peers"][0]["state"], "paused", "{s}");
+    assert!(
+        s["peers"][0]["lag_changes"].as_u64().unwrap_or(0) >= n as u64,
+        "{s}"
+    );
+    assert!(s["peers"][0]["lag_ms"].as_u64().is_some(), "{s}");
+    let r = c
+        .http
+        .get(format!("{dc2}/v1/collections/paused/docs/p{n}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "a paused peer receives nothing");
+    let (code, _) = json_of(
+        c.http
+            .post(format!("{admin}/admin/peers/dc2/resume"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200);
+    converged(c, dc1, dc2, "paused", n).await;
+
+    let (code, body) = json_of(
+        c.http
+            .get(format!("{admin}/admin/conflicts?limit=5"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body["conflicts"].as_array().is_some_and(|l| l.len() <= 5),
+        "{body}"
+    );
+    for (method, path, want_status, want_code) in [
+        ("GET", "/admin/conflicts?limit=0", 400, "invalid_argument"),
+        ("POST", "/admin/peers/dc9/pause", 404, "not_found"),
+        ("POST", "/admin/resync", 400, "invalid_argument"),
+        ("GET", "/admin/nope", 404, "not_found"),
+    ] {
+        let req = match method {
+            "GET" => c.http.get(format!("{admin}{path}")),
+            _ => c.http.post(format!("{admin}{path}")),
+        };
+        let (code, body) = json_of(req.send().await.unwrap()).await;
+        assert_eq!(
+            (code, &body["error"]["code"]),
+            (want_status, &json!(want_code)),
+            "{path}: {body}"
+        );
+    }
+    let metrics = c
+        .http
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("aerolith_replication_shipped_total"),
+        "{metrics}"
+    );
 }
 
 /// Changes shipped so far by every replicator of the process.

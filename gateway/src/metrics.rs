@@ -1,31 +1,16 @@
-//! Request metrics as a middleware layer, and the process-wide Prometheus recorder.
+//! Request metrics as a middleware layer (the process-wide recorder is in
+//! `aerolith_common::telemetry`).
 
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use aerolith_common::ErrorCode;
 
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-
-/// The process's Prometheus handle, installing the recorder on first use (several gateways in
-/// one process, as in `aerolith dev`, share it).
-pub fn prometheus() -> PrometheusHandle {
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            // Fails only if another recorder was installed first; metrics then go there.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
-}
+pub use aerolith_common::telemetry::prometheus;
 
 /// Middleware: counts HTTP requests (REST, GraphQL, WebSocket upgrades) and records latency
 /// by protocol, operation and code.

@@ -2,9 +2,11 @@
 //! change log to each peer DC's replicator and applies what the peers ship through the local
 //! storage nodes, which merge by version vector and record watermarks.
 
+pub mod admin;
 pub mod checkpoint;
 pub mod receiver;
 pub mod shipper;
+pub mod stats;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +21,7 @@ use aerolith_common::{Error, Result};
 use checkpoint::CheckpointFile;
 use receiver::{Receiver, ShipService};
 pub use shipper::{Peer, PeerLink};
+use stats::Stats;
 
 /// Largest frame a shipment may be (a 4 MiB batch of changes, with room to spare).
 const MAX_FRAME: usize = 32 * 1024 * 1024;
@@ -45,6 +48,7 @@ pub struct Replicator {
     addr: SocketAddr,
     client: Arc<RpcClient>,
     links: Vec<Arc<PeerLink>>,
+    stats: Arc<Stats>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -69,7 +73,8 @@ impl Replicator {
         })?;
         let dc = opts.cluster.dc(&opts.dc)?.clone();
         let client = Arc::new(RpcClient::new(&opts.tls)?);
-        let receiver = Arc::new(Receiver::new(dc, client.clone()));
+        let stats = Arc::new(Stats::default());
+        let receiver = Arc::new(Receiver::new(dc, client.clone(), stats.clone()));
         let server = RpcServer::bind(
             opts.listen,
             &opts.tls,
@@ -85,6 +90,7 @@ impl Replicator {
             addr,
             client,
             links: Vec::new(),
+            stats,
             tasks: Vec::new(),
         })
     }
@@ -109,6 +115,23 @@ impl Replicator {
         }
         self.links.push(link);
         Ok(())
+    }
+
+    /// Serves the admin API on `addr` (call after every `ship_to`); returns its address.
+    pub async fn serve_admin(&mut self, addr: SocketAddr) -> Result<SocketAddr> {
+        let listener = admin::bind(addr).await?;
+        let bound = listener.local_addr().map_err(Error::internal)?;
+        let state = admin::AdminState {
+            local: self.opts.cluster.dc(&self.opts.dc)?.clone(),
+            shards: self.opts.cluster.shards,
+            links: self.links.clone(),
+            stats: self.stats.clone(),
+            client: self.client.clone(),
+            metrics: aerolith_common::telemetry::prometheus(),
+        };
+        self.tasks.push(tokio::spawn(admin::serve(listener, state)));
+        tracing::info!(dc = %self.opts.dc, %bound, "replicator admin serving");
+        Ok(bound)
     }
 
     /// The RPC address peers ship to.

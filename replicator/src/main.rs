@@ -27,6 +27,9 @@ struct Args {
         default_value = "127.0.0.1:7400"
     )]
     listen: SocketAddr,
+    /// TCP address of the admin HTTP API.
+    #[arg(long, env = "AEROLITH_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    admin_listen: SocketAddr,
     /// Where shipping checkpoints are kept.
     #[arg(
         long,
@@ -75,7 +78,11 @@ async fn main() -> anyhow::Result<()> {
     for p in peers {
         replicator.ship_to(p)?;
     }
-    println!("aerolith-replicator listening on {}", replicator.addr());
+    let admin = replicator.serve_admin(args.admin_listen).await?;
+    println!(
+        "aerolith-replicator listening on {} (admin http://{admin})",
+        replicator.addr()
+    );
     aerolith_common::signal::shutdown_signal().await;
     replicator.shutdown().await;
     Ok(())

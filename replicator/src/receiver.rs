@@ -11,6 +11,8 @@ use aerolith_common::rpc::RpcClient;
 use aerolith_common::rpc::server::{Handler, error_response, request_timeout};
 use aerolith_common::topology::DcConfig;
 use aerolith_common::{Error, Result, pb};
+
+use crate::stats::Stats;
 use pb::request::Body as Req;
 use pb::response::Body as Resp;
 
@@ -18,16 +20,18 @@ use pb::response::Body as Resp;
 pub struct Receiver {
     dc: DcConfig,
     client: Arc<RpcClient>,
+    stats: Arc<Stats>,
     /// Collection settings already merged into every node of the DC.
     settled: Mutex<HashSet<Vec<u8>>>,
 }
 
 impl Receiver {
     /// A receiver applying to the nodes of `dc`.
-    pub fn new(dc: DcConfig, client: Arc<RpcClient>) -> Receiver {
+    pub fn new(dc: DcConfig, client: Arc<RpcClient>, stats: Arc<Stats>) -> Receiver {
         Receiver {
             dc,
             client,
+            stats,
             settled: Mutex::new(HashSet::new()),
         }
     }
@@ -64,18 +68,19 @@ impl Receiver {
             let owner = self.dc.owner(shard).rpc.clone();
             let req = Req::Apply(pb::ApplyRequest {
                 shard: c.shard,
-                collection: c.collection,
-                id: c.id,
+                collection: c.collection.clone(),
+                id: c.id.clone(),
                 record: c.record,
                 origin_dc: ship.from_dc.clone(),
                 position: c.position,
                 collection_meta: c.collection_meta,
             });
-            match self.client.call(&owner, req, timeout).await? {
-                Resp::Apply(a) if a.changed => changed += 1,
-                Resp::Apply(_) => {}
-                _ => return Err(Error::internal("unexpected answer to apply")),
-            }
+            let Resp::Apply(answer) = self.client.call(&owner, req, timeout).await? else {
+                return Err(Error::internal("unexpected answer to apply"));
+            };
+            changed += u32::from(answer.changed);
+            self.stats
+                .applied(&ship.from_dc, &c.collection, &c.id, &answer);
         }
         Ok(changed)
     }

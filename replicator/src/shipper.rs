@@ -4,7 +4,7 @@
 //! retried from the same checkpoint with backoff: the peer's apply is idempotent.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,6 +47,8 @@ pub struct PeerLink {
     pub paused: AtomicBool,
     /// True after the last shipment succeeded, false after one failed.
     pub connected: AtomicBool,
+    /// Changes shipped and acknowledged.
+    pub sent: AtomicU64,
 }
 
 impl PeerLink {
@@ -58,6 +60,7 @@ impl PeerLink {
             peer,
             paused: AtomicBool::new(false),
             connected: AtomicBool::new(false),
+            sent: AtomicU64::new(0),
         })
     }
 
@@ -191,6 +194,11 @@ async fn round(
             record: ev.record,
         });
     }
+    // A pause takes effect before anything read after it is sent: the batch is dropped and
+    // read again after the resume (the checkpoint has not moved).
+    if link.paused.load(Ordering::Relaxed) {
+        return Ok(());
+    }
     let n = changes.len() as u64;
     let ship = Req::Ship(pb::ShipRequest {
         from_dc: dc.to_string(),
@@ -201,6 +209,7 @@ async fn round(
         _ => return Err(Error::internal("unexpected answer to ship")),
     }
     link.connected.store(true, Ordering::Relaxed);
+    link.sent.fetch_add(n, Ordering::Relaxed);
     metrics::counter!("aerolith_replication_shipped_total", "peer" => link.peer.dc.clone())
         .increment(n);
     link.advance(&read.through)

@@ -1,0 +1,261 @@
+//! The replicator admin HTTP API (API.md "Replicator admin"): status and lag per peer,
+//! recent conflicts, pausing and resuming a peer, health and metrics. Errors use the REST
+//! error body. Resync and failover answer `invalid_argument` until their issues land.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use aerolith_common::rpc::RpcClient;
+use aerolith_common::time::{now_ms, rfc3339_ms};
+use aerolith_common::topology::DcConfig;
+use aerolith_common::{Error, ErrorCode, Result, hlc, pb};
+use pb::request::Body as Req;
+use pb::response::Body as Resp;
+
+use crate::shipper::PeerLink;
+use crate::stats::Stats;
+
+/// What the admin handlers read.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The local DC.
+    pub local: DcConfig,
+    /// Shards of the cluster.
+    pub shards: u16,
+    /// Links to the peers this DC ships to.
+    pub links: Vec<Arc<PeerLink>>,
+    /// What was received from peers.
+    pub stats: Arc<Stats>,
+    /// RPC client for the local nodes.
+    pub client: Arc<RpcClient>,
+    /// Prometheus renderer.
+    pub metrics: PrometheusHandle,
+}
+
+/// An error as the REST error body.
+struct AdminError(Error);
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = json!({"error": {"code": self.0.code.as_str(), "message": self.0.message}});
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<Error> for AdminError {
+    fn from(e: Error) -> Self {
+        AdminError(e)
+    }
+}
+
+type Answer = std::result::Result<Json<Value>, AdminError>;
+
+/// The admin router.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/admin/status", get(status))
+        .route("/admin/conflicts", get(conflicts))
+        .route("/admin/peers/{dc}/pause", post(pause))
+        .route("/admin/peers/{dc}/resume", post(resume))
+        .route("/admin/resync", post(resync))
+        .route("/admin/failover", post(failover))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { AdminError(Error::not_found("no such route")) })
+        .method_not_allowed_fallback(|| async {
+            let mut r =
+                AdminError(Error::invalid("method not allowed on this route")).into_response();
+            *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            r
+        })
+        .with_state(state)
+}
+
+/// Serves the admin API on `listener` until the task is aborted.
+pub async fn serve(listener: tokio::net::TcpListener, state: AdminState) {
+    if let Err(e) = axum::serve(listener, router(state)).await {
+        tracing::error!(error = %e, "admin server failed");
+    }
+}
+
+/// Binds the admin port.
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::unavailable(format!("cannot listen on {addr}: {e}")))
+}
+
+async fn metrics(State(s): State<AdminState>) -> String {
+    s.metrics.render()
+}
+
+/// Every local shard's log head.
+async fn heads(s: &AdminState) -> Result<BTreeMap<u16, (u64, u64)>> {
+    let mut out = BTreeMap::new();
+    for (i, node) in s.local.nodes.iter().enumerate() {
+        let shards = s.local.shards_of(i, s.shards);
+        let req = Req::ChangeHeads(pb::ChangeHeadsRequest {
+            shards: shards.iter().map(|s| u32::from(*s)).collect(),
+        });
+        let Resp::Heads(h) = s
+            .client
+            .call(&node.rpc, req, Duration::from_secs(5))
+            .await?
+        else {
+            return Err(Error::internal("unexpected answer to change_heads"));
+        };
+        for p in h.heads {
+            if let Ok(shard) = u16::try_from(p.shard) {
+                out.insert(shard, (p.epoch, p.seq));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Age of the oldest change of `shard` not yet acknowledged (ms), read from the log.
+async fn oldest_unshipped_ms(s: &AdminState, shard: u16, acked: (u64, u64)) -> Result<u64> {
+    let node = &s.local.owner(shard).rpc;
+    let req = Req::ReadChanges(pb::ReadChangesRequest {
+        collection: String::new(),
+        from: vec![pb::ShardPosition {
+            shard: u32::from(shard),
+            epoch: acked.0,
+            seq: acked.1,
+        }],
+        limit: 1,
+        ..Default::default()
+    });
+    let Resp::Changes(c) = s.client.call(node, req, Duration::from_secs(5)).await? else {
+        return Err(Error::internal("unexpected answer to read_changes"));
+    };
+    let written = c
+        .events
+        .first()
+        .and_then(|e| e.event.as_ref()?.record.as_ref())
+        .map(|r| hlc::wall_ms(r.hlc));
+    Ok(written.map_or(0, |w| now_ms().saturating_sub(w)))
+}
+
+async fn status(State(s): State<AdminState>) -> Answer {
+    let heads = heads(&s).await?;
+    let mut peers = Vec::new();
+    for link in &s.links {
+        let acked = link.acknowledged();
+        let mut lag_changes = 0u64;
+        let mut lag_ms = 0u64;
+        for (shard, (epoch, seq)) in &heads {
+            let (a_epoch, a_seq) = acked.get(shard).copied().unwrap_or((0, 0));
+            let behind = if a_epoch == *epoch {
+                seq.saturating_sub(a_seq)
+            } else {
+                *seq
+            };
+            if behind > 0 {
+                lag_changes += behind;
+                let from = if a_epoch == *epoch {
+                    (a_epoch, a_seq)
+                } else {
+                    (0, 0)
+                };
+                lag_ms = lag_ms.max(oldest_unshipped_ms(&s, *shard, from).await.unwrap_or(0));
+            }
+        }
+        let received = s.stats.received(&link.peer.dc);
+        let state = if link.paused.load(Ordering::Relaxed) {
+            "paused"
+        } else if link.connected.load(Ordering::Relaxed) {
+            "connected"
+        } else {
+            "disconnected"
+        };
+        peers.push(json!({
+            "dc": link.peer.dc,
+            "state": state,
+            "lag_changes": lag_changes,
+            "lag_ms": lag_ms,
+            "last_applied_at": received.last_applied_ms.map(rfc3339_ms),
+            "sent": link.sent.load(Ordering::Relaxed),
+            "applied": received.applied,
+            "conflicts": received.conflicts,
+        }));
+    }
+    Ok(Json(json!({"dc": s.local.id, "peers": peers})))
+}
+
+/// `?collection=&limit=` of `GET /admin/conflicts`.
+#[derive(Debug, Deserialize)]
+struct ConflictParams {
+    collection: Option<String>,
+    limit: Option<String>,
+}
+
+async fn conflicts(State(s): State<AdminState>, Query(q): Query<ConflictParams>) -> Answer {
+    let limit = match q.limit.as_deref() {
+        None => 100,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "limit must be an integer from 1 to 1000, got {l:?}"
+                ))
+                .into());
+            }
+        },
+    };
+    let list = s
+        .stats
+        .conflicts(q.collection.as_deref().filter(|c| !c.is_empty()), limit);
+    Ok(Json(json!({"conflicts": list})))
+}
+
+fn link<'a>(s: &'a AdminState, dc: &str) -> std::result::Result<&'a Arc<PeerLink>, AdminError> {
+    s.links
+        .iter()
+        .find(|l| l.peer.dc == dc)
+        .ok_or_else(|| AdminError(Error::not_found(format!("no peer DC {dc}"))))
+}
+
+async fn pause(State(s): State<AdminState>, Path(dc): Path<String>) -> Answer {
+    link(&s, &dc)?.paused.store(true, Ordering::Relaxed);
+    Ok(Json(json!({"dc": dc, "state": "paused"})))
+}
+
+async fn resume(State(s): State<AdminState>, Path(dc): Path<String>) -> Answer {
+    let l = link(&s, &dc)?;
+    l.paused.store(false, Ordering::Relaxed);
+    let state = if l.connected.load(Ordering::Relaxed) {
+        "connected"
+    } else {
+        "disconnected"
+    };
+    Ok(Json(json!({"dc": dc, "state": state})))
+}
+
+async fn resync() -> AdminError {
+    AdminError(Error::new(
+        ErrorCode::InvalidArgument,
+        "resync is not yet supported (anti-entropy lands with the repair issue)",
+    ))
+}
+
+async fn failover() -> AdminError {
+    AdminError(Error::new(
+        ErrorCode::InvalidArgument,
+        "failover is not yet supported (it lands with the failover issue)",
+    ))
+}
