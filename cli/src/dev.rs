@@ -19,6 +19,9 @@ use aerolith_storagenode::{Durability, MemoryProfile, NodeOptions, Retention, St
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
 /// Default gRPC port of the first DC.
 pub const DEFAULT_GRPC_PORT: u16 = 50051;
+/// How long start-up waits for every gateway to reach every shard's owner.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Default replicator admin port of the first DC.
 pub const DEFAULT_ADMIN_PORT: u16 = 9090;
 
@@ -277,8 +280,19 @@ impl DevCluster {
             gateways.push(gateway);
         }
 
+        // Every shard's owner must answer; on a loaded machine the first handshakes can take
+        // longer than one readiness check allows, so retry until a generous deadline.
+        let ready_by = tokio::time::Instant::now() + READY_TIMEOUT;
         for g in &gateways {
-            g.ready().await.context("a gateway did not become ready")?;
+            loop {
+                match g.ready().await {
+                    Ok(()) => break,
+                    Err(e) if tokio::time::Instant::now() >= ready_by => {
+                        return Err(anyhow::Error::new(e).context("a gateway did not become ready"));
+                    }
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                }
+            }
         }
         write_atomically(&endpoints_path, &serde_json::to_vec_pretty(&endpoints)?)?;
         Ok(DevCluster {

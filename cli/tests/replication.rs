@@ -284,6 +284,26 @@ async fn admin_api(c: &TestCluster, dc1: &str, dc2: &str, admin: &str) {
         metrics.contains("aerolith_replication_shipped_total"),
         "{metrics}"
     );
+    // Lag gauges per peer are refreshed in the background.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = c
+            .http
+            .get(format!("{admin}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(r#"aerolith_replication_lag_changes{peer="dc2"}"#)
+            && metrics.contains(r#"aerolith_replication_lag_ms{peer="dc2"}"#)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no lag gauges:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Changes shipped so far by every replicator of the process.

@@ -151,8 +151,34 @@ async fn oldest_unshipped_ms(s: &AdminState, shard: u16, acked: (u64, u64)) -> R
     Ok(written.map_or(0, |w| now_ms().saturating_sub(w)))
 }
 
+/// How often the lag gauges of `/metrics` are refreshed.
+const LAG_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps `aerolith_replication_lag_changes` and `aerolith_replication_lag_ms` (per peer)
+/// current for `/metrics`, until the task is aborted.
+pub async fn track_lag(state: AdminState) {
+    loop {
+        if let Ok(peers) = peer_status(&state).await {
+            for p in peers {
+                let peer = p["dc"].as_str().unwrap_or_default().to_string();
+                let field = |k: &str| p[k].as_u64().unwrap_or(0) as f64;
+                metrics::gauge!("aerolith_replication_lag_changes", "peer" => peer.clone())
+                    .set(field("lag_changes"));
+                metrics::gauge!("aerolith_replication_lag_ms", "peer" => peer).set(field("lag_ms"));
+            }
+        }
+        tokio::time::sleep(LAG_EVERY).await;
+    }
+}
+
 async fn status(State(s): State<AdminState>) -> Answer {
-    let heads = heads(&s).await?;
+    let peers = peer_status(&s).await?;
+    Ok(Json(json!({"dc": s.local.id, "peers": peers})))
+}
+
+/// Every peer's entry of `/admin/status`.
+async fn peer_status(s: &AdminState) -> Result<Vec<Value>> {
+    let heads = heads(s).await?;
     let mut peers = Vec::new();
     for link in &s.links {
         let acked = link.acknowledged();
@@ -172,7 +198,7 @@ async fn status(State(s): State<AdminState>) -> Answer {
                 } else {
                     (0, 0)
                 };
-                lag_ms = lag_ms.max(oldest_unshipped_ms(&s, *shard, from).await.unwrap_or(0));
+                lag_ms = lag_ms.max(oldest_unshipped_ms(s, *shard, from).await.unwrap_or(0));
             }
         }
         let received = s.stats.received(&link.peer.dc);
@@ -194,7 +220,7 @@ async fn status(State(s): State<AdminState>) -> Answer {
             "conflicts": received.conflicts,
         }));
     }
-    Ok(Json(json!({"dc": s.local.id, "peers": peers})))
+    Ok(peers)
 }
 
 /// `?collection=&limit=` of `GET /admin/conflicts`.

@@ -129,6 +129,8 @@ impl Replicator {
             client: self.client.clone(),
             metrics: aerolith_common::telemetry::prometheus(),
         };
+        self.tasks
+            .push(tokio::spawn(admin::track_lag(state.clone())));
         self.tasks.push(tokio::spawn(admin::serve(listener, state)));
         tracing::info!(dc = %self.opts.dc, %bound, "replicator admin serving");
         Ok(bound)

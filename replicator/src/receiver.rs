@@ -107,9 +107,10 @@ impl Handler for ShipService {
                 Some(Req::Ping(_)) => Resp::Pong(pb::PingResponse::default()),
                 Some(Req::Ship(ship)) => {
                     let applied = ship.changes.len() as u32;
+                    let from = ship.from_dc.clone();
                     match receiver.apply(ship, timeout).await {
                         Ok(changed) => {
-                            metrics::counter!("aerolith_replication_applied_total")
+                            metrics::counter!("aerolith_replication_applied_total", "peer" => from)
                                 .increment(u64::from(applied));
                             Resp::Shipped(pb::ShipResponse { applied, changed })
                         }
