@@ -78,18 +78,17 @@ impl MutationRoot {
         self::write_concern(write_concern.as_deref())?;
         let pre = precondition(if_match.as_deref(), if_none_match.unwrap_or(false))?;
         let bytes = body(&data.0)?;
-        let ops = ops(c)?;
-        let doc = match id {
-            Some(id) => ops
-                .put_document(ctx(c), &collection, &id, &bytes, &pre)
-                .await
-                .map(|(d, _)| d),
-            None if pre.if_match.is_some() || pre.if_match_any => Err(Error::invalid(
-                "ifMatch needs an id: a document without one is always created",
-            )),
-            None => ops.create_document(ctx(c), &collection, &bytes).await,
-        };
-        Ok(Document(doc.map_err(gql)?))
+        let (doc, _) = ops(c)?
+            .put_or_create(
+                ctx(c),
+                &collection,
+                id.as_ref().map(|i| i.as_str()),
+                &bytes,
+                &pre,
+            )
+            .await
+            .map_err(gql)?;
+        Ok(Document(doc))
     }
 
     /// Applies a merge patch (an object) or a JSON Patch (an array).

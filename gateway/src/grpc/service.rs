@@ -6,7 +6,6 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt, stream};
 use tonic::{Request, Response, Status};
 
-use aerolith_common::Error;
 use aerolith_common::patch::PatchKind;
 use aerolith_proto::v1 as api;
 use api::documents_server::Documents;
@@ -136,21 +135,16 @@ impl Documents for DocumentsService {
         let ctx = ctx_of(req.metadata())?;
         let r = req.into_inner();
         let pre = precondition(&r.if_match, &r.if_none_match).map_err(to_status)?;
-        let written = match non_empty(&r.id) {
-            Some(id) => {
-                self.ops
-                    .put_document(ctx, &r.collection, id, r.data_json.as_bytes(), &pre)
-                    .await
-            }
-            None if pre.if_match.is_some() || pre.if_match_any => Err(Error::invalid(
-                "if_match needs an id: a document without one is always created",
-            )),
-            None => self
-                .ops
-                .create_document(ctx, &r.collection, r.data_json.as_bytes())
-                .await
-                .map(|d| (d, true)),
-        };
+        let written = self
+            .ops
+            .put_or_create(
+                ctx,
+                &r.collection,
+                non_empty(&r.id),
+                r.data_json.as_bytes(),
+                &pre,
+            )
+            .await;
         reply(written.and_then(|(doc, created)| {
             Ok(api::PutDocumentResponse {
                 document: Some(convert::document(doc)?),

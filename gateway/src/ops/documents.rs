@@ -135,6 +135,26 @@ impl Ops {
         Ok((render(collection, id, resp.record)?, resp.created))
     }
 
+    /// A put as WebSocket, GraphQL and gRPC take it: with an id, create or replace; without
+    /// one, create under a generated id (where `If-Match` cannot apply). Returns the document
+    /// and whether it was created.
+    pub async fn put_or_create(
+        &self,
+        ctx: Ctx,
+        collection: &str,
+        id: Option<&str>,
+        body: &[u8],
+        pre: &Precondition,
+    ) -> Result<(Document, bool)> {
+        match id {
+            Some(id) => self.put_document(ctx, collection, id, body, pre).await,
+            None if pre.if_match.is_some() || pre.if_match_any => Err(Error::invalid(
+                "if_match needs an id: a document without one is always created",
+            )),
+            None => Ok((self.create_document(ctx, collection, body).await?, true)),
+        }
+    }
+
     /// Creates a document under a generated UUIDv7 id.
     pub async fn create_document(
         &self,
