@@ -61,6 +61,17 @@ async fn a_slow_consumer_is_cut_off_and_resumes_from_its_last_token() {
         assert_eq!(r.status, 200);
     }
 
+    // The server gives a full queue a few seconds before it flags the client; reading
+    // earlier would let it catch up. Wait until it has been flagged, then read.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while slow_disconnects(&c).await < 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server never flagged the client as a slow consumer"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Now read what was delivered: changes, then the slow-consumer error and the close.
     let mut seen = HashSet::new();
     let mut last_token = None;
@@ -132,18 +143,25 @@ async fn a_slow_consumer_is_cut_off_and_resumes_from_its_last_token() {
 
     // The metrics saw it: one open subscription, events delivered, one slow consumer cut off.
     let metrics = String::from_utf8(c.get("/metrics").await.raw).unwrap();
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name) && !l.starts_with('#'))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
-    };
+    let value = |name: &str| metric(&metrics, name).unwrap_or_else(|| panic!("{name} missing"));
     assert_eq!(value("aerolith_ws_subscriptions "), 1.0);
     assert!(value("aerolith_ws_events_delivered_total ") >= DOCS as f64);
     assert!(value("aerolith_ws_slow_consumer_disconnects_total ") >= 1.0);
     c.stop().await;
+}
+
+/// The value of an unlabelled metric in a Prometheus text page (`name` ends with a space).
+fn metric(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Slow consumers the gateway has flagged so far (0 before the counter first appears).
+async fn slow_disconnects(c: &support::TestCluster) -> f64 {
+    let page = String::from_utf8(c.get("/metrics").await.raw).unwrap_or_default();
+    metric(&page, "aerolith_ws_slow_consumer_disconnects_total ").unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,7 +63,6 @@ async fn serve(ops: Ops, queue_frames: usize, heartbeat_every: Duration, socket:
             tokio::select! {
                 biased;
                 _ = slow.notified() => {
-                    metrics::counter!("aerolith_ws_slow_consumer_disconnects_total").increment(1);
                     let e = Error::new(ErrorCode::RateLimited, "slow consumer");
                     let _ = sink.send(Message::Text(frame::error(None, &e).to_string().into())).await;
                     let _ = sink.send(close(close_code::AGAIN, "slow consumer")).await;

@@ -3,6 +3,7 @@
 //! consumer and is disconnected (it can resume from its last token).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::Message;
@@ -24,6 +25,7 @@ pub const SLOW_AFTER: Duration = Duration::from_secs(3);
 pub struct Outbox {
     tx: mpsc::Sender<Message>,
     slow: Arc<Notify>,
+    flagged: Arc<AtomicBool>,
 }
 
 impl Outbox {
@@ -35,6 +37,7 @@ impl Outbox {
             Outbox {
                 tx,
                 slow: slow.clone(),
+                flagged: Arc::new(AtomicBool::new(false)),
             },
             rx,
             slow,
@@ -48,6 +51,11 @@ impl Outbox {
         match self.tx.send_timeout(m, SLOW_AFTER).await {
             Ok(()) => true,
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                // Counted when detected, not when the writer acts on it: the writer may sit
+                // in a blocked send until the client reads again.
+                if !self.flagged.swap(true, Ordering::Relaxed) {
+                    metrics::counter!("aerolith_ws_slow_consumer_disconnects_total").increment(1);
+                }
                 self.slow.notify_one();
                 false
             }
