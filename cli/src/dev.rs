@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,22 @@ pub struct DevOptions {
     pub ws_queue_frames: usize,
     /// WebSocket ping interval (three silent intervals: the client is dead).
     pub ws_heartbeat: std::time::Duration,
+    /// Where each replicator ships to each peer (tests route links through a fault proxy);
+    /// `None` ships straight to the peer's replicator.
+    pub link_route: Option<LinkRoute>,
+}
+
+/// Maps (`from` DC, `to` DC, the peer replicator's real address) to the address to ship to.
+pub type RouteFn = dyn Fn(&str, &str, SocketAddr) -> SocketAddr + Send + Sync;
+
+/// Chooses the address DC `from`'s replicator ships to DC `to`'s, given the real one.
+#[derive(Clone)]
+pub struct LinkRoute(pub Arc<RouteFn>);
+
+impl std::fmt::Debug for LinkRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkRoute")
+    }
 }
 
 impl DevOptions {
@@ -61,6 +78,7 @@ impl DevOptions {
             retention: Retention::default(),
             ws_queue_frames: aerolith_gateway::ws::DEFAULT_QUEUE_FRAMES,
             ws_heartbeat: aerolith_gateway::ws::DEFAULT_HEARTBEAT,
+            link_route: None,
         }
     }
 }
@@ -233,17 +251,21 @@ impl DevCluster {
                 .with_context(|| format!("replicator of {} failed to start", dc.id))?;
                 replicators.push(r);
             }
-            let peers: Vec<Peer> = replicators
+            let peers: Vec<(String, SocketAddr)> = replicators
                 .iter()
                 .zip(&cluster.dcs)
-                .map(|(r, dc)| Peer {
-                    dc: dc.id.clone(),
-                    addr: r.addr().to_string(),
-                })
+                .map(|(r, dc)| (dc.id.clone(), r.addr()))
                 .collect();
             for (d, (r, dc)) in replicators.iter_mut().zip(&cluster.dcs).enumerate() {
-                for p in peers.iter().filter(|p| p.dc != dc.id) {
-                    r.ship_to(p.clone())?;
+                for (peer, addr) in peers.iter().filter(|(p, _)| *p != dc.id) {
+                    let addr = match &opts.link_route {
+                        Some(route) => (route.0)(&dc.id, peer, *addr),
+                        None => *addr,
+                    };
+                    r.ship_to(Peer {
+                        dc: peer.clone(),
+                        addr: addr.to_string(),
+                    })?;
                 }
                 let admin = port(DEFAULT_ADMIN_PORT, d, opts.port_base)?;
                 let bound = r

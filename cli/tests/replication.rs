@@ -152,20 +152,7 @@ async fn two_dcs_converge_under_every_strategy() {
 
     // Nothing loops: once converged, shipping stops (an apply that changes nothing writes
     // no change, so an echo dies after one round trip).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = shipped(&c, &dc1).await;
-    loop {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let now = shipped(&c, &dc1).await;
-        if now == last {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "shipping never settles: {last} -> {now}"
-        );
-        last = now;
-    }
+    let last = support::settles("shipping", || shipped(&c, &dc1)).await;
     assert!(last > 0.0, "nothing was counted as shipped");
     admin_api(&c, &dc1, &dc2, &format!("http://{}", dcs[0].admin)).await;
     c.stop().await;

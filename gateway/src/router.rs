@@ -157,6 +157,7 @@ fn op_name(body: &pb::request::Body) -> &'static str {
         B::ChangeHeads(_) => "change_heads",
         B::Apply(_) => "apply",
         B::Watermarks(_) => "watermarks",
+        B::Digest(_) => "digest",
         B::ApplyCollection(_) => "apply_collection",
         B::Ship(_) => "ship",
     }

@@ -1,5 +1,6 @@
 //! The replicator admin HTTP API (API.md "Replicator admin"): status and lag per peer,
-//! recent conflicts, pausing and resuming a peer, health and metrics. Errors use the REST
+//! recent conflicts, pausing and resuming a peer, per-shard content digests, health and
+//! metrics. Errors use the REST
 //! error body. Resync and failover answer `invalid_argument` until their issues land.
 
 use std::collections::BTreeMap;
@@ -69,6 +70,7 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/admin/status", get(status))
         .route("/admin/conflicts", get(conflicts))
+        .route("/admin/digests", get(digests))
         .route("/admin/peers/{dc}/pause", post(pause))
         .route("/admin/peers/{dc}/resume", post(resume))
         .route("/admin/resync", post(resync))
@@ -101,6 +103,36 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
 
 async fn metrics(State(s): State<AdminState>) -> String {
     s.metrics.render()
+}
+
+/// `GET /admin/digests`: every shard's content digest, read from its owner in this DC. Two
+/// DCs with equal digests for a shard hold byte-identical records for it.
+async fn digests(State(s): State<AdminState>) -> Answer {
+    let mut shards = Vec::new();
+    for (i, node) in s.local.nodes.iter().enumerate() {
+        let owned = s.local.shards_of(i, s.shards);
+        let req = Req::Digest(pb::DigestRequest {
+            shards: owned.iter().map(|s| u32::from(*s)).collect(),
+        });
+        let Resp::Digests(d) = s
+            .client
+            .call(&node.rpc, req, Duration::from_secs(60))
+            .await?
+        else {
+            return Err(Error::internal("unexpected answer to digest").into());
+        };
+        shards.extend(d.shards);
+    }
+    shards.sort_by_key(|d| d.shard);
+    let shards: Vec<Value> = shards
+        .iter()
+        .map(|d| json!({"shard": d.shard, "records": d.records, "digest": hex(&d.digest)}))
+        .collect();
+    Ok(Json(json!({"dc": s.local.id, "shards": shards})))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Every local shard's log head.

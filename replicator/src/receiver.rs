@@ -60,9 +60,11 @@ impl Receiver {
     pub async fn apply(&self, ship: pb::ShipRequest, timeout: Duration) -> Result<u32> {
         let mut changed = 0;
         for c in ship.changes {
+            // Settings travel with each change and alone (a record-less change with them).
             if let Some(meta) = &c.collection_meta {
                 self.settle(meta, timeout).await?;
             }
+            let known = c.record.is_none() && c.collection_meta.is_none();
             let shard = u16::try_from(c.shard)
                 .map_err(|_| Error::invalid(format!("shard {} out of range", c.shard)))?;
             let owner = self.dc.owner(shard).rpc.clone();
@@ -74,13 +76,16 @@ impl Receiver {
                 origin_dc: ship.from_dc.clone(),
                 position: c.position,
                 collection_meta: c.collection_meta,
+                source_dc: c.source_dc,
             });
             let Resp::Apply(answer) = self.client.call(&owner, req, timeout).await? else {
                 return Err(Error::internal("unexpected answer to apply"));
             };
             changed += u32::from(answer.changed);
-            self.stats
-                .applied(&ship.from_dc, &c.collection, &c.id, &answer);
+            if !known {
+                self.stats
+                    .applied(&ship.from_dc, &c.collection, &c.id, &answer);
+            }
         }
         Ok(changed)
     }

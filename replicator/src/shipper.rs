@@ -2,6 +2,10 @@
 //! shards (every collection) from the peer's checkpoint, ships what it read to the peer's
 //! replicator, and advances the checkpoint only once the peer acknowledged. A failed ship is
 //! retried from the same checkpoint with backoff: the peer's apply is idempotent.
+//!
+//! Remote applies that changed local state are in the log too, so they are forwarded (with
+//! three or more DCs, one broken link does not stop convergence), except to the DC that
+//! shipped them and the DC that wrote them: nothing loops.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -163,6 +167,41 @@ async fn round(
     let mut changes = Vec::with_capacity(read.events.len());
     for rec in read.events {
         let Some(ev) = rec.event else { continue };
+        let position = Some(pb::ShardPosition {
+            shard: rec.shard,
+            epoch: epochs.get(&rec.shard).copied().unwrap_or_default(),
+            seq: rec.seq,
+        });
+        let source_dc = if ev.source_dc.is_empty() {
+            dc.to_string()
+        } else {
+            ev.source_dc
+        };
+        if ev.applied_from == link.peer.dc || source_dc == link.peer.dc {
+            // The peer sent this change or wrote it: it knows it, and shipping it back could
+            // only be skipped there. Only its position goes, to move the peer's watermark.
+            changes.push(pb::ShippedChange {
+                shard: rec.shard,
+                position,
+                collection: ev.collection,
+                id: ev.id,
+                source_dc,
+                ..Default::default()
+            });
+            continue;
+        }
+        if ev.collection_meta.is_some() {
+            // A collection's settings (its creation, a change, its deletion).
+            changes.push(pb::ShippedChange {
+                shard: rec.shard,
+                position,
+                collection: ev.collection,
+                collection_meta: ev.collection_meta,
+                source_dc,
+                ..Default::default()
+            });
+            continue;
+        }
         if !metas.contains_key(&ev.collection) {
             let meta = match client
                 .call(
@@ -183,15 +222,12 @@ async fn round(
         }
         changes.push(pb::ShippedChange {
             shard: rec.shard,
-            position: Some(pb::ShardPosition {
-                shard: rec.shard,
-                epoch: epochs.get(&rec.shard).copied().unwrap_or_default(),
-                seq: rec.seq,
-            }),
+            position,
             collection_meta: metas.get(&ev.collection).cloned().flatten(),
             collection: ev.collection,
             id: ev.id,
             record: ev.record,
+            source_dc,
         });
     }
     // A pause takes effect before anything read after it is sent: the batch is dropped and

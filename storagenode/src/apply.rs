@@ -43,29 +43,44 @@ impl Store {
     /// Merges a shipped version into the local record and moves the watermark.
     pub fn apply(&self, req: &pb::ApplyRequest, deadline: Instant) -> Result<pb::ApplyResponse> {
         validate_collection(&req.collection)?;
-        validate_doc_id(&req.id)?;
         validate_dc(&req.origin_dc)?;
         if req.origin_dc == self.dc {
             return Err(Error::invalid("a DC does not apply its own changes"));
         }
         let shard = self.check_shard(req.shard)?;
-        let remote = req
-            .record
-            .as_ref()
-            .ok_or_else(|| Error::invalid("apply needs a record"))?;
         let position = req
             .position
             .as_ref()
             .ok_or_else(|| Error::invalid("apply needs the origin position"))?;
+        let Some(remote) = req.record.as_ref() else {
+            // A change this DC already knows, or a collection's settings (which the
+            // replicator merged into every node first): only the watermark moves past it.
+            let _st = self.lock_shard_by(shard, deadline)?;
+            self.engine
+                .db()
+                .put_cf_opt(
+                    self.engine.cf(CF_META)?,
+                    meta_watermark(shard, &req.origin_dc),
+                    encode_position(position),
+                    &self.write_options(),
+                )
+                .map_err(crate::engine::db_err)?;
+            return Ok(pb::ApplyResponse::default());
+        };
+        validate_doc_id(&req.id)?;
+        if !req.source_dc.is_empty() {
+            validate_dc(&req.source_dc)?;
+        }
         // The HLC advances on every timestamp it receives (DESIGN.md "HLC").
         self.hlc.observe(remote.hlc);
-        let mut st = self.lock_shard_by(shard, deadline)?;
+        // Settings first, and outside the shard lock: they log in their own shard.
         if let Some(settings) = &req.collection_meta {
             if settings.name != req.collection {
                 return Err(Error::invalid("collection_meta names another collection"));
             }
             self.apply_collection(settings)?;
         }
+        let mut st = self.lock_shard_by(shard, deadline)?;
         let meta = self.collection_meta(&req.collection).ok_or_else(|| {
             Error::unavailable(format!(
                 "collection {} is not known here yet (its settings replicate first)",
@@ -99,10 +114,22 @@ impl Store {
         }
         match merged {
             Some(m) if m.changed => {
-                self.commit_with(&mut st, shard, &req.collection, &req.id, &m.record, batch)?;
+                let event = pb::ChangeEvent {
+                    collection: req.collection.clone(),
+                    id: req.id.clone(),
+                    record: Some(m.record),
+                    applied_from: req.origin_dc.clone(),
+                    source_dc: if req.source_dc.is_empty() {
+                        req.origin_dc.clone()
+                    } else {
+                        req.source_dc.clone()
+                    },
+                    collection_meta: None,
+                };
+                self.commit_with(&mut st, shard, &event, batch)?;
                 Ok(pb::ApplyResponse {
                     changed: true,
-                    record: Some(m.record),
+                    record: event.record,
                     conflict: conflict.to_string(),
                 })
             }
@@ -237,6 +264,7 @@ mod tests {
                             seq: e.seq,
                         }),
                         collection_meta: from.collection_meta(&ev.collection),
+                        source_dc: String::new(),
                     },
                     deadline(),
                 )
@@ -310,6 +338,131 @@ mod tests {
     }
 
     #[test]
+    fn applied_changes_record_their_sender_and_source_and_known_ones_move_only_the_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let (dc1, dc2) = (store(dir.path(), "dc1"), store(dir.path(), "dc2"));
+        collection(&dc1, pb::ConflictStrategy::Lww);
+        put(&dc1, "x", json!({"a": 1}));
+        let position = |seq| {
+            Some(pb::ShardPosition {
+                shard: 1,
+                epoch: 1,
+                seq,
+            })
+        };
+        // dc1 forwards a change that dc3 wrote.
+        let forwarded = pb::ApplyRequest {
+            shard: 1,
+            collection: "c".into(),
+            id: "x".into(),
+            record: Some(record(&dc1, "x")),
+            origin_dc: "dc1".into(),
+            position: position(1),
+            collection_meta: dc1.collection_meta("c"),
+            source_dc: "dc3".into(),
+        };
+        assert!(dc2.apply(&forwarded, deadline()).unwrap().changed);
+        let log = dc2
+            .read_changes(&pb::ReadChangesRequest {
+                collection: "c".into(),
+                from: vec![pb::ShardPosition {
+                    shard: 1,
+                    epoch: 0,
+                    seq: 0,
+                }],
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        let ev = log.events[0].event.as_ref().unwrap();
+        assert_eq!(
+            (ev.applied_from.as_str(), ev.source_dc.as_str()),
+            ("dc1", "dc3")
+        );
+
+        // A change dc2 already knows: no record, the watermark moves, nothing is logged.
+        let known = pb::ApplyRequest {
+            record: None,
+            position: position(7),
+            collection_meta: None,
+            ..forwarded
+        };
+        let head = || {
+            dc2.change_heads(&pb::ChangeHeadsRequest { shards: vec![1] })
+                .unwrap()
+                .heads[0]
+                .seq
+        };
+        let before = head();
+        let answer = dc2.apply(&known, deadline()).unwrap();
+        assert!(!answer.changed);
+        assert_eq!(dc2.watermark(1, "dc1").unwrap().unwrap().seq, 7);
+        assert_eq!(head(), before, "nothing logged for a known change");
+    }
+
+    #[test]
+    fn collection_settings_are_logged_for_replicators_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let dc1 = store(dir.path(), "dc1");
+        collection(&dc1, pb::ConflictStrategy::Siblings);
+        dc1.delete_collection(&pb::DeleteCollectionRequest {
+            name: "c".into(),
+            hlc: 0,
+        })
+        .unwrap();
+        let read = |collection: &str| {
+            let from = (0..SHARDS)
+                .map(|shard| pb::ShardPosition {
+                    shard: u32::from(shard),
+                    epoch: 0,
+                    seq: 0,
+                })
+                .collect();
+            dc1.read_changes(&pb::ReadChangesRequest {
+                collection: collection.into(),
+                from,
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap()
+            .events
+        };
+        let settings: Vec<pb::CollectionMeta> = read("")
+            .into_iter()
+            .filter_map(|e| e.event?.collection_meta)
+            .collect();
+        assert_eq!(settings.len(), 2, "{settings:?}");
+        assert_eq!(settings[0].strategy, pb::ConflictStrategy::Siblings as i32);
+        assert!(!settings[0].deleted && settings[1].deleted);
+        assert!(
+            read("c").is_empty(),
+            "a collection's feed has no settings entries"
+        );
+    }
+
+    #[test]
+    fn digests_match_exactly_when_records_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let (dc1, dc2) = (store(dir.path(), "dc1"), store(dir.path(), "dc2"));
+        collection(&dc1, pb::ConflictStrategy::Lww);
+        collection(&dc2, pb::ConflictStrategy::Lww);
+        let digest = |s: &Store| s.digest(&pb::DigestRequest::default(), deadline()).unwrap();
+        assert_eq!(digest(&dc1), digest(&dc2), "empty stores");
+        assert_eq!(digest(&dc1).shards.len(), SHARDS as usize);
+        put(&dc1, "x", json!({"a": 1}));
+        assert_ne!(digest(&dc1), digest(&dc2));
+        ship(&dc1, &dc2);
+        assert_eq!(digest(&dc1), digest(&dc2));
+        let shard1 = &digest(&dc1).shards[1];
+        assert_eq!((shard1.shard, shard1.records), (1, 1));
+        assert_eq!(digest(&dc1).shards[0].records, 0);
+        let err = dc1
+            .digest(&pb::DigestRequest { shards: vec![99] }, deadline())
+            .unwrap_err();
+        assert_eq!(err.code, aerolith_common::ErrorCode::InvalidArgument);
+    }
+
+    #[test]
     fn an_empty_collection_reads_every_collections_changes() {
         let dir = tempfile::tempdir().unwrap();
         let dc1 = store(dir.path(), "dc1");
@@ -365,6 +518,7 @@ mod tests {
                 seq: 1,
             }),
             collection_meta: None,
+            source_dc: String::new(),
         };
         let e = dc2.apply(&req, deadline()).unwrap_err();
         assert_eq!(e.code, aerolith_common::ErrorCode::Unavailable, "{e}");
@@ -413,6 +567,7 @@ mod tests {
                 seq: 1,
             }),
             collection_meta: old_meta,
+            source_dc: String::new(),
         };
         assert!(!dc2.apply(&stale, deadline()).unwrap().changed);
         assert!(dc2.read_record(1, "c", "x").unwrap().is_none());

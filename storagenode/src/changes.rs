@@ -153,14 +153,17 @@ impl Store {
                     let event = pb::ChangeEvent::decode(&*v)
                         .map_err(|e| Error::internal(format!("corrupt change-log entry: {e}")))?;
                     let ours = every_collection || event.collection == req.collection;
-                    let current = ours
-                        && event.record.as_ref().is_some_and(|r| {
-                            if every_collection {
-                                visible(self.collection_meta(&event.collection).as_ref(), r)
-                            } else {
-                                visible(meta.as_ref(), r)
-                            }
-                        });
+                    // Settings entries are for replicators, which read every collection.
+                    let settings = every_collection && event.collection_meta.is_some();
+                    let current = settings
+                        || ours
+                            && event.record.as_ref().is_some_and(|r| {
+                                if every_collection {
+                                    visible(self.collection_meta(&event.collection).as_ref(), r)
+                                } else {
+                                    visible(meta.as_ref(), r)
+                                }
+                            });
                     if current {
                         bytes += v.len() as u64;
                         out.events.push(pb::ChangeRecord {

@@ -5,13 +5,14 @@ use prost::Message;
 use rocksdb::WriteBatch;
 
 use aerolith_common::name::validate_collection;
+use aerolith_common::shard::shard_of;
 use aerolith_common::strategy::strategy_name;
 use aerolith_common::time::now_ms;
 use aerolith_common::{Error, Result, pb};
 
 use crate::engine::db_err;
 use crate::keys::{CF_DOCS, CF_META, doc_prefix, doc_prefix_end, meta_collection};
-use crate::store::Store;
+use crate::store::{ShardState, Store};
 
 impl Store {
     fn save_collection(&self, meta: &pb::CollectionMeta, batch: &mut WriteBatch) -> Result<()> {
@@ -45,6 +46,29 @@ impl Store {
             deleted: false,
             deleted_hlc: 0,
         }
+    }
+
+    /// The shard whose change log carries a collection's settings.
+    fn settings_shard(&self, name: &str) -> u16 {
+        shard_of(name, "", self.shard_count())
+    }
+
+    /// Writes `batch` (new settings, perhaps a range delete) together with a change-log
+    /// entry carrying `meta`, so replicators ship settings even where no document of the
+    /// collection is ever written. `st` is the settings shard's lock, taken before the
+    /// collections lock (the order document writes use too).
+    fn commit_settings(
+        &self,
+        st: &mut ShardState,
+        meta: &pb::CollectionMeta,
+        batch: WriteBatch,
+    ) -> Result<()> {
+        let event = pb::ChangeEvent {
+            collection: meta.name.clone(),
+            collection_meta: Some(meta.clone()),
+            ..Default::default()
+        };
+        self.commit_with(st, self.settings_shard(&meta.name), &event, batch)
     }
 
     /// Adds a range delete of every document of a collection to `batch`.
@@ -96,6 +120,7 @@ impl Store {
         pb::ConflictStrategy::try_from(req.strategy)
             .map_err(|_| Error::invalid(format!("unknown conflict strategy {}", req.strategy)))?;
         let hlc = self.hlc.adopt_or_now(req.settings_hlc);
+        let mut st = self.lock_shard(self.settings_shard(&req.name));
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = WriteBatch::default();
         let stale = cache
@@ -162,10 +187,7 @@ impl Store {
             ),
         };
         self.save_collection(&meta, &mut batch)?;
-        self.engine
-            .db()
-            .write_opt(batch, &self.write_options())
-            .map_err(db_err)?;
+        self.commit_settings(&mut st, &meta, batch)?;
         cache.insert(req.name.clone(), meta.clone());
         Ok(pb::PutCollectionResponse {
             meta: Some(meta),
@@ -188,6 +210,7 @@ impl Store {
         })?;
         self.hlc
             .observe(remote.settings_hlc.max(remote.deleted_hlc));
+        let mut st = self.lock_shard(self.settings_shard(&remote.name));
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
         let local = cache.get(&remote.name).cloned();
         let mut batch = WriteBatch::default();
@@ -206,10 +229,7 @@ impl Store {
             self.delete_documents(&remote.name, &mut batch)?;
         }
         self.save_collection(&merged, &mut batch)?;
-        self.engine
-            .db()
-            .write_opt(batch, &self.write_options())
-            .map_err(db_err)?;
+        self.commit_settings(&mut st, &merged, batch)?;
         cache.insert(remote.name.clone(), merged.clone());
         Ok((merged, true))
     }
@@ -229,6 +249,7 @@ impl Store {
     ) -> Result<pb::CollectionMeta> {
         validate_collection(&req.name)?;
         let hlc = self.hlc.adopt_or_now(req.hlc);
+        let mut st = self.lock_shard(self.settings_shard(&req.name));
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
         let meta = match cache.get(&req.name) {
             Some(cur) => pb::CollectionMeta {
@@ -251,10 +272,7 @@ impl Store {
         let mut batch = WriteBatch::default();
         self.save_collection(&meta, &mut batch)?;
         self.delete_documents(&req.name, &mut batch)?;
-        self.engine
-            .db()
-            .write_opt(batch, &self.write_options())
-            .map_err(db_err)?;
+        self.commit_settings(&mut st, &meta, batch)?;
         cache.insert(req.name.clone(), meta.clone());
         Ok(meta)
     }

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod changes;
 pub mod collections;
+pub mod digest;
 pub mod documents;
 pub mod engine;
 pub mod keys;

@@ -45,6 +45,7 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
         Req::ChangeHeads(r) => Resp::Heads(store.change_heads(&r)?),
         Req::Apply(r) => Resp::Apply(store.apply(&r, deadline)?),
         Req::Watermarks(r) => Resp::Watermarks(store.watermarks(&r)?),
+        Req::Digest(r) => Resp::Digests(store.digest(&r, deadline)?),
         Req::ApplyCollection(m) => Resp::Collection(store.apply_collection(&m)?.0),
         Req::Ship(_) => return Err(Error::invalid("storage nodes do not take shipments")),
         Req::PutCollection(r) => Resp::PutCollection(store.put_collection(&r)?),

@@ -278,31 +278,33 @@ impl Store {
         id: &str,
         record: &pb::DocRecord,
     ) -> Result<()> {
-        self.commit_with(st, shard, collection, id, record, WriteBatch::default())
-    }
-
-    /// [`Store::commit`], adding the writes already in `batch` (a replication watermark) to
-    /// the same atomic batch.
-    pub(crate) fn commit_with(
-        &self,
-        st: &mut ShardState,
-        shard: u16,
-        collection: &str,
-        id: &str,
-        record: &pb::DocRecord,
-        mut batch: WriteBatch,
-    ) -> Result<()> {
-        let seq = st.seq + 1;
-        batch.put_cf(
-            self.engine.cf(CF_DOCS)?,
-            doc_key(shard, collection, id),
-            record.encode_to_vec(),
-        );
         let event = pb::ChangeEvent {
             collection: collection.to_string(),
             id: id.to_string(),
             record: Some(record.clone()),
+            ..Default::default()
         };
+        self.commit_with(st, shard, &event, WriteBatch::default())
+    }
+
+    /// [`Store::commit`] of a whole change-log entry (a remote apply says where it came
+    /// from; a collection event has no record), adding the writes already in `batch` (a
+    /// replication watermark, collection settings) to the same atomic batch.
+    pub(crate) fn commit_with(
+        &self,
+        st: &mut ShardState,
+        shard: u16,
+        event: &pb::ChangeEvent,
+        mut batch: WriteBatch,
+    ) -> Result<()> {
+        let seq = st.seq + 1;
+        if let Some(record) = &event.record {
+            batch.put_cf(
+                self.engine.cf(CF_DOCS)?,
+                doc_key(shard, &event.collection, &event.id),
+                record.encode_to_vec(),
+            );
+        }
         batch.put_cf(
             self.engine.cf(CF_CHANGES)?,
             change_key(shard, seq),

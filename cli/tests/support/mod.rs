@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod udp_proxy;
+
 use std::path::Path;
 
 use aerolith_cli::dev::{DevCluster, DevOptions};
@@ -201,5 +203,29 @@ impl TestCluster {
         if let Some(c) = self.cluster.take() {
             c.shutdown().await.expect("clean shutdown");
         }
+    }
+}
+
+/// Reads a counter every 3 s until two readings agree, and returns it; fails after 60 s.
+/// For counters that must stop moving once a cluster is quiet (a fixed observation window
+/// is the point: "nothing more happens" has no event to wait for).
+pub async fn settles<F, Fut>(what: &str, mut read: F) -> f64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = f64>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut last = read().await;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let now = read().await;
+        if now == last {
+            return now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never settles: {last} -> {now}"
+        );
+        last = now;
     }
 }
