@@ -1,0 +1,338 @@
+//! Two one-node DCs (storage nodes in this process, on real RocksDB and QUIC with mutual
+//! TLS) and `aerolith-replicator` processes between them, started from a cluster.toml and
+//! certificate files as an operator would.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aerolith_common::json::Limits;
+use aerolith_common::pb;
+use aerolith_common::rpc::{DevCa, RpcClient};
+use aerolith_common::shard::{DEFAULT_SHARDS, shard_of};
+use aerolith_common::topology::{ClusterConfig, DcConfig, NodeConfig, TlsFiles};
+use aerolith_storagenode::{Durability, MemoryProfile, NodeOptions, Retention, StorageNode};
+use pb::request::Body as Req;
+use pb::response::Body as Resp;
+use serde_json::Value;
+
+/// The DCs of the test cluster.
+pub const DCS: [&str; 2] = ["dc1", "dc2"];
+
+/// Storage nodes of two DCs and what a replicator process needs to join them.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub ca: DevCa,
+    pub config: ClusterConfig,
+    pub nodes: Vec<StorageNode>,
+    pub client: Arc<RpcClient>,
+}
+
+/// A running `aerolith-replicator` process and the addresses it printed.
+pub struct ReplicatorProcess {
+    pub child: Child,
+    pub dc: String,
+    pub rpc: SocketAddr,
+    pub admin: String,
+}
+
+impl Drop for ReplicatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Cluster {
+    /// Starts one durable storage node per DC under `dir`.
+    pub async fn start(dir: &Path) -> Cluster {
+        let ca = DevCa::generate().expect("a CA");
+        let mut nodes = Vec::new();
+        let mut dcs = Vec::new();
+        for dc in DCS {
+            let node = StorageNode::start(NodeOptions {
+                data_dir: dir.join(dc).join("n1"),
+                dc: dc.to_string(),
+                node: "n1".into(),
+                shards: DEFAULT_SHARDS,
+                listen: "127.0.0.1:0".parse().unwrap(),
+                durability: Durability::Durable,
+                memory: MemoryProfile::Small,
+                limits: Limits::default(),
+                tls: ca.issue(&format!("{dc}-n1")).unwrap(),
+                scan_budget: aerolith_storagenode::DEFAULT_SCAN_BUDGET,
+                retention: Retention::default(),
+            })
+            .await
+            .expect("storage node starts");
+            dcs.push(DcConfig {
+                id: dc.to_string(),
+                nodes: vec![NodeConfig {
+                    id: "n1".into(),
+                    rpc: node.addr().to_string(),
+                }],
+            });
+            nodes.push(node);
+        }
+        let client = Arc::new(RpcClient::new(&ca.issue("test-client").unwrap()).unwrap());
+        Cluster {
+            dir: dir.to_path_buf(),
+            ca,
+            config: ClusterConfig {
+                name: "test".into(),
+                shards: DEFAULT_SHARDS,
+                tls: None,
+                dcs,
+            },
+            nodes,
+            client,
+        }
+    }
+
+    /// The RPC address of `dc`'s node.
+    pub fn node(&self, dc: &str) -> String {
+        let i = DCS.iter().position(|d| *d == dc).expect("a known DC");
+        self.nodes[i].addr().to_string()
+    }
+
+    /// Writes a cluster.toml and certificate files for `dc`'s replicator; its path.
+    fn replicator_config(&self, dc: &str) -> PathBuf {
+        let dir = self.dir.join(format!("{dc}-replicator-config"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let issued = self.ca.issue_pem(&format!("{dc}-replicator")).unwrap();
+        std::fs::write(dir.join("ca.pem"), self.ca.ca_pem()).unwrap();
+        std::fs::write(dir.join("cert.pem"), issued.cert_pem).unwrap();
+        std::fs::write(dir.join("key.pem"), issued.key_pem).unwrap();
+        let config = ClusterConfig {
+            tls: Some(TlsFiles {
+                ca: dir.join("ca.pem"),
+                cert: dir.join("cert.pem"),
+                key: dir.join("key.pem"),
+            }),
+            ..self.config.clone()
+        };
+        let path = dir.join("cluster.toml");
+        std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+        path
+    }
+
+    /// Starts `dc`'s replicator process listening on `rpc` (port 0: any), shipping to
+    /// `peers`, and waits for its ready line.
+    pub fn replicator(
+        &self,
+        dc: &str,
+        rpc: SocketAddr,
+        peers: &[(&str, SocketAddr)],
+    ) -> ReplicatorProcess {
+        let config = self.replicator_config(dc);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aerolith-replicator"));
+        cmd.arg("--config")
+            .arg(&config)
+            .args(["--dc", dc, "--listen", &rpc.to_string()])
+            .args(["--admin-listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(self.dir.join(format!("{dc}-replicator")))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (peer, addr) in peers {
+            cmd.args(["--peer", &format!("{peer}={addr}")]);
+        }
+        let mut child = cmd.spawn().expect("aerolith-replicator starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = loop {
+            match lines.next() {
+                Some(Ok(l)) if l.contains("listening on") => break l,
+                Some(_) => {}
+                None => panic!("aerolith-replicator exited: {:?}", child.wait()),
+            }
+        };
+        // "aerolith-replicator listening on ADDR (admin http://ADMIN)"
+        let rpc = line
+            .split_whitespace()
+            .nth(3)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        let admin = line
+            .split("(admin ")
+            .nth(1)
+            .map(|a| {
+                a.trim_end_matches(')')
+                    .trim_start_matches("http://")
+                    .to_string()
+            })
+            .unwrap_or_else(|| panic!("no admin address in {line:?}"));
+        std::thread::spawn(move || for _ in lines {});
+        ReplicatorProcess {
+            child,
+            dc: dc.to_string(),
+            rpc,
+            admin,
+        }
+    }
+
+    /// Writes `ids` into `dc`'s node with body `{"n": i}`, in bulk requests.
+    pub async fn write(&self, dc: &str, collection: &str, ids: std::ops::Range<usize>) {
+        let node = self.node(dc);
+        let ids: Vec<usize> = ids.collect();
+        for chunk in ids.chunks(500) {
+            let ops = chunk
+                .iter()
+                .map(|i| {
+                    let id = format!("d{i:06}");
+                    pb::BulkOp {
+                        op: Some(pb::bulk_op::Op::Put(pb::PutRequest {
+                            shard: u32::from(shard_of(collection, &id, DEFAULT_SHARDS)),
+                            collection: collection.into(),
+                            id,
+                            body: format!("{{\"n\":{i}}}").into_bytes(),
+                            precondition: None,
+                        })),
+                    }
+                })
+                .collect();
+            let answer = self
+                .client
+                .call(
+                    &node,
+                    Req::Bulk(pb::BulkRequest { ops }),
+                    Duration::from_secs(60),
+                )
+                .await
+                .expect("bulk write");
+            let Resp::Bulk(b) = answer else {
+                panic!("unexpected answer {answer:?}")
+            };
+            for r in b.results {
+                assert!(
+                    matches!(r.outcome, Some(pb::bulk_result::Outcome::Doc(_))),
+                    "{r:?}"
+                );
+            }
+        }
+    }
+
+    /// Every shard's digest of `dc`'s node.
+    pub async fn digests(&self, dc: &str) -> Vec<pb::ShardDigest> {
+        let answer = self
+            .client
+            .call(
+                &self.node(dc),
+                Req::Digest(pb::DigestRequest::default()),
+                Duration::from_secs(60),
+            )
+            .await
+            .expect("digest");
+        let Resp::Digests(d) = answer else {
+            panic!("unexpected answer {answer:?}")
+        };
+        d.shards
+    }
+
+    /// Document changes (not settings entries) in `dc`'s logs, by (collection, id).
+    pub async fn logged_changes(&self, dc: &str) -> Vec<(String, String)> {
+        let mut from: Vec<pb::ShardPosition> = (0..DEFAULT_SHARDS)
+            .map(|s| pb::ShardPosition {
+                shard: u32::from(s),
+                epoch: 0,
+                seq: 0,
+            })
+            .collect();
+        let mut out = Vec::new();
+        loop {
+            let answer = self
+                .client
+                .call(
+                    &self.node(dc),
+                    Req::ReadChanges(pb::ReadChangesRequest {
+                        collection: String::new(),
+                        from: from.clone(),
+                        limit: 5000,
+                        max_bytes: 16 << 20,
+                        ..Default::default()
+                    }),
+                    Duration::from_secs(60),
+                )
+                .await
+                .expect("read changes");
+            let Resp::Changes(c) = answer else {
+                panic!("unexpected answer {answer:?}")
+            };
+            let done = c.events.is_empty() && c.through == from;
+            for e in c.events {
+                if let Some(ev) = e.event
+                    && ev.record.is_some()
+                {
+                    out.push((ev.collection, ev.id));
+                }
+            }
+            if done {
+                return out;
+            }
+            from = c.through;
+        }
+    }
+
+    /// Stops the storage nodes.
+    pub async fn stop(self) {
+        self.client.close();
+        for n in self.nodes {
+            n.shutdown().await.expect("node shuts down");
+        }
+    }
+}
+
+/// GET a replicator admin path as JSON.
+pub async fn admin(r: &ReplicatorProcess, path: &str) -> Value {
+    reqwest::get(format!("http://{}{path}", r.admin))
+        .await
+        .expect("admin answers")
+        .json()
+        .await
+        .expect("admin JSON")
+}
+
+/// A replicator's `/metrics` page.
+pub async fn metrics(r: &ReplicatorProcess) -> String {
+    reqwest::get(format!("http://{}/metrics", r.admin))
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// Whether a metrics page has a sample of `name` other than 0.
+pub fn nonzero(page: &str, name: &str) -> bool {
+    page.lines()
+        .any(|l| l.starts_with(name) && !l.ends_with(" 0"))
+}
+
+/// The first peer's entry of a replicator's `/admin/status`.
+pub async fn peer_status(r: &ReplicatorProcess) -> Value {
+    admin(r, "/admin/status").await["peers"][0].clone()
+}
+
+/// Polls `check` every 50 ms until it returns true; fails after `secs`.
+pub async fn wait_until<F, Fut>(what: &str, secs: u64, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A loopback UDP port free right now (for a replicator that must come back on its port).
+pub fn free_udp_port() -> SocketAddr {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap()
+}
