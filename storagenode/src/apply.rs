@@ -72,7 +72,7 @@ impl Store {
             validate_dc(&req.source_dc)?;
         }
         // The HLC advances on every timestamp it receives (DESIGN.md "HLC").
-        self.hlc.observe(remote.hlc);
+        self.observe_remote(remote.hlc, &req.origin_dc);
         // Settings first, and outside the shard lock: they log in their own shard.
         if let Some(settings) = &req.collection_meta {
             if settings.name != req.collection {
@@ -438,6 +438,58 @@ mod tests {
             read("c").is_empty(),
             "a collection's feed has no settings entries"
         );
+    }
+
+    #[test]
+    fn a_node_behind_its_peers_clock_takes_no_writes_until_it_catches_up() {
+        use aerolith_common::hlc::{DEFAULT_MAX_OFFSET_MS, pack};
+        use aerolith_common::time::now_ms;
+        let dir = tempfile::tempdir().unwrap();
+        let (dc1, dc2) = (store(dir.path(), "dc1"), store(dir.path(), "dc2"));
+        collection(&dc1, pb::ConflictStrategy::Lww);
+        put(&dc1, "x", json!({"a": 1}));
+        // dc1's clock runs 1.5 s ahead of dc2's.
+        let mut ahead = record(&dc1, "x");
+        ahead.hlc = pack(now_ms() + DEFAULT_MAX_OFFSET_MS + 1_000, 0);
+        let req = pb::ApplyRequest {
+            shard: 1,
+            collection: "c".into(),
+            id: "x".into(),
+            record: Some(ahead),
+            origin_dc: "dc1".into(),
+            position: Some(pb::ShardPosition {
+                shard: 1,
+                epoch: 1,
+                seq: 1,
+            }),
+            collection_meta: dc1.collection_meta("c"),
+            source_dc: String::new(),
+        };
+        assert!(
+            dc2.apply(&req, deadline()).unwrap().changed,
+            "applies still go on"
+        );
+        let write = || {
+            dc2.put(
+                &pb::PutRequest {
+                    shard: 1,
+                    collection: "c".into(),
+                    id: "y".into(),
+                    body: b"{}".to_vec(),
+                    precondition: None,
+                },
+                deadline(),
+            )
+        };
+        let err = write().unwrap_err();
+        assert_eq!(err.code, aerolith_common::ErrorCode::Unavailable);
+        assert!(err.message.contains("max_offset"), "{}", err.message);
+        // Writes resume once the wall clock is within max_offset of what dc1 sent.
+        let until = Instant::now() + Duration::from_secs(10);
+        while write().is_err() {
+            assert!(Instant::now() < until, "writes never resumed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     #[test]

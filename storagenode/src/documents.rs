@@ -202,6 +202,7 @@ impl Store {
     pub fn put(&self, req: &pb::PutRequest, deadline: Instant) -> Result<pb::DocResponse> {
         keys(&req.collection, &req.id)?;
         let shard = self.check_shard(req.shard)?;
+        self.check_clock()?;
         let body = parse_object(&req.body, self.limits)?;
         let bytes = encode_object(&body, self.limits)?;
         let mut st = self.lock_shard_by(shard, deadline)?;
@@ -222,6 +223,7 @@ impl Store {
     pub fn patch(&self, req: &pb::PatchRequest, deadline: Instant) -> Result<pb::DocResponse> {
         keys(&req.collection, &req.id)?;
         let shard = self.check_shard(req.shard)?;
+        self.check_clock()?;
         let kind = match pb::PatchKind::try_from(req.kind) {
             Ok(pb::PatchKind::Merge) => PatchKind::Merge,
             Ok(pb::PatchKind::JsonPatch) => PatchKind::JsonPatch,
@@ -253,6 +255,7 @@ impl Store {
     pub fn delete(&self, req: &pb::DeleteRequest, deadline: Instant) -> Result<pb::DocResponse> {
         keys(&req.collection, &req.id)?;
         let shard = self.check_shard(req.shard)?;
+        self.check_clock()?;
         let mut st = self.lock_shard_by(shard, deadline)?;
         let current = self.read_record(shard, &req.collection, &req.id)?;
         let live = live_or_not_found(current.as_ref(), &req.collection, &req.id)?;

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod changes;
+mod clock;
 pub mod collections;
 pub mod digest;
 pub mod documents;
