@@ -154,7 +154,14 @@ async fn two_dcs_converge_under_every_strategy() {
     // no change, so an echo dies after one round trip).
     let last = support::settles("shipping", || shipped(&c, &dc1)).await;
     assert!(last > 0.0, "nothing was counted as shipped");
-    admin_api(&c, &dc1, &dc2, &format!("http://{}", dcs[0].admin)).await;
+    admin_api(
+        &c,
+        &dc1,
+        &dc2,
+        &format!("http://{}", dcs[0].admin),
+        &format!("http://{}", dcs[1].admin),
+    )
+    .await;
     c.stop().await;
 }
 
@@ -164,7 +171,7 @@ async fn json_of(r: reqwest::Response) -> (u16, Value) {
 }
 
 /// The replicator admin API of dc1: status, pause and resume, conflicts, errors.
-async fn admin_api(c: &TestCluster, dc1: &str, dc2: &str, admin: &str) {
+async fn admin_api(c: &TestCluster, dc1: &str, dc2: &str, admin: &str, admin2: &str) {
     let status = |c: &TestCluster| {
         let url = format!("{admin}/admin/status");
         let http = c.http.clone();
@@ -199,10 +206,25 @@ async fn admin_api(c: &TestCluster, dc1: &str, dc2: &str, admin: &str) {
     )
     .await;
     assert_eq!((code, &body["state"]), (200, &json!("paused")), "{body}");
+    // Both DCs write the same documents meanwhile; dc2's still reach dc1.
     let n = 5;
     for i in 1..=n {
-        put(c, dc1, "paused", &format!("p{i}"), json!({"n": i})).await;
+        let id = format!("p{i}");
+        tokio::join!(
+            put(c, dc1, "paused", &id, json!({"n": i, "by": "dc1"})),
+            put(c, dc2, "paused", &id, json!({"n": i, "by": "dc2"})),
+        );
     }
+    // A collection written and deleted while paused: its document change is passed over
+    // when shipping resumes, yet dc2's watermark must still cover it (lag returns to 0).
+    put(c, dc1, "fleeting", "f", json!({"n": 1})).await;
+    let r = c
+        .http
+        .delete(format!("{dc1}/v1/collections/fleeting"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
     let s = status(c).await;
     assert_eq!(s["peers"][0]["state"], "paused", "{s}");
     assert!(
@@ -210,13 +232,15 @@ async fn admin_api(c: &TestCluster, dc1: &str, dc2: &str, admin: &str) {
         "{s}"
     );
     assert!(s["peers"][0]["lag_ms"].as_u64().is_some(), "{s}");
-    let r = c
-        .http
-        .get(format!("{dc2}/v1/collections/paused/docs/p{n}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404, "a paused peer receives nothing");
+    let (_, held) = json_of(
+        c.http
+            .get(format!("{dc2}/v1/collections/paused/docs/p{n}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(held["data"]["by"], "dc2", "a paused peer receives nothing");
     let (code, _) = json_of(
         c.http
             .post(format!("{admin}/admin/peers/dc2/resume"))
@@ -226,7 +250,56 @@ async fn admin_api(c: &TestCluster, dc1: &str, dc2: &str, admin: &str) {
     )
     .await;
     assert_eq!(code, 200);
-    converged(c, dc1, dc2, "paused", n).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = status(c).await;
+        if s["peers"][0]["lag_changes"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lag never returns to 0: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = c
+        .http
+        .get(format!("{dc2}/v1/collections/fleeting"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "the deletion replicated");
+    // Each acknowledged write is there or lost to the other under LWW, the same in both DCs,
+    // and every shard's digest matches.
+    for d in converged(c, dc1, dc2, "paused", n).await {
+        assert!(
+            ["dc1", "dc2"].contains(&d["data"]["by"].as_str().unwrap_or("")),
+            "{d}"
+        );
+    }
+    let digests = |admin: String| {
+        let http = c.http.clone();
+        async move {
+            json_of(
+                http.get(format!("{admin}/admin/digests"))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+            .1
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (a, b) = (
+            digests(admin.to_string()).await,
+            digests(admin2.to_string()).await,
+        );
+        assert_eq!((&a["dc"], &b["dc"]), (&json!("dc1"), &json!("dc2")));
+        if a["shards"] == b["shards"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "digests differ:\n{a}\n{b}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let (code, body) = json_of(
         c.http

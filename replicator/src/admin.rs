@@ -213,7 +213,12 @@ async fn peer_status(s: &AdminState) -> Result<Vec<Value>> {
     let heads = heads(s).await?;
     let mut peers = Vec::new();
     for link in &s.links {
-        let acked = link.acknowledged();
+        // The peer's applied watermarks of this DC's logs; the acknowledged checkpoint
+        // (never ahead of them) when the peer cannot be asked.
+        let acked = match peer_watermarks(s, link).await {
+            Ok(w) => w,
+            Err(_) => link.acknowledged(),
+        };
         let mut lag_changes = 0u64;
         let mut lag_ms = 0u64;
         for (shard, (epoch, seq)) in &heads {
@@ -254,6 +259,30 @@ async fn peer_status(s: &AdminState) -> Result<Vec<Value>> {
     }
     Ok(peers)
 }
+
+/// How far `link`'s peer has applied this DC's log of each shard, asked of the peer's
+/// replicator (DESIGN.md "Watermarks").
+async fn peer_watermarks(s: &AdminState, link: &PeerLink) -> Result<BTreeMap<u16, (u64, u64)>> {
+    let req = Req::Watermarks(pb::WatermarksRequest::default());
+    let Resp::Watermarks(w) = s
+        .client
+        .call(&link.peer.addr, req, WATERMARKS_TIMEOUT)
+        .await?
+    else {
+        return Err(Error::internal("unexpected answer to watermarks"));
+    };
+    Ok(w.watermarks
+        .into_iter()
+        .filter(|w| w.origin_dc == s.local.id)
+        .filter_map(|w| {
+            let p = w.position?;
+            Some((u16::try_from(p.shard).ok()?, (p.epoch, p.seq)))
+        })
+        .collect())
+}
+
+/// How long a status waits for a peer's watermarks before it falls back to checkpoints.
+const WATERMARKS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `?collection=&limit=` of `GET /admin/conflicts`.
 #[derive(Debug, Deserialize)]

@@ -74,7 +74,12 @@ impl Replicator {
         let dc = opts.cluster.dc(&opts.dc)?.clone();
         let client = Arc::new(RpcClient::new(&opts.tls)?);
         let stats = Arc::new(Stats::default());
-        let receiver = Arc::new(Receiver::new(dc, client.clone(), stats.clone()));
+        let receiver = Arc::new(Receiver::new(
+            dc,
+            opts.cluster.shards,
+            client.clone(),
+            stats.clone(),
+        ));
         let server = RpcServer::bind(
             opts.listen,
             &opts.tls,

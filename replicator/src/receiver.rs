@@ -19,6 +19,7 @@ use pb::response::Body as Resp;
 /// Applies shipped batches to this DC's storage nodes.
 pub struct Receiver {
     dc: DcConfig,
+    shards: u16,
     client: Arc<RpcClient>,
     stats: Arc<Stats>,
     /// Collection settings already merged into every node of the DC.
@@ -26,10 +27,11 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// A receiver applying to the nodes of `dc`.
-    pub fn new(dc: DcConfig, client: Arc<RpcClient>, stats: Arc<Stats>) -> Receiver {
+    /// A receiver applying to the nodes of `dc`, a cluster of `shards` shards.
+    pub fn new(dc: DcConfig, shards: u16, client: Arc<RpcClient>, stats: Arc<Stats>) -> Receiver {
         Receiver {
             dc,
+            shards,
             client,
             stats,
             settled: Mutex::new(HashSet::new()),
@@ -54,6 +56,22 @@ impl Receiver {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Vec<u8>>> {
         self.settled.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// This DC's applied watermarks (of every other DC's logs), from each shard's owner.
+    pub async fn watermarks(&self, timeout: Duration) -> Result<Vec<pb::Watermark>> {
+        let mut out = Vec::new();
+        for (i, node) in self.dc.nodes.iter().enumerate() {
+            let shards = self.dc.shards_of(i, self.shards);
+            let req = Req::Watermarks(pb::WatermarksRequest {
+                shards: shards.iter().map(|s| u32::from(*s)).collect(),
+            });
+            let Resp::Watermarks(w) = self.client.call(&node.rpc, req, timeout).await? else {
+                return Err(Error::internal("unexpected answer to watermarks"));
+            };
+            out.extend(w.watermarks);
+        }
+        Ok(out)
     }
 
     /// Applies one batch; the number of changes that changed a record.
@@ -122,7 +140,15 @@ impl Handler for ShipService {
                         Err(e) => return error_response(&e),
                     }
                 }
-                _ => return error_response(&Error::invalid("a replicator takes ship and ping")),
+                Some(Req::Watermarks(_)) => match receiver.watermarks(timeout).await {
+                    Ok(watermarks) => Resp::Watermarks(pb::WatermarksResponse { watermarks }),
+                    Err(e) => return error_response(&e),
+                },
+                _ => {
+                    return error_response(&Error::invalid(
+                        "a replicator takes ship, watermarks and ping",
+                    ));
+                }
             };
             pb::Response { body: Some(body) }
         }

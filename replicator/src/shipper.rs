@@ -148,7 +148,7 @@ async fn round(
     };
     let read = Req::ReadChanges(pb::ReadChangesRequest {
         collection: String::new(),
-        from,
+        from: from.clone(),
         limit: BATCH,
         wait_ms: LIVE_WAIT.as_millis() as u32,
         max_bytes: BATCH_BYTES,
@@ -157,9 +157,6 @@ async fn round(
     let Resp::Changes(read) = client.call(node, read, LIVE_WAIT * 5).await? else {
         return Err(Error::internal("unexpected answer to read_changes"));
     };
-    if read.events.is_empty() {
-        return link.advance(&read.through);
-    }
     // Each change carries its collection's settings, so the peer never applies a change
     // under settings it does not hold.
     let mut metas: BTreeMap<String, Option<pb::CollectionMeta>> = BTreeMap::new();
@@ -230,12 +227,40 @@ async fn round(
             source_dc,
         });
     }
+    // Entries the read passed over (changes of deleted collections) still move the peer's
+    // watermark, so its lag, sessions and write concern see the whole log as shipped.
+    for through in &read.through {
+        let shipped_to = changes
+            .iter()
+            .filter(|c| c.shard == through.shard)
+            .filter_map(|c| c.position.as_ref().map(|p| p.seq))
+            .max()
+            .or_else(|| {
+                from.iter()
+                    .find(|f| f.shard == through.shard && f.epoch == through.epoch)
+                    .map(|f| f.seq)
+            })
+            .unwrap_or(0);
+        if through.seq > shipped_to {
+            changes.push(pb::ShippedChange {
+                shard: through.shard,
+                position: Some(*through),
+                ..Default::default()
+            });
+        }
+    }
+    if changes.is_empty() {
+        return link.advance(&read.through);
+    }
     // A pause takes effect before anything read after it is sent: the batch is dropped and
     // read again after the resume (the checkpoint has not moved).
     if link.paused.load(Ordering::Relaxed) {
         return Ok(());
     }
-    let n = changes.len() as u64;
+    let n = changes
+        .iter()
+        .filter(|c| c.record.is_some() || c.collection_meta.is_some())
+        .count() as u64;
     let ship = Req::Ship(pb::ShipRequest {
         from_dc: dc.to_string(),
         changes,

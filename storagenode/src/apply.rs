@@ -42,7 +42,6 @@ impl Store {
 
     /// Merges a shipped version into the local record and moves the watermark.
     pub fn apply(&self, req: &pb::ApplyRequest, deadline: Instant) -> Result<pb::ApplyResponse> {
-        validate_collection(&req.collection)?;
         validate_dc(&req.origin_dc)?;
         if req.origin_dc == self.dc {
             return Err(Error::invalid("a DC does not apply its own changes"));
@@ -67,6 +66,7 @@ impl Store {
                 .map_err(crate::engine::db_err)?;
             return Ok(pb::ApplyResponse::default());
         };
+        validate_collection(&req.collection)?;
         validate_doc_id(&req.id)?;
         if !req.source_dc.is_empty() {
             validate_dc(&req.source_dc)?;
