@@ -340,10 +340,15 @@ async fn admin_api(c: &TestCluster, dc1: &str, dc2: &str, admin: &str, admin2: &
         .text()
         .await
         .unwrap();
-    assert!(
-        metrics.contains("aerolith_replication_shipped_total"),
-        "{metrics}"
-    );
+    for series in [
+        "aerolith_replication_shipped_total{",
+        "aerolith_replication_applied_total{",
+        r#"aerolith_replication_conflicts_total{peer="dc2",strategy="lww"}"#,
+        r#"aerolith_replication_conflicts_total{peer="dc2",strategy="siblings"}"#,
+        r#"aerolith_replication_conflicts_total{peer="dc2",strategy="field_merge"}"#,
+    ] {
+        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
+    }
     // Lag gauges per peer are refreshed in the background.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use aerolith_cli::dev::{DevOptions, LinkRoute};
+use aerolith_common::fault_proxy::UdpProxy;
 use support::TestCluster;
-use support::udp_proxy::UdpProxy;
 
 struct Dc {
     http: String,
@@ -85,6 +85,21 @@ async fn arrives(c: &TestCluster, dc: &Dc, collection: &str, id: &str) {
     }
 }
 
+/// Pauses or resumes every DC's shipping to every peer (`action` is `pause` or `resume`).
+async fn shipping(c: &TestCluster, dcs: &[Dc], action: &str) {
+    for (i, dc) in dcs.iter().enumerate() {
+        for peer in (1..=dcs.len()).filter(|p| *p != i + 1) {
+            let r = c
+                .http
+                .post(format!("{}/admin/peers/dc{peer}/{action}", dc.admin))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{action} dc{peer} at {}", dc.admin);
+        }
+    }
+}
+
 /// Every replicator's status, peer by peer.
 async fn statuses(c: &TestCluster, dcs: &[Dc]) -> Vec<Value> {
     let mut out = Vec::new();
@@ -113,7 +128,9 @@ async fn three_dcs_converge_through_the_third_while_one_link_is_cut() {
     let flag = cut.clone();
     let route = LinkRoute(Arc::new(move |from: &str, to: &str, real| {
         if matches!((from, to), ("dc1", "dc3") | ("dc3", "dc1")) {
-            UdpProxy::start(real, flag.clone()).addr()
+            UdpProxy::start(real, flag.clone())
+                .expect("fault proxy")
+                .addr()
         } else {
             real
         }
@@ -178,12 +195,14 @@ async fn three_dcs_converge_through_the_third_while_one_link_is_cut() {
             )
             .await;
         }
-        // The same document in all three DCs at once.
+        // The same document in all three DCs, provably concurrent: no DC ships meanwhile.
+        shipping(&c, &dcs, "pause").await;
         tokio::join!(
             put(&c, dc1, &coll, "x", json!({"one": 1, "who": "dc1"})),
             put(&c, dc2, &coll, "x", json!({"two": 2, "who": "dc2"})),
             put(&c, dc3, &coll, "x", json!({"three": 3, "who": "dc3"})),
         );
+        shipping(&c, &dcs, "resume").await;
         // A delete in dc1 of a document dc1 only knows through dc2.
         arrives(&c, dc1, &coll, "c0").await;
         let r = c

@@ -3,6 +3,7 @@
 
 pub mod document;
 pub mod error;
+pub mod fault_proxy;
 pub mod hlc;
 pub mod json;
 pub mod merge;

@@ -76,6 +76,14 @@ impl Stats {
             e.conflicts += u64::from(conflicted);
             e.last_applied_ms = Some(now);
         }
+        if conflicted {
+            metrics::counter!(
+                "aerolith_replication_conflicts_total",
+                "peer" => from_dc.to_string(),
+                "strategy" => answer.conflict.clone()
+            )
+            .increment(1);
+        }
         let (true, Some(rec)) = (conflicted, answer.record.as_ref()) else {
             return;
         };

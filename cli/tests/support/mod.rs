@@ -3,8 +3,6 @@
 
 #![allow(dead_code)]
 
-pub mod udp_proxy;
-
 use std::path::Path;
 
 use aerolith_cli::dev::{DevCluster, DevOptions};

@@ -21,12 +21,10 @@ use pb::request::Body as Req;
 use pb::response::Body as Resp;
 use serde_json::Value;
 
-/// The DCs of the test cluster.
-pub const DCS: [&str; 2] = ["dc1", "dc2"];
-
-/// Storage nodes of two DCs and what a replicator process needs to join them.
+/// Storage nodes of some DCs and what a replicator process needs to join them.
 pub struct Cluster {
     pub dir: PathBuf,
+    pub dcs: Vec<String>,
     pub ca: DevCa,
     pub config: ClusterConfig,
     pub nodes: Vec<StorageNode>,
@@ -49,15 +47,21 @@ impl Drop for ReplicatorProcess {
 }
 
 impl Cluster {
-    /// Starts one durable storage node per DC under `dir`.
+    /// Starts dc1 and dc2, one durable storage node each, under `dir`.
     pub async fn start(dir: &Path) -> Cluster {
+        Cluster::start_dcs(dir, 2).await
+    }
+
+    /// Starts `n` DCs (`dc1`…), one durable storage node each, under `dir`.
+    pub async fn start_dcs(dir: &Path, n: usize) -> Cluster {
         let ca = DevCa::generate().expect("a CA");
+        let names: Vec<String> = (1..=n).map(|i| format!("dc{i}")).collect();
         let mut nodes = Vec::new();
         let mut dcs = Vec::new();
-        for dc in DCS {
+        for dc in &names {
             let node = StorageNode::start(NodeOptions {
                 data_dir: dir.join(dc).join("n1"),
-                dc: dc.to_string(),
+                dc: dc.clone(),
                 node: "n1".into(),
                 shards: DEFAULT_SHARDS,
                 listen: "127.0.0.1:0".parse().unwrap(),
@@ -71,7 +75,7 @@ impl Cluster {
             .await
             .expect("storage node starts");
             dcs.push(DcConfig {
-                id: dc.to_string(),
+                id: dc.clone(),
                 nodes: vec![NodeConfig {
                     id: "n1".into(),
                     rpc: node.addr().to_string(),
@@ -82,6 +86,7 @@ impl Cluster {
         let client = Arc::new(RpcClient::new(&ca.issue("test-client").unwrap()).unwrap());
         Cluster {
             dir: dir.to_path_buf(),
+            dcs: names,
             ca,
             config: ClusterConfig {
                 name: "test".into(),
@@ -96,7 +101,7 @@ impl Cluster {
 
     /// The RPC address of `dc`'s node.
     pub fn node(&self, dc: &str) -> String {
-        let i = DCS.iter().position(|d| *d == dc).expect("a known DC");
+        let i = self.dcs.iter().position(|d| d == dc).expect("a known DC");
         self.nodes[i].addr().to_string()
     }
 
@@ -176,10 +181,17 @@ impl Cluster {
         }
     }
 
-    /// Writes `ids` into `dc`'s node with body `{"n": i}`, in bulk requests.
-    pub async fn write(&self, dc: &str, collection: &str, ids: std::ops::Range<usize>) {
+    /// Writes `ids` into `dc`'s node with body `{"n": i, "by": dc}`, in bulk requests; the
+    /// acknowledged records, by id.
+    pub async fn write(
+        &self,
+        dc: &str,
+        collection: &str,
+        ids: std::ops::Range<usize>,
+    ) -> Vec<(String, pb::DocRecord)> {
         let node = self.node(dc);
         let ids: Vec<usize> = ids.collect();
+        let mut acked = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let ops = chunk
                 .iter()
@@ -190,7 +202,7 @@ impl Cluster {
                             shard: u32::from(shard_of(collection, &id, DEFAULT_SHARDS)),
                             collection: collection.into(),
                             id,
-                            body: format!("{{\"n\":{i}}}").into_bytes(),
+                            body: format!("{{\"by\":\"{dc}\",\"n\":{i}}}").into_bytes(),
                             precondition: None,
                         })),
                     }
@@ -208,12 +220,62 @@ impl Cluster {
             let Resp::Bulk(b) = answer else {
                 panic!("unexpected answer {answer:?}")
             };
-            for r in b.results {
-                assert!(
-                    matches!(r.outcome, Some(pb::bulk_result::Outcome::Doc(_))),
-                    "{r:?}"
-                );
+            for (i, r) in chunk.iter().zip(b.results) {
+                match r.outcome {
+                    Some(pb::bulk_result::Outcome::Doc(pb::DocResponse {
+                        record: Some(rec),
+                        ..
+                    })) => acked.push((format!("d{i:06}"), rec)),
+                    other => panic!("write d{i:06}: {other:?}"),
+                }
             }
+        }
+        acked
+    }
+
+    /// One RPC to `dc`'s node.
+    pub async fn call(&self, dc: &str, req: Req) -> Resp {
+        self.client
+            .call(&self.node(dc), req, Duration::from_secs(60))
+            .await
+            .expect("rpc")
+    }
+
+    /// The record of `id` in `dc` (tombstones included), if any.
+    pub async fn record(&self, dc: &str, collection: &str, id: &str) -> Option<pb::DocRecord> {
+        let req = Req::Get(pb::GetRequest {
+            shard: u32::from(shard_of(collection, id, DEFAULT_SHARDS)),
+            collection: collection.into(),
+            id: id.into(),
+        });
+        match self.call(dc, req).await {
+            Resp::Doc(d) => d.record,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+
+    /// Waits until every DC's node reports the same per-shard digests, over `records`
+    /// records in all; fails after `secs`.
+    pub async fn converge(&self, records: u64, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let mut all = Vec::new();
+            for dc in &self.dcs {
+                all.push(self.digests(dc).await);
+            }
+            let total: u64 = all[0].iter().map(|d| d.records).sum();
+            if total == records && all.windows(2).all(|w| w[0] == w[1]) {
+                return;
+            }
+            let counts: Vec<u64> = all
+                .iter()
+                .map(|d| d.iter().map(|s| s.records).sum())
+                .collect();
+            assert!(
+                Instant::now() < deadline,
+                "no convergence on {records} records: per DC {counts:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
