@@ -156,6 +156,7 @@ fn op_name(body: &pb::request::Body) -> &'static str {
         B::ReadChanges(_) => "read_changes",
         B::ChangeHeads(_) => "change_heads",
         B::Apply(_) => "apply",
+        B::ApplyBatch(_) => "apply_batch",
         B::Watermarks(_) => "watermarks",
         B::Digest(_) => "digest",
         B::ApplyCollection(_) => "apply_collection",

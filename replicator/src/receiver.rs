@@ -2,7 +2,7 @@
 //! is applied through the owner of its shard in this DC (which merges it and moves the
 //! watermark atomically), in batch order, and the batch is acknowledged once all are applied.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -74,39 +74,75 @@ impl Receiver {
         Ok(out)
     }
 
-    /// Applies one batch; the number of changes that changed a record.
+    /// Applies one batch; the number of changes that changed a record. Settings go first,
+    /// into every node; then each node gets its share of the changes, in batch order, in
+    /// one `ApplyBatch` (nodes in parallel). Settings may go first because their merge does
+    /// not depend on order, and a change of an incarnation they end is dropped whether it
+    /// is applied before or after them.
     pub async fn apply(&self, ship: pb::ShipRequest, timeout: Duration) -> Result<u32> {
-        let mut changed = 0;
-        for c in ship.changes {
-            // Settings travel with each change and alone (a record-less change with them).
+        for c in &ship.changes {
             if let Some(meta) = &c.collection_meta {
                 self.settle(meta, timeout).await?;
             }
-            let known = c.record.is_none() && c.collection_meta.is_none();
+        }
+        // Per node: the applies, and what the statistics need of each.
+        let mut by_node: BTreeMap<String, (Vec<pb::ApplyRequest>, Vec<Applied>)> = BTreeMap::new();
+        for c in ship.changes {
             let shard = u16::try_from(c.shard)
-                .map_err(|_| Error::invalid(format!("shard {} out of range", c.shard)))?;
-            let owner = self.dc.owner(shard).rpc.clone();
-            let req = Req::Apply(pb::ApplyRequest {
-                shard: c.shard,
+                .ok()
+                .filter(|s| *s < self.shards)
+                .ok_or_else(|| Error::invalid(format!("shard {} out of range", c.shard)))?;
+            let (applies, seen) = by_node.entry(self.dc.owner(shard).rpc.clone()).or_default();
+            seen.push(Applied {
                 collection: c.collection.clone(),
                 id: c.id.clone(),
+                // A bare position (a change the DC already knows) is not an applied change.
+                counted: c.record.is_some() || c.collection_meta.is_some(),
+            });
+            applies.push(pb::ApplyRequest {
+                shard: c.shard,
+                collection: c.collection,
+                id: c.id,
                 record: c.record,
                 origin_dc: ship.from_dc.clone(),
                 position: c.position,
                 collection_meta: c.collection_meta,
                 source_dc: c.source_dc,
             });
-            let Resp::Apply(answer) = self.client.call(&owner, req, timeout).await? else {
-                return Err(Error::internal("unexpected answer to apply"));
-            };
-            changed += u32::from(answer.changed);
-            if !known {
-                self.stats
-                    .applied(&ship.from_dc, &c.collection, &c.id, &answer);
-            }
         }
-        Ok(changed)
+        let from_dc = &ship.from_dc;
+        let calls = by_node
+            .into_iter()
+            .map(|(node, (applies, seen))| async move {
+                let req = Req::ApplyBatch(pb::ApplyBatchRequest { applies });
+                let Resp::AppliedBatch(answer) = self.client.call(&node, req, timeout).await?
+                else {
+                    return Err(Error::internal("unexpected answer to apply_batch"));
+                };
+                if answer.results.len() != seen.len() {
+                    return Err(Error::internal("apply_batch answered a different count"));
+                }
+                let mut changed = 0;
+                for (a, r) in seen.iter().zip(&answer.results) {
+                    changed += u32::from(r.changed);
+                    if a.counted {
+                        self.stats.applied(from_dc, &a.collection, &a.id, r);
+                    }
+                }
+                Ok(changed)
+            });
+        Ok(futures::future::try_join_all(calls)
+            .await?
+            .into_iter()
+            .sum())
     }
+}
+
+/// What the statistics record of one shipped change.
+struct Applied {
+    collection: String,
+    id: String,
+    counted: bool,
 }
 
 /// Serves `Ship` requests over the internal RPC.

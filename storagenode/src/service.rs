@@ -44,6 +44,13 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
         Req::ReadChanges(r) => Resp::Changes(store.read_changes(&r)?),
         Req::ChangeHeads(r) => Resp::Heads(store.change_heads(&r)?),
         Req::Apply(r) => Resp::Apply(store.apply(&r, deadline)?),
+        Req::ApplyBatch(b) => Resp::AppliedBatch(pb::ApplyBatchResponse {
+            results: b
+                .applies
+                .iter()
+                .map(|a| store.apply(a, deadline))
+                .collect::<Result<_>>()?,
+        }),
         Req::Watermarks(r) => Resp::Watermarks(store.watermarks(&r)?),
         Req::Digest(r) => Resp::Digests(store.digest(&r, deadline)?),
         Req::ApplyCollection(m) => Resp::Collection(store.apply_collection(&m)?.0),
