@@ -1,5 +1,6 @@
 //! Three DCs with `aerolith-replicator` processes, the dc1–dc3 link through a fault proxy
-//! that drops every packet. Writers hit the same documents in every DC at once; all three
+//! that drops every packet. Writers hit the same documents in every DC at once (also while
+//! dc2's shipping to dc3 is paused through the admin API); all three
 //! converge through dc2 (identical per-shard digests), every acknowledged write survives as
 //! a sibling or is replaced by one that descends from it, deletes stay deleted, and after
 //! the link heals the direct links catch up.
@@ -37,6 +38,28 @@ fn cut_pair(s: &Value, p: &Value) -> bool {
         (s["dc"].as_str(), p["dc"].as_str()),
         (Some("dc1"), Some("dc3")) | (Some("dc3"), Some("dc1"))
     )
+}
+
+/// Asserts that an acknowledged write is still a version of `id` in dc1, or that a version
+/// descending from it (a write that had seen it) replaced it.
+async fn kept_or_superseded(c: &Cluster, id: &str, written: &pb::DocRecord) {
+    let rec = c.record("dc1", "t", id).await.expect("a record");
+    let vv = VersionVector::from_proto(written.vv.as_ref());
+    // A record with one version has no sibling list: the record is the version.
+    let versions: Vec<VersionVector> = if rec.siblings.is_empty() {
+        vec![VersionVector::from_proto(rec.vv.as_ref())]
+    } else {
+        rec.siblings
+            .iter()
+            .map(|s| VersionVector::from_proto(s.vv.as_ref()))
+            .collect()
+    };
+    assert!(
+        versions
+            .iter()
+            .any(|v| matches!(v.compare(&vv), Causality::Equal | Causality::Dominates)),
+        "{id}: the write {written:?} is lost: {rec:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,27 +102,8 @@ async fn three_dc_processes_converge_around_a_cut_link() {
         c.write("dc3", "t", 0..DOCS),
     );
     c.converge(DOCS as u64, 120).await;
-    // Every acknowledged write is still a sibling, or one that descends from it replaced
-    // it (a write that had seen it already).
     for (id, written) in w1.iter().chain(&w2).chain(&w3) {
-        let rec = c.record("dc1", "t", id).await.expect("a record");
-        let vv = VersionVector::from_proto(written.vv.as_ref());
-        // A record with one version has no sibling list: the record is the version.
-        let versions: Vec<VersionVector> = if rec.siblings.is_empty() {
-            vec![VersionVector::from_proto(rec.vv.as_ref())]
-        } else {
-            rec.siblings
-                .iter()
-                .map(|s| VersionVector::from_proto(s.vv.as_ref()))
-                .collect()
-        };
-        let kept_or_superseded = versions
-            .iter()
-            .any(|v| matches!(v.compare(&vv), Causality::Equal | Causality::Dominates));
-        assert!(
-            kept_or_superseded,
-            "{id}: the write {written:?} is lost: {rec:?}"
-        );
+        kept_or_superseded(&c, id, written).await;
     }
 
     // Deletes in dc3 (which supersede every sibling it holds) reach dc1 through dc2.
@@ -127,6 +131,30 @@ async fn three_dc_processes_converge_around_a_cut_link() {
         assert_eq!(rec.tombstone, i < DELETED, "d{i:06}");
     }
 
+    // With dc2's shipping to dc3 paused too, dc3 is cut off; every DC writes the same
+    // documents again, and after the resume they converge with nothing lost.
+    let paused = support::admin_post(&r2, "/admin/peers/dc3/pause").await;
+    assert_eq!(paused["state"], "paused", "{paused}");
+    let again = DOCS..DOCS + 20;
+    let (w1, w2, w3) = tokio::join!(
+        c.write("dc1", "t", again.clone()),
+        c.write("dc2", "t", again.clone()),
+        c.write("dc3", "t", again),
+    );
+    let in_dc3 = c
+        .record("dc3", "t", &w1[0].0)
+        .await
+        .expect("dc3's own write");
+    assert!(
+        in_dc3.siblings.iter().all(|s| s.origin != "dc1") && in_dc3.origin == "dc3",
+        "a write reached dc3 while it was cut off: {in_dc3:?}"
+    );
+    support::admin_post(&r2, "/admin/peers/dc3/resume").await;
+    c.converge(DOCS as u64 + 20, 120).await;
+    for (id, written) in w1.iter().chain(&w2).chain(&w3) {
+        kept_or_superseded(&c, id, written).await;
+    }
+
     // The cut link is down both ways; every other link is connected and has nothing left.
     let rs = [&r1, &r2, &r3];
     wait_until("the uncut links to drain", 60, || async {
@@ -146,8 +174,8 @@ async fn three_dc_processes_converge_around_a_cut_link() {
     // new writes take it.
     cut.store(false, Ordering::Relaxed);
     tokio::join!(
-        c.write("dc1", "t", DOCS..DOCS + 5),
-        c.write("dc3", "t", DOCS + 5..DOCS + 10),
+        c.write("dc1", "t", DOCS + 20..DOCS + 25),
+        c.write("dc3", "t", DOCS + 25..DOCS + 30),
     );
     wait_until("every link to catch up", 120, || async {
         statuses(&rs).await.iter().all(|s| {
@@ -159,7 +187,7 @@ async fn three_dc_processes_converge_around_a_cut_link() {
         })
     })
     .await;
-    c.converge(DOCS as u64 + 10, 120).await;
+    c.converge(DOCS as u64 + 30, 120).await;
     drop((r1, r2, r3));
     c.stop().await;
 }

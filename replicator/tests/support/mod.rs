@@ -359,6 +359,18 @@ pub async fn admin(r: &ReplicatorProcess, path: &str) -> Value {
         .expect("admin JSON")
 }
 
+/// POST a replicator admin path; the JSON answer.
+pub async fn admin_post(r: &ReplicatorProcess, path: &str) -> Value {
+    reqwest::Client::new()
+        .post(format!("http://{}{path}", r.admin))
+        .send()
+        .await
+        .expect("admin answers")
+        .json()
+        .await
+        .expect("admin JSON")
+}
+
 /// A replicator's `/metrics` page.
 pub async fn metrics(r: &ReplicatorProcess) -> String {
     reqwest::get(format!("http://{}/metrics", r.admin))
