@@ -40,6 +40,15 @@ impl Store {
             .and_then(|b| decode_position(shard, &b)))
     }
 
+    /// Whether `position` is at or past the stored watermark of `origin_dc`'s log of
+    /// `shard`: a late retry of an old shipment must not move it back. Called under the
+    /// shard's lock.
+    fn advances(&self, shard: u16, origin_dc: &str, position: &pb::ShardPosition) -> Result<bool> {
+        Ok(self
+            .watermark(shard, origin_dc)?
+            .is_none_or(|w| (position.epoch, position.seq) >= (w.epoch, w.seq)))
+    }
+
     /// Merges a shipped version into the local record and moves the watermark.
     pub fn apply(&self, req: &pb::ApplyRequest, deadline: Instant) -> Result<pb::ApplyResponse> {
         validate_dc(&req.origin_dc)?;
@@ -55,15 +64,17 @@ impl Store {
             // A change this DC already knows, or a collection's settings (which the
             // replicator merged into every node first): only the watermark moves past it.
             let _st = self.lock_shard_by(shard, deadline)?;
-            self.engine
-                .db()
-                .put_cf_opt(
-                    self.engine.cf(CF_META)?,
-                    meta_watermark(shard, &req.origin_dc),
-                    encode_position(position),
-                    &self.write_options(),
-                )
-                .map_err(crate::engine::db_err)?;
+            if self.advances(shard, &req.origin_dc, position)? {
+                self.engine
+                    .db()
+                    .put_cf_opt(
+                        self.engine.cf(CF_META)?,
+                        meta_watermark(shard, &req.origin_dc),
+                        encode_position(position),
+                        &self.write_options(),
+                    )
+                    .map_err(crate::engine::db_err)?;
+            }
             return Ok(pb::ApplyResponse::default());
         };
         validate_collection(&req.collection)?;
@@ -88,11 +99,13 @@ impl Store {
             ))
         })?;
         let mut batch = WriteBatch::default();
-        batch.put_cf(
-            self.engine.cf(CF_META)?,
-            meta_watermark(shard, &req.origin_dc),
-            encode_position(position),
-        );
+        if self.advances(shard, &req.origin_dc, position)? {
+            batch.put_cf(
+                self.engine.cf(CF_META)?,
+                meta_watermark(shard, &req.origin_dc),
+                encode_position(position),
+            );
+        }
         // Changes of an incarnation this DC deleted (or replaced) are dropped everywhere.
         let stale = remote.incarnation < meta.incarnation
             || (meta.deleted && remote.incarnation <= meta.deleted_hlc);
@@ -125,6 +138,7 @@ impl Store {
                         req.source_dc.clone()
                     },
                     collection_meta: None,
+                    logged_at_ms: 0,
                 };
                 self.commit_with(&mut st, shard, &event, batch)?;
                 Ok(pb::ApplyResponse {
@@ -397,6 +411,13 @@ mod tests {
         let answer = dc2.apply(&known, deadline()).unwrap();
         assert!(!answer.changed);
         assert_eq!(dc2.watermark(1, "dc1").unwrap().unwrap().seq, 7);
+        // A late retry of an older shipment does not move it back.
+        let late = pb::ApplyRequest {
+            position: position(3),
+            ..known.clone()
+        };
+        dc2.apply(&late, deadline()).unwrap();
+        assert_eq!(dc2.watermark(1, "dc1").unwrap().unwrap().seq, 7);
         assert_eq!(head(), before, "nothing logged for a known change");
     }
 
@@ -438,6 +459,12 @@ mod tests {
             read("c").is_empty(),
             "a collection's feed has no settings entries"
         );
+        // Age trimming dates settings entries by when they were logged.
+        let now = aerolith_common::time::now_ms();
+        dc1.trim_older_than(now - 60_000).unwrap();
+        assert_eq!(read("").len(), 2, "recent settings entries are kept");
+        dc1.trim_older_than(now + 60_000).unwrap();
+        assert!(read("").is_empty(), "old ones go");
     }
 
     #[test]

@@ -228,7 +228,10 @@ impl Store {
                 let (_, v) = item.map_err(db_err)?;
                 let event = pb::ChangeEvent::decode(&*v)
                     .map_err(|e| Error::internal(format!("corrupt change-log entry: {e}")))?;
-                let written = event.record.as_ref().map_or(0, |r| hlc::wall_ms(r.hlc));
+                let written = event
+                    .record
+                    .as_ref()
+                    .map_or(event.logged_at_ms, |r| hlc::wall_ms(r.hlc));
                 if written >= cutoff_ms {
                     break;
                 }

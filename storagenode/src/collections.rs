@@ -66,6 +66,7 @@ impl Store {
         let event = pb::ChangeEvent {
             collection: meta.name.clone(),
             collection_meta: Some(meta.clone()),
+            logged_at_ms: now_ms(),
             ..Default::default()
         };
         self.commit_with(st, self.settings_shard(&meta.name), &event, batch)
