@@ -27,8 +27,6 @@ pub const DEFAULT_MAX_OFFSET_MS: u64 = 500;
 #[derive(Debug)]
 pub struct Hlc {
     last: AtomicU64,
-    /// Wall milliseconds of the newest timestamp received from another DC.
-    remote_wall: AtomicU64,
     max_offset_ms: u64,
 }
 
@@ -48,7 +46,6 @@ impl Hlc {
     pub fn with_max_offset(max_offset_ms: u64) -> Self {
         Hlc {
             last: AtomicU64::new(0),
-            remote_wall: AtomicU64::new(0),
             max_offset_ms,
         }
     }
@@ -63,18 +60,8 @@ impl Hlc {
     pub fn observe_remote(&self, ts: u64) -> Option<u64> {
         self.observe(ts);
         let wall = wall_ms(ts);
-        self.remote_wall.fetch_max(wall, Ordering::AcqRel);
         let now = now_ms();
         (wall > now + self.max_offset_ms).then(|| wall - now)
-    }
-
-    /// How far (ms) the local wall clock is behind the newest remote timestamp, when that
-    /// is more than `max_offset`: the node's clock is off from its peers and its writes
-    /// would carry timestamps LWW cannot order fairly.
-    pub fn behind_peers(&self) -> Option<u64> {
-        let remote = self.remote_wall.load(Ordering::Acquire);
-        let now = now_ms();
-        (remote > now + self.max_offset_ms).then(|| remote - now)
     }
 
     /// A fresh timestamp, greater than every one issued or observed before.
@@ -114,20 +101,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remote_timestamps_beyond_max_offset_are_reported_until_the_clock_catches_up() {
+    fn remote_timestamps_beyond_max_offset_are_reported() {
         let c = Hlc::with_max_offset(200);
         assert_eq!(c.observe_remote(pack(now_ms() + 100, 0)), None);
-        assert_eq!(c.behind_peers(), None);
         let ahead = c.observe_remote(pack(now_ms() + 400, 0)).expect("reported");
         assert!((200..=400).contains(&ahead), "{ahead}");
-        assert!(c.behind_peers().is_some());
-        // The clock still moves past it, and the report clears once wall time catches up.
+        // The clock still moves past it.
         assert!(c.now() > pack(now_ms() + 300, 0));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while c.behind_peers().is_some() {
-            assert!(std::time::Instant::now() < deadline, "never caught up");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
     }
 
     #[test]

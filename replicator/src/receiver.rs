@@ -108,6 +108,7 @@ impl Receiver {
                 position: c.position,
                 collection_meta: c.collection_meta,
                 source_dc: c.source_dc,
+                sender_wall_ms: ship.sent_at_ms,
             });
         }
         let from_dc = &ship.from_dc;

@@ -264,6 +264,7 @@ async fn round(
     let ship = Req::Ship(pb::ShipRequest {
         from_dc: dc.to_string(),
         changes,
+        sent_at_ms: aerolith_common::time::now_ms(),
     });
     match client.call(&link.peer.addr, ship, SHIP_TIMEOUT).await? {
         Resp::Shipped(_) => {}

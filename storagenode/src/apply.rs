@@ -279,6 +279,7 @@ mod tests {
                         }),
                         collection_meta: from.collection_meta(&ev.collection),
                         source_dc: String::new(),
+                        sender_wall_ms: 0,
                     },
                     deadline(),
                 )
@@ -374,6 +375,7 @@ mod tests {
             position: position(1),
             collection_meta: dc1.collection_meta("c"),
             source_dc: "dc3".into(),
+            sender_wall_ms: 0,
         };
         assert!(dc2.apply(&forwarded, deadline()).unwrap().changed);
         let log = dc2
@@ -468,14 +470,27 @@ mod tests {
     }
 
     #[test]
-    fn a_node_behind_its_peers_clock_takes_no_writes_until_it_catches_up() {
+    fn a_node_whose_clock_is_off_from_its_peers_takes_no_writes_until_they_agree() {
         use aerolith_common::hlc::{DEFAULT_MAX_OFFSET_MS, pack};
         use aerolith_common::time::now_ms;
         let dir = tempfile::tempdir().unwrap();
-        let (dc1, dc2) = (store(dir.path(), "dc1"), store(dir.path(), "dc2"));
+        let (dc1, mut dc2) = (store(dir.path(), "dc1"), store(dir.path(), "dc2"));
         collection(&dc1, pb::ConflictStrategy::Lww);
         put(&dc1, "x", json!({"a": 1}));
-        // dc1's clock runs 1.5 s ahead of dc2's.
+        let write = |dc2: &Store| {
+            dc2.put(
+                &pb::PutRequest {
+                    shard: 1,
+                    collection: "c".into(),
+                    id: "y".into(),
+                    body: b"{}".to_vec(),
+                    precondition: None,
+                },
+                deadline(),
+            )
+        };
+        // A record stamped 1.5 s ahead is applied and counted, but an HLC may carry times
+        // it only observed elsewhere: it does not stop writes by itself.
         let mut ahead = record(&dc1, "x");
         ahead.hlc = pack(now_ms() + DEFAULT_MAX_OFFSET_MS + 1_000, 0);
         let req = pb::ApplyRequest {
@@ -491,32 +506,26 @@ mod tests {
             }),
             collection_meta: dc1.collection_meta("c"),
             source_dc: String::new(),
+            sender_wall_ms: 0,
         };
-        assert!(
-            dc2.apply(&req, deadline()).unwrap().changed,
-            "applies still go on"
-        );
-        let write = || {
-            dc2.put(
-                &pb::PutRequest {
-                    shard: 1,
-                    collection: "c".into(),
-                    id: "y".into(),
-                    body: b"{}".to_vec(),
-                    precondition: None,
-                },
-                deadline(),
-            )
-        };
-        let err = write().unwrap_err();
+        assert!(dc2.apply(&req, deadline()).unwrap().changed);
+        write(&dc2).expect("writes go on");
+        // dc1's wall clock, sampled on a shipment, is 1.5 s ahead: dc2 (whose only peer it
+        // is) stops taking writes and says why.
+        let now = now_ms();
+        dc2.sample_peer_clock("dc1", now + 1_500, now);
+        let err = write(&dc2).unwrap_err();
         assert_eq!(err.code, aerolith_common::ErrorCode::Unavailable);
         assert!(err.message.contains("max_offset"), "{}", err.message);
-        // Writes resume once the wall clock is within max_offset of what dc1 sent.
-        let until = Instant::now() + Duration::from_secs(10);
-        while write().is_err() {
-            assert!(Instant::now() < until, "writes never resumed");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(err.message.contains("dc1 +1500 ms"), "{}", err.message);
+        // Once dc1's clock agrees again (its old samples expire), writes resume.
+        dc2.clocks = crate::clock::PeerClocks::with_ttl(Duration::from_millis(30));
+        dc2.sample_peer_clock("dc1", now + 1_500, now);
+        assert!(write(&dc2).is_err());
+        std::thread::sleep(Duration::from_millis(40));
+        let now = now_ms();
+        dc2.sample_peer_clock("dc1", now + 20, now);
+        write(&dc2).expect("writes resume");
     }
 
     #[test]
@@ -598,6 +607,7 @@ mod tests {
             }),
             collection_meta: None,
             source_dc: String::new(),
+            sender_wall_ms: 0,
         };
         let e = dc2.apply(&req, deadline()).unwrap_err();
         assert_eq!(e.code, aerolith_common::ErrorCode::Unavailable, "{e}");
@@ -647,6 +657,7 @@ mod tests {
             }),
             collection_meta: old_meta,
             source_dc: String::new(),
+            sender_wall_ms: 0,
         };
         assert!(!dc2.apply(&stale, deadline()).unwrap().changed);
         assert!(dc2.read_record(1, "c", "x").unwrap().is_none());

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use aerolith_common::rpc::server::request_timeout;
 use aerolith_common::rpc::{Handler, error_response};
+use aerolith_common::time::now_ms;
 use aerolith_common::{Error, Result, pb};
 use pb::request::Body as Req;
 use pb::response::Body as Resp;
@@ -34,6 +35,9 @@ impl NodeService {
 
 /// Runs one request against the store.
 fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Result<Resp> {
+    // A shipment's clock sample is taken on arrival, before the applies queue behind each
+    // other.
+    let arrived = now_ms();
     Ok(match body {
         Req::Get(r) => Resp::Doc(store.get(&r)?),
         Req::Put(r) => Resp::Doc(store.put(&r, deadline)?),
@@ -43,11 +47,15 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
         Req::Query(r) => Resp::Query(store.query(&r, deadline, budget)?),
         Req::ReadChanges(r) => Resp::Changes(store.read_changes(&r)?),
         Req::ChangeHeads(r) => Resp::Heads(store.change_heads(&r)?),
-        Req::Apply(r) => Resp::Apply(store.apply(&r, deadline)?),
+        Req::Apply(r) => {
+            store.sample_peer_clock(&r.origin_dc, r.sender_wall_ms, arrived);
+            Resp::Apply(store.apply(&r, deadline)?)
+        }
         Req::ApplyBatch(b) => Resp::AppliedBatch(pb::ApplyBatchResponse {
             results: b
                 .applies
                 .iter()
+                .inspect(|a| store.sample_peer_clock(&a.origin_dc, a.sender_wall_ms, arrived))
                 .map(|a| store.apply(a, deadline))
                 .collect::<Result<_>>()?,
         }),

@@ -70,6 +70,8 @@ pub struct Store {
     pub(crate) dc: String,
     pub(crate) actor: Actor,
     pub(crate) hlc: Hlc,
+    /// Recent clock samples of peer DCs (the max_offset rule).
+    pub(crate) clocks: crate::clock::PeerClocks,
     pub(crate) limits: Limits,
     shards: Vec<Mutex<ShardState>>,
     sync: bool,
@@ -206,6 +208,7 @@ impl Store {
                 epoch,
             },
             hlc: Hlc::new(),
+            clocks: Default::default(),
             limits: cfg.limits,
             shards,
             sync,
