@@ -166,7 +166,13 @@ impl Handler for ShipService {
             let body = match req.body {
                 Some(Req::Ping(_)) => Resp::Pong(pb::PingResponse::default()),
                 Some(Req::Ship(ship)) => {
-                    let applied = ship.changes.len() as u32;
+                    // Bare positions (changes this DC already knows) are not counted, as
+                    // the sender does not count them as sent.
+                    let applied = ship
+                        .changes
+                        .iter()
+                        .filter(|c| c.record.is_some() || c.collection_meta.is_some())
+                        .count() as u32;
                     let from = ship.from_dc.clone();
                     match receiver.apply(ship, timeout).await {
                         Ok(changed) => {
