@@ -114,7 +114,7 @@ pub struct Endpoints {
 /// A running dev cluster.
 pub struct DevCluster {
     /// Per DC, its storage nodes (`None` once stopped by [`DevCluster::stop_node`]).
-    nodes: Vec<Vec<Option<StorageNode>>>,
+    nodes: Vec<Vec<(Option<StorageNode>, NodeOptions)>>,
     gateways: Vec<Gateway>,
     /// One per DC when there are several.
     replicators: Vec<Replicator>,
@@ -206,7 +206,7 @@ impl DevCluster {
             let mut running = Vec::new();
             for n in 0..opts.nodes_per_dc {
                 let id = format!("n{}", n + 1);
-                let node = StorageNode::start(NodeOptions {
+                let mut node_opts = NodeOptions {
                     data_dir: opts.data_dir.join(&dc).join(&id),
                     dc: dc.clone(),
                     node: id.clone(),
@@ -218,14 +218,17 @@ impl DevCluster {
                     tls: ca.issue(&format!("{dc}-{id}"))?,
                     scan_budget: opts.scan_budget,
                     retention: opts.retention,
-                })
-                .await
-                .with_context(|| format!("storage node {dc}/{id} failed to start"))?;
+                };
+                let node = StorageNode::start(node_opts.clone())
+                    .await
+                    .with_context(|| format!("storage node {dc}/{id} failed to start"))?;
                 dc_nodes.push(NodeConfig {
                     id,
                     rpc: node.addr().to_string(),
                 });
-                running.push(Some(node));
+                // A restart must come back on the same address: the cluster map names it.
+                node_opts.listen = node.addr();
+                running.push((Some(node), node_opts));
             }
             nodes.push(running);
             cluster.dcs.push(DcConfig {
@@ -338,8 +341,21 @@ impl DevCluster {
             .get_mut(dc)
             .and_then(|d| d.get_mut(node))
             .with_context(|| format!("no storage node {node} in DC {dc}"))?;
-        if let Some(n) = slot.take() {
+        if let Some(n) = slot.0.take() {
             n.shutdown().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts a node stopped by [`DevCluster::stop_node`] again, on its data and address.
+    pub async fn restart_node(&mut self, dc: usize, node: usize) -> anyhow::Result<()> {
+        let slot = self
+            .nodes
+            .get_mut(dc)
+            .and_then(|d| d.get_mut(node))
+            .with_context(|| format!("no storage node {node} in DC {dc}"))?;
+        if slot.0.is_none() {
+            slot.0 = Some(StorageNode::start(slot.1.clone()).await?);
         }
         Ok(())
     }
@@ -353,7 +369,7 @@ impl DevCluster {
             r.shutdown().await;
         }
         let mut first_err = None;
-        for n in self.nodes.into_iter().flatten().flatten() {
+        for n in self.nodes.into_iter().flatten().filter_map(|(n, _)| n) {
             if let Err(e) = n.shutdown().await {
                 first_err.get_or_insert(e);
             }

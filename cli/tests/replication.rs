@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use aerolith_cli::dev::DevOptions;
 use support::TestCluster;
 
 /// Every document of a collection through one DC's gateway, in id order.
@@ -69,17 +68,8 @@ async fn put(c: &TestCluster, base: &str, collection: &str, id: &str, body: Valu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_dcs_converge_under_every_strategy() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = support::start_with(DevOptions {
-        dcs: 2,
-        nodes_per_dc: 2,
-        ..DevOptions::new(dir.path().to_path_buf())
-    })
-    .await;
+    let (mut c, dc1, dc2) = support::start_two_dcs(dir.path()).await;
     let dcs = c.cluster.as_ref().unwrap().endpoints().dcs.clone();
-    let (dc1, dc2) = (
-        format!("http://{}", dcs[0].http),
-        format!("http://{}", dcs[1].http),
-    );
 
     for strategy in ["lww", "siblings", "field_merge"] {
         let coll = format!("people_{strategy}");

@@ -4,6 +4,7 @@
 
 pub mod graphql;
 pub mod grpc;
+pub mod health;
 pub mod metrics;
 pub mod ops;
 pub mod rest;

@@ -6,13 +6,16 @@ use futures::future::join_all;
 
 use aerolith_common::rpc::RpcClient;
 use aerolith_common::topology::{ClusterConfig, DcConfig};
-use aerolith_common::{Error, Result, pb};
+use aerolith_common::{Error, ErrorCode, Result, pb};
+
+use crate::health::NodeHealth;
 
 /// Sends internal RPCs to the storage nodes that own shards in this gateway's DC.
 pub struct Router {
     cluster: ClusterConfig,
     dc: DcConfig,
     client: RpcClient,
+    health: NodeHealth,
     /// Set once the gateway starts shutting down, so long-lived feeds can end.
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -36,6 +39,7 @@ impl Router {
             cluster,
             dc,
             client,
+            health: NodeHealth::default(),
             closing: tokio::sync::watch::Sender::new(false),
         })
     }
@@ -93,15 +97,54 @@ impl Router {
         &self.dc.owner(shard).rpc
     }
 
-    /// Calls the owner of `shard`.
+    /// Which storage nodes this gateway considers down.
+    pub fn health(&self) -> &NodeHealth {
+        &self.health
+    }
+
+    /// Owners of `shard`: the local DC's first, then the other DCs' in configuration order
+    /// after the local one.
+    fn owners(&self, shard: u16) -> Vec<String> {
+        let dcs = &self.cluster.dcs;
+        let local = dcs.iter().position(|d| d.id == self.dc.id).unwrap_or(0);
+        (0..dcs.len())
+            .map(|i| dcs[(local + i) % dcs.len()].owner(shard).rpc.clone())
+            .collect()
+    }
+
+    /// Calls the owner of `shard`: the local DC's, or while that one is down (or does not
+    /// answer) the next healthy DC's (DESIGN.md "Failover"); a write there carries that
+    /// DC's vector entry and replicates back. Nodes considered down are tried last.
     pub async fn call_shard(
         &self,
         shard: u16,
         body: pb::request::Body,
         timeout: Duration,
     ) -> Result<pb::response::Body> {
-        let addr = self.dc.owner(shard).rpc.clone();
-        self.call_node(&addr, body, timeout).await
+        let deadline = std::time::Instant::now() + timeout;
+        let (up, down): (Vec<String>, Vec<String>) = self
+            .owners(shard)
+            .into_iter()
+            .partition(|a| !self.health.is_down(a));
+        let mut last = None;
+        for addr in up.iter().chain(&down) {
+            let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            match self.call_node(addr, body.clone(), remaining).await {
+                Err(e) if e.code == ErrorCode::Unavailable => {
+                    if addr == &self.dc.owner(shard).rpc {
+                        self.health.mark_down(addr);
+                    }
+                    last = Some(e);
+                }
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            Error::deadline("no owner of the shard answered before the deadline")
+        }))
     }
 
     /// Calls every node of the DC concurrently, in node order.

@@ -60,6 +60,7 @@ impl Gateway {
     pub async fn start(opts: GatewayOptions) -> Result<Gateway> {
         let client = RpcClient::new(&opts.tls)?;
         let router = Arc::new(Router::new(opts.cluster, &opts.dc, client)?);
+        tokio::spawn(crate::health::probe(router.clone()));
         let ops = Ops::new(router.clone(), opts.limits);
         let state = AppState {
             graphql: crate::graphql::schema(ops.clone()),

@@ -52,6 +52,22 @@ async fn start_opts(
     .await
 }
 
+/// Starts two DCs of two nodes each; the cluster and both DCs' HTTP base URLs.
+pub async fn start_two_dcs(dir: &Path) -> (TestCluster, String, String) {
+    let c = start_with(DevOptions {
+        dcs: 2,
+        nodes_per_dc: 2,
+        ..DevOptions::new(dir.to_path_buf())
+    })
+    .await;
+    let dcs = c.cluster.as_ref().expect("running").endpoints().dcs.clone();
+    let (dc1, dc2) = (
+        format!("http://{}", dcs[0].http),
+        format!("http://{}", dcs[1].http),
+    );
+    (c, dc1, dc2)
+}
+
 /// Starts a dev cluster with any options.
 pub async fn start_with(opts: DevOptions) -> TestCluster {
     let cluster = DevCluster::start(opts).await.expect("cluster starts");

@@ -1,0 +1,127 @@
+//! Storage-node liveness as this gateway sees it (DESIGN.md "Failover"). A local node that
+//! a call finds unreachable is marked down, and its shards are served by their owners in
+//! the other DCs. A prober pings the nodes marked down; one that answers again is marked up
+//! only once it has caught up: it has applied everything the other DCs logged for its
+//! shards, so a client never reads older data from it than it wrote elsewhere meanwhile.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aerolith_common::pb;
+use pb::request::Body as Req;
+use pb::response::Body as Resp;
+
+use crate::router::Router;
+
+/// How often nodes marked down are probed.
+pub const PROBE_EVERY: Duration = Duration::from_millis(500);
+/// How long a probe waits for an answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Addresses of storage nodes currently considered down.
+#[derive(Debug, Default)]
+pub struct NodeHealth {
+    down: Mutex<HashSet<String>>,
+}
+
+impl NodeHealth {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.down.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `addr` is considered down.
+    pub fn is_down(&self, addr: &str) -> bool {
+        self.lock().contains(addr)
+    }
+
+    /// Marks `addr` down (its shards fail over); logs the transition.
+    pub fn mark_down(&self, addr: &str) {
+        if self.lock().insert(addr.to_string()) {
+            tracing::warn!(
+                node = addr,
+                "storage node unreachable: failing its shards over"
+            );
+            metrics::counter!("aerolith_failovers_total").increment(1);
+        }
+    }
+
+    /// Marks `addr` up again; logs the transition.
+    pub fn mark_up(&self, addr: &str) {
+        if self.lock().remove(addr) {
+            tracing::info!(node = addr, "storage node back and caught up: failing back");
+        }
+    }
+}
+
+/// Probes the local DC's nodes until the router closes.
+pub async fn probe(router: Arc<Router>) {
+    let mut tick = tokio::time::interval(PROBE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = router.closing() => return,
+            _ = tick.tick() => {}
+        }
+        // Calls mark a node down when it stops answering (a lost connection is noticed
+        // within the QUIC idle timeout); probes only watch those for their return, so a
+        // healthy cluster sees no probe traffic.
+        for node in router.nodes() {
+            if !router.health().is_down(&node.addr) {
+                continue;
+            }
+            let alive = router
+                .call_node(&node.addr, Req::Ping(pb::PingRequest {}), PROBE_TIMEOUT)
+                .await
+                .is_ok();
+            if alive && caught_up(&router, &node).await {
+                router.health().mark_up(&node.addr);
+            }
+        }
+    }
+}
+
+/// Whether `node` has applied, for each of its shards, everything the owners of those
+/// shards in the other DCs have logged. An unreachable other DC cannot have taken writes
+/// for this gateway's clients, so it does not hold the node back.
+async fn caught_up(router: &Router, node: &crate::router::NodeShards) -> bool {
+    let shards: Vec<u32> = node.shards.iter().map(|s| u32::from(*s)).collect();
+    let Ok(Resp::Watermarks(w)) = router
+        .call_node(
+            &node.addr,
+            Req::Watermarks(pb::WatermarksRequest { shards }),
+            PROBE_TIMEOUT,
+        )
+        .await
+    else {
+        return false;
+    };
+    for dc in router.cluster().dcs.iter().filter(|d| d.id != router.dc()) {
+        // One heads call per owner in that DC, for the shards it owns of this node's.
+        let mut by_owner: std::collections::BTreeMap<&str, Vec<u32>> = Default::default();
+        for &shard in &node.shards {
+            by_owner
+                .entry(dc.owner(shard).rpc.as_str())
+                .or_default()
+                .push(u32::from(shard));
+        }
+        for (owner, shards) in by_owner {
+            let req = Req::ChangeHeads(pb::ChangeHeadsRequest { shards });
+            let Ok(Resp::Heads(h)) = router.call_node(owner, req, PROBE_TIMEOUT).await else {
+                continue;
+            };
+            for head in h.heads.iter().filter(|h| h.seq > 0) {
+                let covered = w.watermarks.iter().any(|m| {
+                    m.origin_dc == dc.id
+                        && m.position.is_some_and(|p| {
+                            p.shard == head.shard && p.epoch == head.epoch && p.seq >= head.seq
+                        })
+                });
+                if !covered {
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
