@@ -94,6 +94,23 @@ async fn a_dead_local_node_fails_its_shards_over_to_the_next_dc() {
         assert_eq!(get(&dc1, &id).await.0, 200);
     }
 
+    // Bulk writes of those shards are routed to dc2's owners too.
+    let ops: Vec<Value> = (0..10)
+        .map(|i| json!({"op": "put", "id": id_on_second_node("f", &format!("bulk{i}_")), "data": {"i": i}}))
+        .collect();
+    let r = c
+        .http
+        .post(format!("{dc1}/v1/collections/f/bulk"))
+        .json(&json!({ "ops": ops }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    for item in body["results"].as_array().unwrap() {
+        assert_eq!(item["status"], 201, "{body}");
+    }
+
     // The node returns: once it has caught up, dc1 takes that shard's writes again, and
     // what dc2 took meanwhile reads the same through it.
     c.cluster

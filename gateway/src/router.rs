@@ -92,11 +92,6 @@ impl Router {
         out
     }
 
-    /// The RPC address of the owner of `shard`.
-    pub fn owner_addr(&self, shard: u16) -> &str {
-        &self.dc.owner(shard).rpc
-    }
-
     /// Which storage nodes this gateway considers down.
     pub fn health(&self) -> &NodeHealth {
         &self.health
@@ -110,6 +105,24 @@ impl Router {
         (0..dcs.len())
             .map(|i| dcs[(local + i) % dcs.len()].owner(shard).rpc.clone())
             .collect()
+    }
+
+    /// The owner that serves `shard` now: the local DC's unless it is down, then the next
+    /// DC's that is not (the local one when all are).
+    pub fn serving_addr(&self, shard: u16) -> String {
+        let owners = self.owners(shard);
+        owners
+            .iter()
+            .find(|a| !self.health.is_down(a))
+            .unwrap_or(&owners[0])
+            .clone()
+    }
+
+    /// Records that a call to a local node found it unreachable, so its shards fail over.
+    pub fn unreachable(&self, addr: &str) {
+        if self.dc.nodes.iter().any(|n| n.rpc == addr) {
+            self.health.mark_down(addr);
+        }
     }
 
     /// Calls the owner of `shard`: the local DC's, or while that one is down (or does not
@@ -134,9 +147,7 @@ impl Router {
             }
             match self.call_node(addr, body.clone(), remaining).await {
                 Err(e) if e.code == ErrorCode::Unavailable => {
-                    if addr == &self.dc.owner(shard).rpc {
-                        self.health.mark_down(addr);
-                    }
+                    self.unreachable(addr);
                     last = Some(e);
                 }
                 other => return other,

@@ -230,7 +230,7 @@ impl Ops {
                         Some(pb::bulk_op::Op::Delete(r)) => r.shard,
                         None => 0,
                     };
-                    let addr = self.router.owner_addr(shard as u16).to_string();
+                    let addr = self.router.serving_addr(shard as u16);
                     by_node.entry(addr).or_default().push((i, rpc));
                 }
                 Err(e) => results[i] = Some(failed(id, &e)),
@@ -243,6 +243,13 @@ impl Ops {
                 .router
                 .call_node(&addr, Req::Bulk(pb::BulkRequest { ops: rpcs }), timeout)
                 .await;
+            if out
+                .as_ref()
+                .is_err_and(|e| e.code == ErrorCode::Unavailable)
+            {
+                // Later requests go to the next DC's owners of its shards.
+                self.router.unreachable(&addr);
+            }
             (indexes, out)
         });
         for (indexes, out) in join_all(calls).await {
