@@ -1097,6 +1097,13 @@ async fn ping_and_request_ops_answer_like_rest() {
     )
     .await;
     assert_error_frame(&f, "req", Some("r6"), "already_exists");
+    // Without an id a put creates, so if_match cannot hold: refused as on gRPC and GraphQL.
+    let f = request(
+        &mut ws,
+        json!({"type": "put", "req": "r6b", "collection": "reqs", "data": {"a": 7}, "if_match": v2}),
+    )
+    .await;
+    assert_error_frame(&f, "req", Some("r6b"), "invalid_argument");
 
     // A patch (a JSON object is a merge patch) answers the full new document.
     let f = request(

@@ -57,18 +57,11 @@ pub async fn run(ops: &Ops, kind: RequestKind, fields: &Map<String, Value>) -> R
         }
         RequestKind::Put => {
             let body = body_of(fields, "data")?;
-            match text(fields, "id")? {
-                Some(id) => {
-                    let (doc, created) = ops
-                        .put_document(ctx, collection, id, &body, &precondition(fields)?)
-                        .await?;
-                    json!({"status": if created { 201 } else { 200 }, "document": doc})
-                }
-                None => {
-                    let doc = ops.create_document(ctx, collection, &body).await?;
-                    json!({"status": 201, "document": doc})
-                }
-            }
+            let id = text(fields, "id")?;
+            let (doc, created) = ops
+                .put_or_create(ctx, collection, id, &body, &precondition(fields)?)
+                .await?;
+            json!({"status": if created { 201 } else { 200 }, "document": doc})
         }
         RequestKind::Patch => {
             let kind = match fields.get("patch") {
