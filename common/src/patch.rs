@@ -14,6 +14,27 @@ pub enum PatchKind {
     JsonPatch,
 }
 
+impl PatchKind {
+    /// The format of a patch that arrives without a media type (gRPC, GraphQL, WebSocket,
+    /// bulk): an array is a JSON Patch, anything else a merge patch.
+    pub fn of(patch: &serde_json::Value) -> PatchKind {
+        if patch.is_array() {
+            PatchKind::JsonPatch
+        } else {
+            PatchKind::Merge
+        }
+    }
+
+    /// [`PatchKind::of`] for a patch still in JSON text.
+    pub fn of_text(patch: &str) -> PatchKind {
+        if patch.trim_start().starts_with('[') {
+            PatchKind::JsonPatch
+        } else {
+            PatchKind::Merge
+        }
+    }
+}
+
 /// Applies `patch` to a document body and returns the new body.
 ///
 /// A failed JSON Patch `test` is `precondition_failed`; any other failure, or a result that is
@@ -114,6 +135,18 @@ fn exceeds(value: &Value, max: usize) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_array_is_a_json_patch_and_anything_else_a_merge_patch() {
+        assert_eq!(PatchKind::of(&json!([])), PatchKind::JsonPatch);
+        assert_eq!(PatchKind::of(&json!({"a": 1})), PatchKind::Merge);
+        assert_eq!(PatchKind::of(&json!(null)), PatchKind::Merge);
+        assert_eq!(
+            PatchKind::of_text(" \n[{\"op\":\"add\"}]"),
+            PatchKind::JsonPatch
+        );
+        assert_eq!(PatchKind::of_text("{\"a\":1}"), PatchKind::Merge);
+    }
 
     fn obj(v: Value) -> Map<String, Value> {
         match v {

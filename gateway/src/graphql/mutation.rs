@@ -103,11 +103,7 @@ impl MutationRoot {
     ) -> Result<Document> {
         self::write_concern(write_concern.as_deref())?;
         let pre = precondition(if_match.as_deref(), false)?;
-        let kind = if patch.0.is_array() {
-            PatchKind::JsonPatch
-        } else {
-            PatchKind::Merge
-        };
+        let kind = PatchKind::of(&patch.0);
         let doc = ops(c)?
             .patch_document(ctx(c), &collection, &id, kind, &body(&patch.0)?, &pre)
             .await

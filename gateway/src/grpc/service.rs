@@ -37,15 +37,6 @@ fn precondition(if_match: &str, if_none_match: &str) -> aerolith_common::Result<
     Precondition::from_tags(non_empty(if_match), non_empty(if_none_match))
 }
 
-/// A JSON Patch is an array; anything else is a merge patch (and is validated as one).
-fn patch_kind(patch: &str) -> PatchKind {
-    if patch.trim_start().starts_with('[') {
-        PatchKind::JsonPatch
-    } else {
-        PatchKind::Merge
-    }
-}
-
 /// The stream `Watch` answers.
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<api::WatchResponse, Status>> + Send>>;
 
@@ -166,7 +157,7 @@ impl Documents for DocumentsService {
                     ctx,
                     &r.collection,
                     &r.id,
-                    patch_kind(&r.patch_json),
+                    PatchKind::of_text(&r.patch_json),
                     r.patch_json.as_bytes(),
                     &pre,
                 )

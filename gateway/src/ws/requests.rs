@@ -64,10 +64,7 @@ pub async fn run(ops: &Ops, kind: RequestKind, fields: &Map<String, Value>) -> R
             json!({"status": if created { 201 } else { 200 }, "document": doc})
         }
         RequestKind::Patch => {
-            let kind = match fields.get("patch") {
-                Some(Value::Array(_)) => PatchKind::JsonPatch,
-                _ => PatchKind::Merge,
-            };
+            let kind = fields.get("patch").map_or(PatchKind::Merge, PatchKind::of);
             let doc = ops
                 .patch_document(
                     ctx,
