@@ -175,11 +175,12 @@ async fn oldest_unshipped_ms(s: &AdminState, shard: u16, acked: (u64, u64)) -> R
     let Resp::Changes(c) = s.client.call(node, req, Duration::from_secs(5)).await? else {
         return Err(Error::internal("unexpected answer to read_changes"));
     };
-    let written = c
-        .events
-        .first()
-        .and_then(|e| e.event.as_ref()?.record.as_ref())
-        .map(|r| hlc::wall_ms(r.hlc));
+    // A settings entry has no record: it is dated by when it was logged.
+    let written = c.events.first().and_then(|e| e.event.as_ref()).map(|ev| {
+        ev.record
+            .as_ref()
+            .map_or(ev.logged_at_ms, |r| hlc::wall_ms(r.hlc))
+    });
     Ok(written.map_or(0, |w| now_ms().saturating_sub(w)))
 }
 
