@@ -40,13 +40,27 @@ impl Store {
             .and_then(|b| decode_position(shard, &b)))
     }
 
-    /// Whether `position` is at or past the stored watermark of `origin_dc`'s log of
-    /// `shard`: a late retry of an old shipment must not move it back. Called under the
-    /// shard's lock.
-    fn advances(&self, shard: u16, origin_dc: &str, position: &pb::ShardPosition) -> Result<bool> {
-        Ok(self
+    /// Adds to `batch` the move of `origin_dc`'s watermark of `shard` to `position`, unless
+    /// it already stands past it: a late retry of an old shipment must not move it back.
+    /// Called under the shard's lock.
+    fn watermark_into(
+        &self,
+        batch: &mut WriteBatch,
+        shard: u16,
+        origin_dc: &str,
+        position: &pb::ShardPosition,
+    ) -> Result<()> {
+        let behind = self
             .watermark(shard, origin_dc)?
-            .is_none_or(|w| (position.epoch, position.seq) >= (w.epoch, w.seq)))
+            .is_some_and(|w| (position.epoch, position.seq) < (w.epoch, w.seq));
+        if !behind {
+            batch.put_cf(
+                self.engine.cf(CF_META)?,
+                meta_watermark(shard, origin_dc),
+                encode_position(position),
+            );
+        }
+        Ok(())
     }
 
     /// Merges a shipped version into the local record and moves the watermark.
@@ -64,17 +78,12 @@ impl Store {
             // A change this DC already knows, or a collection's settings (which the
             // replicator merged into every node first): only the watermark moves past it.
             let _st = self.lock_shard_by(shard, deadline)?;
-            if self.advances(shard, &req.origin_dc, position)? {
-                self.engine
-                    .db()
-                    .put_cf_opt(
-                        self.engine.cf(CF_META)?,
-                        meta_watermark(shard, &req.origin_dc),
-                        encode_position(position),
-                        &self.write_options(),
-                    )
-                    .map_err(crate::engine::db_err)?;
-            }
+            let mut batch = WriteBatch::default();
+            self.watermark_into(&mut batch, shard, &req.origin_dc, position)?;
+            self.engine
+                .db()
+                .write_opt(batch, &self.write_options())
+                .map_err(crate::engine::db_err)?;
             return Ok(pb::ApplyResponse::default());
         };
         validate_collection(&req.collection)?;
@@ -99,13 +108,7 @@ impl Store {
             ))
         })?;
         let mut batch = WriteBatch::default();
-        if self.advances(shard, &req.origin_dc, position)? {
-            batch.put_cf(
-                self.engine.cf(CF_META)?,
-                meta_watermark(shard, &req.origin_dc),
-                encode_position(position),
-            );
-        }
+        self.watermark_into(&mut batch, shard, &req.origin_dc, position)?;
         // Changes of an incarnation this DC deleted (or replaced) are dropped everywhere.
         let stale = remote.incarnation < meta.incarnation
             || (meta.deleted && remote.incarnation <= meta.deleted_hlc);

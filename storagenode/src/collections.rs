@@ -211,6 +211,13 @@ impl Store {
         })?;
         self.hlc
             .observe(remote.settings_hlc.max(remote.deleted_hlc));
+        // Every shipped change carries its collection's settings, nearly always the ones
+        // held already: answer those without taking the settings shard's lock.
+        if let Some(held) = self.collection_meta(&remote.name)
+            && held == *remote
+        {
+            return Ok((held, false));
+        }
         let mut st = self.lock_shard(self.settings_shard(&remote.name));
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
         let local = cache.get(&remote.name).cloned();
