@@ -321,15 +321,7 @@ async fn admin_api(c: &TestCluster, dc1: &str, dc2: &str, admin: &str, admin2: &
             "{path}: {body}"
         );
     }
-    let metrics = c
-        .http
-        .get(format!("{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_page(c, admin).await;
     for series in [
         "aerolith_replication_shipped_total{",
         "aerolith_replication_applied_total{",
@@ -342,15 +334,7 @@ async fn admin_api(c: &TestCluster, dc1: &str, dc2: &str, admin: &str, admin2: &
     // Lag gauges per peer are refreshed in the background.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let metrics = c
-            .http
-            .get(format!("{admin}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics_page(c, admin).await;
         if metrics.contains(r#"aerolith_replication_lag_changes{peer="dc2"}"#)
             && metrics.contains(r#"aerolith_replication_lag_ms{peer="dc2"}"#)
         {
@@ -361,18 +345,23 @@ async fn admin_api(c: &TestCluster, dc1: &str, dc2: &str, admin: &str, admin2: &
     }
 }
 
-/// Changes shipped so far by every replicator of the process.
-async fn shipped(c: &TestCluster, base: &str) -> f64 {
-    let text = c
-        .http
+/// The `/metrics` page served at `base`.
+async fn metrics_page(c: &TestCluster, base: &str) -> String {
+    c.http
         .get(format!("{base}/metrics"))
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    text.lines()
+        .unwrap()
+}
+
+/// Changes shipped so far by every replicator of the process.
+async fn shipped(c: &TestCluster, base: &str) -> f64 {
+    metrics_page(c, base)
+        .await
+        .lines()
         .filter(|l| l.starts_with("aerolith_replication_shipped_total"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
