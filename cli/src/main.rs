@@ -35,6 +35,13 @@ enum Command {
         #[arg(long, value_enum, default_value = "durable")]
         durability: Durability,
     },
+    /// Run one storage node of a cluster described by cluster.toml (as `aerolith-storagenode`).
+    Node(aerolith_storagenode::cli::Args),
+    /// Run one gateway of a cluster described by cluster.toml (as `aerolith-gateway`).
+    Gateway(aerolith_gateway::cli::Args),
+    /// Run one DC's replicator of a cluster described by cluster.toml (as
+    /// `aerolith-replicator`).
+    Replicator(aerolith_replicator::cli::Args),
 }
 
 #[tokio::main]
@@ -58,6 +65,9 @@ async fn main() -> std::process::ExitCode {
             })
             .await
         }
+        Command::Node(args) => aerolith_storagenode::cli::run(args).await,
+        Command::Gateway(args) => aerolith_gateway::cli::run(args).await,
+        Command::Replicator(args) => aerolith_replicator::cli::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -45,7 +45,12 @@ impl UdpProxy {
 async fn forward(front: Arc<UdpSocket>, target: SocketAddr, down: Arc<AtomicBool>) {
     let upstreams: Mutex<HashMap<SocketAddr, Arc<UdpSocket>>> = Mutex::default();
     let mut buf = vec![0u8; 65536];
-    while let Ok((n, client)) = front.recv_from(&mut buf).await {
+    loop {
+        let (n, client) = match front.recv_from(&mut buf).await {
+            Ok(got) => got,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+            Err(_) => return,
+        };
         if down.load(Ordering::Relaxed) {
             continue;
         }
@@ -84,9 +89,18 @@ async fn backward(
     down: Arc<AtomicBool>,
 ) {
     let mut buf = vec![0u8; 65536];
-    while let Ok(n) = up.recv(&mut buf).await {
-        if !down.load(Ordering::Relaxed) {
-            let _ = front.send_to(&buf[..n], client).await;
+    loop {
+        match up.recv(&mut buf).await {
+            Ok(n) => {
+                if !down.load(Ordering::Relaxed) {
+                    let _ = front.send_to(&buf[..n], client).await;
+                }
+            }
+            // A connected UDP socket reports an ICMP "port unreachable" for an earlier
+            // datagram as an error (the target was not listening yet, or was restarting):
+            // the link must survive that, as a real network path would.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            Err(_) => return,
         }
     }
 }

@@ -1,13 +1,25 @@
 //! Wall-clock helpers: milliseconds since the Unix epoch and RFC 3339 rendering.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch by the system clock (0 if the clock is before 1970).
+/// A deliberate skew of this process's clock, for fault tests (0 in production).
+static OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Shifts every later [`now_ms`] of this process by `offset` milliseconds (fault tests only:
+/// a storage node's `--clock-offset-ms`).
+pub fn set_clock_offset_ms(offset: i64) {
+    OFFSET_MS.store(offset, Ordering::Relaxed);
+}
+
+/// Milliseconds since the Unix epoch by the system clock, plus any test offset (0 if the
+/// clock is before 1970).
 pub fn now_ms() -> u64 {
-    SystemTime::now()
+    let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+        .unwrap_or(0);
+    ms.saturating_add_signed(OFFSET_MS.load(Ordering::Relaxed))
 }
 
 /// Renders Unix milliseconds as RFC 3339 UTC with milliseconds (`2026-11-28T06:00:00.123Z`).

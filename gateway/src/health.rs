@@ -16,18 +16,41 @@ use crate::router::Router;
 
 /// How often nodes marked down are probed.
 pub const PROBE_EVERY: Duration = Duration::from_millis(500);
+/// DC states are read every this many probe ticks (2 s: replicators hand them out that
+/// often). Not at start-up: a gateway's first requests meet its nodes themselves.
+const DC_STATES_EVERY_TICKS: u64 = 4;
 /// How long a probe waits for an answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Addresses of storage nodes currently considered down.
+/// Addresses of storage nodes currently considered down, and the DCs marked down through
+/// a replicator's `POST /admin/failover`.
 #[derive(Debug, Default)]
 pub struct NodeHealth {
     down: Mutex<HashSet<String>>,
+    down_dcs: Mutex<HashSet<String>>,
 }
 
 impl NodeHealth {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         self.down.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_dcs(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.down_dcs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether DC `dc` is marked out of service.
+    pub fn is_dc_down(&self, dc: &str) -> bool {
+        self.lock_dcs().contains(dc)
+    }
+
+    /// Replaces the set of DCs marked down; logs changes.
+    pub fn set_down_dcs(&self, dcs: HashSet<String>) {
+        let mut held = self.lock_dcs();
+        if *held != dcs {
+            tracing::warn!(down = ?dcs, "DCs marked down changed");
+            *held = dcs;
+        }
     }
 
     /// Whether `addr` is considered down.
@@ -54,18 +77,42 @@ impl NodeHealth {
     }
 }
 
+/// Learns which DCs are marked down from a local node that is up (the replicator hands the
+/// states to every node of its DC); keeps the last answer when none responds.
+async fn refresh_dc_states(router: &Router) {
+    for node in router.nodes() {
+        if router.health().is_down(&node.addr) {
+            continue;
+        }
+        if let Ok(Resp::Pong(p)) = router
+            .call_node(&node.addr, Req::Ping(pb::PingRequest {}), PROBE_TIMEOUT)
+            .await
+        {
+            router
+                .health()
+                .set_down_dcs(p.down_dcs.into_iter().collect());
+            return;
+        }
+    }
+}
+
 /// Probes the local DC's nodes until the router closes.
 pub async fn probe(router: Arc<Router>) {
     let mut tick = tokio::time::interval(PROBE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             _ = router.closing() => return,
             _ = tick.tick() => {}
         }
+        ticks += 1;
+        if ticks.is_multiple_of(DC_STATES_EVERY_TICKS) {
+            refresh_dc_states(&router).await;
+        }
         // Calls mark a node down when it stops answering (a lost connection is noticed
         // within the QUIC idle timeout); probes only watch those for their return, so a
-        // healthy cluster sees no probe traffic.
+        // healthy cluster sees one ping every 2 s (the DC states) and nothing more.
         for node in router.nodes() {
             if !router.health().is_down(&node.addr) {
                 continue;

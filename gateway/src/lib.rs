@@ -2,6 +2,8 @@
 //! QUIC RPC to storage nodes. Protocol adapters (`rest`, `ws`, `graphql`, `grpc`) only parse, call `ops` and
 //! render.
 
+pub mod cli;
+pub mod concern;
 pub mod graphql;
 pub mod grpc;
 pub mod health;

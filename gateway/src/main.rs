@@ -1,69 +1,17 @@
 //! `aerolith-gateway`: the public endpoints (REST, GraphQL, WebSocket, gRPC) of one DC.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-
-use anyhow::bail;
 use clap::Parser;
-
-use aerolith_common::json::Limits;
-use aerolith_common::rpc::TlsMaterial;
-use aerolith_common::topology::ClusterConfig;
-use aerolith_gateway::{Gateway, GatewayOptions};
 
 /// Runs one AerolithDB gateway.
 #[derive(Debug, Parser)]
 #[command(name = "aerolith-gateway", version)]
-struct Args {
-    /// Path of cluster.toml (must have a [tls] section naming this gateway's certificate).
-    #[arg(long, env = "AEROLITH_CONFIG")]
-    config: PathBuf,
-    /// The DC this gateway serves.
-    #[arg(long, env = "AEROLITH_DC")]
-    dc: String,
-    /// TCP address of the HTTP server (REST, GraphQL, WebSocket).
-    #[arg(long, env = "AEROLITH_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
-    http_listen: SocketAddr,
-    /// TCP address of the gRPC server.
-    #[arg(long, env = "AEROLITH_GRPC_LISTEN", default_value = "127.0.0.1:50051")]
-    grpc_listen: SocketAddr,
-    /// Frames a WebSocket connection may have queued before its client counts as a slow
-    /// consumer and is disconnected (it resumes from its last token).
-    #[arg(long, default_value_t = aerolith_gateway::ws::DEFAULT_QUEUE_FRAMES as u64, value_parser = clap::value_parser!(u64).range(1..))]
-    ws_queue_frames: u64,
-    /// Seconds between WebSocket pings; a client silent for three intervals is disconnected.
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    ws_heartbeat_seconds: u64,
+struct Cmd {
+    #[command(flatten)]
+    args: aerolith_gateway::cli::Args,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     aerolith_common::telemetry::init_tracing();
-    let args = Args::parse();
-    let cluster = ClusterConfig::load(&args.config)?;
-    let Some(files) = &cluster.tls else {
-        bail!(
-            "cluster.toml has no [tls] section; a gateway needs its certificate (aerolith dev generates them)"
-        );
-    };
-    let tls = TlsMaterial::from_files(files)?;
-    let gateway = Gateway::start(GatewayOptions {
-        cluster,
-        dc: args.dc,
-        http_listen: args.http_listen,
-        grpc_listen: args.grpc_listen,
-        tls,
-        limits: Limits::default(),
-        ws_queue_frames: usize::try_from(args.ws_queue_frames).unwrap_or(usize::MAX),
-        ws_heartbeat: std::time::Duration::from_secs(args.ws_heartbeat_seconds),
-    })
-    .await?;
-    println!(
-        "aerolith-gateway listening on http://{} and grpc://{}",
-        gateway.http_addr(),
-        gateway.grpc_addr()
-    );
-    aerolith_common::signal::shutdown_signal().await;
-    gateway.shutdown().await;
-    Ok(())
+    aerolith_gateway::cli::run(Cmd::parse().args).await
 }

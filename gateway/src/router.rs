@@ -98,12 +98,16 @@ impl Router {
     }
 
     /// Owners of `shard`: the local DC's first, then the other DCs' in configuration order
-    /// after the local one.
+    /// after the local one; DCs marked down come last, tried only when no other answers.
     fn owners(&self, shard: u16) -> Vec<String> {
         let dcs = &self.cluster.dcs;
         let local = dcs.iter().position(|d| d.id == self.dc.id).unwrap_or(0);
-        (0..dcs.len())
-            .map(|i| dcs[(local + i) % dcs.len()].owner(shard).rpc.clone())
+        let (up, down): (Vec<_>, Vec<_>) = (0..dcs.len())
+            .map(|i| &dcs[(local + i) % dcs.len()])
+            .partition(|d| !self.health.is_dc_down(&d.id));
+        up.into_iter()
+            .chain(down)
+            .map(|d| d.owner(shard).rpc.clone())
             .collect()
     }
 
@@ -173,6 +177,95 @@ impl Router {
         .await
     }
 
+    /// Every shard grouped by the node that serves it now: the local DC's owners, and for
+    /// the shards of a local node marked down, their owners in the next DC that is up.
+    pub fn serving_nodes(&self) -> Vec<NodeShards> {
+        let mut by_addr: std::collections::BTreeMap<String, Vec<u16>> = Default::default();
+        for shard in 0..self.cluster.shards {
+            by_addr
+                .entry(self.serving_addr(shard))
+                .or_default()
+                .push(shard);
+        }
+        by_addr
+            .into_iter()
+            .map(|(addr, shards)| NodeShards {
+                id: self.node_id(&addr),
+                addr,
+                shards,
+            })
+            .collect()
+    }
+
+    /// `dc/node` of the node at `addr` (the address itself if no node has it).
+    fn node_id(&self, addr: &str) -> String {
+        self.cluster
+            .dcs
+            .iter()
+            .find_map(|d| {
+                d.nodes
+                    .iter()
+                    .find(|n| n.rpc == addr)
+                    .map(|n| format!("{}/{}", d.id, n.id))
+            })
+            .unwrap_or_else(|| addr.to_string())
+    }
+
+    /// Calls, concurrently, the nodes that serve every shard ([`Router::serving_nodes`]);
+    /// a call that finds its node unreachable marks it down and is made again, once, to
+    /// the owners of its shards in the next DC. Answers come in no particular order.
+    pub async fn scatter(
+        &self,
+        make: impl Fn(&NodeShards) -> pb::request::Body,
+        timeout: Duration,
+    ) -> Vec<Result<pb::response::Body>> {
+        let deadline = std::time::Instant::now() + timeout;
+        let targets = self.serving_nodes();
+        let first = join_all(
+            targets
+                .iter()
+                .map(|t| self.call_node(&t.addr, make(t), timeout)),
+        )
+        .await;
+        let mut out = Vec::with_capacity(first.len());
+        let mut retry = Vec::new();
+        for (t, r) in targets.into_iter().zip(first) {
+            match r {
+                Err(e) if e.code == ErrorCode::Unavailable => {
+                    self.unreachable(&t.addr);
+                    retry.push((t, e));
+                }
+                other => out.push(other),
+            }
+        }
+        for (failed, e) in retry {
+            let mut by_addr: std::collections::BTreeMap<String, Vec<u16>> = Default::default();
+            for shard in &failed.shards {
+                by_addr
+                    .entry(self.serving_addr(*shard))
+                    .or_default()
+                    .push(*shard);
+            }
+            if by_addr.contains_key(&failed.addr) {
+                // No other DC can serve these shards.
+                out.push(Err(e));
+                continue;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let again = by_addr.into_iter().map(|(addr, shards)| {
+                let t = NodeShards {
+                    id: self.node_id(&addr),
+                    addr,
+                    shards,
+                };
+                let body = make(&t);
+                async move { self.call_node(&t.addr, body, left).await }
+            });
+            out.extend(join_all(again).await);
+        }
+        out
+    }
+
     /// Announces shutdown: live feeds end with `unavailable`; calls still work.
     pub fn begin_close(&self) {
         self.closing.send_replace(true);
@@ -215,6 +308,8 @@ fn op_name(body: &pb::request::Body) -> &'static str {
         B::Digest(_) => "digest",
         B::ApplyCollection(_) => "apply_collection",
         B::Ship(_) => "ship",
+        B::AwaitMarks(_) => "await_marks",
+        B::DcStates(_) => "dc_states",
     }
 }
 

@@ -1,7 +1,7 @@
 //! The replicator admin HTTP API (API.md "Replicator admin"): status and lag per peer,
 //! recent conflicts, pausing and resuming a peer, per-shard content digests, health and
 //! metrics. Errors use the REST
-//! error body. Resync and failover answer `invalid_argument` until their issues land.
+//! error body. Resync answers `invalid_argument` until its issue lands.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,6 +25,7 @@ use aerolith_common::{Error, ErrorCode, Result, hlc, pb};
 use pb::request::Body as Req;
 use pb::response::Body as Resp;
 
+use crate::failover::DcStates;
 use crate::shipper::PeerLink;
 use crate::stats::Stats;
 
@@ -43,6 +44,12 @@ pub struct AdminState {
     pub client: Arc<RpcClient>,
     /// Prometheus renderer.
     pub metrics: PrometheusHandle,
+    /// Every DC of the cluster.
+    pub dcs: Vec<String>,
+    /// DCs marked out of service.
+    pub states: Arc<DcStates>,
+    /// Peer DCs and their replicators' RPC addresses.
+    pub peers: Vec<(String, String)>,
 }
 
 /// An error as the REST error body.
@@ -341,9 +348,39 @@ async fn resync() -> AdminError {
     ))
 }
 
-async fn failover() -> AdminError {
-    AdminError(Error::new(
-        ErrorCode::InvalidArgument,
-        "failover is not yet supported (it lands with the failover issue)",
-    ))
+/// `POST /admin/failover` body.
+#[derive(Deserialize)]
+struct FailoverBody {
+    dc: String,
+    state: String,
+}
+
+/// Marks a DC out of (or back into) service: recorded here, then handed to this DC's
+/// storage nodes and the peer replicators, from which every gateway learns it.
+async fn failover(State(s): State<AdminState>, body: axum::body::Bytes) -> Answer {
+    let body: FailoverBody = serde_json::from_slice(&body).map_err(|e| {
+        Error::invalid(format!(
+            "expected {{\"dc\": \"<dc>\", \"state\": \"down\"|\"up\"}}: {e}"
+        ))
+    })?;
+    if !s.dcs.contains(&body.dc) {
+        return Err(Error::not_found(format!("no DC {} in this cluster", body.dc)).into());
+    }
+    let down = match body.state.as_str() {
+        "down" => true,
+        "up" => false,
+        other => {
+            return Err(
+                Error::invalid(format!("state must be \"down\" or \"up\", not {other:?}")).into(),
+            );
+        }
+    };
+    let decided = s.states.decide(&body.dc, down)?;
+    let informed = s.states.spread(&s.client, &s.local, &s.peers).await;
+    tracing::warn!(dc = %decided.dc, down, ?informed, "DC state set through the admin API");
+    Ok(Json(json!({
+        "dc": body.dc,
+        "state": body.state,
+        "informed": informed,
+    })))
 }

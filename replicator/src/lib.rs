@@ -4,6 +4,8 @@
 
 pub mod admin;
 pub mod checkpoint;
+pub mod cli;
+pub mod failover;
 pub mod receiver;
 pub mod shipper;
 pub mod stats;
@@ -19,6 +21,7 @@ use aerolith_common::topology::ClusterConfig;
 use aerolith_common::{Error, Result};
 
 use checkpoint::CheckpointFile;
+use failover::DcStates;
 use receiver::{Receiver, ShipService};
 pub use shipper::{Peer, PeerLink};
 use stats::Stats;
@@ -49,6 +52,7 @@ pub struct Replicator {
     client: Arc<RpcClient>,
     links: Vec<Arc<PeerLink>>,
     stats: Arc<Stats>,
+    states: Arc<DcStates>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -73,9 +77,10 @@ impl Replicator {
         })?;
         let dc = opts.cluster.dc(&opts.dc)?.clone();
         let client = Arc::new(RpcClient::new(&opts.tls)?);
+        let states = Arc::new(DcStates::load(&opts.data_dir)?);
         let stats = Arc::new(Stats::default());
         let receiver = Arc::new(Receiver::new(
-            dc,
+            dc.clone(),
             opts.cluster.shards,
             client.clone(),
             stats.clone(),
@@ -83,7 +88,7 @@ impl Replicator {
         let server = RpcServer::bind(
             opts.listen,
             &opts.tls,
-            Arc::new(ShipService::new(receiver)),
+            Arc::new(ShipService::new(receiver, states.clone(), dc)),
             MAX_FRAME,
             &reset_key(&opts.data_dir)?,
         )?;
@@ -96,6 +101,7 @@ impl Replicator {
             client,
             links: Vec::new(),
             stats,
+            states,
             tasks: Vec::new(),
         })
     }
@@ -133,7 +139,20 @@ impl Replicator {
             stats: self.stats.clone(),
             client: self.client.clone(),
             metrics: aerolith_common::telemetry::prometheus(),
+            dcs: self.opts.cluster.dcs.iter().map(|d| d.id.clone()).collect(),
+            states: self.states.clone(),
+            peers: self
+                .links
+                .iter()
+                .map(|l| (l.peer.dc.clone(), l.peer.addr.clone()))
+                .collect(),
         };
+        self.tasks.push(tokio::spawn(failover::keep_spreading(
+            self.states.clone(),
+            self.client.clone(),
+            state.local.clone(),
+            state.peers.clone(),
+        )));
         self.tasks
             .push(tokio::spawn(admin::track_lag(state.clone())));
         self.tasks.push(tokio::spawn(admin::serve(listener, state)));

@@ -12,6 +12,7 @@ use aerolith_common::rpc::server::{Handler, error_response, request_timeout};
 use aerolith_common::topology::DcConfig;
 use aerolith_common::{Error, Result, pb};
 
+use crate::failover::DcStates;
 use crate::stats::Stats;
 use pb::request::Body as Req;
 use pb::response::Body as Resp;
@@ -20,7 +21,7 @@ use pb::response::Body as Resp;
 pub struct Receiver {
     dc: DcConfig,
     shards: u16,
-    client: Arc<RpcClient>,
+    pub(crate) client: Arc<RpcClient>,
     stats: Arc<Stats>,
     /// Collection settings already merged into every node of the DC.
     settled: Mutex<HashSet<Vec<u8>>>,
@@ -149,18 +150,27 @@ struct Applied {
 /// Serves `Ship` requests over the internal RPC.
 pub struct ShipService {
     receiver: Arc<Receiver>,
+    states: Arc<DcStates>,
+    local: DcConfig,
 }
 
 impl ShipService {
-    /// A service applying through `receiver`.
-    pub fn new(receiver: Arc<Receiver>) -> ShipService {
-        ShipService { receiver }
+    /// A service applying through `receiver`, merging DC states a peer hands over into
+    /// `states` (and on to the nodes of `local`).
+    pub fn new(receiver: Arc<Receiver>, states: Arc<DcStates>, local: DcConfig) -> ShipService {
+        ShipService {
+            receiver,
+            states,
+            local,
+        }
     }
 }
 
 impl Handler for ShipService {
     fn handle(&self, req: pb::Request) -> impl Future<Output = pb::Response> + Send {
         let receiver = self.receiver.clone();
+        let states = self.states.clone();
+        let local = self.local.clone();
         let timeout = request_timeout(req.timeout_ms);
         async move {
             let body = match req.body {
@@ -187,9 +197,18 @@ impl Handler for ShipService {
                     Ok(watermarks) => Resp::Watermarks(pb::WatermarksResponse { watermarks }),
                     Err(e) => return error_response(&e),
                 },
+                Some(Req::DcStates(r)) => match states.merge(&r.states) {
+                    Ok(changed) => {
+                        if changed {
+                            states.spread(&receiver.client, &local, &[]).await;
+                        }
+                        Resp::Empty(pb::Empty {})
+                    }
+                    Err(e) => return error_response(&e),
+                },
                 _ => {
                     return error_response(&Error::invalid(
-                        "a replicator takes ship, watermarks and ping",
+                        "a replicator takes ship, watermarks, dc_states and ping",
                     ));
                 }
             };

@@ -84,6 +84,7 @@ impl Store {
                 .db()
                 .write_opt(batch, &self.write_options())
                 .map_err(crate::engine::db_err)?;
+            self.note_progress();
             return Ok(pb::ApplyResponse::default());
         };
         validate_collection(&req.collection)?;
@@ -155,6 +156,7 @@ impl Store {
                     .db()
                     .write_opt(batch, &self.write_options())
                     .map_err(crate::engine::db_err)?;
+                self.note_progress();
                 Ok(pb::ApplyResponse {
                     changed: false,
                     record: other.map(|m| m.record).or(current),

@@ -192,9 +192,11 @@ impl Store {
     pub fn get(&self, req: &pb::GetRequest) -> Result<pb::DocResponse> {
         keys(&req.collection, &req.id)?;
         let shard = self.check_shard(req.shard)?;
+        let record = self.read_record(shard, &req.collection, &req.id)?;
         Ok(pb::DocResponse {
-            record: self.read_record(shard, &req.collection, &req.id)?,
+            record,
             created: false,
+            mark: Some(self.head_mark(shard)),
         })
     }
 
@@ -216,6 +218,7 @@ impl Store {
         Ok(pb::DocResponse {
             record: Some(record),
             created,
+            mark: Some(self.written_mark(shard, &st)),
         })
     }
 
@@ -248,6 +251,7 @@ impl Store {
         Ok(pb::DocResponse {
             record: Some(record),
             created: false,
+            mark: Some(self.written_mark(shard, &st)),
         })
     }
 
@@ -266,6 +270,7 @@ impl Store {
         Ok(pb::DocResponse {
             record: Some(record),
             created: false,
+            mark: Some(self.written_mark(shard, &st)),
         })
     }
 
@@ -315,6 +320,7 @@ impl Store {
         if !out.done {
             out.scanned_through = last;
         }
+        out.marks = self.marks_of(&req.collection, out.docs.iter().map(|d| d.id.as_str()));
         Ok(out)
     }
 }

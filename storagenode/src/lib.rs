@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod changes;
+pub mod cli;
 mod clock;
 pub mod collections;
 pub mod digest;
@@ -13,6 +14,7 @@ pub mod node;
 pub mod query;
 mod scan;
 pub mod service;
+pub mod session;
 pub mod store;
 
 pub use changes::Retention;

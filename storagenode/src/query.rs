@@ -272,8 +272,20 @@ impl Matches<'_> {
 
 impl Store {
     /// Answers a query over the requested shards (see the proto's `QueryRequest`); an
-    /// id-ordered query examines at most `budget` records.
+    /// id-ordered query examines at most `budget` records. The answer carries the session
+    /// marks of the shards its hits came from.
     pub fn query(
+        &self,
+        req: &pb::QueryRequest,
+        deadline: Instant,
+        budget: usize,
+    ) -> Result<pb::QueryResponse> {
+        let mut out = self.query_hits(req, deadline, budget)?;
+        out.marks = self.marks_of(&req.collection, out.hits.iter().map(|h| h.id.as_str()));
+        Ok(out)
+    }
+
+    fn query_hits(
         &self,
         req: &pb::QueryRequest,
         deadline: Instant,
@@ -405,6 +417,7 @@ mod tests {
             after,
             limit,
             max_bytes,
+            session: Vec::new(),
         }
     }
 

@@ -1,8 +1,9 @@
 //! The storage node's RPC service: decodes a request, runs it on the blocking pool (RocksDB
 //! calls block), and encodes the answer.
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use aerolith_common::rpc::server::request_timeout;
@@ -12,6 +13,7 @@ use aerolith_common::{Error, Result, pb};
 use pb::request::Body as Req;
 use pb::response::Body as Resp;
 
+use crate::session::wait_covered;
 use crate::store::Store;
 
 /// Serves one store over the internal RPC.
@@ -19,6 +21,10 @@ pub struct NodeService {
     store: Arc<Store>,
     node: String,
     scan_budget: usize,
+    /// DCs an operator marked in or out of service, as the replicator hands them over;
+    /// pings answer with those marked down, which is how gateways learn them. Held in
+    /// memory only: the replicator keeps them and hands them over again every few seconds.
+    dc_states: Arc<Mutex<BTreeMap<String, pb::DcState>>>,
 }
 
 impl NodeService {
@@ -29,6 +35,7 @@ impl NodeService {
             store,
             node,
             scan_budget: scan_budget.max(1),
+            dc_states: Arc::default(),
         }
     }
 }
@@ -63,6 +70,9 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
         Req::Digest(r) => Resp::Digests(store.digest(&r, deadline)?),
         Req::ApplyCollection(m) => Resp::Collection(store.apply_collection(&m)?.0),
         Req::Ship(_) => return Err(Error::invalid("storage nodes do not take shipments")),
+        // Waited for in `handle`, before the blocking pool.
+        Req::AwaitMarks(_) => Resp::Empty(pb::Empty {}),
+        Req::DcStates(_) => return Err(Error::internal("DC states are handled before storage")),
         Req::PutCollection(r) => Resp::PutCollection(store.put_collection(&r)?),
         Req::GetCollection(r) => match store.collection_meta(&r.name) {
             Some(m) => Resp::Collection(m),
@@ -105,6 +115,17 @@ fn bulk(store: &Store, req: pb::BulkRequest, deadline: Instant) -> pb::BulkRespo
     pb::BulkResponse { results }
 }
 
+/// The marks a request must wait for before it runs.
+fn session_marks(body: &Req) -> &[pb::SessionMark] {
+    match body {
+        Req::Get(r) => &r.session,
+        Req::List(r) => &r.session,
+        Req::Query(r) => &r.session,
+        Req::AwaitMarks(r) => &r.marks,
+        _ => &[],
+    }
+}
+
 /// Time kept back from a live read's deadline, so its answer reaches the caller in time.
 const TAIL_MARGIN: Duration = Duration::from_millis(500);
 
@@ -144,42 +165,63 @@ async fn tail(
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs a request on the blocking pool, after waiting for any session marks it carries
+/// (a session read, or an `all` write's confirmation, waits for replication first).
+async fn run(store: Arc<Store>, body: Req, deadline: Instant, budget: usize) -> Result<Resp> {
+    let marks = session_marks(&body);
+    if !marks.is_empty() {
+        // Give up a little before the caller does, so it learns why.
+        let margin = TAIL_MARGIN.min(deadline.saturating_duration_since(Instant::now()) / 10);
+        let until = deadline.checked_sub(margin).unwrap_or(deadline);
+        wait_covered(&store, marks, until).await?;
+    }
+    tokio::task::spawn_blocking(move || dispatch(&store, body, deadline, budget))
+        .await
+        .map_err(|e| Error::internal(format!("storage task failed: {e}")))?
+}
+
 impl Handler for NodeService {
     fn handle(&self, req: pb::Request) -> impl Future<Output = pb::Response> + Send {
         let store = self.store.clone();
-        let pong = pb::PingResponse {
+        let states = self.dc_states.clone();
+        let pong = || pb::PingResponse {
             dc: store.actor.dc.clone(),
             node: self.node.clone(),
+            down_dcs: lock(&states)
+                .values()
+                .filter(|s| s.down)
+                .map(|s| s.dc.clone())
+                .collect(),
         };
+        let pong = pong();
         let deadline = Instant::now() + request_timeout(req.timeout_ms);
         let budget = self.scan_budget;
         async move {
             let body = match req.body {
-                None => return error_response(&Error::invalid("empty request")),
-                Some(Req::Ping(_)) => Resp::Pong(pong),
-                Some(Req::ReadChanges(r)) if r.wait_ms > 0 => {
-                    match tail(store, r, deadline).await {
-                        Ok(b) => Resp::Changes(b),
-                        Err(e) => return error_response(&e),
-                    }
-                }
-                Some(body) => {
-                    match tokio::task::spawn_blocking(move || {
-                        dispatch(&store, body, deadline, budget)
-                    })
-                    .await
-                    {
-                        Ok(Ok(b)) => b,
-                        Ok(Err(e)) => return error_response(&e),
-                        Err(e) => {
-                            return error_response(&Error::internal(format!(
-                                "storage task failed: {e}"
-                            )));
+                None => Err(Error::invalid("empty request")),
+                Some(Req::Ping(_)) => Ok(Resp::Pong(pong)),
+                Some(Req::DcStates(r)) => {
+                    let mut held = lock(&states);
+                    for s in r.states {
+                        if held.get(&s.dc).is_none_or(|h| h.hlc < s.hlc) {
+                            held.insert(s.dc.clone(), s);
                         }
                     }
+                    Ok(Resp::Empty(pb::Empty {}))
                 }
+                Some(Req::ReadChanges(r)) if r.wait_ms > 0 => {
+                    tail(store, r, deadline).await.map(Resp::Changes)
+                }
+                Some(body) => run(store, body, deadline, budget).await,
             };
-            pb::Response { body: Some(body) }
+            match body {
+                Ok(body) => pb::Response { body: Some(body) },
+                Err(e) => error_response(&e),
+            }
         }
     }
 }

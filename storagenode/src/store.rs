@@ -80,6 +80,8 @@ pub struct Store {
     retention: Retention,
     /// Bumped after every commit, so live change readers wake up.
     changed: watch::Sender<u64>,
+    /// Bumped after every commit and every watermark move, so session reads wake up.
+    progress: watch::Sender<u64>,
 }
 
 impl Store {
@@ -219,6 +221,7 @@ impl Store {
                 age: cfg.retention.age,
             },
             changed: watch::Sender::new(0),
+            progress: watch::Sender::new(0),
         })
     }
 
@@ -328,7 +331,19 @@ impl Store {
         st.seq = seq;
         st.first = first;
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        self.note_progress();
         Ok(())
+    }
+
+    /// Tells session waits that a log or a watermark moved.
+    pub(crate) fn note_progress(&self) {
+        self.progress.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees a new value after every commit and every watermark move (for
+    /// session reads waiting for replication).
+    pub fn watch_progress(&self) -> watch::Receiver<u64> {
+        self.progress.subscribe()
     }
 
     /// A receiver that sees a new value after every commit (for live change readers).

@@ -134,6 +134,7 @@ async fn acknowledged_writes_survive_sigkill() {
             shard: shard_of("c", id, 64) as u32,
             collection: "c".into(),
             id: id.clone(),
+            session: Vec::new(),
         });
         match call_until_up(&client, &f.addr, body).await {
             Resp::Doc(d) => {

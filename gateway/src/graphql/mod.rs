@@ -25,7 +25,7 @@ use aerolith_common::{Error, ErrorCode};
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops};
 use crate::rest::AppState;
 use crate::rest::error::ApiError;
-use crate::rest::extract::{GraphqlBody, graphql_max_bytes, request_timeout};
+use crate::rest::extract::{GraphqlBody, graphql_max_bytes, request_ctx, with_session};
 use mutation::MutationRoot;
 use query::QueryRoot;
 use subscription::SubscriptionRoot;
@@ -108,7 +108,7 @@ pub(crate) fn gql(e: Error) -> async_graphql::Error {
 /// The request's deadline (subscriptions, which have none, get the default for each call).
 pub(crate) fn ctx(c: &async_graphql::Context<'_>) -> Ctx {
     c.data_opt::<Ctx>()
-        .copied()
+        .cloned()
         .unwrap_or_else(|| Ctx::new(DEFAULT_TIMEOUT))
 }
 
@@ -146,24 +146,28 @@ fn parse_batch(body: Result<GraphqlBody, ApiError>) -> Result<BatchRequest, Erro
 }
 
 /// `POST /graphql`: executes one request (or a batch) within the request's deadline
-/// (`X-Aerolith-Timeout-Ms`); every failure is a GraphQL error with a code.
+/// (`X-Aerolith-Timeout-Ms`) and session (`X-Aerolith-Session`, handed back merged); every
+/// failure is a GraphQL error with a code.
 pub async fn execute(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Result<GraphqlBody, ApiError>,
-) -> GraphQLResponse {
-    let timeout = match request_timeout(&headers) {
-        Ok(t) => t,
-        Err(e) => return error_response(e).into(),
+) -> axum::response::Response {
+    let ctx = match request_ctx(&headers) {
+        Ok(c) => c,
+        Err(e) => return GraphQLResponse::from(error_response(e)).into_response(),
     };
+    let session = ctx.session.clone();
+    let answer = |r: GraphQLResponse| with_session(r.into_response(), &session);
     let batch = match parse_batch(body) {
         Ok(b) => b,
-        Err(e) => return error_response(e).into(),
+        Err(e) => return answer(error_response(e).into()),
     };
-    let run = s.graphql.execute_batch(batch.data(Ctx::new(timeout)));
+    let timeout = ctx.remaining().unwrap_or_default();
+    let run = s.graphql.execute_batch(batch.data(ctx));
     match tokio::time::timeout(timeout + DEADLINE_GRACE, run).await {
-        Ok(resp) => resp.into(),
-        Err(_) => error_response(Error::deadline("request deadline exceeded")).into(),
+        Ok(resp) => answer(resp.into()),
+        Err(_) => answer(error_response(Error::deadline("request deadline exceeded")).into()),
     }
 }
 

@@ -8,7 +8,7 @@ use aerolith_common::patch::PatchKind;
 use super::json::Json;
 use super::types::{Collection, ConflictStrategy, Document};
 use super::{ctx, gql, ops};
-use crate::ops::Precondition;
+use crate::ops::{Ctx, Precondition, WriteConcern};
 
 /// The root of writes.
 pub struct MutationRoot;
@@ -21,14 +21,15 @@ fn precondition(if_match: Option<&str>, if_none_match: bool) -> Result<Precondit
     Precondition::from_tags(if_match, if_none_match.then_some("*")).map_err(gql)
 }
 
-/// `writeConcern` is accepted but only `local` is served until cross-DC replication lands.
-fn write_concern(wc: Option<&str>) -> Result<()> {
-    match wc {
-        None | Some("local") | Some("all") => Ok(()),
-        Some(other) => Err(gql(Error::invalid(format!(
-            "writeConcern must be local or all, not {other:?}"
-        )))),
-    }
+/// The request's context with the mutation's `writeConcern` (the header's when absent).
+fn write_ctx(c: &Context<'_>, wc: Option<&str>) -> Result<Ctx> {
+    let ctx = ctx(c);
+    let concern = match wc {
+        None => ctx.write_concern,
+        Some(wc) => WriteConcern::parse(Some(wc)).map_err(gql)?,
+    };
+    let session = ctx.session.clone();
+    Ok(ctx.with(session, concern))
 }
 
 #[Object(name = "Mutation")]
@@ -75,12 +76,12 @@ impl MutationRoot {
         if_none_match: Option<bool>,
         write_concern: Option<String>,
     ) -> Result<Document> {
-        self::write_concern(write_concern.as_deref())?;
+        let wctx = write_ctx(c, write_concern.as_deref())?;
         let pre = precondition(if_match.as_deref(), if_none_match.unwrap_or(false))?;
         let bytes = body(&data.0)?;
         let (doc, _) = ops(c)?
             .put_or_create(
-                ctx(c),
+                wctx,
                 &collection,
                 id.as_ref().map(|i| i.as_str()),
                 &bytes,
@@ -101,11 +102,11 @@ impl MutationRoot {
         if_match: Option<String>,
         write_concern: Option<String>,
     ) -> Result<Document> {
-        self::write_concern(write_concern.as_deref())?;
+        let wctx = write_ctx(c, write_concern.as_deref())?;
         let pre = precondition(if_match.as_deref(), false)?;
         let kind = PatchKind::of(&patch.0);
         let doc = ops(c)?
-            .patch_document(ctx(c), &collection, &id, kind, &body(&patch.0)?, &pre)
+            .patch_document(wctx, &collection, &id, kind, &body(&patch.0)?, &pre)
             .await
             .map_err(gql)?;
         Ok(Document(doc))
@@ -120,10 +121,10 @@ impl MutationRoot {
         if_match: Option<String>,
         write_concern: Option<String>,
     ) -> Result<bool> {
-        self::write_concern(write_concern.as_deref())?;
+        let wctx = write_ctx(c, write_concern.as_deref())?;
         let pre = precondition(if_match.as_deref(), false)?;
         ops(c)?
-            .delete_document(ctx(c), &collection, &id, &pre)
+            .delete_document(wctx, &collection, &id, &pre)
             .await
             .map_err(gql)?;
         Ok(true)

@@ -6,6 +6,7 @@ mod convert;
 mod metrics;
 mod oversize;
 mod service;
+mod session;
 pub mod status;
 
 use std::net::SocketAddr;
@@ -89,6 +90,7 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .tcp_keepalive(Some(KEEPALIVE_INTERVAL))
         .layer(metrics::GrpcMetricsLayer)
+        .layer(session::GrpcSessionLayer)
         .layer(tower::util::MapResponseLayer::new(
             oversize::coded::<tonic::body::Body>,
         ))

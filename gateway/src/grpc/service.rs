@@ -52,7 +52,7 @@ impl Documents for DocumentsService {
         &self,
         req: Request<api::ListCollectionsRequest>,
     ) -> Reply<api::ListCollectionsResponse> {
-        let ctx = ctx_of(req.metadata())?;
+        let ctx = ctx_of(&req)?;
         reply(
             self.ops
                 .list_collections(ctx)
@@ -67,7 +67,7 @@ impl Documents for DocumentsService {
         &self,
         req: Request<api::CreateCollectionRequest>,
     ) -> Reply<api::CreateCollectionResponse> {
-        let ctx = ctx_of(req.metadata())?;
+        let ctx = ctx_of(&req)?;
         let r = req.into_inner();
         reply(
             self.ops
@@ -84,7 +84,7 @@ impl Documents for DocumentsService {
         &self,
         req: Request<api::GetCollectionRequest>,
     ) -> Reply<api::Collection> {
-        let ctx = ctx_of(req.metadata())?;
+        let ctx = ctx_of(&req)?;
         let r = req.into_inner();
         reply(
             self.ops
@@ -98,7 +98,7 @@ impl Documents for DocumentsService {
         &self,
         req: Request<api::DeleteCollectionRequest>,
     ) -> Reply<api::DeleteCollectionResponse> {
-        let ctx = ctx_of(req.metadata())?;
+        let ctx = ctx_of(&req)?;
         let r = req.into_inner();
         reply(
             self.ops
@@ -109,7 +109,7 @@ impl Documents for DocumentsService {
     }
 
     async fn get_document(&self, req: Request<api::GetDocumentRequest>) -> Reply<api::Document> {
-        let ctx = ctx_of(req.metadata())?;
+        let ctx = ctx_of(&req)?;
         let r = req.into_inner();
         reply(
             self.ops
@@ -123,7 +123,7 @@ impl Documents for DocumentsService {
         &self,
         req: Request<api::PutDocumentRequest>,
     ) -> Reply<api::PutDocumentResponse> {
-        let ctx = ctx_of(req.metadata())?;
+        let ctx = ctx_of(&req)?;
         let r = req.into_inner();
         let pre = precondition(&r.if_match, &r.if_none_match).map_err(to_status)?;
         let written = self
@@ -148,7 +148,7 @@ impl Documents for DocumentsService {
         &self,
         req: Request<api::PatchDocumentRequest>,
     ) -> Reply<api::Document> {
-        let ctx = ctx_of(req.metadata())?;
+        let ctx = ctx_of(&req)?;
         let r = req.into_inner();
         let pre = precondition(&r.if_match, "").map_err(to_status)?;
         reply(
@@ -170,7 +170,7 @@ impl Documents for DocumentsService {
         &self,
         req: Request<api::DeleteDocumentRequest>,
     ) -> Reply<api::DeleteDocumentResponse> {
-        let ctx = ctx_of(req.metadata())?;
+        let ctx = ctx_of(&req)?;
         let r = req.into_inner();
         let pre = precondition(&r.if_match, "").map_err(to_status)?;
         reply(
@@ -182,7 +182,7 @@ impl Documents for DocumentsService {
     }
 
     async fn query(&self, req: Request<api::QueryRequest>) -> Reply<api::DocumentPage> {
-        let ctx = ctx_of(req.metadata())?;
+        let ctx = ctx_of(&req)?;
         let r = req.into_inner();
         let input = convert::query(&r).map_err(to_status)?;
         reply(
@@ -197,7 +197,7 @@ impl Documents for DocumentsService {
         &self,
         req: Request<api::BulkWriteRequest>,
     ) -> Reply<api::BulkWriteResponse> {
-        let ctx = ctx_of(req.metadata())?;
+        let ctx = ctx_of(&req)?;
         let r = req.into_inner();
         let ops = r
             .ops

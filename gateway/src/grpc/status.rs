@@ -11,7 +11,10 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use aerolith_common::{Error, ErrorCode};
 
-use crate::ops::{Ctx, DEFAULT_TIMEOUT, MAX_TIMEOUT};
+use std::sync::Arc;
+
+use super::session::{SESSION_KEY, SessionSlot};
+use crate::ops::{Ctx, DEFAULT_TIMEOUT, MAX_TIMEOUT, Session, WriteConcern};
 
 /// The `google.rpc.ErrorInfo` domain of every AerolithDB error.
 pub const ERROR_DOMAIN: &str = "aerolithdb";
@@ -32,9 +35,31 @@ fn answer_margin(timeout: Duration) -> Duration {
     (timeout / 10).min(Duration::from_millis(100))
 }
 
-/// The request's context: the client's `grpc-timeout` (at most 60 s, less the
-/// [`answer_margin`]), or the default 10 s.
-pub fn ctx_of(metadata: &MetadataMap) -> Result<Ctx, Status> {
+/// The request's context: its deadline ([`deadline_ctx`]), its session from
+/// `x-aerolith-session` (left in the call's [`SessionSlot`] so that the answer carries it)
+/// and its `x-aerolith-write-concern`.
+pub fn ctx_of<T>(req: &tonic::Request<T>) -> Result<Ctx, Status> {
+    let ctx = deadline_ctx(req.metadata())?;
+    let text = |key: &str| -> Result<Option<&str>, Status> {
+        req.metadata()
+            .get(key)
+            .map(|v| {
+                v.to_str()
+                    .map_err(|_| to_status(Error::invalid(format!("{key} is not text"))))
+            })
+            .transpose()
+    };
+    let session = Arc::new(Session::parse(text(SESSION_KEY)?).map_err(to_status)?);
+    let concern = WriteConcern::parse(text("x-aerolith-write-concern")?).map_err(to_status)?;
+    if let Some(slot) = req.extensions().get::<SessionSlot>() {
+        slot.fill(session.clone());
+    }
+    Ok(ctx.with(session, concern))
+}
+
+/// A context with the client's `grpc-timeout` (at most 60 s, less the [`answer_margin`]),
+/// or the default 10 s.
+pub fn deadline_ctx(metadata: &MetadataMap) -> Result<Ctx, Status> {
     let timeout = match metadata.get("grpc-timeout") {
         None => DEFAULT_TIMEOUT,
         Some(v) => v

@@ -252,6 +252,7 @@ impl Ops {
             }
             (indexes, out)
         });
+        let mut written = Vec::new();
         for (indexes, out) in join_all(calls).await {
             let answers = match out {
                 Ok(Resp::Bulk(b)) if b.results.len() == indexes.len() => b.results,
@@ -264,6 +265,9 @@ impl Ops {
                 }
             };
             for (i, answer) in indexes.into_iter().zip(answers) {
+                if let Some(pb::bulk_result::Outcome::Doc(d)) = &answer.outcome {
+                    written.extend(d.mark.clone());
+                }
                 results[i] = Some(match answer.outcome {
                     Some(pb::bulk_result::Outcome::Doc(d)) => BulkItem {
                         id: ids[i].clone(),
@@ -283,6 +287,7 @@ impl Ops {
                 });
             }
         }
+        self.settle_all(&ctx, &written).await?;
         Ok(results
             .into_iter()
             .zip(ids)

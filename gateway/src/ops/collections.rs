@@ -131,7 +131,7 @@ impl Ops {
     ) -> Result<(CollectionInfo, bool)> {
         validate_collection(name)?;
         let requested = strategy.map(parse_strategy).transpose()?;
-        let metas = self.metas_of(ctx, name).await?;
+        let metas = self.metas_of(ctx.clone(), name).await?;
         let existing = resolve(&metas);
         let strategy = match (&existing, requested) {
             (Some(cur), Some(want)) if cur.conflict_strategy != strategy_name(want as i32) => {
@@ -156,7 +156,7 @@ impl Ops {
                 after_delete_hlc,
             })
         };
-        self.first_then_rest(ctx, request, |r| match r {
+        self.first_then_rest(ctx.clone(), request, |r| match r {
             Resp::PutCollection(r) => Ok(r.meta.map(|m| m.settings_hlc).unwrap_or(0)),
             _ => Err(unexpected("put_collection")),
         })
@@ -170,7 +170,7 @@ impl Ops {
     /// incarnation counts as the collection existing.
     pub async fn delete_collection(&self, ctx: Ctx, name: &str) -> Result<()> {
         validate_collection(name)?;
-        let metas = self.metas_of(ctx, name).await?;
+        let metas = self.metas_of(ctx.clone(), name).await?;
         if !metas.iter().any(|m| !m.deleted) {
             return Err(Error::not_found(format!("collection {name} not found")));
         }

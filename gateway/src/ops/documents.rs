@@ -100,11 +100,13 @@ impl Ops {
             shard: shard as u32,
             collection: collection.to_string(),
             id: id.to_string(),
+            session: ctx.session.marks(|s| s == shard),
         });
         let resp = doc_response(
             self.router.call_shard(shard, req, ctx.remaining()?).await?,
             "get",
         )?;
+        ctx.session.observe_all(&resp.mark);
         render(collection, id, resp.record)
     }
 
@@ -132,6 +134,7 @@ impl Ops {
             self.router.call_shard(shard, req, ctx.remaining()?).await?,
             "put",
         )?;
+        self.settle(&ctx, resp.mark.as_ref()).await?;
         Ok((render(collection, id, resp.record)?, resp.created))
     }
 
@@ -209,6 +212,7 @@ impl Ops {
             self.router.call_shard(shard, req, ctx.remaining()?).await?,
             "patch",
         )?;
+        self.settle(&ctx, resp.mark.as_ref()).await?;
         render(collection, id, resp.record)
     }
 
@@ -228,11 +232,11 @@ impl Ops {
             id: id.to_string(),
             precondition: pre.to_proto(),
         });
-        doc_response(
+        let resp = doc_response(
             self.router.call_shard(shard, req, ctx.remaining()?).await?,
             "delete",
         )?;
-        Ok(())
+        self.settle(&ctx, resp.mark.as_ref()).await
     }
 
     /// Lists documents in id order: every node lists its shards from the cursor, and the
@@ -250,7 +254,7 @@ impl Ops {
         let after = cursor.map(cursor::decode).transpose()?.unwrap_or_default();
         let results = self
             .router
-            .call_all(
+            .scatter(
                 |n| {
                     Req::List(pb::ListRequest {
                         shards: n.shards.iter().map(|s| *s as u32).collect(),
@@ -258,6 +262,7 @@ impl Ops {
                         after: after.clone(),
                         limit,
                         max_bytes: PAGE_BYTES,
+                        session: ctx.session.marks(|s| n.shards.contains(&s)),
                     })
                 },
                 ctx.remaining()?,
@@ -270,6 +275,7 @@ impl Ops {
                 Resp::List(l) => l,
                 _ => return Err(unexpected("list")),
             };
+            ctx.session.observe_all(&list.marks);
             if !list.done && bound.as_ref().is_none_or(|b| list.scanned_through < *b) {
                 bound = Some(list.scanned_through.clone());
             }

@@ -8,6 +8,7 @@ mod collections;
 mod cursor;
 mod documents;
 mod query;
+mod session;
 mod token;
 mod watch;
 
@@ -27,6 +28,7 @@ pub use cluster::{ClusterView, DcView, NodeView};
 pub use collections::CollectionInfo;
 pub use documents::{Page, Precondition, unquote};
 pub use query::QueryInput;
+pub use session::{Session, WriteConcern};
 pub use token::Positions;
 pub use watch::{Watch, WatchItem};
 
@@ -41,18 +43,34 @@ pub const MAX_LIMIT: u32 = 1000;
 /// A page stops after this many bytes of documents.
 pub const PAGE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Per-request context: the deadline every internal call inherits.
-#[derive(Debug, Clone, Copy)]
+/// Per-request context: the deadline every internal call inherits, the client's session and
+/// its write concern.
+#[derive(Debug, Clone)]
 pub struct Ctx {
     /// When the request runs out of time.
     pub deadline: Instant,
+    /// The session the request presented, growing with what it reads and writes.
+    pub session: Arc<Session>,
+    /// How widely a write must be applied before it is acknowledged.
+    pub write_concern: WriteConcern,
 }
 
 impl Ctx {
-    /// A context with `timeout` from now.
+    /// A context with `timeout` from now, a new session and write concern `local`.
     pub fn new(timeout: Duration) -> Ctx {
         Ctx {
             deadline: Instant::now() + timeout,
+            session: Arc::default(),
+            write_concern: WriteConcern::Local,
+        }
+    }
+
+    /// The same context within `session`, with `write_concern`.
+    pub fn with(self, session: Arc<Session>, write_concern: WriteConcern) -> Ctx {
+        Ctx {
+            session,
+            write_concern,
+            ..self
         }
     }
 

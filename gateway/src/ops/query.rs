@@ -74,7 +74,7 @@ impl Ops {
         let after = after.map(|p| p.to_bytes()).unwrap_or_default();
         let results = self
             .router
-            .call_all(
+            .scatter(
                 |n| {
                     Req::Query(pb::QueryRequest {
                         shards: n.shards.iter().map(|s| *s as u32).collect(),
@@ -85,6 +85,7 @@ impl Ops {
                         after: after.clone(),
                         limit,
                         max_bytes: PAGE_BYTES,
+                        session: ctx.session.marks(|s| n.shards.contains(&s)),
                     })
                 },
                 ctx.remaining()?,
@@ -99,6 +100,7 @@ impl Ops {
             let Resp::Query(q) = r? else {
                 return Err(unexpected("query"));
             };
+            ctx.session.observe_all(&q.marks);
             if !q.done {
                 let through = Position::from_bytes(&q.scanned_through, keys.len())?;
                 if bound

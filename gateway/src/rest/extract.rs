@@ -16,10 +16,14 @@ use aerolith_common::{Error, ErrorCode};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::ops::{Ctx, DEFAULT_TIMEOUT, MAX_TIMEOUT, Precondition, unquote};
+use crate::ops::{Ctx, DEFAULT_TIMEOUT, MAX_TIMEOUT, Precondition, Session, WriteConcern, unquote};
 
 /// The header that sets a request's deadline in milliseconds.
 pub const TIMEOUT_HEADER: &str = "x-aerolith-timeout-ms";
+/// The header that carries a session token, both ways.
+pub const SESSION_HEADER: &str = "x-aerolith-session";
+/// The header that sets a write's concern (`local` or `all`).
+pub const WRITE_CONCERN_HEADER: &str = "x-aerolith-write-concern";
 
 /// Path parameters, with malformed ones answered as `invalid_argument`.
 pub struct PathParams<T>(pub T);
@@ -43,7 +47,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestCtx {
         let ctx = parts
             .extensions
             .get::<Ctx>()
-            .copied()
+            .cloned()
             .unwrap_or_else(|| Ctx::new(DEFAULT_TIMEOUT));
         Ok(RequestCtx(ctx))
     }
@@ -238,22 +242,48 @@ pub fn request_timeout(headers: &HeaderMap) -> Result<std::time::Duration, Error
     }
 }
 
-/// Middleware: reads `X-Aerolith-Timeout-Ms`, gives the request its context, and answers
-/// `deadline_exceeded` when the deadline passes. GraphQL routes answer their own deadline
-/// errors, in GraphQL's shape.
+/// The context a request's headers ask for: deadline (`X-Aerolith-Timeout-Ms`), session
+/// (`X-Aerolith-Session`) and write concern (`X-Aerolith-Write-Concern`).
+pub fn request_ctx(headers: &HeaderMap) -> Result<Ctx, Error> {
+    let timeout = request_timeout(headers)?;
+    let session = Session::parse(header_str(
+        headers,
+        axum::http::HeaderName::from_static(SESSION_HEADER),
+    )?)?;
+    let concern = WriteConcern::parse(header_str(
+        headers,
+        axum::http::HeaderName::from_static(WRITE_CONCERN_HEADER),
+    )?)?;
+    Ok(Ctx::new(timeout).with(std::sync::Arc::new(session), concern))
+}
+
+/// Sets the session header of `resp` to `session`'s token.
+pub fn with_session(mut resp: Response, session: &Session) -> Response {
+    if let Ok(v) = axum::http::HeaderValue::from_str(&session.token()) {
+        resp.headers_mut().insert(SESSION_HEADER, v);
+    }
+    resp
+}
+
+/// Middleware: gives the request its context from its headers, answers `deadline_exceeded`
+/// when the deadline passes, and hands the session token back on every answer. GraphQL
+/// routes answer their own deadline errors, in GraphQL's shape.
 pub async fn deadline(mut req: Request, next: Next) -> Response {
     if req.uri().path().starts_with("/graphql") {
         return next.run(req).await;
     }
-    let timeout = match request_timeout(req.headers()) {
-        Ok(t) => t,
+    let ctx = match request_ctx(req.headers()) {
+        Ok(c) => c,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    req.extensions_mut().insert(Ctx::new(timeout));
-    match tokio::time::timeout(timeout, next.run(req)).await {
+    let session = ctx.session.clone();
+    let timeout = ctx.remaining().unwrap_or_default();
+    req.extensions_mut().insert(ctx);
+    let resp = match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => ApiError::from(Error::deadline("request deadline exceeded")).into_response(),
-    }
+    };
+    with_session(resp, &session)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use aerolith_common::ErrorCode;
 use aerolith_common::json::Limits;
 
 use super::Route;
-use super::extract::{BULK_MAX_BYTES, TIMEOUT_HEADER};
+use super::extract::{BULK_MAX_BYTES, SESSION_HEADER, TIMEOUT_HEADER, WRITE_CONCERN_HEADER};
 use crate::ops::{DEFAULT_LIMIT, DEFAULT_TIMEOUT, MAX_BULK_OPS, MAX_LIMIT, MAX_TIMEOUT};
 
 /// An HTTP method a route serves.
@@ -269,6 +269,11 @@ fn build(routes: &[Route]) -> Value {
                     "description": "The new document's path, /v1/collections/{c}/docs/{id}.",
                     "schema": {"type": "string"},
                 },
+                SESSION_HEADER: {
+                    "description": "The session token: the request's merged with what it \
+                        read or wrote (on every answer, errors included).",
+                    "schema": {"type": "string"},
+                },
             },
         },
     })
@@ -310,6 +315,8 @@ fn operation(route: &Route) -> Value {
             .map(|p| reference("parameters", p.component())),
     );
     params.push(reference("parameters", "Timeout"));
+    params.push(reference("parameters", "Session"));
+    params.push(reference("parameters", "WriteConcern"));
 
     let mut responses = Map::new();
     for r in &op.replies {
@@ -357,14 +364,13 @@ fn operation(route: &Route) -> Value {
 fn reply(r: &Reply) -> Value {
     let mut out = Map::new();
     out.insert("description".into(), r.description.into());
-    if !r.headers.is_empty() {
-        let headers: Map<String, Value> = r
-            .headers
-            .iter()
-            .map(|h| (h.name().to_string(), reference("headers", h.name())))
-            .collect();
-        out.insert("headers".into(), headers.into());
-    }
+    let mut headers: Map<String, Value> = r
+        .headers
+        .iter()
+        .map(|h| (h.name().to_string(), reference("headers", h.name())))
+        .collect();
+    headers.insert(SESSION_HEADER.into(), reference("headers", SESSION_HEADER));
+    out.insert("headers".into(), headers.into());
     if let Some((media, schema)) = r.content {
         out.insert(
             "content".into(),
@@ -431,6 +437,19 @@ fn parameters() -> Value {
             "name": "If-None-Match", "in": "header", "required": false,
             "description": "* creates only: an existing document is already_exists.",
             "schema": {"type": "string", "enum": ["*"]},
+        },
+        "Session": {
+            "name": SESSION_HEADER, "in": "header", "required": false,
+            "description": "A session token from an earlier answer: reads wait (up to the \
+                deadline) until this DC holds everything the session wrote or read.",
+            "schema": {"type": "string"},
+        },
+        "WriteConcern": {
+            "name": WRITE_CONCERN_HEADER, "in": "header", "required": false,
+            "description": "For writes: local (acknowledged once durable on one node) or all \
+                (once every DC not marked down has applied it; deadline_exceeded otherwise, \
+                and the write stands).",
+            "schema": {"type": "string", "enum": ["local", "all"], "default": "local"},
         },
         "Timeout": {
             "name": TIMEOUT_HEADER, "in": "header", "required": false,

@@ -7,7 +7,9 @@ use aerolith_common::patch::PatchKind;
 use aerolith_common::{Error, Result};
 
 use super::frame::RequestKind;
-use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops, Precondition, QueryInput};
+use std::sync::Arc;
+
+use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops, Precondition, QueryInput, Session, WriteConcern};
 use crate::rest::query::parse_query_value;
 
 fn text<'a>(fields: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>> {
@@ -44,9 +46,23 @@ fn body_of(fields: &Map<String, Value>, key: &str) -> Result<Vec<u8>> {
     }
 }
 
-/// Runs one request; the `result` frame's fields beyond `type` and `req`.
+/// Runs one request; the `result` frame's fields beyond `type` and `req`, with the
+/// request's `session` token merged with what it read or wrote.
 pub async fn run(ops: &Ops, kind: RequestKind, fields: &Map<String, Value>) -> Result<Value> {
-    let ctx = Ctx::new(DEFAULT_TIMEOUT);
+    let session = Arc::new(Session::parse(text(fields, "session")?)?);
+    let concern = WriteConcern::parse(text(fields, "write_concern")?)?;
+    let ctx = Ctx::new(DEFAULT_TIMEOUT).with(session.clone(), concern);
+    let mut result = execute(ops, ctx, kind, fields).await?;
+    result["session"] = Value::String(session.token());
+    Ok(result)
+}
+
+async fn execute(
+    ops: &Ops,
+    ctx: Ctx,
+    kind: RequestKind,
+    fields: &Map<String, Value>,
+) -> Result<Value> {
     let collection = need(fields, "collection")?;
     Ok(match kind {
         RequestKind::Get => {

@@ -247,6 +247,7 @@ impl Cluster {
             shard: u32::from(shard_of(collection, id, DEFAULT_SHARDS)),
             collection: collection.into(),
             id: id.into(),
+            session: Vec::new(),
         });
         match self.call(dc, req).await {
             Resp::Doc(d) => d.record,

@@ -1,0 +1,84 @@
+//! The replicator's command line (`aerolith-replicator`, `aerolith replicator`): flags
+//! and the run loop.
+
+use crate::{Peer, Replicator, ReplicatorOptions};
+use aerolith_common::rpc::TlsMaterial;
+use aerolith_common::topology::ClusterConfig;
+use anyhow::{Context, bail};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Runs one AerolithDB replicator.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Path of cluster.toml (must have a [tls] section naming this replicator's certificate).
+    #[arg(long, env = "AEROLITH_CONFIG")]
+    pub config: PathBuf,
+    /// The DC this replicator serves.
+    #[arg(long, env = "AEROLITH_DC")]
+    pub dc: String,
+    /// UDP address of the QUIC endpoint peers ship to.
+    #[arg(
+        long,
+        env = "AEROLITH_REPLICATOR_LISTEN",
+        default_value = "127.0.0.1:7400"
+    )]
+    pub listen: SocketAddr,
+    /// TCP address of the admin HTTP API.
+    #[arg(long, env = "AEROLITH_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+    /// Where shipping checkpoints are kept.
+    #[arg(
+        long,
+        env = "AEROLITH_DATA_DIR",
+        default_value = "./aerolith-replicator"
+    )]
+    pub data_dir: PathBuf,
+    /// A peer DC's replicator, as `DC=HOST:PORT`; repeat for each peer.
+    #[arg(long = "peer", value_name = "DC=HOST:PORT")]
+    pub peers: Vec<String>,
+}
+
+fn peer(s: &str) -> anyhow::Result<Peer> {
+    let (dc, addr) = s
+        .split_once('=')
+        .with_context(|| format!("--peer {s:?} is not DC=HOST:PORT"))?;
+    aerolith_common::name::validate_dc(dc)?;
+    Ok(Peer {
+        dc: dc.to_string(),
+        addr: addr.to_string(),
+    })
+}
+
+/// Runs a replicator until SIGINT or SIGTERM, then stops it (checkpoints are durable).
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let cluster = ClusterConfig::load(&args.config)?;
+    let Some(files) = &cluster.tls else {
+        bail!("cluster.toml has no [tls] section; a replicator needs its certificate");
+    };
+    let tls = TlsMaterial::from_files(files)?;
+    let peers = args
+        .peers
+        .iter()
+        .map(|p| peer(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut replicator = Replicator::bind(ReplicatorOptions {
+        cluster,
+        dc: args.dc,
+        listen: args.listen,
+        tls,
+        data_dir: args.data_dir,
+    })
+    .await?;
+    for p in peers {
+        replicator.ship_to(p)?;
+    }
+    let admin = replicator.serve_admin(args.admin_listen).await?;
+    println!(
+        "aerolith-replicator listening on {} (admin http://{admin})",
+        replicator.addr()
+    );
+    aerolith_common::signal::shutdown_signal().await;
+    replicator.shutdown().await;
+    Ok(())
+}

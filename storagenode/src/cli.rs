@@ -1,0 +1,107 @@
+//! The storage node's command line (`aerolith-storagenode`, `aerolith node`): flags and the
+//! run loop.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+
+use aerolith_common::json::Limits;
+use aerolith_common::rpc::TlsMaterial;
+use aerolith_common::topology::ClusterConfig;
+
+use crate::{DEFAULT_SCAN_BUDGET, Durability, MemoryProfile, NodeOptions, Retention, StorageNode};
+
+/// Runs one AerolithDB storage node.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Path of cluster.toml (must have a [tls] section naming this node's certificate).
+    #[arg(long, env = "AEROLITH_CONFIG")]
+    pub config: PathBuf,
+    /// This node's DC id.
+    #[arg(long, env = "AEROLITH_DC")]
+    pub dc: String,
+    /// This node's id within its DC.
+    #[arg(long, env = "AEROLITH_NODE")]
+    pub node: String,
+    /// Directory of the node's RocksDB store.
+    #[arg(long, env = "AEROLITH_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// UDP address to bind (default: the node's `rpc` address from cluster.toml).
+    #[arg(long, env = "AEROLITH_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// `durable` acknowledges a write once the WAL is synced; `relaxed` skips the sync.
+    #[arg(long, value_enum, default_value = "durable")]
+    pub durability: Durability,
+    /// RocksDB memory sizing.
+    #[arg(long, value_enum, default_value = "standard")]
+    pub memory: MemoryProfile,
+    /// Most records one id-ordered listing or query call examines before answering a short
+    /// page (the client then continues with the cursor).
+    #[arg(long, default_value_t = DEFAULT_SCAN_BUDGET as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub scan_budget: u64,
+    /// Change-log entries each shard keeps (older ones are trimmed; a resume token older than
+    /// what is kept gets `resume_token_expired`).
+    #[arg(long, default_value_t = Retention::default().count, value_parser = clap::value_parser!(u64).range(1..))]
+    pub retain_changes: u64,
+    /// Seconds a change-log entry is kept at most.
+    #[arg(long, default_value_t = Retention::default().age.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub retain_seconds: u64,
+    /// Fault testing only: shifts this node's wall clock by MS milliseconds (negative: behind),
+    /// to check how the cluster copes with a skewed clock.
+    #[arg(
+        long,
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        value_name = "MS"
+    )]
+    pub clock_offset_ms: i64,
+}
+
+/// Runs a storage node until SIGINT or SIGTERM, then shuts it down cleanly.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    if args.clock_offset_ms != 0 {
+        tracing::warn!(
+            offset_ms = args.clock_offset_ms,
+            "clock offset in force (fault testing)"
+        );
+        aerolith_common::time::set_clock_offset_ms(args.clock_offset_ms);
+    }
+    let cluster = ClusterConfig::load(&args.config)?;
+    let dc = cluster.dc(&args.dc)?;
+    let me = dc.node(&args.node)?;
+    let listen = match args.listen {
+        Some(a) => a,
+        None => me
+            .rpc
+            .parse()
+            .with_context(|| format!("rpc address {:?} is not IP:port; pass --listen", me.rpc))?,
+    };
+    let Some(files) = &cluster.tls else {
+        bail!(
+            "cluster.toml has no [tls] section; a storage node needs its certificate (aerolith dev generates them)"
+        );
+    };
+    let tls = TlsMaterial::from_files(files)?;
+    let node = StorageNode::start(NodeOptions {
+        data_dir: args.data_dir,
+        dc: args.dc,
+        node: args.node,
+        shards: cluster.shards,
+        listen,
+        durability: args.durability,
+        memory: args.memory,
+        limits: Limits::default(),
+        scan_budget: args.scan_budget as usize,
+        retention: Retention {
+            count: args.retain_changes,
+            age: std::time::Duration::from_secs(args.retain_seconds),
+        },
+        tls,
+    })
+    .await?;
+    println!("aerolith-storagenode listening on {}", node.addr());
+    aerolith_common::signal::shutdown_signal().await;
+    node.shutdown().await?;
+    Ok(())
+}
