@@ -81,6 +81,7 @@ impl Receiver {
     /// not depend on order, and a change of an incarnation they end is dropped whether it
     /// is applied before or after them.
     pub async fn apply(&self, ship: pb::ShipRequest, timeout: Duration) -> Result<u32> {
+        let arrived = std::time::Instant::now();
         for c in &ship.changes {
             if let Some(meta) = &c.collection_meta {
                 self.settle(meta, timeout).await?;
@@ -115,7 +116,14 @@ impl Receiver {
         let from_dc = &ship.from_dc;
         let calls = by_node
             .into_iter()
-            .map(|(node, (applies, seen))| async move {
+            .map(|(node, (mut applies, seen))| async move {
+                // The sender's clock sample, moved on by the time this DC held the batch
+                // (settings first, other nodes' batches), so a node compares clocks, not
+                // queueing delays.
+                let held = u64::try_from(arrived.elapsed().as_millis()).unwrap_or(u64::MAX);
+                for a in applies.iter_mut().filter(|a| a.sender_wall_ms != 0) {
+                    a.sender_wall_ms = a.sender_wall_ms.saturating_add(held);
+                }
                 let req = Req::ApplyBatch(pb::ApplyBatchRequest { applies });
                 let Resp::AppliedBatch(answer) = self.client.call(&node, req, timeout).await?
                 else {

@@ -519,13 +519,19 @@ mod tests {
         // is) stops taking writes and says why.
         let now = now_ms();
         dc2.sample_peer_clock("dc1", now + 1_500, now);
+        write(&dc2).expect("one sample is not enough to judge a clock");
+        for _ in 0..2 {
+            dc2.sample_peer_clock("dc1", now + 1_500, now);
+        }
         let err = write(&dc2).unwrap_err();
         assert_eq!(err.code, aerolith_common::ErrorCode::Unavailable);
         assert!(err.message.contains("max_offset"), "{}", err.message);
         assert!(err.message.contains("dc1 +1500 ms"), "{}", err.message);
         // Once dc1's clock agrees again (its old samples expire), writes resume.
         dc2.clocks = crate::clock::PeerClocks::with_ttl(Duration::from_millis(30));
-        dc2.sample_peer_clock("dc1", now + 1_500, now);
+        for _ in 0..3 {
+            dc2.sample_peer_clock("dc1", now + 1_500, now);
+        }
         assert!(write(&dc2).is_err());
         std::thread::sleep(Duration::from_millis(40));
         let now = now_ms();

@@ -23,6 +23,9 @@ static LAST_WARNING_MS: AtomicU64 = AtomicU64::new(0);
 const SAMPLE_TTL: Duration = Duration::from_secs(30);
 /// Samples kept per peer within that time.
 const SAMPLES_KEPT: usize = 64;
+/// Recent samples of a peer needed before its clock counts: the first shipments after a
+/// start also carry connection set-up time, which would read as skew.
+const SAMPLES_NEEDED: usize = 3;
 
 /// Recent clock offsets (peer minus this node, ms) seen of each peer DC. A sample also
 /// holds the shipment's transit time, which only ever lowers it, so the highest recent
@@ -67,11 +70,14 @@ impl PeerClocks {
         let estimates: Vec<(&String, i64)> = samples
             .iter()
             .filter_map(|(dc, kept)| {
-                kept.iter()
+                let recent: Vec<i64> = kept
+                    .iter()
                     .filter(|(_, at)| at.elapsed() < self.ttl)
                     .map(|(offset, _)| *offset)
-                    .max()
-                    .map(|best| (dc, best))
+                    .collect();
+                (recent.len() >= SAMPLES_NEEDED)
+                    .then(|| recent.iter().max().map(|best| (dc, *best)))
+                    .flatten()
             })
             .collect();
         let mut off: Vec<(String, i64)> = estimates
@@ -148,23 +154,32 @@ impl Store {
 mod tests {
     use super::*;
 
+    /// Records `offset` of `dc` as many times as a clock needs to be judged.
+    fn samples(c: &PeerClocks, dc: &str, offset: i64) {
+        for _ in 0..SAMPLES_NEEDED {
+            c.record(dc, offset);
+        }
+    }
+
     #[test]
     fn only_a_majority_of_peers_off_stops_writes() {
         let c = PeerClocks::default();
         assert_eq!(c.off_from_majority(500), None, "no samples");
         c.record("dc2", 1_200);
+        assert_eq!(c.off_from_majority(500), None, "too few samples to judge");
+        samples(&c, "dc2", 1_200);
         assert_eq!(c.off_from_majority(500), Some(vec![("dc2".into(), 1_200)]));
         // With a third DC that agrees, dc2 is the odd one out: this node keeps writing.
-        c.record("dc3", -30);
+        samples(&c, "dc3", -30);
         assert_eq!(c.off_from_majority(500), None);
-        c.record("dc4", -900);
+        samples(&c, "dc4", -900);
         assert_eq!(c.off_from_majority(500).map(|v| v.len()), Some(2));
     }
 
     #[test]
     fn a_slow_shipment_is_not_a_slow_clock() {
         let c = PeerClocks::default();
-        c.record("dc2", -5);
+        samples(&c, "dc2", -5);
         // One shipment spent 2 s in transit: its sample looks 2 s behind, the estimate not.
         c.record("dc2", -2_000);
         assert_eq!(c.off_from_majority(500), None);
@@ -173,7 +188,7 @@ mod tests {
     #[test]
     fn samples_expire() {
         let c = PeerClocks::with_ttl(Duration::from_millis(30));
-        c.record("dc2", 1_200);
+        samples(&c, "dc2", 1_200);
         assert!(c.off_from_majority(500).is_some());
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(
@@ -181,7 +196,7 @@ mod tests {
             None,
             "a corrected clock clears in time"
         );
-        c.record("dc2", 10);
+        samples(&c, "dc2", 10);
         assert_eq!(c.off_from_majority(500), None);
     }
 }
