@@ -1,0 +1,316 @@
+//! A real multi-process cluster on loopback for fault injection: every storage node, gateway
+//! and replicator is its own `aerolith` process (so it can be SIGKILLed and restarted on the
+//! same ports), and each replicator link runs through a UDP fault proxy in this process (so
+//! it can be cut).
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use aerolith_common::fault_proxy::UdpProxy;
+use aerolith_common::rpc::DevCa;
+use aerolith_common::shard::DEFAULT_SHARDS;
+use aerolith_common::topology::{ClusterConfig, DcConfig, NodeConfig, TlsFiles};
+
+/// How long a process may take to print its ready line.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The kinds of process a cluster runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A storage node.
+    Node,
+    /// A gateway.
+    Gateway,
+    /// A replicator.
+    Replicator,
+}
+
+/// One process of the cluster: how to start it, and the running child if any.
+pub struct Proc {
+    /// Its name (`dc1-n1`, `dc1-gateway`, `dc1-replicator`), also its log file's.
+    pub name: String,
+    /// What it is.
+    pub role: Role,
+    /// Index of its DC.
+    pub dc: usize,
+    args: Vec<String>,
+    /// Extra arguments for the next start only (a clock offset).
+    extra: Vec<String>,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// Whether it is running (started and not killed).
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+/// A running cluster of processes.
+pub struct ProcCluster {
+    aerolith: PathBuf,
+    /// Every process, nodes first, then gateways, then replicators.
+    pub procs: Vec<Proc>,
+    /// DC ids in order.
+    pub dcs: Vec<String>,
+    /// Each DC's gateway HTTP base URL.
+    pub http: Vec<String>,
+    /// Each DC's replicator admin base URL.
+    pub admin: Vec<String>,
+    /// The replicator links through fault proxies: (from DC index, to DC index, proxy).
+    pub links: Vec<(usize, usize, UdpProxy)>,
+}
+
+fn free_tcp() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+fn free_udp() -> anyhow::Result<SocketAddr> {
+    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+impl ProcCluster {
+    /// Starts `dcs` DCs of `nodes_per_dc` storage nodes, one gateway and one replicator each,
+    /// with data and logs under `dir`, running the `aerolith` binary at `aerolith`. Must be
+    /// called inside a tokio runtime (the link proxies run on it).
+    pub async fn start(
+        dir: &Path,
+        aerolith: &Path,
+        dcs: usize,
+        nodes_per_dc: usize,
+    ) -> anyhow::Result<ProcCluster> {
+        if !aerolith.is_file() {
+            bail!(
+                "{} not found: build it first (cargo build -p aerolith-cli) or pass --aerolith",
+                aerolith.display()
+            );
+        }
+        std::fs::create_dir_all(dir.join("logs"))?;
+        let ca = DevCa::generate()?;
+        let issued = ca.issue_pem("faults")?;
+        std::fs::write(dir.join("ca.pem"), ca.ca_pem())?;
+        std::fs::write(dir.join("cert.pem"), issued.cert_pem)?;
+        std::fs::write(dir.join("key.pem"), issued.key_pem)?;
+        let ids: Vec<String> = (1..=dcs).map(|i| format!("dc{i}")).collect();
+        let mut config = ClusterConfig {
+            name: "faults".into(),
+            shards: DEFAULT_SHARDS,
+            tls: Some(TlsFiles {
+                ca: dir.join("ca.pem"),
+                cert: dir.join("cert.pem"),
+                key: dir.join("key.pem"),
+            }),
+            dcs: Vec::new(),
+        };
+        for id in &ids {
+            let mut nodes = Vec::new();
+            for n in 1..=nodes_per_dc {
+                nodes.push(NodeConfig {
+                    id: format!("n{n}"),
+                    rpc: free_udp()?.to_string(),
+                });
+            }
+            config.dcs.push(DcConfig {
+                id: id.clone(),
+                nodes,
+            });
+        }
+        let config_path = dir.join("cluster.toml");
+        std::fs::write(&config_path, toml::to_string(&config)?)?;
+        let config_arg = config_path.display().to_string();
+
+        let mut procs = Vec::new();
+        let mut http = Vec::new();
+        let mut admin = Vec::new();
+        let mut replicator_rpc = Vec::new();
+        for (d, dc) in config.dcs.iter().enumerate() {
+            for node in &dc.nodes {
+                let name = format!("{}-{}", dc.id, node.id);
+                procs.push(Proc {
+                    args: vec![
+                        "node".into(),
+                        "--config".into(),
+                        config_arg.clone(),
+                        "--dc".into(),
+                        dc.id.clone(),
+                        "--node".into(),
+                        node.id.clone(),
+                        "--data-dir".into(),
+                        dir.join(&name).display().to_string(),
+                        "--memory".into(),
+                        "small".into(),
+                    ],
+                    log: dir.join("logs").join(format!("{name}.log")),
+                    name,
+                    role: Role::Node,
+                    dc: d,
+                    extra: Vec::new(),
+                    child: None,
+                });
+            }
+            let (h, g) = (free_tcp()?, free_tcp()?);
+            http.push(format!("http://{h}"));
+            let name = format!("{}-gateway", dc.id);
+            procs.push(Proc {
+                args: vec![
+                    "gateway".into(),
+                    "--config".into(),
+                    config_arg.clone(),
+                    "--dc".into(),
+                    dc.id.clone(),
+                    "--http-listen".into(),
+                    h.to_string(),
+                    "--grpc-listen".into(),
+                    g.to_string(),
+                ],
+                log: dir.join("logs").join(format!("{name}.log")),
+                name,
+                role: Role::Gateway,
+                dc: d,
+                extra: Vec::new(),
+                child: None,
+            });
+            let a = free_tcp()?;
+            admin.push(format!("http://{a}"));
+            replicator_rpc.push((free_udp()?, a));
+        }
+        // Every replicator ships to every peer through its own proxy.
+        let mut links = Vec::new();
+        for from in 0..dcs {
+            for (to, (rpc, _)) in replicator_rpc.iter().enumerate() {
+                if from != to {
+                    let proxy = UdpProxy::start(*rpc, Arc::new(AtomicBool::new(false)))?;
+                    links.push((from, to, proxy));
+                }
+            }
+        }
+        for (d, dc) in config.dcs.iter().enumerate() {
+            let (rpc, a) = replicator_rpc[d];
+            let name = format!("{}-replicator", dc.id);
+            let mut args = vec![
+                "replicator".into(),
+                "--config".into(),
+                config_arg.clone(),
+                "--dc".into(),
+                dc.id.clone(),
+                "--listen".into(),
+                rpc.to_string(),
+                "--admin-listen".into(),
+                a.to_string(),
+                "--data-dir".into(),
+                dir.join(&name).display().to_string(),
+            ];
+            for (from, to, proxy) in &links {
+                if *from == d {
+                    args.push("--peer".into());
+                    args.push(format!("{}={}", ids[*to], proxy.addr()));
+                }
+            }
+            procs.push(Proc {
+                args,
+                log: dir.join("logs").join(format!("{name}.log")),
+                name,
+                role: Role::Replicator,
+                dc: d,
+                extra: Vec::new(),
+                child: None,
+            });
+        }
+        let mut cluster = ProcCluster {
+            aerolith: aerolith.to_path_buf(),
+            procs,
+            dcs: ids,
+            http,
+            admin,
+            links,
+        };
+        for i in 0..cluster.procs.len() {
+            cluster.launch(i).await?;
+        }
+        Ok(cluster)
+    }
+
+    /// Starts process `i` and waits for its ready line in its log.
+    pub async fn launch(&mut self, i: usize) -> anyhow::Result<()> {
+        let p = &mut self.procs[i];
+        let log = File::options().create(true).append(true).open(&p.log)?;
+        let offset = std::fs::metadata(&p.log)?.len();
+        let child = Command::new(&self.aerolith)
+            .args(&p.args)
+            .args(&p.extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("starting {}", p.name))?;
+        p.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let text = std::fs::read(&p.log).unwrap_or_default();
+            let fresh = String::from_utf8_lossy(text.get(offset as usize..).unwrap_or_default());
+            if fresh.contains("listening on") {
+                return Ok(());
+            }
+            if let Some(status) = p.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                p.child = None;
+                bail!(
+                    "{} exited with {status} at start; see {}",
+                    p.name,
+                    p.log.display()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not start in time; see {}", p.name, p.log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILLs process `i` (no clean shutdown).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.procs[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills process `i` and starts it again with `extra` arguments (empty: as configured).
+    pub async fn restart(&mut self, i: usize, extra: Vec<String>) -> anyhow::Result<()> {
+        self.kill(i);
+        self.procs[i].extra = extra;
+        self.launch(i).await
+    }
+
+    /// Cuts (true) or heals (false) every replicator link between DCs `a` and `b`.
+    pub fn partition(&self, a: usize, b: usize, cut: bool) {
+        for (from, to, proxy) in &self.links {
+            if (*from == a && *to == b) || (*from == b && *to == a) {
+                proxy.set_down(cut);
+            }
+        }
+    }
+
+    /// Indexes of the processes of `role`.
+    pub fn of_role(&self, role: Role) -> Vec<usize> {
+        (0..self.procs.len())
+            .filter(|i| self.procs[*i].role == role)
+            .collect()
+    }
+}
+
+impl Drop for ProcCluster {
+    fn drop(&mut self) {
+        for i in 0..self.procs.len() {
+            self.kill(i);
+        }
+    }
+}
