@@ -230,12 +230,14 @@ async fn bad_inputs(c: &TestCluster, d: &Dcs) {
         (SESSION, "not-a-token"),
         ("x-aerolith-write-concern", "majority"),
     ] {
-        let (code, _, body) = call(c, reqwest::Method::GET, &url, None, &[(header, value)]).await;
+        let (code, session, body) =
+            call(c, reqwest::Method::GET, &url, None, &[(header, value)]).await;
         assert_eq!(
             (code, &body["error"]["code"]),
             (400, &json!("invalid_argument")),
             "{header}: {value}"
         );
+        assert!(session.is_some(), "errors carry a session token too");
     }
     let failover = format!("{}/admin/failover", d.admin1);
     let (code, _) = admin(c, failover.clone(), json!({"dc": "dc9", "state": "down"})).await;

@@ -4,7 +4,7 @@
 //! only once it has caught up: it has applied everything the other DCs logged for its
 //! shards, so a client never reads older data from it than it wrote elsewhere meanwhile.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub struct NodeHealth {
     down: Mutex<HashSet<String>>,
-    down_dcs: Mutex<HashSet<String>>,
+    dc_states: Mutex<BTreeMap<String, pb::DcState>>,
 }
 
 impl NodeHealth {
@@ -35,21 +35,21 @@ impl NodeHealth {
         self.down.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lock_dcs(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.down_dcs.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock_dcs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, pb::DcState>> {
+        self.dc_states.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether DC `dc` is marked out of service.
     pub fn is_dc_down(&self, dc: &str) -> bool {
-        self.lock_dcs().contains(dc)
+        self.lock_dcs().get(dc).is_some_and(|s| s.down)
     }
 
-    /// Replaces the set of DCs marked down; logs changes.
-    pub fn set_down_dcs(&self, dcs: HashSet<String>) {
+    /// Merges DC states a node reported (the newest decision per DC wins, so a node that
+    /// restarted and holds none yet changes nothing); logs changes.
+    pub fn merge_dc_states(&self, states: &[pb::DcState]) {
         let mut held = self.lock_dcs();
-        if *held != dcs {
-            tracing::warn!(down = ?dcs, "DCs marked down changed");
-            *held = dcs;
+        if aerolith_common::dc_state::merge(&mut held, states) {
+            tracing::warn!(states = ?held.values().collect::<Vec<_>>(), "DC states changed");
         }
     }
 
@@ -88,9 +88,7 @@ async fn refresh_dc_states(router: &Router) {
             .call_node(&node.addr, Req::Ping(pb::PingRequest {}), PROBE_TIMEOUT)
             .await
         {
-            router
-                .health()
-                .set_down_dcs(p.down_dcs.into_iter().collect());
+            router.health().merge_dc_states(&p.dc_states);
             return;
         }
     }

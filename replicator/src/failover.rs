@@ -77,13 +77,7 @@ impl DcStates {
     /// Merges states in (the newest per DC wins) and persists them when anything changed.
     pub fn merge(&self, states: &[pb::DcState]) -> Result<bool> {
         let mut held = self.lock();
-        let mut changed = false;
-        for s in states {
-            if held.get(&s.dc).is_none_or(|h| h.hlc < s.hlc) {
-                held.insert(s.dc.clone(), s.clone());
-                changed = true;
-            }
-        }
+        let changed = aerolith_common::dc_state::merge(&mut held, states);
         if changed {
             let file = pb::DcStatesRequest {
                 states: held.values().cloned().collect(),

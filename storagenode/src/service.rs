@@ -22,8 +22,8 @@ pub struct NodeService {
     node: String,
     scan_budget: usize,
     /// DCs an operator marked in or out of service, as the replicator hands them over;
-    /// pings answer with those marked down, which is how gateways learn them. Held in
-    /// memory only: the replicator keeps them and hands them over again every few seconds.
+    /// pings answer with them, which is how gateways learn them. Held in memory only: the
+    /// replicator keeps them and hands them over again every few seconds.
     dc_states: Arc<Mutex<BTreeMap<String, pb::DcState>>>,
 }
 
@@ -58,14 +58,19 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
             store.sample_peer_clock(&r.origin_dc, r.sender_wall_ms, arrived);
             Resp::Apply(store.apply(&r, deadline)?)
         }
-        Req::ApplyBatch(b) => Resp::AppliedBatch(pb::ApplyBatchResponse {
-            results: b
-                .applies
-                .iter()
-                .inspect(|a| store.sample_peer_clock(&a.origin_dc, a.sender_wall_ms, arrived))
-                .map(|a| store.apply(a, deadline))
-                .collect::<Result<_>>()?,
-        }),
+        Req::ApplyBatch(b) => {
+            // One shipment, one clock sample (its applies all carry the same send time).
+            if let Some(a) = b.applies.first() {
+                store.sample_peer_clock(&a.origin_dc, a.sender_wall_ms, arrived);
+            }
+            Resp::AppliedBatch(pb::ApplyBatchResponse {
+                results: b
+                    .applies
+                    .iter()
+                    .map(|a| store.apply(a, deadline))
+                    .collect::<Result<_>>()?,
+            })
+        }
         Req::Watermarks(r) => Resp::Watermarks(store.watermarks(&r)?),
         Req::Digest(r) => Resp::Digests(store.digest(&r, deadline)?),
         Req::ApplyCollection(m) => Resp::Collection(store.apply_collection(&m)?.0),
@@ -191,11 +196,7 @@ impl Handler for NodeService {
         let pong = || pb::PingResponse {
             dc: store.actor.dc.clone(),
             node: self.node.clone(),
-            down_dcs: lock(&states)
-                .values()
-                .filter(|s| s.down)
-                .map(|s| s.dc.clone())
-                .collect(),
+            dc_states: lock(&states).values().cloned().collect(),
         };
         let pong = pong();
         let deadline = Instant::now() + request_timeout(req.timeout_ms);
@@ -205,12 +206,7 @@ impl Handler for NodeService {
                 None => Err(Error::invalid("empty request")),
                 Some(Req::Ping(_)) => Ok(Resp::Pong(pong)),
                 Some(Req::DcStates(r)) => {
-                    let mut held = lock(&states);
-                    for s in r.states {
-                        if held.get(&s.dc).is_none_or(|h| h.hlc < s.hlc) {
-                            held.insert(s.dc.clone(), s);
-                        }
-                    }
+                    aerolith_common::dc_state::merge(&mut lock(&states), &r.states);
                     Ok(Resp::Empty(pb::Empty {}))
                 }
                 Some(Req::ReadChanges(r)) if r.wait_ms > 0 => {

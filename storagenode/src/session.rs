@@ -45,14 +45,13 @@ impl Store {
     }
 
     /// Whether this node holds everything up to `mark`: its own log reached it, or it has
-    /// applied the marked DC's log past it. A log of another epoch than the mark's was
-    /// reset since (the node was rebuilt), so the mark can no longer be compared: it counts
-    /// as covered rather than blocking the session forever.
+    /// applied the marked DC's log past it. Positions order by (epoch, seq), and a later
+    /// epoch is higher: a log reset since the mark (its unsynced tail lost under relaxed
+    /// durability) covers the mark, as nothing more of it can arrive.
     pub fn covers(&self, mark: &pb::SessionMark) -> Result<bool> {
         let shard = self.check_shard(mark.shard)?;
         if mark.dc == self.dc {
-            let (epoch, seq) = self.log_head(shard);
-            return Ok(epoch != mark.epoch || seq >= mark.seq);
+            return Ok(self.log_head(shard) >= (mark.epoch, mark.seq));
         }
         Ok(self
             .watermark(shard, &mark.dc)?
@@ -126,8 +125,9 @@ mod tests {
                 .covers(&mark("dc1", head.epoch, head.seq + 1))
                 .unwrap()
         );
-        // Another epoch: the log was reset, the mark cannot block.
-        assert!(store.covers(&mark("dc1", head.epoch + 1, 99)).unwrap());
+        // A later epoch than the node's log is not covered; an earlier one is.
+        assert!(!store.covers(&mark("dc1", head.epoch + 1, 0)).unwrap());
+        assert!(store.covers(&mark("dc1", head.epoch - 1, 99)).unwrap());
         // Nothing applied from dc2 yet.
         assert!(!store.covers(&mark("dc2", 1, 1)).unwrap());
         assert!(store.covers(&mark("dc3", 0, 0)).is_ok());

@@ -152,14 +152,16 @@ impl Store {
                 .unwrap_or(0);
             // After an unclean stop under relaxed durability the log may have lost its tail and
             // will reuse sequence numbers: a new epoch makes old tokens expire instead of
-            // skipping the reused range.
+            // skipping the reused range. Epochs are the wall clock in ms (and above any
+            // earlier one), so a later epoch compares higher: watermarks and session marks
+            // order positions across a reset.
             let log_epoch = match engine
                 .get(CF_META, &meta_log_epoch(s))?
                 .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
             {
                 Some(e) if !dirty => e,
-                _ => {
-                    let e = rand::random::<u32>() as u64 + 1;
+                old => {
+                    let e = aerolith_common::time::now_ms().max(old.unwrap_or(0) + 1);
                     batch.put_cf(meta, meta_log_epoch(s), e.to_be_bytes());
                     e
                 }

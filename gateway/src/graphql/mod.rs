@@ -22,7 +22,7 @@ use futures::StreamExt;
 
 use aerolith_common::{Error, ErrorCode};
 
-use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops};
+use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops, Session};
 use crate::rest::AppState;
 use crate::rest::error::ApiError;
 use crate::rest::extract::{GraphqlBody, graphql_max_bytes, request_ctx, with_session};
@@ -155,7 +155,10 @@ pub async fn execute(
 ) -> axum::response::Response {
     let ctx = match request_ctx(&headers) {
         Ok(c) => c,
-        Err(e) => return GraphQLResponse::from(error_response(e)).into_response(),
+        Err(e) => {
+            let resp = GraphQLResponse::from(error_response(e)).into_response();
+            return with_session(resp, &Session::default());
+        }
     };
     let session = ctx.session.clone();
     let answer = |r: GraphQLResponse| with_session(r.into_response(), &session);

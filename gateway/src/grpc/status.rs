@@ -39,6 +39,11 @@ fn answer_margin(timeout: Duration) -> Duration {
 /// `x-aerolith-session` (left in the call's [`SessionSlot`] so that the answer carries it)
 /// and its `x-aerolith-write-concern`.
 pub fn ctx_of<T>(req: &tonic::Request<T>) -> Result<Ctx, Status> {
+    let slot = req.extensions().get::<SessionSlot>();
+    // Every answer carries a token: a new session's until the client's has been read.
+    if let Some(slot) = slot {
+        slot.fill(Arc::default());
+    }
     let ctx = deadline_ctx(req.metadata())?;
     let text = |key: &str| -> Result<Option<&str>, Status> {
         req.metadata()
@@ -50,10 +55,10 @@ pub fn ctx_of<T>(req: &tonic::Request<T>) -> Result<Ctx, Status> {
             .transpose()
     };
     let session = Arc::new(Session::parse(text(SESSION_KEY)?).map_err(to_status)?);
-    let concern = WriteConcern::parse(text("x-aerolith-write-concern")?).map_err(to_status)?;
-    if let Some(slot) = req.extensions().get::<SessionSlot>() {
+    if let Some(slot) = slot {
         slot.fill(session.clone());
     }
+    let concern = WriteConcern::parse(text("x-aerolith-write-concern")?).map_err(to_status)?;
     Ok(ctx.with(session, concern))
 }
 

@@ -126,8 +126,15 @@ impl Ops {
     /// After a write: adds its mark to the session and, under write concern `all`, waits
     /// until every DC not marked down has applied it.
     pub(crate) async fn settle(&self, ctx: &Ctx, mark: Option<&pb::SessionMark>) -> Result<()> {
-        self.settle_all(ctx, mark.map(std::slice::from_ref).unwrap_or_default())
-            .await
+        match mark {
+            Some(m) => self.settle_all(ctx, std::slice::from_ref(m)).await,
+            // A node that does not report positions (an older version) cannot confirm.
+            None if ctx.write_concern == WriteConcern::All => Err(Error::deadline(
+                "write concern all cannot be confirmed: the storage node did not report the \
+                 write's log position; the write stands",
+            )),
+            None => Ok(()),
+        }
     }
 
     /// [`Ops::settle`] for several writes.

@@ -269,12 +269,12 @@ pub fn with_session(mut resp: Response, session: &Session) -> Response {
 /// when the deadline passes, and hands the session token back on every answer. GraphQL
 /// routes answer their own deadline errors, in GraphQL's shape.
 pub async fn deadline(mut req: Request, next: Next) -> Response {
-    if req.uri().path().starts_with("/graphql") {
+    if matches!(req.uri().path(), "/graphql" | "/graphql/ws") {
         return next.run(req).await;
     }
     let ctx = match request_ctx(req.headers()) {
         Ok(c) => c,
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(e) => return with_session(ApiError::from(e).into_response(), &Session::default()),
     };
     let session = ctx.session.clone();
     let timeout = ctx.remaining().unwrap_or_default();
