@@ -2,7 +2,8 @@
 //! cluster of `aerolith` processes takes writes, overwrites, deletes and session reads
 //! through both gateways while a storage node, a replicator and a gateway are SIGKILLed and
 //! restarted, the replicator link is cut and a node's clock is skewed. Afterwards nothing
-//! acknowledged may be lost, no session read may have gone backwards, and the DCs converge.
+//! acknowledged may be lost, no session read may have gone backwards, every `all` write
+//! must have been visible in the other DC once acknowledged, and the DCs converge.
 
 use std::time::Duration;
 
@@ -46,5 +47,10 @@ async fn faults_lose_nothing_and_converge() {
     assert_eq!(summary.lost, 0, "{:?}", summary.problems);
     assert_eq!(summary.resurrected, 0, "{:?}", summary.problems);
     assert_eq!(summary.stale_session_reads, 0, "{:?}", summary.problems);
+    assert!(
+        summary.all_writes_checked > 10,
+        "`all` writes were checked: {summary:?}"
+    );
+    assert_eq!(summary.all_writes_missing, 0, "{:?}", summary.problems);
     assert!(summary.converged, "the DCs converged");
 }

@@ -2,7 +2,8 @@
 //! processes, drive a workload through both gateways while the nemesis kills processes, cuts
 //! the replicator link and skews a clock, heal everything, then check the history: every
 //! acknowledged write is present in every DC (or superseded under the collection's `lww`
-//! strategy), no acknowledged delete is undone, no session read went backwards, and the DCs
+//! strategy), no acknowledged delete is undone, no session read went backwards, every write
+//! acknowledged under concern `all` was at once visible in the other DC, and the DCs
 //! converge (equal per-shard digests).
 
 pub mod check;
@@ -64,6 +65,10 @@ pub struct Summary {
     pub session_reads: u64,
     /// Session reads that showed a state older than the session had seen.
     pub stale_session_reads: u64,
+    /// Writes acknowledged under write concern `all` and then read in the other DC.
+    pub all_writes_checked: u64,
+    /// Those the other DC did not show at once.
+    pub all_writes_missing: u64,
     /// Acknowledged writes missing (not present and not superseded) in some DC.
     pub lost: u64,
     /// Acknowledged deletes undone in some DC.
@@ -81,7 +86,11 @@ pub struct Summary {
 impl Summary {
     /// Whether the run found nothing wrong.
     pub fn passed(&self) -> bool {
-        self.lost == 0 && self.resurrected == 0 && self.stale_session_reads == 0 && self.converged
+        self.lost == 0
+            && self.resurrected == 0
+            && self.stale_session_reads == 0
+            && self.all_writes_missing == 0
+            && self.converged
     }
 
     /// The summary as a table for people.
@@ -103,6 +112,8 @@ impl Summary {
         row("failed (not acked)", self.failed.to_string());
         row("session reads", self.session_reads.to_string());
         row("stale session reads", self.stale_session_reads.to_string());
+        row("`all` writes checked", self.all_writes_checked.to_string());
+        row("`all` writes missing", self.all_writes_missing.to_string());
         row("lost", self.lost.to_string());
         row("resurrected", self.resurrected.to_string());
         row(
@@ -194,7 +205,7 @@ pub async fn run(opts: FaultOptions) -> anyhow::Result<Summary> {
 
     let mut problems: Vec<String> = histories
         .iter()
-        .flat_map(|h| h.stale_reads.iter().cloned())
+        .flat_map(|h| h.stale_reads.iter().chain(&h.all_missing).cloned())
         .collect();
     problems.extend(found.problems);
     problems.truncate(20);
@@ -206,6 +217,8 @@ pub async fn run(opts: FaultOptions) -> anyhow::Result<Summary> {
         failed: histories.iter().map(|h| h.failed).sum(),
         session_reads: histories.iter().map(|h| h.session_reads).sum(),
         stale_session_reads: histories.iter().map(|h| h.stale_reads.len() as u64).sum(),
+        all_writes_checked: histories.iter().map(|h| h.all_checked).sum(),
+        all_writes_missing: histories.iter().map(|h| h.all_missing.len() as u64).sum(),
         lost: found.lost,
         resurrected: found.resurrected,
         converged,

@@ -1,7 +1,9 @@
-//! The workload: workers write unique documents, overwrite shared ("hot") ones, delete their
-//! own, and read back through the other DC's gateway with their session token. Every
-//! acknowledged operation is recorded for the checker, and every session read is checked
-//! on the spot: it must not show a state older than what the session wrote or read.
+//! The workload: workers write unique documents (a fifth of them under write concern `all`),
+//! overwrite shared ("hot") ones, delete their own, and read back through the other DC's
+//! gateway with their session token. Every acknowledged operation is recorded for the
+//! checker, and reads are checked on the spot: a session read must not show a state older
+//! than what the session wrote or read, and an `all` write must be visible in the other DC
+//! without a session as soon as it is acknowledged.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -50,6 +52,10 @@ pub struct History {
     pub own: BTreeMap<String, Fate>,
     /// Versions of hot documents this worker's writes were acknowledged with.
     pub hot_writes: Vec<(String, Version)>,
+    /// Writes acknowledged under write concern `all` then read in the other DC.
+    pub all_checked: u64,
+    /// Those the other DC did not show.
+    pub all_missing: Vec<String>,
 }
 
 /// A worker: a home gateway it writes through, another it reads through.
@@ -77,6 +83,7 @@ async fn send(
     url: String,
     body: Option<&Value>,
     session: &str,
+    concern_all: bool,
 ) -> Reply {
     let mut req = http
         .request(method, url)
@@ -87,6 +94,9 @@ async fn send(
         );
     if !session.is_empty() {
         req = req.header("x-aerolith-session", session);
+    }
+    if concern_all {
+        req = req.header("x-aerolith-write-concern", "all");
     }
     if let Some(b) = body {
         req = req.json(b);
@@ -137,7 +147,15 @@ impl Worker {
                 next += 1;
                 let id = format!("u{}-{next}", self.n);
                 let body = json!({"w": self.n, "n": next});
-                let r = self.write(&http, &mut h, &mut session, &id, &body).await;
+                // Some writes ask for write concern `all`: once acknowledged, the other DC
+                // must show them to a read without a session.
+                let all = rng.random_bool(0.2);
+                let r = self
+                    .write(&http, &mut h, &mut session, &id, &body, all)
+                    .await;
+                if let (Some(v), true) = (&r, all) {
+                    self.check_everywhere(&http, &mut h, &id, v).await;
+                }
                 h.own.insert(
                     id.clone(),
                     match r {
@@ -150,7 +168,10 @@ impl Worker {
                 next += 1;
                 let id = format!("hot{}", rng.random_range(0..HOT_IDS));
                 let body = json!({"w": self.n, "n": next});
-                if let Some(v) = self.write(&http, &mut h, &mut session, &id, &body).await {
+                if let Some(v) = self
+                    .write(&http, &mut h, &mut session, &id, &body, false)
+                    .await
+                {
                     h.hot_writes.push((id.clone(), v.clone()));
                     hot_seen.insert(id.clone(), v);
                 }
@@ -166,6 +187,7 @@ impl Worker {
                     doc_url(&self.home, &id),
                     None,
                     &session,
+                    false,
                 )
                 .await;
                 if let Some(s) = r.session {
@@ -231,6 +253,7 @@ impl Worker {
         session: &mut String,
         id: &str,
         body: &Value,
+        concern_all: bool,
     ) -> Option<Version> {
         h.operations += 1;
         let r = send(
@@ -239,6 +262,7 @@ impl Worker {
             doc_url(&self.home, id),
             Some(body),
             session,
+            concern_all,
         )
         .await;
         if let Some(s) = r.session {
@@ -259,6 +283,34 @@ impl Worker {
         }
     }
 
+    /// After a write acknowledged under write concern `all`: the other DC's gateway, asked
+    /// without a session, must already show it (or a later version).
+    async fn check_everywhere(
+        &self,
+        http: &reqwest::Client,
+        h: &mut History,
+        id: &str,
+        written: &Version,
+    ) {
+        h.operations += 1;
+        let r = send(http, Method::GET, doc_url(&self.away, id), None, "", false).await;
+        let seen = match r.status {
+            200 => r.body["version"].as_str().and_then(Version::parse),
+            404 => None,
+            _ => {
+                h.failed += 1;
+                return;
+            }
+        };
+        h.all_checked += 1;
+        if !seen.as_ref().is_some_and(|v| v.covers(written)) {
+            h.all_missing.push(format!(
+                "{id} acknowledged with concern all as {written:?}, read via {} as {seen:?}",
+                self.away
+            ));
+        }
+    }
+
     /// Reads `id` through `via` with the session and checks the answer against what the
     /// session has seen of it.
     async fn session_read(
@@ -271,7 +323,7 @@ impl Worker {
         id: &str,
     ) {
         h.operations += 1;
-        let r = send(http, Method::GET, doc_url(via, id), None, session).await;
+        let r = send(http, Method::GET, doc_url(via, id), None, session, false).await;
         if let Some(s) = r.session {
             *session = s;
         }
