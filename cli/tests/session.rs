@@ -97,7 +97,7 @@ async fn sessions_write_concern_and_dc_failover() {
     c.stop().await;
 }
 
-/// Read-your-writes and monotonic reads across DCs, over REST, gRPC and WebSocket.
+/// Read-your-writes and monotonic reads across DCs, over REST, GraphQL, gRPC and WebSocket.
 async fn session_reads(c: &TestCluster, d: &Dcs) {
     let doc = |base: &str, id: &str| format!("{base}/v1/collections/sess/docs/{id}");
     let (code, s1, _) = call(
@@ -179,6 +179,22 @@ async fn session_reads(c: &TestCluster, d: &Dcs) {
     req.set_timeout(Duration::from_millis(400));
     let status = grpc.get_document(req).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+
+    // GraphQL: the same header both ways; the wait runs out as a coded GraphQL error.
+    let (code, back, body) = call(
+        c,
+        reqwest::Method::POST,
+        &format!("{}/graphql", d.dc2),
+        Some(json!({"query": "{ document(collection: \"sess\", id: \"x\") { version } }"})),
+        &[(SESSION, &s2), ("x-aerolith-timeout-ms", "400")],
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "deadline_exceeded",
+        "{body}"
+    );
+    assert_eq!(back.as_deref(), Some(s2.as_str()));
 
     pause(c, d, false).await;
     let mut req = tonic::Request::new(api::GetDocumentRequest {
