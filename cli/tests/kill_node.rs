@@ -99,6 +99,9 @@ async fn a_killed_node_fails_its_shards_over_and_back() {
         let n = page["documents"].as_array().map(Vec::len);
         assert_eq!(n, Some(before.len() + during.len()), "{page}");
     }
+    // Ready: every shard still has a reachable owner.
+    let ready = http.get(format!("{dc1}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
 
     // Back and caught up: dc1 writes its shards itself again.
     cluster.launch(victim).await.expect("the node restarts");

@@ -328,6 +328,15 @@ async fn dc_failover(c: &TestCluster, d: &Dcs) {
         async move { put_all(c, d, &id, "300").await == 201 }
     })
     .await;
+    let (_, _, view) = call(
+        c,
+        reqwest::Method::GET,
+        &format!("{}/v1/cluster", d.dc1),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(view["dcs"][1]["state"], "down", "{view}");
     let (code, _) = admin(c, failover.clone(), json!({"dc": "dc2", "state": "up"})).await;
     assert_eq!(code, 200);
     eventually("`all` waiting for dc2 again", || {

@@ -28,7 +28,7 @@ pub struct ClusterView {
 pub struct DcView {
     /// DC id.
     pub id: String,
-    /// `up`, or `down` once no node of the DC answers.
+    /// `up`, or `down` once no node of the DC answers or an operator marked it down.
     pub state: String,
     /// Its storage nodes.
     pub nodes: Vec<NodeView>,
@@ -68,7 +68,8 @@ impl Ops {
                     shards: dc.shards_of(i, cluster.shards),
                 })
                 .collect();
-            let state = if nodes.iter().any(|n| n.healthy) {
+            let marked_down = self.router.health().is_dc_down(&dc.id);
+            let state = if !marked_down && nodes.iter().any(|n| n.healthy) {
                 "up"
             } else {
                 "down"

@@ -108,20 +108,21 @@ impl Ops {
         &self.router
     }
 
-    /// Readiness: every shard's owner answers a ping.
+    /// Readiness (API.md): every shard has an owner that answers a ping, the local DC's or,
+    /// for the shards of a local node that is down, the next DC's.
     pub async fn ready(&self, ctx: Ctx) -> Result<()> {
         let results = self
             .router
-            .call_all(
+            .scatter(
                 |_| aerolith_common::pb::request::Body::Ping(Default::default()),
                 ctx.remaining()?,
             )
             .await;
-        for (node, r) in self.router.nodes().iter().zip(results) {
+        for r in results {
             if let Err(e) = r {
                 return Err(Error::unavailable(format!(
-                    "storage node {} is not ready: {}",
-                    node.id, e.message
+                    "some shards have no reachable owner: {}",
+                    e.message
                 )));
             }
         }
