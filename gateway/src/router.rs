@@ -180,8 +180,13 @@ impl Router {
     /// Every shard grouped by the node that serves it now: the local DC's owners, and for
     /// the shards of a local node marked down, their owners in the next DC that is up.
     pub fn serving_nodes(&self) -> Vec<NodeShards> {
+        self.group_by_server(0..self.cluster.shards)
+    }
+
+    /// `shards` grouped by the node that serves each now ([`Router::serving_addr`]).
+    fn group_by_server(&self, shards: impl IntoIterator<Item = u16>) -> Vec<NodeShards> {
         let mut by_addr: std::collections::BTreeMap<String, Vec<u16>> = Default::default();
-        for shard in 0..self.cluster.shards {
+        for shard in shards {
             by_addr
                 .entry(self.serving_addr(shard))
                 .or_default()
@@ -239,25 +244,14 @@ impl Router {
             }
         }
         for (failed, e) in retry {
-            let mut by_addr: std::collections::BTreeMap<String, Vec<u16>> = Default::default();
-            for shard in &failed.shards {
-                by_addr
-                    .entry(self.serving_addr(*shard))
-                    .or_default()
-                    .push(*shard);
-            }
-            if by_addr.contains_key(&failed.addr) {
+            let targets = self.group_by_server(failed.shards.iter().copied());
+            if targets.iter().any(|t| t.addr == failed.addr) {
                 // No other DC can serve these shards.
                 out.push(Err(e));
                 continue;
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let again = by_addr.into_iter().map(|(addr, shards)| {
-                let t = NodeShards {
-                    id: self.node_id(&addr),
-                    addr,
-                    shards,
-                };
+            let again = targets.into_iter().map(|t| {
                 let body = make(&t);
                 async move { self.call_node(&t.addr, body, left).await }
             });

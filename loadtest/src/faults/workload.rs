@@ -77,6 +77,18 @@ struct Reply {
     body: Value,
 }
 
+impl Reply {
+    /// What a read found: `Some(Some(version))` for a document, `Some(None)` for 404, and
+    /// `None` when the read was not served.
+    fn read_state(&self) -> Option<Option<Version>> {
+        match self.status {
+            200 => Some(self.body["version"].as_str().and_then(Version::parse)),
+            404 => Some(None),
+            _ => None,
+        }
+    }
+}
+
 async fn send(
     http: &reqwest::Client,
     method: Method,
@@ -294,13 +306,9 @@ impl Worker {
     ) {
         h.operations += 1;
         let r = send(http, Method::GET, doc_url(&self.away, id), None, "", false).await;
-        let seen = match r.status {
-            200 => r.body["version"].as_str().and_then(Version::parse),
-            404 => None,
-            _ => {
-                h.failed += 1;
-                return;
-            }
+        let Some(seen) = r.read_state() else {
+            h.failed += 1;
+            return;
         };
         h.all_checked += 1;
         if !seen.as_ref().is_some_and(|v| v.covers(written)) {
@@ -324,16 +332,12 @@ impl Worker {
     ) {
         h.operations += 1;
         let r = send(http, Method::GET, doc_url(via, id), None, session, false).await;
-        if let Some(s) = r.session {
-            *session = s;
+        if let Some(s) = &r.session {
+            session.clone_from(s);
         }
-        let seen = match r.status {
-            200 => r.body["version"].as_str().and_then(Version::parse),
-            404 => None,
-            _ => {
-                h.failed += 1;
-                return;
-            }
+        let Some(seen) = r.read_state() else {
+            h.failed += 1;
+            return;
         };
         h.session_reads += 1;
         let expected = match h.own.get(id) {
