@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -78,6 +79,10 @@ impl Gateway {
         let (stop, stopped) = oneshot::channel::<()>();
         let app = rest::router(state);
         let task = tokio::spawn(async move {
+            // TCP_NODELAY: responses and WebSocket frames go out as soon as written.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = stopped.await;
             });
