@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-build-deps.sh
+scripts/ensure-etcd.sh
 cargo test --workspace --locked "$@"

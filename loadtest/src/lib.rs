@@ -1,5 +1,17 @@
-//! AerolithDB's test harnesses that drive real clusters over the wire. `faults` runs a
-//! workload under injected faults (process kills, a partitioned replicator link, a skewed
-//! clock) and checks what was acknowledged against what every DC holds afterwards.
+//! AerolithDB's load and fault harnesses, which drive real servers over the wire.
+//!
+//! - `ycsb`, `driver`, `run`, `stats`, `report`, `plot`, `progress`: the YCSB core
+//!   workloads over every protocol (and etcd's), closed or open loop, with HDR histograms.
+//! - `compare`: AerolithDB against this machine's ceilings and etcd, in one run.
+//! - `faults`: a workload under injected faults (process kills, a partitioned replicator
+//!   link, a skewed clock), checked against what every DC holds afterwards.
 
+pub mod compare;
+pub mod driver;
 pub mod faults;
+pub mod plot;
+pub mod progress;
+pub mod report;
+pub mod run;
+pub mod stats;
+pub mod ycsb;

@@ -5,8 +5,15 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use aerolith_loadtest::compare::{self, CompareOptions, verdict};
+use aerolith_loadtest::driver::{self, Protocol};
 use aerolith_loadtest::faults::cluster::ProcCluster;
 use aerolith_loadtest::faults::{self, FaultOptions, measure};
+use aerolith_loadtest::plot::{self, Series};
+use aerolith_loadtest::report::RunInfo;
+use aerolith_loadtest::run::{self, LoadOptions, RunOptions, parse_duration};
+use aerolith_loadtest::ycsb::record::Shape;
+use aerolith_loadtest::ycsb::{Spec, Workload};
 
 /// Drives AerolithDB clusters over the wire.
 #[derive(Debug, Parser)]
@@ -16,8 +23,131 @@ struct Cli {
     command: Command,
 }
 
+/// Where and how to reach the server.
+#[derive(Debug, clap::Args)]
+struct TargetArgs {
+    /// Base URL of the server: a gateway's HTTP port for rest, ws and graphql, its gRPC
+    /// port for grpc, etcd's client URL for etcd.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    target: String,
+    /// The protocol to drive.
+    #[arg(long, value_enum, default_value = "rest")]
+    protocol: Protocol,
+    /// The collection holding the records (AerolithDB protocols).
+    #[arg(long, default_value = "usertable")]
+    collection: String,
+    /// Records of the load phase (a run reads and updates records 0..N).
+    #[arg(long, default_value_t = 10_000)]
+    records: u64,
+    /// Concurrent workers, each with its own connection.
+    #[arg(long, default_value_t = 16)]
+    threads: usize,
+    #[command(flatten)]
+    shape: Shape,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+impl TargetArgs {
+    fn info(&self) -> RunInfo {
+        RunInfo {
+            label: format!("aerolith-loadtest {}", self.protocol.name()),
+            protocol: self.protocol.name().into(),
+            target: self.target.clone(),
+            workload: String::new(),
+            records: self.records,
+            threads: self.threads,
+            rate: None,
+            field_count: self.shape.field_count,
+            field_length: self.shape.field_length,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Load phase: insert records 0..N (bulk requests where the protocol has them).
+    Load {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Records per request (REST and gRPC bulk take up to 500, etcd's txn 100; the
+        /// others insert one at a time).
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+    /// Run a YCSB core workload against loaded records and print a table of throughput,
+    /// latency percentiles and errors by code.
+    Run {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// The YCSB core workload.
+        #[arg(long, value_enum, default_value = "a")]
+        workload: Workload,
+        /// How long operations are started (30s, 2m, 500ms).
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Open loop at this many operations per second, latency counted from when each
+        /// operation was due; without it, a closed loop.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Write the latency-percentile plot (SVG) here.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
+    /// Compare, in one run with the same client and record sizes: AerolithDB (`aerolith
+    /// dev`, REST and gRPC), this machine's ceilings (a bare HTTP server; RocksDB with the
+    /// storage node's options) and etcd. Prints the ratios and the targets met or missed.
+    Compare {
+        /// Workloads, run in this order on every target.
+        #[arg(long, value_delimiter = ',', default_value = "a,b,c")]
+        workloads: Vec<Workload>,
+        /// Records loaded into every target.
+        #[arg(long, default_value_t = 50_000)]
+        records: u64,
+        /// How long each workload runs on each target.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Concurrent workers of every run.
+        #[arg(long, default_value_t = 16)]
+        threads: usize,
+        #[command(flatten)]
+        shape: Shape,
+        /// Datacenters of the `aerolith dev` cluster (its default is 2).
+        #[arg(long, default_value_t = 2)]
+        dcs: usize,
+        /// `aerolith dev --port-base` (its gRPC port is P + 41971, so at most 23564); the
+        /// HTTP ceiling listens at P+919, etcd at P+920 and P+921.
+        #[arg(long, default_value_t = 20080)]
+        port_base: u16,
+        /// Skip the open-loop runs at half of each AerolithDB throughput.
+        #[arg(long)]
+        no_open_loop: bool,
+        /// The `aerolith` binary (default: next to this one).
+        #[arg(long)]
+        aerolith: Option<PathBuf>,
+        /// The `aerolith-ceiling` binary (default: next to this one).
+        #[arg(long)]
+        ceiling: Option<PathBuf>,
+        /// The etcd binary (Debian's etcd-server package installs /usr/bin/etcd).
+        #[arg(long, default_value = "etcd")]
+        etcd: PathBuf,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where the summary, the JSON of every run and a plot per workload go.
+        #[arg(long, default_value = "compare-results")]
+        out_dir: PathBuf,
+        /// No progress lines.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Start a two-DC cluster of `aerolith` processes, run a workload through both gateways
     /// while killing processes, cutting the replicator link and skewing a clock, then heal
     /// and check: nothing acknowledged lost, no session read stale, the DCs converged.
@@ -83,16 +213,176 @@ enum Command {
 
 /// The `aerolith` binary: `given`, or the one next to this executable.
 fn aerolith_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    sibling(given, "aerolith")
+}
+
+/// `given`, or the program `name` next to this executable.
+fn sibling(given: Option<PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
     Ok(match given {
         Some(p) => p,
-        None => std::env::current_exe()?.with_file_name("aerolith"),
+        None => std::env::current_exe()?.with_file_name(name),
     })
+}
+
+/// Writes `bytes` to `path`, saying which file failed.
+fn write_file(path: &std::path::Path, bytes: impl AsRef<[u8]>) -> anyhow::Result<()> {
+    std::fs::write(path, bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     aerolith_common::telemetry::init_tracing();
     match Cli::parse().command {
+        Command::Load { target, batch } => {
+            let connector = driver::connector(target.protocol, &target.target, &target.collection);
+            let report = run::load(
+                connector,
+                &LoadOptions {
+                    records: target.records,
+                    threads: target.threads,
+                    batch,
+                    field_count: target.shape.field_count,
+                    field_length: target.shape.field_length,
+                    seed: target.seed,
+                    progress: !target.quiet,
+                },
+                target.info(),
+            )
+            .await?;
+            print!("{}", report.table());
+            println!(
+                "loaded {} records in {:.1} s: {:.0} records/s",
+                target.records,
+                report.seconds,
+                target.records as f64 / report.seconds.max(1e-9)
+            );
+            if let Some(out) = &target.out {
+                write_file(out, serde_json::to_vec_pretty(&report)?)?;
+            }
+            Ok(exit_for(report.errors))
+        }
+        Command::Run {
+            target,
+            workload,
+            duration,
+            rate,
+            plot: plot_file,
+        } => {
+            let connector = driver::connector(target.protocol, &target.target, &target.collection);
+            let report = run::run(
+                connector,
+                &RunOptions {
+                    spec: Spec::core(
+                        workload,
+                        target.shape.field_count,
+                        target.shape.field_length,
+                    ),
+                    records: target.records,
+                    duration,
+                    threads: target.threads,
+                    rate,
+                    seed: target.seed,
+                    progress: !target.quiet,
+                },
+                RunInfo {
+                    workload: workload.letter().into(),
+                    ..target.info()
+                },
+            )
+            .await?;
+            print!("{}", report.table());
+            if let Some(out) = &target.out {
+                write_file(out, serde_json::to_vec_pretty(&report)?)?;
+            }
+            if let Some(file) = plot_file {
+                let series: Vec<Series<'_>> = report
+                    .operations
+                    .iter()
+                    .map(|o| Series {
+                        name: o.op.name().into(),
+                        curve: &o.curve,
+                    })
+                    .collect();
+                let title = format!(
+                    "workload {} over {} ({} threads{})",
+                    workload.letter(),
+                    target.protocol.name(),
+                    target.threads,
+                    rate.map(|r| format!(", open loop at {r:.0} ops/s"))
+                        .unwrap_or_default()
+                );
+                write_file(&file, plot::svg(&title, &series))?;
+            }
+            Ok(exit_for(report.errors))
+        }
+        Command::Compare {
+            workloads,
+            records,
+            duration,
+            threads,
+            shape,
+            dcs,
+            port_base,
+            no_open_loop,
+            aerolith,
+            ceiling,
+            etcd,
+            seed,
+            out_dir,
+            quiet,
+        } => {
+            let dir = std::env::temp_dir().join(format!("aerolith-compare-{}", std::process::id()));
+            let opts = CompareOptions {
+                workloads: workloads.clone(),
+                records,
+                duration,
+                threads,
+                field_count: shape.field_count,
+                field_length: shape.field_length,
+                seed,
+                dcs,
+                port_base,
+                open_loop: !no_open_loop,
+                aerolith: aerolith_binary(aerolith)?,
+                ceiling: sibling(ceiling, "aerolith-ceiling")?,
+                etcd,
+                dir: dir.clone(),
+                progress: !quiet,
+            };
+            let result = compare::compare(&opts).await;
+            let comparison = match result {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("comparison failed; logs kept in {}", dir.display());
+                    return Err(e);
+                }
+            };
+            let checks = verdict::checks(&comparison);
+            let text = format!(
+                "{}{}",
+                verdict::tables(&comparison, &workloads),
+                verdict::checks_text(&checks)
+            );
+            println!("\n{text}");
+            std::fs::create_dir_all(&out_dir)?;
+            write_file(&out_dir.join("summary.txt"), &text)?;
+            write_file(
+                &out_dir.join("compare.json"),
+                serde_json::to_vec_pretty(&serde_json::json!({
+                    "comparison": comparison,
+                    "checks": checks,
+                }))?,
+            )?;
+            for &w in &workloads {
+                write_file(
+                    &out_dir.join(format!("workload-{}.svg", w.letter())),
+                    verdict::plot(&comparison, w),
+                )?;
+            }
+            println!("summary, JSON and plots written to {}", out_dir.display());
+            let _ = std::fs::remove_dir_all(&dir);
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::Faults {
             seed,
             duration,
@@ -177,5 +467,15 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             let _ = std::fs::remove_dir_all(&dir);
             Ok(std::process::ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Exit code 1 when operations failed, so scripts notice.
+fn exit_for(errors: u64) -> std::process::ExitCode {
+    if errors == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        eprintln!("{errors} operations failed");
+        std::process::ExitCode::from(1)
     }
 }
