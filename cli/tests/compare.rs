@@ -15,6 +15,7 @@ async fn a_short_comparison_measures_every_target() {
         workloads: vec![Workload::B],
         records: 200,
         duration: Duration::from_secs(1),
+        warmup: Duration::from_millis(300),
         threads: 4,
         field_count: 4,
         field_length: 50,

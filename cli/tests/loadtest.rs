@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aerolith_loadtest::driver::{self, Connector, Protocol};
+use aerolith_loadtest::load::{self, LoadOptions};
 use aerolith_loadtest::report::{Report, RunInfo};
-use aerolith_loadtest::run::{self, LoadOptions, RunOptions};
+use aerolith_loadtest::run::{self, RunOptions};
 use aerolith_loadtest::ycsb::{Spec, Workload};
 
 const RECORDS: u64 = 300;
@@ -28,8 +29,8 @@ fn info(protocol: Protocol, target: &str) -> RunInfo {
     }
 }
 
-async fn load(connector: Arc<dyn Connector>, protocol: Protocol, target: &str) {
-    let report = run::load(
+async fn load_records(connector: Arc<dyn Connector>, protocol: Protocol, target: &str) {
+    let report = load::load(
         connector,
         &LoadOptions {
             records: RECORDS,
@@ -96,7 +97,7 @@ async fn every_workload_runs_over_rest_and_every_driver_works() {
     let grpc_url = format!("http://{}", c.grpc_addr);
 
     let rest = driver::connector(Protocol::Rest, &rest_url, "usertable");
-    load(rest.clone(), Protocol::Rest, &rest_url).await;
+    load_records(rest.clone(), Protocol::Rest, &rest_url).await;
     for w in Workload::ALL {
         run_workload(rest.clone(), Protocol::Rest, &rest_url, w, None).await;
     }
@@ -122,7 +123,7 @@ async fn every_workload_runs_over_rest_and_every_driver_works() {
         (Protocol::Graphql, &rest_url, "ycsb_graphql"),
     ] {
         let connector = driver::connector(protocol, url, collection);
-        load(connector.clone(), protocol, url).await;
+        load_records(connector.clone(), protocol, url).await;
         for w in [Workload::A, Workload::E] {
             run_workload(connector.clone(), protocol, url, w, None).await;
         }

@@ -1,6 +1,6 @@
 //! AerolithDB's load and fault harnesses, which drive real servers over the wire.
 //!
-//! - `ycsb`, `driver`, `run`, `stats`, `report`, `plot`, `progress`: the YCSB core
+//! - `ycsb`, `driver`, `load`, `run`, `stats`, `report`, `plot`, `progress`: the YCSB core
 //!   workloads over every protocol (and etcd's), closed or open loop, with HDR histograms.
 //! - `compare`: AerolithDB against this machine's ceilings and etcd, in one run.
 //! - `faults`: a workload under injected faults (process kills, a partitioned replicator
@@ -8,7 +8,9 @@
 
 pub mod compare;
 pub mod driver;
+pub mod duration;
 pub mod faults;
+pub mod load;
 pub mod plot;
 pub mod progress;
 pub mod report;

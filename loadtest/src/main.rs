@@ -7,11 +7,13 @@ use clap::{Parser, Subcommand};
 
 use aerolith_loadtest::compare::{self, CompareOptions, verdict};
 use aerolith_loadtest::driver::{self, Protocol};
+use aerolith_loadtest::duration::{parse_duration, parse_warmup};
 use aerolith_loadtest::faults::cluster::ProcCluster;
 use aerolith_loadtest::faults::{self, FaultOptions, measure};
+use aerolith_loadtest::load::{self, LoadOptions};
 use aerolith_loadtest::plot::{self, Series};
 use aerolith_loadtest::report::RunInfo;
-use aerolith_loadtest::run::{self, LoadOptions, RunOptions, parse_duration};
+use aerolith_loadtest::run::{self, RunOptions};
 use aerolith_loadtest::ycsb::record::Shape;
 use aerolith_loadtest::ycsb::{Spec, Workload};
 
@@ -114,6 +116,9 @@ enum Command {
         /// How long each workload runs on each target.
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         duration: Duration,
+        /// Unrecorded reads before each target's first run (0s for none).
+        #[arg(long, default_value = "10s", value_parser = parse_warmup)]
+        warmup: Duration,
         /// Concurrent workers of every run.
         #[arg(long, default_value_t = 16)]
         threads: usize,
@@ -235,7 +240,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
     match Cli::parse().command {
         Command::Load { target, batch } => {
             let connector = driver::connector(target.protocol, &target.target, &target.collection);
-            let report = run::load(
+            let report = load::load(
                 connector,
                 &LoadOptions {
                     records: target.records,
@@ -319,6 +324,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             workloads,
             records,
             duration,
+            warmup,
             threads,
             shape,
             dcs,
@@ -336,6 +342,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 workloads: workloads.clone(),
                 records,
                 duration,
+                warmup,
                 threads,
                 field_count: shape.field_count,
                 field_length: shape.field_length,

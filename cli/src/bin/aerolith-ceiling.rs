@@ -9,8 +9,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use aerolith_cli::ceiling;
+use aerolith_loadtest::duration::{parse_duration, parse_warmup};
+use aerolith_loadtest::load::{self, LoadOptions};
 use aerolith_loadtest::report::{Report, RunInfo};
-use aerolith_loadtest::run::{self, LoadOptions, RunOptions, parse_duration};
+use aerolith_loadtest::run::{self, RunOptions};
 use aerolith_loadtest::ycsb::record::Shape;
 use aerolith_loadtest::ycsb::{Spec, Workload};
 use aerolith_storagenode::{Durability, MemoryProfile};
@@ -47,6 +49,9 @@ enum Command {
         /// How long each workload runs (30s, 2m, ...).
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         duration: Duration,
+        /// Unrecorded reads (workload C) before the first workload.
+        #[arg(long, default_value = "0s", value_parser = parse_warmup)]
+        warmup: Duration,
         /// Concurrent workers, each on its own thread.
         #[arg(long, default_value_t = 16)]
         threads: usize,
@@ -99,6 +104,7 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             records,
             workloads,
             duration,
+            warmup,
             threads,
             shape,
             memory,
@@ -128,7 +134,7 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
                 field_length,
             };
             let mut reports: Vec<Report> = Vec::new();
-            let loaded = run::load(
+            let loaded = load::load(
                 connector.clone(),
                 &LoadOptions {
                     records,
@@ -144,6 +150,25 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             .await?;
             print!("{}", loaded.table());
             reports.push(loaded);
+            if !warmup.is_zero() {
+                run::run(
+                    connector.clone(),
+                    &RunOptions {
+                        spec: Spec::core(Workload::C, field_count, field_length),
+                        records,
+                        duration: warmup,
+                        threads,
+                        rate: None,
+                        seed: seed.wrapping_add(7),
+                        progress: false,
+                    },
+                    RunInfo {
+                        workload: "warm-up".into(),
+                        ..info.clone()
+                    },
+                )
+                .await?;
+            }
             for workload in workloads {
                 let report = run::run(
                     connector.clone(),

@@ -14,8 +14,9 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::driver::{self, Connector, Protocol};
+use crate::load::{self, LoadOptions};
 use crate::report::{Report, RunInfo};
-use crate::run::{self, LoadOptions, RunOptions};
+use crate::run::{self, RunOptions};
 use crate::ycsb::{Spec, Workload};
 use service::{Service, http_ok};
 
@@ -28,6 +29,9 @@ pub struct CompareOptions {
     pub records: u64,
     /// How long each workload runs on each target.
     pub duration: Duration,
+    /// Reads (workload C, not recorded) before a target's first measured run, so every
+    /// target starts with warm connections and caches.
+    pub warmup: Duration,
     /// Workers (connections) of every run.
     pub threads: usize,
     /// Fields per record.
@@ -126,12 +130,13 @@ pub async fn compare(opts: &CompareOptions) -> anyhow::Result<Comparison> {
     std::fs::create_dir_all(&opts.dir)?;
     let mut out = Comparison {
         settings: format!(
-            "{} records of {} fields x {} bytes, {} threads, {:?} per run, workloads {}",
+            "{} records of {} fields x {} bytes, {} threads, {:?} per run after {:?} of warm-up reads, workloads {}",
             opts.records,
             opts.field_count,
             opts.field_length,
             opts.threads,
             opts.duration,
+            opts.warmup,
             opts.workloads
                 .iter()
                 .map(|w| w.letter())
@@ -166,12 +171,12 @@ fn info(opts: &CompareOptions, target: Target, protocol: Protocol, url: &str) ->
 }
 
 /// Loads the records through `connector`.
-async fn load(
+async fn load_records(
     opts: &CompareOptions,
     connector: Arc<dyn Connector>,
     info: RunInfo,
 ) -> anyhow::Result<Report> {
-    let report = run::load(
+    let report = load::load(
         connector,
         &LoadOptions {
             records: opts.records,
@@ -218,8 +223,38 @@ async fn measure(
     Ok(report)
 }
 
+/// Reads for `opts.warmup` through `connector`, not recorded.
+async fn warm_up(
+    opts: &CompareOptions,
+    connector: Arc<dyn Connector>,
+    info: RunInfo,
+) -> anyhow::Result<()> {
+    if opts.warmup.is_zero() {
+        return Ok(());
+    }
+    run::run(
+        connector,
+        &RunOptions {
+            spec: Spec::core(Workload::C, opts.field_count, opts.field_length),
+            records: opts.records,
+            duration: opts.warmup,
+            threads: opts.threads,
+            rate: None,
+            seed: opts.seed.wrapping_add(7),
+            progress: false,
+        },
+        RunInfo {
+            workload: "warm-up".into(),
+            ..info
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// AerolithDB through `aerolith dev`: load over REST, then each workload over REST and
-/// gRPC (and open loop at half the closed loop's throughput).
+/// gRPC (and open loop at half the closed loop's throughput). Which protocol goes first
+/// alternates by workload, so neither always finds the cluster fresher.
 async fn aerolith(opts: &CompareOptions, out: &mut Comparison) -> anyhow::Result<()> {
     let data = opts.dir.join("aerolith-data");
     let _ = std::fs::remove_dir_all(&data);
@@ -249,13 +284,18 @@ async fn aerolith(opts: &CompareOptions, out: &mut Comparison) -> anyhow::Result
     let grpc_info = info(opts, Target::AerolithGrpc, Protocol::Grpc, &grpc_url);
     out.loads.push((
         Target::AerolithRest,
-        load(opts, rest.clone(), rest_info.clone()).await?,
+        load_records(opts, rest.clone(), rest_info.clone()).await?,
     ));
-    for &w in &opts.workloads {
-        for (target, connector, info) in [
+    warm_up(opts, rest.clone(), rest_info.clone()).await?;
+    for (i, &w) in opts.workloads.iter().enumerate() {
+        let mut order = [
             (Target::AerolithRest, &rest, &rest_info),
             (Target::AerolithGrpc, &grpc, &grpc_info),
-        ] {
+        ];
+        if i % 2 == 1 {
+            order.reverse();
+        }
+        for (target, connector, info) in order {
             let closed = measure(opts, connector.clone(), info.clone(), w, None).await?;
             let half = closed.ops_per_s / 2.0;
             out.runs.push(Measured {
@@ -298,6 +338,7 @@ async fn http_ceiling(opts: &CompareOptions, out: &mut Comparison) -> anyhow::Re
     server.wait_ready(|| http_ok(&http, &probe)).await?;
     let rest = driver::connector(Protocol::Rest, &url, "usertable");
     let info = info(opts, Target::HttpCeiling, Protocol::Rest, &url);
+    warm_up(opts, rest.clone(), info.clone()).await?;
     for &w in &opts.workloads {
         let report = measure(opts, rest.clone(), info.clone(), w, None).await?;
         out.runs.push(Measured {
@@ -326,6 +367,8 @@ async fn storage_ceiling(opts: &CompareOptions, out: &mut Comparison) -> anyhow:
         workloads.join(","),
         "--duration".into(),
         format!("{}ms", opts.duration.as_millis()),
+        "--warmup".into(),
+        format!("{}ms", opts.warmup.as_millis()),
         "--threads".into(),
         opts.threads.to_string(),
         "--field-count".into(),
@@ -392,8 +435,11 @@ async fn etcd(opts: &CompareOptions, out: &mut Comparison) -> anyhow::Result<()>
     server.wait_ready(|| http_ok(&http, &probe)).await?;
     let etcd = driver::connector(Protocol::Etcd, &client, "");
     let info = info(opts, Target::Etcd, Protocol::Etcd, &client);
-    out.loads
-        .push((Target::Etcd, load(opts, etcd.clone(), info.clone()).await?));
+    out.loads.push((
+        Target::Etcd,
+        load_records(opts, etcd.clone(), info.clone()).await?,
+    ));
+    warm_up(opts, etcd.clone(), info.clone()).await?;
     for &w in &opts.workloads {
         let report = measure(opts, etcd.clone(), info.clone(), w, None).await?;
         out.runs.push(Measured {

@@ -95,7 +95,9 @@ impl Drop for Service {
     }
 }
 
-/// Whether an HTTP GET of `url` answers with a success status.
+/// Whether an HTTP GET of `url` answers with a success status within a second (a server
+/// that accepts but never answers is not ready, and must not stall the wait).
 pub async fn http_ok(http: &reqwest::Client, url: &str) -> bool {
-    matches!(http.get(url).send().await, Ok(r) if r.status().is_success())
+    let probe = http.get(url).timeout(Duration::from_secs(1)).send();
+    matches!(probe.await, Ok(r) if r.status().is_success())
 }

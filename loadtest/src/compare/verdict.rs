@@ -43,7 +43,12 @@ pub fn tables(c: &Comparison, workloads: &[Workload]) -> String {
         );
         for m in c.runs.iter().filter(|m| m.workload == w) {
             let r = &m.report;
-            let p50 = r.operations.first().map(|o| o.p50_ms).unwrap_or(0.0);
+            let p50 = r
+                .operations
+                .iter()
+                .max_by_key(|o| o.ok)
+                .map(|o| o.p50_ms)
+                .unwrap_or(0.0);
             let name = if m.open_loop {
                 format!(
                     "{} open@{:.0}",
@@ -67,7 +72,7 @@ pub fn tables(c: &Comparison, workloads: &[Workload]) -> String {
             );
         }
     }
-    out.push_str("\n(p50 is the first operation kind's; p99 the worst kind's.)\n");
+    out.push_str("\n(p50 is the most frequent operation kind's; p99 the worst kind's.)\n");
     out
 }
 

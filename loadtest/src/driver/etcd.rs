@@ -7,7 +7,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::{Connector, Driver, OpError, OpResult, http_client, send};
+use super::http::{http_client, send};
+use super::{Connector, Driver, OpError, OpResult};
 
 /// Makes etcd drivers for one etcd server.
 pub struct EtcdConnector {

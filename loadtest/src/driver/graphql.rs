@@ -4,7 +4,8 @@
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::{Connector, Driver, OpError, OpResult, exchange, http_client, scan_filter};
+use super::http::{exchange, http_client};
+use super::{Connector, Driver, OpError, OpResult, scan_filter};
 
 const READ: &str = "query($c:String!,$id:ID!){document(collection:$c,id:$id){version data}}";
 const PUT: &str =

@@ -20,7 +20,7 @@ impl GrpcConnector {
     async fn client(&self) -> anyhow::Result<DocumentsClient<Channel>> {
         let channel = Endpoint::from_shared(self.target.clone())?
             .tcp_nodelay(true)
-            .timeout(std::time::Duration::from_secs(30))
+            .timeout(super::REQUEST_TIMEOUT)
             .connect()
             .await?;
         Ok(DocumentsClient::new(channel))
@@ -61,8 +61,16 @@ struct Grpc {
     collection: String,
 }
 
-/// A gRPC status as an error with API.md's code name (`NotFound` → `not_found`).
+/// A gRPC status as an error with API.md's code: the gateway starts its messages with
+/// `<code>: `; a status from the transport gets its gRPC code's name (`Unavailable` →
+/// `unavailable`).
 fn status_error(s: tonic::Status) -> OpError {
+    if let Some((code, _)) = s.message().split_once(": ")
+        && !code.is_empty()
+        && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    {
+        return OpError::new(code, s.message());
+    }
     let mut code = String::new();
     for (i, c) in format!("{:?}", s.code()).chars().enumerate() {
         if c.is_ascii_uppercase() && i > 0 {
@@ -156,5 +164,24 @@ impl Driver for Grpc {
                 )),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_error;
+    use tonic::{Code, Status};
+
+    #[test]
+    fn codes_come_from_the_message_prefix_or_the_status() {
+        let e = status_error(Status::new(
+            Code::FailedPrecondition,
+            "precondition_failed: version is not current",
+        ));
+        assert_eq!(e.code, "precondition_failed");
+        let e = status_error(Status::new(Code::Unavailable, "connection refused"));
+        assert_eq!(e.code, "unavailable");
+        let e = status_error(Status::new(Code::DeadlineExceeded, "Timeout expired: x"));
+        assert_eq!(e.code, "deadline_exceeded");
     }
 }

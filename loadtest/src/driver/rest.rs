@@ -3,7 +3,8 @@
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::{Connector, Driver, OpError, OpResult, http_client, scan_filter, send};
+use super::http::{http_client, send};
+use super::{Connector, Driver, OpError, OpResult, scan_filter};
 
 /// Makes REST drivers for one gateway.
 pub struct RestConnector {

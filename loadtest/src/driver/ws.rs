@@ -64,9 +64,21 @@ impl Ws {
         self.next.fetch_add(1, Ordering::Relaxed).to_string()
     }
 
-    /// Sends one request frame and waits for the `result` or `error` frame answering it.
+    /// Sends one request frame and waits for the `result` or `error` frame answering it
+    /// (an error frame without a `req` answers it too: requests go one at a time). An
+    /// answer that never comes is a `timeout`, so a lost frame cannot stall a worker.
     async fn call(&self, req: &str, frame: String) -> OpResult {
         let mut ws = self.stream.lock().await;
+        tokio::time::timeout(super::REQUEST_TIMEOUT, Self::exchange(&mut ws, req, frame))
+            .await
+            .unwrap_or_else(|_| Err(OpError::new("timeout", "no answer on the WebSocket")))
+    }
+
+    async fn exchange(
+        ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>,
+        req: &str,
+        frame: String,
+    ) -> OpResult {
         ws.send(Message::text(frame))
             .await
             .map_err(OpError::transport)?;
@@ -81,10 +93,13 @@ impl Ws {
                 None => return Err(OpError::transport("connection ended")),
             };
             let v: Value = serde_json::from_str(text.as_str()).map_err(OpError::transport)?;
-            if v.get("req").and_then(Value::as_str) != Some(req) {
-                continue;
+            let kind = v.get("type").and_then(Value::as_str);
+            match v.get("req").and_then(Value::as_str) {
+                Some(r) if r == req => {}
+                None if kind == Some("error") => {}
+                _ => continue,
             }
-            return match v.get("type").and_then(Value::as_str) {
+            return match kind {
                 Some("result") => Ok(()),
                 _ => Err(OpError::new(
                     v.pointer("/error/code")

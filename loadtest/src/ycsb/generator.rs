@@ -90,23 +90,30 @@ impl Zipfian {
 pub enum KeyChooser {
     /// Every record equally likely.
     Uniform,
-    /// Zipfian over a huge space, hashed onto the records (YCSB's scrambled zipfian), so the
-    /// hot records are spread over the key space.
-    ScrambledZipfian(Zipfian),
+    /// Zipfian over a huge space, hashed onto `space` record numbers (YCSB's scrambled
+    /// zipfian), so the hot records are spread over the key space. `space` is fixed, so
+    /// the hot set does not move as records are inserted; draws of records that do not
+    /// exist yet are drawn again, as YCSB does.
+    ScrambledZipfian {
+        /// The underlying chooser.
+        zipfian: Zipfian,
+        /// Record numbers the hash spreads over.
+        space: u64,
+    },
     /// The newest records are hot: limit - 1 - zipfian(limit).
     Latest(Zipfian),
 }
 
 impl KeyChooser {
-    /// The chooser for a distribution, over `records` initial records.
-    pub fn new(distribution: super::Distribution, records: u64) -> KeyChooser {
+    /// The chooser for a distribution, over `records` initial records; a workload that
+    /// `inserts` may grow to twice as many (YCSB sizes it by its expected inserts).
+    pub fn new(distribution: super::Distribution, records: u64, inserts: bool) -> KeyChooser {
         match distribution {
             super::Distribution::Uniform => KeyChooser::Uniform,
-            super::Distribution::Zipfian => KeyChooser::ScrambledZipfian(Zipfian::with_zeta(
-                SCRAMBLED_ITEMS,
-                ZIPFIAN_CONSTANT,
-                SCRAMBLED_ZETAN,
-            )),
+            super::Distribution::Zipfian => KeyChooser::ScrambledZipfian {
+                zipfian: Zipfian::with_zeta(SCRAMBLED_ITEMS, ZIPFIAN_CONSTANT, SCRAMBLED_ZETAN),
+                space: records.max(1) * if inserts { 2 } else { 1 },
+            },
             super::Distribution::Latest => KeyChooser::Latest(Zipfian::new(records)),
         }
     }
@@ -116,7 +123,17 @@ impl KeyChooser {
         let limit = limit.max(1);
         match self {
             KeyChooser::Uniform => rng.random_range(0..limit),
-            KeyChooser::ScrambledZipfian(z) => fnv64(z.next(rng, SCRAMBLED_ITEMS)) % limit,
+            KeyChooser::ScrambledZipfian { zipfian, space } => {
+                let mut n = 0;
+                for _ in 0..64 {
+                    n = fnv64(zipfian.next(rng, SCRAMBLED_ITEMS)) % *space;
+                    if n < limit {
+                        return n;
+                    }
+                }
+                // The space outgrew its estimate: fold onto the records that exist.
+                n % limit
+            }
             KeyChooser::Latest(z) => limit - 1 - z.next(rng, limit),
         }
     }
@@ -161,7 +178,7 @@ mod tests {
             super::super::Distribution::Zipfian,
             super::super::Distribution::Latest,
         ] {
-            let mut c = KeyChooser::new(d, 100);
+            let mut c = KeyChooser::new(d, 100, true);
             for limit in [1, 7, 100, 150] {
                 for _ in 0..1000 {
                     assert!(c.next(&mut rng, limit) < limit, "{d:?}");
@@ -173,7 +190,7 @@ mod tests {
     #[test]
     fn latest_prefers_new_records() {
         let mut rng = StdRng::seed_from_u64(4);
-        let mut c = KeyChooser::new(super::super::Distribution::Latest, 1000);
+        let mut c = KeyChooser::new(super::super::Distribution::Latest, 1000, false);
         let newest = (0..10_000)
             .filter(|_| c.next(&mut rng, 1000) >= 990)
             .count();
