@@ -80,9 +80,16 @@ impl Store {
             let _st = self.lock_shard_by(shard, deadline)?;
             let mut batch = WriteBatch::default();
             self.watermark_into(&mut batch, shard, &req.origin_dc, position)?;
+            // Not synced on its own: every replicated write comes back to its origin as
+            // such a marker, and an fsync each doubled the origin's syncs per write. The
+            // next synced write on this node carries it to disk. Losing it (only a power
+            // loss can: the OS has it) moves the watermark back, which the origin's next
+            // change moves forward again; no data is lost.
+            let mut wo = self.write_options();
+            wo.set_sync(false);
             self.engine
                 .db()
-                .write_opt(batch, &self.write_options())
+                .write_opt(batch, &wo)
                 .map_err(crate::engine::db_err)?;
             self.note_progress();
             return Ok(pb::ApplyResponse::default());
