@@ -15,7 +15,7 @@ use aerolith_loadtest::plot::{self, Series};
 use aerolith_loadtest::report::RunInfo;
 use aerolith_loadtest::run::{self, RunOptions};
 use aerolith_loadtest::ycsb::record::Shape;
-use aerolith_loadtest::ycsb::{Spec, Workload};
+use aerolith_loadtest::ycsb::{Distribution, Spec, Workload};
 
 /// Drives AerolithDB clusters over the wire.
 #[derive(Debug, Parser)]
@@ -92,6 +92,9 @@ enum Command {
         /// The YCSB core workload.
         #[arg(long, value_enum, default_value = "a")]
         workload: Workload,
+        /// How keys are chosen, instead of the workload's own (zipfian; latest for d).
+        #[arg(long, value_enum)]
+        distribution: Option<Distribution>,
         /// How long operations are started (30s, 2m, 500ms).
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         duration: Duration,
@@ -235,9 +238,21 @@ fn write_file(path: &std::path::Path, bytes: impl AsRef<[u8]>) -> anyhow::Result
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<std::process::ExitCode> {
+async fn main() -> std::process::ExitCode {
     aerolith_common::telemetry::init_tracing();
-    match Cli::parse().command {
+    match run_command(Cli::parse().command).await {
+        Ok(code) => code,
+        Err(e) => {
+            // One line, whatever RUST_BACKTRACE says; 2 tells it apart from failed checks.
+            eprintln!("aerolith-loadtest: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs one subcommand: exit 1 when operations or checks failed.
+async fn run_command(command: Command) -> anyhow::Result<std::process::ExitCode> {
+    match command {
         Command::Load { target, batch } => {
             let connector = driver::connector(target.protocol, &target.target, &target.collection);
             let report = load::load(
@@ -269,19 +284,21 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Run {
             target,
             workload,
+            distribution,
             duration,
             rate,
             plot: plot_file,
         } => {
+            let (fields, length) = (target.shape.field_count, target.shape.field_length);
+            let mut spec = Spec::core(workload, fields, length);
+            if let Some(d) = distribution {
+                spec.distribution = d;
+            }
             let connector = driver::connector(target.protocol, &target.target, &target.collection);
             let report = run::run(
                 connector,
                 &RunOptions {
-                    spec: Spec::core(
-                        workload,
-                        target.shape.field_count,
-                        target.shape.field_length,
-                    ),
+                    spec,
                     records: target.records,
                     duration,
                     threads: target.threads,
