@@ -1,10 +1,12 @@
 //! `aerolith`: the developer cluster and (later) client commands.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use aerolith_cli::dev::{DevCluster, DevOptions};
+use aerolith_cli::{certs, healthcheck};
 use aerolith_storagenode::Durability;
 
 /// AerolithDB command-line tool.
@@ -42,6 +44,51 @@ enum Command {
     /// Run one DC's replicator of a cluster described by cluster.toml (as
     /// `aerolith-replicator`).
     Replicator(aerolith_replicator::cli::Args),
+    /// Write the internal RPC's certificates for a cluster.toml cluster into DIR: ca.pem,
+    /// node.pem and node.key (kept if all three exist; an error if only some do).
+    Certs {
+        /// Directory for the three files (created if missing).
+        #[arg(long, env = "AEROLITH_CERTS_DIR")]
+        out: PathBuf,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Exit 0 if a process is healthy, 1 (with one line saying why) if not: for container
+    /// healthchecks.
+    Healthcheck {
+        #[command(subcommand)]
+        probe: Probe,
+    },
+}
+
+/// What `aerolith healthcheck` probes.
+#[derive(Debug, Subcommand)]
+enum Probe {
+    /// A gateway or replicator: an HTTP GET that must answer 2xx (e.g.
+    /// http://127.0.0.1:8080/readyz, http://127.0.0.1:9090/healthz).
+    Http {
+        /// The URL to GET.
+        url: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
+    /// A storage node: a ping over the internal RPC, with cluster.toml's certificates.
+    Node {
+        /// cluster.toml (environment overrides of node addresses apply).
+        #[arg(long, env = "AEROLITH_CONFIG")]
+        config: PathBuf,
+        /// The node's DC.
+        #[arg(long, env = "AEROLITH_DC")]
+        dc: String,
+        /// The node's id.
+        #[arg(long, env = "AEROLITH_NODE")]
+        node: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
 }
 
 #[tokio::main]
@@ -68,6 +115,28 @@ async fn main() -> std::process::ExitCode {
         Command::Node(args) => aerolith_storagenode::cli::run(args).await,
         Command::Gateway(args) => aerolith_gateway::cli::run(args).await,
         Command::Replicator(args) => aerolith_replicator::cli::run(args).await,
+        Command::Certs { out, force } => match certs::write(&out, force) {
+            Ok(certs::Outcome::Created) => {
+                println!("wrote {} to {}", certs::FILES.join(", "), out.display());
+                Ok(())
+            }
+            Ok(certs::Outcome::Kept) => {
+                println!("kept the certificates already in {}", out.display());
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+        Command::Healthcheck { probe } => match probe {
+            Probe::Http { url, timeout } => {
+                healthcheck::http(&url, Duration::from_secs(timeout)).await
+            }
+            Probe::Node {
+                config,
+                dc,
+                node,
+                timeout,
+            } => healthcheck::node(&config, &dc, &node, Duration::from_secs(timeout)).await,
+        },
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use aerolith_common::fault_proxy::UdpProxy;
-use aerolith_common::rpc::DevCa;
 use aerolith_common::shard::DEFAULT_SHARDS;
 use aerolith_common::topology::{ClusterConfig, DcConfig, NodeConfig, TlsFiles};
 
@@ -95,19 +94,25 @@ impl ProcCluster {
             );
         }
         std::fs::create_dir_all(dir.join("logs"))?;
-        let ca = DevCa::generate()?;
-        let issued = ca.issue_pem("faults")?;
-        std::fs::write(dir.join("ca.pem"), ca.ca_pem())?;
-        std::fs::write(dir.join("cert.pem"), issued.cert_pem)?;
-        std::fs::write(dir.join("key.pem"), issued.key_pem)?;
+        // The certificates come from `aerolith certs`, as a deployment's would.
+        let certs = dir.join("certs");
+        let status = Command::new(aerolith)
+            .args(["certs", "--out"])
+            .arg(&certs)
+            .stdout(Stdio::null())
+            .status()
+            .context("running aerolith certs")?;
+        if !status.success() {
+            bail!("aerolith certs failed ({status})");
+        }
         let ids: Vec<String> = (1..=dcs).map(|i| format!("dc{i}")).collect();
         let mut config = ClusterConfig {
             name: "faults".into(),
             shards: DEFAULT_SHARDS,
             tls: Some(TlsFiles {
-                ca: dir.join("ca.pem"),
-                cert: dir.join("cert.pem"),
-                key: dir.join("key.pem"),
+                ca: certs.join("ca.pem"),
+                cert: certs.join("node.pem"),
+                key: certs.join("node.key"),
             }),
             dcs: Vec::new(),
         };
