@@ -5,4 +5,3 @@
 pub mod ceiling;
 pub mod certs;
 pub mod dev;
-pub mod healthcheck;

@@ -1,12 +1,12 @@
 //! `aerolith`: the developer cluster and (later) client commands.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use aerolith_cli::certs;
 use aerolith_cli::dev::{DevCluster, DevOptions};
-use aerolith_cli::{certs, healthcheck};
+use aerolith_common::healthcheck;
 use aerolith_storagenode::Durability;
 
 /// AerolithDB command-line tool.
@@ -58,36 +58,7 @@ enum Command {
     /// healthchecks.
     Healthcheck {
         #[command(subcommand)]
-        probe: Probe,
-    },
-}
-
-/// What `aerolith healthcheck` probes.
-#[derive(Debug, Subcommand)]
-enum Probe {
-    /// A gateway or replicator: an HTTP GET that must answer 2xx (e.g.
-    /// http://127.0.0.1:8080/readyz, http://127.0.0.1:9090/healthz).
-    Http {
-        /// The URL to GET.
-        url: String,
-        /// Seconds to wait for the answer.
-        #[arg(long, default_value_t = 3)]
-        timeout: u64,
-    },
-    /// A storage node: a ping over the internal RPC, with cluster.toml's certificates.
-    Node {
-        /// cluster.toml (environment overrides of node addresses apply).
-        #[arg(long, env = "AEROLITH_CONFIG")]
-        config: PathBuf,
-        /// The node's DC.
-        #[arg(long, env = "AEROLITH_DC")]
-        dc: String,
-        /// The node's id.
-        #[arg(long, env = "AEROLITH_NODE")]
-        node: String,
-        /// Seconds to wait for the answer.
-        #[arg(long, default_value_t = 3)]
-        timeout: u64,
+        probe: healthcheck::Probe,
     },
 }
 
@@ -126,17 +97,9 @@ async fn main() -> std::process::ExitCode {
             }
             Err(e) => Err(e),
         },
-        Command::Healthcheck { probe } => match probe {
-            Probe::Http { url, timeout } => {
-                healthcheck::http(&url, Duration::from_secs(timeout)).await
-            }
-            Probe::Node {
-                config,
-                dc,
-                node,
-                timeout,
-            } => healthcheck::node(&config, &dc, &node, Duration::from_secs(timeout)).await,
-        },
+        Command::Healthcheck { probe } => healthcheck::probe(probe)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -5,6 +5,7 @@ pub mod dc_state;
 pub mod document;
 pub mod error;
 pub mod fault_proxy;
+pub mod healthcheck;
 pub mod hlc;
 pub mod json;
 pub mod merge;

@@ -4,7 +4,11 @@ use clap::Parser;
 
 /// Runs one AerolithDB replicator.
 #[derive(Debug, Parser)]
-#[command(name = "aerolith-replicator", version)]
+#[command(
+    name = "aerolith-replicator",
+    version,
+    after_help = "Also `aerolith-replicator healthcheck http URL` and `aerolith-replicator healthcheck node --config FILE --dc DC --node N`: exit 0 if healthy, 1 if not (for container healthchecks)."
+)]
 struct Cmd {
     #[command(flatten)]
     args: aerolith_replicator::cli::Args,
@@ -13,5 +17,8 @@ struct Cmd {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     aerolith_common::telemetry::init_tracing();
+    if let Some(code) = aerolith_common::healthcheck::run_if_asked("aerolith-replicator").await {
+        std::process::exit(code);
+    }
     aerolith_replicator::cli::run(Cmd::parse().args).await
 }

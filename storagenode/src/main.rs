@@ -4,7 +4,11 @@ use clap::Parser;
 
 /// Runs one AerolithDB storage node.
 #[derive(Debug, Parser)]
-#[command(name = "aerolith-storagenode", version)]
+#[command(
+    name = "aerolith-storagenode",
+    version,
+    after_help = "Also `aerolith-storagenode healthcheck http URL` and `aerolith-storagenode healthcheck node --config FILE --dc DC --node N`: exit 0 if healthy, 1 if not (for container healthchecks)."
+)]
 struct Cmd {
     #[command(flatten)]
     args: aerolith_storagenode::cli::Args,
@@ -13,5 +17,8 @@ struct Cmd {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     aerolith_common::telemetry::init_tracing();
+    if let Some(code) = aerolith_common::healthcheck::run_if_asked("aerolith-storagenode").await {
+        std::process::exit(code);
+    }
     aerolith_storagenode::cli::run(Cmd::parse().args).await
 }

@@ -1,0 +1,241 @@
+//! Health probes for container healthchecks (images have no shell or curl): every binary
+//! answers `<binary> healthcheck http URL` (a gateway's `/readyz`, a replicator's
+//! `/healthz`) and `<binary> healthcheck node --config FILE --dc DC --node N` (a storage
+//! node, which has no HTTP port, pinged over the internal RPC with the cluster's
+//! certificates). Exit 0 when healthy, 1 with one line saying why.
+
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use aerolith_proto::internal::v1 as pb;
+
+use crate::rpc::{RpcClient, TlsMaterial};
+use crate::topology::ClusterConfig;
+use crate::{Error, Result};
+
+/// What a healthcheck probes.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Probe {
+    /// A gateway or replicator: an HTTP GET that must answer 2xx (e.g.
+    /// http://127.0.0.1:8080/readyz, http://127.0.0.1:9090/healthz).
+    Http {
+        /// The URL to GET (http:// only).
+        url: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
+    /// A storage node: a ping over the internal RPC, with cluster.toml's certificates.
+    Node {
+        /// cluster.toml (environment overrides of node addresses apply).
+        #[arg(long, env = "AEROLITH_CONFIG")]
+        config: PathBuf,
+        /// The node's DC.
+        #[arg(long, env = "AEROLITH_DC")]
+        dc: String,
+        /// The node's id.
+        #[arg(long, env = "AEROLITH_NODE")]
+        node: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
+}
+
+/// `<binary> healthcheck ...` on its own, for binaries whose other flags sit at the top.
+#[derive(Debug, Parser)]
+struct HealthcheckCmd {
+    #[command(subcommand)]
+    probe: Probe,
+}
+
+/// Runs a probe.
+pub async fn probe(p: Probe) -> Result<()> {
+    match p {
+        Probe::Http { url, timeout } => http(&url, Duration::from_secs(timeout)).await,
+        Probe::Node {
+            config,
+            dc,
+            node: id,
+            timeout,
+        } => node(&config, &dc, &id, Duration::from_secs(timeout)).await,
+    }
+}
+
+/// If this process was started as `<bin> healthcheck ...`, runs the probe and returns the
+/// exit code (printing one line on failure); otherwise `None`.
+pub async fn run_if_asked(bin: &str) -> Option<i32> {
+    let mut args = std::env::args_os();
+    args.next();
+    if args.next().as_deref() != Some(OsStr::new("healthcheck")) {
+        return None;
+    }
+    let argv = std::iter::once(OsString::from(format!("{bin} healthcheck"))).chain(args);
+    let cmd = HealthcheckCmd::parse_from(argv);
+    Some(match probe(cmd.probe).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{bin} healthcheck: {}", e.message);
+            1
+        }
+    })
+}
+
+/// Succeeds if a GET of `url` answers with a 2xx status within `timeout`.
+pub async fn http(url: &str, timeout: Duration) -> Result<()> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| Error::invalid(format!("{url}: only http:// URLs are probed")))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    let exchange = async {
+        let mut stream = TcpStream::connect(authority).await?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        // The status line is all that is needed; it comes first.
+        let mut head = Vec::with_capacity(64);
+        let mut buf = [0u8; 64];
+        while !head.contains(&b'\n') && head.len() < 1024 {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        Ok::<_, std::io::Error>(head)
+    };
+    let head = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| Error::unavailable(format!("GET {url}: no answer within {timeout:?}")))?
+        .map_err(|e| Error::unavailable(format!("GET {url}: {e}")))?;
+    let line = String::from_utf8_lossy(&head);
+    let status = line.split_whitespace().nth(1).unwrap_or_default();
+    if status.len() == 3 && status.starts_with('2') {
+        Ok(())
+    } else {
+        let first = line.lines().next().unwrap_or_default();
+        Err(Error::unavailable(format!("GET {url} answered {first:?}")))
+    }
+}
+
+/// Succeeds if storage node `id` of `dc` (its address from `config`, environment overrides
+/// included) answers a ping within `timeout`.
+pub async fn node(config: &std::path::Path, dc: &str, id: &str, timeout: Duration) -> Result<()> {
+    let cfg = ClusterConfig::load(config)?;
+    let tls = cfg.tls.as_ref().ok_or_else(|| {
+        Error::invalid(format!(
+            "{} has no [tls] section: a node is probed over the internal RPC, which needs the cluster's certificates",
+            config.display()
+        ))
+    })?;
+    let client = RpcClient::new(&TlsMaterial::from_files(tls)?)?;
+    let addr = &cfg
+        .dc(dc)?
+        .nodes
+        .iter()
+        .find(|n| n.id == id)
+        .ok_or_else(|| Error::invalid(format!("{dc} has no node {id} in {}", config.display())))?
+        .rpc;
+    client
+        .call(addr, pb::request::Body::Ping(pb::PingRequest {}), timeout)
+        .await
+        .map_err(|e| Error::unavailable(format!("ping {dc}/{id} at {addr}: {}", e.message)))?;
+    Ok(())
+}
+
+/// The check every binary's test runs on its `healthcheck` subcommand: exit 0 on an endpoint
+/// that answers 200, then exit 1 with one line once nothing listens there. Panics on a
+/// mismatch (it is for tests).
+pub fn assert_binary_answers(exe: &str, bin: &str) {
+    use std::io::{Read, Write};
+    use std::process::Command;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a local port");
+    let addr = listener.local_addr().expect("its address");
+    let server = std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    let url = format!("http://{addr}/healthz");
+    let ok = Command::new(exe)
+        .args(["healthcheck", "http", &url])
+        .output()
+        .expect("the binary runs");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let _ = server.join();
+    // The listener is gone: nothing answers any more.
+    let down = Command::new(exe)
+        .args(["healthcheck", "http", &url, "--timeout", "2"])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(down.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&down.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.starts_with(&format!("{bin} healthcheck: GET")), "{err}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A server that answers every connection with `status_line` and closes it.
+    async fn answering(status_line: &'static str) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 512];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(format!("{status_line}\r\ncontent-length: 0\r\n\r\n").as_bytes())
+                    .await;
+            }
+        });
+        format!("http://{addr}/readyz")
+    }
+
+    #[tokio::test]
+    async fn http_probes_pass_on_2xx_only() {
+        let t = Duration::from_secs(3);
+        assert!(http(&answering("HTTP/1.1 200 OK").await, t).await.is_ok());
+        assert!(
+            http(&answering("HTTP/1.1 204 No Content").await, t)
+                .await
+                .is_ok()
+        );
+        let e = http(&answering("HTTP/1.1 503 Service Unavailable").await, t)
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("503"), "{}", e.message);
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        assert!(http(&format!("http://{closed}/"), t).await.is_err());
+        assert!(http("https://example.com/", t).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_fails_the_probe_at_its_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let e = http(&url, Duration::from_millis(200)).await.unwrap_err();
+        assert!(e.message.contains("no answer"), "{}", e.message);
+        drop(listener);
+    }
+}
