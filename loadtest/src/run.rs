@@ -135,6 +135,42 @@ pub async fn run(
     Ok(Report::new(info, &stats, seconds))
 }
 
+/// Unrecorded reads (workload C) for `duration`, so a target's connections and caches are
+/// warm before its measured runs.
+pub async fn warm_up(
+    connector: Arc<dyn Connector>,
+    opts: &RunOptions,
+    duration: Duration,
+    info: RunInfo,
+) -> anyhow::Result<()> {
+    if duration.is_zero() {
+        return Ok(());
+    }
+    let spec = Spec::core(
+        crate::ycsb::Workload::C,
+        opts.spec.field_count,
+        opts.spec.field_length,
+    );
+    let warm = RunOptions {
+        spec,
+        duration,
+        rate: None,
+        seed: opts.seed.wrapping_add(7),
+        progress: false,
+        ..opts.clone()
+    };
+    run(
+        connector,
+        &warm,
+        RunInfo {
+            workload: "warm-up".into(),
+            ..info
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// When a worker starts its operations.
 enum Schedule {
     /// Each as soon as the last one ends.
@@ -203,39 +239,32 @@ impl Worker {
         let kind = self.spec.pick(self.rng.random());
         let limit = self.keyspace.limit();
         let key = key_of(self.chooser.next(&mut self.rng, limit));
-        let (fields, length) = (self.spec.field_count, self.spec.field_length);
-        let outcome: OpResult;
-        let begin;
-        match kind {
-            OpKind::Read => {
-                begin = due.unwrap_or_else(Instant::now);
-                outcome = driver.read(&key).await;
-            }
-            OpKind::Update => {
-                let body = record(&mut self.rng, fields, length);
-                begin = due.unwrap_or_else(Instant::now);
-                outcome = driver.update(&key, &body).await;
-            }
-            OpKind::Insert => {
-                let n = self.keyspace.claim();
-                let body = record(&mut self.rng, fields, length);
-                begin = due.unwrap_or_else(Instant::now);
-                outcome = driver.insert(&key_of(n), &body).await;
-                self.keyspace.finish(n);
-            }
-            OpKind::Scan => {
-                let count = self.rng.random_range(1..=self.spec.max_scan.max(1));
-                begin = due.unwrap_or_else(Instant::now);
-                outcome = driver.scan(&key, count).await;
-            }
-            OpKind::ReadModifyWrite => {
-                let body = record(&mut self.rng, fields, length);
-                begin = due.unwrap_or_else(Instant::now);
-                outcome = match driver.read(&key).await {
-                    Ok(()) => driver.update(&key, &body).await,
-                    Err(e) => Err(e),
-                };
-            }
+        // What the operation needs is drawn before its clock starts.
+        let body = matches!(
+            kind,
+            OpKind::Update | OpKind::Insert | OpKind::ReadModifyWrite
+        )
+        .then(|| record(&mut self.rng, self.spec.field_count, self.spec.field_length));
+        let body = body.as_deref().unwrap_or_default();
+        let count = match kind {
+            OpKind::Scan => self.rng.random_range(1..=self.spec.max_scan.max(1)),
+            _ => 0,
+        };
+        let inserted = (kind == OpKind::Insert).then(|| self.keyspace.claim());
+        let key = inserted.map(key_of).unwrap_or(key);
+        let begin = due.unwrap_or_else(Instant::now);
+        let outcome: OpResult = match kind {
+            OpKind::Read => driver.read(&key).await,
+            OpKind::Update => driver.update(&key, body).await,
+            OpKind::Insert => driver.insert(&key, body).await,
+            OpKind::Scan => driver.scan(&key, count).await,
+            OpKind::ReadModifyWrite => match driver.read(&key).await {
+                Ok(()) => driver.update(&key, body).await,
+                Err(e) => Err(e),
+            },
+        };
+        if let Some(n) = inserted {
+            self.keyspace.finish(n);
         }
         let latency = begin.elapsed();
         self.live.count(outcome.is_err());

@@ -150,36 +150,22 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             .await?;
             print!("{}", loaded.table());
             reports.push(loaded);
-            if !warmup.is_zero() {
-                run::run(
-                    connector.clone(),
-                    &RunOptions {
-                        spec: Spec::core(Workload::C, field_count, field_length),
-                        records,
-                        duration: warmup,
-                        threads,
-                        rate: None,
-                        seed: seed.wrapping_add(7),
-                        progress: false,
-                    },
-                    RunInfo {
-                        workload: "warm-up".into(),
-                        ..info.clone()
-                    },
-                )
-                .await?;
-            }
+            let base = RunOptions {
+                spec: Spec::core(Workload::C, field_count, field_length),
+                records,
+                duration,
+                threads,
+                rate: None,
+                seed,
+                progress: false,
+            };
+            run::warm_up(connector.clone(), &base, warmup, info.clone()).await?;
             for workload in workloads {
                 let report = run::run(
                     connector.clone(),
                     &RunOptions {
                         spec: Spec::core(workload, field_count, field_length),
-                        records,
-                        duration,
-                        threads,
-                        rate: None,
-                        seed,
-                        progress: false,
+                        ..base.clone()
                     },
                     RunInfo {
                         workload: workload.letter().into(),

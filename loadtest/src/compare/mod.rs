@@ -194,6 +194,19 @@ async fn load_records(
     Ok(report)
 }
 
+/// The run settings of `workload` on every target.
+fn run_options(opts: &CompareOptions, workload: Workload, rate: Option<f64>) -> RunOptions {
+    RunOptions {
+        spec: Spec::core(workload, opts.field_count, opts.field_length),
+        records: opts.records,
+        duration: opts.duration,
+        threads: opts.threads,
+        rate,
+        seed: opts.seed,
+        progress: opts.progress,
+    }
+}
+
 /// Runs one workload through `connector`, closed loop or open loop at `rate`.
 async fn measure(
     opts: &CompareOptions,
@@ -202,23 +215,11 @@ async fn measure(
     workload: Workload,
     rate: Option<f64>,
 ) -> anyhow::Result<Report> {
-    let report = run::run(
-        connector,
-        &RunOptions {
-            spec: Spec::core(workload, opts.field_count, opts.field_length),
-            records: opts.records,
-            duration: opts.duration,
-            threads: opts.threads,
-            rate,
-            seed: opts.seed,
-            progress: opts.progress,
-        },
-        RunInfo {
-            workload: workload.letter().into(),
-            ..info
-        },
-    )
-    .await?;
+    let info = RunInfo {
+        workload: workload.letter().into(),
+        ..info
+    };
+    let report = run::run(connector, &run_options(opts, workload, rate), info).await?;
     print!("{}", report.table());
     Ok(report)
 }
@@ -229,27 +230,13 @@ async fn warm_up(
     connector: Arc<dyn Connector>,
     info: RunInfo,
 ) -> anyhow::Result<()> {
-    if opts.warmup.is_zero() {
-        return Ok(());
-    }
-    run::run(
+    run::warm_up(
         connector,
-        &RunOptions {
-            spec: Spec::core(Workload::C, opts.field_count, opts.field_length),
-            records: opts.records,
-            duration: opts.warmup,
-            threads: opts.threads,
-            rate: None,
-            seed: opts.seed.wrapping_add(7),
-            progress: false,
-        },
-        RunInfo {
-            workload: "warm-up".into(),
-            ..info
-        },
+        &run_options(opts, Workload::C, None),
+        opts.warmup,
+        info,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// AerolithDB through `aerolith dev`: load over REST, then each workload over REST and
