@@ -5,6 +5,12 @@
 # every document (its shards from dc2); restarts it; cuts the replicators off the inter-DC
 # network, writes on both sides, reconnects them and checks both DCs converge to equal
 # digests. Tears everything down at the end, also on failure (printing the logs first).
+# The cluster runs with tokens: an admin token of the script's own (AEROLITH_AUTH_TOKENS)
+# beside the ones the certs service generates, which are checked too.
+#
+# The published ports are the compose file's defaults where free; where a port is taken
+# (another cluster, or any process), the script picks free ones instead, so a busy machine
+# does not fail the run.
 #
 #   scripts/compose-smoke.sh                        # stages the release binary
 #   AEROLITH_BIN=path/to/aerolith scripts/compose-smoke.sh   # stages that binary
@@ -44,37 +50,99 @@ wait_until() {
     echo "ok: $what"
 }
 
-put() { curl -sf -X PUT "http://127.0.0.1:$1/v1/collections/smoke/docs/$2" \
+# A previous run's leftovers go first, so its ports count as free.
+compose down -v --remove-orphans >/dev/null 2>&1 || true
+
+# Host ports: `VAR=port` for each published port, the default unless it is taken.
+eval "$(python3 - <<'PY'
+import socket
+wanted = [("AEROLITH_DC1_HTTP_PORT", 8080), ("AEROLITH_DC2_HTTP_PORT", 8081),
+          ("AEROLITH_DC1_GRPC_PORT", 50051), ("AEROLITH_DC2_GRPC_PORT", 50052),
+          ("AEROLITH_DC1_ADMIN_PORT", 9090), ("AEROLITH_DC2_ADMIN_PORT", 9091)]
+def free(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("0.0.0.0", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+taken = set()
+# Fallbacks sit below Linux's ephemeral range, where no client socket lands by chance.
+spare = iter(range(18080, 32000))
+for var, port in wanted:
+    while port in taken or not free(port):
+        port = next(spare)
+    taken.add(port)
+    print(f"export {var}={port}")
+PY
+)"
+http1=$AEROLITH_DC1_HTTP_PORT http2=$AEROLITH_DC2_HTTP_PORT
+admin1=$AEROLITH_DC1_ADMIN_PORT admin2=$AEROLITH_DC2_ADMIN_PORT
+echo "compose-smoke: ports dc1 $http1/$AEROLITH_DC1_GRPC_PORT/$admin1, dc2 $http2/$AEROLITH_DC2_GRPC_PORT/$admin2"
+
+# The script's own admin token, passed to every gateway and replicator.
+ADMIN_TOKEN="smoke-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+export AEROLITH_AUTH_TOKENS="admin:$ADMIN_TOKEN"
+auth=(-H "authorization: Bearer $ADMIN_TOKEN")
+
+put() { curl -sf "${auth[@]}" -X PUT "http://127.0.0.1:$1/v1/collections/smoke/docs/$2" \
     -H 'content-type: application/json' -d "$3"; }
-has() { curl -sf "http://127.0.0.1:$1/v1/collections/smoke/docs/$2" | grep -q "$3"; }
+has() { curl -sf "${auth[@]}" "http://127.0.0.1:$1/v1/collections/smoke/docs/$2" | grep -q "$3"; }
+status_of() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 same_digests() {
-    python3 - <<'PY'
+    python3 - "$admin1" "$admin2" "$ADMIN_TOKEN" <<'PY'
 import json, sys, urllib.request
-a, b = (json.load(urllib.request.urlopen(f"http://127.0.0.1:{p}/admin/digests", timeout=5))["shards"]
-        for p in (9090, 9091))
+def shards(port):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/admin/digests",
+                                 headers={"authorization": f"Bearer {sys.argv[3]}"})
+    return json.load(urllib.request.urlopen(req, timeout=5))["shards"]
+a, b = shards(sys.argv[1]), shards(sys.argv[2])
 sys.exit(0 if a == b and a else 1)
 PY
 }
 
-compose down -v --remove-orphans >/dev/null 2>&1 || true
 scripts/stage-images.sh
 compose up --build -d
 
-wait_until 180 "dc1's gateway ready" curl -sf http://127.0.0.1:8080/readyz
-wait_until 180 "dc2's gateway ready" curl -sf http://127.0.0.1:8081/readyz
-wait_until 60 "replicator admin APIs" curl -sf http://127.0.0.1:9091/admin/status
+wait_until 180 "dc1's gateway ready" curl -sf "http://127.0.0.1:$http1/readyz"
+wait_until 180 "dc2's gateway ready" curl -sf "http://127.0.0.1:$http2/readyz"
+wait_until 60 "replicator admin APIs" curl -sf "${auth[@]}" "http://127.0.0.1:$admin2/admin/status"
+
+# Tokens: none is refused; the generated read token reads but may not write.
+expect_status() {
+    local want=$1 what=$2
+    shift 2
+    local got
+    got=$(status_of "$@")
+    [ "$got" = "$want" ] || { echo "compose-smoke: $what: HTTP $got, not $want" >&2; exit 1; }
+    echo "ok: $what ($want)"
+}
+expect_status 401 "a read without a token" "http://127.0.0.1:$http1/v1/collections"
+expect_status 401 "the admin API without a token" "http://127.0.0.1:$admin1/admin/status"
+tokens_dir=$(mktemp -d)
+docker cp dc1-gateway:/certs/tokens "$tokens_dir/tokens" >/dev/null
+read_token=$(awk '$1 == "read" {print $2}' "$tokens_dir/tokens")
+rm -rf "$tokens_dir"
+expect_status 200 "a read with the generated read token" \
+    -H "authorization: Bearer $read_token" "http://127.0.0.1:$http1/v1/collections"
+expect_status 403 "a write with the read token" -X PUT \
+    -H "authorization: Bearer $read_token" -H 'content-type: application/json' -d '{}' \
+    "http://127.0.0.1:$http1/v1/collections/smoke/docs/nope"
 
 # Written in dc1, read in dc2.
-put 8080 first '{"n":1}' >/dev/null
-wait_until 60 "dc2 reads what dc1 wrote" has 8081 first '"n":1'
+put "$http1" first '{"n":1}' >/dev/null
+wait_until 60 "dc2 reads what dc1 wrote" has "$http2" first '"n":1'
 
 # One dc1 storage node down: dc1's gateway serves every shard (the node's from dc2).
 docker stop dc1-n1 >/dev/null
 for i in $(seq 1 24); do
-    wait_until 30 "write d$i through dc1 with dc1-n1 down" put 8080 "d$i" "{\"i\":$i}"
+    wait_until 30 "write d$i through dc1 with dc1-n1 down" put "$http1" "d$i" "{\"i\":$i}"
 done
 for i in $(seq 1 24); do
-    has 8080 "d$i" "\"i\":$i" || { echo "compose-smoke: dc1 lost d$i" >&2; exit 1; }
+    has "$http1" "d$i" "\"i\":$i" || { echo "compose-smoke: dc1 lost d$i" >&2; exit 1; }
 done
 echo "ok: dc1 served all 24 documents with dc1-n1 stopped"
 docker start dc1-n1 >/dev/null
@@ -85,12 +153,12 @@ wait_until 120 "dc1-n1 healthy again" sh -c \
 network="${project}_interdc"
 docker network disconnect "$network" dc1-replicator
 docker network disconnect "$network" dc2-replicator
-put 8080 left '{"side":"dc1"}' >/dev/null
-put 8081 right '{"side":"dc2"}' >/dev/null
+put "$http1" left '{"side":"dc1"}' >/dev/null
+put "$http2" right '{"side":"dc2"}' >/dev/null
 echo "ok: both DCs took writes while cut off"
 docker network connect "$network" dc1-replicator
 docker network connect "$network" dc2-replicator
-wait_until 120 "dc2 has dc1's write after healing" has 8081 left '"side":"dc1"'
-wait_until 120 "dc1 has dc2's write after healing" has 8080 right '"side":"dc2"'
+wait_until 120 "dc2 has dc1's write after healing" has "$http2" left '"side":"dc1"'
+wait_until 120 "dc1 has dc2's write after healing" has "$http1" right '"side":"dc2"'
 wait_until 120 "both DCs' digests equal" same_digests
 echo "compose-smoke: passed"

@@ -48,6 +48,32 @@ pub fn write(dir: &Path, force: bool) -> anyhow::Result<Outcome> {
     Ok(Outcome::Created)
 }
 
+/// The file of API tokens [`write_tokens`] writes beside the certificates.
+pub const TOKENS_FILE: &str = "tokens";
+
+/// Writes `dir/tokens` (API.md's `ROLE TOKEN` lines: one random `read`, `write` and `admin`
+/// token), readable by its owner only, unless it exists; true when it was written.
+pub fn write_tokens(dir: &Path, force: bool) -> anyhow::Result<bool> {
+    let path = dir.join(TOKENS_FILE);
+    if path.exists() && !force {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut text = String::from("# AerolithDB API tokens: ROLE TOKEN (roles read, write, admin)\n");
+    for role in ["read", "write", "admin"] {
+        text.push_str(&format!("{role} {}\n", random_token()));
+    }
+    write_file(&path, text.as_bytes(), 0o600)?;
+    Ok(true)
+}
+
+/// 32 random bytes as hex: a token nobody guesses.
+fn random_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 32] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Writes `bytes` to `path` with `mode`, through a temporary file and a rename, so a reader
 /// never sees half a file.
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {

@@ -50,6 +50,8 @@ pub struct DevOptions {
     /// Where each replicator ships to each peer (tests route links through a fault proxy);
     /// `None` ships straight to the peer's replicator.
     pub link_route: Option<LinkRoute>,
+    /// The tokens every gateway and replicator admin API asks for; empty: auth off.
+    pub tokens: aerolith_common::auth::Tokens,
 }
 
 /// Maps (`from` DC, `to` DC, the peer replicator's real address) to the address to ship to.
@@ -79,6 +81,7 @@ impl DevOptions {
             ws_queue_frames: aerolith_gateway::ws::DEFAULT_QUEUE_FRAMES,
             ws_heartbeat: aerolith_gateway::ws::DEFAULT_HEARTBEAT,
             link_route: None,
+            tokens: aerolith_common::auth::Tokens::default(),
         }
     }
 }
@@ -249,6 +252,7 @@ impl DevCluster {
                     listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                     tls: ca.issue(&format!("{}-replicator", dc.id))?,
                     data_dir: opts.data_dir.join(&dc.id).join("replicator"),
+                    tokens: opts.tokens.clone(),
                 })
                 .await
                 .with_context(|| format!("replicator of {} failed to start", dc.id))?;
@@ -293,6 +297,7 @@ impl DevCluster {
                 limits: Limits::default(),
                 ws_queue_frames: opts.ws_queue_frames,
                 ws_heartbeat: opts.ws_heartbeat,
+                tokens: opts.tokens.clone(),
             })
             .await
             .with_context(|| format!("gateway of {} failed to start", dc.id))?;

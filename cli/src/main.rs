@@ -36,6 +36,9 @@ enum Command {
         /// `durable` acknowledges writes once the WAL is synced; `relaxed` skips the sync.
         #[arg(long, value_enum, default_value = "durable")]
         durability: Durability,
+        /// Tokens every gateway and replicator admin API asks for (auth stays off without).
+        #[command(flatten)]
+        auth: aerolith_common::auth::TokenArgs,
     },
     /// Run one storage node of a cluster described by cluster.toml (as `aerolith-storagenode`).
     Node(aerolith_storagenode::cli::Args),
@@ -53,6 +56,10 @@ enum Command {
         /// Replace existing files.
         #[arg(long)]
         force: bool,
+        /// Also write DIR/tokens: a random read, write and admin API token (`ROLE TOKEN`
+        /// lines, for `--auth-tokens`), kept if it exists.
+        #[arg(long)]
+        tokens: bool,
     },
     /// Exit 0 if a process is healthy, 1 (with one line saying why) if not: for container
     /// healthchecks.
@@ -73,30 +80,25 @@ async fn main() -> std::process::ExitCode {
             nodes_per_dc,
             port_base,
             durability,
-        } => {
-            run_dev(DevOptions {
-                dcs,
-                nodes_per_dc,
-                port_base: Some(port_base),
-                durability,
-                ..DevOptions::new(data_dir)
-            })
-            .await
-        }
+            auth,
+        } => match auth.load() {
+            Ok(tokens) => {
+                run_dev(DevOptions {
+                    dcs,
+                    nodes_per_dc,
+                    port_base: Some(port_base),
+                    durability,
+                    tokens,
+                    ..DevOptions::new(data_dir)
+                })
+                .await
+            }
+            Err(e) => Err(anyhow::anyhow!(e.message)),
+        },
         Command::Node(args) => aerolith_storagenode::cli::run(args).await,
         Command::Gateway(args) => aerolith_gateway::cli::run(args).await,
         Command::Replicator(args) => aerolith_replicator::cli::run(args).await,
-        Command::Certs { out, force } => match certs::write(&out, force) {
-            Ok(certs::Outcome::Created) => {
-                println!("wrote {} to {}", certs::FILES.join(", "), out.display());
-                Ok(())
-            }
-            Ok(certs::Outcome::Kept) => {
-                println!("kept the certificates already in {}", out.display());
-                Ok(())
-            }
-            Err(e) => Err(e),
-        },
+        Command::Certs { out, force, tokens } => certs_command(&out, force, tokens),
         Command::Healthcheck { probe } => healthcheck::probe(probe)
             .await
             .map_err(|e| anyhow::anyhow!(e.message)),
@@ -110,10 +112,32 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// `aerolith certs`: the certificates, and the tokens file when asked for.
+fn certs_command(out: &std::path::Path, force: bool, tokens: bool) -> anyhow::Result<()> {
+    match certs::write(out, force)? {
+        certs::Outcome::Created => {
+            println!("wrote {} to {}", certs::FILES.join(", "), out.display())
+        }
+        certs::Outcome::Kept => println!("kept the certificates already in {}", out.display()),
+    }
+    if tokens {
+        if certs::write_tokens(out, force)? {
+            println!("wrote {} to {}", certs::TOKENS_FILE, out.display());
+        } else {
+            println!("kept the tokens already in {}", out.display());
+        }
+    }
+    Ok(())
+}
+
 async fn run_dev(opts: DevOptions) -> anyhow::Result<()> {
     let data_dir = opts.data_dir.clone();
+    if opts.tokens.is_empty() {
+        tracing::warn!(
+            "no auth tokens configured: authentication is off (dev mode, loopback only)"
+        );
+    }
     let cluster = DevCluster::start(opts).await?;
-    tracing::warn!("no auth tokens configured: authentication is off (dev mode, loopback only)");
     println!(
         "AerolithDB dev cluster ready (data in {})",
         data_dir.display()

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::{Error, ErrorCode, Result};
 
 /// What a token may do; each role implies the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
     /// Every read, the change feed, `/v1/cluster`.
     Read,
@@ -18,6 +18,15 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role's name in API.md.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+            Role::Admin => "admin",
+        }
+    }
+
     /// Parses `read`, `write` or `admin`.
     pub fn parse(s: &str) -> Result<Role> {
         match s {
@@ -27,6 +36,46 @@ impl Role {
             other => Err(Error::invalid(format!(
                 "unknown role {other:?}: read, write or admin"
             ))),
+        }
+    }
+}
+
+/// Who made a request: the role its token grants, and which configured token it was (so
+/// limits can be kept per token without holding the value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Caller {
+    /// What the caller may do.
+    pub role: Role,
+    /// The index of the caller's token among the configured ones; `None` with auth off.
+    pub token: Option<usize>,
+}
+
+impl Caller {
+    /// The caller of a process without tokens: anyone who reaches the port may do anything.
+    pub const UNRESTRICTED: Caller = Caller {
+        role: Role::Admin,
+        token: None,
+    };
+
+    /// The caller assumed where none was recorded (failing closed: reads only).
+    pub const READ_ONLY: Caller = Caller {
+        role: Role::Read,
+        token: None,
+    };
+
+    /// `permission_denied` unless the caller's role is at least `needed`.
+    pub fn require(&self, needed: Role) -> Result<()> {
+        if self.role >= needed {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "this needs the {} role; the token has {}",
+                    needed.as_str(),
+                    self.role.as_str()
+                ),
+            ))
         }
     }
 }
@@ -94,30 +143,137 @@ impl Tokens {
         Ok(())
     }
 
-    /// The role of `token`, comparing against every configured token in constant time
-    /// (the time does not depend on where or whether a match is).
-    pub fn role_of(&self, token: &str) -> Option<Role> {
-        let mut found = None;
-        for (known, role) in &self.entries {
-            if constant_time_eq(known, token.as_bytes()) {
-                found = found.max(Some(*role));
+    /// Tokens from a `ROLE TOKEN` file and an `AEROLITH_AUTH_TOKENS` list, either or both.
+    pub fn load(file: Option<&Path>, list: Option<&str>) -> Result<Tokens> {
+        let mut tokens = Tokens::default();
+        if let Some(f) = file {
+            tokens.add_file(f)?;
+        }
+        if let Some(l) = list {
+            tokens.add_list(l)?;
+        }
+        Ok(tokens)
+    }
+
+    /// The caller holding `token`, comparing against every configured token in constant
+    /// time (the time does not depend on where or whether a match is).
+    pub fn lookup(&self, token: &str) -> Option<Caller> {
+        let mut found: Option<Caller> = None;
+        for (i, (known, role)) in self.entries.iter().enumerate() {
+            if constant_time_eq(known, token.as_bytes()) && found.is_none_or(|f| *role > f.role) {
+                found = Some(Caller {
+                    role: *role,
+                    token: Some(i),
+                });
             }
         }
         found
+    }
+
+    /// The role of `token`, if it is one of the configured ones.
+    pub fn role_of(&self, token: &str) -> Option<Role> {
+        self.lookup(token).map(|c| c.role)
+    }
+
+    /// The caller of a request presenting `token` (from a header or query parameter):
+    /// unrestricted when no token is configured, `unauthenticated` when it is missing or
+    /// unknown.
+    pub fn caller(&self, token: Option<&str>) -> Result<Caller> {
+        if self.is_empty() {
+            return Ok(Caller::UNRESTRICTED);
+        }
+        let token = token.ok_or_else(|| {
+            Error::new(
+                ErrorCode::Unauthenticated,
+                "this needs a token: Authorization: Bearer <token>",
+            )
+        })?;
+        self.lookup(token)
+            .ok_or_else(|| Error::new(ErrorCode::Unauthenticated, "unknown token"))
     }
 
     /// The role of an `Authorization` header value (`Bearer <token>`): `unauthenticated`
     /// when missing, malformed or unknown.
     pub fn authenticate(&self, header: Option<&str>) -> Result<Role> {
         let token = header
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+            .and_then(bearer)
             .ok_or_else(|| Error::new(ErrorCode::Unauthenticated, "missing bearer token"))?;
         self.role_of(token)
             .ok_or_else(|| Error::new(ErrorCode::Unauthenticated, "unknown token"))
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header value (the scheme is
+/// case-insensitive, RFC 9110 section 11.1).
+pub fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Refuses to serve `addrs` without tokens unless they are all loopback or `allow_no_auth`
+/// says so; with no tokens, logs that authentication is off.
+pub fn check_exposure(
+    tokens: &Tokens,
+    allow_no_auth: bool,
+    addrs: &[std::net::SocketAddr],
+) -> Result<()> {
+    if !tokens.is_empty() {
+        return Ok(());
+    }
+    if let Some(open) = addrs.iter().find(|a| !a.ip().is_loopback())
+        && !allow_no_auth
+    {
+        return Err(Error::invalid(format!(
+            "refusing to serve {open} without authentication: configure tokens with \
+             --auth-tokens FILE or AEROLITH_AUTH_TOKENS, or pass --allow-no-auth"
+        )));
+    }
+    tracing::warn!(
+        "authentication is off: no token is configured, so anyone who reaches the port may read, write and administer"
+    );
+    Ok(())
+}
+
+/// Where a process's tokens come from (API.md "Authentication").
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TokenArgs {
+    /// File of `ROLE TOKEN` lines (roles `read`, `write`, `admin`) that clients must present
+    /// as `Authorization: Bearer <token>`; the `AEROLITH_AUTH_TOKENS` environment variable
+    /// (`role:token,role:token`) adds more. With neither, authentication is off.
+    #[arg(long, env = "AEROLITH_AUTH_TOKENS_FILE", value_name = "FILE")]
+    pub auth_tokens: Option<std::path::PathBuf>,
+}
+
+impl TokenArgs {
+    /// The tokens of `--auth-tokens` and `AEROLITH_AUTH_TOKENS` together.
+    pub fn load(&self) -> Result<Tokens> {
+        let list = std::env::var("AEROLITH_AUTH_TOKENS").ok();
+        Tokens::load(self.auth_tokens.as_deref(), list.as_deref())
+    }
+}
+
+/// Tokens, and whether a process without them may listen beyond loopback.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AuthArgs {
+    /// Where the tokens come from.
+    #[command(flatten)]
+    pub tokens: TokenArgs,
+    /// Serve on a non-loopback address with no token configured (authentication off:
+    /// anyone who reaches the port may read, write and administer).
+    #[arg(long, env = "AEROLITH_ALLOW_NO_AUTH")]
+    pub allow_no_auth: bool,
+}
+
+impl AuthArgs {
+    /// The configured tokens, refused when there are none and `addrs` reach beyond
+    /// loopback without `--allow-no-auth`.
+    pub fn tokens_for(&self, addrs: &[std::net::SocketAddr]) -> Result<Tokens> {
+        let tokens = self.tokens.load()?;
+        check_exposure(&tokens, self.allow_no_auth, addrs)?;
+        Ok(tokens)
     }
 }
 
@@ -201,6 +357,44 @@ mod tests {
             );
         }
         assert!(!format!("{t:?}").contains(R), "Debug never shows a token");
+        assert_eq!(bearer("bearer  abc "), Some("abc"));
+        assert_eq!(bearer("BEARER abc"), Some("abc"));
+        assert_eq!(bearer("Bearer "), None);
+        assert_eq!(bearer("Token abc"), None);
+    }
+
+    #[test]
+    fn callers_carry_their_token_and_need_the_role() {
+        let t = tokens();
+        let read = t.caller(Some(R)).unwrap();
+        assert_eq!(read.role, Role::Read);
+        assert_ne!(read.token, t.caller(Some(W)).unwrap().token);
+        assert_eq!(
+            read.require(Role::Write).unwrap_err().code,
+            ErrorCode::PermissionDenied
+        );
+        assert!(read.require(Role::Read).is_ok());
+        assert_eq!(t.caller(None).unwrap_err().code, ErrorCode::Unauthenticated);
+        assert_eq!(
+            Tokens::default().caller(None).unwrap(),
+            Caller::UNRESTRICTED
+        );
+    }
+
+    #[test]
+    fn without_tokens_only_loopback_is_served_unless_allowed() {
+        let open: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let local: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let none = Tokens::default();
+        assert!(check_exposure(&none, false, &[local]).is_ok());
+        let refused = check_exposure(&none, false, &[local, open]).unwrap_err();
+        assert!(
+            refused.message.contains("--allow-no-auth"),
+            "{}",
+            refused.message
+        );
+        assert!(check_exposure(&none, true, &[open]).is_ok());
+        assert!(check_exposure(&tokens(), false, &[open]).is_ok());
     }
 
     #[test]

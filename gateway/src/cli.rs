@@ -31,10 +31,17 @@ pub struct Args {
     /// Seconds between WebSocket pings; a client silent for three intervals is disconnected.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub ws_heartbeat_seconds: u64,
+    /// Tokens (API.md "Authentication"), and whether to serve beyond loopback without them.
+    #[command(flatten)]
+    pub auth: aerolith_common::auth::AuthArgs,
 }
 
 /// Runs a gateway until SIGINT or SIGTERM, then drains and stops it.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    // Exposure is checked first: nothing starts that could serve without authentication.
+    let tokens = args
+        .auth
+        .tokens_for(&[args.http_listen, args.grpc_listen])?;
     let cluster = ClusterConfig::load(&args.config)?;
     let Some(files) = &cluster.tls else {
         bail!(
@@ -51,6 +58,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         limits: Limits::default(),
         ws_queue_frames: usize::try_from(args.ws_queue_frames).unwrap_or(usize::MAX),
         ws_heartbeat: std::time::Duration::from_secs(args.ws_heartbeat_seconds),
+        tokens,
     })
     .await?;
     println!(

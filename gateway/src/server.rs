@@ -43,6 +43,8 @@ pub struct GatewayOptions {
     pub ws_heartbeat: std::time::Duration,
     /// Document body limits.
     pub limits: Limits,
+    /// The tokens clients present (API.md "Authentication"); empty: authentication off.
+    pub tokens: aerolith_common::auth::Tokens,
 }
 
 /// A started gateway.
@@ -63,12 +65,14 @@ impl Gateway {
         let router = Arc::new(Router::new(opts.cluster, &opts.dc, client)?);
         tokio::spawn(crate::health::probe(router.clone()));
         let ops = Ops::new(router.clone(), opts.limits);
+        let tokens = Arc::new(opts.tokens);
         let state = AppState {
             graphql: crate::graphql::schema(ops.clone()),
             ops: ops.clone(),
             metrics: prometheus(),
             ws_queue_frames: opts.ws_queue_frames.max(1),
             ws_heartbeat: opts.ws_heartbeat.max(std::time::Duration::from_millis(100)),
+            tokens: tokens.clone(),
         };
         let listener = TcpListener::bind(opts.http_listen).await.map_err(|e| {
             Error::unavailable(format!("cannot listen on {}: {e}", opts.http_listen))
@@ -95,7 +99,7 @@ impl Gateway {
             let stop = async {
                 let _ = grpc_stopped.await;
             };
-            if let Err(e) = grpc::serve(grpc_listener, ops, stop).await {
+            if let Err(e) = grpc::serve(grpc_listener, ops, tokens, stop).await {
                 tracing::error!(error = %e.message, "gRPC server failed");
             }
         });

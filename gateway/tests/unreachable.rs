@@ -44,6 +44,7 @@ async fn silent_storage_node_gives_deadline_exceeded_then_unavailable() {
         limits: Limits::default(),
         ws_queue_frames: aerolith_gateway::ws::DEFAULT_QUEUE_FRAMES,
         ws_heartbeat: aerolith_gateway::ws::DEFAULT_HEARTBEAT,
+        tokens: Default::default(),
     })
     .await
     .unwrap();

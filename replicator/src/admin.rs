@@ -18,6 +18,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use aerolith_common::auth::{Role, Tokens, bearer};
 use aerolith_common::rpc::RpcClient;
 use aerolith_common::time::{now_ms, rfc3339_ms};
 use aerolith_common::topology::DcConfig;
@@ -50,6 +51,8 @@ pub struct AdminState {
     pub states: Arc<DcStates>,
     /// Peer DCs and their replicators' RPC addresses.
     pub peers: Vec<(String, String)>,
+    /// Tokens; with any configured, every `/admin` route needs the `admin` role.
+    pub tokens: Arc<Tokens>,
 }
 
 /// An error as the REST error body.
@@ -91,7 +94,42 @@ pub fn router(state: AdminState) -> Router {
             *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
             r
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.tokens.clone(),
+            authenticate,
+        ))
         .with_state(state)
+}
+
+/// Middleware: `/healthz` and `/metrics` are open; everything else needs an `admin` token
+/// once tokens are configured (API.md "Authentication").
+async fn authenticate(
+    State(tokens): State<Arc<Tokens>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if matches!(req.uri().path(), "/healthz" | "/metrics") {
+        return next.run(req).await;
+    }
+    let token = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(bearer);
+    match tokens.caller(token).and_then(|c| c.require(Role::Admin)) {
+        Ok(()) => next.run(req).await,
+        Err(e) => {
+            let unauthenticated = e.code == ErrorCode::Unauthenticated;
+            let mut resp = AdminError(e).into_response();
+            if unauthenticated {
+                resp.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+            }
+            resp
+        }
+    }
 }
 
 /// Serves the admin API on `listener` until the task is aborted.

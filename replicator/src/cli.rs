@@ -37,6 +37,10 @@ pub struct Args {
     /// A peer DC's replicator, as `DC=HOST:PORT`; repeat for each peer.
     #[arg(long = "peer", value_name = "DC=HOST:PORT")]
     pub peers: Vec<String>,
+    /// Tokens for the admin API (the `admin` role), and whether to serve it beyond loopback
+    /// without them.
+    #[command(flatten)]
+    pub auth: aerolith_common::auth::AuthArgs,
 }
 
 fn peer(s: &str) -> anyhow::Result<Peer> {
@@ -52,6 +56,8 @@ fn peer(s: &str) -> anyhow::Result<Peer> {
 
 /// Runs a replicator until SIGINT or SIGTERM, then stops it (checkpoints are durable).
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    // Exposure is checked first: nothing starts that could serve without authentication.
+    let tokens = args.auth.tokens_for(&[args.admin_listen])?;
     let cluster = ClusterConfig::load(&args.config)?;
     let Some(files) = &cluster.tls else {
         bail!("cluster.toml has no [tls] section; a replicator needs its certificate");
@@ -68,6 +74,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         listen: args.listen,
         tls,
         data_dir: args.data_dir,
+        tokens,
     })
     .await?;
     for p in peers {

@@ -42,6 +42,8 @@ pub struct ReplicatorOptions {
     pub tls: TlsMaterial,
     /// Where checkpoints live.
     pub data_dir: PathBuf,
+    /// The tokens the admin API asks for (admin role); empty: auth off.
+    pub tokens: aerolith_common::auth::Tokens,
 }
 
 /// A running replicator.
@@ -146,6 +148,7 @@ impl Replicator {
                 .iter()
                 .map(|l| (l.peer.dc.clone(), l.peer.addr.clone()))
                 .collect(),
+            tokens: Arc::new(self.opts.tokens.clone()),
         };
         self.tasks.push(tokio::spawn(failover::keep_spreading(
             self.states.clone(),

@@ -15,11 +15,13 @@ use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql::{BatchRequest, Data, Executor, Request, Response, Schema, ServerError, Value};
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::Extension;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse};
 use futures::StreamExt;
 
+use aerolith_common::auth::{Caller, Role};
 use aerolith_common::{Error, ErrorCode};
 
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops, Session};
@@ -117,6 +119,25 @@ pub(crate) fn ops<'a>(c: &async_graphql::Context<'a>) -> async_graphql::Result<&
     c.data::<Ops>()
 }
 
+/// `permission_denied` unless the request's caller has `role`. The HTTP middleware puts the
+/// caller in every request's (and WebSocket connection's) data; without one, only reads.
+pub(crate) fn require(c: &async_graphql::Context<'_>, role: Role) -> async_graphql::Result<()> {
+    let caller = c.data_opt::<Caller>().copied().unwrap_or(Caller::READ_ONLY);
+    caller.require(role).map_err(gql)
+}
+
+/// An authentication failure on `POST /graphql`: GraphQL's errors list, under the code's
+/// HTTP status.
+pub fn refusal(e: Error) -> axum::response::Response {
+    let status = axum::http::StatusCode::from_u16(e.code.http_status())
+        .unwrap_or(axum::http::StatusCode::UNAUTHORIZED);
+    let code = e.code;
+    let mut resp = GraphQLResponse::from(error_response(e)).into_response();
+    *resp.status_mut() = status;
+    resp.extensions_mut().insert(code);
+    resp
+}
+
 /// Most requests one batch may hold.
 const MAX_BATCH: usize = 16;
 /// How long past the deadline a request may run before it is cut off; resolvers give up at
@@ -150,6 +171,7 @@ fn parse_batch(body: Result<GraphqlBody, ApiError>) -> Result<BatchRequest, Erro
 /// failure is a GraphQL error with a code.
 pub async fn execute(
     State(s): State<AppState>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     body: Result<GraphqlBody, ApiError>,
 ) -> axum::response::Response {
@@ -167,7 +189,8 @@ pub async fn execute(
         Err(e) => return answer(error_response(e).into()),
     };
     let timeout = ctx.remaining().unwrap_or_default();
-    let run = s.graphql.execute_batch(batch.data(ctx));
+    let caller = caller.map_or(Caller::READ_ONLY, |Extension(c)| c);
+    let run = s.graphql.execute_batch(batch.data(ctx).data(caller));
     match tokio::time::timeout(timeout + DEADLINE_GRACE, run).await {
         Ok(resp) => answer(resp.into()),
         Err(_) => answer(error_response(Error::deadline("request deadline exceeded")).into()),
@@ -187,14 +210,21 @@ pub async fn graphiql() -> impl IntoResponse {
 /// `GET /graphql/ws`: subscriptions (and queries and mutations) over a WebSocket.
 pub async fn upgrade(
     State(s): State<AppState>,
+    caller: Option<Extension<Caller>>,
     protocol: GraphQLProtocol,
     ws: WebSocketUpgrade,
 ) -> impl IntoResponse {
     let max = graphql_max_bytes(s.ops.limits());
+    let mut data = Data::default();
+    data.insert(caller.map_or(Caller::READ_ONLY, |Extension(c)| c));
     ws.protocols(ALL_WEBSOCKET_PROTOCOLS)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |stream| GraphQLWebSocket::new(stream, s.graphql, protocol).serve())
+        .on_upgrade(move |stream| {
+            GraphQLWebSocket::new(stream, s.graphql, protocol)
+                .with_data(data)
+                .serve()
+        })
 }
 
 #[cfg(test)]

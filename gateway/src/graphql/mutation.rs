@@ -3,11 +3,12 @@
 use async_graphql::{Context, ID, Object, Result};
 
 use aerolith_common::Error;
+use aerolith_common::auth::Role;
 use aerolith_common::patch::PatchKind;
 
 use super::json::Json;
 use super::types::{Collection, ConflictStrategy, Document};
-use super::{ctx, gql, ops};
+use super::{ctx, gql, ops, require};
 use crate::ops::{Ctx, Precondition, WriteConcern};
 
 /// The root of writes.
@@ -23,6 +24,7 @@ fn precondition(if_match: Option<&str>, if_none_match: bool) -> Result<Precondit
 
 /// The request's context with the mutation's `writeConcern` (the header's when absent).
 fn write_ctx(c: &Context<'_>, wc: Option<&str>) -> Result<Ctx> {
+    require(c, Role::Write)?;
     let ctx = ctx(c);
     let concern = match wc {
         None => ctx.write_concern,
@@ -43,6 +45,7 @@ impl MutationRoot {
             ConflictStrategy,
         >,
     ) -> Result<Collection> {
+        require(c, Role::Write)?;
         // The schema's default (LWW) applies only to a new collection: like REST without
         // settings, leaving the argument out never conflicts with an existing strategy.
         let written = c

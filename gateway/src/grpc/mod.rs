@@ -1,7 +1,8 @@
 //! The gRPC adapter (API.md "gRPC"): `aerolith.v1.Documents` over the operation layer, with
 //! server reflection (v1 and v1alpha) and `grpc.health.v1` beside it on the gRPC port.
-//! Metrics and the oversize rule are tower layers around every service.
+//! Metrics, authentication and the oversize rule are tower layers around every service.
 
+mod auth;
 mod convert;
 mod metrics;
 mod oversize;
@@ -67,6 +68,7 @@ async fn track_health(ops: Ops, health: HealthReporter) {
 pub async fn serve(
     listener: TcpListener,
     ops: Ops,
+    tokens: std::sync::Arc<aerolith_common::auth::Tokens>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -90,6 +92,7 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .tcp_keepalive(Some(KEEPALIVE_INTERVAL))
         .layer(metrics::GrpcMetricsLayer)
+        .layer(auth::GrpcAuthLayer::new(tokens))
         .layer(session::GrpcSessionLayer)
         .layer(tower::util::MapResponseLayer::new(
             oversize::coded::<tonic::body::Body>,

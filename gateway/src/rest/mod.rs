@@ -3,6 +3,7 @@
 //! route table ([`routes`]), which both builds the router and documents it
 //! (`GET /openapi.json`), so the two cannot drift apart.
 
+pub mod auth;
 mod changes;
 mod collections;
 mod documents;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub ws_queue_frames: usize,
     /// How often WebSocket connections are pinged (three silent intervals: dead).
     pub ws_heartbeat: std::time::Duration,
+    /// The tokens clients present; empty: authentication off.
+    pub tokens: std::sync::Arc<aerolith_common::auth::Tokens>,
 }
 
 /// One served route: its method, path, handler and documentation.
@@ -430,6 +433,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn(extract::deadline))
+        .layer(axum::middleware::from_fn_with_state(
+            state.tokens.clone(),
+            auth::authenticate,
+        ))
         .layer(axum::middleware::from_fn(track))
         .with_state(state)
 }

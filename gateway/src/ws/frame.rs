@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use aerolith_common::auth::Role;
 use aerolith_common::json::{parse_value, type_name};
 use aerolith_common::{Error, Result};
 
@@ -56,6 +57,19 @@ pub enum RequestKind {
     Query,
     /// Create (or confirm) a collection.
     CreateCollection,
+}
+
+impl RequestKind {
+    /// The role a request of this kind needs (API.md "Authentication").
+    pub fn role(self) -> Role {
+        match self {
+            RequestKind::Get | RequestKind::Query => Role::Read,
+            RequestKind::Put
+            | RequestKind::Patch
+            | RequestKind::Delete
+            | RequestKind::CreateCollection => Role::Write,
+        }
+    }
 }
 
 /// A frame-level failure, tagged with the `sub` or `req` it concerns when one is known.

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
@@ -19,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use aerolith_common::auth::Caller;
 use aerolith_common::{Error, ErrorCode};
 
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops};
@@ -39,10 +41,15 @@ const MAX_REQUESTS_IN_FLIGHT: usize = 64;
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// `GET /v1/ws`: upgrades to a WebSocket connection.
-pub async fn upgrade(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(s): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let caller = caller.map_or(Caller::READ_ONLY, |Extension(c)| c);
     ws.max_message_size(HARD_FRAME_BYTES)
         .max_frame_size(HARD_FRAME_BYTES)
-        .on_upgrade(move |socket| serve(s.ops, s.ws_queue_frames, s.ws_heartbeat, socket))
+        .on_upgrade(move |socket| serve(s.ops, caller, s.ws_queue_frames, s.ws_heartbeat, socket))
 }
 
 fn close(code: u16, reason: &'static str) -> Message {
@@ -54,7 +61,13 @@ fn close(code: u16, reason: &'static str) -> Message {
 
 /// Serves one connection until the client leaves, dies, sends an oversized frame or falls
 /// too far behind.
-async fn serve(ops: Ops, queue_frames: usize, heartbeat_every: Duration, socket: WebSocket) {
+async fn serve(
+    ops: Ops,
+    caller: Caller,
+    queue_frames: usize,
+    heartbeat_every: Duration,
+    socket: WebSocket,
+) {
     let dead_after = heartbeat_every * 3;
     let (mut sink, mut stream) = socket.split();
     let (out, mut queue, slow) = Outbox::new(queue_frames);
@@ -90,6 +103,7 @@ async fn serve(ops: Ops, queue_frames: usize, heartbeat_every: Duration, socket:
     });
     let mut conn = Connection {
         ops,
+        caller,
         out,
         subs: HashMap::new(),
         requests: Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT)),
@@ -151,6 +165,8 @@ async fn serve(ops: Ops, queue_frames: usize, heartbeat_every: Duration, socket:
 /// One connection's state: its subscriptions by name, and room for requests in flight.
 struct Connection {
     ops: Ops,
+    /// Whose token opened the connection: each request frame needs its kind's role.
+    caller: Caller,
     out: Outbox,
     subs: HashMap<String, JoinHandle<()>>,
     requests: Arc<Semaphore>,
@@ -188,6 +204,10 @@ impl Connection {
                 }
             }
             ClientFrame::Request { req, kind, fields } => {
+                if let Err(e) = self.caller.require(kind.role()) {
+                    self.out.reply(frame::error(Some(("req", &req)), &e)).await;
+                    return;
+                }
                 // Requests run concurrently, so a slow one does not hold up the connection, but
                 // at most MAX_REQUESTS_IN_FLIGHT at once: beyond that the reader waits.
                 let Ok(permit) = self.requests.clone().acquire_owned().await else {

@@ -1,0 +1,492 @@
+//! Authentication over the wire (API.md "Authentication"): a cluster with read, write and
+//! admin tokens, checked identically on REST, GraphQL (HTTP and WebSocket), the WebSocket
+//! API, gRPC (Watch and reflection included) and the replicator admin API.
+
+mod support;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+use aerolith_cli::dev::DevOptions;
+use aerolith_common::auth::Tokens;
+use aerolith_proto::v1 as api;
+use aerolith_proto::v1::documents_client::DocumentsClient;
+use support::{TestCluster, start_with};
+
+const READ: &str = "read-token-for-the-auth-suite";
+const WRITE: &str = "write-token-for-the-auth-suite";
+const ADMIN: &str = "admin-token-for-the-auth-suite";
+
+async fn cluster(dir: &std::path::Path) -> TestCluster {
+    let mut tokens = Tokens::default();
+    tokens
+        .add_list(&format!("read:{READ},write:{WRITE},admin:{ADMIN}"))
+        .unwrap();
+    start_with(DevOptions {
+        nodes_per_dc: 1,
+        tokens,
+        ..DevOptions::new(dir.to_path_buf())
+    })
+    .await
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// A REST call with an optional token: its status and JSON body.
+async fn rest(
+    c: &TestCluster,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let mut req = c.http.request(method, format!("{}{path}", c.base));
+    if let Some(t) = token {
+        req = req.header("authorization", bearer(t));
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request sent");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, body, headers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_and_the_admin_api_need_each_routes_role() {
+    use reqwest::Method as M;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cluster(dir.path()).await;
+
+    // Open endpoints.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(rest(&c, M::GET, path, None, None).await.0, 200, "{path}");
+    }
+
+    // No token, a malformed one and an unknown one: 401 with the scheme to use.
+    let (s, b, h) = rest(&c, M::GET, "/v1/collections", None, None).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
+    assert_eq!(h["www-authenticate"], "Bearer");
+    let unknown = rest(
+        &c,
+        M::GET,
+        "/v1/collections",
+        Some("not-a-known-token-at-all"),
+        None,
+    );
+    assert_eq!(unknown.await.0, 401);
+    let basic = c
+        .http
+        .get(format!("{}/v1/collections", c.base))
+        .header("authorization", format!("Basic {READ}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 401);
+
+    // write: writes; read: reads only; admin: deletes collections.
+    let doc = "/v1/collections/people/docs/ada";
+    let (s, b, _) = rest(&c, M::PUT, doc, Some(READ), Some(json!({"n": 1}))).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (403, Some("permission_denied"))
+    );
+    assert_eq!(
+        rest(&c, M::PUT, doc, Some(WRITE), Some(json!({"n": 1})))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(rest(&c, M::GET, doc, Some(READ), None).await.0, 200);
+    let query = json!({"filter": {"n": 1}});
+    let q = rest(
+        &c,
+        M::POST,
+        "/v1/collections/people/query",
+        Some(READ),
+        Some(query),
+    )
+    .await;
+    assert_eq!(q.0, 200, "a query is a read: {}", q.1);
+    let changes = rest(
+        &c,
+        M::GET,
+        "/v1/collections/people/changes",
+        Some(READ),
+        None,
+    )
+    .await;
+    assert_eq!(changes.0, 200);
+    assert_eq!(
+        rest(&c, M::GET, "/v1/cluster", Some(READ), None).await.0,
+        200
+    );
+    let bulk = json!({"ops": [{"op": "put", "id": "b", "data": {}}]});
+    let denied = rest(
+        &c,
+        M::POST,
+        "/v1/collections/people/bulk",
+        Some(READ),
+        Some(bulk.clone()),
+    );
+    assert_eq!(denied.await.0, 403);
+    assert_eq!(
+        rest(
+            &c,
+            M::POST,
+            "/v1/collections/people/bulk",
+            Some(WRITE),
+            Some(bulk)
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(rest(&c, M::DELETE, doc, Some(READ), None).await.0, 403);
+    let (s, b, _) = rest(&c, M::DELETE, "/v1/collections/people", Some(WRITE), None).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (403, Some("permission_denied"))
+    );
+    assert_eq!(
+        rest(&c, M::GET, doc, Some(ADMIN), None).await.0,
+        200,
+        "nothing was deleted"
+    );
+    let del = rest(&c, M::DELETE, "/v1/collections/people", Some(ADMIN), None).await;
+    assert_eq!(del.0, 204, "{}", del.1);
+
+    // The replicator admin API: health and metrics open, the rest admin only.
+    let admin = format!(
+        "http://{}",
+        c.cluster.as_ref().unwrap().endpoints().dcs[0].admin
+    );
+    let get = |path: &str, token: Option<&str>| {
+        let mut req = c.http.get(format!("{admin}{path}"));
+        if let Some(t) = token {
+            req = req.header("authorization", bearer(t));
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(get("/healthz", None).await, 200);
+    assert_eq!(get("/metrics", None).await, 200);
+    assert_eq!(get("/admin/status", None).await, 401);
+    assert_eq!(get("/admin/status", Some(WRITE)).await, 403);
+    assert_eq!(get("/admin/status", Some(ADMIN)).await, 200);
+
+    // No token value reaches the metrics.
+    let metrics = c
+        .http
+        .get(format!("{}/metrics", c.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for t in [READ, WRITE, ADMIN] {
+        assert!(!metrics.contains(t), "a token in /metrics");
+    }
+    c.stop().await;
+}
+
+/// A GraphQL request over HTTP with an optional token: status and body.
+async fn graphql(c: &TestCluster, token: Option<&str>, query: &str) -> (u16, Value) {
+    let mut req = c
+        .http
+        .post(format!("{}/graphql", c.base))
+        .json(&json!({ "query": query }));
+    if let Some(t) = token {
+        req = req.header("authorization", bearer(t));
+    }
+    let resp = req.send().await.unwrap();
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}
+
+fn gql_code(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["code"].as_str()
+}
+
+/// Connects a WebSocket to `path` (`/v1/ws` or `/graphql/ws`) with a header token, a query
+/// token, or none: the socket, or the refused upgrade's status.
+async fn websocket(
+    c: &TestCluster,
+    path: &str,
+    header: Option<&str>,
+    query: Option<&str>,
+    protocol: Option<&str>,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    u16,
+> {
+    let mut url = format!("{}{path}", c.base.replacen("http://", "ws://", 1));
+    if let Some(t) = query {
+        url.push_str(&format!("?access_token={t}"));
+    }
+    let mut req = url.into_client_request().unwrap();
+    if let Some(t) = header {
+        req.headers_mut()
+            .insert("authorization", bearer(t).parse().unwrap());
+    }
+    if let Some(p) = protocol {
+        req.headers_mut()
+            .insert("sec-websocket-protocol", p.parse().unwrap());
+    }
+    match connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("connecting to {path}: {e}"),
+    }
+}
+
+/// The next JSON text frame.
+async fn frame<S>(ws: &mut S) -> Value
+where
+    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let deadline = std::time::Duration::from_secs(10);
+    loop {
+        let msg = tokio::time::timeout(deadline, ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("connection open")
+            .expect("frame read");
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphql_and_websockets_check_every_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cluster(dir.path()).await;
+    let put = r#"mutation { putDocument(collection: "g", id: "x", data: {n: 1}) { id } }"#;
+    let get = r#"{ document(collection: "g", id: "x") { id } }"#;
+
+    // GraphQL over HTTP: the token's role per operation.
+    let (s, b) = graphql(&c, None, get).await;
+    assert_eq!((s, gql_code(&b)), (401, Some("unauthenticated")), "{b}");
+    let (s, b) = graphql(&c, Some(READ), put).await;
+    assert_eq!(s, 200);
+    assert_eq!(gql_code(&b), Some("permission_denied"), "{b}");
+    let (_, b) = graphql(&c, Some(WRITE), put).await;
+    assert_eq!(b["data"]["putDocument"]["id"], "x", "{b}");
+    let (_, b) = graphql(&c, Some(READ), get).await;
+    assert_eq!(b["data"]["document"]["id"], "x", "{b}");
+
+    // The WebSocket API: the upgrade needs a token (header or access_token); each request
+    // frame needs its kind's role.
+    assert_eq!(
+        websocket(&c, "/v1/ws", None, None, None).await.err(),
+        Some(401)
+    );
+    assert_eq!(
+        websocket(&c, "/v1/ws", None, Some("wrong-token-wrong-token"), None)
+            .await
+            .err(),
+        Some(401)
+    );
+    let mut ws = websocket(&c, "/v1/ws", None, Some(READ), None)
+        .await
+        .expect("a read token opens the socket");
+    let frames = [
+        json!({"type": "get", "req": "r1", "collection": "g", "id": "x"}),
+        json!({"type": "put", "req": "r2", "collection": "g", "id": "y", "data": {}}),
+        json!({"type": "create_collection", "req": "r3", "collection": "h"}),
+    ];
+    for f in &frames {
+        ws.send(Message::text(f.to_string())).await.unwrap();
+    }
+    let mut answers = std::collections::BTreeMap::new();
+    while answers.len() < 3 {
+        let f = frame(&mut ws).await;
+        if let Some(req) = f["req"].as_str() {
+            answers.insert(req.to_string(), f);
+        }
+    }
+    assert_eq!(answers["r1"]["type"], "result", "{}", answers["r1"]);
+    for r in ["r2", "r3"] {
+        assert_eq!(
+            answers[r]["error"]["code"], "permission_denied",
+            "{}",
+            answers[r]
+        );
+    }
+    let mut ws = websocket(&c, "/v1/ws", Some(WRITE), None, None)
+        .await
+        .expect("a header token opens the socket");
+    ws.send(Message::text(frames[1].to_string())).await.unwrap();
+    let f = frame(&mut ws).await;
+    assert_eq!(f["type"], "result", "{f}");
+
+    // GraphQL over a WebSocket: the upgrade's token holds for the connection.
+    let proto = Some("graphql-transport-ws");
+    assert_eq!(
+        websocket(&c, "/graphql/ws", None, None, proto).await.err(),
+        Some(401)
+    );
+    let mut gws = websocket(&c, "/graphql/ws", None, Some(READ), proto)
+        .await
+        .expect("access_token opens a GraphQL socket");
+    gws.send(Message::text(
+        json!({"type": "connection_init"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(frame(&mut gws).await["type"], "connection_ack");
+    let mutation = json!({"type": "subscribe", "id": "m", "payload": {"query": put}});
+    gws.send(Message::text(mutation.to_string())).await.unwrap();
+    let f = frame(&mut gws).await;
+    assert_eq!(
+        f["payload"]["errors"][0]["extensions"]["code"], "permission_denied",
+        "{f}"
+    );
+    let sub = json!({"type": "subscribe", "id": "s", "payload": {
+        "query": r#"subscription { changes(collection: "g") { op token } }"#}});
+    gws.send(Message::text(sub.to_string())).await.unwrap();
+    let f = loop {
+        let f = frame(&mut gws).await;
+        if f["id"] == "s" {
+            break f;
+        }
+    };
+    assert_eq!(f["type"], "next", "a read token subscribes: {f}");
+    c.stop().await;
+}
+
+async fn grpc_client(addr: &str) -> DocumentsClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    DocumentsClient::new(channel)
+}
+
+fn with_token<T>(msg: T, token: Option<&str>) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    if let Some(t) = token {
+        let v: MetadataValue<_> = bearer(t).parse().unwrap();
+        req.metadata_mut().insert("authorization", v);
+    }
+    req
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_checks_every_method_including_watch_and_reflection() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cluster(dir.path()).await;
+    let mut client = grpc_client(&c.grpc_addr).await;
+    let put = |token| {
+        with_token(
+            api::PutDocumentRequest {
+                collection: "g".into(),
+                id: "x".into(),
+                data_json: "{}".into(),
+                ..Default::default()
+            },
+            token,
+        )
+    };
+    let get = |token| {
+        with_token(
+            api::GetDocumentRequest {
+                collection: "g".into(),
+                id: "x".into(),
+            },
+            token,
+        )
+    };
+    let status = client.put_document(put(None)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(
+        status.message().starts_with("unauthenticated: "),
+        "{status:?}"
+    );
+    let status = client.put_document(put(Some(READ))).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    client.put_document(put(Some(WRITE))).await.unwrap();
+    assert_eq!(
+        client.get_document(get(None)).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    client.get_document(get(Some(READ))).await.unwrap();
+    let delete = |token| with_token(api::DeleteCollectionRequest { name: "g".into() }, token);
+    assert_eq!(
+        client
+            .delete_collection(delete(Some(WRITE)))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+
+    // Watch: refused without a token, streams with a read token.
+    let watch = |token| {
+        with_token(
+            api::WatchRequest {
+                collection: "g".into(),
+                ..Default::default()
+            },
+            token,
+        )
+    };
+    assert_eq!(
+        client.watch(watch(None)).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    let mut feed = client.watch(watch(Some(READ))).await.unwrap().into_inner();
+    assert!(
+        feed.message().await.unwrap().is_some(),
+        "a first checkpoint"
+    );
+
+    // Reflection needs a token; health does not.
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    let channel = Channel::from_shared(format!("http://{}", c.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let list = || ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut reflection = ServerReflectionClient::new(channel.clone());
+    let refused = reflection
+        .server_reflection_info(futures::stream::iter(vec![list()]))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let allowed = reflection
+        .server_reflection_info(with_token(futures::stream::iter(vec![list()]), Some(READ)))
+        .await;
+    assert!(allowed.is_ok(), "{allowed:?}");
+    let health = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await;
+    assert!(health.is_ok(), "{health:?}");
+
+    let deleted = client.delete_collection(delete(Some(ADMIN))).await;
+    assert!(deleted.is_ok(), "{deleted:?}");
+    c.stop().await;
+}

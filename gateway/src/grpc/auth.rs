@@ -1,0 +1,87 @@
+//! Authentication on the gRPC port as a tower layer: the `authorization` metadata becomes a
+//! [`Caller`] in the call's extensions, and a method that needs more than the caller's role
+//! (Watch and server reflection included) is answered with UNAUTHENTICATED or
+//! PERMISSION_DENIED before its service sees it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::http::{Request, Response};
+use tower::{Layer, Service};
+
+use aerolith_common::auth::{Tokens, bearer, grpc_role};
+
+use super::status::to_status;
+
+/// Wraps the gRPC server's services with [`GrpcAuth`].
+#[derive(Debug, Clone)]
+pub struct GrpcAuthLayer {
+    tokens: Arc<Tokens>,
+}
+
+impl GrpcAuthLayer {
+    /// Checks calls against `tokens` (none: every call is let through).
+    pub fn new(tokens: Arc<Tokens>) -> GrpcAuthLayer {
+        GrpcAuthLayer { tokens }
+    }
+}
+
+impl<S> Layer<S> for GrpcAuthLayer {
+    type Service = GrpcAuth<S>;
+
+    fn layer(&self, inner: S) -> GrpcAuth<S> {
+        GrpcAuth {
+            inner,
+            tokens: self.tokens.clone(),
+        }
+    }
+}
+
+/// Refuses calls whose token lacks their method's role.
+#[derive(Debug, Clone)]
+pub struct GrpcAuth<S> {
+    inner: S,
+    tokens: Arc<Tokens>,
+}
+
+impl<S, B, RB> Service<Request<B>> for GrpcAuth<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Future: Send + 'static,
+    RB: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        if let Some(needed) = grpc_role(req.uri().path()) {
+            let token = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(bearer);
+            let checked = self
+                .tokens
+                .caller(token)
+                .and_then(|caller| caller.require(needed).map(|()| caller));
+            match checked {
+                Ok(caller) => {
+                    req.extensions_mut().insert(caller);
+                }
+                Err(e) => {
+                    let answer = to_status(e).into_http::<RB>();
+                    return Box::pin(async move { Ok(answer) });
+                }
+            }
+        }
+        let answer = self.inner.call(req);
+        Box::pin(answer)
+    }
+}

@@ -1,0 +1,120 @@
+//! Authentication on the HTTP port as middleware: the request's token (the `Authorization`
+//! header, or `access_token` on the WebSocket upgrades, for browsers) becomes a [`Caller`]
+//! in the request's extensions, and a route that needs more than the caller's role is
+//! refused before its handler runs. GraphQL and WebSocket frames check per operation.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use aerolith_common::auth::{Tokens, bearer, rest_role};
+use aerolith_common::{Error, ErrorCode};
+
+use super::error::ApiError;
+
+/// The routes a browser opens with `new WebSocket(url)`, which cannot set headers.
+const QUERY_TOKEN_PATHS: [&str; 2] = ["/v1/ws", "/graphql/ws"];
+
+/// The `access_token` query parameter's value, percent-decoded.
+fn query_token(req: &Request) -> Option<String> {
+    let query = req.uri().query()?;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == "access_token").then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The token a request presents.
+fn presented(req: &Request) -> Option<String> {
+    if let Some(h) = req.headers().get(header::AUTHORIZATION) {
+        return h.to_str().ok().and_then(bearer).map(str::to_string);
+    }
+    if QUERY_TOKEN_PATHS.contains(&req.uri().path()) {
+        return query_token(req);
+    }
+    None
+}
+
+/// An authentication failure in the shape of the route's protocol: GraphQL's errors list on
+/// `/graphql`, the REST error body elsewhere; 401s say which scheme to use (RFC 6750).
+fn refuse(path: &str, e: Error) -> Response {
+    let mut resp = if path == "/graphql" {
+        crate::graphql::refusal(e.clone())
+    } else {
+        ApiError::from(e.clone()).into_response()
+    };
+    if e.code == ErrorCode::Unauthenticated {
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    resp
+}
+
+/// Middleware: authenticates the request and checks its route's role (API.md
+/// "Authentication"); the caller goes into the request's extensions.
+pub async fn authenticate(
+    State(tokens): State<Arc<Tokens>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().to_string();
+    let Some(needed) = rest_role(req.method().as_str(), &path) else {
+        return next.run(req).await;
+    };
+    let caller = match tokens.caller(presented(&req).as_deref()) {
+        Ok(c) => c,
+        Err(e) => return refuse(&path, e),
+    };
+    if let Err(e) = caller.require(needed) {
+        return refuse(&path, e);
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_tokens_are_percent_decoded() {
+        assert_eq!(percent_decode("a%2Fb+c%"), "a/b c%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        let req = Request::builder()
+            .uri("/v1/ws?x=1&access_token=abc%3D")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(presented(&req).as_deref(), Some("abc="));
+        let rest = Request::builder()
+            .uri("/v1/collections?access_token=abc")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(presented(&rest), None, "only the WebSocket routes take it");
+    }
+}
