@@ -52,6 +52,8 @@ pub struct DevOptions {
     pub link_route: Option<LinkRoute>,
     /// The tokens every gateway and replicator admin API asks for; empty: auth off.
     pub tokens: aerolith_common::auth::Tokens,
+    /// Every gateway's request rate and concurrency limits.
+    pub requests: aerolith_gateway::admission::RequestLimits,
 }
 
 /// Maps (`from` DC, `to` DC, the peer replicator's real address) to the address to ship to.
@@ -82,6 +84,7 @@ impl DevOptions {
             ws_heartbeat: aerolith_gateway::ws::DEFAULT_HEARTBEAT,
             link_route: None,
             tokens: aerolith_common::auth::Tokens::default(),
+            requests: Default::default(),
         }
     }
 }
@@ -298,6 +301,7 @@ impl DevCluster {
                 ws_queue_frames: opts.ws_queue_frames,
                 ws_heartbeat: opts.ws_heartbeat,
                 tokens: opts.tokens.clone(),
+                requests: opts.requests,
             })
             .await
             .with_context(|| format!("gateway of {} failed to start", dc.id))?;

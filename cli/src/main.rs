@@ -39,6 +39,9 @@ enum Command {
         /// Tokens every gateway and replicator admin API asks for (auth stays off without).
         #[command(flatten)]
         auth: aerolith_common::auth::TokenArgs,
+        /// Every gateway's request rate and concurrency limits.
+        #[command(flatten)]
+        requests: aerolith_gateway::admission::RequestLimits,
     },
     /// Run one storage node of a cluster described by cluster.toml (as `aerolith-storagenode`).
     Node(aerolith_storagenode::cli::Args),
@@ -81,6 +84,7 @@ async fn main() -> std::process::ExitCode {
             port_base,
             durability,
             auth,
+            requests,
         } => match auth.load() {
             Ok(tokens) => {
                 run_dev(DevOptions {
@@ -89,6 +93,7 @@ async fn main() -> std::process::ExitCode {
                     port_base: Some(port_base),
                     durability,
                     tokens,
+                    requests,
                     ..DevOptions::new(data_dir)
                 })
                 .await

@@ -490,3 +490,121 @@ async fn grpc_checks_every_method_including_watch_and_reflection() {
     assert!(deleted.is_ok(), "{deleted:?}");
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_token_has_a_request_rate_on_every_protocol() {
+    use aerolith_gateway::admission::RequestLimits;
+    let dir = tempfile::tempdir().unwrap();
+    let mut tokens = Tokens::default();
+    tokens
+        .add_list(&format!("read:{READ},write:{WRITE}"))
+        .unwrap();
+    let mut c = start_with(DevOptions {
+        nodes_per_dc: 1,
+        tokens,
+        requests: RequestLimits {
+            rate_per_second: 1,
+            burst: 5,
+            // One place in flight: concurrent requests queue rather than fail.
+            max_in_flight: 1,
+        },
+        ..DevOptions::new(dir.path().to_path_buf())
+    })
+    .await;
+
+    // REST: within 30 requests the bucket (5, refilled at 1/s) runs dry: 429 with
+    // Retry-After; another token's bucket is untouched.
+    let mut refused = None;
+    for _ in 0..30 {
+        let (s, b, h) = rest(
+            &c,
+            reqwest::Method::GET,
+            "/v1/collections",
+            Some(READ),
+            None,
+        )
+        .await;
+        if s != 200 {
+            refused = Some((s, b, h));
+            break;
+        }
+    }
+    let (s, b, h) = refused.expect("the rate is enforced");
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (429, Some("rate_limited")),
+        "{b}"
+    );
+    assert_eq!(h["retry-after"], "1");
+    let other = rest(
+        &c,
+        reqwest::Method::GET,
+        "/v1/collections",
+        Some(WRITE),
+        None,
+    )
+    .await;
+    assert_eq!(other.0, 200);
+
+    // gRPC shares the token's bucket.
+    let mut client = grpc_client(&c.grpc_addr).await;
+    let mut code = Code::Ok;
+    for _ in 0..30 {
+        let req = with_token(api::ListCollectionsRequest::default(), Some(READ));
+        match client.list_collections(req).await {
+            Ok(_) => {}
+            Err(s) => {
+                code = s.code();
+                assert!(s.message().starts_with("rate_limited: "), "{s:?}");
+                break;
+            }
+        }
+    }
+    assert_eq!(code, Code::ResourceExhausted);
+
+    // WebSocket request frames count too; the connection stays open.
+    let (mut ws, _) = connect_async(format!(
+        "{}/v1/ws?access_token={WRITE}",
+        c.base.replacen("http://", "ws://", 1)
+    ))
+    .await
+    .unwrap();
+    let mut limited = false;
+    for i in 0..30 {
+        let get = json!({"type": "get", "req": format!("r{i}"), "collection": "c", "id": "x"});
+        ws.send(Message::text(get.to_string())).await.unwrap();
+        let f = frame(&mut ws).await;
+        if f["error"]["code"] == "rate_limited" {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the rate holds for WebSocket frames");
+
+    // With one place in flight, concurrent requests wait their turn and all succeed.
+    let c2dir = tempfile::tempdir().unwrap();
+    let c2 = start_with(DevOptions {
+        nodes_per_dc: 1,
+        requests: RequestLimits {
+            max_in_flight: 1,
+            ..RequestLimits::default()
+        },
+        ..DevOptions::new(c2dir.path().to_path_buf())
+    })
+    .await;
+    let calls = (0..16).map(|i| {
+        let body = json!({ "i": i });
+        let path = format!("/v1/collections/q/docs/d{i}");
+        let c2 = &c2;
+        async move {
+            rest(c2, reqwest::Method::PUT, &path, None, Some(body))
+                .await
+                .0
+        }
+    });
+    let statuses = futures::future::join_all(calls).await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    c.stop().await;
+    let mut c2 = c2;
+    c2.stop().await;
+}

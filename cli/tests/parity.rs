@@ -549,6 +549,7 @@ async fn gateway_to_nowhere(blackhole: &std::net::UdpSocket) -> Gateway {
         ws_queue_frames: aerolith_gateway::ws::DEFAULT_QUEUE_FRAMES,
         ws_heartbeat: aerolith_gateway::ws::DEFAULT_HEARTBEAT,
         tokens: Default::default(),
+        requests: Default::default(),
     })
     .await
     .unwrap()

@@ -34,6 +34,9 @@ pub struct Args {
     /// Tokens (API.md "Authentication"), and whether to serve beyond loopback without them.
     #[command(flatten)]
     pub auth: aerolith_common::auth::AuthArgs,
+    /// Request rate and concurrency limits.
+    #[command(flatten)]
+    pub requests: crate::admission::RequestLimits,
 }
 
 /// Runs a gateway until SIGINT or SIGTERM, then drains and stops it.
@@ -59,6 +62,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ws_queue_frames: usize::try_from(args.ws_queue_frames).unwrap_or(usize::MAX),
         ws_heartbeat: std::time::Duration::from_secs(args.ws_heartbeat_seconds),
         tokens,
+        requests: args.requests,
     })
     .await?;
     println!(

@@ -2,6 +2,7 @@
 //! QUIC RPC to storage nodes. Protocol adapters (`rest`, `ws`, `graphql`, `grpc`) only parse, call `ops` and
 //! render.
 
+pub mod admission;
 pub mod cli;
 pub mod concern;
 pub mod graphql;

@@ -45,6 +45,8 @@ pub struct GatewayOptions {
     pub limits: Limits,
     /// The tokens clients present (API.md "Authentication"); empty: authentication off.
     pub tokens: aerolith_common::auth::Tokens,
+    /// Request rate and concurrency limits.
+    pub requests: crate::admission::RequestLimits,
 }
 
 /// A started gateway.
@@ -65,14 +67,18 @@ impl Gateway {
         let router = Arc::new(Router::new(opts.cluster, &opts.dc, client)?);
         tokio::spawn(crate::health::probe(router.clone()));
         let ops = Ops::new(router.clone(), opts.limits);
-        let tokens = Arc::new(opts.tokens);
+        let admission = Arc::new(crate::admission::Admission::new(opts.tokens, opts.requests));
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(
+            opts.requests.max_in_flight.max(1),
+        ));
         let state = AppState {
             graphql: crate::graphql::schema(ops.clone()),
             ops: ops.clone(),
             metrics: prometheus(),
             ws_queue_frames: opts.ws_queue_frames.max(1),
             ws_heartbeat: opts.ws_heartbeat.max(std::time::Duration::from_millis(100)),
-            tokens: tokens.clone(),
+            admission: admission.clone(),
+            in_flight: in_flight.clone(),
         };
         let listener = TcpListener::bind(opts.http_listen).await.map_err(|e| {
             Error::unavailable(format!("cannot listen on {}: {e}", opts.http_listen))
@@ -99,7 +105,7 @@ impl Gateway {
             let stop = async {
                 let _ = grpc_stopped.await;
             };
-            if let Err(e) = grpc::serve(grpc_listener, ops, tokens, stop).await {
+            if let Err(e) = grpc::serve(grpc_listener, ops, admission, in_flight, stop).await {
                 tracing::error!(error = %e.message, "gRPC server failed");
             }
         });

@@ -45,6 +45,7 @@ async fn silent_storage_node_gives_deadline_exceeded_then_unavailable() {
         ws_queue_frames: aerolith_gateway::ws::DEFAULT_QUEUE_FRAMES,
         ws_heartbeat: aerolith_gateway::ws::DEFAULT_HEARTBEAT,
         tokens: Default::default(),
+        requests: Default::default(),
     })
     .await
     .unwrap();

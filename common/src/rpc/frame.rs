@@ -46,6 +46,32 @@ pub fn decode<M: Message + Default>(payload: &[u8]) -> Result<M, FrameError> {
     Ok(M::decode(payload)?)
 }
 
+/// The announced length of a frame, refused beyond `max`.
+fn checked_len(prefix: [u8; 4], max: usize) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    Ok(len)
+}
+
+/// Decodes the first frame of `bytes`: the message and the bytes it took, or `None` when
+/// `bytes` hold only part of a frame. The same checks as [`read_frame`], on a buffer (what
+/// the fuzz target drives).
+pub fn split_frame<M: Message + Default>(
+    bytes: &[u8],
+    max: usize,
+) -> Result<Option<(M, usize)>, FrameError> {
+    let Some((prefix, rest)) = bytes.split_first_chunk::<4>() else {
+        return Ok(None);
+    };
+    let len = checked_len(*prefix, max)?;
+    let Some(payload) = rest.get(..len) else {
+        return Ok(None);
+    };
+    Ok(Some((decode(payload)?, 4 + len)))
+}
+
 /// Writes one frame.
 pub async fn write_frame<M: Message>(send: &mut SendStream, msg: &M) -> Result<(), FrameError> {
     send.write_all(&encode(msg)).await?;
@@ -66,14 +92,47 @@ pub async fn read_frame<M: Message + Default>(
             None => return Err(FrameError::Truncated),
         }
     }
-    let len = u32::from_be_bytes(len) as usize;
-    if len > max {
-        return Err(FrameError::TooLarge { len, max });
-    }
+    let len = checked_len(len, max)?;
     let mut payload = vec![0u8; len];
     recv.read_exact(&mut payload).await.map_err(|e| match e {
         quinn::ReadExactError::FinishedEarly(_) => FrameError::Truncated,
         quinn::ReadExactError::ReadError(e) => FrameError::Read(e),
     })?;
     decode(&payload).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb;
+
+    #[test]
+    fn frames_split_whole_and_refuse_what_is_short_long_or_garbled() {
+        let ping = pb::Request::default();
+        let mut bytes = encode(&ping);
+        bytes.extend(encode(&ping));
+        let (_, used) = split_frame::<pb::Request>(&bytes, 1024).unwrap().unwrap();
+        assert_eq!(used, bytes.len() / 2);
+        assert!(
+            split_frame::<pb::Request>(&bytes[..3], 1024)
+                .unwrap()
+                .is_none()
+        );
+        let announced = [0, 0, 0, 9, 1, 2];
+        assert!(
+            split_frame::<pb::Request>(&announced, 1024)
+                .unwrap()
+                .is_none()
+        );
+        let huge = [0xff, 0xff, 0xff, 0xff];
+        assert!(matches!(
+            split_frame::<pb::Request>(&huge, 1024),
+            Err(FrameError::TooLarge { .. })
+        ));
+        let garbled = [0, 0, 0, 2, 0xff, 0xff];
+        assert!(matches!(
+            split_frame::<pb::Request>(&garbled, 1024),
+            Err(FrameError::Decode(_))
+        ));
+    }
 }

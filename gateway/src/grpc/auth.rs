@@ -1,7 +1,8 @@
-//! Authentication on the gRPC port as a tower layer: the `authorization` metadata becomes a
-//! [`Caller`] in the call's extensions, and a method that needs more than the caller's role
-//! (Watch and server reflection included) is answered with UNAUTHENTICATED or
-//! PERMISSION_DENIED before its service sees it.
+//! Admission on the gRPC port as a tower layer: the `authorization` metadata becomes a
+//! [`Caller`](aerolith_common::auth::Caller) in the call's extensions, and a method that
+//! needs more than the caller's role (Watch and server reflection included), or a caller
+//! over its rate, is answered with UNAUTHENTICATED, PERMISSION_DENIED or
+//! RESOURCE_EXHAUSTED before its service sees it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,20 +12,22 @@ use std::task::{Context, Poll};
 use axum::http::{Request, Response};
 use tower::{Layer, Service};
 
-use aerolith_common::auth::{Tokens, bearer, grpc_role};
+use aerolith_common::auth::{bearer, grpc_role};
+
+use crate::admission::Admission;
 
 use super::status::to_status;
 
 /// Wraps the gRPC server's services with [`GrpcAuth`].
 #[derive(Debug, Clone)]
 pub struct GrpcAuthLayer {
-    tokens: Arc<Tokens>,
+    admission: Arc<Admission>,
 }
 
 impl GrpcAuthLayer {
-    /// Checks calls against `tokens` (none: every call is let through).
-    pub fn new(tokens: Arc<Tokens>) -> GrpcAuthLayer {
-        GrpcAuthLayer { tokens }
+    /// Checks calls with `admission`.
+    pub fn new(admission: Arc<Admission>) -> GrpcAuthLayer {
+        GrpcAuthLayer { admission }
     }
 }
 
@@ -34,16 +37,16 @@ impl<S> Layer<S> for GrpcAuthLayer {
     fn layer(&self, inner: S) -> GrpcAuth<S> {
         GrpcAuth {
             inner,
-            tokens: self.tokens.clone(),
+            admission: self.admission.clone(),
         }
     }
 }
 
-/// Refuses calls whose token lacks their method's role.
+/// Refuses calls whose token lacks their method's role or is over its rate.
 #[derive(Debug, Clone)]
 pub struct GrpcAuth<S> {
     inner: S,
-    tokens: Arc<Tokens>,
+    admission: Arc<Admission>,
 }
 
 impl<S, B, RB> Service<Request<B>> for GrpcAuth<S>
@@ -67,11 +70,7 @@ where
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
                 .and_then(bearer);
-            let checked = self
-                .tokens
-                .caller(token)
-                .and_then(|caller| caller.require(needed).map(|()| caller));
-            match checked {
+            match self.admission.admit(token, needed) {
                 Ok(caller) => {
                     req.extensions_mut().insert(caller);
                 }

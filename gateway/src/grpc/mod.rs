@@ -68,7 +68,8 @@ async fn track_health(ops: Ops, health: HealthReporter) {
 pub async fn serve(
     listener: TcpListener,
     ops: Ops,
-    tokens: std::sync::Arc<aerolith_common::auth::Tokens>,
+    admission: std::sync::Arc<crate::admission::Admission>,
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -92,7 +93,11 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .tcp_keepalive(Some(KEEPALIVE_INTERVAL))
         .layer(metrics::GrpcMetricsLayer)
-        .layer(auth::GrpcAuthLayer::new(tokens))
+        .layer(auth::GrpcAuthLayer::new(admission))
+        // A call waits for a place in flight (shared with the HTTP port) within its deadline.
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(
+            in_flight,
+        ))
         .layer(session::GrpcSessionLayer)
         .layer(tower::util::MapResponseLayer::new(
             oversize::coded::<tonic::body::Body>,

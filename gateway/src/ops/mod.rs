@@ -5,7 +5,7 @@ mod bulk;
 mod changes;
 mod cluster;
 mod collections;
-mod cursor;
+pub mod cursor;
 mod documents;
 mod query;
 mod session;

@@ -1,7 +1,8 @@
-//! Authentication on the HTTP port as middleware: the request's token (the `Authorization`
-//! header, or `access_token` on the WebSocket upgrades, for browsers) becomes a [`Caller`]
-//! in the request's extensions, and a route that needs more than the caller's role is
-//! refused before its handler runs. GraphQL and WebSocket frames check per operation.
+//! Admission on the HTTP port as middleware: the request's token (the `Authorization`
+//! header, or `access_token` on the WebSocket upgrades, for browsers) becomes a
+//! [`Caller`](aerolith_common::auth::Caller) in the request's extensions, and a route that
+//! needs more than the caller's role, or a caller over its rate, is refused before the
+//! handler runs. GraphQL and WebSocket frames check per operation.
 
 use std::sync::Arc;
 
@@ -10,10 +11,11 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use aerolith_common::auth::{Tokens, bearer, rest_role};
+use aerolith_common::auth::{bearer, rest_role};
 use aerolith_common::{Error, ErrorCode};
 
 use super::error::ApiError;
+use crate::admission::Admission;
 
 /// The routes a browser opens with `new WebSocket(url)`, which cannot set headers.
 const QUERY_TOKEN_PATHS: [&str; 2] = ["/v1/ws", "/graphql/ws"];
@@ -69,17 +71,26 @@ fn refuse(path: &str, e: Error) -> Response {
     } else {
         ApiError::from(e.clone()).into_response()
     };
-    if e.code == ErrorCode::Unauthenticated {
-        resp.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    match e.code {
+        ErrorCode::Unauthenticated => {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        // Buckets refill at least one request a second.
+        ErrorCode::RateLimited => {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        _ => {}
     }
     resp
 }
 
-/// Middleware: authenticates the request and checks its route's role (API.md
-/// "Authentication"); the caller goes into the request's extensions.
+/// Middleware: authenticates the request, checks its route's role (API.md
+/// "Authentication") and charges the caller's rate; the caller goes into the request's
+/// extensions.
 pub async fn authenticate(
-    State(tokens): State<Arc<Tokens>>,
+    State(admission): State<Arc<Admission>>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -87,13 +98,10 @@ pub async fn authenticate(
     let Some(needed) = rest_role(req.method().as_str(), &path) else {
         return next.run(req).await;
     };
-    let caller = match tokens.caller(presented(&req).as_deref()) {
+    let caller = match admission.admit(presented(&req).as_deref(), needed) {
         Ok(c) => c,
         Err(e) => return refuse(&path, e),
     };
-    if let Err(e) = caller.require(needed) {
-        return refuse(&path, e);
-    }
     req.extensions_mut().insert(caller);
     next.run(req).await
 }

@@ -37,8 +37,10 @@ pub struct AppState {
     pub ws_queue_frames: usize,
     /// How often WebSocket connections are pinged (three silent intervals: dead).
     pub ws_heartbeat: std::time::Duration,
-    /// The tokens clients present; empty: authentication off.
-    pub tokens: std::sync::Arc<aerolith_common::auth::Tokens>,
+    /// Who may do what, how often.
+    pub admission: std::sync::Arc<crate::admission::Admission>,
+    /// Places for requests in flight, shared with the gRPC server.
+    pub in_flight: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// One served route: its method, path, handler and documentation.
@@ -432,9 +434,13 @@ pub fn router(state: AppState) -> Router {
     routed()
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        // A request waits for a place in flight within its deadline.
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(
+            state.in_flight.clone(),
+        ))
         .layer(axum::middleware::from_fn(extract::deadline))
         .layer(axum::middleware::from_fn_with_state(
-            state.tokens.clone(),
+            state.admission.clone(),
             auth::authenticate,
         ))
         .layer(axum::middleware::from_fn(track))

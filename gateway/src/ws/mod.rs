@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use aerolith_common::auth::Caller;
 use aerolith_common::{Error, ErrorCode};
 
+use crate::admission::Admission;
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops};
 use crate::rest::AppState;
 use frame::{ClientFrame, FrameError};
@@ -49,7 +50,13 @@ pub async fn upgrade(
     let caller = caller.map_or(Caller::READ_ONLY, |Extension(c)| c);
     ws.max_message_size(HARD_FRAME_BYTES)
         .max_frame_size(HARD_FRAME_BYTES)
-        .on_upgrade(move |socket| serve(s.ops, caller, s.ws_queue_frames, s.ws_heartbeat, socket))
+        .on_upgrade(move |socket| {
+            let who = Who {
+                caller,
+                admission: s.admission,
+            };
+            serve(s.ops, who, s.ws_queue_frames, s.ws_heartbeat, socket)
+        })
 }
 
 fn close(code: u16, reason: &'static str) -> Message {
@@ -63,7 +70,7 @@ fn close(code: u16, reason: &'static str) -> Message {
 /// too far behind.
 async fn serve(
     ops: Ops,
-    caller: Caller,
+    who: Who,
     queue_frames: usize,
     heartbeat_every: Duration,
     socket: WebSocket,
@@ -103,7 +110,7 @@ async fn serve(
     });
     let mut conn = Connection {
         ops,
-        caller,
+        who,
         out,
         subs: HashMap::new(),
         requests: Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT)),
@@ -162,11 +169,18 @@ async fn serve(
     }
 }
 
+/// The connection's caller, and what admits its requests (each frame counts against the
+/// caller's rate like an HTTP request).
+struct Who {
+    caller: Caller,
+    admission: Arc<Admission>,
+}
+
 /// One connection's state: its subscriptions by name, and room for requests in flight.
 struct Connection {
     ops: Ops,
     /// Whose token opened the connection: each request frame needs its kind's role.
-    caller: Caller,
+    who: Who,
     out: Outbox,
     subs: HashMap<String, JoinHandle<()>>,
     requests: Arc<Semaphore>,
@@ -204,7 +218,9 @@ impl Connection {
                 }
             }
             ClientFrame::Request { req, kind, fields } => {
-                if let Err(e) = self.caller.require(kind.role()) {
+                let admitted = (self.who.caller.require(kind.role()))
+                    .and_then(|()| self.who.admission.charge(&self.who.caller));
+                if let Err(e) = admitted {
                     self.out.reply(frame::error(Some(("req", &req)), &e)).await;
                     return;
                 }
