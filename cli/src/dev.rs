@@ -54,6 +54,8 @@ pub struct DevOptions {
     pub tokens: aerolith_common::auth::Tokens,
     /// Every gateway's request rate and concurrency limits.
     pub requests: aerolith_gateway::admission::RequestLimits,
+    /// TLS on every gateway's HTTP and gRPC ports; `None`: plain TCP.
+    pub public_tls: Option<aerolith_gateway::tls::PublicTls>,
 }
 
 /// Maps (`from` DC, `to` DC, the peer replicator's real address) to the address to ship to.
@@ -85,6 +87,7 @@ impl DevOptions {
             link_route: None,
             tokens: aerolith_common::auth::Tokens::default(),
             requests: Default::default(),
+            public_tls: None,
         }
     }
 }
@@ -302,6 +305,7 @@ impl DevCluster {
                 ws_heartbeat: opts.ws_heartbeat,
                 tokens: opts.tokens.clone(),
                 requests: opts.requests,
+                public_tls: opts.public_tls.clone(),
             })
             .await
             .with_context(|| format!("gateway of {} failed to start", dc.id))?;

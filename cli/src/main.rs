@@ -42,6 +42,9 @@ enum Command {
         /// Every gateway's request rate and concurrency limits.
         #[command(flatten)]
         requests: aerolith_gateway::admission::RequestLimits,
+        /// TLS on every gateway's HTTP and gRPC ports.
+        #[command(flatten)]
+        tls: aerolith_gateway::tls::TlsArgs,
     },
     /// Run one storage node of a cluster described by cluster.toml (as `aerolith-storagenode`).
     Node(aerolith_storagenode::cli::Args),
@@ -85,8 +88,9 @@ async fn main() -> std::process::ExitCode {
             durability,
             auth,
             requests,
-        } => match auth.load() {
-            Ok(tokens) => {
+            tls,
+        } => match auth.load().and_then(|t| Ok((t, tls.load()?))) {
+            Ok((tokens, public_tls)) => {
                 run_dev(DevOptions {
                     dcs,
                     nodes_per_dc,
@@ -94,6 +98,7 @@ async fn main() -> std::process::ExitCode {
                     durability,
                     tokens,
                     requests,
+                    public_tls,
                     ..DevOptions::new(data_dir)
                 })
                 .await

@@ -550,6 +550,7 @@ async fn gateway_to_nowhere(blackhole: &std::net::UdpSocket) -> Gateway {
         ws_heartbeat: aerolith_gateway::ws::DEFAULT_HEARTBEAT,
         tokens: Default::default(),
         requests: Default::default(),
+        public_tls: None,
     })
     .await
     .unwrap()

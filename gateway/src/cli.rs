@@ -37,6 +37,9 @@ pub struct Args {
     /// Request rate and concurrency limits.
     #[command(flatten)]
     pub requests: crate::admission::RequestLimits,
+    /// TLS on the public ports.
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 /// Runs a gateway until SIGINT or SIGTERM, then drains and stops it.
@@ -52,6 +55,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     };
     let tls = TlsMaterial::from_files(files)?;
+    let public_tls = args.tls.load()?;
+    let scheme = if public_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let gateway = Gateway::start(GatewayOptions {
         cluster,
         dc: args.dc,
@@ -63,10 +72,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ws_heartbeat: std::time::Duration::from_secs(args.ws_heartbeat_seconds),
         tokens,
         requests: args.requests,
+        public_tls,
     })
     .await?;
     println!(
-        "aerolith-gateway listening on http://{} and grpc://{}",
+        "aerolith-gateway listening on {scheme}://{} and grpc://{}",
         gateway.http_addr(),
         gateway.grpc_addr()
     );

@@ -13,6 +13,7 @@ pub mod ops;
 pub mod rest;
 pub mod router;
 pub mod server;
+pub mod tls;
 pub mod ws;
 
 pub use server::{Gateway, GatewayOptions};

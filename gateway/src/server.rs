@@ -47,6 +47,8 @@ pub struct GatewayOptions {
     pub tokens: aerolith_common::auth::Tokens,
     /// Request rate and concurrency limits.
     pub requests: crate::admission::RequestLimits,
+    /// TLS on the HTTP and gRPC ports; `None`: plain TCP.
+    pub public_tls: Option<crate::tls::PublicTls>,
 }
 
 /// A started gateway.
@@ -88,7 +90,17 @@ impl Gateway {
         let grpc_addr = grpc_listener.local_addr().map_err(Error::internal)?;
         let (stop, stopped) = oneshot::channel::<()>();
         let app = rest::router(state);
+        let https = opts.public_tls.clone();
         let task = tokio::spawn(async move {
+            if let Some(tls) = https {
+                let stop = async {
+                    let _ = stopped.await;
+                };
+                if let Err(e) = crate::tls::serve_https(listener, app, tls, stop).await {
+                    tracing::error!(error = %e.message, "HTTPS server failed");
+                }
+                return;
+            }
             // TCP_NODELAY: responses and WebSocket frames go out as soon as written.
             let listener = listener.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
@@ -101,11 +113,17 @@ impl Gateway {
             }
         });
         let (grpc_stop, grpc_stopped) = oneshot::channel::<()>();
+        let grpc_tls = opts
+            .public_tls
+            .as_ref()
+            .map(crate::tls::PublicTls::grpc_config);
         let grpc_task = tokio::spawn(async move {
             let stop = async {
                 let _ = grpc_stopped.await;
             };
-            if let Err(e) = grpc::serve(grpc_listener, ops, admission, in_flight, stop).await {
+            if let Err(e) =
+                grpc::serve(grpc_listener, ops, admission, in_flight, grpc_tls, stop).await
+            {
                 tracing::error!(error = %e.message, "gRPC server failed");
             }
         });

@@ -46,6 +46,7 @@ async fn silent_storage_node_gives_deadline_exceeded_then_unavailable() {
         ws_heartbeat: aerolith_gateway::ws::DEFAULT_HEARTBEAT,
         tokens: Default::default(),
         requests: Default::default(),
+        public_tls: None,
     })
     .await
     .unwrap();

@@ -70,6 +70,7 @@ pub async fn serve(
     ops: Ops,
     admission: std::sync::Arc<crate::admission::Admission>,
     in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -87,7 +88,13 @@ pub async fn serve(
     let documents = DocumentsServer::new(DocumentsService::new(ops))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
-    let served = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| Error::invalid(format!("gRPC TLS setup: {e}")))?;
+    }
+    let served = builder
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))

@@ -1,0 +1,164 @@
+//! TLS on the public ports (optional): the HTTP port (REST, GraphQL, WebSocket) served over
+//! rustls by hyper, the gRPC port by tonic's own rustls acceptor, from one PEM certificate
+//! chain and key.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use aerolith_common::{Error, Result};
+
+/// Where the public ports' certificate and key are (`--tls-cert`, `--tls-key`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain for TLS on the HTTP and gRPC ports (with `--tls-key`); without
+    /// it, both ports speak plain TCP.
+    #[arg(
+        long,
+        env = "AEROLITH_TLS_CERT",
+        requires = "tls_key",
+        value_name = "PEM"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(
+        long,
+        env = "AEROLITH_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "PEM"
+    )]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The certificate and key read, when both are given.
+    pub fn load(&self) -> Result<Option<PublicTls>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => PublicTls::from_files(cert, key).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The public ports' certificate chain and key, checked to make a server config.
+#[derive(Clone)]
+pub struct PublicTls {
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for PublicTls {
+    // Never print the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PublicTls")
+    }
+}
+
+impl PublicTls {
+    /// Reads and checks a PEM certificate chain and key.
+    pub fn from_files(cert: &std::path::Path, key: &std::path::Path) -> Result<PublicTls> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p)
+                .map_err(|e| Error::invalid(format!("cannot read {}: {e}", p.display())))
+        };
+        let tls = PublicTls::from_pem(read(cert)?, read(key)?)?;
+        Ok(tls)
+    }
+
+    /// A certificate chain and key in PEM, checked.
+    pub fn from_pem(cert_pem: Vec<u8>, key_pem: Vec<u8>) -> Result<PublicTls> {
+        let tls = PublicTls { cert_pem, key_pem };
+        tls.rustls_config(vec![])?;
+        Ok(tls)
+    }
+
+    /// A rustls server config offering `alpn`.
+    fn rustls_config(&self, alpn: Vec<Vec<u8>>) -> Result<Arc<rustls::ServerConfig>> {
+        let certs = CertificateDer::pem_slice_iter(&self.cert_pem)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::invalid(format!("bad TLS certificate PEM: {e}")))?;
+        if certs.is_empty() {
+            return Err(Error::invalid(
+                "the TLS certificate file holds no certificate",
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_slice(&self.key_pem)
+            .map_err(|e| Error::invalid(format!("bad TLS key PEM: {e}")))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::invalid(format!("TLS setup: {e}")))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| Error::invalid(format!("the TLS certificate and key do not fit: {e}")))?;
+        config.alpn_protocols = alpn;
+        Ok(Arc::new(config))
+    }
+
+    /// tonic's TLS settings for the gRPC port.
+    pub fn grpc_config(&self) -> tonic::transport::ServerTlsConfig {
+        let identity = tonic::transport::Identity::from_pem(&self.cert_pem, &self.key_pem);
+        tonic::transport::ServerTlsConfig::new().identity(identity)
+    }
+}
+
+/// How long a client has to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves `app` over TLS on `listener` (HTTP/2 and HTTP/1.1 by ALPN, WebSocket upgrades
+/// included) until `stop` resolves, then lets open connections finish.
+pub async fn serve_https(
+    listener: TcpListener,
+    app: axum::Router,
+    tls: PublicTls,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
+    let acceptor =
+        TlsAcceptor::from(tls.rustls_config(vec![b"h2".to_vec(), b"http/1.1".to_vec()])?);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Connections are tasks of this set: aborting the server's task ends them all.
+    let mut connections = JoinSet::new();
+    tokio::pin!(stop);
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(app.clone());
+        let watcher = graceful.watcher();
+        connections.spawn(async move {
+            // A client that fails the handshake (plain HTTP, a bad hello) or stalls in it
+            // just goes away.
+            let Ok(Ok(stream)) =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            let builder = Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let _ = watcher.watch(conn.into_owned()).await;
+        });
+        // Finished connections leave the set as they go.
+        while connections.try_join_next().is_some() {}
+    }
+    graceful.shutdown().await;
+    Ok(())
+}
