@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Runs the whole test suite (unit tests and over-the-wire integration tests).
+# Runs the whole test suite (unit and over-the-wire integration tests), then the shell
+# blocks of README.md and docs/ marked `<!-- check-docs -->` against a fresh `aerolith dev`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-build-deps.sh
 scripts/ensure-etcd.sh
 cargo test --workspace --locked "$@"
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+python3 scripts/check-docs.py "$target_dir/debug/aerolith"

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use aerolith_cli::certs;
 use aerolith_cli::dev::{DevCluster, DevOptions};
+use aerolith_cli::{certs, client};
 use aerolith_common::healthcheck;
 use aerolith_storagenode::Durability;
 
@@ -15,6 +15,9 @@ use aerolith_storagenode::Durability;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The client commands' endpoints, token and output format.
+    #[command(flatten)]
+    client: client::Global,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +76,8 @@ enum Command {
         #[command(subcommand)]
         probe: healthcheck::Probe,
     },
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 #[tokio::main]
@@ -112,6 +117,15 @@ async fn main() -> std::process::ExitCode {
         Command::Healthcheck { probe } => healthcheck::probe(probe)
             .await
             .map_err(|e| anyhow::anyhow!(e.message)),
+        Command::Client(command) => {
+            return match client::run(command, cli.client).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(f) => {
+                    eprintln!("aerolith: {f}");
+                    std::process::ExitCode::from(f.exit)
+                }
+            };
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,230 @@
+//! `aerolith` as a client for people at a terminal (and scripts): collections, documents,
+//! queries, change feeds, bulk imports and replication status, over the gateway's REST and
+//! WebSocket APIs and the replicator's admin API. Exit codes scripts can rely on: 0 ok,
+//! 1 not found, 2 usage, 3 anything else; errors are one line on stderr.
+
+mod admin;
+mod api;
+mod bulk;
+mod documents;
+mod failure;
+mod output;
+mod query;
+mod watch;
+
+use std::path::PathBuf;
+
+pub use failure::{EXIT_NOT_FOUND, EXIT_OTHER, EXIT_USAGE, Failure};
+pub use output::Output;
+
+/// Where the client connects and how it prints; every client command takes these.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// The gateway's HTTP address.
+    #[arg(
+        long,
+        global = true,
+        env = "AEROLITH_ENDPOINT",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub endpoint: String,
+    /// The replicator admin API's address (`admin` commands).
+    #[arg(
+        long,
+        global = true,
+        env = "AEROLITH_ADMIN_ENDPOINT",
+        default_value = "http://127.0.0.1:9090"
+    )]
+    pub admin_endpoint: String,
+    /// A bearer token (API.md "Authentication"), sent with every request.
+    #[arg(long, global = true, env = "AEROLITH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// `json` (machine-readable, the default for documents) or `table` (the default for
+    /// lists and status).
+    #[arg(long, global = true, value_enum)]
+    pub output: Option<Output>,
+}
+
+/// The client commands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ClientCommand {
+    /// List collections and their conflict strategies.
+    Collections,
+    /// Print a document: `aerolith get COLLECTION ID`.
+    Get {
+        /// The collection.
+        collection: String,
+        /// The document's id.
+        id: String,
+    },
+    /// Create or replace a document: `aerolith put COLLECTION ID [JSON]`; the JSON comes from
+    /// the argument, `--file`, or stdin (when left out or `-`).
+    Put {
+        /// The collection.
+        collection: String,
+        /// The document's id.
+        id: String,
+        /// The document's data (a JSON object); `-` or nothing: read stdin.
+        json: Option<String>,
+        /// Read the data from this file.
+        #[arg(long, conflicts_with = "json")]
+        file: Option<PathBuf>,
+        /// Only if the document's current version is this one.
+        #[arg(long)]
+        if_match: Option<String>,
+    },
+    /// Patch a document: `aerolith patch COLLECTION ID JSON`; an object is a merge patch
+    /// (RFC 7396), an array a JSON Patch (RFC 6902).
+    Patch {
+        /// The collection.
+        collection: String,
+        /// The document's id.
+        id: String,
+        /// The patch.
+        json: String,
+        /// Only if the document's current version is this one.
+        #[arg(long)]
+        if_match: Option<String>,
+    },
+    /// Delete a document: `aerolith delete COLLECTION ID`.
+    Delete {
+        /// The collection.
+        collection: String,
+        /// The document's id.
+        id: String,
+        /// Only if the document's current version is this one.
+        #[arg(long)]
+        if_match: Option<String>,
+    },
+    /// Query a collection: `aerolith query COLLECTION FILTER` (a JSON filter, API.md
+    /// "Query"); follows pages until `--limit` documents or the end.
+    Query {
+        /// The collection.
+        collection: String,
+        /// The filter, a JSON object (`{}` matches every document).
+        #[arg(default_value = "{}")]
+        filter: String,
+        /// Sort by a field, `FIELD` or `FIELD:desc`; repeat for more keys.
+        #[arg(long)]
+        sort: Vec<String>,
+        /// Print at most this many documents (default: all).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Keep only these paths of each document's data (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        projection: Vec<String>,
+    },
+    /// Follow a collection's change feed (`aerolith watch COLLECTION`), one change a line;
+    /// resumable with `--since` and the last token printed.
+    Watch {
+        /// The collection.
+        collection: String,
+        /// Resume after this token (from an earlier change or checkpoint).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only changes whose document matches this filter (deletes always pass).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Stop after this many changes (`0`: once subscribed, printing only the token of
+        /// the feed's current position).
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Import newline-delimited JSON documents into a collection (the file, or stdin when
+    /// left out or `-`), with a progress line and a final count.
+    Bulk {
+        /// The collection.
+        collection: String,
+        /// The file of documents, one JSON object a line.
+        file: Option<PathBuf>,
+        /// The field holding each document's id (kept in the data); documents without it
+        /// get a generated id.
+        #[arg(long, default_value = "id")]
+        id_field: String,
+        /// Documents per request (at most 1000).
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        batch: u64,
+    },
+    /// Replication administration (the replicator admin API).
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+/// The `admin` commands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Replication state per peer DC: link state, lag, traffic and conflicts.
+    Status,
+}
+
+/// Runs one client command.
+pub async fn run(command: ClientCommand, global: Global) -> Result<(), Failure> {
+    let api = api::Api::new(&global)?;
+    let out = output::Printer::new(global.output);
+    match command {
+        ClientCommand::Collections => documents::collections(&api, &out).await,
+        ClientCommand::Get { collection, id } => documents::get(&api, &out, &collection, &id).await,
+        ClientCommand::Put {
+            collection,
+            id,
+            json,
+            file,
+            if_match,
+        } => {
+            let data = documents::input(json.as_deref(), file.as_deref())?;
+            documents::put(&api, &out, &collection, &id, &data, if_match.as_deref()).await
+        }
+        ClientCommand::Patch {
+            collection,
+            id,
+            json,
+            if_match,
+        } => documents::patch(&api, &out, &collection, &id, &json, if_match.as_deref()).await,
+        ClientCommand::Delete {
+            collection,
+            id,
+            if_match,
+        } => documents::delete(&api, &out, &collection, &id, if_match.as_deref()).await,
+        ClientCommand::Query {
+            collection,
+            filter,
+            sort,
+            limit,
+            projection,
+        } => {
+            let q = query::Query::new(&filter, &sort, &projection)?;
+            query::run(&api, &out, &collection, q, limit).await
+        }
+        ClientCommand::Watch {
+            collection,
+            since,
+            filter,
+            count,
+        } => {
+            let filter = filter.as_deref().map(failure::parse_json_arg).transpose()?;
+            watch::run(&api, &out, &collection, since, filter, count).await
+        }
+        ClientCommand::Bulk {
+            collection,
+            file,
+            id_field,
+            batch,
+        } => {
+            bulk::run(
+                &api,
+                &out,
+                &collection,
+                file.as_deref(),
+                &id_field,
+                batch as usize,
+            )
+            .await
+        }
+        ClientCommand::Admin {
+            command: AdminCommand::Status,
+        } => admin::status(&api, &out).await,
+    }
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Runs the shell blocks of README.md and docs/*.md marked `<!-- check-docs -->` (the line
+right before the opening fence) against a fresh `aerolith dev`, in document order, and fails
+if any command in them fails. Blocks use the documented default ports; they are moved to
+free ones here, and the client's AEROLITH_ENDPOINT / AEROLITH_ADMIN_ENDPOINT point at them.
+
+    scripts/check-docs.py [PATH_TO_AEROLITH]     # default: $CARGO_TARGET_DIR/debug/aerolith
+"""
+import json
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MARK = "<!-- check-docs -->"
+
+
+def blocks():
+    """(file, line, text) of every marked block, README first."""
+    files = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
+    for f in files:
+        lines = f.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if line.strip() == MARK and i + 1 < len(lines) and lines[i + 1].startswith("```"):
+                end = next(j for j in range(i + 2, len(lines)) if lines[j].startswith("```"))
+                yield f.relative_to(ROOT), i + 2, "\n".join(lines[i + 2:end])
+
+
+def free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def port_base():
+    """A REST port P whose dev-cluster siblings (P+1, gRPC, admin) are free too."""
+    for p in range(18080, 30000, 10):
+        if all(free(x) for x in (p, p + 1, p - 8080 + 50051, p - 8080 + 50052,
+                                 p - 8080 + 9090, p - 8080 + 9091)):
+            return p
+    sys.exit("check-docs: no free ports")
+
+
+def moved(text, base):
+    shift = base - 8080
+    def repl(m):
+        return f"{m.group(1)}:{int(m.group(2)) + shift}"
+    return re.sub(r"(localhost|127\.0\.0\.1):(808[0-9]|5005[0-9]|909[0-9])\b", repl, text)
+
+
+def main():
+    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
+    binary = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else f"{target}/debug/aerolith")
+    if not binary.exists():
+        sys.exit(f"check-docs: {binary} is missing; build it first (cargo build -p aerolith-cli)")
+    base = port_base()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="aerolith-docs-"))
+    dev = subprocess.Popen(
+        [str(binary), "dev", "--data-dir", str(work / "data"), "--port-base", str(base)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoints = work / "data" / "endpoints.json"
+    deadline = time.time() + 120
+    while not endpoints.exists():
+        if dev.poll() is not None or time.time() > deadline:
+            sys.exit("check-docs: aerolith dev did not become ready")
+        time.sleep(0.2)
+    dcs = json.loads(endpoints.read_text())["dcs"]
+    env = dict(os.environ,
+               PATH=f"{binary.parent}:{os.environ['PATH']}",
+               AEROLITH_ENDPOINT=f"http://{dcs[0]['http']}",
+               AEROLITH_ADMIN_ENDPOINT=f"http://{dcs[0]['admin']}")
+    env.pop("AEROLITH_TOKEN", None)
+    failed = 0
+    ran = 0
+    try:
+        for f, line, text in blocks():
+            ran += 1
+            r = subprocess.run(["bash", "-eu", "-c", moved(text, base)], cwd=work, env=env,
+                               capture_output=True, text=True, timeout=120)
+            if r.returncode == 0:
+                print(f"ok: {f}:{line}")
+            else:
+                failed += 1
+                print(f"FAILED: {f}:{line} (exit {r.returncode})\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+    finally:
+        dev.send_signal(signal.SIGTERM)
+        dev.wait(timeout=60)
+    if ran == 0:
+        sys.exit("check-docs: no marked blocks found")
+    if failed:
+        sys.exit(f"check-docs: {failed} of {ran} blocks failed")
+    print(f"check-docs: {ran} blocks ran")
+
+
+if __name__ == "__main__":
+    main()
