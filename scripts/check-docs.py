@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Runs the shell blocks of README.md and docs/*.md marked `<!-- check-docs -->` (the line
 right before the opening fence) against a fresh `aerolith dev`, in document order, and fails
-if any command in them fails. Blocks use the documented default ports; they are moved to
+if any command in them fails or prints a server error (5xx, `internal`, `unavailable`,
+`deadline_exceeded`). Blocks use the documented default ports; they are moved to
 free ones here, and the client's AEROLITH_ENDPOINT / AEROLITH_ADMIN_ENDPOINT point at them.
 
     scripts/check-docs.py [PATH_TO_AEROLITH]     # default: $CARGO_TARGET_DIR/debug/aerolith
@@ -19,6 +20,8 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MARK = "<!-- check-docs -->"
+# What a block's output must not hold: a 5xx status line or a server-side error code.
+SERVER_ERROR = re.compile(r'HTTP/[0-9.]+ 5[0-9][0-9]|"code":\s*"(internal|unavailable|deadline_exceeded)"')
 
 
 def blocks():
@@ -28,7 +31,9 @@ def blocks():
         lines = f.read_text().splitlines()
         for i, line in enumerate(lines):
             if line.strip() == MARK and i + 1 < len(lines) and lines[i + 1].startswith("```"):
-                end = next(j for j in range(i + 2, len(lines)) if lines[j].startswith("```"))
+                end = next((j for j in range(i + 2, len(lines)) if lines[j].startswith("```")), None)
+                if end is None:
+                    sys.exit(f"check-docs: {f.relative_to(ROOT)}:{i + 2}: the block never closes")
                 yield f.relative_to(ROOT), i + 2, "\n".join(lines[i + 2:end])
 
 
@@ -64,36 +69,47 @@ def main():
         sys.exit(f"check-docs: {binary} is missing; build it first (cargo build -p aerolith-cli)")
     base = port_base()
     work = pathlib.Path(tempfile.mkdtemp(prefix="aerolith-docs-"))
+    # The docs assume a plain dev cluster: no tokens, no TLS, whatever this shell has set.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AEROLITH_AUTH", "AEROLITH_TLS", "AEROLITH_TOKEN",
+                                "AEROLITH_RATE", "AEROLITH_MAX_IN_FLIGHT"))}
     dev = subprocess.Popen(
         [str(binary), "dev", "--data-dir", str(work / "data"), "--port-base", str(base)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoints = work / "data" / "endpoints.json"
-    deadline = time.time() + 120
-    while not endpoints.exists():
-        if dev.poll() is not None or time.time() > deadline:
-            sys.exit("check-docs: aerolith dev did not become ready")
-        time.sleep(0.2)
-    dcs = json.loads(endpoints.read_text())["dcs"]
-    env = dict(os.environ,
-               PATH=f"{binary.parent}:{os.environ['PATH']}",
-               AEROLITH_ENDPOINT=f"http://{dcs[0]['http']}",
-               AEROLITH_ADMIN_ENDPOINT=f"http://{dcs[0]['admin']}")
-    env.pop("AEROLITH_TOKEN", None)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     failed = 0
     ran = 0
     try:
+        endpoints = work / "data" / "endpoints.json"
+        deadline = time.time() + 120
+        while not endpoints.exists():
+            if dev.poll() is not None or time.time() > deadline:
+                sys.exit("check-docs: aerolith dev did not become ready")
+            time.sleep(0.2)
+        dcs = json.loads(endpoints.read_text())["dcs"]
+        env.update(PATH=f"{binary.parent}:{os.environ['PATH']}",
+                   AEROLITH_ENDPOINT=f"http://{dcs[0]['http']}",
+                   AEROLITH_ADMIN_ENDPOINT=f"http://{dcs[0]['admin']}")
         for f, line, text in blocks():
             ran += 1
             r = subprocess.run(["bash", "-eu", "-c", moved(text, base)], cwd=work, env=env,
                                capture_output=True, text=True, timeout=120)
-            if r.returncode == 0:
+            # curl -s exits 0 on any HTTP status: a server error in the output fails too.
+            broken = SERVER_ERROR.search(r.stdout)
+            if r.returncode == 0 and not broken:
                 print(f"ok: {f}:{line}")
+            elif broken:
+                failed += 1
+                print(f"FAILED: {f}:{line}: a server error: {broken.group(0)}\n{r.stdout[-2000:]}")
             else:
                 failed += 1
                 print(f"FAILED: {f}:{line} (exit {r.returncode})\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
     finally:
         dev.send_signal(signal.SIGTERM)
-        dev.wait(timeout=60)
+        try:
+            dev.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+            dev.wait()
     if ran == 0:
         sys.exit("check-docs: no marked blocks found")
     if failed:

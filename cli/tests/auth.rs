@@ -497,7 +497,7 @@ async fn each_token_has_a_request_rate_on_every_protocol() {
     let dir = tempfile::tempdir().unwrap();
     let mut tokens = Tokens::default();
     tokens
-        .add_list(&format!("read:{READ},write:{WRITE}"))
+        .add_list(&format!("read:{READ},write:{WRITE},admin:{ADMIN}"))
         .unwrap();
     let mut c = start_with(DevOptions {
         nodes_per_dc: 1,
@@ -580,6 +580,40 @@ async fn each_token_has_a_request_rate_on_every_protocol() {
         }
     }
     assert!(limited, "the rate holds for WebSocket frames");
+
+    // So does each GraphQL operation over a WebSocket (a token whose bucket is still full).
+    let mut gws = websocket(
+        &c,
+        "/graphql/ws",
+        None,
+        Some(ADMIN),
+        Some("graphql-transport-ws"),
+    )
+    .await
+    .expect("a GraphQL socket");
+    gws.send(Message::text(
+        json!({"type": "connection_init"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(frame(&mut gws).await["type"], "connection_ack");
+    let mut limited = false;
+    for i in 0..30 {
+        let op = json!({"type": "subscribe", "id": format!("q{i}"),
+            "payload": {"query": "{ collections { name } }"}});
+        gws.send(Message::text(op.to_string())).await.unwrap();
+        let f = loop {
+            let f = frame(&mut gws).await;
+            if f["type"] != "complete" {
+                break f;
+            }
+        };
+        if f["payload"]["errors"][0]["extensions"]["code"] == "rate_limited" {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the rate holds for GraphQL over a WebSocket");
 
     // With one place in flight, concurrent requests wait their turn and all succeed.
     let c2dir = tempfile::tempdir().unwrap();

@@ -190,7 +190,13 @@ async fn documents_queries_and_collections_from_the_command_line() {
     fails(&run(e, &["query", "users", "[]"], None), 2, "JSON object");
     let o = run(e, &["get", "users"], None);
     assert_eq!(o.status.code(), Some(2), "clap's usage error");
-    fails(&run(e, &["get", "_bad", "x"], None), 3, "invalid_argument");
+    fails(
+        &run(e, &["get", "_bad", "x"], None),
+        2,
+        "invalid collection name",
+    );
+    let unknown_operator = run(e, &["query", "users", r#"{"n":{"$nope":1}}"#], None);
+    fails(&unknown_operator, 3, "invalid_argument");
     fails(
         &run("http://127.0.0.1:9", &["get", "users", "ada"], None),
         3,
@@ -377,4 +383,21 @@ async fn admin_status_and_tokens() {
         stderr(&o)
     );
     secured.stop().await;
+}
+
+#[test]
+fn names_that_would_change_the_path_are_usage_errors() {
+    // Nothing listens there: a request sent would fail with 3, not 2.
+    let e = "http://127.0.0.1:9";
+    for args in [
+        vec!["delete", "users", "../../other"],
+        vec!["get", "users", "u1?x"],
+        vec!["get", "users", "u1#y"],
+        vec!["get", "..", "x"],
+        vec!["query", "a/b", "{}"],
+        vec!["bulk", "_system"],
+    ] {
+        let o = run(e, &args, Some(""));
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    }
 }

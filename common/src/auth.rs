@@ -33,9 +33,9 @@ impl Role {
             "read" => Ok(Role::Read),
             "write" => Ok(Role::Write),
             "admin" => Ok(Role::Admin),
-            other => Err(Error::invalid(format!(
-                "unknown role {other:?}: read, write or admin"
-            ))),
+            // The text is not echoed: a line with role and token swapped would print the
+            // token.
+            _ => Err(Error::invalid("unknown role: read, write or admin")),
         }
     }
 }
@@ -117,7 +117,10 @@ impl Tokens {
                     n + 1
                 )));
             };
-            self.add(Role::parse(role)?, token)?;
+            let role = Role::parse(role).map_err(|e| {
+                Error::invalid(format!("{} line {}: {}", path.display(), n + 1, e.message))
+            })?;
+            self.add(role, token)?;
         }
         Ok(())
     }
@@ -313,12 +316,18 @@ pub fn grpc_role(path: &str) -> Option<Role> {
         return None;
     }
     Some(match path.rsplit('/').next().unwrap_or_default() {
-        "DeleteCollection" => Role::Admin,
+        "GetDocument"
+        | "Query"
+        | "ListCollections"
+        | "GetCollection"
+        | "Watch"
+        | "ServerReflectionInfo" => Role::Read,
         "PutDocument" | "PatchDocument" | "DeleteDocument" | "BulkWrite" | "CreateCollection" => {
             Role::Write
         }
-        // Reads, Watch and server reflection.
-        _ => Role::Read,
+        // DeleteCollection, and any method added later until it is listed here: failing
+        // closed, a new write cannot be reached with a read token.
+        _ => Role::Admin,
     })
 }
 
@@ -457,6 +466,15 @@ mod tests {
         assert_eq!(
             grpc_role("/aerolith.v1.Documents/DeleteCollection"),
             Some(Role::Admin)
+        );
+        assert_eq!(
+            grpc_role("/aerolith.v1.Documents/SomethingNew"),
+            Some(Role::Admin),
+            "unknown methods fail closed"
+        );
+        assert_eq!(
+            grpc_role("/aerolith.v1.Documents/GetDocument"),
+            Some(Role::Read)
         );
         assert!(Role::Admin > Role::Write && Role::Write > Role::Read);
     }

@@ -104,9 +104,14 @@ impl PublicTls {
     /// tonic's TLS settings for the gRPC port.
     pub fn grpc_config(&self) -> tonic::transport::ServerTlsConfig {
         let identity = tonic::transport::Identity::from_pem(&self.cert_pem, &self.key_pem);
-        tonic::transport::ServerTlsConfig::new().identity(identity)
+        tonic::transport::ServerTlsConfig::new()
+            .identity(identity)
+            .timeout(HANDSHAKE_TIMEOUT)
     }
 }
+
+/// How long an HTTP/1 client has to send a request's headers.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How long a client has to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -119,14 +124,16 @@ pub async fn serve_https(
     tls: PublicTls,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
 
     let acceptor =
         TlsAcceptor::from(tls.rustls_config(vec![b"h2".to_vec(), b"http/1.1".to_vec()])?);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    // Connections are tasks of this set: aborting the server's task ends them all.
+    // HTTP connections are tasks of this set, so aborting the server's task ends them
+    // (connections upgraded to WebSockets run in tasks of their own, which end with the
+    // gateway's feeds at shutdown).
     let mut connections = JoinSet::new();
     tokio::pin!(stop);
     loop {
@@ -134,7 +141,9 @@ pub async fn serve_https(
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
                     tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                     continue;
                 }
             },
@@ -152,7 +161,17 @@ pub async fn serve_https(
             else {
                 return;
             };
-            let builder = Builder::new(TokioExecutor::new());
+            let mut builder = Builder::new(TokioExecutor::new());
+            // A client must send its request headers within HEADER_READ_TIMEOUT (hyper
+            // enforces it only with a timer); WebSockets over HTTP/2 need CONNECT.
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .enable_connect_protocol();
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             let _ = watcher.watch(conn.into_owned()).await;
         });

@@ -10,7 +10,7 @@ pub async fn status(api: &Api, out: &Printer) -> Result<(), Failure> {
     match out.format(Output::Table) {
         Output::Json => out.pretty(&a.body),
         Output::Table => {
-            println!("dc {}", cell(&a.body["dc"]));
+            super::output::emit(&format!("dc {}", cell(&a.body["dc"])));
             let fields = [
                 "dc",
                 "state",

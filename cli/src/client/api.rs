@@ -40,7 +40,9 @@ fn base(url: &str, what: &str) -> Result<String, Failure> {
 impl Api {
     /// A client for `global`'s endpoints and token.
     pub fn new(global: &Global) -> Result<Api, Failure> {
+        // Longer than the longest server deadline (60 s), so the server's answer wins.
         let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(75))
             .build()
             .map_err(|e| Failure::other(format!("HTTP client: {e}")))?;
         Ok(Api {

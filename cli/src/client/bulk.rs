@@ -90,6 +90,20 @@ async fn flush(
     Ok(())
 }
 
+/// A failed request ends the import: say how far it got, on a line of its own.
+fn stopped(live: bool, tally: &Tally, f: Failure) -> Failure {
+    if live {
+        eprintln!();
+    }
+    Failure {
+        exit: f.exit,
+        message: format!(
+            "{} (stopped after {} lines: {} written, {} failed)",
+            f.message, tally.lines, tally.written, tally.failed
+        ),
+    }
+}
+
 /// Imports `file` (stdin when `None` or `-`).
 pub async fn run(
     api: &Api,
@@ -125,7 +139,9 @@ pub async fn run(
             Err(why) => tally.fail(n, &why),
         }
         if batch.len() >= batch_size {
-            flush(api, collection, &mut batch, &mut tally).await?;
+            if let Err(f) = flush(api, collection, &mut batch, &mut tally).await {
+                return Err(stopped(live, &tally, f));
+            }
             if live {
                 let rate = tally.lines as f64 / started.elapsed().as_secs_f64().max(0.001);
                 eprint!(
@@ -136,7 +152,9 @@ pub async fn run(
             }
         }
     }
-    flush(api, collection, &mut batch, &mut tally).await?;
+    if let Err(f) = flush(api, collection, &mut batch, &mut tally).await {
+        return Err(stopped(live, &tally, f));
+    }
     if live {
         eprintln!();
     }
@@ -146,10 +164,10 @@ pub async fn run(
             "lines": tally.lines, "written": tally.written, "failed": tally.failed,
             "seconds": (secs * 1000.0).round() / 1000.0,
         })),
-        Output::Table => println!(
+        Output::Table => super::output::emit(&format!(
             "imported {} of {} documents into {collection} in {secs:.1} s ({} failed)",
             tally.written, tally.lines, tally.failed
-        ),
+        )),
     }
     if tally.failed > 0 {
         return Err(Failure::other(format!(

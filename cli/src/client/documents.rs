@@ -186,7 +186,7 @@ pub async fn delete(
     .await?;
     match out.format(Output::Table) {
         Output::Json => out.line(&json!({"collection": collection, "id": id, "deleted": true})),
-        Output::Table => println!("deleted {collection}/{id}"),
+        Output::Table => super::output::emit(&format!("deleted {collection}/{id}")),
     }
     Ok(())
 }

@@ -55,7 +55,28 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// A JSON argument from the command line, or a usage error saying where it broke.
+/// A JSON argument from the command line, or a usage error saying where it broke (with the
+/// start of the text, on one line).
 pub fn parse_json_arg(text: &str) -> Result<Value, Failure> {
-    serde_json::from_str(text).map_err(|e| Failure::usage(format!("not valid JSON ({e}): {text}")))
+    serde_json::from_str(text).map_err(|e| {
+        let start: String = text.chars().take(60).collect();
+        let start = start.replace(['\n', '\r'], " ");
+        let more = if text.chars().count() > 60 { "..." } else { "" };
+        Failure::usage(format!("not valid JSON ({e}): {start}{more}"))
+    })
+}
+
+/// A collection name checked against API.md's rule (so it cannot change the request's
+/// path), or a usage error.
+pub fn collection_arg(name: &str) -> Result<&str, Failure> {
+    aerolith_common::name::validate_collection(name)
+        .map(|()| name)
+        .map_err(|e| Failure::usage(e.message))
+}
+
+/// A document id checked against API.md's rule, or a usage error.
+pub fn id_arg(id: &str) -> Result<&str, Failure> {
+    aerolith_common::name::validate_doc_id(id)
+        .map(|()| id)
+        .map_err(|e| Failure::usage(e.message))
 }

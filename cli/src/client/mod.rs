@@ -160,8 +160,32 @@ pub enum AdminCommand {
     Status,
 }
 
+/// Checks the command's collection name and document id against API.md's rules, so that
+/// neither can change the request's path (`../other`, `x?y`).
+fn check_names(command: &ClientCommand) -> Result<(), Failure> {
+    use ClientCommand as C;
+    let (collection, id) = match command {
+        C::Get { collection, id }
+        | C::Put { collection, id, .. }
+        | C::Patch { collection, id, .. }
+        | C::Delete { collection, id, .. } => (Some(collection), Some(id)),
+        C::Query { collection, .. } | C::Watch { collection, .. } | C::Bulk { collection, .. } => {
+            (Some(collection), None)
+        }
+        C::Collections | C::Admin { .. } => (None, None),
+    };
+    if let Some(c) = collection {
+        failure::collection_arg(c)?;
+    }
+    if let Some(i) = id {
+        failure::id_arg(i)?;
+    }
+    Ok(())
+}
+
 /// Runs one client command.
 pub async fn run(command: ClientCommand, global: Global) -> Result<(), Failure> {
+    check_names(&command)?;
     let api = api::Api::new(&global)?;
     let out = output::Printer::new(global.output);
     match command {

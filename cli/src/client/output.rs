@@ -31,15 +31,24 @@ impl Printer {
 
     /// Prints one JSON value, pretty.
     pub fn pretty(&self, v: &Value) {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
-        );
+        emit(&serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
     }
 
     /// Prints one JSON value on one line.
     pub fn line(&self, v: &Value) {
-        println!("{v}");
+        emit(&v.to_string());
+    }
+}
+
+/// Prints a line on stdout. A reader that went away (`aerolith query ... | head`) ends the
+/// command quietly, with exit code 0, rather than a panic.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
     }
 }
 
@@ -54,7 +63,7 @@ pub fn cell(v: &Value) -> String {
 
 /// Prints `rows` under `headers`, each column as wide as its widest cell.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
-    print!("{}", render(headers, rows));
+    emit(render(headers, rows).trim_end_matches('\n'));
 }
 
 fn render(headers: &[&str], rows: &[Vec<String>]) -> String {

@@ -62,7 +62,7 @@ pub async fn run(
     let format = out.format(Output::Json);
     // Changes stream in, so a table's columns are tab-separated rather than aligned.
     if format == Output::Table {
-        println!("OP\tID\tVERSION\tTOKEN");
+        super::output::emit("OP\tID\tVERSION\tTOKEN");
     }
     let mut last_token = since;
     let mut seen = 0u64;
@@ -102,13 +102,13 @@ pub async fn run(
                 }
                 match format {
                     Output::Json => out.line(&frame),
-                    Output::Table => println!(
+                    Output::Table => super::output::emit(&format!(
                         "{}\t{}\t{}\t{}",
                         cell(&frame["op"]),
                         cell(&frame["id"]),
                         cell(&frame["version"]),
                         cell(&frame["token"])
-                    ),
+                    )),
                 }
             }
             Some("subscribed") => subscribed = true,

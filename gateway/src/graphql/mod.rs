@@ -100,6 +100,35 @@ impl Executor for GraphqlExecutor {
     }
 }
 
+/// The schema as one WebSocket connection runs it: each operation (query, mutation or
+/// subscription) is charged to the connection's caller like an HTTP request.
+#[derive(Clone)]
+struct Charged {
+    inner: GraphqlExecutor,
+    admission: Arc<crate::admission::Admission>,
+    caller: Caller,
+}
+
+impl Executor for Charged {
+    async fn execute(&self, request: Request) -> Response {
+        match self.admission.charge(&self.caller) {
+            Ok(()) => self.inner.execute(request).await,
+            Err(e) => error_response(e),
+        }
+    }
+
+    fn execute_stream(
+        &self,
+        request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        match self.admission.charge(&self.caller) {
+            Ok(()) => self.inner.execute_stream(request, session_data),
+            Err(e) => futures::stream::once(async move { error_response(e) }).boxed(),
+        }
+    }
+}
+
 /// An operation-layer error as a GraphQL error carrying its code.
 pub(crate) fn gql(e: Error) -> async_graphql::Error {
     let code = e.code.as_str();
@@ -215,13 +244,19 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> impl IntoResponse {
     let max = graphql_max_bytes(s.ops.limits());
+    let caller = caller.map_or(Caller::READ_ONLY, |Extension(c)| c);
     let mut data = Data::default();
-    data.insert(caller.map_or(Caller::READ_ONLY, |Extension(c)| c));
+    data.insert(caller);
+    let charged = Charged {
+        inner: s.graphql,
+        admission: s.admission,
+        caller,
+    };
     ws.protocols(ALL_WEBSOCKET_PROTOCOLS)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |stream| {
-            GraphQLWebSocket::new(stream, s.graphql, protocol)
+            GraphQLWebSocket::new(stream, charged, protocol)
                 .with_data(data)
                 .serve()
         })

@@ -51,16 +51,20 @@ pub struct GrpcAuth<S> {
 
 impl<S, B, RB> Service<Request<B>> for GrpcAuth<S>
 where
-    S: Service<Request<B>, Response = Response<RB>>,
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
     RB: Default + Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
+    // Always ready: the inner services (the in-flight limit among them) are made ready only
+    // for calls that pass admission, so a refused call never holds a place in flight.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
@@ -80,7 +84,9 @@ where
                 }
             }
         }
-        let answer = self.inner.call(req);
-        Box::pin(answer)
+        // The clone that was not polled stays; the one taken is made ready for this call.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(tower::ServiceExt::oneshot(inner, req))
     }
 }

@@ -44,7 +44,6 @@ fn percent_decode(s: &str) -> String {
                 }
                 _ => out.push(b'%'),
             },
-            b'+' => out.push(b' '),
             b => out.push(b),
         }
         i += 1;
@@ -112,7 +111,11 @@ mod tests {
 
     #[test]
     fn access_tokens_are_percent_decoded() {
-        assert_eq!(percent_decode("a%2Fb+c%"), "a/b c%");
+        assert_eq!(
+            percent_decode("a%2Fb+c%"),
+            "a/b+c%",
+            "tokens never hold spaces"
+        );
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
         let req = Request::builder()
             .uri("/v1/ws?x=1&access_token=abc%3D")

@@ -10,6 +10,7 @@ mod documents;
 pub mod error;
 pub mod extract;
 mod health;
+mod in_flight;
 pub mod openapi;
 pub mod query;
 
@@ -434,9 +435,9 @@ pub fn router(state: AppState) -> Router {
     routed()
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        // A request waits for a place in flight within its deadline.
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(
+        .layer(axum::middleware::from_fn_with_state(
             state.in_flight.clone(),
+            in_flight::limit,
         ))
         .layer(axum::middleware::from_fn(extract::deadline))
         .layer(axum::middleware::from_fn_with_state(
