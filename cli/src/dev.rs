@@ -56,6 +56,8 @@ pub struct DevOptions {
     pub requests: aerolith_gateway::admission::RequestLimits,
     /// TLS on every gateway's HTTP and gRPC ports; `None`: plain TCP.
     pub public_tls: Option<aerolith_gateway::tls::PublicTls>,
+    /// How often each replicator runs an anti-entropy pass; `None`: only on request.
+    pub resync_every: Option<std::time::Duration>,
 }
 
 /// Maps (`from` DC, `to` DC, the peer replicator's real address) to the address to ship to.
@@ -88,6 +90,7 @@ impl DevOptions {
             tokens: aerolith_common::auth::Tokens::default(),
             requests: Default::default(),
             public_tls: None,
+            resync_every: Some(std::time::Duration::from_secs(3600)),
         }
     }
 }
@@ -259,6 +262,8 @@ impl DevCluster {
                     tls: ca.issue(&format!("{}-replicator", dc.id))?,
                     data_dir: opts.data_dir.join(&dc.id).join("replicator"),
                     tokens: opts.tokens.clone(),
+                    resync_every: opts.resync_every,
+                    resync_rate: aerolith_replicator::resync::DEFAULT_RECORDS_PER_SECOND,
                 })
                 .await
                 .with_context(|| format!("replicator of {} failed to start", dc.id))?;

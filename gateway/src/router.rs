@@ -300,6 +300,7 @@ fn op_name(body: &pb::request::Body) -> &'static str {
         B::ApplyBatch(_) => "apply_batch",
         B::Watermarks(_) => "watermarks",
         B::Digest(_) => "digest",
+        B::Range(_) => "range",
         B::ApplyCollection(_) => "apply_collection",
         B::Ship(_) => "ship",
         B::AwaitMarks(_) => "await_marks",

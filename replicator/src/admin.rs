@@ -53,6 +53,10 @@ pub struct AdminState {
     pub peers: Vec<(String, String)>,
     /// Tokens; with any configured, every `/admin` route needs the `admin` role.
     pub tokens: Arc<Tokens>,
+    /// Every other DC, with its nodes (anti-entropy reads their stores).
+    pub peer_dcs: Vec<DcConfig>,
+    /// Records an anti-entropy pass may scan a second.
+    pub resync_rate: u64,
 }
 
 /// An error as the REST error body.
@@ -158,6 +162,7 @@ async fn digests(State(s): State<AdminState>) -> Answer {
         let owned = s.local.shards_of(i, s.shards);
         let req = Req::Digest(pb::DigestRequest {
             shards: owned.iter().map(|s| u32::from(*s)).collect(),
+            ranges: 0,
         });
         let Resp::Digests(d) = s
             .client
@@ -379,11 +384,43 @@ async fn resume(State(s): State<AdminState>, Path(dc): Path<String>) -> Answer {
     Ok(Json(json!({"dc": dc, "state": state})))
 }
 
-async fn resync() -> AdminError {
-    AdminError(Error::new(
-        ErrorCode::InvalidArgument,
-        "resync is not yet supported (anti-entropy lands with the repair issue)",
-    ))
+/// `POST /admin/resync` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResyncBody {
+    peer: String,
+    collection: Option<String>,
+}
+
+/// Compares this DC with a peer and repairs what differs (anti-entropy); answers the
+/// pass's summary.
+async fn resync(State(s): State<AdminState>, body: axum::body::Bytes) -> Answer {
+    let body: ResyncBody = serde_json::from_slice(&body).map_err(|e| {
+        Error::invalid(format!(
+            "expected {{\"peer\": \"<dc>\", \"collection\"?: \"<name>\"}}: {e}"
+        ))
+    })?;
+    if let Some(c) = &body.collection {
+        aerolith_common::name::validate_collection(c)?;
+    }
+    if body.peer == s.local.id {
+        return Err(Error::invalid("a DC is not resynced with itself").into());
+    }
+    let peer = s
+        .peer_dcs
+        .iter()
+        .find(|d| d.id == body.peer)
+        .ok_or_else(|| Error::not_found(format!("no DC {} in this cluster", body.peer)))?;
+    let sum = crate::resync::resync(
+        &s.client,
+        &s.local,
+        peer,
+        s.shards,
+        body.collection.as_deref(),
+        s.resync_rate,
+    )
+    .await?;
+    Ok(Json(serde_json::to_value(sum).map_err(Error::internal)?))
 }
 
 /// `POST /admin/failover` body.

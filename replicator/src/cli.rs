@@ -37,6 +37,14 @@ pub struct Args {
     /// A peer DC's replicator, as `DC=HOST:PORT`; repeat for each peer.
     #[arg(long = "peer", value_name = "DC=HOST:PORT")]
     pub peers: Vec<String>,
+    /// Seconds between anti-entropy passes against every peer (0: only on
+    /// `POST /admin/resync`).
+    #[arg(long, env = "AEROLITH_RESYNC_EVERY_SECONDS", default_value_t = 3600)]
+    pub resync_every_seconds: u64,
+    /// Records an anti-entropy pass may scan a second on each side (0: unpaced), so a pass
+    /// does not starve foreground traffic.
+    #[arg(long, env = "AEROLITH_RESYNC_RECORDS_PER_SECOND", default_value_t = crate::resync::DEFAULT_RECORDS_PER_SECOND)]
+    pub resync_records_per_second: u64,
     /// Tokens for the admin API (the `admin` role), and whether to serve it beyond loopback
     /// without them.
     #[command(flatten)]
@@ -75,6 +83,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tls,
         data_dir: args.data_dir,
         tokens,
+        resync_every: (args.resync_every_seconds > 0)
+            .then(|| std::time::Duration::from_secs(args.resync_every_seconds)),
+        resync_rate: args.resync_records_per_second,
     })
     .await?;
     for p in peers {

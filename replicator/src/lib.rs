@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod failover;
 pub mod receiver;
+pub mod resync;
 pub mod shipper;
 pub mod stats;
 
@@ -44,6 +45,10 @@ pub struct ReplicatorOptions {
     pub data_dir: PathBuf,
     /// The tokens the admin API asks for (admin role); empty: auth off.
     pub tokens: aerolith_common::auth::Tokens,
+    /// How often anti-entropy compares this DC with each peer; `None`: only on request.
+    pub resync_every: Option<std::time::Duration>,
+    /// Records an anti-entropy pass may scan a second (0: unpaced).
+    pub resync_rate: u64,
 }
 
 /// A running replicator.
@@ -149,7 +154,26 @@ impl Replicator {
                 .map(|l| (l.peer.dc.clone(), l.peer.addr.clone()))
                 .collect(),
             tokens: Arc::new(self.opts.tokens.clone()),
+            peer_dcs: self
+                .opts
+                .cluster
+                .dcs
+                .iter()
+                .filter(|d| d.id != self.opts.dc)
+                .cloned()
+                .collect(),
+            resync_rate: self.opts.resync_rate,
         };
+        if let Some(every) = self.opts.resync_every {
+            self.tasks.push(tokio::spawn(resync::every(
+                self.client.clone(),
+                state.local.clone(),
+                state.peer_dcs.clone(),
+                state.shards,
+                every,
+                state.resync_rate,
+            )));
+        }
         self.tasks.push(tokio::spawn(failover::keep_spreading(
             self.states.clone(),
             self.client.clone(),

@@ -111,6 +111,7 @@ impl Receiver {
                 collection_meta: c.collection_meta,
                 source_dc: c.source_dc,
                 sender_wall_ms: ship.sent_at_ms,
+                repair: false,
             });
         }
         let from_dc = &ship.from_dc;

@@ -70,11 +70,17 @@ impl Store {
             return Err(Error::invalid("a DC does not apply its own changes"));
         }
         let shard = self.check_shard(req.shard)?;
-        let position = req
-            .position
-            .as_ref()
-            .ok_or_else(|| Error::invalid("apply needs the origin position"))?;
+        // A repair (anti-entropy) merges a record read from the origin's store: it is no
+        // point of the origin's log, so no watermark moves.
+        let position = match (req.repair, req.position.as_ref()) {
+            (true, _) => None,
+            (false, Some(p)) => Some(p),
+            (false, None) => return Err(Error::invalid("apply needs the origin position")),
+        };
         let Some(remote) = req.record.as_ref() else {
+            let Some(position) = position else {
+                return Err(Error::invalid("a repair needs a record"));
+            };
             // A change this DC already knows, or a collection's settings (which the
             // replicator merged into every node first): only the watermark moves past it.
             let _st = self.lock_shard_by(shard, deadline)?;
@@ -116,7 +122,9 @@ impl Store {
             ))
         })?;
         let mut batch = WriteBatch::default();
-        self.watermark_into(&mut batch, shard, &req.origin_dc, position)?;
+        if let Some(position) = position {
+            self.watermark_into(&mut batch, shard, &req.origin_dc, position)?;
+        }
         // Changes of an incarnation this DC deleted (or replaced) are dropped everywhere.
         let stale = remote.incarnation < meta.incarnation
             || (meta.deleted && remote.incarnation <= meta.deleted_hlc);
@@ -292,6 +300,7 @@ mod tests {
                         collection_meta: from.collection_meta(&ev.collection),
                         source_dc: String::new(),
                         sender_wall_ms: 0,
+                        repair: false,
                     },
                     deadline(),
                 )
@@ -388,6 +397,7 @@ mod tests {
             collection_meta: dc1.collection_meta("c"),
             source_dc: "dc3".into(),
             sender_wall_ms: 0,
+            repair: false,
         };
         assert!(dc2.apply(&forwarded, deadline()).unwrap().changed);
         let log = dc2
@@ -519,6 +529,7 @@ mod tests {
             collection_meta: dc1.collection_meta("c"),
             source_dc: String::new(),
             sender_wall_ms: 0,
+            repair: false,
         };
         assert!(dc2.apply(&req, deadline()).unwrap().changed);
         write(&dc2).expect("writes go on");
@@ -563,7 +574,13 @@ mod tests {
         assert_eq!((shard1.shard, shard1.records), (1, 1));
         assert_eq!(digest(&dc1).shards[0].records, 0);
         let err = dc1
-            .digest(&pb::DigestRequest { shards: vec![99] }, deadline())
+            .digest(
+                &pb::DigestRequest {
+                    shards: vec![99],
+                    ranges: 0,
+                },
+                deadline(),
+            )
             .unwrap_err();
         assert_eq!(err.code, aerolith_common::ErrorCode::InvalidArgument);
     }
@@ -626,6 +643,7 @@ mod tests {
             collection_meta: None,
             source_dc: String::new(),
             sender_wall_ms: 0,
+            repair: false,
         };
         let e = dc2.apply(&req, deadline()).unwrap_err();
         assert_eq!(e.code, aerolith_common::ErrorCode::Unavailable, "{e}");
@@ -676,6 +694,7 @@ mod tests {
             collection_meta: old_meta,
             source_dc: String::new(),
             sender_wall_ms: 0,
+            repair: false,
         };
         assert!(!dc2.apply(&stale, deadline()).unwrap().changed);
         assert!(dc2.read_record(1, "c", "x").unwrap().is_none());

@@ -73,6 +73,7 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
         }
         Req::Watermarks(r) => Resp::Watermarks(store.watermarks(&r)?),
         Req::Digest(r) => Resp::Digests(store.digest(&r, deadline)?),
+        Req::Range(r) => Resp::Range(store.range(&r, deadline)?),
         Req::ApplyCollection(m) => Resp::Collection(store.apply_collection(&m)?.0),
         Req::Ship(_) => return Err(Error::invalid("storage nodes do not take shipments")),
         // Waited for in `handle`, before the blocking pool.

@@ -1,0 +1,269 @@
+//! Anti-entropy (`POST /admin/resync`, and a periodic pass): compares this DC with a peer
+//! shard by shard, Merkle style — a digest per shard, then per hash range of the shards that
+//! differ, then the records of the ranges that differ — and repairs each difference in both
+//! directions through the normal merge (an apply marked `repair`, which moves no
+//! watermark). Scans are paced so a pass does not starve foreground traffic.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use prost::Message;
+
+use aerolith_common::rpc::RpcClient;
+use aerolith_common::topology::DcConfig;
+use aerolith_common::{Error, Result, pb};
+use pb::request::Body as Req;
+use pb::response::Body as Resp;
+
+/// Hash ranges per shard: a shard that differs is narrowed to these.
+pub const RANGES: u32 = 64;
+/// Default pace: records scanned per second (digests and range reads together).
+pub const DEFAULT_RECORDS_PER_SECOND: u64 = 200_000;
+/// Time one RPC of a pass may take (a shard scan).
+const CALL: Duration = Duration::from_secs(60);
+
+/// What a pass compared and repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// The peer DC compared with.
+    pub peer: String,
+    /// Shards compared.
+    pub shards_compared: u64,
+    /// Shards whose digests differed.
+    pub shards_differing: u64,
+    /// Hash ranges compared (of the differing shards).
+    pub ranges_compared: u64,
+    /// Ranges whose digests differed.
+    pub ranges_differing: u64,
+    /// Records read from the differing ranges, both sides.
+    pub records_compared: u64,
+    /// Documents whose records differed and were merged (each counted once).
+    pub documents_repaired: u64,
+    /// Records merged into this DC.
+    pub repaired_here: u64,
+    /// Records merged into the peer.
+    pub repaired_there: u64,
+    /// Wall time of the pass.
+    pub took_ms: u64,
+}
+
+/// One side of the comparison.
+struct Side<'a> {
+    dc: &'a DcConfig,
+}
+
+impl Side<'_> {
+    fn owner(&self, shard: u16) -> &str {
+        &self.dc.owner(shard).rpc
+    }
+}
+
+/// Runs a pass against every peer each `every`, logging what it repaired, until the task
+/// is aborted.
+pub async fn every(
+    client: std::sync::Arc<RpcClient>,
+    local: DcConfig,
+    peers: Vec<DcConfig>,
+    shards: u16,
+    every: Duration,
+    records_per_second: u64,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        for peer in &peers {
+            match resync(&client, &local, peer, shards, None, records_per_second).await {
+                Ok(sum) => tracing::info!(peer = %peer.id, repaired = sum.documents_repaired,
+                    shards_differing = sum.shards_differing, took_ms = sum.took_ms,
+                    "anti-entropy pass"),
+                Err(e) => {
+                    tracing::warn!(peer = %peer.id, error = %e.message, "anti-entropy pass failed")
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps off the scan cost so a pass stays under `records_per_second`.
+struct Pacer {
+    per_second: u64,
+}
+
+impl Pacer {
+    async fn charge(&self, records: u64) {
+        if self.per_second > 0 && records > 0 {
+            let secs = records as f64 / self.per_second as f64;
+            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+        }
+    }
+}
+
+async fn shard_digest(client: &RpcClient, addr: &str, shard: u16) -> Result<pb::ShardDigest> {
+    let req = Req::Digest(pb::DigestRequest {
+        shards: vec![u32::from(shard)],
+        ranges: RANGES,
+    });
+    match client.call(addr, req, CALL).await? {
+        Resp::Digests(mut d) if d.shards.len() == 1 => Ok(d.shards.remove(0)),
+        _ => Err(Error::internal(format!(
+            "unexpected answer to a digest from {addr}"
+        ))),
+    }
+}
+
+/// The records of one range, by (collection, id), as stored.
+async fn range(
+    client: &RpcClient,
+    addr: &str,
+    shard: u16,
+    range: u32,
+) -> Result<BTreeMap<(String, String), Vec<u8>>> {
+    let req = Req::Range(pb::RangeRequest {
+        shard: u32::from(shard),
+        ranges: RANGES,
+        range,
+    });
+    match client.call(addr, req, CALL).await? {
+        Resp::Range(r) => Ok(r
+            .records
+            .into_iter()
+            .map(|r| ((r.collection, r.id), r.record))
+            .collect()),
+        _ => Err(Error::internal(format!(
+            "unexpected answer to a range read from {addr}"
+        ))),
+    }
+}
+
+/// A collection's settings as `addr` holds them (sent with repairs, so a node that lost
+/// them can apply).
+async fn settings(client: &RpcClient, addr: &str, name: &str) -> Option<pb::CollectionMeta> {
+    let req = Req::GetCollection(pb::GetCollectionRequest {
+        name: name.to_string(),
+    });
+    match client.call(addr, req, CALL).await {
+        Ok(Resp::Collection(meta)) => Some(meta),
+        _ => None,
+    }
+}
+
+/// Merges `records` (read from `from`'s store) into `to_addr`.
+async fn repair(
+    client: &RpcClient,
+    from: &DcConfig,
+    from_addr: &str,
+    to_addr: &str,
+    shard: u16,
+    records: Vec<(String, String, pb::DocRecord)>,
+) -> Result<u64> {
+    if records.is_empty() {
+        return Ok(0);
+    }
+    let mut metas: HashMap<String, Option<pb::CollectionMeta>> = HashMap::new();
+    let mut applies = Vec::with_capacity(records.len());
+    for (collection, id, record) in records {
+        if !metas.contains_key(&collection) {
+            let meta = settings(client, from_addr, &collection).await;
+            metas.insert(collection.clone(), meta);
+        }
+        applies.push(pb::ApplyRequest {
+            shard: u32::from(shard),
+            collection: collection.clone(),
+            id,
+            source_dc: record.origin.clone(),
+            record: Some(record),
+            origin_dc: from.id.clone(),
+            position: None,
+            collection_meta: metas.get(&collection).cloned().flatten(),
+            sender_wall_ms: 0,
+            repair: true,
+        });
+    }
+    let n = applies.len() as u64;
+    let req = Req::ApplyBatch(pb::ApplyBatchRequest { applies });
+    match client.call(to_addr, req, CALL).await? {
+        Resp::AppliedBatch(_) => Ok(n),
+        _ => Err(Error::internal(format!(
+            "unexpected answer to a repair from {to_addr}"
+        ))),
+    }
+}
+
+fn decode(bytes: &[u8], what: &str) -> Result<pb::DocRecord> {
+    pb::DocRecord::decode(bytes).map_err(|e| Error::internal(format!("corrupt record {what}: {e}")))
+}
+
+/// Compares `local` with `peer` over every shard and repairs what differs; only records of
+/// `collection` when one is named. Scans are paced to `records_per_second` (0: unpaced).
+pub async fn resync(
+    client: &RpcClient,
+    local: &DcConfig,
+    peer: &DcConfig,
+    shards: u16,
+    collection: Option<&str>,
+    records_per_second: u64,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let pacer = Pacer {
+        per_second: records_per_second,
+    };
+    let (here, there) = (Side { dc: local }, Side { dc: peer });
+    let mut sum = Summary {
+        peer: peer.id.clone(),
+        ..Summary::default()
+    };
+    for shard in 0..shards {
+        let (a, b) = (here.owner(shard), there.owner(shard));
+        let (da, db) = tokio::try_join!(
+            shard_digest(client, a, shard),
+            shard_digest(client, b, shard)
+        )?;
+        sum.shards_compared += 1;
+        pacer.charge(da.records + db.records).await;
+        if da.digest == db.digest {
+            continue;
+        }
+        sum.shards_differing += 1;
+        for r in 0..RANGES {
+            sum.ranges_compared += 1;
+            let (ra, rb) = (
+                da.range_digests.get(r as usize),
+                db.range_digests.get(r as usize),
+            );
+            if ra.is_some() && ra == rb {
+                continue;
+            }
+            sum.ranges_differing += 1;
+            let (mine, theirs) =
+                tokio::try_join!(range(client, a, shard, r), range(client, b, shard, r))?;
+            sum.records_compared += (mine.len() + theirs.len()) as u64;
+            pacer.charge(da.records + db.records).await;
+            let (mut to_peer, mut to_local) = (Vec::new(), Vec::new());
+            let keys: std::collections::BTreeSet<&(String, String)> =
+                mine.keys().chain(theirs.keys()).collect();
+            for key in keys {
+                if collection.is_some_and(|c| c != key.0) {
+                    continue;
+                }
+                let (m, t) = (mine.get(key), theirs.get(key));
+                if m == t {
+                    continue;
+                }
+                sum.documents_repaired += 1;
+                let what = format!("{}/{}", key.0, key.1);
+                if let Some(m) = m {
+                    to_peer.push((key.0.clone(), key.1.clone(), decode(m, &what)?));
+                }
+                if let Some(t) = t {
+                    to_local.push((key.0.clone(), key.1.clone(), decode(t, &what)?));
+                }
+            }
+            sum.repaired_there += repair(client, local, a, b, shard, to_peer).await?;
+            sum.repaired_here += repair(client, peer, b, a, shard, to_local).await?;
+        }
+    }
+    sum.took_ms = started.elapsed().as_millis() as u64;
+    if sum.documents_repaired > 0 {
+        tracing::warn!(peer = %sum.peer, repaired = sum.documents_repaired, "anti-entropy repaired documents");
+    }
+    Ok(sum)
+}
