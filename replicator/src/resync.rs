@@ -47,17 +47,6 @@ pub struct Summary {
     pub took_ms: u64,
 }
 
-/// One side of the comparison.
-struct Side<'a> {
-    dc: &'a DcConfig,
-}
-
-impl Side<'_> {
-    fn owner(&self, shard: u16) -> &str {
-        &self.dc.owner(shard).rpc
-    }
-}
-
 /// Runs a pass against every peer each `every`, logging what it repaired, until the task
 /// is aborted.
 pub async fn every(
@@ -134,46 +123,61 @@ async fn range(
     }
 }
 
-/// A collection's settings as `addr` holds them (sent with repairs, so a node that lost
-/// them can apply).
-async fn settings(client: &RpcClient, addr: &str, name: &str) -> Option<pb::CollectionMeta> {
-    let req = Req::GetCollection(pb::GetCollectionRequest {
-        name: name.to_string(),
-    });
-    match client.call(addr, req, CALL).await {
-        Ok(Resp::Collection(meta)) => Some(meta),
-        _ => None,
+/// Collections' settings as each DC holds them, fetched once a pass (sent with repairs, so
+/// a node that lost them can apply).
+#[derive(Default)]
+struct Settings(HashMap<(String, String), Option<pb::CollectionMeta>>);
+
+impl Settings {
+    /// `name`'s settings in `dc`, as its node at `addr` holds them.
+    async fn of(
+        &mut self,
+        client: &RpcClient,
+        dc: &str,
+        addr: &str,
+        name: &str,
+    ) -> Option<pb::CollectionMeta> {
+        let key = (dc.to_string(), name.to_string());
+        if let Some(known) = self.0.get(&key) {
+            return known.clone();
+        }
+        let req = Req::GetCollection(pb::GetCollectionRequest {
+            name: name.to_string(),
+        });
+        let meta = match client.call(addr, req, CALL).await {
+            Ok(Resp::Collection(meta)) => Some(meta),
+            _ => None,
+        };
+        self.0.insert(key, meta.clone());
+        meta
     }
 }
 
 /// Merges `records` (read from `from`'s store) into `to_addr`.
 async fn repair(
     client: &RpcClient,
+    settings: &mut Settings,
     from: &DcConfig,
-    from_addr: &str,
-    to_addr: &str,
+    to: &DcConfig,
     shard: u16,
     records: Vec<(String, String, pb::DocRecord)>,
 ) -> Result<u64> {
     if records.is_empty() {
         return Ok(0);
     }
-    let mut metas: HashMap<String, Option<pb::CollectionMeta>> = HashMap::new();
+    let (from_addr, to_addr) = (&from.owner(shard).rpc, &to.owner(shard).rpc);
     let mut applies = Vec::with_capacity(records.len());
     for (collection, id, record) in records {
-        if !metas.contains_key(&collection) {
-            let meta = settings(client, from_addr, &collection).await;
-            metas.insert(collection.clone(), meta);
-        }
+        let meta = settings.of(client, &from.id, from_addr, &collection).await;
         applies.push(pb::ApplyRequest {
             shard: u32::from(shard),
-            collection: collection.clone(),
+            collection,
             id,
             source_dc: record.origin.clone(),
             record: Some(record),
             origin_dc: from.id.clone(),
             position: None,
-            collection_meta: metas.get(&collection).cloned().flatten(),
+            collection_meta: meta,
             sender_wall_ms: 0,
             repair: true,
         });
@@ -206,13 +210,13 @@ pub async fn resync(
     let pacer = Pacer {
         per_second: records_per_second,
     };
-    let (here, there) = (Side { dc: local }, Side { dc: peer });
+    let mut settings = Settings::default();
     let mut sum = Summary {
         peer: peer.id.clone(),
         ..Summary::default()
     };
     for shard in 0..shards {
-        let (a, b) = (here.owner(shard), there.owner(shard));
+        let (a, b) = (&local.owner(shard).rpc, &peer.owner(shard).rpc);
         let (da, db) = tokio::try_join!(
             shard_digest(client, a, shard),
             shard_digest(client, b, shard)
@@ -257,8 +261,10 @@ pub async fn resync(
                     to_local.push((key.0.clone(), key.1.clone(), decode(t, &what)?));
                 }
             }
-            sum.repaired_there += repair(client, local, a, b, shard, to_peer).await?;
-            sum.repaired_here += repair(client, peer, b, a, shard, to_local).await?;
+            sum.repaired_there +=
+                repair(client, &mut settings, local, peer, shard, to_peer).await?;
+            sum.repaired_here +=
+                repair(client, &mut settings, peer, local, shard, to_local).await?;
         }
     }
     sum.took_ms = started.elapsed().as_millis() as u64;
