@@ -17,15 +17,25 @@ async fn post(http: &reqwest::Client, url: &str, body: Value) -> (StatusCode, Va
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// A DC's per-shard digests, retried while the replicator's first calls to a node that
+/// just restarted fail.
 async fn digests(http: &reqwest::Client, admin: &str) -> Value {
-    http.get(format!("{admin}/admin/digests"))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["shards"]
-        .clone()
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer: Value = http
+            .get(format!("{admin}/admin/digests"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if answer["shards"].is_array() {
+            return answer["shards"].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{admin}: {answer}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Waits until both DCs' per-shard digests are equal.
