@@ -14,7 +14,9 @@ use aerolith_common::shard::DEFAULT_SHARDS;
 use aerolith_common::topology::{ClusterConfig, DcConfig, NodeConfig};
 use aerolith_gateway::{Gateway, GatewayOptions};
 use aerolith_replicator::{Peer, Replicator, ReplicatorOptions};
-use aerolith_storagenode::{Durability, MemoryProfile, NodeOptions, Retention, StorageNode};
+use aerolith_storagenode::{
+    Durability, MemoryProfile, NewStore, NodeOptions, Retention, StorageNode,
+};
 
 /// Default REST port of the first DC.
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
@@ -142,7 +144,8 @@ fn port(default: u16, dc: usize, base: Option<u16>) -> anyhow::Result<u16> {
         .with_context(|| format!("--port-base {base} moves a port out of range ({p})"))
 }
 
-fn check_topology(data_dir: &Path, want: &Topology) -> anyhow::Result<()> {
+/// Checks (or records, for a new data directory) its topology; true when it existed.
+fn check_topology(data_dir: &Path, want: &Topology) -> anyhow::Result<bool> {
     let path = data_dir.join("topology.json");
     match std::fs::read(&path) {
         Ok(bytes) => {
@@ -158,10 +161,11 @@ fn check_topology(data_dir: &Path, want: &Topology) -> anyhow::Result<()> {
                     want.nodes_per_dc
                 );
             }
-            Ok(())
+            Ok(true)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            write_atomically(&path, &serde_json::to_vec_pretty(want)?)
+            write_atomically(&path, &serde_json::to_vec_pretty(want)?)?;
+            Ok(false)
         }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
@@ -195,7 +199,7 @@ impl DevCluster {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).context("cannot remove the stale endpoints.json"),
         }
-        check_topology(
+        let existed = check_topology(
             &opts.data_dir,
             &Topology {
                 dcs: opts.dcs,
@@ -218,8 +222,17 @@ impl DevCluster {
             let mut running = Vec::new();
             for n in 0..opts.nodes_per_dc {
                 let id = format!("n{}", n + 1);
+                let data_dir = opts.data_dir.join(&dc).join(&id);
+                // A node of an existing cluster whose store is gone lost its disk: it is
+                // rebuilt from a peer DC, never restarted empty under its old epoch.
+                let new_store = if existed && opts.dcs > 1 && !data_dir.exists() {
+                    tracing::warn!(%dc, node = %id, "store missing; the node will be rebuilt from a peer DC");
+                    NewStore::Seed
+                } else {
+                    NewStore::Genesis
+                };
                 let mut node_opts = NodeOptions {
-                    data_dir: opts.data_dir.join(&dc).join(&id),
+                    data_dir,
                     dc: dc.clone(),
                     node: id.clone(),
                     shards: DEFAULT_SHARDS,
@@ -230,6 +243,7 @@ impl DevCluster {
                     tls: ca.issue(&format!("{dc}-{id}"))?,
                     scan_budget: opts.scan_budget,
                     retention: opts.retention,
+                    new_store,
                 };
                 let node = StorageNode::start(node_opts.clone())
                     .await

@@ -7,3 +7,4 @@ pub mod ceiling;
 pub mod certs;
 pub mod client;
 pub mod dev;
+pub mod restore;

@@ -70,6 +70,24 @@ enum Command {
         #[arg(long)]
         tokens: bool,
     },
+    /// Put a storage node's backup (one node's directory of `aerolith backup`) in place of
+    /// its data directory, with the node stopped. At its next start the node takes a new
+    /// actor epoch and, by default, is re-seeded from a peer DC; `--as-is` serves the
+    /// backup's own data instead (only when no DC holds the data any more).
+    Restore {
+        /// The node's backup directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// The node's data directory (`aerolith dev`: <data-dir>/<dc>/<node>).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Move an existing store in the data directory aside (it is never deleted).
+        #[arg(long)]
+        replace: bool,
+        /// Serve the backup's data as it is, under a new epoch, instead of a peer's copy.
+        #[arg(long)]
+        as_is: bool,
+    },
     /// Exit 0 if a process is healthy, 1 (with one line saying why) if not: for container
     /// healthchecks.
     Healthcheck {
@@ -114,6 +132,12 @@ async fn main() -> std::process::ExitCode {
         Command::Gateway(args) => aerolith_gateway::cli::run(args).await,
         Command::Replicator(args) => aerolith_replicator::cli::run(args).await,
         Command::Certs { out, force, tokens } => certs_command(&out, force, tokens),
+        Command::Restore {
+            from,
+            data_dir,
+            replace,
+            as_is,
+        } => restore_command(&from, &data_dir, replace, as_is),
         Command::Healthcheck { probe } => healthcheck::probe(probe)
             .await
             .map_err(|e| anyhow::anyhow!(e.message)),
@@ -134,6 +158,35 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(1)
         }
     }
+}
+
+/// `aerolith restore`.
+fn restore_command(
+    from: &std::path::Path,
+    data_dir: &std::path::Path,
+    replace: bool,
+    as_is: bool,
+) -> anyhow::Result<()> {
+    use aerolith_storagenode::Restored;
+    let mode = if as_is {
+        Restored::AsIs
+    } else {
+        Restored::Seed
+    };
+    let done = aerolith_cli::restore::restore(from, data_dir, mode, replace)?;
+    if let Some(aside) = &done.moved_aside {
+        println!("moved the old store aside to {}", aside.display());
+    }
+    println!(
+        "restored {} files into {}; at its next start the node takes a new actor epoch and {}",
+        done.files,
+        data_dir.display(),
+        match mode {
+            Restored::Seed => "is re-seeded from a peer DC",
+            Restored::AsIs => "serves the backup's data",
+        }
+    );
+    Ok(())
 }
 
 /// `aerolith certs`: the certificates, and the tokens file when asked for.

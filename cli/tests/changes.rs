@@ -185,6 +185,7 @@ async fn trimmed_history_answers_resume_token_expired() {
         Retention {
             count: 2,
             age: Duration::from_secs(3600),
+            ..Default::default()
         },
     )
     .await;
@@ -210,6 +211,7 @@ async fn history_older_than_the_retention_age_is_trimmed() {
         Retention {
             count: 1000,
             age: Duration::from_secs(1),
+            ..Default::default()
         },
     )
     .await;

@@ -497,6 +497,7 @@ async fn every_protocol_answers_resume_token_expired_for_trimmed_history() {
     let retention = Retention {
         count: 2,
         age: Duration::from_secs(3600),
+        ..Default::default()
     };
     let mut cluster = start_with_retention(dir.path(), 3, retention).await;
     let mut clients = Client::all(&cluster.http_addr, &cluster.grpc_addr).await;

@@ -9,48 +9,12 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use aerolith_common::shard::shard_of;
-use support::start_two_dcs;
+use support::{converged, digests, start_two_dcs};
 
 async fn post(http: &reqwest::Client, url: &str, body: Value) -> (StatusCode, Value) {
     let r = http.post(url).json(&body).send().await.unwrap();
     let status = r.status();
     (status, r.json().await.unwrap_or(Value::Null))
-}
-
-/// A DC's per-shard digests, retried while the replicator's first calls to a node that
-/// just restarted fail.
-async fn digests(http: &reqwest::Client, admin: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let answer: Value = http
-            .get(format!("{admin}/admin/digests"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if answer["shards"].is_array() {
-            return answer["shards"].clone();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{admin}: {answer}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Waits until both DCs' per-shard digests are equal.
-async fn converged(http: &reqwest::Client, a: &str, b: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if digests(http, a).await == digests(http, b).await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the DCs never converged"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Deletes one document's record straight from a stopped node's RocksDB store.

@@ -772,6 +772,7 @@ async fn an_expired_resume_token_is_an_error_frame() {
         Retention {
             count: 2,
             age: Duration::from_secs(3600),
+            ..Default::default()
         },
     )
     .await;

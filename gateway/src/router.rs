@@ -305,6 +305,12 @@ fn op_name(body: &pb::request::Body) -> &'static str {
         B::Ship(_) => "ship",
         B::AwaitMarks(_) => "await_marks",
         B::DcStates(_) => "dc_states",
+        B::SeedStatus(_) => "seed_status",
+        B::SeedRead(_) => "seed_read",
+        B::SeedWrite(_) => "seed_write",
+        B::SeedFinish(_) => "seed_finish",
+        B::PeerAcks(_) => "peer_acks",
+        B::Backup(_) => "backup",
     }
 }
 

@@ -1,7 +1,6 @@
 //! The replicator admin HTTP API (API.md "Replicator admin"): status and lag per peer,
-//! recent conflicts, pausing and resuming a peer, per-shard content digests, health and
-//! metrics. Errors use the REST
-//! error body. Resync answers `invalid_argument` until its issue lands.
+//! recent conflicts, pausing and resuming a peer, per-shard content digests, anti-entropy,
+//! backups, health and metrics. Errors use the REST error body.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -88,6 +87,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/peers/{dc}/pause", post(pause))
         .route("/admin/peers/{dc}/resume", post(resume))
         .route("/admin/resync", post(resync))
+        .route("/admin/backup", post(backup))
         .route("/admin/failover", post(failover))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
@@ -306,6 +306,7 @@ async fn peer_status(s: &AdminState) -> Result<Vec<Value>> {
             "sent": link.sent.load(Ordering::Relaxed),
             "applied": received.applied,
             "conflicts": received.conflicts,
+            "needs_rebuild": link.needs_rebuild(),
         }));
     }
     Ok(peers)
@@ -383,6 +384,47 @@ async fn resume(State(s): State<AdminState>, Path(dc): Path<String>) -> Answer {
     };
     Ok(Json(json!({"dc": dc, "state": state})))
 }
+
+/// `POST /admin/backup` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupBody {
+    dir: String,
+}
+
+/// `POST /admin/backup {"dir"}`: a consistent checkpoint of every local storage node's
+/// store, each into `<dir>/<node id>` on that node's own file system.
+async fn backup(State(s): State<AdminState>, body: axum::body::Bytes) -> Answer {
+    let body: BackupBody = serde_json::from_slice(&body)
+        .map_err(|e| Error::invalid(format!("bad backup request: {e}")))?;
+    let root = std::path::Path::new(&body.dir);
+    if !root.is_absolute() {
+        return Err(Error::invalid(format!(
+            "dir must be an absolute path on the storage nodes, got {:?}",
+            body.dir
+        ))
+        .into());
+    }
+    let mut nodes = Vec::new();
+    for node in &s.local.nodes {
+        let dir = root.join(&node.id).to_string_lossy().into_owned();
+        let req = Req::Backup(pb::BackupRequest { dir: dir.clone() });
+        let Resp::Backup(b) = s.client.call(&node.rpc, req, BACKUP_TIMEOUT).await? else {
+            return Err(Error::internal("unexpected answer to backup").into());
+        };
+        nodes.push(json!({
+            "node": node.id,
+            "dir": b.dir,
+            "records_estimate": b.records,
+            "heads": b.heads.iter().filter(|h| h.seq > 0).count(),
+            "watermarks": b.watermarks.len(),
+        }));
+    }
+    Ok(Json(json!({"dc": s.local.id, "nodes": nodes})))
+}
+
+/// Time one node's checkpoint may take.
+const BACKUP_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// `POST /admin/resync` body.
 #[derive(Deserialize)]

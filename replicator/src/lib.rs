@@ -2,12 +2,14 @@
 //! change log to each peer DC's replicator and applies what the peers ship through the local
 //! storage nodes, which merge by version vector and record watermarks.
 
+pub mod acks;
 pub mod admin;
 pub mod checkpoint;
 pub mod cli;
 pub mod failover;
 pub mod receiver;
 pub mod resync;
+pub mod seed;
 pub mod shipper;
 pub mod stats;
 
@@ -174,6 +176,17 @@ impl Replicator {
                 state.resync_rate,
             )));
         }
+        self.tasks.push(tokio::spawn(seed::keep_seeding(
+            self.client.clone(),
+            state.local.clone(),
+            state.peer_dcs.clone(),
+        )));
+        self.tasks.push(tokio::spawn(acks::keep_reporting(
+            self.client.clone(),
+            self.opts.cluster.clone(),
+            state.local.clone(),
+            self.links.clone(),
+        )));
         self.tasks.push(tokio::spawn(failover::keep_spreading(
             self.states.clone(),
             self.client.clone(),

@@ -53,6 +53,10 @@ pub struct PeerLink {
     pub connected: AtomicBool,
     /// Changes shipped and acknowledged.
     pub sent: AtomicU64,
+    /// Shards whose log was trimmed past what the peer acknowledged (the hard cap): the
+    /// peer missed changes, so nothing more of them is shipped until the peer is rebuilt
+    /// from a full copy (its watermark then stands inside the log again).
+    cut: Mutex<std::collections::BTreeSet<u16>>,
 }
 
 impl PeerLink {
@@ -65,6 +69,7 @@ impl PeerLink {
             paused: AtomicBool::new(false),
             connected: AtomicBool::new(false),
             sent: AtomicU64::new(0),
+            cut: Mutex::default(),
         })
     }
 
@@ -87,6 +92,24 @@ impl PeerLink {
         Ok(())
     }
 
+    /// Whether the peer must be rebuilt: this DC's logs no longer hold what it missed.
+    pub fn needs_rebuild(&self) -> bool {
+        !self.cut_shards().is_empty()
+    }
+
+    fn cut_shards(&self) -> std::collections::BTreeSet<u16> {
+        self.cut.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_cut(&self, shard: u16, cut: bool) {
+        let mut c = self.cut.lock().unwrap_or_else(|p| p.into_inner());
+        if cut {
+            c.insert(shard);
+        } else {
+            c.remove(&shard);
+        }
+    }
+
     fn restart_from_oldest(&self, shards: &[u16]) -> Result<()> {
         let mut cp = self.lock();
         for s in shards {
@@ -106,23 +129,38 @@ pub async fn ship_node(
 ) {
     let node = local.nodes[node_index].rpc.clone();
     let mut backoff = BACKOFF_MIN;
+    let mut rechecked = std::time::Instant::now();
     loop {
         if link.paused.load(Ordering::Relaxed) {
             tokio::time::sleep(BACKOFF_MAX.min(Duration::from_millis(200))).await;
             continue;
         }
-        match round(&link, &local.id, &node, &shards, &client).await {
+        let cut = link.cut_shards();
+        let cut_here: Vec<u16> = shards.iter().copied().filter(|s| cut.contains(s)).collect();
+        if !cut_here.is_empty() && rechecked.elapsed() >= RECHECK_CUT {
+            rechecked = std::time::Instant::now();
+            if let Err(e) = resolve_gap(&link, &local.id, &node, &cut_here, &client).await {
+                tracing::debug!(peer = %link.peer.dc, error = %e.message, "cannot recheck a gap");
+            }
+            continue;
+        }
+        let active: Vec<u16> = shards
+            .iter()
+            .copied()
+            .filter(|s| !cut.contains(s))
+            .collect();
+        if active.is_empty() {
+            tokio::time::sleep(RECHECK_CUT).await;
+            continue;
+        }
+        match round(&link, &local.id, &node, &active, &client).await {
             Ok(()) => backoff = BACKOFF_MIN,
             Err(e) if e.code == ErrorCode::ResumeTokenExpired => {
-                // The log no longer holds what the peer has not acknowledged: shipping from
-                // the oldest retained change keeps going, but the peer may have missed changes
-                // until anti-entropy repairs them (issue 12).
-                tracing::error!(peer = %link.peer.dc, error = %e.message, "replication gap");
-                metrics::counter!("aerolith_replication_gaps_total", "peer" => link.peer.dc.clone())
-                    .increment(1);
-                if let Err(e) = link.restart_from_oldest(&shards) {
-                    tracing::error!(error = %e.message, "cannot save a checkpoint");
+                if let Err(e) = resolve_gap(&link, &local.id, &node, &active, &client).await {
+                    tracing::warn!(peer = %link.peer.dc, error = %e.message, "cannot resolve a replication gap");
                 }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
             }
             Err(e) => {
                 link.connected.store(false, Ordering::Relaxed);
@@ -132,6 +170,77 @@ pub async fn ship_node(
             }
         }
     }
+}
+
+/// How often a cut shard is checked for a rebuilt peer.
+const RECHECK_CUT: Duration = Duration::from_secs(2);
+
+/// After a read found a position the log no longer holds: for each shard, a log renewed
+/// in a new epoch (an unclean restart) is shipped again from its start; a log trimmed past
+/// the peer's checkpoint resumes from the peer's own watermark when that still lies inside
+/// the log (the peer was rebuilt from a copy), and otherwise the shard is cut: the peer
+/// missed changes and must be rebuilt (DESIGN.md "Log trimming").
+async fn resolve_gap(
+    link: &PeerLink,
+    dc: &str,
+    node: &str,
+    shards: &[u16],
+    client: &RpcClient,
+) -> Result<()> {
+    let wanted: Vec<u32> = shards.iter().map(|s| u32::from(*s)).collect();
+    let req = Req::ChangeHeads(pb::ChangeHeadsRequest {
+        shards: wanted.clone(),
+    });
+    let Resp::Heads(h) = client.call(node, req, LIVE_WAIT * 5).await? else {
+        return Err(Error::internal("unexpected answer to change_heads"));
+    };
+    let req = Req::Watermarks(pb::WatermarksRequest { shards: wanted });
+    let peer_marks: BTreeMap<u32, (u64, u64)> =
+        match client.call(&link.peer.addr, req, LIVE_WAIT * 5).await? {
+            Resp::Watermarks(w) => w
+                .watermarks
+                .into_iter()
+                .filter(|w| w.origin_dc == dc)
+                .filter_map(|w| w.position.map(|p| (p.shard, (p.epoch, p.seq))))
+                .collect(),
+            _ => return Err(Error::internal("unexpected answer to watermarks")),
+        };
+    for (head, oldest) in h.heads.iter().zip(&h.oldest) {
+        let Ok(shard) = u16::try_from(head.shard) else {
+            continue;
+        };
+        let from = link.lock().from(shard);
+        if from.epoch != 0 && from.epoch != head.epoch && !link.cut_shards().contains(&shard) {
+            tracing::warn!(peer = %link.peer.dc, shard, "log renewed in a new epoch; shipping it again from its start");
+            link.restart_from_oldest(&[shard])?;
+            continue;
+        }
+        let missed = from.epoch != head.epoch || from.seq < oldest.seq;
+        if !missed {
+            link.set_cut(shard, false);
+            continue;
+        }
+        match peer_marks.get(&head.shard) {
+            Some(&(epoch, seq)) if epoch == head.epoch && seq >= oldest.seq && seq <= head.seq => {
+                tracing::info!(peer = %link.peer.dc, shard, seq, "peer stands inside the log again; shipping resumes from its watermark");
+                link.advance(&[pb::ShardPosition {
+                    shard: head.shard,
+                    epoch,
+                    seq,
+                }])?;
+                link.set_cut(shard, false);
+            }
+            _ => {
+                if !link.cut_shards().contains(&shard) {
+                    tracing::error!(peer = %link.peer.dc, shard, "the log was trimmed past what the peer acknowledged (hard cap): the peer needs a rebuild");
+                    metrics::counter!("aerolith_replication_gaps_total", "peer" => link.peer.dc.clone())
+                        .increment(1);
+                }
+                link.set_cut(shard, true);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One read of the node's logs and, if it found changes, one shipment.

@@ -115,6 +115,20 @@ impl Store {
             self.apply_collection(settings)?;
         }
         let mut st = self.lock_shard_by(shard, deadline)?;
+        if let Some(p) = position
+            && self
+                .watermark(shard, &req.origin_dc)?
+                .is_some_and(|w| w.epoch == p.epoch && p.seq <= w.seq)
+        {
+            // Already applied: a re-delivery after a restart, or a change a seed copy
+            // covered. Merging it again could only repeat what is here, or, after a
+            // tombstone was collected, bring the document back.
+            return Ok(pb::ApplyResponse {
+                changed: false,
+                record: self.read_record(shard, &req.collection, &req.id)?,
+                conflict: String::new(),
+            });
+        }
         let meta = self.collection_meta(&req.collection).ok_or_else(|| {
             Error::unavailable(format!(
                 "collection {} is not known here yet (its settings replicate first)",

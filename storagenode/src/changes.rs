@@ -31,6 +31,11 @@ pub struct Retention {
     pub count: u64,
     /// Entries older than this (by their write time) are trimmed.
     pub age: Duration,
+    /// Entries kept per shard at most, even while a peer DC has not acknowledged them (a
+    /// peer left behind becomes `needs_rebuild`).
+    pub hard_cap: u64,
+    /// How long a tombstone is kept at least after every peer acknowledged it.
+    pub tombstone_grace: Duration,
 }
 
 impl Default for Retention {
@@ -38,6 +43,8 @@ impl Default for Retention {
         Retention {
             count: 10_000,
             age: Duration::from_secs(24 * 3600),
+            hard_cap: 1_000_000,
+            tombstone_grace: Duration::from_secs(3600),
         }
     }
 }
@@ -65,12 +72,14 @@ impl Store {
     /// The heads `(epoch, seq)` of the requested shards' logs.
     pub fn change_heads(&self, req: &pb::ChangeHeadsRequest) -> Result<pb::ChangeHeadsResponse> {
         let mut heads = Vec::with_capacity(req.shards.len());
+        let mut oldest = Vec::with_capacity(req.shards.len());
         for s in &req.shards {
             let shard = self.check_shard(*s)?;
             let st = self.lock_shard(shard);
             heads.push(position(shard, st.log_epoch, st.seq));
+            oldest.push(position(shard, st.log_epoch, st.first.saturating_sub(1)));
         }
-        Ok(pb::ChangeHeadsResponse { heads })
+        Ok(pb::ChangeHeadsResponse { heads, oldest })
     }
 
     /// Reads one collection's changes after the given positions (see `ReadChangesRequest`);
@@ -218,8 +227,13 @@ impl Store {
             let mut st = self.lock_shard(shard);
             let mut new_first = st.first;
             let start = change_key(shard, st.first);
+            // Not past what a peer still needs, unless the hard cap says so.
+            let needed = self
+                .needed_from(shard, st.log_epoch)
+                .unwrap_or(u64::MAX)
+                .max((st.seq + 1).saturating_sub(self.retention().hard_cap));
             let mut ro = ReadOptions::default();
-            ro.set_iterate_upper_bound(change_key(shard, st.seq + 1));
+            ro.set_iterate_upper_bound(change_key(shard, (st.seq + 1).min(needed)));
             for item in self.engine.db().iterator_cf_opt(
                 cf,
                 ro,

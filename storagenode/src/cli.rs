@@ -10,7 +10,9 @@ use aerolith_common::json::Limits;
 use aerolith_common::rpc::TlsMaterial;
 use aerolith_common::topology::ClusterConfig;
 
-use crate::{DEFAULT_SCAN_BUDGET, Durability, MemoryProfile, NodeOptions, Retention, StorageNode};
+use crate::{
+    DEFAULT_SCAN_BUDGET, Durability, MemoryProfile, NewStore, NodeOptions, Retention, StorageNode,
+};
 
 /// Runs one AerolithDB storage node.
 #[derive(Debug, Clone, clap::Args)]
@@ -47,6 +49,24 @@ pub struct Args {
     /// Seconds a change-log entry is kept at most.
     #[arg(long, default_value_t = Retention::default().age.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub retain_seconds: u64,
+    /// Change-log entries each shard keeps at most while a peer DC has not acknowledged them;
+    /// a peer left further behind must be rebuilt (`needs_rebuild` in `/admin/status`).
+    #[arg(long, default_value_t = Retention::default().hard_cap, value_parser = clap::value_parser!(u64).range(1..))]
+    pub retain_changes_hard_cap: u64,
+    /// Seconds a tombstone (a deleted document's record) is kept at least after every peer
+    /// DC acknowledged it.
+    #[arg(long, default_value_t = Retention::default().tombstone_grace.as_secs())]
+    pub tombstone_grace_seconds: u64,
+    /// When the data directory holds no store yet: `genesis` starts it empty (a new
+    /// cluster); `seed` takes a new actor epoch and serves nothing until the DC's replicator
+    /// has copied every shard from a peer DC (a node replacing one that lost its disk).
+    #[arg(
+        long,
+        value_enum,
+        env = "AEROLITH_NEW_STORE",
+        default_value = "genesis"
+    )]
+    pub new_store: NewStore,
     /// Fault testing only: shifts this node's wall clock by MS milliseconds (negative: behind),
     /// to check how the cluster copes with a skewed clock.
     #[arg(
@@ -96,7 +116,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         retention: Retention {
             count: args.retain_changes,
             age: std::time::Duration::from_secs(args.retain_seconds),
+            hard_cap: args.retain_changes_hard_cap,
+            tombstone_grace: std::time::Duration::from_secs(args.tombstone_grace_seconds),
         },
+        new_store: args.new_store,
         tls,
     })
     .await?;

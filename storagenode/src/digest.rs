@@ -129,16 +129,7 @@ impl Store {
             if range_of(key, ranges) != req.range {
                 return;
             }
-            // `shard | collection | 0x00 | id`.
-            let rest = &key[2..];
-            let split = rest.iter().position(|b| *b == 0);
-            let parsed = split.and_then(|at| {
-                Some((
-                    std::str::from_utf8(&rest[..at]).ok()?,
-                    std::str::from_utf8(&rest[at + 1..]).ok()?,
-                ))
-            });
-            match parsed {
+            match crate::keys::split_doc_key(key) {
                 Some((collection, id)) => records.push(pb::RangeRecord {
                     collection: collection.to_string(),
                     id: id.to_string(),

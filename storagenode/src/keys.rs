@@ -32,6 +32,29 @@ pub fn doc_key(shard: u16, collection: &str, id: &str) -> Vec<u8> {
     k
 }
 
+/// The `(collection, id)` of a [`doc_key`], if it is well formed.
+pub fn split_doc_key(key: &[u8]) -> Option<(&str, &str)> {
+    let rest = key.get(2..)?;
+    let at = rest.iter().position(|b| *b == 0)?;
+    Some((
+        std::str::from_utf8(&rest[..at]).ok()?,
+        std::str::from_utf8(&rest[at + 1..]).ok()?,
+    ))
+}
+
+/// `shard u16 BE`: the first key of a shard (in `docs` and `changes`).
+pub fn shard_start(shard: u16) -> Vec<u8> {
+    shard.to_be_bytes().to_vec()
+}
+
+/// The first key past a shard (in `docs` and `changes`).
+pub fn shard_end(shard: u16) -> Vec<u8> {
+    match shard.checked_add(1) {
+        Some(next) => next.to_be_bytes().to_vec(),
+        None => vec![0xff, 0xff, 0xff],
+    }
+}
+
 /// `shard | seq u64 BE`: one change-log entry.
 pub fn change_key(shard: u16, seq: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(10);
@@ -88,6 +111,34 @@ pub const META_SHARDS: &[u8] = b"shards";
 pub const META_RESET_KEY: &[u8] = b"reset_key";
 /// Meta key present while a store runs with relaxed durability and was not closed cleanly.
 pub const META_DIRTY: &[u8] = b"dirty";
+
+/// Meta key prefix of the shards still waiting to be seeded from a peer DC.
+pub const META_UNSEEDED_PREFIX: &[u8] = b"unseeded/";
+
+/// Meta key marking `shard` as waiting to be seeded.
+pub fn meta_unseeded(shard: u16) -> Vec<u8> {
+    let mut k = META_UNSEEDED_PREFIX.to_vec();
+    k.extend_from_slice(&shard.to_be_bytes());
+    k
+}
+
+/// Meta key prefix of the tombstone index of `shard` (`tomb/ | shard u16 BE`).
+pub fn meta_tomb_prefix(shard: u16) -> Vec<u8> {
+    let mut k = b"tomb/".to_vec();
+    k.extend_from_slice(&shard.to_be_bytes());
+    k
+}
+
+/// Meta key of the tombstone logged at `seq` of `shard`'s log: its value names the document
+/// and the tombstone's HLC, so the collector finds tombstones in log order.
+pub fn meta_tomb(shard: u16, seq: u64) -> Vec<u8> {
+    let mut k = meta_tomb_prefix(shard);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Meta key of what the peers acknowledged of this node's logs (the last `PeerAcks`).
+pub const META_PEER_ACKS: &[u8] = b"peer_acks";
 
 /// Meta key of the applied watermark of `origin_dc`'s change log of `shard`:
 /// `wm/ | shard u16 BE | dc`.

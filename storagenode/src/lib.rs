@@ -1,7 +1,9 @@
 //! AerolithDB storage node: a RocksDB store of document records and per-shard change logs,
 //! served over the internal QUIC RPC. Only this crate touches RocksDB.
 
+mod acks;
 pub mod apply;
+pub mod backup;
 pub mod changes;
 pub mod cli;
 mod clock;
@@ -13,6 +15,7 @@ pub mod keys;
 pub mod node;
 pub mod query;
 mod scan;
+pub mod seed;
 pub mod service;
 pub mod session;
 pub mod store;
@@ -21,4 +24,4 @@ pub use changes::Retention;
 pub use engine::MemoryProfile;
 pub use node::{NodeOptions, StorageNode};
 pub use query::DEFAULT_SCAN_BUDGET;
-pub use store::{Durability, Store, StoreConfig};
+pub use store::{Durability, NewStore, RESTORE_MARKER, Restored, Store, StoreConfig};

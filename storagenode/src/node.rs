@@ -13,7 +13,7 @@ use aerolith_common::{Error, Result};
 use crate::changes::Retention;
 use crate::engine::MemoryProfile;
 use crate::service::NodeService;
-use crate::store::{Durability, Store, StoreConfig};
+use crate::store::{Durability, NewStore, Store, StoreConfig};
 
 /// Everything a storage node needs to start.
 #[derive(Debug, Clone)]
@@ -40,6 +40,8 @@ pub struct NodeOptions {
     pub scan_budget: usize,
     /// How much of each shard's change log to keep.
     pub retention: Retention,
+    /// What to do when the store does not exist yet.
+    pub new_store: NewStore,
 }
 
 /// A started storage node.
@@ -62,6 +64,7 @@ impl StorageNode {
             memory: opts.memory,
             limits: opts.limits,
             retention: opts.retention,
+            new_store: opts.new_store,
         };
         let store = tokio::task::spawn_blocking(move || Store::open(&cfg))
             .await
@@ -121,10 +124,16 @@ impl StorageNode {
     }
 }
 
-/// Trims change-log entries older than the retention age, every so often.
+/// Trims change-log entries older than the retention age and collects tombstones, every so
+/// often.
 async fn trim_by_age(store: Arc<Store>) {
-    let age = store.retention().age;
-    let every = (age / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let Retention {
+        age,
+        tombstone_grace,
+        ..
+    } = store.retention();
+    let every =
+        (age.min(tombstone_grace) / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
@@ -133,7 +142,12 @@ async fn trim_by_age(store: Arc<Store>) {
             .map_or(0, |d| d.as_millis() as u64);
         let cutoff = now_ms.saturating_sub(age.as_millis() as u64);
         let s = store.clone();
-        match tokio::task::spawn_blocking(move || s.trim_older_than(cutoff)).await {
+        let grace = tombstone_grace.as_millis() as u64;
+        let collect = move || {
+            s.trim_older_than(cutoff)?;
+            s.collect_tombstones(now_ms, grace).map(|_| ())
+        };
+        match tokio::task::spawn_blocking(collect).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e.message, "change-log trim failed"),
             Err(e) => tracing::warn!(error = %e, "change-log trim task failed"),

@@ -45,6 +45,12 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
     // A shipment's clock sample is taken on arrival, before the applies queue behind each
     // other.
     let arrived = now_ms();
+    if !matches!(
+        body,
+        Req::SeedStatus(_) | Req::SeedWrite(_) | Req::SeedFinish(_) | Req::PeerAcks(_)
+    ) {
+        store.serving()?;
+    }
     Ok(match body {
         Req::Get(r) => Resp::Doc(store.get(&r)?),
         Req::Put(r) => Resp::Doc(store.put(&r, deadline)?),
@@ -90,6 +96,18 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
         Req::DeleteCollection(r) => Resp::Collection(store.delete_collection(&r)?),
         Req::Ping(_) => Resp::Empty(pb::Empty {}),
         Req::Bulk(r) => Resp::Bulk(bulk(store, r, deadline)),
+        Req::SeedStatus(_) => Resp::SeedStatus(store.seed_status()),
+        Req::SeedRead(r) => Resp::SeedRead(store.seed_read(&r)?),
+        Req::SeedWrite(r) => {
+            store.seed_write(&r)?;
+            Resp::Empty(pb::Empty {})
+        }
+        Req::SeedFinish(r) => {
+            store.seed_finish(&r)?;
+            Resp::Empty(pb::Empty {})
+        }
+        Req::PeerAcks(r) => Resp::PeerAcks(store.peer_acks(&r)?),
+        Req::Backup(r) => Resp::Backup(store.backup(&r)?),
     })
 }
 
@@ -180,6 +198,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 async fn run(store: Arc<Store>, body: Req, deadline: Instant, budget: usize) -> Result<Resp> {
     let marks = session_marks(&body);
     if !marks.is_empty() {
+        store.serving()?;
         // Give up a little before the caller does, so it learns why.
         let margin = TAIL_MARGIN.min(deadline.saturating_duration_since(Instant::now()) / 10);
         let until = deadline.checked_sub(margin).unwrap_or(deadline);
@@ -210,9 +229,10 @@ impl Handler for NodeService {
                     aerolith_common::dc_state::merge(&mut lock(&states), &r.states);
                     Ok(Resp::Empty(pb::Empty {}))
                 }
-                Some(Req::ReadChanges(r)) if r.wait_ms > 0 => {
-                    tail(store, r, deadline).await.map(Resp::Changes)
-                }
+                Some(Req::ReadChanges(r)) if r.wait_ms > 0 => match store.serving() {
+                    Ok(()) => tail(store, r, deadline).await.map(Resp::Changes),
+                    Err(e) => Err(e),
+                },
                 Some(body) => run(store, body, deadline, budget).await,
             };
             match body {

@@ -33,6 +33,65 @@ pub enum Durability {
     Relaxed,
 }
 
+/// What a node does when it opens a store that does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum NewStore {
+    /// Start serving it empty: a node of a new cluster.
+    #[default]
+    Genesis,
+    /// Take a new actor epoch and serve nothing until the DC's replicator has copied every
+    /// shard from a peer DC: a node replacing one that lost its disk.
+    Seed,
+}
+
+/// A file an operator's `aerolith restore` leaves in a store directory: the store came
+/// from a backup, so its counters are not continuous with what the cluster has seen.
+pub const RESTORE_MARKER: &str = "AEROLITH-RESTORED";
+
+/// How a restored store rejoins, as its [`RESTORE_MARKER`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restored {
+    /// Re-seeded from a peer DC (the backup's records are replaced by the peer's copy).
+    Seed,
+    /// Served as the backup holds it, under a new epoch (no peer DC has the data).
+    AsIs,
+}
+
+impl Restored {
+    /// The marker's content.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Restored::Seed => "seed",
+            Restored::AsIs => "as-is",
+        }
+    }
+
+    fn read(dir: &std::path::Path) -> Result<Option<Restored>> {
+        match std::fs::read_to_string(dir.join(RESTORE_MARKER)) {
+            Ok(s) if s.trim() == "seed" => Ok(Some(Restored::Seed)),
+            Ok(s) if s.trim() == "as-is" => Ok(Some(Restored::AsIs)),
+            Ok(s) => Err(Error::invalid(format!(
+                "{} says {:?}; expected \"seed\" or \"as-is\"",
+                dir.join(RESTORE_MARKER).display(),
+                s.trim()
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::unavailable(format!(
+                "cannot read {}: {e}",
+                dir.join(RESTORE_MARKER).display()
+            ))),
+        }
+    }
+}
+
+/// An actor epoch above `stored` and above every epoch handed out before now: epochs of
+/// renewed stores are wall-clock seconds, so a store rebuilt without its old epoch (a lost
+/// disk) still never reuses one.
+fn renewed_epoch(stored: u32) -> u32 {
+    let secs = u32::try_from(aerolith_common::time::now_ms() / 1000).unwrap_or(u32::MAX);
+    stored.saturating_add(1).max(secs)
+}
+
 /// What a store needs to open.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -52,6 +111,8 @@ pub struct StoreConfig {
     pub limits: Limits,
     /// How much of each shard's change log to keep.
     pub retention: Retention,
+    /// What to do when the store does not exist yet.
+    pub new_store: NewStore,
 }
 
 /// Per-shard state, guarded by the shard's lock: holding it serialises the shard's writes,
@@ -82,6 +143,10 @@ pub struct Store {
     changed: watch::Sender<u64>,
     /// Bumped after every commit and every watermark move, so session reads wake up.
     progress: watch::Sender<u64>,
+    /// Shards still waiting to be seeded from a peer DC; the node serves nothing while any is.
+    pub(crate) unseeded: Mutex<std::collections::BTreeSet<u16>>,
+    /// What peers acknowledged, and the tombstone floors derived from it.
+    pub(crate) acks: Mutex<crate::acks::AckState>,
 }
 
 impl Store {
@@ -90,23 +155,32 @@ impl Store {
         std::fs::create_dir_all(&cfg.path).map_err(|e| {
             Error::unavailable(format!("cannot create {}: {e}", cfg.path.display()))
         })?;
+        let restored = Restored::read(&cfg.path)?;
         let engine = Engine::open(&cfg.path, cfg.memory)?;
         let identity = format!("{}/{}", cfg.dc, cfg.node);
         let mut batch = WriteBatch::default();
         let meta = engine.cf(CF_META)?;
 
         let mut dirty = false;
+        let fresh = engine.get(CF_META, META_IDENTITY)?.is_none();
+        // A store that cannot prove it is continuous (a replacement for a lost disk, or one
+        // restored from a backup to be re-seeded) waits for a peer DC's copy.
+        let untrusted =
+            restored == Some(Restored::Seed) || (fresh && cfg.new_store == NewStore::Seed);
         let epoch = match engine.get(CF_META, META_IDENTITY)? {
             None => {
                 batch.put_cf(meta, META_IDENTITY, identity.as_bytes());
-                1
+                if untrusted { renewed_epoch(1) } else { 1 }
             }
             Some(found) if found == identity.as_bytes() => {
                 let stored = engine
                     .get(CF_META, META_EPOCH)?
                     .and_then(|b| b.try_into().ok().map(u32::from_be_bytes))
                     .unwrap_or(1);
-                if engine.get(CF_META, META_DIRTY)?.is_some() {
+                if restored.is_some() {
+                    tracing::warn!(%identity, "store restored from a backup; starting a new actor epoch and new change-log epochs");
+                    renewed_epoch(stored)
+                } else if engine.get(CF_META, META_DIRTY)?.is_some() {
                     // Relaxed durability and no clean shutdown: recent writes may be lost, so
                     // this store's counters can no longer be trusted under the old epoch.
                     tracing::warn!(%identity, "store was not closed cleanly under relaxed durability; starting a new actor epoch and new change-log epochs");
@@ -144,8 +218,33 @@ impl Store {
             batch.put_cf(meta, META_DIRTY, b"1");
         }
 
+        // A renewed store's logs and watermarks describe a past the cluster has moved on
+        // from: the logs start again (empty) in new epochs.
+        let renew = dirty || untrusted || restored.is_some();
+        if untrusted || restored.is_some() {
+            batch.delete_range_cf(engine.cf(CF_CHANGES)?, shard_start(0), shard_end(u16::MAX));
+            batch.delete_range_cf(meta, b"tomb/".as_slice(), b"tomb0".as_slice());
+        }
+        if untrusted {
+            batch.delete_range_cf(meta, b"wm/".as_slice(), b"wm0".as_slice());
+        }
+        let mut unseeded = std::collections::BTreeSet::new();
+        for item in engine.db().prefix_iterator_cf(meta, META_UNSEEDED_PREFIX) {
+            let (k, _) = item.map_err(db_err)?;
+            if !k.starts_with(META_UNSEEDED_PREFIX) {
+                break;
+            }
+            if let Ok(b) = <[u8; 2]>::try_from(&k[META_UNSEEDED_PREFIX.len()..]) {
+                unseeded.insert(u16::from_be_bytes(b));
+            }
+        }
+
         let mut shards = Vec::with_capacity(cfg.shards as usize);
         for s in 0..cfg.shards {
+            if untrusted {
+                batch.put_cf(meta, meta_unseeded(s), b"1");
+                unseeded.insert(s);
+            }
             let seq = engine
                 .get(CF_META, &meta_seq(s))?
                 .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
@@ -159,17 +258,21 @@ impl Store {
                 .get(CF_META, &meta_log_epoch(s))?
                 .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
             {
-                Some(e) if !dirty => e,
+                Some(e) if !renew => e,
                 old => {
                     let e = aerolith_common::time::now_ms().max(old.unwrap_or(0) + 1);
                     batch.put_cf(meta, meta_log_epoch(s), e.to_be_bytes());
                     e
                 }
             };
-            let first = engine
+            let mut first = engine
                 .get(CF_META, &meta_log_first(s))?
                 .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
                 .unwrap_or(1);
+            if untrusted || restored.is_some() {
+                first = seq + 1;
+                batch.put_cf(meta, meta_log_first(s), first.to_be_bytes());
+            }
             shards.push(Mutex::new(ShardState {
                 seq,
                 log_epoch,
@@ -203,6 +306,15 @@ impl Store {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         engine.db().write_opt(batch, &wo).map_err(db_err)?;
+        if restored.is_some() {
+            std::fs::remove_file(cfg.path.join(RESTORE_MARKER)).map_err(|e| {
+                Error::unavailable(format!("cannot remove the restore marker: {e}"))
+            })?;
+        }
+        if !unseeded.is_empty() {
+            tracing::warn!(%identity, epoch, shards = unseeded.len(), "store waits to be seeded from a peer DC; serving nothing until then");
+        }
+        let acks = crate::acks::AckState::load(&engine)?;
         tracing::info!(%identity, epoch, path = %cfg.path.display(), "store open");
         Ok(Store {
             engine,
@@ -220,10 +332,13 @@ impl Store {
             collections: Mutex::new(collections),
             retention: Retention {
                 count: cfg.retention.count.max(1),
-                age: cfg.retention.age,
+                hard_cap: cfg.retention.hard_cap.max(cfg.retention.count.max(1)),
+                ..cfg.retention
             },
             changed: watch::Sender::new(0),
             progress: watch::Sender::new(0),
+            unseeded: Mutex::new(unseeded),
+            acks: Mutex::new(acks),
         })
     }
 
@@ -319,12 +434,22 @@ impl Store {
             event.encode_to_vec(),
         );
         batch.put_cf(self.engine.cf(CF_META)?, meta_seq(shard), seq.to_be_bytes());
+        self.index_tombstone(&mut batch, shard, seq, event)?;
         // Trim by count in batches: one range delete every `slack` writes, not one per write.
+        // What a peer has not acknowledged stays, up to the hard cap (DESIGN.md "Log
+        // trimming"); a peer left behind it must be rebuilt.
         let mut first = st.first;
-        let keep = self.retention.count;
-        if seq + 1 - first > keep + self.retention.slack() {
-            first = seq + 1 - keep;
-            self.trim_into(&mut batch, shard, st.first, first)?;
+        let slack = self.retention.slack();
+        if seq + 1 - first > self.retention.count + slack {
+            let mut target = seq + 1 - self.retention.count;
+            if let Some(needed) = self.needed_from(shard, st.log_epoch) {
+                target = target.min(needed);
+            }
+            target = target.max((seq + 1).saturating_sub(self.retention.hard_cap));
+            if target >= first + slack {
+                first = target;
+                self.trim_into(&mut batch, shard, st.first, first)?;
+            }
         }
         self.engine
             .db()
@@ -388,6 +513,7 @@ pub(crate) fn test_store(dir: &std::path::Path, dc: &str, shards: u16) -> Store 
         memory: MemoryProfile::Small,
         limits: Limits::default(),
         retention: Retention::default(),
+        new_store: NewStore::Genesis,
     })
     .expect("store opens")
 }

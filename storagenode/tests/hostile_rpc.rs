@@ -30,6 +30,7 @@ async fn start(dir: &std::path::Path, ca: &DevCa) -> StorageNode {
         tls: ca.issue("dc1-n1").unwrap(),
         scan_budget: aerolith_storagenode::DEFAULT_SCAN_BUDGET,
         retention: Retention::default(),
+        new_store: Default::default(),
     })
     .await
     .expect("storage node starts")

@@ -1,4 +1,4 @@
-//! `aerolith admin status`: the replicator's view of each peer DC.
+//! `aerolith admin status` (the replicator's view of each peer DC) and `aerolith backup`.
 
 use super::Failure;
 use super::api::Api;
@@ -20,6 +20,7 @@ pub async fn status(api: &Api, out: &Printer) -> Result<(), Failure> {
                 "sent",
                 "applied",
                 "conflicts",
+                "needs_rebuild",
             ];
             let rows: Vec<Vec<String>> = a.body["peers"]
                 .as_array()
@@ -37,9 +38,41 @@ pub async fn status(api: &Api, out: &Printer) -> Result<(), Failure> {
                     "SENT",
                     "APPLIED",
                     "CONFLICTS",
+                    "NEEDS_REBUILD",
                 ],
                 &rows,
             );
+        }
+    }
+    Ok(())
+}
+
+/// Checkpoints every storage node of the admin endpoint's DC into `dir/<node id>`.
+pub async fn backup(api: &Api, out: &Printer, dir: &std::path::Path) -> Result<(), Failure> {
+    let Some(dir_str) = dir.to_str().filter(|_| dir.is_absolute()) else {
+        return Err(Failure::usage(format!(
+            "the backup directory must be an absolute path (on the storage nodes' machines), got {}",
+            dir.display()
+        )));
+    };
+    let body = serde_json::to_vec(&serde_json::json!({ "dir": dir_str }))
+        .map_err(|e| Failure::other(e.to_string()))?;
+    let a = api.admin_post("/admin/backup", body).await?;
+    match out.format(Output::Table) {
+        Output::Json => out.pretty(&a.body),
+        Output::Table => {
+            let rows: Vec<Vec<String>> = a.body["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|n| {
+                    ["node", "dir", "records_estimate"]
+                        .iter()
+                        .map(|f| cell(&n[*f]))
+                        .collect()
+                })
+                .collect();
+            table(&["NODE", "DIR", "RECORDS(EST)"], &rows);
         }
     }
     Ok(())

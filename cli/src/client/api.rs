@@ -75,6 +75,13 @@ impl Api {
             .await
     }
 
+    /// A POST of a JSON body to the replicator admin API.
+    pub async fn admin_post(&self, path: &str, json: Vec<u8>) -> Result<Answer, Failure> {
+        let url = format!("{}{path}", self.admin);
+        self.send(Method::POST, &url, Some(("application/json", json)), &[])
+            .await
+    }
+
     /// A GET of the replicator admin API.
     pub async fn admin_get(&self, path: &str) -> Result<Answer, Failure> {
         self.send(Method::GET, &format!("{}{path}", self.admin), None, &[])

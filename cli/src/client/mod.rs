@@ -145,6 +145,13 @@ pub enum ClientCommand {
         #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=1000))]
         batch: u64,
     },
+    /// Write a consistent RocksDB checkpoint of every storage node of the admin endpoint's
+    /// DC, each into DIR/<node id> (DIR is an absolute path on the nodes' own machines, and
+    /// DIR/<node id> must not exist yet); restore one with `aerolith restore`.
+    Backup {
+        /// The backup directory, an absolute path.
+        dir: PathBuf,
+    },
     /// Replication administration (the replicator admin API).
     Admin {
         /// What to do.
@@ -172,7 +179,7 @@ fn check_names(command: &ClientCommand) -> Result<(), Failure> {
         C::Query { collection, .. } | C::Watch { collection, .. } | C::Bulk { collection, .. } => {
             (Some(collection), None)
         }
-        C::Collections | C::Admin { .. } => (None, None),
+        C::Collections | C::Admin { .. } | C::Backup { .. } => (None, None),
     };
     if let Some(c) = collection {
         failure::collection_arg(c)?;
@@ -250,5 +257,6 @@ pub async fn run(command: ClientCommand, global: Global) -> Result<(), Failure> 
         ClientCommand::Admin {
             command: AdminCommand::Status,
         } => admin::status(&api, &out).await,
+        ClientCommand::Backup { dir } => admin::backup(&api, &out, &dir).await,
     }
 }

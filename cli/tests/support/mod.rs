@@ -243,3 +243,45 @@ where
         last = now;
     }
 }
+
+/// A DC's per-shard digests from its replicator admin API (`http://host:port`), retried
+/// while a node does not answer (restarting, or being rebuilt).
+pub async fn digests(http: &reqwest::Client, admin: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let answer: Value = match http.get(format!("{admin}/admin/digests")).send().await {
+            Ok(r) => r.json().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
+        if answer["shards"].is_array() {
+            return answer["shards"].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{admin}: {answer}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Records (documents and tombstones) a DC holds, from its digests.
+pub fn records(digests: &Value) -> u64 {
+    digests
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s["records"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// Waits until two DCs' per-shard digests are equal.
+pub async fn converged(http: &reqwest::Client, a: &str, b: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if digests(http, a).await == digests(http, b).await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the DCs never converged"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -71,6 +71,7 @@ impl Cluster {
                 tls: ca.issue(&format!("{dc}-n1")).unwrap(),
                 scan_budget: aerolith_storagenode::DEFAULT_SCAN_BUDGET,
                 retention: Retention::default(),
+                new_store: Default::default(),
             })
             .await
             .expect("storage node starts");

@@ -1,0 +1,300 @@
+//! Rebuilding storage nodes from a peer DC (DESIGN.md "Actors", "Log trimming"): a node
+//! whose data directory is wiped, a node restored from a backup taken earlier, and a whole
+//! DC left behind the hard cap of the peer's change log. Each is re-seeded by a full copy
+//! and catches up; nothing acknowledged is lost and nothing deleted comes back.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use aerolith_cli::dev::DevOptions;
+use aerolith_storagenode::Retention;
+use support::{TestCluster, converged, start_with};
+
+fn opts(dir: &Path) -> DevOptions {
+    DevOptions {
+        dcs: 2,
+        nodes_per_dc: 2,
+        ..DevOptions::new(dir.to_path_buf())
+    }
+}
+
+/// (dc1 REST, dc2 REST, dc1 admin, dc2 admin) base URLs.
+fn urls(c: &TestCluster) -> (String, String, String, String) {
+    let e = c.cluster.as_ref().unwrap().endpoints().dcs.clone();
+    (
+        format!("http://{}", e[0].http),
+        format!("http://{}", e[1].http),
+        format!("http://{}", e[0].admin),
+        format!("http://{}", e[1].admin),
+    )
+}
+
+async fn status(http: &reqwest::Client, url: &str) -> (u16, Value) {
+    let r = http.get(url).send().await.unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits until `url` answers `want`, and returns the body.
+async fn until_status(http: &reqwest::Client, url: &str, want: u16) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, body) = status(http, url).await;
+        if s == want {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{url}: {s} {body}, waited for {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Puts `ids` with `data` through `base`.
+async fn put_all(http: &reqwest::Client, base: &str, ids: impl Iterator<Item = String>, v: i64) {
+    for id in ids {
+        let r = http
+            .put(format!("{base}/v1/collections/c/docs/{id}"))
+            .json(&json!({"v": v}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{id}: {}", r.status());
+    }
+}
+
+async fn delete_all(http: &reqwest::Client, base: &str, ids: impl Iterator<Item = String>) {
+    for id in ids {
+        let r = http
+            .delete(format!("{base}/v1/collections/c/docs/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "{id}");
+    }
+}
+
+/// Every document `ids` reads `v` in both DCs, with the same version, and every `gone`
+/// id is 404 in both.
+async fn check(
+    http: &reqwest::Client,
+    (dc1, dc2): (&str, &str),
+    ids: &[(String, i64)],
+    gone: &[String],
+) {
+    for (id, v) in ids {
+        let a = until_status(http, &format!("{dc1}/v1/collections/c/docs/{id}"), 200).await;
+        let b = until_status(http, &format!("{dc2}/v1/collections/c/docs/{id}"), 200).await;
+        assert_eq!(a["data"], json!({"v": v}), "{id} in dc1: {a}");
+        assert_eq!(a["version"], b["version"], "{id}");
+    }
+    for id in gone {
+        for base in [dc1, dc2] {
+            let (s, body) = status(http, &format!("{base}/v1/collections/c/docs/{id}")).await;
+            assert_eq!(s, 404, "{id} came back in {base}: {body}");
+        }
+    }
+}
+
+fn ids(prefix: &str, range: std::ops::Range<i64>) -> impl Iterator<Item = String> + '_ {
+    range.map(move |i| format!("{prefix}{i}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_node_is_rebuilt_from_the_peer_dc() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start_with(opts(dir.path())).await;
+    let http = reqwest::Client::new();
+    let (dc1, dc2, admin1, admin2) = urls(&c);
+    // Writes from both DCs, and deletes, so the wiped node's shards hold documents of both
+    // origins and tombstones.
+    put_all(&http, &dc1, ids("a", 0..120), 1).await;
+    put_all(&http, &dc2, ids("b", 0..60), 2).await;
+    delete_all(&http, &dc1, ids("a", 0..20)).await;
+    delete_all(&http, &dc2, ids("b", 0..10)).await;
+    converged(&http, &admin1, &admin2).await;
+    c.stop().await;
+
+    // dc1/n1 loses its disk; the cluster restarts around a node with an empty directory.
+    std::fs::remove_dir_all(dir.path().join("dc1").join("n1")).unwrap();
+    let mut c = start_with(opts(dir.path())).await;
+    let (dc1, dc2, admin1, admin2) = urls(&c);
+    converged(&http, &admin1, &admin2).await;
+    let mut live: Vec<(String, i64)> = ids("a", 20..120).map(|i| (i, 1)).collect();
+    live.extend(ids("b", 10..60).map(|i| (i, 2)));
+    let mut gone: Vec<String> = ids("a", 0..20).collect();
+    gone.extend(ids("b", 0..10));
+    check(&http, (&dc1, &dc2), &live, &gone).await;
+
+    // The rebuilt node takes writes again (under a new epoch) and they replicate: updates
+    // of copied documents supersede them everywhere, new documents appear in dc2.
+    put_all(&http, &dc1, ids("a", 20..60), 3).await;
+    put_all(&http, &dc1, ids("n", 0..40), 4).await;
+    converged(&http, &admin1, &admin2).await;
+    let mut live: Vec<(String, i64)> = ids("a", 20..60).map(|i| (i, 3)).collect();
+    live.extend(ids("n", 0..40).map(|i| (i, 4)));
+    check(&http, (&dc1, &dc2), &live, &gone).await;
+    let (_, conflicts) = status(&http, &format!("{admin1}/admin/conflicts")).await;
+    assert_eq!(
+        conflicts["conflicts"].as_array().map(Vec::len),
+        Some(0),
+        "updates after a rebuild conflict with nothing: {conflicts}"
+    );
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restored_from_an_old_backup_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let mut c = start_with(opts(dir.path())).await;
+    let http = reqwest::Client::new();
+    let (dc1, _, admin1, admin2) = urls(&c);
+    put_all(&http, &dc1, ids("a", 0..80), 1).await;
+    converged(&http, &admin1, &admin2).await;
+
+    // A backup of every dc1 node through the admin API.
+    let target = backups.path().join("b1");
+    let r = http
+        .post(format!("{admin1}/admin/backup"))
+        .json(&json!({"dir": target.to_str().unwrap()}))
+        .send()
+        .await
+        .unwrap();
+    let status_code = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status_code, 200, "{body}");
+    assert_eq!(body["nodes"].as_array().map(Vec::len), Some(2), "{body}");
+    assert!(target.join("n1").join("AEROLITH-BACKUP.json").is_file());
+    // A second backup into the same place is refused, not merged into the first.
+    let again = http
+        .post(format!("{admin1}/admin/backup"))
+        .json(&json!({"dir": target.to_str().unwrap()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 400);
+
+    // The present moves on: new documents, updates and deletes after the backup.
+    put_all(&http, &dc1, ids("a", 0..20), 2).await;
+    delete_all(&http, &dc1, ids("a", 20..40)).await;
+    put_all(&http, &dc1, ids("p", 0..40), 3).await;
+    converged(&http, &admin1, &admin2).await;
+    c.stop().await;
+
+    // dc1/n1 is restored from the backup with the CLI, and the cluster restarted.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aerolith"))
+        .args(["restore", "--from"])
+        .arg(target.join("n1"))
+        .arg("--data-dir")
+        .arg(dir.path().join("dc1").join("n1"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "refused without --replace");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aerolith"))
+        .args(["restore", "--replace", "--from"])
+        .arg(target.join("n1"))
+        .arg("--data-dir")
+        .arg(dir.path().join("dc1").join("n1"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("new actor epoch"));
+
+    let mut c = start_with(opts(dir.path())).await;
+    let (dc1, dc2, admin1, admin2) = urls(&c);
+    converged(&http, &admin1, &admin2).await;
+    let mut live: Vec<(String, i64)> = ids("a", 0..20).map(|i| (i, 2)).collect();
+    live.extend(ids("a", 40..80).map(|i| (i, 1)));
+    live.extend(ids("p", 0..40).map(|i| (i, 3)));
+    let gone: Vec<String> = ids("a", 20..40).collect();
+    check(&http, (&dc1, &dc2), &live, &gone).await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dc_left_behind_the_hard_cap_needs_a_rebuild_and_gets_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || DevOptions {
+        retention: Retention {
+            count: 8,
+            hard_cap: 40,
+            ..Retention::default()
+        },
+        ..opts(dir.path())
+    };
+    let mut c = start_with(options()).await;
+    let http = reqwest::Client::new();
+    let (dc1, _, admin1, admin2) = urls(&c);
+    put_all(&http, &dc1, ids("a", 0..30), 1).await;
+    converged(&http, &admin1, &admin2).await;
+
+    // dc1 stops shipping to dc2 while one document is updated far past the hard cap (one
+    // shard's log), and a few others change.
+    let r = http
+        .post(format!("{admin1}/admin/peers/dc2/pause"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    for v in 0..120 {
+        put_all(&http, &dc1, ids("hot", 0..1), v).await;
+    }
+    delete_all(&http, &dc1, ids("a", 0..5)).await;
+    let r = http
+        .post(format!("{admin1}/admin/peers/dc2/resume"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, s) = status(&http, &format!("{admin1}/admin/status")).await;
+        if s["peers"][0]["needs_rebuild"] == json!(true) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{s}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.stop().await;
+
+    // dc2 is rebuilt: its nodes' directories go, and they are seeded from dc1.
+    for n in ["n1", "n2"] {
+        std::fs::remove_dir_all(dir.path().join("dc2").join(n)).unwrap();
+    }
+    let mut c = start_with(options()).await;
+    let (dc1, dc2, admin1, admin2) = urls(&c);
+    converged(&http, &admin1, &admin2).await;
+    let mut live: Vec<(String, i64)> = ids("a", 5..30).map(|i| (i, 1)).collect();
+    live.push(("hot0".into(), 119));
+    check(
+        &http,
+        (&dc1, &dc2),
+        &live,
+        &ids("a", 0..5).collect::<Vec<_>>(),
+    )
+    .await;
+    // Shipping resumes where the copy began: the peer is whole again.
+    put_all(&http, &dc1, ids("z", 0..10), 5).await;
+    let live: Vec<(String, i64)> = ids("z", 0..10).map(|i| (i, 5)).collect();
+    check(&http, (&dc1, &dc2), &live, &[]).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, s) = status(&http, &format!("{admin1}/admin/status")).await;
+        if s["peers"][0]["needs_rebuild"] == json!(false) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{s}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.stop().await;
+}

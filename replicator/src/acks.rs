@@ -1,0 +1,112 @@
+//! Reporting to each local node what every peer DC acknowledged of its logs (from the
+//! shipping checkpoints), with each peer's own log head read after that acknowledgement.
+//! The node trims its logs and collects tombstones against this (see the storage node's
+//! `acks` module), so the report is what keeps a lagging peer's backlog and a delete that
+//! races a peer's concurrent write safe.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aerolith_common::rpc::RpcClient;
+use aerolith_common::topology::{ClusterConfig, DcConfig};
+use aerolith_common::{Result, pb};
+use pb::request::Body as Req;
+use pb::response::Body as Resp;
+
+use crate::shipper::PeerLink;
+
+/// How often the report goes out.
+pub const REPORT_EVERY: Duration = Duration::from_secs(1);
+const CALL: Duration = Duration::from_secs(5);
+
+/// Reports to every local node, every [`REPORT_EVERY`], until aborted.
+pub async fn keep_reporting(
+    client: Arc<RpcClient>,
+    cluster: ClusterConfig,
+    local: DcConfig,
+    links: Vec<Arc<PeerLink>>,
+) {
+    let peers: Vec<DcConfig> = cluster
+        .dcs
+        .iter()
+        .filter(|d| d.id != local.id)
+        .cloned()
+        .collect();
+    loop {
+        for (i, node) in local.nodes.iter().enumerate() {
+            let shards = local.shards_of(i, cluster.shards);
+            match report(&client, &node.rpc, &shards, &peers, &links).await {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::debug!(node = %node.id, error = %e.message, "acknowledgement report failed")
+                }
+            }
+        }
+        tokio::time::sleep(REPORT_EVERY).await;
+    }
+}
+
+/// The log heads of `shards` held by `dc`'s owners of them (unknown where one does not
+/// answer).
+async fn heads(
+    client: &RpcClient,
+    dc: &DcConfig,
+    shards: &[u16],
+) -> BTreeMap<u16, pb::ShardPosition> {
+    let mut by_owner: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for &s in shards {
+        by_owner
+            .entry(dc.owner(s).rpc.as_str())
+            .or_default()
+            .push(u32::from(s));
+    }
+    let mut out = BTreeMap::new();
+    for (owner, shards) in by_owner {
+        let req = Req::ChangeHeads(pb::ChangeHeadsRequest { shards });
+        if let Ok(Resp::Heads(h)) = client.call(owner, req, CALL).await {
+            for p in h.heads {
+                if let Ok(s) = u16::try_from(p.shard) {
+                    out.insert(s, p);
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn report(
+    client: &RpcClient,
+    node: &str,
+    shards: &[u16],
+    peers: &[DcConfig],
+    links: &[Arc<PeerLink>],
+) -> Result<()> {
+    let mut acks = Vec::new();
+    for link in links {
+        let Some(peer) = peers.iter().find(|p| p.id == link.peer.dc) else {
+            continue;
+        };
+        // Checkpoints first, heads after: a head read later is at or past the one at the
+        // acknowledgement, which only makes the tombstone rule wait longer.
+        let acked = link.acknowledged();
+        let heads = heads(client, peer, shards).await;
+        for &s in shards {
+            let (epoch, seq) = acked.get(&s).copied().unwrap_or((0, 0));
+            acks.push(pb::PeerAck {
+                peer_dc: peer.id.clone(),
+                acked: Some(pb::ShardPosition {
+                    shard: u32::from(s),
+                    epoch,
+                    seq,
+                }),
+                peer_head: heads.get(&s).copied(),
+            });
+        }
+    }
+    let req = Req::PeerAcks(pb::PeerAcksRequest {
+        peers: peers.iter().map(|p| p.id.clone()).collect(),
+        acks,
+    });
+    client.call(node, req, CALL).await.map(|_| ())
+}
