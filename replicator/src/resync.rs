@@ -11,7 +11,7 @@ use prost::Message;
 
 use aerolith_common::rpc::RpcClient;
 use aerolith_common::topology::DcConfig;
-use aerolith_common::{Error, Result, pb};
+use aerolith_common::{Error, ErrorCode, Result, pb};
 use pb::request::Body as Req;
 use pb::response::Body as Resp;
 
@@ -72,6 +72,26 @@ pub async fn every(
     }
 }
 
+/// How long a pass keeps retrying a node that does not answer (one restarting, or one
+/// the client is still re-dialling) before it gives up.
+const UNREACHABLE_GRACE: Duration = Duration::from_secs(15);
+
+/// One call of the pass; a node that is unreachable for a moment is retried, so a pass
+/// does not fail on a node that has just restarted.
+async fn call(client: &RpcClient, addr: &str, req: Req) -> Result<Resp> {
+    let give_up = Instant::now() + UNREACHABLE_GRACE;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match client.call(addr, req.clone(), CALL).await {
+            Err(e) if e.code == ErrorCode::Unavailable && Instant::now() + backoff < give_up => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Sleeps off the scan cost so a pass stays under `records_per_second`.
 struct Pacer {
     per_second: u64,
@@ -91,7 +111,7 @@ async fn shard_digest(client: &RpcClient, addr: &str, shard: u16) -> Result<pb::
         shards: vec![u32::from(shard)],
         ranges: RANGES,
     });
-    match client.call(addr, req, CALL).await? {
+    match call(client, addr, req).await? {
         Resp::Digests(mut d) if d.shards.len() == 1 => Ok(d.shards.remove(0)),
         _ => Err(Error::internal(format!(
             "unexpected answer to a digest from {addr}"
@@ -111,7 +131,7 @@ async fn range(
         ranges: RANGES,
         range,
     });
-    match client.call(addr, req, CALL).await? {
+    match call(client, addr, req).await? {
         Resp::Range(r) => Ok(r
             .records
             .into_iter()
@@ -144,7 +164,7 @@ impl Settings {
         let req = Req::GetCollection(pb::GetCollectionRequest {
             name: name.to_string(),
         });
-        let meta = match client.call(addr, req, CALL).await {
+        let meta = match call(client, addr, req).await {
             Ok(Resp::Collection(meta)) => Some(meta),
             _ => None,
         };
@@ -184,7 +204,7 @@ async fn repair(
     }
     let n = applies.len() as u64;
     let req = Req::ApplyBatch(pb::ApplyBatchRequest { applies });
-    match client.call(to_addr, req, CALL).await? {
+    match call(client, to_addr, req).await? {
         Resp::AppliedBatch(_) => Ok(n),
         _ => Err(Error::internal(format!(
             "unexpected answer to a repair from {to_addr}"
