@@ -223,9 +223,10 @@ impl DevCluster {
             for n in 0..opts.nodes_per_dc {
                 let id = format!("n{}", n + 1);
                 let data_dir = opts.data_dir.join(&dc).join(&id);
-                // A node of an existing cluster whose store is gone lost its disk: it is
-                // rebuilt from a peer DC, never restarted empty under its old epoch.
-                let new_store = if existed && opts.dcs > 1 && !data_dir.exists() {
+                // A node of an existing cluster whose store is gone (or empty) lost its
+                // disk: it is rebuilt from a peer DC, never restarted empty as a new one.
+                let lost = std::fs::read_dir(&data_dir).map_or(true, |mut d| d.next().is_none());
+                let new_store = if existed && opts.dcs > 1 && lost {
                     tracing::warn!(%dc, node = %id, "store missing; the node will be rebuilt from a peer DC");
                     NewStore::Seed
                 } else {

@@ -34,6 +34,11 @@ pub async fn keep_reporting(
         .cloned()
         .collect();
     loop {
+        for link in &links {
+            if let Err(e) = rewind(&client, &local.id, link).await {
+                tracing::debug!(peer = %link.peer.dc, error = %e.message, "cannot read the peer's watermarks");
+            }
+        }
         for (i, node) in local.nodes.iter().enumerate() {
             let shards = local.shards_of(i, cluster.shards);
             match report(&client, &node.rpc, &shards, &peers, &links).await {
@@ -73,6 +78,27 @@ async fn heads(
         }
     }
     out
+}
+
+/// Moves a link's checkpoints back where the peer's watermarks of this DC's logs stand
+/// behind them (read after the checkpoints, so a checkpoint that moved meanwhile is not
+/// mistaken for one the peer lost).
+async fn rewind(client: &RpcClient, dc: &str, link: &PeerLink) -> Result<()> {
+    let acked = link.acknowledged();
+    let req = Req::Watermarks(pb::WatermarksRequest::default());
+    let Resp::Watermarks(w) = client.call(&link.peer.addr, req, CALL).await? else {
+        return Ok(());
+    };
+    for m in w.watermarks.iter().filter(|m| m.origin_dc == dc) {
+        let Some(p) = m.position else { continue };
+        let Ok(shard) = u16::try_from(p.shard) else {
+            continue;
+        };
+        if let Some(&was) = acked.get(&shard) {
+            link.rewind(shard, was, (p.epoch, p.seq))?;
+        }
+    }
+    Ok(())
 }
 
 async fn report(

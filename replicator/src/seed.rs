@@ -26,12 +26,13 @@ pub async fn keep_seeding(client: Arc<RpcClient>, local: DcConfig, peers: Vec<Dc
     let loops = local
         .nodes
         .iter()
-        .map(|node| seed_node(&client, node, &peers));
+        .map(|node| seed_node(&client, &local.id, node, &peers));
     futures::future::join_all(loops).await;
 }
 
 async fn seed_node(
     client: &RpcClient,
+    dc: &str,
     node: &aerolith_common::topology::NodeConfig,
     peers: &[DcConfig],
 ) {
@@ -47,7 +48,7 @@ async fn seed_node(
                 let Ok(shard) = u16::try_from(shard) else {
                     continue;
                 };
-                match seed_shard(client, &node.rpc, peers, shard).await {
+                match seed_shard(client, dc, &node.rpc, peers, shard).await {
                     Ok(n) => records += n,
                     Err(e) => {
                         tracing::warn!(node = %node.id, shard, error = %e.message, "seeding a shard failed; will retry");
@@ -108,24 +109,46 @@ async fn positions(
     Ok(marks)
 }
 
-/// Copies `shard` into the node at `target` from the first peer DC whose owner of it is
-/// seeded; returns the records copied. With no peer DC at all (a single-DC cluster) there
-/// is nothing to copy from, and the node serves what its store holds.
+/// Copies `shard` into `dc`'s node at `target` from a peer DC whose owner of it is seeded:
+/// of those that answer, the one that has applied the most of `dc`'s own log (so the
+/// fewest of this DC's earlier writes are missing from the copy; first in configuration
+/// order on a tie). Returns the records copied. With no peer DC at all (a single-DC
+/// cluster) there is nothing to copy from, and the node serves what its store holds.
 pub async fn seed_shard(
     client: &RpcClient,
+    dc: &str,
     target: &str,
     peers: &[DcConfig],
     shard: u16,
 ) -> Result<u64> {
     let mut source = None;
+    let mut best = None;
     for peer in peers {
         let addr = &peer.owner(shard).rpc;
-        if let Ok(Resp::SeedStatus(s)) =
+        let Ok(Resp::SeedStatus(s)) =
             call(client, addr, Req::SeedStatus(pb::SeedStatusRequest {})).await
-            && !s.unseeded
-        {
+        else {
+            continue;
+        };
+        if s.unseeded {
+            continue;
+        }
+        let req = Req::Watermarks(pb::WatermarksRequest {
+            shards: vec![u32::from(shard)],
+        });
+        let Ok(Resp::Watermarks(w)) = call(client, addr, req).await else {
+            continue;
+        };
+        let applied = w
+            .watermarks
+            .iter()
+            .filter(|m| m.origin_dc == dc)
+            .filter_map(|m| m.position.map(|p| (p.epoch, p.seq)))
+            .max()
+            .unwrap_or((0, 0));
+        if best.is_none_or(|b| applied > b) {
+            best = Some(applied);
             source = Some((peer, addr));
-            break;
         }
     }
     let (marks, copied) = match (source, peers.is_empty()) {

@@ -110,6 +110,23 @@ impl PeerLink {
         }
     }
 
+    /// Moves `shard`'s checkpoint back from `was` to `to` when the peer stands behind it (and
+    /// the checkpoint has not moved since `was` was read): a peer that was rebuilt from
+    /// another DC's copy (or lost an unsynced watermark) gets again what it no longer has.
+    /// Re-delivery is harmless (applies are idempotent).
+    pub fn rewind(&self, shard: u16, was: (u64, u64), to: (u64, u64)) -> Result<bool> {
+        let mut cp = self.lock();
+        match cp.shards.get(&shard) {
+            Some(&(epoch, seq)) if (epoch, seq) == was && epoch == to.0 && to.1 < seq => {
+                tracing::warn!(peer = %self.peer.dc, shard, from = seq, to = to.1, "the peer stands behind its acknowledgement; shipping again from its watermark");
+                cp.shards.insert(shard, to);
+                self.file.save(&cp)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     fn restart_from_oldest(&self, shards: &[u16]) -> Result<()> {
         let mut cp = self.lock();
         for s in shards {
@@ -215,7 +232,8 @@ async fn resolve_gap(
             link.restart_from_oldest(&[shard])?;
             continue;
         }
-        let missed = from.epoch != head.epoch || from.seq < oldest.seq;
+        // Epoch 0 reads from the oldest retained entry: never a position the log lost.
+        let missed = from.epoch != 0 && (from.epoch != head.epoch || from.seq < oldest.seq);
         if !missed {
             link.set_cut(shard, false);
             continue;

@@ -13,8 +13,13 @@ use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 use aerolith_common::{Error, Result, hlc, pb};
 
 use crate::engine::{Engine, db_err};
-use crate::keys::{CF_DOCS, CF_META, META_PEER_ACKS, doc_key, meta_tomb, meta_tomb_prefix};
+use crate::keys::{
+    CF_DOCS, CF_META, META_PEER_ACKS, doc_key, meta_tomb, meta_tomb_before, meta_tomb_prefix,
+};
 use crate::store::Store;
+
+/// Tombstone index entries one pass examines per shard at most.
+const MAX_PER_PASS: usize = 4096;
 
 /// One peer's acknowledgement of one shard: `(epoch, seq)` of this node's log, and the
 /// peer's own log head read after it.
@@ -117,15 +122,20 @@ impl Store {
             st.acked.insert(key.clone(), acked);
             let here = applied.get(&key).copied().unwrap_or((0, 0));
             let covered = |head: (u64, u64)| head.1 == 0 || (here.0 == head.0 && here.1 >= head.1);
-            if let Some(&(was, head)) = st.pending.get(&key)
-                && covered(head)
-            {
-                st.floor.insert(key.clone(), was);
-                st.pending.remove(&key);
+            let reported = a.peer_head.as_ref().map(|h| (h.epoch, h.seq));
+            if let Some(&(was, head)) = st.pending.get(&key) {
+                if covered(head) {
+                    st.floor.insert(key.clone(), was);
+                    st.pending.remove(&key);
+                } else if reported.is_some_and(|r| r.0 != head.0) {
+                    // The peer's log moved to a new epoch (an unclean restart, a rebuild):
+                    // the old head can no longer be reached; wait for the new one instead.
+                    st.pending.remove(&key);
+                }
             }
             // A peer whose head could not be read gives no floor this time.
             if !st.pending.contains_key(&key)
-                && let Some(head) = a.peer_head.as_ref().map(|h| (h.epoch, h.seq))
+                && let Some(head) = reported
             {
                 if covered(head) {
                     st.floor.insert(key.clone(), acked);
@@ -163,18 +173,31 @@ impl Store {
         seq: u64,
         event: &pb::ChangeEvent,
     ) -> Result<()> {
-        if let Some(r) = &event.record
-            && r.tombstone
-            && r.siblings.is_empty()
-        {
+        match &event.record {
+            Some(r) => self.index_record(batch, shard, seq, &event.collection, &event.id, r),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds to `batch` the tombstone index entry of `record` at `seq`, if it is a tombstone.
+    pub(crate) fn index_record(
+        &self,
+        batch: &mut WriteBatch,
+        shard: u16,
+        seq: u64,
+        collection: &str,
+        id: &str,
+        record: &pb::DocRecord,
+    ) -> Result<()> {
+        if record.tombstone && record.siblings.is_empty() {
             let entry = pb::RangeRecord {
-                collection: event.collection.clone(),
-                id: event.id.clone(),
-                record: r.hlc.to_be_bytes().to_vec(),
+                collection: collection.to_string(),
+                id: id.to_string(),
+                record: record.hlc.to_be_bytes().to_vec(),
             };
             batch.put_cf(
                 self.engine.cf(CF_META)?,
-                meta_tomb(shard, seq),
+                meta_tomb(shard, seq, collection, id),
                 entry.encode_to_vec(),
             );
         }
@@ -197,13 +220,15 @@ impl Store {
             let Some(floor) = floor else { continue };
             let prefix = meta_tomb_prefix(shard);
             let mut ro = ReadOptions::default();
-            ro.set_iterate_upper_bound(meta_tomb(shard, floor.saturating_add(1)));
+            ro.set_iterate_upper_bound(meta_tomb_before(shard, floor.saturating_add(1)));
             let mut batch = WriteBatch::default();
-            for item in self.engine.db().iterator_cf_opt(
-                meta,
-                ro,
-                IteratorMode::From(&prefix, Direction::Forward),
-            ) {
+            for item in self
+                .engine
+                .db()
+                .iterator_cf_opt(meta, ro, IteratorMode::From(&prefix, Direction::Forward))
+                // The shard's writes wait on its lock: a large backlog goes over several passes.
+                .take(MAX_PER_PASS)
+            {
                 let (k, v) = item.map_err(db_err)?;
                 if !k.starts_with(&prefix) {
                     break;

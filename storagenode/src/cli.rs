@@ -53,8 +53,8 @@ pub struct Args {
     /// a peer left further behind must be rebuilt (`needs_rebuild` in `/admin/status`).
     #[arg(long, default_value_t = Retention::default().hard_cap, value_parser = clap::value_parser!(u64).range(1..))]
     pub retain_changes_hard_cap: u64,
-    /// Seconds a tombstone (a deleted document's record) is kept at least after every peer
-    /// DC acknowledged it.
+    /// Seconds a tombstone (a deleted document's record) is kept at least after the delete
+    /// (counted from its timestamp); it also stays until every peer DC acknowledged it.
     #[arg(long, default_value_t = Retention::default().tombstone_grace.as_secs())]
     pub tombstone_grace_seconds: u64,
     /// When the data directory holds no store yet: `genesis` starts it empty (a new

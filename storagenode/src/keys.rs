@@ -129,9 +129,20 @@ pub fn meta_tomb_prefix(shard: u16) -> Vec<u8> {
     k
 }
 
-/// Meta key of the tombstone logged at `seq` of `shard`'s log: its value names the document
+/// Meta key of the tombstone of `collection/id` logged at `seq` of `shard`'s log (copied
+/// tombstones of a seeded shard all sit at the log's base): its value names the document
 /// and the tombstone's HLC, so the collector finds tombstones in log order.
-pub fn meta_tomb(shard: u16, seq: u64) -> Vec<u8> {
+pub fn meta_tomb(shard: u16, seq: u64, collection: &str, id: &str) -> Vec<u8> {
+    let mut k = meta_tomb_before(shard, seq);
+    k.extend_from_slice(collection.as_bytes());
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The first tombstone index key of `shard` at `seq` (every entry at `seq` or later sorts
+/// at or after it).
+pub fn meta_tomb_before(shard: u16, seq: u64) -> Vec<u8> {
     let mut k = meta_tomb_prefix(shard);
     k.extend_from_slice(&seq.to_be_bytes());
     k

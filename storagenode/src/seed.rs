@@ -131,7 +131,9 @@ impl Store {
             self.apply_collection(meta)?;
         }
         let docs = self.engine.cf(CF_DOCS)?;
-        let _st = self.lock_shard(shard);
+        // Copied tombstones are indexed at the new log's base, so they are collected by the
+        // same rule as this node's own once the peers acknowledge that position.
+        let st = self.lock_shard(shard);
         let mut batch = WriteBatch::default();
         if req.reset {
             // Whatever an untrusted store held for the shard goes; the copy replaces it.
@@ -155,13 +157,16 @@ impl Store {
                     .any(|e| e.dc == self.dc && e.epoch >= self.actor.epoch)
             {
                 return Err(Error::internal(format!(
-                    "the copy of {}/{} names an epoch of {} at or above this node's ({}); restart the node so it takes a newer one",
+                    "the copy of {}/{} names an epoch of {} at or above this node's ({}); the node takes a newer one at its next restart",
                     r.collection, r.id, self.dc, self.actor.epoch
                 )));
             }
             batch.put_cf(docs, doc_key(shard, &r.collection, &r.id), &r.record);
+            self.index_record(&mut batch, shard, st.seq, &r.collection, &r.id, &record)?;
         }
-        self.engine.db().write(batch).map_err(db_err)
+        self.engine.db().write(batch).map_err(db_err)?;
+        drop(st);
+        Ok(())
     }
 
     /// Ends a shard's copy: the source's positions as of the copy's start become this

@@ -167,6 +167,16 @@ impl Store {
         // restored from a backup to be re-seeded) waits for a peer DC's copy.
         let untrusted =
             restored == Some(Restored::Seed) || (fresh && cfg.new_store == NewStore::Seed);
+        // A seed that did not finish before a stop: nothing was written under the epoch it
+        // took, and a new one costs nothing (and gets past a copy that named it).
+        let reseeding = match engine
+            .db()
+            .prefix_iterator_cf(meta, META_UNSEEDED_PREFIX)
+            .next()
+        {
+            Some(item) => item.map_err(db_err)?.0.starts_with(META_UNSEEDED_PREFIX),
+            None => false,
+        };
         let epoch = match engine.get(CF_META, META_IDENTITY)? {
             None => {
                 batch.put_cf(meta, META_IDENTITY, identity.as_bytes());
@@ -179,6 +189,8 @@ impl Store {
                     .unwrap_or(1);
                 if restored.is_some() {
                     tracing::warn!(%identity, "store restored from a backup; starting a new actor epoch and new change-log epochs");
+                    renewed_epoch(stored)
+                } else if reseeding {
                     renewed_epoch(stored)
                 } else if engine.get(CF_META, META_DIRTY)?.is_some() {
                     // Relaxed durability and no clean shutdown: recent writes may be lost, so
