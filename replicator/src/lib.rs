@@ -180,6 +180,7 @@ impl Replicator {
             self.client.clone(),
             state.local.clone(),
             state.peer_dcs.clone(),
+            state.shards,
         )));
         self.tasks.push(tokio::spawn(acks::keep_reporting(
             self.client.clone(),

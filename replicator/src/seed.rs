@@ -22,11 +22,16 @@ const CALL: Duration = Duration::from_secs(60);
 const PAGE: u32 = 2000;
 
 /// Seeds local nodes that wait for it (each node on its own), until the task is aborted.
-pub async fn keep_seeding(client: Arc<RpcClient>, local: DcConfig, peers: Vec<DcConfig>) {
-    let loops = local
-        .nodes
-        .iter()
-        .map(|node| seed_node(&client, &local.id, node, &peers));
+pub async fn keep_seeding(
+    client: Arc<RpcClient>,
+    local: DcConfig,
+    peers: Vec<DcConfig>,
+    shards: u16,
+) {
+    let loops = (0..local.nodes.len()).map(|i| {
+        let owned = local.shards_of(i, shards);
+        seed_node(&client, &local.id, &local.nodes[i], owned, &peers)
+    });
     futures::future::join_all(loops).await;
 }
 
@@ -34,6 +39,7 @@ async fn seed_node(
     client: &RpcClient,
     dc: &str,
     node: &aerolith_common::topology::NodeConfig,
+    owned: Vec<u16>,
     peers: &[DcConfig],
 ) {
     loop {
@@ -48,7 +54,15 @@ async fn seed_node(
                 let Ok(shard) = u16::try_from(shard) else {
                     continue;
                 };
-                match seed_shard(client, dc, &node.rpc, peers, shard).await {
+                // A store has room for every shard, but only the node's own hold data.
+                let done = if owned.contains(&shard) {
+                    seed_shard(client, dc, &node.rpc, peers, shard).await
+                } else {
+                    finish(client, &node.rpc, shard, Vec::new())
+                        .await
+                        .map(|()| 0)
+                };
+                match done {
                     Ok(n) => records += n,
                     Err(e) => {
                         tracing::warn!(node = %node.id, shard, error = %e.message, "seeding a shard failed; will retry");
@@ -188,10 +202,20 @@ pub async fn seed_shard(
             (marks, copied)
         }
     };
-    let finish = Req::SeedFinish(pb::SeedFinishRequest {
-        shard: u32::from(shard),
-        watermarks: marks,
-    });
-    call(client, target, finish).await?;
+    finish(client, target, shard, marks).await?;
     Ok(copied)
+}
+
+/// Ends a shard's seeding at `target` with `marks` as its watermarks.
+async fn finish(
+    client: &RpcClient,
+    target: &str,
+    shard: u16,
+    watermarks: Vec<pb::Watermark>,
+) -> Result<()> {
+    let req = Req::SeedFinish(pb::SeedFinishRequest {
+        shard: u32::from(shard),
+        watermarks,
+    });
+    call(client, target, req).await.map(|_| ())
 }
