@@ -19,6 +19,8 @@ use pb::response::Body as Resp;
 pub const RANGES: u32 = 64;
 /// Default pace: records scanned per second (digests and range reads together).
 pub const DEFAULT_RECORDS_PER_SECOND: u64 = 200_000;
+/// Records merged per repair call.
+const REPAIR_BATCH: usize = 500;
 /// Time one RPC of a pass may take (a shard scan).
 const CALL: Duration = Duration::from_secs(60);
 
@@ -119,17 +121,18 @@ async fn shard_digest(client: &RpcClient, addr: &str, shard: u16) -> Result<pb::
     }
 }
 
-/// The records of one range, by (collection, id), as stored.
-async fn range(
+/// The records of some ranges of a shard (one scan), by (collection, id), as stored.
+async fn ranges(
     client: &RpcClient,
     addr: &str,
     shard: u16,
-    range: u32,
+    list: &[u32],
 ) -> Result<BTreeMap<(String, String), Vec<u8>>> {
     let req = Req::Range(pb::RangeRequest {
         shard: u32::from(shard),
         ranges: RANGES,
-        range,
+        range: 0,
+        range_list: list.to_vec(),
     });
     match call(client, addr, req).await? {
         Resp::Range(r) => Ok(r
@@ -203,13 +206,21 @@ async fn repair(
         });
     }
     let n = applies.len() as u64;
-    let req = Req::ApplyBatch(pb::ApplyBatchRequest { applies });
-    match call(client, to_addr, req).await? {
-        Resp::AppliedBatch(_) => Ok(n),
-        _ => Err(Error::internal(format!(
-            "unexpected answer to a repair from {to_addr}"
-        ))),
+    // In batches, so a shard with many differences stays within the RPC frame limit.
+    for chunk in applies.chunks(REPAIR_BATCH) {
+        let req = Req::ApplyBatch(pb::ApplyBatchRequest {
+            applies: chunk.to_vec(),
+        });
+        match call(client, to_addr, req).await? {
+            Resp::AppliedBatch(_) => {}
+            _ => {
+                return Err(Error::internal(format!(
+                    "unexpected answer to a repair from {to_addr}"
+                )));
+            }
+        }
     }
+    Ok(n)
 }
 
 fn decode(bytes: &[u8], what: &str) -> Result<pb::DocRecord> {
@@ -247,45 +258,46 @@ pub async fn resync(
             continue;
         }
         sum.shards_differing += 1;
-        for r in 0..RANGES {
-            sum.ranges_compared += 1;
-            let (ra, rb) = (
-                da.range_digests.get(r as usize),
-                db.range_digests.get(r as usize),
-            );
-            if ra.is_some() && ra == rb {
+        sum.ranges_compared += u64::from(RANGES);
+        let differing: Vec<u32> = (0..RANGES)
+            .filter(|r| {
+                let (ra, rb) = (
+                    da.range_digests.get(*r as usize),
+                    db.range_digests.get(*r as usize),
+                );
+                ra.is_none() || ra != rb
+            })
+            .collect();
+        sum.ranges_differing += differing.len() as u64;
+        // Every differing range of the shard in one scan a side.
+        let (mine, theirs) = tokio::try_join!(
+            ranges(client, a, shard, &differing),
+            ranges(client, b, shard, &differing)
+        )?;
+        sum.records_compared += (mine.len() + theirs.len()) as u64;
+        pacer.charge(da.records + db.records).await;
+        let (mut to_peer, mut to_local) = (Vec::new(), Vec::new());
+        let keys: std::collections::BTreeSet<&(String, String)> =
+            mine.keys().chain(theirs.keys()).collect();
+        for key in keys {
+            if collection.is_some_and(|c| c != key.0) {
                 continue;
             }
-            sum.ranges_differing += 1;
-            let (mine, theirs) =
-                tokio::try_join!(range(client, a, shard, r), range(client, b, shard, r))?;
-            sum.records_compared += (mine.len() + theirs.len()) as u64;
-            pacer.charge(da.records + db.records).await;
-            let (mut to_peer, mut to_local) = (Vec::new(), Vec::new());
-            let keys: std::collections::BTreeSet<&(String, String)> =
-                mine.keys().chain(theirs.keys()).collect();
-            for key in keys {
-                if collection.is_some_and(|c| c != key.0) {
-                    continue;
-                }
-                let (m, t) = (mine.get(key), theirs.get(key));
-                if m == t {
-                    continue;
-                }
-                sum.documents_repaired += 1;
-                let what = format!("{}/{}", key.0, key.1);
-                if let Some(m) = m {
-                    to_peer.push((key.0.clone(), key.1.clone(), decode(m, &what)?));
-                }
-                if let Some(t) = t {
-                    to_local.push((key.0.clone(), key.1.clone(), decode(t, &what)?));
-                }
+            let (m, t) = (mine.get(key), theirs.get(key));
+            if m == t {
+                continue;
             }
-            sum.repaired_there +=
-                repair(client, &mut settings, local, peer, shard, to_peer).await?;
-            sum.repaired_here +=
-                repair(client, &mut settings, peer, local, shard, to_local).await?;
+            sum.documents_repaired += 1;
+            let what = format!("{}/{}", key.0, key.1);
+            if let Some(m) = m {
+                to_peer.push((key.0.clone(), key.1.clone(), decode(m, &what)?));
+            }
+            if let Some(t) = t {
+                to_local.push((key.0.clone(), key.1.clone(), decode(t, &what)?));
+            }
         }
+        sum.repaired_there += repair(client, &mut settings, local, peer, shard, to_peer).await?;
+        sum.repaired_here += repair(client, &mut settings, peer, local, shard, to_local).await?;
     }
     sum.took_ms = started.elapsed().as_millis() as u64;
     if sum.documents_repaired > 0 {

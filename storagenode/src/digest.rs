@@ -113,20 +113,24 @@ impl Store {
         })
     }
 
-    /// Every record of one hash range of a shard, as stored.
+    /// Every record of some hash ranges of a shard, as stored (one scan of the shard).
     pub fn range(&self, req: &pb::RangeRequest, deadline: Instant) -> Result<pb::RangeResponse> {
         let shard = self.check_shard(req.shard)?;
         let ranges = check_ranges(req.ranges)?.max(1);
-        if req.range >= ranges {
+        let wanted: std::collections::HashSet<u32> = if req.range_list.is_empty() {
+            [req.range].into()
+        } else {
+            req.range_list.iter().copied().collect()
+        };
+        if let Some(r) = wanted.iter().find(|r| **r >= ranges) {
             return Err(Error::invalid(format!(
-                "range {} of {ranges} does not exist",
-                req.range
+                "range {r} of {ranges} does not exist"
             )));
         }
         let mut records = Vec::new();
         let mut bad = None;
         self.scan_shard(shard, deadline, |key, value| {
-            if range_of(key, ranges) != req.range {
+            if !wanted.contains(&range_of(key, ranges)) {
                 return;
             }
             match crate::keys::split_doc_key(key) {
