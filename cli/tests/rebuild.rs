@@ -386,3 +386,42 @@ async fn a_single_dc_node_restored_as_is_serves_its_backup_under_a_new_epoch() {
     assert_ne!(again["version"], lost["version"], "a version was reused");
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_its_store_and_started_as_new_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start_with(opts(dir.path())).await;
+    let http = reqwest::Client::new();
+    let (dc1, _, admin1, admin2) = urls(&c);
+    put_all(&http, &dc1, ids("a", 0..40), 1).await;
+    converged(&http, &admin1, &admin2).await;
+    // The operator's mistake: dc1/n1's directory is gone and the node is started again as
+    // a node of a new cluster (the launcher's restart keeps `--new-store genesis`).
+    let cluster = c.cluster.as_mut().unwrap();
+    cluster.stop_node(0, 0).await.unwrap();
+    std::fs::remove_dir_all(dir.path().join("dc1").join("n1")).unwrap();
+    cluster.restart_node(0, 0).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = http
+            .get(format!("{admin1}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let reported = metrics.lines().any(|l| {
+            l.starts_with("aerolith_node_lost_store{")
+                && l.contains("dc=\"dc1\"")
+                && l.contains("node=\"n1\"")
+                && l.ends_with(" 1")
+        });
+        if reported {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never reported");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.stop().await;
+}

@@ -42,12 +42,33 @@ async fn seed_node(
     owned: Vec<u16>,
     peers: &[DcConfig],
 ) {
+    let mut vetted = false;
     loop {
-        if let Ok(Resp::SeedStatus(status)) = client
+        let status = match client
             .call(&node.rpc, Req::SeedStatus(pb::SeedStatusRequest {}), CALL)
             .await
-            && status.unseeded
         {
+            Ok(Resp::SeedStatus(s)) => Some(s),
+            _ => None,
+        };
+        if status.is_none() {
+            // Down (or restarting): vetted again once it answers.
+            vetted = false;
+        }
+        if let Some(status) = status.as_ref().filter(|s| !s.unseeded && !vetted) {
+            match lost_store(client, dc, &node.rpc, &owned, peers, status.actor_epoch).await {
+                Ok(None) => vetted = true,
+                Ok(Some(peer)) => {
+                    vetted = true;
+                    tracing::error!(node = %node.id, %peer,
+                        "this node started a new, empty store as if the cluster were new, but {peer} holds changes of its shards: it lost its data directory; stop it, move the directory away and start it with --new-store seed");
+                    metrics::gauge!("aerolith_node_lost_store", "dc" => dc.to_string(), "node" => node.id.clone())
+                        .set(1.0);
+                }
+                Err(_) => {} // a peer did not answer: asked again next round
+            }
+        }
+        if let Some(status) = status.filter(|s| s.unseeded) {
             let started = Instant::now();
             let mut records = 0u64;
             for shard in status.pending {
@@ -76,6 +97,55 @@ async fn seed_node(
         }
         tokio::time::sleep(CHECK_EVERY).await;
     }
+}
+
+/// Whether a node with a genesis store (actor epoch 1) has lost the data it once had: its
+/// logs of its shards are empty, yet a peer DC has applied changes of them. A log's
+/// sequence numbers never restart, so a peer can only have seen changes the node wrote.
+/// Returns the peer that saw them; an error when a peer could not be asked.
+async fn lost_store(
+    client: &RpcClient,
+    dc: &str,
+    node: &str,
+    owned: &[u16],
+    peers: &[DcConfig],
+    epoch: u32,
+) -> Result<Option<String>> {
+    if epoch != 1 || owned.is_empty() {
+        return Ok(None);
+    }
+    let shards: Vec<u32> = owned.iter().map(|s| u32::from(*s)).collect();
+    let heads = Req::ChangeHeads(pb::ChangeHeadsRequest {
+        shards: shards.clone(),
+    });
+    let Resp::Heads(h) = call(client, node, heads).await? else {
+        return Err(unexpected("change_heads", node));
+    };
+    if h.heads.iter().any(|h| h.seq > 0) {
+        return Ok(None);
+    }
+    for peer in peers {
+        let mut owners: Vec<&str> = owned.iter().map(|s| peer.owner(*s).rpc.as_str()).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        for owner in owners {
+            let req = Req::Watermarks(pb::WatermarksRequest {
+                shards: shards.clone(),
+            });
+            let Resp::Watermarks(w) = call(client, owner, req).await? else {
+                return Err(unexpected("watermarks", owner));
+            };
+            let seen = w.watermarks.iter().any(|m| {
+                m.origin_dc == dc
+                    && m.position
+                        .is_some_and(|p| p.seq > 0 && shards.contains(&p.shard))
+            });
+            if seen {
+                return Ok(Some(peer.id.clone()));
+            }
+        }
+    }
+    Ok(None)
 }
 
 async fn call(client: &RpcClient, addr: &str, req: Req) -> Result<Resp> {
