@@ -403,14 +403,7 @@ async fn a_node_that_lost_its_store_and_started_as_new_is_reported() {
     cluster.restart_node(0, 0).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let metrics = http
-            .get(format!("{admin1}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = support::metrics(&http, &admin1).await;
         let reported = metrics.lines().any(|l| {
             l.starts_with("aerolith_node_lost_store{")
                 && l.contains("dc=\"dc1\"")

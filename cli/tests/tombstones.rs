@@ -22,15 +22,9 @@ async fn get(http: &reqwest::Client, url: &str) -> (u16, Value) {
 
 /// The process-wide count of tombstone collection passes (every node's), from `/metrics`.
 async fn passes(http: &reqwest::Client, admin: &str) -> u64 {
-    let text = http
-        .get(format!("{admin}/metrics"))
-        .send()
+    support::metrics(http, admin)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix("aerolith_tombstone_passes_total "))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map_or(0, |v| v as u64)

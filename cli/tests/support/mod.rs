@@ -285,3 +285,14 @@ pub async fn converged(http: &reqwest::Client, a: &str, b: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// The Prometheus text of a replicator admin API's `/metrics` (`http://host:port`).
+pub async fn metrics(http: &reqwest::Client, admin: &str) -> String {
+    http.get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text")
+}
