@@ -287,13 +287,24 @@ pub async fn resync(
             if m == t {
                 continue;
             }
-            sum.documents_repaired += 1;
             let what = format!("{}/{}", key.0, key.1);
+            let m = m.map(|m| decode(m, &what)).transpose()?;
+            let t = t.map(|t| decode(t, &what)).transpose()?;
+            // A tombstone on one side and no record on the other say the same thing (one
+            // DC collected it first): merging it back would only log the delete again.
+            let gone = |r: &Option<pb::DocRecord>| {
+                r.as_ref()
+                    .is_none_or(|r| r.tombstone && r.siblings.is_empty())
+            };
+            if gone(&m) && gone(&t) && (m.is_none() || t.is_none()) {
+                continue;
+            }
+            sum.documents_repaired += 1;
             if let Some(m) = m {
-                to_peer.push((key.0.clone(), key.1.clone(), decode(m, &what)?));
+                to_peer.push((key.0.clone(), key.1.clone(), m));
             }
             if let Some(t) = t {
-                to_local.push((key.0.clone(), key.1.clone(), decode(t, &what)?));
+                to_local.push((key.0.clone(), key.1.clone(), t));
             }
         }
         sum.repaired_there += repair(client, &mut settings, local, peer, shard, to_peer).await?;
