@@ -275,6 +275,13 @@ async fn a_dc_left_behind_the_hard_cap_needs_a_rebuild_and_gets_one() {
     }
     c.stop().await;
 
+    // The verdict outlives a restart of the whole cluster: the gap is still there.
+    let mut c = start_with(options()).await;
+    let (_, _, admin1, _) = urls(&c);
+    let (_, s) = status(&http, &format!("{admin1}/admin/status")).await;
+    assert_eq!(s["peers"][0]["needs_rebuild"], json!(true), "{s}");
+    c.stop().await;
+
     // dc2 is rebuilt: its nodes' directories go, and they are seeded from dc1.
     for n in ["n1", "n2"] {
         std::fs::remove_dir_all(dir.path().join("dc2").join(n)).unwrap();

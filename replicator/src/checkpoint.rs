@@ -2,7 +2,7 @@
 //! and acknowledged. Persisted as a small JSON file, replaced atomically (temp file, fsync,
 //! rename), so a crash leaves the old or the new checkpoint, never a torn one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -15,6 +15,11 @@ use aerolith_common::{Error, Result, pb};
 pub struct Checkpoint {
     /// Shard → (log epoch, sequence) acknowledged by the peer.
     pub shards: BTreeMap<u16, (u64, u64)>,
+    /// Shards whose log was trimmed past the peer's acknowledgement: nothing more of them
+    /// is shipped until the peer is rebuilt (kept across restarts, so a gap is never
+    /// shipped over as if it had not happened).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub cut: BTreeSet<u16>,
 }
 
 impl Checkpoint {
@@ -105,6 +110,16 @@ mod tests {
         let back = f.load().unwrap();
         assert_eq!(back, cp);
         assert_eq!((back.from(3).epoch, back.from(3).seq), (7, 42));
+        // Cut shards survive a restart; files written before they existed still load.
+        cp.cut.insert(5);
+        f.save(&cp).unwrap();
+        assert_eq!(f.load().unwrap().cut, BTreeSet::from([5]));
+        std::fs::write(
+            dir.path().join("checkpoint-dc2.json"),
+            br#"{"shards":{"3":[7,42]}}"#,
+        )
+        .unwrap();
+        assert!(f.load().unwrap().cut.is_empty());
         std::fs::write(dir.path().join("checkpoint-dc2.json"), b"{torn").unwrap();
         assert!(
             f.load().is_err(),

@@ -53,10 +53,6 @@ pub struct PeerLink {
     pub connected: AtomicBool,
     /// Changes shipped and acknowledged.
     pub sent: AtomicU64,
-    /// Shards whose log was trimmed past what the peer acknowledged (the hard cap): the
-    /// peer missed changes, so nothing more of them is shipped until the peer is rebuilt
-    /// from a full copy (its watermark then stands inside the log again).
-    cut: Mutex<std::collections::BTreeSet<u16>>,
 }
 
 impl PeerLink {
@@ -69,7 +65,6 @@ impl PeerLink {
             paused: AtomicBool::new(false),
             connected: AtomicBool::new(false),
             sent: AtomicU64::new(0),
-            cut: Mutex::default(),
         })
     }
 
@@ -97,17 +92,24 @@ impl PeerLink {
         !self.cut_shards().is_empty()
     }
 
+    /// Shards whose log was trimmed past what the peer acknowledged (the hard cap): the
+    /// peer missed changes, so nothing more of them is shipped until the peer is rebuilt
+    /// from a full copy (its watermark then stands inside the log again).
     fn cut_shards(&self) -> std::collections::BTreeSet<u16> {
-        self.cut.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.lock().cut.clone()
     }
 
-    fn set_cut(&self, shard: u16, cut: bool) {
-        let mut c = self.cut.lock().unwrap_or_else(|p| p.into_inner());
-        if cut {
-            c.insert(shard);
+    fn set_cut(&self, shard: u16, cut: bool) -> Result<()> {
+        let mut cp = self.lock();
+        let changed = if cut {
+            cp.cut.insert(shard)
         } else {
-            c.remove(&shard);
+            cp.cut.remove(&shard)
+        };
+        if changed {
+            self.file.save(&cp)?;
         }
+        Ok(())
     }
 
     /// Moves `shard`'s checkpoint back from `was` to `to` when the peer stands behind it (and
@@ -235,7 +237,7 @@ async fn resolve_gap(
         // Epoch 0 reads from the oldest retained entry: never a position the log lost.
         let missed = from.epoch != 0 && (from.epoch != head.epoch || from.seq < oldest.seq);
         if !missed {
-            link.set_cut(shard, false);
+            link.set_cut(shard, false)?;
             continue;
         }
         match peer_marks.get(&head.shard) {
@@ -246,7 +248,7 @@ async fn resolve_gap(
                     epoch,
                     seq,
                 }])?;
-                link.set_cut(shard, false);
+                link.set_cut(shard, false)?;
             }
             _ => {
                 if !link.cut_shards().contains(&shard) {
@@ -254,7 +256,7 @@ async fn resolve_gap(
                     metrics::counter!("aerolith_replication_gaps_total", "peer" => link.peer.dc.clone())
                         .increment(1);
                 }
-                link.set_cut(shard, true);
+                link.set_cut(shard, true)?;
             }
         }
     }
