@@ -46,6 +46,18 @@ async fn status(http: &reqwest::Client, url: &str) -> (u16, Value) {
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
+/// `POST /admin/backup` of every node of the DC whose admin API is `admin` into `dir`.
+async fn backup(http: &reqwest::Client, admin: &str, dir: &Path) -> (u16, Value) {
+    let r = http
+        .post(format!("{admin}/admin/backup"))
+        .json(&json!({"dir": dir.to_str().unwrap()}))
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
 /// Waits until `url` answers `want`, and returns the body.
 async fn until_status(http: &reqwest::Client, url: &str, want: u16) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -167,25 +179,12 @@ async fn a_node_restored_from_an_old_backup_catches_up() {
 
     // A backup of every dc1 node through the admin API.
     let target = backups.path().join("b1");
-    let r = http
-        .post(format!("{admin1}/admin/backup"))
-        .json(&json!({"dir": target.to_str().unwrap()}))
-        .send()
-        .await
-        .unwrap();
-    let status_code = r.status();
-    let body: Value = r.json().await.unwrap();
+    let (status_code, body) = backup(&http, &admin1, &target).await;
     assert_eq!(status_code, 200, "{body}");
     assert_eq!(body["nodes"].as_array().map(Vec::len), Some(2), "{body}");
     assert!(target.join("n1").join("AEROLITH-BACKUP.json").is_file());
     // A second backup into the same place is refused, not merged into the first.
-    let again = http
-        .post(format!("{admin1}/admin/backup"))
-        .json(&json!({"dir": target.to_str().unwrap()}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 400);
+    assert_eq!(backup(&http, &admin1, &target).await.0, 400);
 
     // The present moves on: new documents, updates and deletes after the backup.
     put_all(&http, &dc1, ids("a", 0..20), 2).await;
@@ -347,13 +346,7 @@ async fn a_single_dc_node_restored_as_is_serves_its_backup_under_a_new_epoch() {
     );
     put_all(&http, &dc1, ids("a", 0..10), 1).await;
     let target = backups.path().join("b");
-    let r = http
-        .post(format!("{admin1}/admin/backup"))
-        .json(&json!({"dir": target.to_str().unwrap()}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(backup(&http, &admin1, &target).await.0, 200);
     // After the backup: an update and new documents, which the restore will lose.
     put_all(&http, &dc1, ids("a", 0..1), 2).await;
     let lost = until_status(&http, &format!("{dc1}/v1/collections/c/docs/a0"), 200).await;

@@ -85,17 +85,10 @@ async fn heads(
 /// mistaken for one the peer lost).
 async fn rewind(client: &RpcClient, dc: &str, link: &PeerLink) -> Result<()> {
     let acked = link.acknowledged();
-    let req = Req::Watermarks(pb::WatermarksRequest::default());
-    let Resp::Watermarks(w) = client.call(&link.peer.addr, req, CALL).await? else {
-        return Ok(());
-    };
-    for m in w.watermarks.iter().filter(|m| m.origin_dc == dc) {
-        let Some(p) = m.position else { continue };
-        let Ok(shard) = u16::try_from(p.shard) else {
-            continue;
-        };
+    let marks = link.peer_watermarks(client, dc, &[], CALL).await?;
+    for (shard, at) in marks {
         if let Some(&was) = acked.get(&shard) {
-            link.rewind(shard, was, (p.epoch, p.seq))?;
+            link.rewind(shard, was, at)?;
         }
     }
     Ok(())

@@ -266,7 +266,10 @@ async fn peer_status(s: &AdminState) -> Result<Vec<Value>> {
     for link in &s.links {
         // The peer's applied watermarks of this DC's logs; the acknowledged checkpoint
         // (never ahead of them) when the peer cannot be asked.
-        let acked = match peer_watermarks(s, link).await {
+        let acked = match link
+            .peer_watermarks(&s.client, &s.local.id, &[], WATERMARKS_TIMEOUT)
+            .await
+        {
             Ok(w) => w,
             Err(_) => link.acknowledged(),
         };
@@ -310,27 +313,6 @@ async fn peer_status(s: &AdminState) -> Result<Vec<Value>> {
         }));
     }
     Ok(peers)
-}
-
-/// How far `link`'s peer has applied this DC's log of each shard, asked of the peer's
-/// replicator (DESIGN.md "Watermarks").
-async fn peer_watermarks(s: &AdminState, link: &PeerLink) -> Result<BTreeMap<u16, (u64, u64)>> {
-    let req = Req::Watermarks(pb::WatermarksRequest::default());
-    let Resp::Watermarks(w) = s
-        .client
-        .call(&link.peer.addr, req, WATERMARKS_TIMEOUT)
-        .await?
-    else {
-        return Err(Error::internal("unexpected answer to watermarks"));
-    };
-    Ok(w.watermarks
-        .into_iter()
-        .filter(|w| w.origin_dc == s.local.id)
-        .filter_map(|w| {
-            let p = w.position?;
-            Some((u16::try_from(p.shard).ok()?, (p.epoch, p.seq)))
-        })
-        .collect())
 }
 
 /// How long a status waits for a peer's watermarks before it falls back to checkpoints.
@@ -392,39 +374,25 @@ struct BackupBody {
     dir: String,
 }
 
-/// `POST /admin/backup {"dir"}`: a consistent checkpoint of every local storage node's
-/// store, each into `<dir>/<node id>` on that node's own file system.
+/// `POST /admin/backup {"dir"}`: see [`crate::backup`].
 async fn backup(State(s): State<AdminState>, body: axum::body::Bytes) -> Answer {
     let body: BackupBody = serde_json::from_slice(&body)
         .map_err(|e| Error::invalid(format!("bad backup request: {e}")))?;
-    let root = std::path::Path::new(&body.dir);
-    if !root.is_absolute() {
-        return Err(Error::invalid(format!(
-            "dir must be an absolute path on the storage nodes, got {:?}",
-            body.dir
-        ))
-        .into());
-    }
-    let mut nodes = Vec::new();
-    for node in &s.local.nodes {
-        let dir = root.join(&node.id).to_string_lossy().into_owned();
-        let req = Req::Backup(pb::BackupRequest { dir: dir.clone() });
-        let Resp::Backup(b) = s.client.call(&node.rpc, req, BACKUP_TIMEOUT).await? else {
-            return Err(Error::internal("unexpected answer to backup").into());
-        };
-        nodes.push(json!({
-            "node": node.id,
-            "dir": b.dir,
-            "records_estimate": b.records,
-            "heads": b.heads.iter().filter(|h| h.seq > 0).count(),
-            "watermarks": b.watermarks.len(),
-        }));
-    }
+    let done = crate::backup::backup(&s.client, &s.local, std::path::Path::new(&body.dir)).await?;
+    let nodes: Vec<Value> = done
+        .iter()
+        .map(|(node, b)| {
+            json!({
+                "node": node,
+                "dir": b.dir,
+                "records_estimate": b.records,
+                "heads": b.heads.iter().filter(|h| h.seq > 0).count(),
+                "watermarks": b.watermarks.len(),
+            })
+        })
+        .collect();
     Ok(Json(json!({"dc": s.local.id, "nodes": nodes})))
 }
-
-/// Time one node's checkpoint may take.
-const BACKUP_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// `POST /admin/resync` body.
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@
 
 pub mod acks;
 pub mod admin;
+pub mod backup;
 pub mod checkpoint;
 pub mod cli;
 pub mod failover;

@@ -156,66 +156,43 @@ fn unexpected(what: &str, addr: &str) -> Error {
     Error::internal(format!("unexpected answer to {what} from {addr}"))
 }
 
-/// The positions of `source`'s copy of `shard` (of `dc`): its watermarks of every other
-/// DC's log, and its own log head.
-async fn positions(
-    client: &RpcClient,
-    source: &str,
-    dc: &str,
-    shard: u16,
-) -> Result<Vec<pb::Watermark>> {
-    let shards = vec![u32::from(shard)];
-    let Resp::Heads(heads) = call(
-        client,
-        source,
-        Req::ChangeHeads(pb::ChangeHeadsRequest {
-            shards: shards.clone(),
+/// `source`'s log head of `shard`, as the watermark of `dc`'s log a copy from it gives.
+async fn head(client: &RpcClient, source: &str, dc: &str, shard: u16) -> Result<pb::Watermark> {
+    let req = Req::ChangeHeads(pb::ChangeHeadsRequest {
+        shards: vec![u32::from(shard)],
+    });
+    match call(client, source, req).await? {
+        Resp::Heads(mut h) if h.heads.len() == 1 => Ok(pb::Watermark {
+            origin_dc: dc.to_string(),
+            position: Some(h.heads.remove(0)),
         }),
-    )
-    .await?
-    else {
-        return Err(unexpected("change_heads", source));
-    };
-    let Resp::Watermarks(w) = call(
-        client,
-        source,
-        Req::Watermarks(pb::WatermarksRequest { shards }),
-    )
-    .await?
-    else {
-        return Err(unexpected("watermarks", source));
-    };
-    let mut marks = w.watermarks;
-    marks.extend(heads.heads.into_iter().map(|h| pb::Watermark {
-        origin_dc: dc.to_string(),
-        position: Some(h),
-    }));
-    Ok(marks)
+        _ => Err(unexpected("change_heads", source)),
+    }
 }
 
-/// Copies `shard` into `dc`'s node at `target` from a peer DC whose owner of it is seeded:
-/// of those that answer, the one that has applied the most of `dc`'s own log (so the
-/// fewest of this DC's earlier writes are missing from the copy; first in configuration
-/// order on a tie). Returns the records copied. With no peer DC at all (a single-DC
-/// cluster) there is nothing to copy from, and the node serves what its store holds.
-pub async fn seed_shard(
+/// A peer owner to copy a shard from, with its watermarks of the shard as read before the
+/// copy begins.
+struct Source<'a> {
+    peer: &'a DcConfig,
+    addr: &'a str,
+    marks: Vec<pb::Watermark>,
+}
+
+/// Of `peers`' owners of `shard` that are seeded and answer, the one that has applied the
+/// most of `dc`'s own log (so the fewest of this DC's earlier writes are missing from the
+/// copy; first in configuration order on a tie).
+async fn source<'a>(
     client: &RpcClient,
     dc: &str,
-    target: &str,
-    peers: &[DcConfig],
+    peers: &'a [DcConfig],
     shard: u16,
-) -> Result<u64> {
-    let mut source = None;
-    let mut best = None;
+) -> Option<Source<'a>> {
+    let mut best: Option<((u64, u64), Source<'a>)> = None;
     for peer in peers {
-        let addr = &peer.owner(shard).rpc;
-        let Ok(Resp::SeedStatus(s)) =
-            call(client, addr, Req::SeedStatus(pb::SeedStatusRequest {})).await
-        else {
-            continue;
-        };
-        if s.unseeded {
-            continue;
+        let addr = peer.owner(shard).rpc.as_str();
+        match call(client, addr, Req::SeedStatus(pb::SeedStatusRequest {})).await {
+            Ok(Resp::SeedStatus(s)) if !s.unseeded => {}
+            _ => continue,
         }
         let req = Req::Watermarks(pb::WatermarksRequest {
             shards: vec![u32::from(shard)],
@@ -230,48 +207,71 @@ pub async fn seed_shard(
             .filter_map(|m| m.position.map(|p| (p.epoch, p.seq)))
             .max()
             .unwrap_or((0, 0));
-        if best.is_none_or(|b| applied > b) {
-            best = Some(applied);
-            source = Some((peer, addr));
+        if best.as_ref().is_none_or(|(b, _)| applied > *b) {
+            let marks = w.watermarks;
+            best = Some((applied, Source { peer, addr, marks }));
         }
     }
-    let (marks, copied) = match (source, peers.is_empty()) {
-        (None, true) => (Vec::new(), 0),
-        (None, false) => {
-            return Err(Error::unavailable(format!(
-                "no peer DC has a seeded owner of shard {shard} that answers"
-            )));
+    best.map(|(_, s)| s)
+}
+
+/// Copies `shard`'s records from `source` into `target` page by page (the first page
+/// replaces what `target` held); returns how many.
+async fn copy(client: &RpcClient, source: &str, target: &str, shard: u16) -> Result<u64> {
+    let mut after = Vec::new();
+    let mut copied = 0u64;
+    loop {
+        let read = Req::SeedRead(pb::SeedReadRequest {
+            shard: u32::from(shard),
+            after: after.clone(),
+            limit: PAGE,
+            max_bytes: 0,
+        });
+        let Resp::SeedRead(page) = call(client, source, read).await? else {
+            return Err(unexpected("seed_read", source));
+        };
+        copied += page.records.len() as u64;
+        let write = Req::SeedWrite(pb::SeedWriteRequest {
+            shard: u32::from(shard),
+            reset: after.is_empty(),
+            records: page.records,
+            collections: page.collections,
+        });
+        call(client, target, write).await?;
+        if page.done || page.last.is_empty() {
+            return Ok(copied);
         }
-        (Some((peer, addr)), _) => {
-            let marks = positions(client, addr, &peer.id, shard).await?;
-            let mut after = Vec::new();
-            let mut copied = 0u64;
-            loop {
-                let read = Req::SeedRead(pb::SeedReadRequest {
-                    shard: u32::from(shard),
-                    after: after.clone(),
-                    limit: PAGE,
-                    max_bytes: 0,
-                });
-                let Resp::SeedRead(page) = call(client, addr, read).await? else {
-                    return Err(unexpected("seed_read", addr));
-                };
-                copied += page.records.len() as u64;
-                let write = Req::SeedWrite(pb::SeedWriteRequest {
-                    shard: u32::from(shard),
-                    reset: after.is_empty(),
-                    records: page.records,
-                    collections: page.collections,
-                });
-                call(client, target, write).await?;
-                if page.done || page.last.is_empty() {
-                    break;
-                }
-                after = page.last;
-            }
-            (marks, copied)
-        }
+        after = page.last;
+    }
+}
+
+/// Copies `shard` into `dc`'s node at `target` from a peer DC (see [`source`]): the
+/// source's watermarks and log head first, then its records, then those positions become
+/// the node's watermarks. Returns the records copied. With no peer DC at all (a single-DC
+/// cluster) there is nothing to copy from, and the node serves what its store holds.
+pub async fn seed_shard(
+    client: &RpcClient,
+    dc: &str,
+    target: &str,
+    peers: &[DcConfig],
+    shard: u16,
+) -> Result<u64> {
+    if peers.is_empty() {
+        finish(client, target, shard, Vec::new()).await?;
+        return Ok(0);
+    }
+    let Some(Source {
+        peer,
+        addr,
+        mut marks,
+    }) = source(client, dc, peers, shard).await
+    else {
+        return Err(Error::unavailable(format!(
+            "no peer DC has a seeded owner of shard {shard} that answers"
+        )));
     };
+    marks.push(head(client, addr, &peer.id, shard).await?);
+    let copied = copy(client, addr, target, shard).await?;
     finish(client, target, shard, marks).await?;
     Ok(copied)
 }

@@ -87,6 +87,31 @@ impl PeerLink {
         Ok(())
     }
 
+    /// How far the peer has applied `dc`'s log of each of `shards` (every shard when
+    /// empty), asked of the peer's replicator (DESIGN.md "Watermarks").
+    pub async fn peer_watermarks(
+        &self,
+        client: &RpcClient,
+        dc: &str,
+        shards: &[u16],
+        timeout: Duration,
+    ) -> Result<BTreeMap<u16, (u64, u64)>> {
+        let req = Req::Watermarks(pb::WatermarksRequest {
+            shards: shards.iter().map(|s| u32::from(*s)).collect(),
+        });
+        let Resp::Watermarks(w) = client.call(&self.peer.addr, req, timeout).await? else {
+            return Err(Error::internal("unexpected answer to watermarks"));
+        };
+        Ok(w.watermarks
+            .into_iter()
+            .filter(|w| w.origin_dc == dc)
+            .filter_map(|w| {
+                let p = w.position?;
+                Some((u16::try_from(p.shard).ok()?, (p.epoch, p.seq)))
+            })
+            .collect())
+    }
+
     /// Whether the peer must be rebuilt: this DC's logs no longer hold what it missed.
     pub fn needs_rebuild(&self) -> bool {
         !self.cut_shards().is_empty()
@@ -206,24 +231,15 @@ async fn resolve_gap(
     shards: &[u16],
     client: &RpcClient,
 ) -> Result<()> {
-    let wanted: Vec<u32> = shards.iter().map(|s| u32::from(*s)).collect();
     let req = Req::ChangeHeads(pb::ChangeHeadsRequest {
-        shards: wanted.clone(),
+        shards: shards.iter().map(|s| u32::from(*s)).collect(),
     });
     let Resp::Heads(h) = client.call(node, req, LIVE_WAIT * 5).await? else {
         return Err(Error::internal("unexpected answer to change_heads"));
     };
-    let req = Req::Watermarks(pb::WatermarksRequest { shards: wanted });
-    let peer_marks: BTreeMap<u32, (u64, u64)> =
-        match client.call(&link.peer.addr, req, LIVE_WAIT * 5).await? {
-            Resp::Watermarks(w) => w
-                .watermarks
-                .into_iter()
-                .filter(|w| w.origin_dc == dc)
-                .filter_map(|w| w.position.map(|p| (p.shard, (p.epoch, p.seq))))
-                .collect(),
-            _ => return Err(Error::internal("unexpected answer to watermarks")),
-        };
+    let peer_marks = link
+        .peer_watermarks(client, dc, shards, LIVE_WAIT * 5)
+        .await?;
     for (head, oldest) in h.heads.iter().zip(&h.oldest) {
         let Ok(shard) = u16::try_from(head.shard) else {
             continue;
@@ -240,7 +256,7 @@ async fn resolve_gap(
             link.set_cut(shard, false)?;
             continue;
         }
-        match peer_marks.get(&head.shard) {
+        match peer_marks.get(&shard) {
             Some(&(epoch, seq)) if epoch == head.epoch && seq >= oldest.seq && seq <= head.seq => {
                 tracing::info!(peer = %link.peer.dc, shard, seq, "peer stands inside the log again; shipping resumes from its watermark");
                 link.advance(&[pb::ShardPosition {

@@ -165,6 +165,15 @@ impl Store {
             .needed_from(shard, epoch)
     }
 
+    /// The first sequence number of `shard`'s log (`epoch`, head `head`) that trimming must
+    /// keep for the peers: what one has not acknowledged, but no more than the hard cap
+    /// (`u64::MAX`: nothing is kept for them).
+    pub(crate) fn keep_from(&self, shard: u16, epoch: u64, head: u64) -> u64 {
+        self.needed_from(shard, epoch)
+            .unwrap_or(u64::MAX)
+            .max((head + 1).saturating_sub(self.retention().hard_cap))
+    }
+
     /// Adds to `batch` the tombstone index entry of a record logged at `seq`, if it is one.
     pub(crate) fn index_tombstone(
         &self,

@@ -14,7 +14,8 @@ use aerolith_common::{Error, Result, pb};
 use crate::keys::{CF_META, meta_watermark, meta_watermark_prefix};
 use crate::store::Store;
 
-fn encode_position(p: &pb::ShardPosition) -> Vec<u8> {
+/// A position as a watermark value: `epoch u64 BE | seq u64 BE`.
+pub(crate) fn encode_position(p: &pb::ShardPosition) -> Vec<u8> {
     let mut v = Vec::with_capacity(16);
     v.extend_from_slice(&p.epoch.to_be_bytes());
     v.extend_from_slice(&p.seq.to_be_bytes());

@@ -228,10 +228,7 @@ impl Store {
             let mut new_first = st.first;
             let start = change_key(shard, st.first);
             // Not past what a peer still needs, unless the hard cap says so.
-            let needed = self
-                .needed_from(shard, st.log_epoch)
-                .unwrap_or(u64::MAX)
-                .max((st.seq + 1).saturating_sub(self.retention().hard_cap));
+            let needed = self.keep_from(shard, st.log_epoch, st.seq);
             let mut ro = ReadOptions::default();
             ro.set_iterate_upper_bound(change_key(shard, (st.seq + 1).min(needed)));
             for item in self.engine.db().iterator_cf_opt(

@@ -12,6 +12,7 @@ use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 
 use aerolith_common::{Error, Result, pb};
 
+use crate::apply::encode_position;
 use crate::engine::db_err;
 use crate::keys::{
     CF_DOCS, CF_META, doc_key, meta_tomb_prefix, meta_unseeded, meta_watermark, shard_end,
@@ -23,13 +24,6 @@ use crate::store::Store;
 const MAX_PAGE: u32 = 10_000;
 /// Bytes of records one seed read returns at most (well within the RPC frame limit).
 const MAX_PAGE_BYTES: u64 = 8 * 1024 * 1024;
-
-fn encode_position(p: &pb::ShardPosition) -> [u8; 16] {
-    let mut v = [0u8; 16];
-    v[..8].copy_from_slice(&p.epoch.to_be_bytes());
-    v[8..].copy_from_slice(&p.seq.to_be_bytes());
-    v
-}
 
 impl Store {
     /// `unavailable` while the node waits to be seeded: it must not answer for data it

@@ -167,16 +167,19 @@ impl Store {
         // restored from a backup to be re-seeded) waits for a peer DC's copy.
         let untrusted =
             restored == Some(Restored::Seed) || (fresh && cfg.new_store == NewStore::Seed);
-        // A seed that did not finish before a stop: nothing was written under the epoch it
-        // took, and a new one costs nothing (and gets past a copy that named it).
-        let reseeding = match engine
-            .db()
-            .prefix_iterator_cf(meta, META_UNSEEDED_PREFIX)
-            .next()
-        {
-            Some(item) => item.map_err(db_err)?.0.starts_with(META_UNSEEDED_PREFIX),
-            None => false,
-        };
+        // Shards of a seed that did not finish before a stop. Nothing was written under the
+        // epoch it took, and a new one costs nothing (and gets past a copy that named it).
+        let mut unseeded = std::collections::BTreeSet::new();
+        for item in engine.db().prefix_iterator_cf(meta, META_UNSEEDED_PREFIX) {
+            let (k, _) = item.map_err(db_err)?;
+            if !k.starts_with(META_UNSEEDED_PREFIX) {
+                break;
+            }
+            if let Ok(b) = <[u8; 2]>::try_from(&k[META_UNSEEDED_PREFIX.len()..]) {
+                unseeded.insert(u16::from_be_bytes(b));
+            }
+        }
+        let reseeding = !unseeded.is_empty();
         let epoch = match engine.get(CF_META, META_IDENTITY)? {
             None => {
                 batch.put_cf(meta, META_IDENTITY, identity.as_bytes());
@@ -239,16 +242,6 @@ impl Store {
         }
         if untrusted {
             batch.delete_range_cf(meta, b"wm/".as_slice(), b"wm0".as_slice());
-        }
-        let mut unseeded = std::collections::BTreeSet::new();
-        for item in engine.db().prefix_iterator_cf(meta, META_UNSEEDED_PREFIX) {
-            let (k, _) = item.map_err(db_err)?;
-            if !k.starts_with(META_UNSEEDED_PREFIX) {
-                break;
-            }
-            if let Ok(b) = <[u8; 2]>::try_from(&k[META_UNSEEDED_PREFIX.len()..]) {
-                unseeded.insert(u16::from_be_bytes(b));
-            }
         }
 
         let mut shards = Vec::with_capacity(cfg.shards as usize);
@@ -453,11 +446,8 @@ impl Store {
         let mut first = st.first;
         let slack = self.retention.slack();
         if seq + 1 - first > self.retention.count + slack {
-            let mut target = seq + 1 - self.retention.count;
-            if let Some(needed) = self.needed_from(shard, st.log_epoch) {
-                target = target.min(needed);
-            }
-            target = target.max((seq + 1).saturating_sub(self.retention.hard_cap));
+            let target =
+                (seq + 1 - self.retention.count).min(self.keep_from(shard, st.log_epoch, seq));
             if target >= first + slack {
                 first = target;
                 self.trim_into(&mut batch, shard, st.first, first)?;
