@@ -4,7 +4,7 @@
 # through dc2; stops a dc1 storage node container and checks dc1's gateway still serves
 # every document (its shards from dc2); restarts it; cuts the replicators off the inter-DC
 # network, writes on both sides, reconnects them and checks both DCs converge to equal
-# digests; then dc2-n1 loses its volume and is recreated with AEROLITH_NEW_STORE=seed: it
+# digests; then dc2-n1 loses its volume and is recreated with the default flags: it
 # is copied from dc1 and the DCs' digests agree again. Tears everything down at the end, also on failure (printing the logs first).
 # The cluster runs with tokens: an admin token of the script's own (AEROLITH_AUTH_TOKENS)
 # beside the ones the certs service generates, which are checked too.
@@ -163,10 +163,11 @@ wait_until 120 "dc2 has dc1's write after healing" has "$http2" left '"side":"dc
 wait_until 120 "dc1 has dc2's write after healing" has "$http1" right '"side":"dc2"'
 wait_until 120 "both DCs' digests equal" same_digests
 
-# A lost volume: dc2-n1 comes back empty, seeded from dc1 (docs/OPERATIONS.md).
+# A lost volume: dc2-n1 comes back empty with the default flags, and is seeded from dc1
+# (`--new-store auto` finds dc1's data; docs/OPERATIONS.md).
 compose rm -sf dc2-n1 >/dev/null
 docker volume rm "${project}_dc2-n1-data" >/dev/null
-AEROLITH_NEW_STORE=seed compose up -d --no-deps dc2-n1
+compose up -d --no-deps dc2-n1
 wait_until 120 "dc2-n1 rebuilt from dc1: both DCs' digests equal" same_digests
 wait_until 60 "dc2 serves dc1's first write after the rebuild" has "$http2" left '"side":"dc1"'
 echo "compose-smoke: passed"

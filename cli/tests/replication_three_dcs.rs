@@ -121,9 +121,13 @@ async fn total_sent(c: &TestCluster, dcs: &[Dc]) -> f64 {
         .sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_dcs_converge_through_the_third_while_one_link_is_cut() {
-    let dir = tempfile::tempdir().unwrap();
+/// Three DCs of `nodes` storage nodes each, the dc1–dc3 replicator link (both ways)
+/// through a fault proxy that drops everything while the returned flag is set (it starts
+/// set).
+async fn with_dc1_dc3_cut(
+    dir: &std::path::Path,
+    nodes: usize,
+) -> (TestCluster, Vec<Dc>, Arc<AtomicBool>) {
     let cut = Arc::new(AtomicBool::new(true));
     let flag = cut.clone();
     let route = LinkRoute(Arc::new(move |from: &str, to: &str, real| {
@@ -135,11 +139,11 @@ async fn three_dcs_converge_through_the_third_while_one_link_is_cut() {
             real
         }
     }));
-    let mut c = support::start_with(DevOptions {
+    let c = support::start_with(DevOptions {
         dcs: 3,
-        nodes_per_dc: 1,
+        nodes_per_dc: nodes,
         link_route: Some(route),
-        ..DevOptions::new(dir.path().to_path_buf())
+        ..DevOptions::new(dir.to_path_buf())
     })
     .await;
     let dcs: Vec<Dc> = c
@@ -154,6 +158,13 @@ async fn three_dcs_converge_through_the_third_while_one_link_is_cut() {
             admin: format!("http://{}", d.admin),
         })
         .collect();
+    (c, dcs, cut)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_dcs_converge_through_the_third_while_one_link_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut c, dcs, cut) = with_dc1_dc3_cut(dir.path(), 1).await;
     let (dc1, dc2, dc3) = (&dcs[0], &dcs[1], &dcs[2]);
 
     for strategy in ["lww", "siblings", "field_merge"] {
@@ -319,6 +330,64 @@ async fn three_dcs_converge_through_the_third_while_one_link_is_cut() {
     for dc in &dcs {
         assert!(doc(&c, dc, "t_lww", "after").await.is_some());
         assert!(doc(&c, dc, "t_lww", "after3").await.is_some());
+    }
+    c.stop().await;
+}
+
+/// Session reads and write concern `all` count a write as covered once it reached a DC by
+/// any path (DESIGN.md "Change feeds, sessions and failover together"): with the dc1–dc3
+/// link cut, dc1's writes reach dc3 only as copies forwarded by dc2, and dc3 still serves
+/// session reads of them and confirms `all` writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_and_all_writes_count_copies_forwarded_through_a_third_dc() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut c, dcs, _cut) = with_dc1_dc3_cut(dir.path(), 2).await;
+    let (dc1, dc3) = (&dcs[0], &dcs[2]);
+    put(&c, dc1, "s", "warm", json!({"v": 0})).await;
+    arrives(&c, dc3, "s", "warm").await;
+
+    for i in 0..8 {
+        // A write acknowledged under `all`: every DC, dc3 included, holds it by then.
+        let id = format!("all{i}");
+        let r = c
+            .http
+            .put(format!("{}/v1/collections/s/docs/{id}", dc1.http))
+            .header("x-aerolith-write-concern", "all")
+            .header("x-aerolith-timeout-ms", "20000")
+            .json(&json!({"i": i}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{:?}", r.text().await);
+        let got = doc(&c, dc3, "s", &id).await;
+        assert_eq!(got.map(|d| d["data"].clone()), Some(json!({"i": i})));
+
+        // A session's own write, read through dc3 with the session token.
+        let id = format!("sess{i}");
+        let r = c
+            .http
+            .put(format!("{}/v1/collections/s/docs/{id}", dc1.http))
+            .json(&json!({"i": i}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let session = r.headers()["x-aerolith-session"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let r = c
+            .http
+            .get(format!("{}/v1/collections/s/docs/{id}", dc3.http))
+            .header("x-aerolith-session", &session)
+            .header("x-aerolith-timeout-ms", "20000")
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 200, "session read through dc3: {body}");
+        assert_eq!(body["data"], json!({"i": i}));
     }
     c.stop().await;
 }

@@ -90,6 +90,11 @@ impl Hlc {
         }
     }
 
+    /// The newest timestamp issued or observed (0 before any).
+    pub fn last(&self) -> u64 {
+        self.last.load(Ordering::Acquire)
+    }
+
     /// Advances the clock past a timestamp received from elsewhere.
     pub fn observe(&self, ts: u64) {
         self.last.fetch_max(ts, Ordering::AcqRel);

@@ -12,8 +12,9 @@
 //!     `data` is the live version LWW would pick, and a delete concurrent with an update
 //!     keeps the update (add-wins);
 //!   - `field_merge`: per top-level field, the greater (HLC, DC) stamp wins, with its value;
-//!     the document is deleted only if no field is live and the newest write (its
-//!     `existence` stamp) was a delete.
+//!     a document delete is a stamp of its own (`deleted_at`, the newest one wins) that kills
+//!     every field stamped before it, by whichever DC; the document is deleted only if no
+//!     field is live and the newest write (its `existence` stamp) was a delete.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -178,6 +179,7 @@ fn lww(local: &pb::DocRecord, remote: &pb::DocRecord) -> Merged {
     record.siblings.clear();
     record.field_stamps.clear();
     record.existence = None;
+    record.deleted_at = None;
     let conflict = Conflict {
         strategy: "lww",
         winner: side(winner),
@@ -249,6 +251,7 @@ fn siblings(local: &pb::DocRecord, remote: &pb::DocRecord) -> Result<Merged> {
         siblings: Vec::new(),
         field_stamps: Vec::new(),
         existence: None,
+        deleted_at: None,
     };
     if kept.len() > 1 {
         record.siblings = kept;
@@ -280,12 +283,30 @@ fn stamp_order(a: &pb::FieldStamp, b: &pb::FieldStamp) -> Ordering {
     (a.hlc, &a.dc, a.deleted).cmp(&(b.hlc, &b.dc, b.deleted))
 }
 
+/// The newer of two optional stamps.
+fn newest_stamp<'a>(
+    a: Option<&'a pb::FieldStamp>,
+    b: Option<&'a pb::FieldStamp>,
+) -> Option<&'a pb::FieldStamp> {
+    [a, b]
+        .into_iter()
+        .flatten()
+        .max_by(|x, y| stamp_order(x, y))
+}
+
+/// Whether a field stamp survives the document delete `deleted_at` (written after it).
+pub fn outlives(stamp: &pb::FieldStamp, deleted_at: Option<&pb::FieldStamp>) -> bool {
+    deleted_at.is_none_or(|d| stamp_order(stamp, d) == Ordering::Greater)
+}
+
 fn field_merge(local: &pb::DocRecord, remote: &pb::DocRecord) -> Result<Merged> {
     let bodies = [decode_stored(&local.body)?, decode_stored(&remote.body)?];
-    // Per field, the winning stamp and the body holding its value.
+    let deleted_at = newest_stamp(local.deleted_at.as_ref(), remote.deleted_at.as_ref());
+    // Per field, the winning stamp and the body holding its value; a field last written
+    // before the newest document delete is gone with it, and its stamp need not be kept.
     let mut winners: BTreeMap<&str, (&pb::FieldStamp, usize)> = BTreeMap::new();
     for (side, rec) in [local, remote].into_iter().enumerate() {
-        for s in &rec.field_stamps {
+        for s in rec.field_stamps.iter().filter(|s| outlives(s, deleted_at)) {
             let better = winners
                 .get(s.field.as_str())
                 .is_none_or(|(w, _)| stamp_order(s, w) == Ordering::Greater);
@@ -313,11 +334,7 @@ fn field_merge(local: &pb::DocRecord, remote: &pb::DocRecord) -> Result<Merged> 
     };
     // The document's own register: the newest write's stamp. It exists while that write
     // was not a delete, or while any field's winning write is live.
-    let existence = [&local.existence, &remote.existence]
-        .into_iter()
-        .flatten()
-        .max_by(|a, b| stamp_order(a, b))
-        .cloned();
+    let existence = newest_stamp(local.existence.as_ref(), remote.existence.as_ref()).cloned();
     let tombstone = body.is_empty() && existence.as_ref().is_none_or(|e| e.deleted);
     let record = pb::DocRecord {
         format: local.format.max(remote.format),
@@ -334,6 +351,7 @@ fn field_merge(local: &pb::DocRecord, remote: &pb::DocRecord) -> Result<Merged> 
         siblings: Vec::new(),
         field_stamps: winners.values().map(|(s, _)| (*s).clone()).collect(),
         existence,
+        deleted_at: deleted_at.cloned(),
     };
     let conflict = Conflict {
         strategy: "field_merge",

@@ -62,6 +62,13 @@ impl VersionVector {
         *self.0.entry(actor.clone()).or_insert(0) += 1;
     }
 
+    /// Records one more write by `actor`, counted past `floor` too: the new counter exceeds
+    /// both the vector's entry and every counter the actor issued up to `floor`.
+    pub fn increment_past(&mut self, actor: &Actor, floor: u64) {
+        let e = self.0.entry(actor.clone()).or_insert(0);
+        *e = (*e).max(floor) + 1;
+    }
+
     /// The pointwise maximum of two vectors.
     pub fn join(&self, other: &VersionVector) -> VersionVector {
         let mut out = self.0.clone();

@@ -306,6 +306,7 @@ fn op_name(body: &pb::request::Body) -> &'static str {
         B::AwaitMarks(_) => "await_marks",
         B::DcStates(_) => "dc_states",
         B::SeedStatus(_) => "seed_status",
+        B::SeedDecide(_) => "seed_decide",
         B::SeedRead(_) => "seed_read",
         B::SeedWrite(_) => "seed_write",
         B::SeedFinish(_) => "seed_finish",

@@ -1,6 +1,6 @@
 //! `aerolith-loadtest`: load and fault-injection runs against real AerolithDB clusters.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -158,9 +158,14 @@ enum Command {
     },
     /// Start a two-DC cluster of `aerolith` processes, run a workload through both gateways
     /// while killing processes, cutting the replicator link and skewing a clock, then heal
-    /// and check: nothing acknowledged lost, no session read stale, the DCs converged.
-    /// Exits 1 when a check fails.
+    /// and check: nothing acknowledged lost, no session read stale, the DCs converged. With
+    /// `--class`, run fault classes instead, each on its own cluster for `--duration`, and
+    /// report per class. Exits 1 when a check fails.
     Faults {
+        /// Fault classes to run instead of the mixed run (repeatable): `recreate`,
+        /// `merge-deletes`, `collections`, `wiped-node`, `three-dcs`, `clock-back`, or `all`.
+        #[arg(long = "class", value_name = "CLASS")]
+        classes: Vec<String>,
         /// Seed of every random choice; the same seed replays the same schedule.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -220,6 +225,19 @@ enum Command {
 }
 
 /// The `aerolith` binary: `given`, or the one next to this executable.
+/// A fault run's exit: success (its scratch directory removed) or 1 (its data and logs kept).
+fn fault_exit(passed: bool, dir: &Path, temp: &Path) -> std::process::ExitCode {
+    if passed {
+        if dir == temp {
+            let _ = std::fs::remove_dir_all(temp);
+        }
+        std::process::ExitCode::SUCCESS
+    } else {
+        eprintln!("checks failed; data and logs kept in {}", dir.display());
+        std::process::ExitCode::from(1)
+    }
+}
+
 fn aerolith_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     sibling(given, "aerolith")
 }
@@ -408,6 +426,7 @@ async fn run_command(command: Command) -> anyhow::Result<std::process::ExitCode>
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Faults {
+            classes,
             seed,
             duration,
             quiet,
@@ -421,6 +440,32 @@ async fn run_command(command: Command) -> anyhow::Result<std::process::ExitCode>
         } => {
             let temp = std::env::temp_dir().join(format!("aerolith-faults-{}", std::process::id()));
             let dir = dir.unwrap_or_else(|| temp.clone());
+            if !classes.is_empty() {
+                let mut chosen = Vec::new();
+                for c in &classes {
+                    for class in faults::classes::Class::parse(c)? {
+                        if !chosen.contains(&class) {
+                            chosen.push(class);
+                        }
+                    }
+                }
+                let opts = faults::classes::ClassOptions {
+                    dir: dir.clone(),
+                    aerolith: aerolith_binary(aerolith)?,
+                    seed,
+                    duration: Duration::from_secs(duration),
+                    quiet: Duration::from_secs(quiet),
+                    hold: Duration::from_secs(hold),
+                    workers: workers.max(1),
+                    converge_timeout: Duration::from_secs(converge_timeout),
+                };
+                let reports = faults::classes::run_all(&chosen, &opts).await?;
+                print!("{}", faults::classes::table(&reports));
+                if let Some(out) = out {
+                    std::fs::write(&out, serde_json::to_vec_pretty(&reports)?)?;
+                }
+                return Ok(fault_exit(reports.iter().all(|r| r.passed()), &dir, &temp));
+            }
             let summary = faults::run(FaultOptions {
                 dir: dir.clone(),
                 aerolith: aerolith_binary(aerolith)?,
@@ -437,15 +482,7 @@ async fn run_command(command: Command) -> anyhow::Result<std::process::ExitCode>
             if let Some(out) = out {
                 std::fs::write(&out, serde_json::to_vec_pretty(&summary)?)?;
             }
-            if summary.passed() {
-                if dir == temp {
-                    let _ = std::fs::remove_dir_all(&temp);
-                }
-                Ok(std::process::ExitCode::SUCCESS)
-            } else {
-                eprintln!("checks failed; data and logs kept in {}", dir.display());
-                Ok(std::process::ExitCode::from(1))
-            }
+            Ok(fault_exit(summary.passed(), &dir, &temp))
         }
         Command::Timings {
             failovers,

@@ -11,6 +11,7 @@ pub mod failover;
 pub mod receiver;
 pub mod resync;
 pub mod seed;
+pub mod settings;
 pub mod shipper;
 pub mod stats;
 
@@ -177,6 +178,10 @@ impl Replicator {
                 state.resync_rate,
             )));
         }
+        self.tasks.push(tokio::spawn(settings::keep_converged(
+            self.client.clone(),
+            state.local.clone(),
+        )));
         self.tasks.push(tokio::spawn(seed::keep_seeding(
             self.client.clone(),
             state.local.clone(),

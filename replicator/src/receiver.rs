@@ -89,6 +89,16 @@ impl Receiver {
         }
         // Per node: the applies, and what the statistics need of each.
         let mut by_node: BTreeMap<String, (Vec<pb::ApplyRequest>, Vec<Applied>)> = BTreeMap::new();
+        let mut relayed: BTreeMap<String, Vec<pb::RelayMark>> = BTreeMap::new();
+        for m in ship.relayed {
+            let shard = u16::try_from(m.shard)
+                .ok()
+                .filter(|s| *s < self.shards)
+                .ok_or_else(|| Error::invalid(format!("shard {} out of range", m.shard)))?;
+            let owner = self.dc.owner(shard).rpc.clone();
+            by_node.entry(owner.clone()).or_default();
+            relayed.entry(owner).or_default().push(m);
+        }
         for c in ship.changes {
             let shard = u16::try_from(c.shard)
                 .ok()
@@ -117,7 +127,11 @@ impl Receiver {
         let from_dc = &ship.from_dc;
         let calls = by_node
             .into_iter()
-            .map(|(node, (mut applies, seen))| async move {
+            .map(|(node, (applies, seen))| {
+                let relayed = relayed.remove(&node).unwrap_or_default();
+                (node, applies, seen, relayed)
+            })
+            .map(|(node, mut applies, seen, relayed)| async move {
                 // The sender's clock sample, moved on by the time this DC held the batch
                 // (settings first, other nodes' batches), so a node compares clocks, not
                 // queueing delays.
@@ -125,7 +139,11 @@ impl Receiver {
                 for a in applies.iter_mut().filter(|a| a.sender_wall_ms != 0) {
                     a.sender_wall_ms = a.sender_wall_ms.saturating_add(held);
                 }
-                let req = Req::ApplyBatch(pb::ApplyBatchRequest { applies });
+                let req = Req::ApplyBatch(pb::ApplyBatchRequest {
+                    applies,
+                    relayed,
+                    relayed_via: from_dc.clone(),
+                });
                 let Resp::AppliedBatch(answer) = self.client.call(&node, req, timeout).await?
                 else {
                     return Err(Error::internal("unexpected answer to apply_batch"));

@@ -45,6 +45,8 @@ pub struct Summary {
     pub repaired_here: u64,
     /// Records merged into the peer.
     pub repaired_there: u64,
+    /// Collection settings handed to a node (of either DC) that lacked them.
+    pub settings_repaired: u64,
     /// Wall time of the pass.
     pub took_ms: u64,
 }
@@ -210,6 +212,7 @@ async fn repair(
     for chunk in applies.chunks(REPAIR_BATCH) {
         let req = Req::ApplyBatch(pb::ApplyBatchRequest {
             applies: chunk.to_vec(),
+            ..Default::default()
         });
         match call(client, to_addr, req).await? {
             Resp::AppliedBatch(_) => {}
@@ -246,6 +249,16 @@ pub async fn resync(
         peer: peer.id.clone(),
         ..Summary::default()
     };
+    // Collection settings first, across both DCs' nodes: records are repaired within one
+    // incarnation only, so both sides must hold the same one (and a deletion either side
+    // took reaches the other).
+    let nodes: Vec<&str> = local
+        .nodes
+        .iter()
+        .chain(&peer.nodes)
+        .map(|n| n.rpc.as_str())
+        .collect();
+    sum.settings_repaired = crate::settings::reconcile(client, &nodes).await?;
     for shard in 0..shards {
         let (a, b) = (&local.owner(shard).rpc, &peer.owner(shard).rpc);
         let (da, db) = tokio::try_join!(

@@ -55,6 +55,27 @@ async fn seed_node(
             // Down (or restarting): vetted again once it answers.
             vetted = false;
         }
+        if status.as_ref().is_some_and(|s| s.undecided) {
+            match holds_data(client, dc, &owned, peers).await {
+                Ok(seed) => {
+                    let req = Req::SeedDecide(pb::SeedDecideRequest { seed });
+                    if let Err(e) = call(client, &node.rpc, req).await {
+                        tracing::warn!(node = %node.id, error = %e.message, "cannot hand a new store its seeding decision; will retry");
+                    } else {
+                        tracing::info!(node = %node.id, seed, "decided a new store's start: seeded from a peer DC (true) or empty (false)");
+                        // The lost-store check is for stores that started as genesis on
+                        // their own; this one was checked just now.
+                        vetted = true;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(node = %node.id, error = %e.message,
+                        "a new store waits: cannot tell whether a peer DC holds data of its shards (start it with --new-store genesis to serve it empty, or --new-store seed to copy it from a peer DC)");
+                }
+            }
+            tokio::time::sleep(CHECK_EVERY).await;
+            continue;
+        }
         if let Some(status) = status.as_ref().filter(|s| !s.unseeded && !vetted) {
             match lost_store(client, dc, &node.rpc, &owned, peers, status.actor_epoch).await {
                 Ok(None) => vetted = true,
@@ -99,10 +120,72 @@ async fn seed_node(
     }
 }
 
-/// Whether a node with a genesis store (actor epoch 1) has lost the data it once had: its
-/// logs of its shards are empty, yet a peer DC has applied changes of them. A log's
-/// sequence numbers never restart, so a peer can only have seen changes the node wrote.
-/// Returns the peer that saw them; an error when a peer could not be asked.
+/// Whether a peer DC holds data of `owned` shards, for a new store of `dc` deciding how to
+/// start (`--new-store auto`): a peer owner that is being rebuilt (the cluster had data), or
+/// whose log of a shard ever took a change, or that has applied any DC's changes of one.
+/// Owners that are new and undecided themselves hold nothing (a new cluster starting). An
+/// error when a peer owner does not answer: then nobody can tell yet.
+async fn holds_data(
+    client: &RpcClient,
+    dc: &str,
+    owned: &[u16],
+    peers: &[DcConfig],
+) -> Result<bool> {
+    for peer in peers {
+        let mut by_owner: std::collections::BTreeMap<&str, Vec<u32>> = Default::default();
+        for s in owned {
+            by_owner
+                .entry(peer.owner(*s).rpc.as_str())
+                .or_default()
+                .push(u32::from(*s));
+        }
+        for (owner, shards) in by_owner {
+            let Resp::SeedStatus(status) =
+                call(client, owner, Req::SeedStatus(pb::SeedStatusRequest {})).await?
+            else {
+                return Err(unexpected("seed_status", owner));
+            };
+            if status.undecided {
+                continue;
+            }
+            if status.unseeded {
+                return Ok(true);
+            }
+            let heads = Req::ChangeHeads(pb::ChangeHeadsRequest {
+                shards: shards.clone(),
+            });
+            let Resp::Heads(h) = call(client, owner, heads).await? else {
+                return Err(unexpected("change_heads", owner));
+            };
+            if h.heads.iter().any(|h| h.seq > 0) {
+                tracing::info!(%dc, peer = %peer.id, "a peer DC's log holds changes of a new store's shards");
+                return Ok(true);
+            }
+            let Resp::Watermarks(w) = call(
+                client,
+                owner,
+                Req::Watermarks(pb::WatermarksRequest { shards }),
+            )
+            .await?
+            else {
+                return Err(unexpected("watermarks", owner));
+            };
+            if w.watermarks
+                .iter()
+                .any(|m| m.position.is_some_and(|p| p.seq > 0))
+            {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Whether a node with a genesis store (actor epoch 1) has lost the data it once had: a
+/// peer DC has applied changes of one of its shards' logs in a log epoch other than the one
+/// the log has now. A store under actor epoch 1 never renewed its logs (every renewal also
+/// takes a new actor epoch), so such a log was created again from nothing. Returns the peer
+/// that saw the old log; an error when a peer could not be asked.
 async fn lost_store(
     client: &RpcClient,
     dc: &str,
@@ -121,9 +204,8 @@ async fn lost_store(
     let Resp::Heads(h) = call(client, node, heads).await? else {
         return Err(unexpected("change_heads", node));
     };
-    if h.heads.iter().any(|h| h.seq > 0) {
-        return Ok(None);
-    }
+    let log_epochs: std::collections::BTreeMap<u32, u64> =
+        h.heads.iter().map(|p| (p.shard, p.epoch)).collect();
     for peer in peers {
         let mut owners: Vec<&str> = owned.iter().map(|s| peer.owner(*s).rpc.as_str()).collect();
         owners.sort_unstable();
@@ -137,8 +219,9 @@ async fn lost_store(
             };
             let seen = w.watermarks.iter().any(|m| {
                 m.origin_dc == dc
-                    && m.position
-                        .is_some_and(|p| p.seq > 0 && shards.contains(&p.shard))
+                    && m.position.is_some_and(|p| {
+                        p.seq > 0 && log_epochs.get(&p.shard).is_some_and(|e| *e != p.epoch)
+                    })
             });
             if seen {
                 return Ok(Some(peer.id.clone()));

@@ -5,7 +5,9 @@
 //!
 //! Remote applies that changed local state are in the log too, so they are forwarded (with
 //! three or more DCs, one broken link does not stop convergence), except to the DC that
-//! shipped them and the DC that wrote them: nothing loops.
+//! shipped them and the DC that wrote them, unless the merge kept something the shipped
+//! record lacked (an `echo`). Nothing loops: an echo that changes nothing at its receiver
+//! is not logged there, and merging only moves records up a finite lattice.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -172,6 +174,7 @@ pub async fn ship_node(
     client: Arc<RpcClient>,
 ) {
     let node = local.nodes[node_index].rpc.clone();
+    let mut relay = RelaySent::default();
     let mut backoff = BACKOFF_MIN;
     let mut rechecked = std::time::Instant::now();
     loop {
@@ -197,7 +200,7 @@ pub async fn ship_node(
             tokio::time::sleep(RECHECK_CUT).await;
             continue;
         }
-        match round(&link, &local.id, &node, &active, &client).await {
+        match round(&link, &local.id, &node, &active, &client, &mut relay).await {
             Ok(()) => backoff = BACKOFF_MIN,
             Err(e) if e.code == ErrorCode::ResumeTokenExpired => {
                 if let Err(e) = resolve_gap(&link, &local.id, &node, &active, &client).await {
@@ -279,13 +282,35 @@ async fn resolve_gap(
     Ok(())
 }
 
-/// One read of the node's logs and, if it found changes, one shipment.
+/// How often relay marks are shipped again even when unchanged (a receiving node that
+/// restarted has lost them).
+const RELAY_REFRESH: Duration = Duration::from_secs(5);
+
+/// The relay marks (see `pb::RelayMark`) last shipped for one node's shards to one peer.
+#[derive(Default)]
+struct RelaySent {
+    last: Vec<pb::RelayMark>,
+    at: Option<std::time::Instant>,
+}
+
+impl RelaySent {
+    /// Whether `marks` should go even in a shipment without changes.
+    fn due(&self, marks: &[pb::RelayMark]) -> bool {
+        !marks.is_empty()
+            && (marks != self.last.as_slice()
+                || self.at.is_none_or(|at| at.elapsed() >= RELAY_REFRESH))
+    }
+}
+
+/// One read of the node's logs and, if it found changes (or relay marks are due), one
+/// shipment.
 async fn round(
     link: &PeerLink,
     dc: &str,
     node: &str,
     shards: &[u16],
     client: &RpcClient,
+    relay: &mut RelaySent,
 ) -> Result<()> {
     let from: Vec<pb::ShardPosition> = {
         let cp = link.lock();
@@ -297,11 +322,18 @@ async fn round(
         limit: BATCH,
         wait_ms: LIVE_WAIT.as_millis() as u32,
         max_bytes: BATCH_BYTES,
+        relay: true,
         ..Default::default()
     });
     let Resp::Changes(read) = client.call(node, read, LIVE_WAIT * 5).await? else {
         return Err(Error::internal("unexpected answer to read_changes"));
     };
+    // The peer knows its own log; what this DC applied of third DCs' logs is news to it.
+    let relayed: Vec<pb::RelayMark> = read
+        .relayed
+        .into_iter()
+        .filter(|m| m.origin_dc != link.peer.dc)
+        .collect();
     // Each change carries its collection's settings, so the peer never applies a change
     // under settings it does not hold.
     let mut metas: BTreeMap<String, Option<pb::CollectionMeta>> = BTreeMap::new();
@@ -319,7 +351,7 @@ async fn round(
         } else {
             ev.source_dc
         };
-        if ev.applied_from == link.peer.dc || source_dc == link.peer.dc {
+        if !ev.echo && (ev.applied_from == link.peer.dc || source_dc == link.peer.dc) {
             // The peer sent this change or wrote it: it knows it, and shipping it back could
             // only be skipped there. Only its position goes, to move the peer's watermark.
             changes.push(pb::ShippedChange {
@@ -394,7 +426,7 @@ async fn round(
             });
         }
     }
-    if changes.is_empty() {
+    if changes.is_empty() && !relay.due(&relayed) {
         return link.advance(&read.through);
     }
     // A pause takes effect before anything read after it is sent: the batch is dropped and
@@ -410,11 +442,16 @@ async fn round(
         from_dc: dc.to_string(),
         changes,
         sent_at_ms: aerolith_common::time::now_ms(),
+        relayed: relayed.clone(),
     });
     match client.call(&link.peer.addr, ship, SHIP_TIMEOUT).await? {
         Resp::Shipped(_) => {}
         _ => return Err(Error::internal("unexpected answer to ship")),
     }
+    *relay = RelaySent {
+        last: relayed,
+        at: Some(std::time::Instant::now()),
+    };
     link.connected.store(true, Ordering::Relaxed);
     link.sent.fetch_add(n, Ordering::Relaxed);
     metrics::counter!("aerolith_replication_shipped_total", "peer" => link.peer.dc.clone())

@@ -10,11 +10,13 @@ use std::collections::HashMap;
 use prost::Message;
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 
+use aerolith_common::version::VersionVector;
 use aerolith_common::{Error, Result, hlc, pb};
 
 use crate::engine::{Engine, db_err};
 use crate::keys::{
-    CF_DOCS, CF_META, META_PEER_ACKS, doc_key, meta_tomb, meta_tomb_before, meta_tomb_prefix,
+    CF_DOCS, CF_META, META_PEER_ACKS, doc_key, meta_counter_floor, meta_tomb, meta_tomb_before,
+    meta_tomb_prefix,
 };
 use crate::store::Store;
 
@@ -219,8 +221,9 @@ impl Store {
         let meta = self.engine.cf(CF_META)?;
         let docs = self.engine.cf(CF_DOCS)?;
         let mut collected = 0;
+        let actor = self.actor();
         for shard in 0..self.shard_count() {
-            let st = self.lock_shard(shard);
+            let mut st = self.lock_shard(shard);
             let floor = self
                 .acks
                 .lock()
@@ -231,6 +234,8 @@ impl Store {
             let mut ro = ReadOptions::default();
             ro.set_iterate_upper_bound(meta_tomb_before(shard, floor.saturating_add(1)));
             let mut batch = WriteBatch::default();
+            // This actor's counters on the records that go: later writes count past them.
+            let mut floor = st.counter_floor;
             for item in self
                 .engine
                 .db()
@@ -253,14 +258,23 @@ impl Store {
                 // Only the very tombstone that was logged there: a later write (or a later
                 // delete, with its own entry and its own acknowledgements) keeps the record.
                 let current = self.read_record(shard, &entry.collection, &entry.id)?;
-                if current.is_some_and(|r| r.tombstone && r.hlc == stamp && r.siblings.is_empty()) {
+                if let Some(r) =
+                    current.filter(|r| r.tombstone && r.hlc == stamp && r.siblings.is_empty())
+                {
+                    floor = floor.max(VersionVector::from_proto(r.vv.as_ref()).get(&actor));
                     batch.delete_cf(docs, doc_key(shard, &entry.collection, &entry.id));
                     collected += 1;
                 }
                 batch.delete_cf(meta, &k);
             }
+            if floor > st.counter_floor {
+                batch.put_cf(meta, meta_counter_floor(shard), floor.to_be_bytes());
+            }
             if !batch.is_empty() {
+                // The floor goes in the same batch as the deletions it accounts for: a crash
+                // keeps both or neither.
                 self.engine.db().write(batch).map_err(db_err)?;
+                st.counter_floor = floor;
             }
         }
         metrics::counter!("aerolith_tombstone_passes_total").increment(1);

@@ -161,6 +161,9 @@ impl Store {
         }
         match merged {
             Some(m) if m.changed => {
+                // A merge that kept something the shipped record lacked (a concurrent version,
+                // a tombstone the sender already collected) is news for the sender too.
+                let echo = m.record != *remote;
                 let event = pb::ChangeEvent {
                     collection: req.collection.clone(),
                     id: req.id.clone(),
@@ -173,6 +176,7 @@ impl Store {
                     },
                     collection_meta: None,
                     logged_at_ms: 0,
+                    echo,
                 };
                 self.commit_with(&mut st, shard, &event, batch)?;
                 Ok(pb::ApplyResponse {
@@ -280,21 +284,25 @@ mod tests {
         .expect("put");
     }
 
+    /// Every change of collection `c` in `s`'s log of shard 1.
+    fn log(s: &Store) -> pb::ReadChangesResponse {
+        s.read_changes(&pb::ReadChangesRequest {
+            collection: "c".into(),
+            from: vec![pb::ShardPosition {
+                shard: 1,
+                epoch: 0,
+                seq: 0,
+            }],
+            limit: 100,
+            max_bytes: 1 << 20,
+            ..Default::default()
+        })
+        .expect("read changes")
+    }
+
     /// Ships every change of `from`'s shard 1 to `to`; the responses' `changed` flags.
     fn ship(from: &Store, to: &Store) -> Vec<bool> {
-        let log = from
-            .read_changes(&pb::ReadChangesRequest {
-                collection: "c".into(),
-                from: vec![pb::ShardPosition {
-                    shard: 1,
-                    epoch: 0,
-                    seq: 0,
-                }],
-                limit: 100,
-                max_bytes: 1 << 20,
-                ..Default::default()
-            })
-            .expect("read changes");
+        let log = log(from);
         let epoch = log.start.first().map(|p| p.epoch).unwrap_or_default();
         log.events
             .iter()
@@ -388,6 +396,31 @@ mod tests {
         }
     }
 
+    /// The echo rule: a merge that kept something the shipped record lacked is logged as news
+    /// for its sender too; a plain replacement is not.
+    #[test]
+    fn a_merge_that_kept_more_than_was_shipped_is_an_echo() {
+        let dir = tempfile::tempdir().unwrap();
+        let (dc1, dc2) = (store(dir.path(), "dc1"), store(dir.path(), "dc2"));
+        collection(&dc1, pb::ConflictStrategy::Lww);
+        collection(&dc2, pb::ConflictStrategy::Lww);
+        put(&dc1, "plain", json!({"a": 1}));
+        put(&dc2, "both", json!({"b": 2}));
+        put(&dc1, "both", json!({"a": 1}));
+        assert_eq!(ship(&dc1, &dc2), vec![true, true]);
+        let echoes: Vec<(String, bool)> = log(&dc2)
+            .events
+            .iter()
+            .filter_map(|e| e.event.as_ref())
+            .filter(|e| !e.applied_from.is_empty())
+            .map(|e| (e.id.clone(), e.echo))
+            .collect();
+        assert_eq!(
+            echoes,
+            vec![("plain".to_string(), false), ("both".to_string(), true)]
+        );
+    }
+
     #[test]
     fn applied_changes_record_their_sender_and_source_and_known_ones_move_only_the_watermark() {
         let dir = tempfile::tempdir().unwrap();
@@ -415,18 +448,7 @@ mod tests {
             repair: false,
         };
         assert!(dc2.apply(&forwarded, deadline()).unwrap().changed);
-        let log = dc2
-            .read_changes(&pb::ReadChangesRequest {
-                collection: "c".into(),
-                from: vec![pb::ShardPosition {
-                    shard: 1,
-                    epoch: 0,
-                    seq: 0,
-                }],
-                limit: 10,
-                ..Default::default()
-            })
-            .unwrap();
+        let log = log(&dc2);
         let ev = log.events[0].event.as_ref().unwrap();
         assert_eq!(
             (ev.applied_from.as_str(), ev.source_dc.as_str()),

@@ -59,7 +59,7 @@ impl Store {
             .unwrap_or(0);
         let manifest = serde_json::json!({
             "dc": self.dc,
-            "actor_epoch": self.actor.epoch,
+            "actor_epoch": self.actor_epoch(),
             "created_at_ms": aerolith_common::time::now_ms(),
             "records_estimate": records,
             "heads": heads.iter().map(|h| [h.shard as u64, h.epoch, h.seq]).collect::<Vec<_>>(),

@@ -195,6 +195,10 @@ impl Store {
             }
             out.through.push(position(shard, epoch, through));
         }
+        if req.relay {
+            let shards: Vec<u16> = out.through.iter().map(|p| p.shard as u16).collect();
+            out.relayed = self.relay_marks(&shards)?;
+        }
         Ok(out)
     }
 

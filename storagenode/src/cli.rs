@@ -57,15 +57,12 @@ pub struct Args {
     /// (counted from its timestamp); it also stays until every peer DC acknowledged it.
     #[arg(long, default_value_t = Retention::default().tombstone_grace.as_secs())]
     pub tombstone_grace_seconds: u64,
-    /// When the data directory holds no store yet: `genesis` starts it empty (a new
-    /// cluster); `seed` takes a new actor epoch and serves nothing until the DC's replicator
-    /// has copied every shard from a peer DC (a node replacing one that lost its disk).
-    #[arg(
-        long,
-        value_enum,
-        env = "AEROLITH_NEW_STORE",
-        default_value = "genesis"
-    )]
+    /// When the data directory holds no store yet: `auto` (the default) serves nothing until
+    /// the DC's replicator has checked the peer DCs, then is seeded from them if one holds
+    /// data of the node's shards (a lost disk) or starts empty if none does (a new cluster);
+    /// `genesis` starts it empty at once; `seed` always waits to be copied from a peer DC. In
+    /// a single-DC cluster `auto` is `genesis` (there is nothing to copy from).
+    #[arg(long, value_enum, env = "AEROLITH_NEW_STORE", default_value = "auto")]
     pub new_store: NewStore,
     /// Fault testing only: shifts this node's wall clock by MS milliseconds (negative: behind),
     /// to check how the cluster copes with a skewed clock.
@@ -119,7 +116,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             hard_cap: args.retain_changes_hard_cap,
             tombstone_grace: std::time::Duration::from_secs(args.tombstone_grace_seconds),
         },
-        new_store: args.new_store,
+        new_store: match args.new_store {
+            NewStore::Auto if cluster.dcs.len() < 2 => NewStore::Genesis,
+            other => other,
+        },
         tls,
     })
     .await?;

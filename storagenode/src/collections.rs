@@ -97,6 +97,7 @@ impl Store {
         );
         let mut batch = WriteBatch::default();
         self.save_collection(&meta, &mut batch)?;
+        self.hlc_into(&mut batch)?;
         self.engine
             .db()
             .write_opt(batch, &self.write_options())
@@ -297,31 +298,58 @@ pub(crate) fn visible(meta: Option<&pb::CollectionMeta>, rec: &pb::DocRecord) ->
 }
 
 /// The settings a node should hold after seeing `local` and `remote` (see
-/// [`Store::apply_collection`]); `None` when `local` already wins.
+/// [`Store::apply_collection`]); `None` when `local` already is that.
 fn merge_settings(
     local: &pb::CollectionMeta,
     remote: &pb::CollectionMeta,
 ) -> Option<pb::CollectionMeta> {
-    match (local.deleted, remote.deleted) {
-        // Two deletions: the later one stands (a later incarnation was deleted too).
-        (true, true) => (remote.deleted_hlc > local.deleted_hlc).then(|| remote.clone()),
-        // A deletion reaches the live incarnation it followed (or an older one).
-        (false, true) => (local.incarnation < remote.deleted_hlc).then(|| remote.clone()),
-        // A live incarnation created after (or at) the local deletion replaces it.
-        (true, false) => (remote.incarnation >= local.deleted_hlc).then(|| remote.clone()),
-        (false, false) => match remote.incarnation.cmp(&local.incarnation) {
-            std::cmp::Ordering::Greater => Some(remote.clone()),
-            std::cmp::Ordering::Less => None,
-            std::cmp::Ordering::Equal => {
-                let rank =
-                    |m: &pb::CollectionMeta| (m.explicit, m.settings_hlc, m.settings_dc.clone());
-                (rank(remote) > rank(local)).then(|| pb::CollectionMeta {
-                    created_at_ms: local.created_at_ms.min(remote.created_at_ms),
-                    ..remote.clone()
-                })
-            }
-        },
+    let merged = settings_join(local, remote);
+    (merged != *local).then_some(merged)
+}
+
+/// The join of two versions of one collection's settings: commutative, associative and
+/// idempotent, so every node that has seen the same versions holds identical settings,
+/// whatever the order (the DC's replicator reconciles its nodes by handing each the
+/// versions it lacks). The newer incarnation wins; a deletion wins over the incarnation it
+/// followed (or an older one) and a live incarnation created after (or at) a deletion wins
+/// over it; two deletions order by time; within one live incarnation explicit settings win
+/// over implicit ones, then the later (HLC, DC); remaining ties go to the greater encoding.
+/// The creation time of a live incarnation is the earliest any node recorded.
+pub(crate) fn settings_join(a: &pb::CollectionMeta, b: &pb::CollectionMeta) -> pb::CollectionMeta {
+    // A live incarnation `i` orders as (i, 1, rank), a deletion at `h` as (h, 0): a live
+    // incarnation wins over a deletion exactly when it was created at or after it.
+    let key = |m: &pb::CollectionMeta| {
+        if m.deleted {
+            (m.deleted_hlc, false, false, 0, String::new())
+        } else {
+            (
+                m.incarnation,
+                true,
+                m.explicit,
+                m.settings_hlc,
+                m.settings_dc.clone(),
+            )
+        }
+    };
+    let tiebreak = |m: &pb::CollectionMeta| {
+        pb::CollectionMeta {
+            created_at_ms: 0,
+            ..m.clone()
+        }
+        .encode_to_vec()
+    };
+    let order = key(a)
+        .cmp(&key(b))
+        .then_with(|| tiebreak(a).cmp(&tiebreak(b)));
+    let mut joined = if order == std::cmp::Ordering::Less {
+        b.clone()
+    } else {
+        a.clone()
+    };
+    if !a.deleted && !b.deleted && a.incarnation == b.incarnation {
+        joined.created_at_ms = a.created_at_ms.min(b.created_at_ms);
     }
+    joined
 }
 
 #[cfg(test)]
@@ -379,21 +407,44 @@ mod tests {
             (30, true, "dc1")
         );
         for order in [[5, 4, 3, 2, 1, 0], [3, 0, 5, 1, 4, 2], [2, 4, 0, 5, 3, 1]] {
-            let got = fold(&order).unwrap();
-            assert_eq!(
-                (got.incarnation, got.explicit, got.settings_dc, got.deleted),
-                (
-                    want.incarnation,
-                    want.explicit,
-                    want.settings_dc.clone(),
-                    want.deleted
-                ),
-                "{order:?}"
-            );
+            assert_eq!(fold(&order).unwrap(), want, "{order:?}");
         }
         // A deletion of an older incarnation does not touch a newer one.
         assert!(merge_settings(&metas[4], &metas[3]).is_none());
         // A deletion reaches the incarnation it followed.
         assert!(merge_settings(&metas[0], &metas[3]).is_some_and(|m| m.deleted));
+    }
+
+    /// Ties that the rules leave open (one deletion recorded by nodes that held different
+    /// settings before it, one incarnation's creation times) still end identical.
+    #[test]
+    fn the_join_is_a_semilattice_even_on_ties() {
+        let mut other = meta(true, 10, "dc1", 0);
+        other.strategy = pb::ConflictStrategy::FieldMerge as i32;
+        let metas = [
+            deleted(meta(false, 10, "dc1", 0), 30),
+            deleted(meta(true, 12, "dc2", 0), 30),
+            meta(true, 10, "dc1", 0),
+            pb::CollectionMeta {
+                created_at_ms: 3,
+                ..meta(true, 10, "dc1", 0)
+            },
+            other,
+            meta(false, 40, "dc2", 30),
+        ];
+        for a in &metas {
+            assert_eq!(settings_join(a, a), *a, "idempotent");
+            for b in &metas {
+                assert_eq!(settings_join(a, b), settings_join(b, a), "commutative");
+                for c in &metas {
+                    assert_eq!(
+                        settings_join(&settings_join(a, b), c),
+                        settings_join(a, &settings_join(b, c)),
+                        "associative"
+                    );
+                }
+            }
+        }
+        assert_eq!(settings_join(&metas[2], &metas[3]).created_at_ms, 3);
     }
 }

@@ -25,7 +25,7 @@ enum Stamping<'a> {
     Put(&'a Map<String, Value>),
     /// PATCH: only fields whose value changed, appeared or disappeared.
     Patch(&'a Map<String, Value>, &'a Map<String, Value>),
-    /// DELETE: every field becomes a field tombstone.
+    /// DELETE: one document stamp (`deleted_at`) that every older field stamp loses to.
     Delete,
 }
 
@@ -43,6 +43,18 @@ fn live_or_not_found<'a>(
     current
         .filter(|r| !r.tombstone)
         .ok_or_else(|| Error::not_found(format!("document {collection}/{id} not found")))
+}
+
+/// The newest HLC a record carries anywhere: its own, its siblings', its field stamps'.
+fn newest_stamp(rec: &pb::DocRecord) -> u64 {
+    let stamps = rec
+        .field_stamps
+        .iter()
+        .chain(&rec.existence)
+        .chain(&rec.deleted_at)
+        .map(|s| s.hlc);
+    let siblings = rec.siblings.iter().map(|s| s.hlc);
+    stamps.chain(siblings).fold(rec.hlc, u64::max)
 }
 
 fn precondition_failed(message: String) -> Error {
@@ -96,24 +108,39 @@ impl Store {
         Ok(visible(self.collection_meta(collection).as_ref(), &rec).then_some(rec))
     }
 
-    /// Builds the record of a local write on top of `current`.
+    /// Builds the record of a local write on top of `current`. Its vector entry for this
+    /// actor passes both the current record's and the shard's `counter_floor` (the highest
+    /// of this actor's counters on a collected tombstone), and its HLC passes every stamp
+    /// the current record carries: a new write dominates, and outranks, everything this
+    /// actor wrote to the document before, even after the document's tombstone was
+    /// collected or the clock stepped back.
     fn local_version(
         &self,
         current: Option<&pb::DocRecord>,
+        counter_floor: u64,
         meta: &pb::CollectionMeta,
         body: Option<Vec<u8>>,
         stamping: Stamping<'_>,
     ) -> pb::DocRecord {
         let mut vv = VersionVector::from_proto(current.and_then(|c| c.vv.as_ref()));
-        vv.increment(&self.actor);
+        vv.increment_past(&self.actor(), counter_floor);
+        if let Some(c) = current {
+            self.hlc.observe(newest_stamp(c));
+        }
         let hlc = self.hlc.now();
         let field_merge = meta.strategy == pb::ConflictStrategy::FieldMerge as i32;
-        let existence = field_merge.then(|| pb::FieldStamp {
+        let stamp = |deleted: bool| pb::FieldStamp {
             field: String::new(),
             hlc,
             dc: self.dc.clone(),
-            deleted: body.is_none(),
-        });
+            deleted,
+        };
+        let existence = field_merge.then(|| stamp(body.is_none()));
+        let deleted_at = match (field_merge, body.is_none()) {
+            (false, _) => None,
+            (true, true) => Some(stamp(true)),
+            (true, false) => current.and_then(|c| c.deleted_at.clone()),
+        };
         let field_stamps = if field_merge {
             self.stamp_fields(
                 current
@@ -136,6 +163,7 @@ impl Store {
             siblings: Vec::new(),
             field_stamps,
             existence,
+            deleted_at,
         }
     }
 
@@ -182,7 +210,7 @@ impl Store {
                         .map(|k| stamp(k, true)),
                 );
             }
-            Stamping::Delete => out.extend(old.iter().map(|s| stamp(&s.field, true))),
+            Stamping::Delete => {}
         }
         out.sort_by(|a, b| a.field.cmp(&b.field));
         out
@@ -213,7 +241,13 @@ impl Store {
         let live = current.as_ref().filter(|r| !r.tombstone);
         check_precondition(live, req.precondition.as_ref())?;
         let created = live.is_none();
-        let record = self.local_version(current.as_ref(), &meta, Some(bytes), Stamping::Put(&body));
+        let record = self.local_version(
+            current.as_ref(),
+            st.counter_floor,
+            &meta,
+            Some(bytes),
+            Stamping::Put(&body),
+        );
         self.commit(&mut st, shard, &req.collection, &req.id, &record)?;
         Ok(pb::DocResponse {
             record: Some(record),
@@ -243,6 +277,7 @@ impl Store {
         let meta = self.collection_for_write(&req.collection)?;
         let record = self.local_version(
             current.as_ref(),
+            st.counter_floor,
             &meta,
             Some(bytes),
             Stamping::Patch(&before, &after),
@@ -265,7 +300,13 @@ impl Store {
         let live = live_or_not_found(current.as_ref(), &req.collection, &req.id)?;
         check_precondition(Some(live), req.precondition.as_ref())?;
         let meta = self.collection_for_write(&req.collection)?;
-        let record = self.local_version(current.as_ref(), &meta, None, Stamping::Delete);
+        let record = self.local_version(
+            current.as_ref(),
+            st.counter_floor,
+            &meta,
+            None,
+            Stamping::Delete,
+        );
         self.commit(&mut st, shard, &req.collection, &req.id, &record)?;
         Ok(pb::DocResponse {
             record: Some(record),

@@ -112,6 +112,19 @@ pub const META_RESET_KEY: &[u8] = b"reset_key";
 /// Meta key present while a store runs with relaxed durability and was not closed cleanly.
 pub const META_DIRTY: &[u8] = b"dirty";
 
+/// Meta key of the HLC's high-water mark (the newest stamp issued or observed).
+pub const META_HLC: &[u8] = b"hlc";
+/// Meta key present while a new store waits for its replicator to decide whether it must be
+/// seeded (`--new-store auto`).
+pub const META_UNDECIDED: &[u8] = b"undecided";
+
+/// Meta key of a shard's counter floor (see `ShardState::counter_floor`).
+pub fn meta_counter_floor(shard: u16) -> Vec<u8> {
+    let mut k = b"ctrfloor/".to_vec();
+    k.extend_from_slice(&shard.to_be_bytes());
+    k
+}
+
 /// Meta key prefix of the shards still waiting to be seeded from a peer DC.
 pub const META_UNSEEDED_PREFIX: &[u8] = b"unseeded/";
 

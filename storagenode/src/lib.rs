@@ -14,6 +14,7 @@ pub mod engine;
 pub mod keys;
 pub mod node;
 pub mod query;
+mod relay;
 mod scan;
 pub mod seed;
 pub mod service;

@@ -7,6 +7,8 @@
 //! Copied records go straight into `docs`, with no change-log entry: the rebuilt node's log
 //! starts empty in a new epoch, and what the copy brought is already known to the peers.
 
+use std::sync::atomic::Ordering;
+
 use prost::Message;
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 
@@ -15,8 +17,8 @@ use aerolith_common::{Error, Result, pb};
 use crate::apply::encode_position;
 use crate::engine::db_err;
 use crate::keys::{
-    CF_DOCS, CF_META, doc_key, meta_tomb_prefix, meta_unseeded, meta_watermark, shard_end,
-    shard_start, split_doc_key,
+    CF_DOCS, CF_META, META_EPOCH, META_UNDECIDED, doc_key, meta_tomb_prefix, meta_unseeded,
+    meta_watermark, shard_end, shard_start, split_doc_key,
 };
 use crate::store::Store;
 
@@ -29,7 +31,12 @@ impl Store {
     /// `unavailable` while the node waits to be seeded: it must not answer for data it
     /// may not hold.
     pub fn serving(&self) -> Result<()> {
-        if self.lock_unseeded().is_empty() {
+        if self.undecided.load(Ordering::Acquire) {
+            Err(Error::unavailable(format!(
+                "this {} node has a new, empty store and waits for its DC's replicator to check whether a peer DC holds data of its shards (start it with --new-store genesis to serve it empty at once); its shards are served by their other owners",
+                self.dc
+            )))
+        } else if self.lock_unseeded().is_empty() {
             Ok(())
         } else {
             Err(Error::unavailable(format!(
@@ -49,8 +56,45 @@ impl Store {
         pb::SeedStatusResponse {
             unseeded: !pending.is_empty(),
             pending,
-            actor_epoch: self.actor.epoch,
+            actor_epoch: self.actor_epoch(),
+            undecided: self.undecided.load(Ordering::Acquire),
         }
+    }
+
+    /// Takes the replicator's decision for an undecided store (`--new-store auto`): seed it
+    /// (a peer DC holds data of its shards, so this store replaces a lost one: a new actor
+    /// epoch, and every shard waits for its copy) or serve it empty (the cluster is new).
+    /// Deciding again is a no-op.
+    pub fn seed_decide(&self, req: &pb::SeedDecideRequest) -> Result<()> {
+        let mut unseeded = self.lock_unseeded();
+        if !self.undecided.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let meta = self.engine.cf(CF_META)?;
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(meta, META_UNDECIDED);
+        let epoch = crate::store::renewed_epoch(self.actor_epoch());
+        if req.seed {
+            batch.put_cf(meta, META_EPOCH, epoch.to_be_bytes());
+        } else {
+            for shard in unseeded.iter() {
+                batch.delete_cf(meta, meta_unseeded(*shard));
+            }
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.engine.db().write_opt(batch, &wo).map_err(db_err)?;
+        if req.seed {
+            self.set_actor_epoch(epoch);
+            tracing::warn!(dc = %self.dc, epoch, "a peer DC holds data of this node's shards: this new store replaces a lost one and waits to be seeded from there");
+        } else {
+            unseeded.clear();
+            tracing::info!(dc = %self.dc, "no peer DC holds data of this node's shards: the cluster is new, serving the empty store");
+        }
+        self.undecided.store(false, Ordering::Release);
+        drop(unseeded);
+        self.note_progress();
+        Ok(())
     }
 
     /// A page of this (seeded) node's records of one shard, for a node being seeded.
@@ -110,6 +154,11 @@ impl Store {
 
     fn check_seeding(&self, shard: u32) -> Result<u16> {
         let shard = self.check_shard(shard)?;
+        if self.undecided.load(Ordering::Acquire) {
+            return Err(Error::invalid(
+                "the store has not been told yet whether it is to be seeded",
+            ));
+        }
         if !self.lock_unseeded().contains(&shard) {
             return Err(Error::invalid(format!(
                 "shard {shard} is not waiting to be seeded"
@@ -148,11 +197,14 @@ impl Store {
                 && vv
                     .entries
                     .iter()
-                    .any(|e| e.dc == self.dc && e.epoch >= self.actor.epoch)
+                    .any(|e| e.dc == self.dc && e.epoch >= self.actor_epoch())
             {
                 return Err(Error::internal(format!(
                     "the copy of {}/{} names an epoch of {} at or above this node's ({}); the node takes a newer one at its next restart",
-                    r.collection, r.id, self.dc, self.actor.epoch
+                    r.collection,
+                    r.id,
+                    self.dc,
+                    self.actor_epoch()
                 )));
             }
             batch.put_cf(docs, doc_key(shard, &r.collection, &r.id), &r.record);
@@ -191,7 +243,7 @@ impl Store {
         drop(unseeded);
         self.note_progress();
         if left == 0 {
-            tracing::info!(dc = %self.dc, epoch = self.actor.epoch, "every shard seeded from a peer DC; serving again");
+            tracing::info!(dc = %self.dc, epoch = self.actor_epoch(), "every shard seeded from a peer DC; serving again");
         }
         Ok(())
     }

@@ -47,7 +47,11 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
     let arrived = now_ms();
     if !matches!(
         body,
-        Req::SeedStatus(_) | Req::SeedWrite(_) | Req::SeedFinish(_) | Req::PeerAcks(_)
+        Req::SeedStatus(_)
+            | Req::SeedDecide(_)
+            | Req::SeedWrite(_)
+            | Req::SeedFinish(_)
+            | Req::PeerAcks(_)
     ) {
         store.serving()?;
     }
@@ -69,13 +73,14 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
             if let Some(a) = b.applies.first() {
                 store.sample_peer_clock(&a.origin_dc, a.sender_wall_ms, arrived);
             }
-            Resp::AppliedBatch(pb::ApplyBatchResponse {
-                results: b
-                    .applies
-                    .iter()
-                    .map(|a| store.apply(a, deadline))
-                    .collect::<Result<_>>()?,
-            })
+            let results = b
+                .applies
+                .iter()
+                .map(|a| store.apply(a, deadline))
+                .collect::<Result<_>>()?;
+            // After the applies: a mark names the sender's log head, which they may reach.
+            store.take_relayed(&b.relayed_via, &b.relayed)?;
+            Resp::AppliedBatch(pb::ApplyBatchResponse { results })
         }
         Req::Watermarks(r) => Resp::Watermarks(store.watermarks(&r)?),
         Req::Digest(r) => Resp::Digests(store.digest(&r, deadline)?),
@@ -97,6 +102,10 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
         Req::Ping(_) => Resp::Empty(pb::Empty {}),
         Req::Bulk(r) => Resp::Bulk(bulk(store, r, deadline)),
         Req::SeedStatus(_) => Resp::SeedStatus(store.seed_status()),
+        Req::SeedDecide(r) => {
+            store.seed_decide(&r)?;
+            Resp::Empty(pb::Empty {})
+        }
         Req::SeedRead(r) => Resp::SeedRead(store.seed_read(&r)?),
         Req::SeedWrite(r) => {
             store.seed_write(&r)?;
@@ -214,7 +223,7 @@ impl Handler for NodeService {
         let store = self.store.clone();
         let states = self.dc_states.clone();
         let pong = || pb::PingResponse {
-            dc: store.actor.dc.clone(),
+            dc: store.dc.clone(),
             node: self.node.clone(),
             dc_states: lock(&states).values().cloned().collect(),
         };

@@ -45,7 +45,8 @@ impl Store {
     }
 
     /// Whether this node holds everything up to `mark`: its own log reached it, or it has
-    /// applied the marked DC's log past it. Positions order by (epoch, seq), and a later
+    /// applied the marked DC's log past it, directly or through a DC that forwarded it
+    /// (`crate::relay`). Positions order by (epoch, seq), and a later
     /// epoch is higher: a log reset since the mark (its unsynced tail lost under relaxed
     /// durability) covers the mark, as nothing more of it can arrive.
     pub fn covers(&self, mark: &pb::SessionMark) -> Result<bool> {
@@ -53,9 +54,14 @@ impl Store {
         if mark.dc == self.dc {
             return Ok(self.log_head(shard) >= (mark.epoch, mark.seq));
         }
-        Ok(self
+        let at = (mark.epoch, mark.seq);
+        if self
             .watermark(shard, &mark.dc)?
-            .is_some_and(|w| (w.epoch, w.seq) >= (mark.epoch, mark.seq)))
+            .is_some_and(|w| (w.epoch, w.seq) >= at)
+        {
+            return Ok(true);
+        }
+        self.relay_covers(shard, &mark.dc, at)
     }
 
     fn covers_all(&self, marks: &[pb::SessionMark]) -> Result<bool> {

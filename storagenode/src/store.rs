@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -42,6 +43,11 @@ pub enum NewStore {
     /// Take a new actor epoch and serve nothing until the DC's replicator has copied every
     /// shard from a peer DC: a node replacing one that lost its disk.
     Seed,
+    /// Serve nothing until the DC's replicator has checked whether a peer DC holds data of
+    /// the node's shards: if one does, this is a replacement for a lost disk and is seeded
+    /// (as `seed`); if none does, the cluster is new and the store starts empty (as
+    /// `genesis`). The safe default of a node in a multi-DC cluster.
+    Auto,
 }
 
 /// A file an operator's `aerolith restore` leaves in a store directory: the store came
@@ -87,7 +93,7 @@ impl Restored {
 /// An actor epoch above `stored` and above every epoch handed out before now: epochs of
 /// renewed stores are wall-clock seconds, so a store rebuilt without its old epoch (a lost
 /// disk) still never reuses one.
-fn renewed_epoch(stored: u32) -> u32 {
+pub(crate) fn renewed_epoch(stored: u32) -> u32 {
     let secs = u32::try_from(aerolith_common::time::now_ms() / 1000).unwrap_or(u32::MAX);
     stored.saturating_add(1).max(secs)
 }
@@ -123,13 +129,21 @@ pub(crate) struct ShardState {
     pub(crate) log_epoch: u64,
     /// The oldest retained sequence number (`seq + 1` when the log is empty).
     pub(crate) first: u64,
+    /// The highest counter of this node's actor on any record of the shard whose tombstone
+    /// was collected: local writes count past it, so no counter is ever issued twice for
+    /// one document (DESIGN.md "Actors").
+    pub(crate) counter_floor: u64,
 }
 
 /// One storage node's store.
 pub struct Store {
     pub(crate) engine: Engine,
     pub(crate) dc: String,
-    pub(crate) actor: Actor,
+    /// The epoch of this node's actor (`dc@epoch`); renewed only when an undecided store
+    /// is told to be seeded.
+    actor_epoch: AtomicU32,
+    /// A new store under [`NewStore::Auto`] waiting for its replicator's decision.
+    pub(crate) undecided: AtomicBool,
     pub(crate) hlc: Hlc,
     /// Recent clock samples of peer DCs (the max_offset rule).
     pub(crate) clocks: crate::clock::PeerClocks,
@@ -147,6 +161,8 @@ pub struct Store {
     pub(crate) unseeded: Mutex<std::collections::BTreeSet<u16>>,
     /// What peers acknowledged, and the tombstone floors derived from it.
     pub(crate) acks: Mutex<crate::acks::AckState>,
+    /// Coverage of third DCs' logs learnt through forwarding DCs.
+    pub(crate) relays: Mutex<crate::relay::Relays>,
 }
 
 impl Store {
@@ -165,8 +181,15 @@ impl Store {
         let fresh = engine.get(CF_META, META_IDENTITY)?.is_none();
         // A store that cannot prove it is continuous (a replacement for a lost disk, or one
         // restored from a backup to be re-seeded) waits for a peer DC's copy.
+        // A store left undecided by an earlier start is as new as a fresh one (nothing was
+        // written in it): this start's `--new-store` decides again.
+        let was_undecided = !fresh && engine.get(CF_META, META_UNDECIDED)?.is_some();
+        let new = fresh || was_undecided;
         let untrusted =
-            restored == Some(Restored::Seed) || (fresh && cfg.new_store == NewStore::Seed);
+            restored == Some(Restored::Seed) || (new && cfg.new_store == NewStore::Seed);
+        // A new store that must not serve until its replicator knows whether the cluster
+        // already holds data of its shards.
+        let undecided = new && cfg.new_store == NewStore::Auto;
         // Shards of a seed that did not finish before a stop. Nothing was written under the
         // epoch it took, and a new one costs nothing (and gets past a copy that named it).
         let mut unseeded = std::collections::BTreeSet::new();
@@ -177,6 +200,14 @@ impl Store {
             }
             if let Ok(b) = <[u8; 2]>::try_from(&k[META_UNSEEDED_PREFIX.len()..]) {
                 unseeded.insert(u16::from_be_bytes(b));
+            }
+        }
+        if was_undecided && !undecided {
+            batch.delete_cf(meta, META_UNDECIDED);
+            if cfg.new_store == NewStore::Genesis {
+                for s in std::mem::take(&mut unseeded) {
+                    batch.delete_cf(meta, meta_unseeded(s));
+                }
             }
         }
         let reseeding = !unseeded.is_empty();
@@ -193,7 +224,7 @@ impl Store {
                 if restored.is_some() {
                     tracing::warn!(%identity, "store restored from a backup; starting a new actor epoch and new change-log epochs");
                     renewed_epoch(stored)
-                } else if reseeding {
+                } else if reseeding && !undecided {
                     renewed_epoch(stored)
                 } else if engine.get(CF_META, META_DIRTY)?.is_some() {
                     // Relaxed durability and no clean shutdown: recent writes may be lost, so
@@ -244,9 +275,12 @@ impl Store {
             batch.delete_range_cf(meta, b"wm/".as_slice(), b"wm0".as_slice());
         }
 
+        if undecided {
+            batch.put_cf(meta, META_UNDECIDED, b"1");
+        }
         let mut shards = Vec::with_capacity(cfg.shards as usize);
         for s in 0..cfg.shards {
-            if untrusted {
+            if untrusted || undecided {
                 batch.put_cf(meta, meta_unseeded(s), b"1");
                 unseeded.insert(s);
             }
@@ -278,10 +312,15 @@ impl Store {
                 first = seq + 1;
                 batch.put_cf(meta, meta_log_first(s), first.to_be_bytes());
             }
+            let counter_floor = engine
+                .get(CF_META, &meta_counter_floor(s))?
+                .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
+                .unwrap_or(0);
             shards.push(Mutex::new(ShardState {
                 seq,
                 log_epoch,
                 first,
+                counter_floor,
             }));
         }
 
@@ -316,19 +355,25 @@ impl Store {
                 Error::unavailable(format!("cannot remove the restore marker: {e}"))
             })?;
         }
-        if !unseeded.is_empty() {
+        if undecided {
+            tracing::warn!(%identity, "new store: serving nothing until the DC's replicator has checked whether a peer DC holds data of its shards (then it is seeded from there) or the cluster is new");
+        } else if !unseeded.is_empty() {
             tracing::warn!(%identity, epoch, shards = unseeded.len(), "store waits to be seeded from a peer DC; serving nothing until then");
+        }
+        // Stamps issued before the restart stay below every new one, whatever the clock says
+        // now (DESIGN.md "HLC").
+        let hlc = Hlc::new();
+        if let Some(b) = engine.get(CF_META, META_HLC)? {
+            hlc.observe(b.try_into().map(u64::from_be_bytes).unwrap_or(0));
         }
         let acks = crate::acks::AckState::load(&engine)?;
         tracing::info!(%identity, epoch, path = %cfg.path.display(), "store open");
         Ok(Store {
             engine,
             dc: cfg.dc.clone(),
-            actor: Actor {
-                dc: cfg.dc.clone(),
-                epoch,
-            },
-            hlc: Hlc::new(),
+            actor_epoch: AtomicU32::new(epoch),
+            undecided: AtomicBool::new(undecided),
+            hlc,
             clocks: Default::default(),
             limits: cfg.limits,
             shards,
@@ -344,7 +389,26 @@ impl Store {
             progress: watch::Sender::new(0),
             unseeded: Mutex::new(unseeded),
             acks: Mutex::new(acks),
+            relays: Mutex::default(),
         })
+    }
+
+    /// This node's version-vector actor.
+    pub(crate) fn actor(&self) -> Actor {
+        Actor {
+            dc: self.dc.clone(),
+            epoch: self.actor_epoch(),
+        }
+    }
+
+    /// The epoch of this node's actor.
+    pub(crate) fn actor_epoch(&self) -> u32 {
+        self.actor_epoch.load(Ordering::Acquire)
+    }
+
+    /// Moves this node to a new actor epoch (persisted by the caller).
+    pub(crate) fn set_actor_epoch(&self, epoch: u32) {
+        self.actor_epoch.store(epoch, Ordering::Release);
     }
 
     /// The key of the node's QUIC stateless resets, stable across restarts.
@@ -439,6 +503,7 @@ impl Store {
             event.encode_to_vec(),
         );
         batch.put_cf(self.engine.cf(CF_META)?, meta_seq(shard), seq.to_be_bytes());
+        self.hlc_into(&mut batch)?;
         self.index_tombstone(&mut batch, shard, seq, event)?;
         // Trim by count in batches: one range delete every `slack` writes, not one per write.
         // What a peer has not acknowledged stays, up to the hard cap (DESIGN.md "Log
@@ -461,6 +526,18 @@ impl Store {
         st.first = first;
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
         self.note_progress();
+        Ok(())
+    }
+
+    /// Adds the HLC's high-water mark to `batch`: every acknowledged write persists it with
+    /// itself, so a restarted node (even with its clock stepped back) never issues a stamp
+    /// below one it issued before.
+    pub(crate) fn hlc_into(&self, batch: &mut WriteBatch) -> Result<()> {
+        batch.put_cf(
+            self.engine.cf(CF_META)?,
+            META_HLC,
+            self.hlc.last().to_be_bytes(),
+        );
         Ok(())
     }
 

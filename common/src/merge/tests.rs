@@ -11,7 +11,8 @@ const DCS: [&str; 3] = ["dc1", "dc2", "dc3"];
 
 /// A local write, built as a storage node builds it (`documents.rs`): the vector increments
 /// the writer's entry over the current record, siblings are superseded, and `field_merge`
-/// stamps every written field and tombstones every dropped one.
+/// stamps every written field and tombstones every dropped one (a delete is one document
+/// stamp instead).
 fn write(
     current: Option<&pb::DocRecord>,
     dc: &str,
@@ -34,19 +35,26 @@ fn write(
             deleted,
         };
         let old = current.map(|c| c.field_stamps.clone()).unwrap_or_default();
-        match &body {
-            Some(b) => {
-                field_stamps.extend(b.keys().map(|k| stamp(k, false)));
-                field_stamps.extend(
-                    old.iter()
-                        .filter(|s| !b.contains_key(&s.field))
-                        .map(|s| stamp(&s.field, true)),
-                );
-            }
-            None => field_stamps.extend(old.iter().map(|s| stamp(&s.field, true))),
+        if let Some(b) = &body {
+            field_stamps.extend(b.keys().map(|k| stamp(k, false)));
+            field_stamps.extend(
+                old.iter()
+                    .filter(|s| !b.contains_key(&s.field))
+                    .map(|s| stamp(&s.field, true)),
+            );
         }
         field_stamps.sort_by(|a, b| a.field.cmp(&b.field));
     }
+    let deleted_at = match (strategy, deleted) {
+        (pb::ConflictStrategy::FieldMerge, true) => Some(pb::FieldStamp {
+            field: String::new(),
+            hlc,
+            dc: dc.to_string(),
+            deleted: true,
+        }),
+        (pb::ConflictStrategy::FieldMerge, false) => current.and_then(|c| c.deleted_at.clone()),
+        _ => None,
+    };
     pb::DocRecord {
         format: 1,
         incarnation: 1,
@@ -65,6 +73,7 @@ fn write(
         }),
         siblings: Vec::new(),
         field_stamps,
+        deleted_at,
     }
 }
 
@@ -271,6 +280,32 @@ fn field_merge_keeps_the_newest_write_of_each_field() {
     assert_eq!(m2.body, br#"{"a":2,"c":7}"#);
     let m3 = apply(Some(&del), &m, s);
     assert!(m3.tombstone && m3.body.is_empty(), "{m3:?}");
+}
+
+#[test]
+fn a_field_merge_delete_removes_fields_its_dc_had_not_seen() {
+    let s = pb::ConflictStrategy::FieldMerge;
+    let base = write(None, "dc1", 10, body(json!({"a": 1})), s);
+    // dc2 adds z (a PATCH: only z is stamped anew); dc1, not knowing z, deletes later.
+    let mut added = write(Some(&base), "dc2", 20, body(json!({"a": 1, "z": 1})), s);
+    added.field_stamps.retain(|st| st.field == "z");
+    added.field_stamps.push(base.field_stamps[0].clone());
+    added.field_stamps.sort_by(|x, y| x.field.cmp(&y.field));
+    let del = write(Some(&base), "dc1", 30, None, s);
+    for m in [apply(Some(&del), &added, s), apply(Some(&added), &del, s)] {
+        assert!(
+            m.tombstone && m.body.is_empty(),
+            "z outlived the delete: {m:?}"
+        );
+        assert!(m.field_stamps.is_empty(), "dead stamps are dropped: {m:?}");
+    }
+    // z written after the delete brings the document back with z alone.
+    let late = write(Some(&added), "dc2", 40, body(json!({"a": 1, "z": 2})), s);
+    let mut late_z = late.clone();
+    late_z.field_stamps.retain(|st| st.field == "z");
+    let m = apply(Some(&del), &late_z, s);
+    assert_eq!(m.body, br#"{"z":2}"#, "{m:?}");
+    assert!(!m.tombstone);
 }
 
 #[test]

@@ -290,6 +290,7 @@ fn read_request(collection: &str, from: Vec<pb::ShardPosition>, limit: u32, wait
         max_bytes: FEED_BYTES,
         incarnation: 0,
         follow: false,
+        relay: false,
     })
 }
 

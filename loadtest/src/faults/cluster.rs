@@ -45,6 +45,8 @@ pub struct Proc {
     extra: Vec<String>,
     child: Option<Child>,
     log: PathBuf,
+    /// Its data directory (storage nodes and replicators).
+    data: Option<PathBuf>,
 }
 
 impl Proc {
@@ -67,6 +69,8 @@ pub struct ProcCluster {
     pub admin: Vec<String>,
     /// The replicator links through fault proxies: (from DC index, to DC index, proxy).
     pub links: Vec<(usize, usize, UdpProxy)>,
+    /// The cluster.toml every process runs with.
+    pub config: ClusterConfig,
 }
 
 fn free_tcp() -> anyhow::Result<SocketAddr> {
@@ -86,6 +90,17 @@ impl ProcCluster {
         aerolith: &Path,
         dcs: usize,
         nodes_per_dc: usize,
+    ) -> anyhow::Result<ProcCluster> {
+        Self::start_with(dir, aerolith, dcs, nodes_per_dc, Vec::new()).await
+    }
+
+    /// [`ProcCluster::start`] with `node_args` added to every storage node's flags.
+    pub async fn start_with(
+        dir: &Path,
+        aerolith: &Path,
+        dcs: usize,
+        nodes_per_dc: usize,
+        node_args: Vec<String>,
     ) -> anyhow::Result<ProcCluster> {
         if !aerolith.is_file() {
             bail!(
@@ -140,8 +155,9 @@ impl ProcCluster {
         for (d, dc) in config.dcs.iter().enumerate() {
             for node in &dc.nodes {
                 let name = format!("{}-{}", dc.id, node.id);
+                let data = dir.join(&name);
                 procs.push(Proc {
-                    args: vec![
+                    args: [
                         "node".into(),
                         "--config".into(),
                         config_arg.clone(),
@@ -150,16 +166,20 @@ impl ProcCluster {
                         "--node".into(),
                         node.id.clone(),
                         "--data-dir".into(),
-                        dir.join(&name).display().to_string(),
+                        data.display().to_string(),
                         "--memory".into(),
                         "small".into(),
-                    ],
+                    ]
+                    .into_iter()
+                    .chain(node_args.iter().cloned())
+                    .collect(),
                     log: dir.join("logs").join(format!("{name}.log")),
                     name,
                     role: Role::Node,
                     dc: d,
                     extra: Vec::new(),
                     child: None,
+                    data: Some(data),
                 });
             }
             let (h, g) = (free_tcp()?, free_tcp()?);
@@ -183,6 +203,7 @@ impl ProcCluster {
                 dc: d,
                 extra: Vec::new(),
                 child: None,
+                data: None,
             });
             let a = free_tcp()?;
             admin.push(format!("http://{a}"));
@@ -228,6 +249,7 @@ impl ProcCluster {
                 dc: d,
                 extra: Vec::new(),
                 child: None,
+                data: Some(dir.join(format!("{}-replicator", dc.id))),
             });
         }
         let mut cluster = ProcCluster {
@@ -237,6 +259,7 @@ impl ProcCluster {
             http,
             admin,
             links,
+            config,
         };
         for i in 0..cluster.procs.len() {
             cluster.launch(i).await?;
@@ -293,6 +316,28 @@ impl ProcCluster {
         self.kill(i);
         self.procs[i].extra = extra;
         self.launch(i).await
+    }
+
+    /// SIGKILLs process `i` and removes its data directory (a lost disk); start it again
+    /// with [`ProcCluster::launch`].
+    pub fn wipe(&mut self, i: usize) -> anyhow::Result<()> {
+        self.kill(i);
+        if let Some(dir) = &self.procs[i].data
+            && dir.exists()
+        {
+            std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The index (in `procs`) of the storage node of DC `dc` (index) that owns `shard`.
+    pub fn owner_of(&self, dc: usize, shard: u16) -> usize {
+        let nodes = self.of_role(Role::Node);
+        let in_dc: Vec<usize> = nodes
+            .into_iter()
+            .filter(|i| self.procs[*i].dc == dc)
+            .collect();
+        in_dc[shard as usize % in_dc.len()]
     }
 
     /// Cuts (true) or heals (false) every replicator link between DCs `a` and `b`.

@@ -7,6 +7,7 @@
 //! converge (equal per-shard digests).
 
 pub mod check;
+pub mod classes;
 pub mod cluster;
 pub mod measure;
 pub mod nemesis;

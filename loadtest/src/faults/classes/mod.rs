@@ -1,0 +1,485 @@
+//! Fault classes: each starts its own cluster of `aerolith` processes, drives a workload
+//! shaped to expose one kind of replication bug while a nemesis repeats the fault that
+//! provokes it, heals, waits for the DCs to converge and checks what every DC holds
+//! against what the clients were told (docs/CONSISTENCY.md):
+//! - `recreate`: documents deleted and created again, with tombstones collected at once,
+//!   while dc1's shipping to dc2 is paused and resumed;
+//! - `merge-deletes`: `field_merge` and `siblings` documents written and deleted through
+//!   both DCs while the links between them are paused and resumed;
+//! - `collections`: collections created and deleted under short deadlines while storage
+//!   nodes are killed and restarted;
+//! - `wiped-node`: a storage node loses its disk and restarts with default flags;
+//! - `three-dcs`: three DCs, the dc1–dc3 link cut; `all` writes in dc1 and session reads
+//!   of them in dc3;
+//! - `clock-back`: a storage node restarted with its clock stepped back.
+//!
+//! Each reports lost acknowledged writes, resurrected deletes, split collections (DCs that
+//! disagree about a collection), and whether (and how fast) the DCs converged.
+
+pub mod api;
+pub mod ledger;
+mod workers;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use super::check;
+use super::cluster::{ProcCluster, Role};
+use api::{Api, Outcome};
+use workers::Tally;
+
+/// A fault class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Class {
+    /// Delete / re-create cycles with a short tombstone grace, a link paused and resumed.
+    Recreate,
+    /// `field_merge` and `siblings` documents with concurrent field writes and deletes.
+    MergeDeletes,
+    /// Collection create and delete under short deadlines and node restarts.
+    Collections,
+    /// A storage node wiped and restarted with default flags.
+    WipedNode,
+    /// Three DCs with one cut link.
+    ThreeDcs,
+    /// A storage node restarted with its clock stepped back.
+    ClockBack,
+}
+
+/// Every class, in the order a full run takes them.
+pub const ALL: [Class; 6] = [
+    Class::Recreate,
+    Class::MergeDeletes,
+    Class::Collections,
+    Class::WipedNode,
+    Class::ThreeDcs,
+    Class::ClockBack,
+];
+
+impl Class {
+    /// Its name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Recreate => "recreate",
+            Class::MergeDeletes => "merge-deletes",
+            Class::Collections => "collections",
+            Class::WipedNode => "wiped-node",
+            Class::ThreeDcs => "three-dcs",
+            Class::ClockBack => "clock-back",
+        }
+    }
+
+    /// Parses a name (or `all`).
+    pub fn parse(s: &str) -> anyhow::Result<Vec<Class>> {
+        if s == "all" {
+            return Ok(ALL.to_vec());
+        }
+        ALL.iter()
+            .find(|c| c.name() == s)
+            .map(|c| vec![*c])
+            .ok_or_else(|| {
+                let names: Vec<&str> = ALL.iter().map(|c| c.name()).collect();
+                anyhow::anyhow!(
+                    "unknown fault class {s:?}; one of all, {}",
+                    names.join(", ")
+                )
+            })
+    }
+
+    /// DCs and storage nodes per DC of its cluster.
+    fn shape(self) -> (usize, usize) {
+        match self {
+            Class::ThreeDcs => (3, 1),
+            _ => (2, 2),
+        }
+    }
+
+    /// Extra flags of every storage node.
+    fn node_args(self) -> Vec<String> {
+        match self {
+            // Tombstones go as soon as the peer rules allow: the race this class hunts.
+            Class::Recreate | Class::MergeDeletes => vec!["--tombstone-grace-seconds=0".into()],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// How to run the classes.
+#[derive(Debug, Clone)]
+pub struct ClassOptions {
+    /// Where each class's cluster keeps its data and logs (a folder per class).
+    pub dir: PathBuf,
+    /// The `aerolith` binary the processes run.
+    pub aerolith: PathBuf,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// How long each class's workload runs under faults.
+    pub duration: Duration,
+    /// Quiet time before each fault.
+    pub quiet: Duration,
+    /// How long each fault is held.
+    pub hold: Duration,
+    /// Concurrent workers per class.
+    pub workers: usize,
+    /// How long the DCs get to converge after healing.
+    pub converge_timeout: Duration,
+}
+
+/// What one class found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassReport {
+    /// The class.
+    pub class: Class,
+    /// The seed, to replay it.
+    pub seed: u64,
+    /// Faults injected.
+    pub faults: Vec<String>,
+    /// Requests sent.
+    pub operations: u64,
+    /// Requests acknowledged.
+    pub acknowledged: u64,
+    /// Requests refused or unanswered.
+    pub failed: u64,
+    /// Acknowledged writes missing in some DC (counted per DC).
+    pub lost: u64,
+    /// Acknowledged deletes undone in some DC (counted per DC).
+    pub resurrected: u64,
+    /// Collections whose existence, settings or documents differ between DCs.
+    pub split_collections: u64,
+    /// Session reads that showed an older state than the session's own write.
+    pub stale_session_reads: u64,
+    /// `all` writes not confirmed within their deadline.
+    pub unconfirmed_all_writes: u64,
+    /// Whether every DC reported the same digests after healing.
+    pub converged: bool,
+    /// Seconds from the last heal to equal digests.
+    pub time_to_converge_s: Option<f64>,
+    /// The first problems found.
+    pub problems: Vec<String>,
+}
+
+impl ClassReport {
+    /// Whether the class found nothing wrong.
+    pub fn passed(&self) -> bool {
+        self.lost == 0
+            && self.resurrected == 0
+            && self.split_collections == 0
+            && self.stale_session_reads == 0
+            && self.unconfirmed_all_writes == 0
+            && self.converged
+    }
+}
+
+/// The reports as a table for people, one class a row, then the problems.
+pub fn table(reports: &[ClassReport]) -> String {
+    let mut out = format!(
+        "{:<14} {:>6} {:>6} {:>6} {:>5} {:>6} {:>6} {:>6} {:>6} {:>9} {:>8}\n",
+        "class",
+        "faults",
+        "acked",
+        "failed",
+        "lost",
+        "resurr",
+        "split",
+        "stale",
+        "unconf",
+        "converged",
+        "time"
+    );
+    for r in reports {
+        out.push_str(&format!(
+            "{:<14} {:>6} {:>6} {:>6} {:>5} {:>6} {:>6} {:>6} {:>6} {:>9} {:>8}\n",
+            r.class.name(),
+            r.faults.len(),
+            r.acknowledged,
+            r.failed,
+            r.lost,
+            r.resurrected,
+            r.split_collections,
+            r.stale_session_reads,
+            r.unconfirmed_all_writes,
+            if r.converged { "yes" } else { "no" },
+            r.time_to_converge_s
+                .map_or("-".into(), |t| format!("{t:.2} s")),
+        ));
+    }
+    for r in reports {
+        for p in &r.problems {
+            out.push_str(&format!("  {}: {p}\n", r.class.name()));
+        }
+    }
+    out
+}
+
+/// Runs the classes one after another, each on a fresh cluster.
+pub async fn run_all(classes: &[Class], opts: &ClassOptions) -> anyhow::Result<Vec<ClassReport>> {
+    let mut reports = Vec::new();
+    for (i, class) in classes.iter().enumerate() {
+        let report = run(*class, opts, opts.seed.wrapping_add(i as u64)).await?;
+        tracing::info!(
+            class = class.name(),
+            passed = report.passed(),
+            "fault class done"
+        );
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// Runs one class on its own cluster.
+pub async fn run(class: Class, opts: &ClassOptions, seed: u64) -> anyhow::Result<ClassReport> {
+    let (dcs, nodes) = class.shape();
+    let dir = opts.dir.join(class.name());
+    let mut cluster =
+        ProcCluster::start_with(&dir, &opts.aerolith, dcs, nodes, class.node_args()).await?;
+    let api = Api::default();
+    workers::prepare(class, &api, &cluster).await?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let hush = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..opts.workers.max(1))
+        .map(|n| {
+            let ctx = workers::Worker {
+                class,
+                n,
+                seed: seed.wrapping_mul(31).wrapping_add(n as u64),
+                gateways: cluster.http.clone(),
+                hush: hush.clone(),
+                api: api.clone(),
+            };
+            tokio::spawn(ctx.run(stop.clone()))
+        })
+        .collect();
+    let started = Instant::now();
+    let faults = nemesis(class, &mut cluster, &api, opts, seed, started, &hush).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut tally = Tally::default();
+    for t in tasks {
+        tally.merge(t.await?);
+    }
+    let faults = faults?;
+    heal_all(&mut cluster, &api).await;
+    let healed = Instant::now();
+    let converged = check::converge(
+        &reqwest::Client::new(),
+        &cluster.admin,
+        opts.converge_timeout,
+    )
+    .await;
+    let time_to_converge_s = converged.then(|| healed.elapsed().as_secs_f64());
+    let found = ledger::check(&api, &cluster.http, &tally.ledger).await;
+    let split = splits(&api, &cluster.http, &tally.collections).await;
+    let mut problems = tally.problems.clone();
+    problems.extend(found.problems);
+    problems.extend(split.1);
+    problems.truncate(20);
+    Ok(ClassReport {
+        class,
+        seed,
+        faults,
+        operations: tally.operations,
+        acknowledged: tally.acknowledged,
+        failed: tally.failed,
+        lost: found.lost,
+        resurrected: found.resurrected,
+        split_collections: split.0,
+        stale_session_reads: tally.stale_session_reads,
+        unconfirmed_all_writes: tally.unconfirmed_all_writes,
+        converged,
+        time_to_converge_s,
+        problems,
+    })
+}
+
+/// Collections whose existence, settings or documents differ between the DCs, and what
+/// differed.
+async fn splits(api: &Api, gateways: &[String], collections: &[String]) -> (u64, Vec<String>) {
+    let mut split = 0;
+    let mut problems = Vec::new();
+    for c in collections {
+        let mut seen = Vec::new();
+        for gw in gateways {
+            let (status, body) = api.get(&format!("{gw}/v1/collections/{c}"), &[]).await;
+            let ids = api.ids(gw, c).await;
+            seen.push((status, body["conflict_strategy"].clone(), ids));
+        }
+        // A collection a DC calls gone must hold no documents there either (a deletion that
+        // reached some of its nodes only), and every DC must agree.
+        let half_gone = seen
+            .iter()
+            .any(|(status, _, ids)| *status == 404 && ids.as_ref().is_some_and(|i| !i.is_empty()));
+        if half_gone || seen.windows(2).any(|w| w[0] != w[1]) {
+            split += 1;
+            if problems.len() < 5 {
+                let summary: Vec<String> = seen
+                    .iter()
+                    .map(|(s, strategy, ids)| {
+                        format!("{s} {strategy} {} docs", ids.as_ref().map_or(0, Vec::len))
+                    })
+                    .collect();
+                problems.push(format!("collection {c} differs between DCs: {summary:?}"));
+            }
+        }
+    }
+    (split, problems)
+}
+
+/// Every link resumed and healed and every process running, so the DCs can converge.
+async fn heal_all(cluster: &mut ProcCluster, api: &Api) {
+    for (from, to) in pairs(cluster) {
+        // Best effort: a replicator that is down resumes on its own when it restarts.
+        let _ = peer_action(api, cluster, from, to, "resume").await;
+        cluster.partition(from, to, false);
+    }
+    for i in 0..cluster.procs.len() {
+        if !cluster.procs[i].running()
+            && let Err(e) = cluster.restart(i, Vec::new()).await
+        {
+            tracing::warn!(error = %e, "cannot restart a process while healing");
+        }
+    }
+}
+
+/// Repeats the class's fault until the duration is over (at least once); every fault is
+/// healed before the next.
+async fn nemesis(
+    class: Class,
+    cluster: &mut ProcCluster,
+    api: &Api,
+    opts: &ClassOptions,
+    seed: u64,
+    started: Instant,
+    hush: &AtomicBool,
+) -> anyhow::Result<Vec<String>> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x6e656d65736973);
+    let mut done = Vec::new();
+    loop {
+        tokio::time::sleep(opts.quiet).await;
+        if !done.is_empty() && started.elapsed() + opts.hold > opts.duration {
+            return Ok(done);
+        }
+        let nodes = cluster.of_role(Role::Node);
+        let node = nodes[rng.random_range(0..nodes.len())];
+        let target = match class {
+            Class::Recreate => {
+                peer_action(api, cluster, 0, 1, "pause").await?;
+                // Long enough for a tombstone shipped just before the pause to be collected
+                // in dc1 and its document created again before the resume.
+                tokio::time::sleep(opts.hold.max(RECREATE_HOLD)).await;
+                peer_action(api, cluster, 0, 1, "resume").await?;
+                "dc1 -> dc2 paused".to_string()
+            }
+            Class::MergeDeletes => {
+                links(api, cluster, "pause").await?;
+                tokio::time::sleep(opts.hold).await;
+                links(api, cluster, "resume").await?;
+                "dc1 <-> dc2 paused".to_string()
+            }
+            Class::Collections => {
+                cluster.kill(node);
+                tokio::time::sleep(opts.hold).await;
+                cluster.launch(node).await?;
+                format!("{} killed", cluster.procs[node].name)
+            }
+            Class::WipedNode => {
+                cluster.wipe(node)?;
+                tokio::time::sleep(opts.hold).await;
+                cluster.launch(node).await?;
+                // The next fault waits for this node's copy (a second wipe meanwhile could
+                // take the only copy of a shard).
+                check::converge(
+                    &reqwest::Client::new(),
+                    &cluster.admin,
+                    opts.converge_timeout,
+                )
+                .await;
+                format!("{} wiped", cluster.procs[node].name)
+            }
+            Class::ThreeDcs => {
+                cluster.partition(0, 2, true);
+                tokio::time::sleep(opts.hold).await;
+                cluster.partition(0, 2, false);
+                "dc1 <-> dc3 cut".to_string()
+            }
+            Class::ClockBack => {
+                let in_dc1: Vec<usize> = nodes
+                    .into_iter()
+                    .filter(|i| cluster.procs[*i].dc == 0)
+                    .collect();
+                let node = in_dc1[rng.random_range(0..in_dc1.len())];
+                // The links pause, so the DCs' writes meanwhile are concurrent and their
+                // stamps decide the merge; writes hold off while the node and its gateway
+                // restart (the old gateway would send them to the other DC), so the node
+                // takes the writes of its shards right after its restart.
+                let gateway = cluster
+                    .of_role(Role::Gateway)
+                    .into_iter()
+                    .find(|i| cluster.procs[*i].dc == 0)
+                    .ok_or_else(|| anyhow::anyhow!("no gateway in dc1"))?;
+                hush.store(true, Ordering::Relaxed);
+                links(api, cluster, "pause").await?;
+                cluster
+                    .restart(node, vec![format!("--clock-offset-ms=-{}", CLOCK_BACK_MS)])
+                    .await?;
+                cluster.restart(gateway, Vec::new()).await?;
+                hush.store(false, Ordering::Relaxed);
+                tokio::time::sleep(opts.hold).await;
+                hush.store(true, Ordering::Relaxed);
+                cluster.restart(node, Vec::new()).await?;
+                cluster.restart(gateway, Vec::new()).await?;
+                links(api, cluster, "resume").await?;
+                hush.store(false, Ordering::Relaxed);
+                format!("{} clock -{CLOCK_BACK_MS} ms", cluster.procs[node].name)
+            }
+        };
+        tracing::info!(class = class.name(), %target, "fault healed");
+        done.push(target);
+    }
+}
+
+/// Every ordered pair of distinct DCs (by index).
+fn pairs(cluster: &ProcCluster) -> Vec<(usize, usize)> {
+    let n = cluster.dcs.len();
+    (0..n)
+        .flat_map(|from| (0..n).map(move |to| (from, to)))
+        .filter(|(from, to)| from != to)
+        .collect()
+}
+
+/// Pauses or resumes (`action`) DC `from`'s shipping to DC `to`.
+async fn peer_action(
+    api: &Api,
+    cluster: &ProcCluster,
+    from: usize,
+    to: usize,
+    action: &str,
+) -> anyhow::Result<()> {
+    let url = format!(
+        "{}/admin/peers/{}/{action}",
+        cluster.admin[from], cluster.dcs[to]
+    );
+    match api.post(&url).await {
+        Outcome::Done(..) => Ok(()),
+        other => anyhow::bail!("{url}: {other:?}"),
+    }
+}
+
+/// Pauses or resumes (`action`) shipping between every pair of DCs.
+async fn links(api: &Api, cluster: &ProcCluster, action: &str) -> anyhow::Result<()> {
+    for (from, to) in pairs(cluster) {
+        peer_action(api, cluster, from, to, action).await?;
+    }
+    Ok(())
+}
+
+/// The shortest pause of the `recreate` class.
+const RECREATE_HOLD: Duration = Duration::from_secs(6);
+
+/// How far the `clock-back` class steps a node's clock back at its restart.
+pub const CLOCK_BACK_MS: u64 = 2_000;
