@@ -585,11 +585,12 @@ async fn short_deadlines_and_unreachable_nodes_give_the_same_codes() {
             Client::Ws(_) => false,
         };
         if deadline_set {
+            // The first call either runs out of time dialling, or finds the node already
+            // marked down by the gateway's heartbeat (a miss within 600 ms of the start).
             let outcome = client.get("c", "x").await;
-            assert_eq!(
-                outcome,
-                Err("deadline_exceeded".into()),
-                "{}",
+            assert!(
+                outcome == Err("deadline_exceeded".into()) || outcome == Err("unavailable".into()),
+                "{}: {outcome:?}",
                 client.name()
             );
         } else {

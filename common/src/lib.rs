@@ -8,6 +8,7 @@ pub mod error;
 pub mod fault_proxy;
 pub mod healthcheck;
 pub mod hlc;
+pub mod idempotency;
 pub mod json;
 pub mod merge;
 pub mod name;

@@ -12,6 +12,8 @@ use aerolith_common::pb;
 use pb::request::Body as Req;
 use pb::response::Body as Resp;
 
+use aerolith_common::rpc::client::Fate;
+
 use crate::router::Router;
 
 /// How often nodes marked down are probed.
@@ -21,6 +23,12 @@ pub const PROBE_EVERY: Duration = Duration::from_millis(500);
 const DC_STATES_EVERY_TICKS: u64 = 4;
 /// How long a probe waits for an answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often every local node that is up is pinged: a node that died is known down within
+/// about this plus [`HEARTBEAT_TIMEOUT`], long before its connection's idle timeout.
+const HEARTBEAT_EVERY: Duration = Duration::from_millis(250);
+/// How long a heartbeat waits. A ping is answered on the node's event loop, ahead of any
+/// disk work, so a live node answers well within it even when busy.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(600);
 
 /// Addresses of storage nodes currently considered down, and the DCs marked down through
 /// a replicator's `POST /admin/failover`.
@@ -28,6 +36,11 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct NodeHealth {
     down: Mutex<HashSet<String>>,
     dc_states: Mutex<BTreeMap<String, pb::DcState>>,
+    /// Nodes marked down because they stopped answering (not because they answered that
+    /// they serve nothing now): calls in flight to them get no answer either.
+    silent: Mutex<HashSet<String>>,
+    /// Bumped whenever a node goes silent, so calls in flight to it can move on.
+    marked: tokio::sync::watch::Sender<u64>,
 }
 
 impl NodeHealth {
@@ -58,8 +71,37 @@ impl NodeHealth {
         self.lock().contains(addr)
     }
 
-    /// Marks `addr` down (its shards fail over); logs the transition.
+    fn lock_silent(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.silent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Resolves once `addr` has stopped answering (at once if it has): a node that answers
+    /// errors (shutting down, being rebuilt) still answers the calls it took.
+    pub async fn went_down(&self, addr: &str) {
+        let mut marked = self.marked.subscribe();
+        loop {
+            if self.lock_silent().contains(addr) {
+                return;
+            }
+            if marked.changed().await.is_err() {
+                // The sender lives as long as `self`; without it nothing is ever marked.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Marks `addr` down because it stopped answering (its shards fail over, and calls in
+    /// flight to it end); logs the transition.
     pub fn mark_down(&self, addr: &str) {
+        if self.lock_silent().insert(addr.to_string()) {
+            self.marked.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        self.mark_refusing(addr);
+    }
+
+    /// Marks `addr` down because it answered that it serves nothing now (its shards fail
+    /// over; the calls it took are still answered); logs the transition.
+    pub fn mark_refusing(&self, addr: &str) {
         if self.lock().insert(addr.to_string()) {
             tracing::warn!(
                 node = addr,
@@ -71,6 +113,7 @@ impl NodeHealth {
 
     /// Marks `addr` up again; logs the transition.
     pub fn mark_up(&self, addr: &str) {
+        self.lock_silent().remove(addr);
         if self.lock().remove(addr) {
             tracing::info!(node = addr, "storage node back and caught up: failing back");
         }
@@ -94,8 +137,52 @@ async fn refresh_dc_states(router: &Router) {
     }
 }
 
-/// Probes the local DC's nodes until the router closes.
+/// Probes the local DC's nodes until the router closes: heartbeats of the nodes that are up,
+/// and the return of those that are down.
 pub async fn probe(router: Arc<Router>) {
+    tokio::join!(heartbeat(&router), watch_down(&router));
+}
+
+/// Pings every local node that is up, every [`HEARTBEAT_EVERY`]; one that does not answer
+/// in time is marked down (its shards fail over at once; reads in flight to it move on).
+async fn heartbeat(router: &Router) {
+    let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = router.closing() => return,
+            _ = tick.tick() => {}
+        }
+        let up: Vec<String> = router
+            .nodes()
+            .into_iter()
+            .map(|n| n.addr)
+            .filter(|a| !router.health().is_down(a))
+            .collect();
+        let pings = up.iter().map(|addr| async move {
+            let ping = Req::Ping(pb::PingRequest {});
+            (
+                addr,
+                router.try_call_node(addr, ping, HEARTBEAT_TIMEOUT).await,
+            )
+        });
+        for (addr, answer) in futures::future::join_all(pings).await {
+            match answer {
+                Ok(_) => {}
+                // It answered, refusing (shutting down, say): down, but not silent.
+                Err(f) if f.fate == Fate::Answered => router.health().mark_refusing(addr),
+                Err(f) => {
+                    tracing::debug!(node = %addr, error = %f.error.message, "heartbeat missed");
+                    router.health().mark_down(addr);
+                }
+            }
+        }
+    }
+}
+
+/// Watches the nodes marked down for their return (answering and caught up), and reads the
+/// DC states now and then.
+async fn watch_down(router: &Router) {
     let mut tick = tokio::time::interval(PROBE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u64;
@@ -106,11 +193,8 @@ pub async fn probe(router: Arc<Router>) {
         }
         ticks += 1;
         if ticks.is_multiple_of(DC_STATES_EVERY_TICKS) {
-            refresh_dc_states(&router).await;
+            refresh_dc_states(router).await;
         }
-        // Calls mark a node down when it stops answering (a lost connection is noticed
-        // within the QUIC idle timeout); probes only watch those for their return, so a
-        // healthy cluster sees one ping every 2 s (the DC states) and nothing more.
         for node in router.nodes() {
             if !router.health().is_down(&node.addr) {
                 continue;
@@ -119,7 +203,7 @@ pub async fn probe(router: Arc<Router>) {
                 .call_node(&node.addr, Req::Ping(pb::PingRequest {}), PROBE_TIMEOUT)
                 .await
                 .is_ok();
-            if alive && caught_up(&router, &node).await {
+            if alive && caught_up(router, &node).await {
                 router.health().mark_up(&node.addr);
             }
         }

@@ -14,6 +14,7 @@ pub mod rest;
 pub mod router;
 pub mod server;
 pub mod tls;
+pub mod unsettled;
 pub mod ws;
 
 pub use server::{Gateway, GatewayOptions};

@@ -5,6 +5,7 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use aerolith_common::rpc::RpcClient;
+use aerolith_common::rpc::client::{Failure, Fate};
 use aerolith_common::topology::{ClusterConfig, DcConfig};
 use aerolith_common::{Error, ErrorCode, Result, pb};
 
@@ -18,6 +19,8 @@ pub struct Router {
     health: NodeHealth,
     /// Set once the gateway starts shutting down, so long-lived feeds can end.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Writes with an idempotency key whose outcome is unknown, and the node they reached.
+    unsettled: crate::unsettled::Unsettled,
 }
 
 /// One storage node and the shards it owns.
@@ -41,6 +44,7 @@ impl Router {
             client,
             health: NodeHealth::default(),
             closing: tokio::sync::watch::Sender::new(false),
+            unsettled: Default::default(),
         })
     }
 
@@ -80,12 +84,27 @@ impl Router {
         body: pb::request::Body,
         timeout: Duration,
     ) -> Result<pb::response::Body> {
+        self.try_call_node(addr, body, timeout)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// [`Router::call_node`], telling on failure whether the node can have acted on it.
+    pub async fn try_call_node(
+        &self,
+        addr: &str,
+        body: pb::request::Body,
+        timeout: Duration,
+    ) -> std::result::Result<pb::response::Body, Failure> {
         let op = op_name(&body);
         let started = std::time::Instant::now();
-        let out = self.client.call(addr, body, timeout).await;
+        let in_flight = metrics::gauge!("aerolith_rpc_in_flight", "op" => op);
+        in_flight.increment(1.0);
+        let out = self.client.try_call(addr, body, timeout).await;
+        in_flight.decrement(1.0);
         let code = match &out {
             Ok(_) => "ok",
-            Err(e) => e.code.as_str(),
+            Err(f) => f.error.code.as_str(),
         };
         metrics::histogram!("aerolith_rpc_duration_seconds", "op" => op, "code" => code)
             .record(started.elapsed().as_secs_f64());
@@ -129,37 +148,128 @@ impl Router {
         }
     }
 
+    /// Records that a call failed as `unavailable` with `fate`: a node that answered so
+    /// serves nothing now (its shards fail over) but answers what it took; one that did not
+    /// answer is unreachable.
+    pub fn failed(&self, addr: &str, fate: Fate) {
+        if fate == Fate::Answered {
+            if self.dc.nodes.iter().any(|n| n.rpc == addr) {
+                self.health.mark_refusing(addr);
+            }
+        } else {
+            self.unreachable(addr);
+        }
+    }
+
     /// Calls the owner of `shard`: the local DC's, or while that one is down (or does not
     /// answer) the next healthy DC's (DESIGN.md "Failover"); a write there carries that
     /// DC's vector entry and replicates back. Nodes considered down are tried last.
+    ///
+    /// A read goes on to the next owner whenever one is unreachable, also when the node is
+    /// found down while the read is in flight. A write goes on only when the owner surely
+    /// did nothing (it was never reached, or it answered that it serves nothing now); once
+    /// a write may have reached a node that then failed to answer, its outcome is unknown
+    /// and it is not sent anywhere else: the answer is `unavailable`, saying so (API.md).
     pub async fn call_shard(
         &self,
         shard: u16,
         body: pb::request::Body,
         timeout: Duration,
     ) -> Result<pb::response::Body> {
+        let write = is_write(&body);
+        let keys = crate::unsettled::keys_of(&body);
+        self.check_unsettled(&keys)?;
         let deadline = std::time::Instant::now() + timeout;
-        let (up, down): (Vec<String>, Vec<String>) = self
-            .owners(shard)
-            .into_iter()
-            .partition(|a| !self.health.is_down(a));
+        let (up, down): (Vec<String>, Vec<String>) = match self.unsettled.node_of(&keys) {
+            // The node an earlier attempt of this keyed write reached, and no other.
+            Some(pinned) => (vec![pinned], Vec::new()),
+            None => self
+                .owners(shard)
+                .into_iter()
+                .partition(|a| !self.health.is_down(a)),
+        };
         let mut last = None;
         for addr in up.iter().chain(&down) {
             let remaining = deadline.saturating_duration_since(std::time::Instant::now());
             if remaining.is_zero() {
                 break;
             }
-            match self.call_node(addr, body.clone(), remaining).await {
-                Err(e) if e.code == ErrorCode::Unavailable => {
-                    self.unreachable(addr);
-                    last = Some(e);
+            // A call in flight to a node found down meanwhile ends at once instead of waiting
+            // for its connection to time out: a read goes on to the next owner, a write
+            // answers that its outcome is unknown (it was sent).
+            let out = tokio::select! {
+                out = self.try_call_node(addr, body.clone(), remaining) => out,
+                () = self.health.went_down(addr) => Err(Failure {
+                    error: Error::unavailable(format!("storage node {addr} went down")),
+                    fate: Fate::Unknown,
+                }),
+            };
+            match out {
+                Ok(body) => {
+                    self.settled(&keys);
+                    return Ok(body);
                 }
-                other => return other,
+                Err(f) if f.error.code != ErrorCode::Unavailable => {
+                    // A write that ran out of time after it was sent may still be applied:
+                    // its keys are unsettled as for any unknown outcome.
+                    if write && f.fate == Fate::Unknown {
+                        self.remember_unsettled(&keys, addr);
+                    }
+                    return Err(f.error);
+                }
+                Err(f) if write && f.fate == Fate::Unknown => {
+                    return Err(self.outcome_unknown(&keys, addr, &f.error));
+                }
+                Err(f) => {
+                    self.failed(addr, f.fate);
+                    last = Some(f.error);
+                }
             }
         }
         Err(last.unwrap_or_else(|| {
             Error::deadline("no owner of the shard answered before the deadline")
         }))
+    }
+
+    /// Refuses a write one of whose idempotency keys had an earlier attempt reach a node
+    /// that is down now: that node may hold the key (the write may have been applied there),
+    /// so the write goes there or nowhere, never to another DC where it could apply twice
+    /// ([`Router::call_shard`] sends it only there while that node is up).
+    pub fn check_unsettled(&self, keys: &[crate::unsettled::Key]) -> Result<()> {
+        match self.unsettled.node_of(keys) {
+            Some(addr) if self.health.is_down(&addr) => Err(Error::unavailable(format!(
+                "an earlier attempt of this write (its Idempotency-Key) reached storage node {addr}, which is down: its outcome is unknown until the node is back; retry it then with the same key"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The answer to a write that reached `addr`, which then failed to answer (`error`):
+    /// `unavailable`, saying the outcome is unknown; the node is marked down and the write's
+    /// keys remembered (see [`Router::check_unsettled`]).
+    pub fn outcome_unknown(
+        &self,
+        keys: &[crate::unsettled::Key],
+        addr: &str,
+        error: &Error,
+    ) -> Error {
+        self.unreachable(addr);
+        self.remember_unsettled(keys, addr);
+        Error::unavailable(format!(
+            "the outcome of the write is unknown: it reached storage node {addr}, which then failed to answer ({}); it may or may not have been applied. Retry it with the same Idempotency-Key",
+            error.message
+        ))
+    }
+
+    /// Remembers that an attempt of a write with `keys` reached `addr` and its outcome is
+    /// unknown (see [`Router::check_unsettled`]).
+    pub fn remember_unsettled(&self, keys: &[crate::unsettled::Key], addr: &str) {
+        self.unsettled.remember(keys, addr);
+    }
+
+    /// Forgets the keys of a write that was answered.
+    pub fn settled(&self, keys: &[crate::unsettled::Key]) {
+        self.unsettled.settle(keys);
     }
 
     /// Calls every node of the DC concurrently, in node order.
@@ -277,6 +387,13 @@ impl Router {
         self.begin_close();
         self.client.close();
     }
+}
+
+/// Whether a call changes data (and so must not be repeated elsewhere once it may have
+/// been applied).
+fn is_write(body: &pb::request::Body) -> bool {
+    use pb::request::Body as B;
+    matches!(body, B::Put(_) | B::Patch(_) | B::Delete(_) | B::Bulk(_))
 }
 
 fn op_name(body: &pb::request::Body) -> &'static str {

@@ -136,6 +136,8 @@ async fn lag(o: &Options) {
             id,
             body: format!("{{\"i\":{i}}}").into_bytes(),
             precondition: None,
+            session: Vec::new(),
+            idempotency: None,
         });
         let t = Instant::now();
         c.client

@@ -122,6 +122,7 @@ impl Receiver {
                 source_dc: c.source_dc,
                 sender_wall_ms: ship.sent_at_ms,
                 repair: false,
+                idempotency: c.idempotency,
             });
         }
         let from_dc = &ship.from_dc;

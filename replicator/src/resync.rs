@@ -205,6 +205,7 @@ async fn repair(
             collection_meta: meta,
             sender_wall_ms: 0,
             repair: true,
+            idempotency: None,
         });
     }
     let n = applies.len() as u64;

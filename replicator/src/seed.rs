@@ -56,7 +56,7 @@ async fn seed_node(
             vetted = false;
         }
         if status.as_ref().is_some_and(|s| s.undecided) {
-            match holds_data(client, dc, &owned, peers).await {
+            match must_seed(client, dc, &owned, peers).await {
                 Ok(seed) => {
                     let req = Req::SeedDecide(pb::SeedDecideRequest { seed });
                     if let Err(e) = call(client, &node.rpc, req).await {
@@ -120,12 +120,14 @@ async fn seed_node(
     }
 }
 
-/// Whether a peer DC holds data of `owned` shards, for a new store of `dc` deciding how to
-/// start (`--new-store auto`): a peer owner that is being rebuilt (the cluster had data), or
-/// whose log of a shard ever took a change, or that has applied any DC's changes of one.
-/// Owners that are new and undecided themselves hold nothing (a new cluster starting). An
-/// error when a peer owner does not answer: then nobody can tell yet.
-async fn holds_data(
+/// Whether a new store of `dc` holding `owned` shards must be copied from a peer DC
+/// (`--new-store auto`), or may start empty and take its shards' data through replication:
+/// it must when a peer DC has applied changes of this DC's logs of them (this store
+/// replaces one that wrote, whose counters must not be reused), when a peer's log of one
+/// of them no longer holds its whole history (replication could not bring it all), or when
+/// a peer owner is being rebuilt itself. Owners that are new and undecided hold nothing (a
+/// new cluster starting). An error when a peer owner does not answer: nobody can tell yet.
+async fn must_seed(
     client: &RpcClient,
     dc: &str,
     owned: &[u16],
@@ -151,29 +153,26 @@ async fn holds_data(
             if status.unseeded {
                 return Ok(true);
             }
-            let heads = Req::ChangeHeads(pb::ChangeHeadsRequest {
+            let req = Req::Watermarks(pb::WatermarksRequest {
                 shards: shards.clone(),
             });
+            let Resp::Watermarks(w) = call(client, owner, req).await? else {
+                return Err(unexpected("watermarks", owner));
+            };
+            let ours = w
+                .watermarks
+                .iter()
+                .any(|m| m.origin_dc == dc && m.position.is_some_and(|p| p.seq > 0));
+            if ours {
+                tracing::info!(%dc, peer = %peer.id, "a peer DC has applied this DC's changes of a new store's shards");
+                return Ok(true);
+            }
+            let heads = Req::ChangeHeads(pb::ChangeHeadsRequest { shards });
             let Resp::Heads(h) = call(client, owner, heads).await? else {
                 return Err(unexpected("change_heads", owner));
             };
-            if h.heads.iter().any(|h| h.seq > 0) {
-                tracing::info!(%dc, peer = %peer.id, "a peer DC's log holds changes of a new store's shards");
-                return Ok(true);
-            }
-            let Resp::Watermarks(w) = call(
-                client,
-                owner,
-                Req::Watermarks(pb::WatermarksRequest { shards }),
-            )
-            .await?
-            else {
-                return Err(unexpected("watermarks", owner));
-            };
-            if w.watermarks
-                .iter()
-                .any(|m| m.position.is_some_and(|p| p.seq > 0))
-            {
+            if h.oldest.iter().any(|o| o.seq > 0) {
+                tracing::info!(%dc, peer = %peer.id, "a peer DC's log of a new store's shards no longer holds its whole history");
                 return Ok(true);
             }
         }

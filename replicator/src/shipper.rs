@@ -402,6 +402,7 @@ async fn round(
             id: ev.id,
             record: ev.record,
             source_dc,
+            idempotency: ev.idempotency,
         });
     }
     // Entries the read passed over (changes of deleted collections) still move the peer's

@@ -116,6 +116,8 @@ async fn three_dc_processes_converge_around_a_cut_link() {
                 collection: "t".into(),
                 id,
                 precondition: None,
+                session: Vec::new(),
+                idempotency: None,
             }),
         )
         .await;

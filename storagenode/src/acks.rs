@@ -319,6 +319,8 @@ mod tests {
                 id: "x".into(),
                 body,
                 precondition: None,
+                session: Vec::new(),
+                idempotency: None,
             },
             deadline(),
         )
@@ -329,6 +331,8 @@ mod tests {
                 collection: "c".into(),
                 id: "x".into(),
                 precondition: None,
+                session: Vec::new(),
+                idempotency: None,
             },
             deadline(),
         )

@@ -140,6 +140,10 @@ impl Store {
         if let Some(position) = position {
             self.watermark_into(&mut batch, shard, &req.origin_dc, position)?;
         }
+        // The write's idempotency record, so a retry here answers as the write did.
+        if let Some(idem) = &req.idempotency {
+            self.idem_into(&mut batch, shard, &req.collection, idem)?;
+        }
         // Changes of an incarnation this DC deleted (or replaced) are dropped everywhere.
         let stale = remote.incarnation < meta.incarnation
             || (meta.deleted && remote.incarnation <= meta.deleted_hlc);
@@ -177,6 +181,7 @@ impl Store {
                     collection_meta: None,
                     logged_at_ms: 0,
                     echo,
+                    idempotency: req.idempotency.clone(),
                 };
                 self.commit_with(&mut st, shard, &event, batch)?;
                 Ok(pb::ApplyResponse {
@@ -278,6 +283,8 @@ mod tests {
                 id: id.into(),
                 body: serde_json::to_vec(&body).unwrap(),
                 precondition: None,
+                session: Vec::new(),
+                idempotency: None,
             },
             deadline(),
         )
@@ -324,6 +331,7 @@ mod tests {
                         source_dc: String::new(),
                         sender_wall_ms: 0,
                         repair: false,
+                        idempotency: None,
                     },
                     deadline(),
                 )
@@ -446,6 +454,7 @@ mod tests {
             source_dc: "dc3".into(),
             sender_wall_ms: 0,
             repair: false,
+            idempotency: None,
         };
         assert!(dc2.apply(&forwarded, deadline()).unwrap().changed);
         let log = log(&dc2);
@@ -544,6 +553,8 @@ mod tests {
                     id: "y".into(),
                     body: b"{}".to_vec(),
                     precondition: None,
+                    session: Vec::new(),
+                    idempotency: None,
                 },
                 deadline(),
             )
@@ -567,6 +578,7 @@ mod tests {
             source_dc: String::new(),
             sender_wall_ms: 0,
             repair: false,
+            idempotency: None,
         };
         assert!(dc2.apply(&req, deadline()).unwrap().changed);
         write(&dc2).expect("writes go on");
@@ -634,6 +646,8 @@ mod tests {
                     id: id.into(),
                     body: b"{}".to_vec(),
                     precondition: None,
+                    session: Vec::new(),
+                    idempotency: None,
                 },
                 deadline(),
             )
@@ -681,6 +695,7 @@ mod tests {
             source_dc: String::new(),
             sender_wall_ms: 0,
             repair: false,
+            idempotency: None,
         };
         let e = dc2.apply(&req, deadline()).unwrap_err();
         assert_eq!(e.code, aerolith_common::ErrorCode::Unavailable, "{e}");
@@ -732,6 +747,7 @@ mod tests {
             source_dc: String::new(),
             sender_wall_ms: 0,
             repair: false,
+            idempotency: None,
         };
         assert!(!dc2.apply(&stale, deadline()).unwrap().changed);
         assert!(dc2.read_record(1, "c", "x").unwrap().is_none());

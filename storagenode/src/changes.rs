@@ -36,6 +36,8 @@ pub struct Retention {
     pub hard_cap: u64,
     /// How long a tombstone is kept at least after every peer acknowledged it.
     pub tombstone_grace: Duration,
+    /// How long an idempotency key is remembered after its write.
+    pub idempotency: Duration,
 }
 
 impl Default for Retention {
@@ -45,6 +47,7 @@ impl Default for Retention {
             age: Duration::from_secs(24 * 3600),
             hard_cap: 1_000_000,
             tombstone_grace: Duration::from_secs(3600),
+            idempotency: Duration::from_secs(24 * 3600),
         }
     }
 }

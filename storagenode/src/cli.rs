@@ -57,6 +57,10 @@ pub struct Args {
     /// (counted from its timestamp); it also stays until every peer DC acknowledged it.
     #[arg(long, default_value_t = Retention::default().tombstone_grace.as_secs())]
     pub tombstone_grace_seconds: u64,
+    /// Seconds an idempotency key (`Idempotency-Key`) is remembered after its write: a retry
+    /// with the key within it answers what the write answered and writes nothing again.
+    #[arg(long, default_value_t = Retention::default().idempotency.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub idempotency_retention_seconds: u64,
     /// When the data directory holds no store yet: `auto` (the default) serves nothing until
     /// the DC's replicator has checked the peer DCs, then is seeded from them if one holds
     /// data of the node's shards (a lost disk) or starts empty if none does (a new cluster);
@@ -115,6 +119,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             age: std::time::Duration::from_secs(args.retain_seconds),
             hard_cap: args.retain_changes_hard_cap,
             tombstone_grace: std::time::Duration::from_secs(args.tombstone_grace_seconds),
+            idempotency: std::time::Duration::from_secs(args.idempotency_retention_seconds),
         },
         new_store: match args.new_store {
             NewStore::Auto if cluster.dcs.len() < 2 => NewStore::Genesis,

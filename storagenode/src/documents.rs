@@ -17,7 +17,7 @@ use aerolith_common::{Error, ErrorCode, Result, pb};
 use crate::collections::visible;
 use crate::keys::{CF_DOCS, doc_key};
 use crate::scan::{MergedScan, Start};
-use crate::store::{RECORD_FORMAT, Store};
+use crate::store::{RECORD_FORMAT, ShardState, Store};
 
 /// Which fields a local write stamps (for `field_merge` collections).
 enum Stamping<'a> {
@@ -225,6 +225,34 @@ impl Store {
             record,
             created: false,
             mark: Some(self.head_mark(shard)),
+            ..Default::default()
+        })
+    }
+
+    /// The common end of a local write under the shard's lock `st`: the new record on top of
+    /// `current`, the idempotency record if the client sent a key, one commit, the answer.
+    #[allow(clippy::too_many_arguments)]
+    fn write_local(
+        &self,
+        st: &mut ShardState,
+        shard: u16,
+        (collection, id): (&str, &str),
+        current: Option<&pb::DocRecord>,
+        meta: &pb::CollectionMeta,
+        body: Option<Vec<u8>>,
+        stamping: Stamping<'_>,
+        created: bool,
+        idem: Option<&pb::Idempotency>,
+    ) -> Result<pb::DocResponse> {
+        let record = self.local_version(current, st.counter_floor, meta, body, stamping);
+        let idem = self.idem_for(st, shard, id, idem, &record, created);
+        self.commit(st, shard, collection, id, &record, idem)?;
+        Ok(pb::DocResponse {
+            record: Some(record),
+            created,
+            mark: Some(self.written_mark(shard, st)),
+            id: id.to_string(),
+            replayed: false,
         })
     }
 
@@ -236,24 +264,25 @@ impl Store {
         let body = parse_object(&req.body, self.limits)?;
         let bytes = encode_object(&body, self.limits)?;
         let mut st = self.lock_shard_by(shard, deadline)?;
+        if let Some(first) = self.replay(shard, &req.collection, req.idempotency.as_ref())? {
+            return Ok(first);
+        }
         let meta = self.collection_for_write(&req.collection)?;
         let current = self.read_record(shard, &req.collection, &req.id)?;
         let live = current.as_ref().filter(|r| !r.tombstone);
         check_precondition(live, req.precondition.as_ref())?;
         let created = live.is_none();
-        let record = self.local_version(
+        self.write_local(
+            &mut st,
+            shard,
+            (&req.collection, &req.id),
             current.as_ref(),
-            st.counter_floor,
             &meta,
             Some(bytes),
             Stamping::Put(&body),
-        );
-        self.commit(&mut st, shard, &req.collection, &req.id, &record)?;
-        Ok(pb::DocResponse {
-            record: Some(record),
             created,
-            mark: Some(self.written_mark(shard, &st)),
-        })
+            req.idempotency.as_ref(),
+        )
     }
 
     /// Applies a merge patch or JSON Patch to an existing document.
@@ -268,6 +297,9 @@ impl Store {
         };
         let patch_doc = parse_value(&req.patch, self.limits.max_depth + 2)?;
         let mut st = self.lock_shard_by(shard, deadline)?;
+        if let Some(first) = self.replay(shard, &req.collection, req.idempotency.as_ref())? {
+            return Ok(first);
+        }
         let current = self.read_record(shard, &req.collection, &req.id)?;
         let live = live_or_not_found(current.as_ref(), &req.collection, &req.id)?;
         check_precondition(Some(live), req.precondition.as_ref())?;
@@ -275,19 +307,17 @@ impl Store {
         let after = patch::apply(kind, &before, &patch_doc, self.limits.max_bytes)?;
         let bytes = encode_object(&after, self.limits)?;
         let meta = self.collection_for_write(&req.collection)?;
-        let record = self.local_version(
+        self.write_local(
+            &mut st,
+            shard,
+            (&req.collection, &req.id),
             current.as_ref(),
-            st.counter_floor,
             &meta,
             Some(bytes),
             Stamping::Patch(&before, &after),
-        );
-        self.commit(&mut st, shard, &req.collection, &req.id, &record)?;
-        Ok(pb::DocResponse {
-            record: Some(record),
-            created: false,
-            mark: Some(self.written_mark(shard, &st)),
-        })
+            false,
+            req.idempotency.as_ref(),
+        )
     }
 
     /// Deletes a document, leaving a tombstone.
@@ -296,23 +326,24 @@ impl Store {
         let shard = self.check_shard(req.shard)?;
         self.check_clock()?;
         let mut st = self.lock_shard_by(shard, deadline)?;
+        if let Some(first) = self.replay(shard, &req.collection, req.idempotency.as_ref())? {
+            return Ok(first);
+        }
         let current = self.read_record(shard, &req.collection, &req.id)?;
         let live = live_or_not_found(current.as_ref(), &req.collection, &req.id)?;
         check_precondition(Some(live), req.precondition.as_ref())?;
         let meta = self.collection_for_write(&req.collection)?;
-        let record = self.local_version(
+        self.write_local(
+            &mut st,
+            shard,
+            (&req.collection, &req.id),
             current.as_ref(),
-            st.counter_floor,
             &meta,
             None,
             Stamping::Delete,
-        );
-        self.commit(&mut st, shard, &req.collection, &req.id, &record)?;
-        Ok(pb::DocResponse {
-            record: Some(record),
-            created: false,
-            mark: Some(self.written_mark(shard, &st)),
-        })
+            false,
+            req.idempotency.as_ref(),
+        )
     }
 
     /// Lists live documents in id order over the requested shards, stopping at `limit`,

@@ -118,6 +118,44 @@ pub const META_HLC: &[u8] = b"hlc";
 /// seeded (`--new-store auto`).
 pub const META_UNDECIDED: &[u8] = b"undecided";
 
+/// Meta key prefix of idempotency records.
+pub const META_IDEM_PREFIX: &[u8] = b"idem/";
+/// Meta key prefix of idempotency records' expiry entries (in expiry order).
+pub const META_IDEM_EXPIRY_PREFIX: &[u8] = b"idemx/";
+
+fn idem_suffix(k: &mut Vec<u8>, shard: u16, collection: &str, scope: &str, key: &str) {
+    k.extend_from_slice(&shard.to_be_bytes());
+    k.extend_from_slice(collection.as_bytes());
+    k.push(0);
+    k.extend_from_slice(scope.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+}
+
+/// Meta key of the idempotency record of `key` scoped to `scope` (a document id, or empty
+/// for a create under a generated id) in `collection` of `shard`:
+/// `idem/ | shard u16 BE | collection | 0 | scope | 0 | key`.
+pub fn meta_idem(shard: u16, collection: &str, scope: &str, key: &str) -> Vec<u8> {
+    let mut k = META_IDEM_PREFIX.to_vec();
+    idem_suffix(&mut k, shard, collection, scope, key);
+    k
+}
+
+/// Meta key of an idempotency record's expiry entry: `idemx/ | expires_ms u64 BE | ` and the
+/// record key's part after `idem/`, so purging walks records in expiry order.
+pub fn meta_idem_expiry(
+    expires_ms: u64,
+    shard: u16,
+    collection: &str,
+    scope: &str,
+    key: &str,
+) -> Vec<u8> {
+    let mut k = META_IDEM_EXPIRY_PREFIX.to_vec();
+    k.extend_from_slice(&expires_ms.to_be_bytes());
+    idem_suffix(&mut k, shard, collection, scope, key);
+    k
+}
+
 /// Meta key of a shard's counter floor (see `ShardState::counter_floor`).
 pub fn meta_counter_floor(shard: u16) -> Vec<u8> {
     let mut k = b"ctrfloor/".to_vec();

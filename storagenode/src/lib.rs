@@ -11,6 +11,7 @@ pub mod collections;
 pub mod digest;
 pub mod documents;
 pub mod engine;
+mod idempotency;
 pub mod keys;
 pub mod node;
 pub mod query;

@@ -145,6 +145,7 @@ async fn trim_by_age(store: Arc<Store>) {
         let grace = tombstone_grace.as_millis() as u64;
         let collect = move || {
             s.trim_older_than(cutoff)?;
+            s.purge_idempotency(now_ms)?;
             s.collect_tombstones(now_ms, grace).map(|_| ())
         };
         match tokio::task::spawn_blocking(collect).await {

@@ -394,6 +394,8 @@ mod tests {
                     body: serde_json::to_vec(&serde_json::json!({"n": i % 7, "even": i % 2 == 0}))
                         .expect("json"),
                     precondition: None,
+                    session: Vec::new(),
+                    idempotency: None,
                 },
                 deadline(),
             )

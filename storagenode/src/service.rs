@@ -148,14 +148,32 @@ fn bulk(store: &Store, req: pb::BulkRequest, deadline: Instant) -> pb::BulkRespo
     pb::BulkResponse { results }
 }
 
-/// The marks a request must wait for before it runs.
-fn session_marks(body: &Req) -> &[pb::SessionMark] {
+/// The marks a request must wait for before it runs: a session's reads, and its writes
+/// (whose preconditions and patches must see the state the session has seen).
+fn session_marks(body: &Req) -> std::borrow::Cow<'_, [pb::SessionMark]> {
+    use pb::bulk_op::Op;
+    use std::borrow::Cow;
     match body {
-        Req::Get(r) => &r.session,
-        Req::List(r) => &r.session,
-        Req::Query(r) => &r.session,
-        Req::AwaitMarks(r) => &r.marks,
-        _ => &[],
+        Req::Get(r) => Cow::Borrowed(&r.session),
+        Req::List(r) => Cow::Borrowed(&r.session),
+        Req::Query(r) => Cow::Borrowed(&r.session),
+        Req::AwaitMarks(r) => Cow::Borrowed(&r.marks),
+        Req::Put(r) => Cow::Borrowed(&r.session),
+        Req::Patch(r) => Cow::Borrowed(&r.session),
+        Req::Delete(r) => Cow::Borrowed(&r.session),
+        Req::Bulk(b) => Cow::Owned(
+            b.ops
+                .iter()
+                .flat_map(|op| match &op.op {
+                    Some(Op::Put(r)) => r.session.as_slice(),
+                    Some(Op::Patch(r)) => r.session.as_slice(),
+                    Some(Op::Delete(r)) => r.session.as_slice(),
+                    None => &[],
+                })
+                .cloned()
+                .collect(),
+        ),
+        _ => Cow::Borrowed(&[]),
     }
 }
 
@@ -211,8 +229,9 @@ async fn run(store: Arc<Store>, body: Req, deadline: Instant, budget: usize) -> 
         // Give up a little before the caller does, so it learns why.
         let margin = TAIL_MARGIN.min(deadline.saturating_duration_since(Instant::now()) / 10);
         let until = deadline.checked_sub(margin).unwrap_or(deadline);
-        wait_covered(&store, marks, until).await?;
+        wait_covered(&store, &marks, until).await?;
     }
+    drop(marks);
     tokio::task::spawn_blocking(move || dispatch(&store, body, deadline, budget))
         .await
         .map_err(|e| Error::internal(format!("storage task failed: {e}")))?

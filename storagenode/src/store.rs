@@ -461,7 +461,8 @@ impl Store {
         wo
     }
 
-    /// Writes a document record, its change-log entry and the shard's counter in one batch.
+    /// Writes a document record, its change-log entry (with the write's idempotency record,
+    /// if any, which is kept too) and the shard's counter in one batch.
     pub(crate) fn commit(
         &self,
         st: &mut ShardState,
@@ -469,14 +470,20 @@ impl Store {
         collection: &str,
         id: &str,
         record: &pb::DocRecord,
+        idempotency: Option<pb::IdemRecord>,
     ) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        if let Some(idem) = &idempotency {
+            self.idem_into(&mut batch, shard, collection, idem)?;
+        }
         let event = pb::ChangeEvent {
             collection: collection.to_string(),
             id: id.to_string(),
             record: Some(record.clone()),
+            idempotency,
             ..Default::default()
         };
-        self.commit_with(st, shard, &event, WriteBatch::default())
+        self.commit_with(st, shard, &event, batch)
     }
 
     /// [`Store::commit`] of a whole change-log entry (a remote apply says where it came

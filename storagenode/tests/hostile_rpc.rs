@@ -123,6 +123,8 @@ async fn hostile_frames_and_uncertified_clients_leave_the_node_serving() {
                 id: "keep".into(),
                 body: br#"{"v":1}"#.to_vec(),
                 precondition: None,
+                session: Vec::new(),
+                idempotency: None,
             }),
             WAIT,
         )

@@ -118,6 +118,8 @@ async fn acknowledged_writes_survive_sigkill() {
             id: id.clone(),
             body: format!("{{\"i\":{i}}}").into_bytes(),
             precondition: None,
+            session: Vec::new(),
+            idempotency: None,
         });
         match call_until_up(&client, &f.addr, body).await {
             Resp::Doc(d) => acked.push((id, d.record.expect("record").vv)),

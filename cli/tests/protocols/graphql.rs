@@ -39,6 +39,10 @@ pub struct Graphql {
     http: reqwest::Client,
     /// Sent as `X-Aerolith-Timeout-Ms` when set.
     pub deadline_ms: Option<u64>,
+    /// Sent as the `X-Aerolith-Session` header when set.
+    pub session: Option<String>,
+    /// Passed as the mutations' `idempotencyKey` argument when set.
+    pub idempotency_key: Option<String>,
 }
 
 impl Graphql {
@@ -48,6 +52,8 @@ impl Graphql {
             url: format!("http://{http}/graphql"),
             http: reqwest::Client::new(),
             deadline_ms: None,
+            session: None,
+            idempotency_key: None,
         }
     }
 
@@ -56,6 +62,9 @@ impl Graphql {
         let mut req = self.http.post(&self.url);
         if let Some(ms) = self.deadline_ms {
             req = req.header("x-aerolith-timeout-ms", ms.to_string());
+        }
+        if let Some(s) = &self.session {
+            req = req.header("x-aerolith-session", s);
         }
         let resp = req
             .header("content-type", "application/json")
@@ -91,10 +100,10 @@ impl Graphql {
         none_match: bool,
     ) -> Outcome {
         let q = format!(
-            "mutation($c: String!, $id: ID, $d: JSON!, $m: String, $n: Boolean) {{ putDocument(collection: $c, id: $id, data: $d, ifMatch: $m, ifNoneMatch: $n) {{ {DOC_FIELDS} }} }}"
+            "mutation($c: String!, $id: ID, $d: JSON!, $m: String, $n: Boolean, $k: String) {{ putDocument(collection: $c, id: $id, data: $d, ifMatch: $m, ifNoneMatch: $n, idempotencyKey: $k) {{ {DOC_FIELDS} }} }}"
         );
         let data: Value = serde_json::from_str(data).expect("test data is JSON");
-        let vars = json!({"c": coll, "id": id, "d": data, "m": m, "n": none_match});
+        let vars = json!({"c": coll, "id": id, "d": data, "m": m, "n": none_match, "k": self.idempotency_key});
         Ok(doc_from_graphql(&self.run(&q, vars, "putDocument").await?))
     }
 
@@ -110,20 +119,19 @@ impl Graphql {
 
     pub async fn patch(&mut self, coll: &str, id: &str, patch: &str, m: Option<&str>) -> Outcome {
         let q = format!(
-            "mutation($c: String!, $id: ID!, $p: JSON!, $m: String) {{ patchDocument(collection: $c, id: $id, patch: $p, ifMatch: $m) {{ {DOC_FIELDS} }} }}"
+            "mutation($c: String!, $id: ID!, $p: JSON!, $m: String, $k: String) {{ patchDocument(collection: $c, id: $id, patch: $p, ifMatch: $m, idempotencyKey: $k) {{ {DOC_FIELDS} }} }}"
         );
         let patch: Value = serde_json::from_str(patch).expect("test patch is JSON");
-        let vars = json!({"c": coll, "id": id, "p": patch, "m": m});
+        let vars = json!({"c": coll, "id": id, "p": patch, "m": m, "k": self.idempotency_key});
         Ok(doc_from_graphql(
             &self.run(&q, vars, "patchDocument").await?,
         ))
     }
 
     pub async fn delete(&mut self, coll: &str, id: &str, m: Option<&str>) -> Outcome {
-        let q = "mutation($c: String!, $id: ID!, $m: String) { deleteDocument(collection: $c, id: $id, ifMatch: $m) }";
-        let done = self
-            .run(q, json!({"c": coll, "id": id, "m": m}), "deleteDocument")
-            .await?;
+        let q = "mutation($c: String!, $id: ID!, $m: String, $k: String) { deleteDocument(collection: $c, id: $id, ifMatch: $m, idempotencyKey: $k) }";
+        let vars = json!({"c": coll, "id": id, "m": m, "k": self.idempotency_key});
+        let done = self.run(q, vars, "deleteDocument").await?;
         assert_eq!(done, json!(true));
         Ok(Value::Null)
     }

@@ -57,6 +57,10 @@ pub struct Grpc {
     client: DocumentsClient<Channel>,
     /// The gRPC deadline of each call, when set.
     pub deadline: Option<std::time::Duration>,
+    /// Sent as `x-aerolith-session` metadata with documents' reads and writes when set.
+    pub session: Option<String>,
+    /// Sent as `idempotency-key` metadata with documents' writes when set.
+    pub idempotency_key: Option<String>,
 }
 
 fn opt(s: Option<&str>) -> String {
@@ -73,7 +77,26 @@ impl Grpc {
         Grpc {
             client: DocumentsClient::new(channel),
             deadline: None,
+            session: None,
+            idempotency_key: None,
         }
+    }
+
+    /// `message` as a request with the deadline, session and (for a write) idempotency key
+    /// in force.
+    fn request<T>(&self, message: T, write: bool) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(message);
+        if let Some(d) = self.deadline {
+            req.set_timeout(d);
+        }
+        let meta = req.metadata_mut();
+        if let Some(s) = &self.session {
+            meta.insert("x-aerolith-session", s.parse().expect("ASCII session"));
+        }
+        if let (true, Some(k)) = (write, &self.idempotency_key) {
+            meta.insert("idempotency-key", k.parse().expect("ASCII key"));
+        }
+        req
     }
 
     pub fn client(&self) -> DocumentsClient<Channel> {
@@ -102,9 +125,8 @@ impl Grpc {
         m: Option<&str>,
         none_match: bool,
     ) -> Outcome {
-        let r = self
-            .client
-            .put_document(api::PutDocumentRequest {
+        let req = self.request(
+            api::PutDocumentRequest {
                 collection: coll.into(),
                 id: opt(id),
                 data_json: data.into(),
@@ -114,7 +136,12 @@ impl Grpc {
                 } else {
                     String::new()
                 },
-            })
+            },
+            true,
+        );
+        let r = self
+            .client
+            .put_document(req)
             .await
             .map_err(|s| code_of(&s))?
             .into_inner();
@@ -122,13 +149,13 @@ impl Grpc {
     }
 
     pub async fn get(&mut self, coll: &str, id: &str) -> Outcome {
-        let mut req = tonic::Request::new(api::GetDocumentRequest {
-            collection: coll.into(),
-            id: id.into(),
-        });
-        if let Some(d) = self.deadline {
-            req.set_timeout(d);
-        }
+        let req = self.request(
+            api::GetDocumentRequest {
+                collection: coll.into(),
+                id: id.into(),
+            },
+            false,
+        );
         let d = self
             .client
             .get_document(req)
@@ -139,14 +166,18 @@ impl Grpc {
     }
 
     pub async fn patch(&mut self, coll: &str, id: &str, patch: &str, m: Option<&str>) -> Outcome {
-        let d = self
-            .client
-            .patch_document(api::PatchDocumentRequest {
+        let req = self.request(
+            api::PatchDocumentRequest {
                 collection: coll.into(),
                 id: id.into(),
                 patch_json: patch.into(),
                 if_match: opt(m),
-            })
+            },
+            true,
+        );
+        let d = self
+            .client
+            .patch_document(req)
             .await
             .map_err(|s| code_of(&s))?
             .into_inner();
@@ -154,12 +185,16 @@ impl Grpc {
     }
 
     pub async fn delete(&mut self, coll: &str, id: &str, m: Option<&str>) -> Outcome {
-        self.client
-            .delete_document(api::DeleteDocumentRequest {
+        let req = self.request(
+            api::DeleteDocumentRequest {
                 collection: coll.into(),
                 id: id.into(),
                 if_match: opt(m),
-            })
+            },
+            true,
+        );
+        self.client
+            .delete_document(req)
             .await
             .map_err(|s| code_of(&s))?;
         Ok(Value::Null)

@@ -10,6 +10,8 @@ pub mod grpc;
 pub mod rest;
 pub mod ws;
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 /// What a client observed: a normalized value, or an error code.
@@ -100,6 +102,28 @@ impl Client {
             Client::Ws(_) => "WebSocket",
             Client::Grpc(_) => "gRPC",
         }
+    }
+
+    /// Sends `session` (a session token) with document reads and writes from now on.
+    pub fn set_session(&mut self, session: Option<&str>) {
+        let s = session.map(str::to_string);
+        each!(self, c => c.session = s)
+    }
+
+    /// Gives every later request a deadline of `ms` (WebSocket requests have none: no-op).
+    pub fn set_deadline_ms(&mut self, ms: u64) {
+        match self {
+            Client::Rest(c) => c.deadline_ms = Some(ms),
+            Client::Graphql(c) => c.deadline_ms = Some(ms),
+            Client::Grpc(c) => c.deadline = Some(Duration::from_millis(ms)),
+            Client::Ws(_) => {}
+        }
+    }
+
+    /// Sends `key` as the idempotency key of document writes from now on.
+    pub fn set_idempotency_key(&mut self, key: Option<&str>) {
+        let k = key.map(str::to_string);
+        each!(self, c => c.idempotency_key = k)
     }
 
     /// Creates a collection: `{"name", "conflict_strategy"}`.

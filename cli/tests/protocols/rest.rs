@@ -30,6 +30,10 @@ pub struct Rest {
     http: reqwest::Client,
     /// Sent as `X-Aerolith-Timeout-Ms` when set.
     pub deadline_ms: Option<u64>,
+    /// Sent as `X-Aerolith-Session` with documents' reads and writes when set.
+    pub session: Option<String>,
+    /// Sent as `Idempotency-Key` with documents' writes when set.
+    pub idempotency_key: Option<String>,
 }
 
 async fn send(
@@ -76,11 +80,28 @@ impl Rest {
             base: format!("http://{base}"),
             http: reqwest::Client::new(),
             deadline_ms: None,
+            session: None,
+            idempotency_key: None,
         }
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The deadline, session and (for a write) idempotency key headers in force.
+    fn extra(&self, write: bool) -> Vec<(&'static str, String)> {
+        let mut h = Vec::new();
+        if let Some(ms) = self.deadline_ms {
+            h.push(("x-aerolith-timeout-ms", ms.to_string()));
+        }
+        if let Some(s) = &self.session {
+            h.push(("x-aerolith-session", s.clone()));
+        }
+        if let (true, Some(k)) = (write, &self.idempotency_key) {
+            h.push(("idempotency-key", k.clone()));
+        }
+        h
     }
 
     pub async fn create_collection(&mut self, name: &str, strategy: Option<&str>) -> Outcome {
@@ -105,6 +126,7 @@ impl Rest {
         none_match: bool,
     ) -> Outcome {
         let mut headers = if_match(m);
+        headers.extend(self.extra(true));
         if none_match {
             headers.push(("if-none-match", "*".to_string()));
         }
@@ -126,10 +148,7 @@ impl Rest {
 
     pub async fn get(&mut self, coll: &str, id: &str) -> Outcome {
         let path = format!("/v1/collections/{coll}/docs/{id}");
-        let headers: Vec<(&str, String)> = self
-            .deadline_ms
-            .map(|ms| vec![("x-aerolith-timeout-ms", ms.to_string())])
-            .unwrap_or_default();
+        let headers = self.extra(false);
         let (_, b) = send(&self.http, Method::GET, self.url(&path), None, &headers).await?;
         Ok(doc_from_json(&b))
     }
@@ -146,7 +165,7 @@ impl Rest {
             Method::PATCH,
             self.url(&path),
             Some((ct, patch.to_string())),
-            &if_match(m),
+            &[if_match(m), self.extra(true)].concat(),
         )
         .await?;
         Ok(doc_from_json(&b))
@@ -159,7 +178,7 @@ impl Rest {
             Method::DELETE,
             self.url(&path),
             None,
-            &if_match(m),
+            &[if_match(m), self.extra(true)].concat(),
         )
         .await?;
         assert_eq!(status, 204);

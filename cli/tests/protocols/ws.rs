@@ -38,6 +38,10 @@ pub struct Ws {
     http: String,
     socket: Socket,
     next_req: u64,
+    /// Sent as every request's `session` when set.
+    pub session: Option<String>,
+    /// Sent as writes' `idempotency_key` when set.
+    pub idempotency_key: Option<String>,
 }
 
 impl Ws {
@@ -46,6 +50,8 @@ impl Ws {
             http: http.to_string(),
             socket: connect(http).await,
             next_req: 0,
+            session: None,
+            idempotency_key: None,
         }
     }
 
@@ -56,6 +62,16 @@ impl Ws {
         let mut f: Map<String, Value> = fields.as_object().cloned().unwrap_or_default();
         f.insert("type".into(), json!(kind));
         f.insert("req".into(), json!(req));
+        if let Some(s) = &self.session
+            && matches!(kind, "get" | "put" | "patch" | "delete" | "query")
+        {
+            f.insert("session".into(), json!(s));
+        }
+        if let Some(k) = &self.idempotency_key
+            && matches!(kind, "put" | "patch" | "delete")
+        {
+            f.insert("idempotency_key".into(), json!(k));
+        }
         self.socket
             .send(Message::Text(Value::Object(f).to_string().into()))
             .await

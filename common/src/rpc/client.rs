@@ -80,20 +80,44 @@ impl RpcClient {
         body: pb::request::Body,
         timeout: Duration,
     ) -> Result<pb::response::Body> {
+        self.try_call(addr, body, timeout)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// [`RpcClient::call`], telling on failure whether the peer can have acted on the
+    /// request (see [`Fate`]): a write that may have been applied must not be sent elsewhere
+    /// behind its client's back.
+    pub async fn try_call(
+        &self,
+        addr: &str,
+        body: pb::request::Body,
+        timeout: Duration,
+    ) -> std::result::Result<pb::response::Body, Failure> {
+        let not_sent = |error| Failure {
+            error,
+            fate: Fate::NotSent,
+        };
         let deadline = Instant::now() + timeout;
         let peer = self.peer(addr);
         let _permit = timeout_at(deadline, peer.permits.acquire())
             .await
-            .map_err(|_| too_slow(addr))?
-            .map_err(Error::internal)?;
-        let conn = peer.connection(&self.endpoint, deadline).await?;
+            .map_err(|_| not_sent(too_slow(addr)))?
+            .map_err(|e| not_sent(Error::internal(e)))?;
+        let conn = peer
+            .connection(&self.endpoint, deadline)
+            .await
+            .map_err(not_sent)?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let req = pb::Request {
             timeout_ms: remaining.as_millis().clamp(1, u32::MAX as u128) as u32,
             body: Some(body),
         };
+        // Opening a stream is local; from the first byte written, the peer may act on it.
+        let sending = std::sync::atomic::AtomicBool::new(false);
         let exchange = async {
             let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+            sending.store(true, std::sync::atomic::Ordering::Relaxed);
             write_frame(&mut send, &req)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -102,25 +126,36 @@ impl RpcClient {
                 .await
                 .map_err(|e| e.to_string())
         };
-        match timeout_at(deadline, exchange).await {
-            Err(_) => Err(too_slow(addr)),
+        let outcome = timeout_at(deadline, exchange).await;
+        let fate = if sending.load(std::sync::atomic::Ordering::Relaxed) {
+            Fate::Unknown
+        } else {
+            Fate::NotSent
+        };
+        let failed = |error| Failure { error, fate };
+        match outcome {
+            Err(_) => Err(failed(too_slow(addr))),
             Ok(Err(e)) => {
                 if conn.close_reason().is_some() {
                     peer.forget(&conn).await;
                 }
-                Err(Error::unavailable(format!(
+                Err(failed(Error::unavailable(format!(
                     "storage node {addr} unreachable: {e}"
-                )))
+                ))))
             }
-            Ok(Ok(None)) => Err(Error::unavailable(format!(
+            Ok(Ok(None)) => Err(failed(Error::unavailable(format!(
                 "storage node {addr} closed the stream without answering"
-            ))),
+            )))),
             Ok(Ok(Some(resp))) => match resp.body {
-                Some(pb::response::Body::Error(e)) => {
-                    Err(Error::new(ErrorCode::from_wire(&e.code), e.message))
-                }
+                Some(pb::response::Body::Error(e)) => Err(Failure {
+                    error: Error::new(ErrorCode::from_wire(&e.code), e.message),
+                    fate: Fate::Answered,
+                }),
                 Some(body) => Ok(body),
-                None => Err(Error::internal(format!("empty response from {addr}"))),
+                None => Err(Failure {
+                    error: Error::internal(format!("empty response from {addr}")),
+                    fate: Fate::Answered,
+                }),
             },
         }
     }
@@ -129,6 +164,26 @@ impl RpcClient {
     pub fn close(&self) {
         self.endpoint.close(0u32.into(), b"client closed");
     }
+}
+
+/// What a failed call's peer can have done with the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Nothing reached the peer (no connection, no stream): it did nothing.
+    NotSent,
+    /// The peer answered with an error: it did what the error says (for a write, nothing).
+    Answered,
+    /// The request went out and no answer came: the peer may or may not have acted on it.
+    Unknown,
+}
+
+/// A failed call: the error, and what the peer can have done.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The error, as [`RpcClient::call`] returns it.
+    pub error: Error,
+    /// Whether the peer can have acted on the request.
+    pub fate: Fate,
 }
 
 fn too_slow(addr: &str) -> Error {

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aerolith_proto::internal::v1 as pb;
@@ -42,10 +43,22 @@ pub fn error_response(e: &Error) -> pb::Response {
     }
 }
 
+/// How long a shutdown waits for the requests in flight to finish.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
 /// A running RPC server.
 pub struct RpcServer {
     endpoint: Endpoint,
     accept: JoinHandle<()>,
+    drain: Arc<Drain>,
+}
+
+/// What a shutdown waits for: requests taken but not answered yet; and, once it began,
+/// that no new one is taken.
+#[derive(Default)]
+struct Drain {
+    closing: AtomicBool,
+    in_flight: AtomicUsize,
 }
 
 impl RpcServer {
@@ -83,18 +96,25 @@ impl RpcServer {
         )
         .map_err(bind_err)?;
         let ep = endpoint.clone();
+        let drain = Arc::new(Drain::default());
+        let draining = drain.clone();
         let accept = tokio::spawn(async move {
             while let Some(incoming) = ep.accept().await {
                 let handler = handler.clone();
+                let drain = draining.clone();
                 tokio::spawn(async move {
                     match incoming.await {
-                        Ok(conn) => serve_connection(conn, handler, max_frame).await,
+                        Ok(conn) => serve_connection(conn, handler, max_frame, drain).await,
                         Err(e) => tracing::debug!(error = %e, "QUIC handshake failed"),
                     }
                 });
             }
         });
-        Ok(RpcServer { endpoint, accept })
+        Ok(RpcServer {
+            endpoint,
+            accept,
+            drain,
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -102,20 +122,34 @@ impl RpcServer {
         self.endpoint.local_addr().map_err(Error::internal)
     }
 
-    /// Closes every connection and stops accepting.
+    /// Stops taking requests (new ones are answered `unavailable`, so callers know nothing
+    /// was done and may go elsewhere), lets the ones in flight finish (up to
+    /// [`DRAIN_LIMIT`]), then closes every connection: a write in flight is answered, not cut
+    /// off with its outcome unknown.
     pub async fn shutdown(self) {
+        self.drain.closing.store(true, Ordering::SeqCst);
+        let until = tokio::time::Instant::now() + DRAIN_LIMIT;
+        while self.drain.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < until
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         self.endpoint.close(0u32.into(), b"shutdown");
         self.accept.abort();
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
     }
 }
 
-async fn serve_connection<H: Handler>(conn: quinn::Connection, handler: Arc<H>, max_frame: usize) {
+async fn serve_connection<H: Handler>(
+    conn: quinn::Connection,
+    handler: Arc<H>,
+    max_frame: usize,
+    drain: Arc<Drain>,
+) {
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
                 let handler = handler.clone();
-                tokio::spawn(serve_stream(handler, send, recv, max_frame));
+                tokio::spawn(serve_stream(handler, send, recv, max_frame, drain.clone()));
             }
             Err(e) => {
                 tracing::debug!(error = %e, remote = %conn.remote_address(), "connection ended");
@@ -130,14 +164,27 @@ async fn serve_stream<H: Handler>(
     mut send: SendStream,
     mut recv: RecvStream,
     max_frame: usize,
+    drain: Arc<Drain>,
 ) {
     let resp = match read_frame::<pb::Request>(&mut recv, max_frame).await {
         Ok(Some(req)) => {
-            let timeout = request_timeout(req.timeout_ms);
-            match tokio::time::timeout(timeout, handler.handle(req)).await {
-                Ok(resp) => resp,
-                Err(_) => error_response(&Error::deadline("the storage node ran out of time")),
-            }
+            // Counted before the check, so a shutdown that saw no request in flight also
+            // sees this one refused.
+            drain.in_flight.fetch_add(1, Ordering::SeqCst);
+            let resp = if drain.closing.load(Ordering::SeqCst) {
+                error_response(&Error::unavailable(
+                    "this process is shutting down; the request was not acted on",
+                ))
+            } else {
+                let timeout = request_timeout(req.timeout_ms);
+                match tokio::time::timeout(timeout, handler.handle(req)).await {
+                    Ok(resp) => resp,
+                    Err(_) => error_response(&Error::deadline("the storage node ran out of time")),
+                }
+            };
+            answer(&mut send, &resp).await;
+            drain.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return;
         }
         Ok(None) => return,
         Err(e @ FrameError::TooLarge { .. }) => {
@@ -149,7 +196,17 @@ async fn serve_stream<H: Handler>(
             error_response(&Error::invalid(format!("malformed request frame: {e}")))
         }
     };
-    if write_frame(&mut send, &resp).await.is_ok() {
-        let _ = send.finish();
+    answer(&mut send, &resp).await;
+}
+
+/// How long an answer waits for the peer to acknowledge it (a shutdown waits for this too,
+/// so that closing the endpoint does not drop answers still on their way).
+const ANSWER_ACK_LIMIT: Duration = Duration::from_secs(2);
+
+/// Writes the answer and finishes the stream, then waits (bounded) until the peer has
+/// acknowledged it.
+async fn answer(send: &mut SendStream, resp: &pb::Response) {
+    if write_frame(send, resp).await.is_ok() && send.finish().is_ok() {
+        let _ = tokio::time::timeout(ANSWER_ACK_LIMIT, send.stopped()).await;
     }
 }

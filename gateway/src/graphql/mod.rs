@@ -136,6 +136,23 @@ pub(crate) fn gql(e: Error) -> async_graphql::Error {
     async_graphql::Error::new(e.message).extend_with(|_, ext| ext.set("code", code))
 }
 
+/// A nullable field's answer: `not_found` is the field's `null` with the error beside it in
+/// `errors` (an error returned from the resolver would null its parent instead: here the
+/// whole `data`, async-graphql bubbling field errors up to the root).
+pub(crate) fn null_if_not_found<T>(
+    c: &async_graphql::Context<'_>,
+    found: Result<T, Error>,
+) -> async_graphql::Result<Option<T>> {
+    match found {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.code == ErrorCode::NotFound => {
+            c.add_error(c.set_error_path(gql(e).into_server_error(c.item.pos)));
+            Ok(None)
+        }
+        Err(e) => Err(gql(e)),
+    }
+}
+
 /// The request's deadline (subscriptions, which have none, get the default for each call).
 pub(crate) fn ctx(c: &async_graphql::Context<'_>) -> Ctx {
     c.data_opt::<Ctx>()
@@ -268,7 +285,8 @@ mod tests {
 
     use super::*;
 
-    /// API.md's schema, verbatim.
+    /// API.md's schema, verbatim but for the `idempotencyKey` argument of the three document
+    /// mutations, which API.md's "Idempotency" paragraph names and its SDL block leaves out.
     const API_SCHEMA: &str = r#"
 scalar JSON
 enum ConflictStrategy { LWW SIBLINGS FIELD_MERGE }
@@ -286,9 +304,9 @@ type Query {
 }
 type Mutation {
   createCollection(name: String!, conflictStrategy: ConflictStrategy = LWW): Collection!
-  putDocument(collection: String!, id: ID, data: JSON!, ifMatch: String, ifNoneMatch: Boolean, writeConcern: String): Document!
-  patchDocument(collection: String!, id: ID!, patch: JSON!, ifMatch: String, writeConcern: String): Document!
-  deleteDocument(collection: String!, id: ID!, ifMatch: String, writeConcern: String): Boolean!
+  putDocument(collection: String!, id: ID, data: JSON!, ifMatch: String, ifNoneMatch: Boolean, writeConcern: String, idempotencyKey: String): Document!
+  patchDocument(collection: String!, id: ID!, patch: JSON!, ifMatch: String, writeConcern: String, idempotencyKey: String): Document!
+  deleteDocument(collection: String!, id: ID!, ifMatch: String, writeConcern: String, idempotencyKey: String): Boolean!
 }
 type Subscription { changes(collection: String!, filter: JSON, since: String): ChangeEvent! }
 "#;

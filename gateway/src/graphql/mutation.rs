@@ -22,8 +22,9 @@ fn precondition(if_match: Option<&str>, if_none_match: bool) -> Result<Precondit
     Precondition::from_tags(if_match, if_none_match.then_some("*")).map_err(gql)
 }
 
-/// The request's context with the mutation's `writeConcern` (the header's when absent).
-fn write_ctx(c: &Context<'_>, wc: Option<&str>) -> Result<Ctx> {
+/// The request's context with the mutation's `writeConcern` (the header's when absent) and
+/// `idempotencyKey` (the `Idempotency-Key` header's when absent).
+fn write_ctx(c: &Context<'_>, wc: Option<&str>, key: Option<&str>) -> Result<Ctx> {
     require(c, Role::Write)?;
     let ctx = ctx(c);
     let concern = match wc {
@@ -31,7 +32,11 @@ fn write_ctx(c: &Context<'_>, wc: Option<&str>) -> Result<Ctx> {
         Some(wc) => WriteConcern::parse(Some(wc)).map_err(gql)?,
     };
     let session = ctx.session.clone();
-    Ok(ctx.with(session, concern))
+    let ctx = ctx.with(session, concern);
+    match key {
+        None => Ok(ctx),
+        Some(key) => ctx.with_idempotency_key(Some(key)).map_err(gql),
+    }
 }
 
 #[Object(name = "Mutation")]
@@ -78,8 +83,9 @@ impl MutationRoot {
         if_match: Option<String>,
         if_none_match: Option<bool>,
         write_concern: Option<String>,
+        idempotency_key: Option<String>,
     ) -> Result<Document> {
-        let wctx = write_ctx(c, write_concern.as_deref())?;
+        let wctx = write_ctx(c, write_concern.as_deref(), idempotency_key.as_deref())?;
         let pre = precondition(if_match.as_deref(), if_none_match.unwrap_or(false))?;
         let bytes = body(&data.0)?;
         let (doc, _) = ops(c)?
@@ -96,6 +102,7 @@ impl MutationRoot {
     }
 
     /// Applies a merge patch (an object) or a JSON Patch (an array).
+    #[allow(clippy::too_many_arguments)]
     async fn patch_document(
         &self,
         c: &Context<'_>,
@@ -104,8 +111,9 @@ impl MutationRoot {
         patch: Json,
         if_match: Option<String>,
         write_concern: Option<String>,
+        idempotency_key: Option<String>,
     ) -> Result<Document> {
-        let wctx = write_ctx(c, write_concern.as_deref())?;
+        let wctx = write_ctx(c, write_concern.as_deref(), idempotency_key.as_deref())?;
         let pre = precondition(if_match.as_deref(), false)?;
         let kind = PatchKind::of(&patch.0);
         let doc = ops(c)?
@@ -123,8 +131,9 @@ impl MutationRoot {
         id: ID,
         if_match: Option<String>,
         write_concern: Option<String>,
+        idempotency_key: Option<String>,
     ) -> Result<bool> {
-        let wctx = write_ctx(c, write_concern.as_deref())?;
+        let wctx = write_ctx(c, write_concern.as_deref(), idempotency_key.as_deref())?;
         let pre = precondition(if_match.as_deref(), false)?;
         ops(c)?
             .delete_document(wctx, &collection, &id, &pre)

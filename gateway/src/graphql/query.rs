@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::json::Json;
 use super::types::{Collection, Document, DocumentPage, SortInput};
-use super::{ctx, gql, ops};
+use super::{ctx, gql, null_if_not_found, ops};
 use crate::ops::{QueryInput, parse_limit};
 
 /// A page costs its selection once per document it may hold.
@@ -27,8 +27,8 @@ impl QueryRoot {
 
     /// One collection; null (with a `not_found` error) if it does not exist.
     async fn collection(&self, c: &Context<'_>, name: String) -> Result<Option<Collection>> {
-        let info = ops(c)?.get_collection(ctx(c), &name).await.map_err(gql)?;
-        Ok(Some(info.into()))
+        let info = ops(c)?.get_collection(ctx(c), &name).await;
+        null_if_not_found(c, info.map(Collection::from))
     }
 
     /// One document; null (with a `not_found` error) if absent or deleted.
@@ -38,11 +38,8 @@ impl QueryRoot {
         collection: String,
         id: ID,
     ) -> Result<Option<Document>> {
-        let doc = ops(c)?
-            .get_document(ctx(c), &collection, &id)
-            .await
-            .map_err(gql)?;
-        Ok(Some(Document(doc)))
+        let doc = ops(c)?.get_document(ctx(c), &collection, &id).await;
+        null_if_not_found(c, doc.map(Document))
     }
 
     /// One page of a query (API.md "Query").

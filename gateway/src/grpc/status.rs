@@ -59,7 +59,9 @@ pub fn ctx_of<T>(req: &tonic::Request<T>) -> Result<Ctx, Status> {
         slot.fill(session.clone());
     }
     let concern = WriteConcern::parse(text("x-aerolith-write-concern")?).map_err(to_status)?;
-    Ok(ctx.with(session, concern))
+    ctx.with(session, concern)
+        .with_idempotency_key(text("idempotency-key")?)
+        .map_err(to_status)
 }
 
 /// A context with the client's `grpc-timeout` (at most 60 s, less the [`answer_margin`]),

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use aerolith_common::document::version_of;
 use aerolith_common::json::{encode_object, parse_value};
 use aerolith_common::name::{validate_collection, validate_doc_id};
+use aerolith_common::rpc::client::Fate;
 use aerolith_common::{Error, ErrorCode, Result, pb};
 use pb::request::Body as Req;
 use pb::response::Body as Resp;
@@ -62,8 +63,14 @@ fn field<'a>(op: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
 }
 
 impl Ops {
-    /// Turns one op object into its RPC form, or the reason it cannot run.
-    fn bulk_op(&self, collection: &str, op: &Value) -> (Option<String>, Result<(u16, pb::BulkOp)>) {
+    /// Turns one op object into its RPC form, or the reason it cannot run; `key` is the op's
+    /// idempotency key (derived from the request's), which places a generated id.
+    fn bulk_op(
+        &self,
+        collection: &str,
+        op: &Value,
+        key: Option<&str>,
+    ) -> (Option<String>, Result<(u16, pb::BulkOp)>) {
         let Value::Object(op) = op else {
             return (
                 None,
@@ -75,7 +82,7 @@ impl Ops {
             (_, Some(None)) => {
                 return (None, Err(Error::invalid("a bulk op's id must be a string")));
             }
-            (Some("put"), None) => uuid::Uuid::now_v7().to_string(),
+            (Some("put"), None) => self.generated_id(collection, key),
             (_, Some(Some(id))) => id,
             (_, None) => {
                 return (
@@ -133,6 +140,8 @@ impl Ops {
                             id: id_s,
                             body,
                             precondition,
+                            session: Vec::new(),
+                            idempotency: None,
                         })),
                     },
                 )
@@ -159,6 +168,8 @@ impl Ops {
                             kind: kind as i32,
                             patch,
                             precondition,
+                            session: Vec::new(),
+                            idempotency: None,
                         })),
                     },
                 )
@@ -171,6 +182,8 @@ impl Ops {
                         collection,
                         id: id_s,
                         precondition,
+                        session: Vec::new(),
+                        idempotency: None,
                     })),
                 },
             ),
@@ -219,17 +232,43 @@ impl Ops {
         // Per owner node, the ops it runs, in op order.
         let mut by_node: BTreeMap<String, Vec<(usize, pb::BulkOp)>> = BTreeMap::new();
         for (i, op) in ops.iter().enumerate() {
-            let (id, built) = self.bulk_op(collection, op);
+            // Each op is a write of its own, also for idempotency: a key of its own.
+            let key = ctx.idempotency_key.as_ref().map(|k| k.for_op(i));
+            let (id, built) = self.bulk_op(collection, op, key.as_deref());
             ids[i] = id.clone();
             match built {
-                Ok((status, rpc)) => {
+                Ok((status, mut rpc)) => {
                     statuses[i] = status;
-                    let shard = match &rpc.op {
-                        Some(pb::bulk_op::Op::Put(r)) => r.shard,
-                        Some(pb::bulk_op::Op::Patch(r)) => r.shard,
-                        Some(pb::bulk_op::Op::Delete(r)) => r.shard,
-                        None => 0,
+                    // A put without an id is a create: its key is scoped to the collection.
+                    let scope = match op.get("id") {
+                        Some(Value::String(_)) => id.clone().unwrap_or_default(),
+                        _ => String::new(),
                     };
+                    let op_bytes = serde_json::to_vec(op).map_err(Error::internal)?;
+                    let idem = key.map(|key| pb::Idempotency {
+                        fingerprint: aerolith_common::idempotency::fingerprint(&[
+                            b"bulk",
+                            collection.as_bytes(),
+                            &op_bytes,
+                        ]),
+                        key,
+                        scope,
+                    });
+                    // Each op waits for the session's marks of its shard, as a single write.
+                    let (shard, session, idempotency) = match &mut rpc.op {
+                        Some(pb::bulk_op::Op::Put(r)) => {
+                            (r.shard, &mut r.session, &mut r.idempotency)
+                        }
+                        Some(pb::bulk_op::Op::Patch(r)) => {
+                            (r.shard, &mut r.session, &mut r.idempotency)
+                        }
+                        Some(pb::bulk_op::Op::Delete(r)) => {
+                            (r.shard, &mut r.session, &mut r.idempotency)
+                        }
+                        None => (0, &mut Vec::new(), &mut None),
+                    };
+                    *session = ctx.session.marks(|s| u32::from(s) == shard);
+                    *idempotency = idem;
                     let addr = self.router.serving_addr(shard as u16);
                     by_node.entry(addr).or_default().push((i, rpc));
                 }
@@ -239,17 +278,31 @@ impl Ops {
         let timeout = ctx.remaining()?;
         let calls = by_node.into_iter().map(|(addr, items)| async move {
             let (indexes, rpcs): (Vec<usize>, Vec<pb::BulkOp>) = items.into_iter().unzip();
-            let out = self
-                .router
-                .call_node(&addr, Req::Bulk(pb::BulkRequest { ops: rpcs }), timeout)
-                .await;
-            if out
-                .as_ref()
-                .is_err_and(|e| e.code == ErrorCode::Unavailable)
-            {
-                // Later requests go to the next DC's owners of its shards.
-                self.router.unreachable(&addr);
+            let body = Req::Bulk(pb::BulkRequest { ops: rpcs });
+            let keys = crate::unsettled::keys_of(&body);
+            if let Err(e) = self.router.check_unsettled(&keys) {
+                return (indexes, Err(e));
             }
+            let out = match self.router.try_call_node(&addr, body, timeout).await {
+                Ok(answer) => {
+                    self.router.settled(&keys);
+                    Ok(answer)
+                }
+                // Not retried elsewhere: the ops may have been applied.
+                Err(f) if f.error.code == ErrorCode::Unavailable && f.fate == Fate::Unknown => {
+                    Err(self.router.outcome_unknown(&keys, &addr, &f.error))
+                }
+                Err(f) => {
+                    if f.error.code == ErrorCode::Unavailable {
+                        // Later requests go to the next DC's owners of its shards.
+                        self.router.unreachable(&addr);
+                    } else if f.fate == Fate::Unknown {
+                        // Out of time after it was sent: it may still be applied.
+                        self.router.remember_unsettled(&keys, &addr);
+                    }
+                    Err(f.error)
+                }
+            };
             (indexes, out)
         });
         let mut written = Vec::new();
@@ -270,7 +323,10 @@ impl Ops {
                 }
                 results[i] = Some(match answer.outcome {
                     Some(pb::bulk_result::Outcome::Doc(d)) => BulkItem {
-                        id: ids[i].clone(),
+                        // A replayed create answers the id its first attempt chose.
+                        id: Some(d.id.clone())
+                            .filter(|id| !id.is_empty())
+                            .or_else(|| ids[i].clone()),
                         status: match statuses[i] {
                             0 if d.created => 201,
                             0 => 200,

@@ -44,6 +44,17 @@ impl Precondition {
         Ok(pre)
     }
 
+    /// The precondition as bytes of a request's fingerprint.
+    pub(crate) fn fingerprint(&self) -> Vec<u8> {
+        format!(
+            "{}|{}|{}",
+            self.if_match.as_deref().unwrap_or(""),
+            self.if_match_any,
+            self.if_none_match_any
+        )
+        .into_bytes()
+    }
+
     fn to_proto(&self) -> Option<pb::Precondition> {
         (*self != Precondition::default()).then(|| pb::Precondition {
             if_match: self.if_match.clone().unwrap_or_default(),
@@ -84,6 +95,16 @@ fn render(collection: &str, id: &str, rec: Option<pb::DocRecord>) -> Result<Docu
         .ok_or_else(|| Error::not_found(format!("document {collection}/{id} not found")))
 }
 
+/// The idempotency part of a write request: the client's key (if it sent one), scoped to
+/// `scope`, with the fingerprint of the logical request `parts` describe.
+pub(crate) fn idempotency(ctx: &Ctx, scope: &str, parts: &[&[u8]]) -> Option<pb::Idempotency> {
+    ctx.idempotency_key.as_ref().map(|k| pb::Idempotency {
+        key: k.as_str().to_string(),
+        fingerprint: aerolith_common::idempotency::fingerprint(parts),
+        scope: scope.to_string(),
+    })
+}
+
 fn doc_response(body: Resp, what: &str) -> Result<pb::DocResponse> {
     match body {
         Resp::Doc(d) => Ok(d),
@@ -119,22 +140,50 @@ impl Ops {
         body: &[u8],
         pre: &Precondition,
     ) -> Result<(Document, bool)> {
+        self.put(ctx, collection, id, id, body, pre).await
+    }
+
+    /// A put of document `id`; an idempotency key is scoped to `scope` (the id, or empty for
+    /// a create under a generated id: a retry then answers the id the first attempt chose).
+    async fn put(
+        &self,
+        ctx: Ctx,
+        collection: &str,
+        id: &str,
+        scope: &str,
+        body: &[u8],
+        pre: &Precondition,
+    ) -> Result<(Document, bool)> {
         ids(collection, id)?;
         let data = parse_object(body, self.limits)?;
         let canonical = encode_object(&data, self.limits)?;
         let shard = self.router.shard_of(collection, id);
+        let idempotency = idempotency(
+            &ctx,
+            scope,
+            &[
+                b"put",
+                collection.as_bytes(),
+                scope.as_bytes(),
+                &canonical,
+                &pre.fingerprint(),
+            ],
+        );
         let req = Req::Put(pb::PutRequest {
             shard: shard as u32,
             collection: collection.to_string(),
             id: id.to_string(),
             body: canonical,
             precondition: pre.to_proto(),
+            session: ctx.session.marks(|s| s == shard),
+            idempotency,
         });
         let resp = doc_response(
             self.router.call_shard(shard, req, ctx.remaining()?).await?,
             "put",
         )?;
         self.settle(&ctx, resp.mark.as_ref()).await?;
+        let id = if resp.id.is_empty() { id } else { &resp.id };
         Ok((render(collection, id, resp.record)?, resp.created))
     }
 
@@ -165,12 +214,32 @@ impl Ops {
         collection: &str,
         body: &[u8],
     ) -> Result<Document> {
-        let id = uuid::Uuid::now_v7().to_string();
+        let key = ctx.idempotency_key.as_ref().map(|k| k.as_str().to_string());
+        let id = self.generated_id(collection, key.as_deref());
         let pre = Precondition {
             if_none_match_any: true,
             ..Default::default()
         };
-        Ok(self.put_document(ctx, collection, &id, body, &pre).await?.0)
+        Ok(self.put(ctx, collection, &id, "", body, &pre).await?.0)
+    }
+
+    /// A new UUIDv7 id. With an idempotency key, one that falls in the shard the key names,
+    /// so a retry (whose id would differ) finds the key's record where the first attempt
+    /// left it, beside its document.
+    pub(crate) fn generated_id(&self, collection: &str, key: Option<&str>) -> String {
+        let Some(key) = key else {
+            return uuid::Uuid::now_v7().to_string();
+        };
+        let home = self
+            .router
+            .shard_of(collection, &format!("\u{1}idempotency\u{1}{key}"));
+        // One in `shards` ids falls in it: a few hundred tries at most, in practice.
+        loop {
+            let id = uuid::Uuid::now_v7().to_string();
+            if self.router.shard_of(collection, &id) == home {
+                return id;
+            }
+        }
     }
 
     /// Patches a document (merge patch or JSON Patch).
@@ -207,6 +276,19 @@ impl Ops {
             } as i32,
             patch: patch.to_vec(),
             precondition: pre.to_proto(),
+            session: ctx.session.marks(|s| s == shard),
+            idempotency: idempotency(
+                &ctx,
+                id,
+                &[
+                    b"patch",
+                    collection.as_bytes(),
+                    id.as_bytes(),
+                    &[kind as u8],
+                    patch,
+                    &pre.fingerprint(),
+                ],
+            ),
         });
         let resp = doc_response(
             self.router.call_shard(shard, req, ctx.remaining()?).await?,
@@ -231,6 +313,17 @@ impl Ops {
             collection: collection.to_string(),
             id: id.to_string(),
             precondition: pre.to_proto(),
+            session: ctx.session.marks(|s| s == shard),
+            idempotency: idempotency(
+                &ctx,
+                id,
+                &[
+                    b"delete",
+                    collection.as_bytes(),
+                    id.as_bytes(),
+                    &pre.fingerprint(),
+                ],
+            ),
         });
         let resp = doc_response(
             self.router.call_shard(shard, req, ctx.remaining()?).await?,

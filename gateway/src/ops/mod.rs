@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use aerolith_common::idempotency::IdempotencyKey;
 use aerolith_common::json::Limits;
 use aerolith_common::{Error, Result};
 
@@ -43,8 +44,8 @@ pub const MAX_LIMIT: u32 = 1000;
 /// A page stops after this many bytes of documents.
 pub const PAGE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Per-request context: the deadline every internal call inherits, the client's session and
-/// its write concern.
+/// Per-request context: the deadline every internal call inherits, the client's session,
+/// its write concern and its idempotency key.
 #[derive(Debug, Clone)]
 pub struct Ctx {
     /// When the request runs out of time.
@@ -53,6 +54,8 @@ pub struct Ctx {
     pub session: Arc<Session>,
     /// How widely a write must be applied before it is acknowledged.
     pub write_concern: WriteConcern,
+    /// The write's `Idempotency-Key`, if the client sent one.
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 impl Ctx {
@@ -62,7 +65,16 @@ impl Ctx {
             deadline: Instant::now() + timeout,
             session: Arc::default(),
             write_concern: WriteConcern::Local,
+            idempotency_key: None,
         }
+    }
+
+    /// The same context with the client's idempotency key (validated), if it sent one.
+    pub fn with_idempotency_key(self, key: Option<&str>) -> Result<Ctx> {
+        Ok(Ctx {
+            idempotency_key: key.map(IdempotencyKey::parse).transpose()?,
+            ..self
+        })
     }
 
     /// The same context within `session`, with `write_concern`.

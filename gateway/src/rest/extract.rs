@@ -243,7 +243,8 @@ pub fn request_timeout(headers: &HeaderMap) -> Result<std::time::Duration, Error
 }
 
 /// The context a request's headers ask for: deadline (`X-Aerolith-Timeout-Ms`), session
-/// (`X-Aerolith-Session`) and write concern (`X-Aerolith-Write-Concern`).
+/// (`X-Aerolith-Session`), write concern (`X-Aerolith-Write-Concern`) and idempotency key
+/// (`Idempotency-Key`).
 pub fn request_ctx(headers: &HeaderMap) -> Result<Ctx, Error> {
     let timeout = request_timeout(headers)?;
     let session = Session::parse(header_str(
@@ -254,7 +255,13 @@ pub fn request_ctx(headers: &HeaderMap) -> Result<Ctx, Error> {
         headers,
         axum::http::HeaderName::from_static(WRITE_CONCERN_HEADER),
     )?)?;
-    Ok(Ctx::new(timeout).with(std::sync::Arc::new(session), concern))
+    let key = header_str(
+        headers,
+        axum::http::HeaderName::from_static("idempotency-key"),
+    )?;
+    Ctx::new(timeout)
+        .with(std::sync::Arc::new(session), concern)
+        .with_idempotency_key(key)
 }
 
 /// Sets the session header of `resp` to `session`'s token.

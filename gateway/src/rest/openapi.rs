@@ -317,6 +317,7 @@ fn operation(route: &Route) -> Value {
     params.push(reference("parameters", "Timeout"));
     params.push(reference("parameters", "Session"));
     params.push(reference("parameters", "WriteConcern"));
+    params.push(reference("parameters", "IdempotencyKey"));
 
     let mut responses = Map::new();
     for r in &op.replies {
@@ -450,6 +451,14 @@ fn parameters() -> Value {
                 (once every DC not marked down has applied it; deadline_exceeded otherwise, \
                 and the write stands).",
             "schema": {"type": "string", "enum": ["local", "all"], "default": "local"},
+        },
+        "IdempotencyKey": {
+            "name": "Idempotency-Key", "in": "header", "required": false,
+            "description": "For writes (PUT, POST, PATCH, DELETE of a document, and bulk): a \
+                retry with the same key and the same request within the retention window \
+                (default 24 h) answers what the first answered and writes nothing again; the \
+                same key with another request is invalid_argument.",
+            "schema": {"type": "string", "pattern": "^[\\x20-\\x7E]{1,128}$"},
         },
         "Timeout": {
             "name": TIMEOUT_HEADER, "in": "header", "required": false,

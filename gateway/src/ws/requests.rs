@@ -51,7 +51,9 @@ fn body_of(fields: &Map<String, Value>, key: &str) -> Result<Vec<u8>> {
 pub async fn run(ops: &Ops, kind: RequestKind, fields: &Map<String, Value>) -> Result<Value> {
     let session = Arc::new(Session::parse(text(fields, "session")?)?);
     let concern = WriteConcern::parse(text(fields, "write_concern")?)?;
-    let ctx = Ctx::new(DEFAULT_TIMEOUT).with(session.clone(), concern);
+    let ctx = Ctx::new(DEFAULT_TIMEOUT)
+        .with(session.clone(), concern)
+        .with_idempotency_key(text(fields, "idempotency_key")?)?;
     let mut result = execute(ops, ctx, kind, fields).await?;
     result["session"] = Value::String(session.token());
     Ok(result)

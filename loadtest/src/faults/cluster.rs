@@ -318,6 +318,34 @@ impl ProcCluster {
         self.launch(i).await
     }
 
+    /// Sends SIGTERM to process `i` (a clean stop) and waits until it has exited (at most
+    /// `within`; then it is SIGKILLed).
+    pub async fn terminate(&mut self, i: usize, within: Duration) -> anyhow::Result<()> {
+        let Some(mut child) = self.procs[i].child.take() else {
+            return Ok(());
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .context("running kill")?;
+        anyhow::ensure!(status.success(), "kill -TERM failed ({status})");
+        let deadline = Instant::now() + within;
+        loop {
+            if child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "{} did not stop within {within:?} of SIGTERM",
+                    self.procs[i].name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// SIGKILLs process `i` and removes its data directory (a lost disk); start it again
     /// with [`ProcCluster::launch`].
     pub fn wipe(&mut self, i: usize) -> anyhow::Result<()> {

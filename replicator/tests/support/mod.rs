@@ -205,6 +205,8 @@ impl Cluster {
                             id,
                             body: format!("{{\"by\":\"{dc}\",\"n\":{i}}}").into_bytes(),
                             precondition: None,
+                            session: Vec::new(),
+                            idempotency: None,
                         })),
                     }
                 })

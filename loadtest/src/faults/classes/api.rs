@@ -16,8 +16,9 @@ pub enum Outcome {
     Done(u16, Value, Option<String>),
     /// Answered with an error that means nothing was written (4xx).
     Refused(u16),
-    /// No answer, or an answer (5xx) that does not say whether the write happened.
-    Unknown,
+    /// No answer, or an answer (5xx) that does not say whether the write happened: its
+    /// error code and message (empty when there was no answer).
+    Unknown(String),
 }
 
 impl Outcome {
@@ -27,6 +28,11 @@ impl Outcome {
             Outcome::Done(_, b, _) => Some(b),
             _ => None,
         }
+    }
+
+    /// Whether the gateway said outright that the write's outcome is unknown.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Outcome::Unknown(m) if m.contains("outcome of the write is unknown"))
     }
 }
 
@@ -87,13 +93,17 @@ impl Api {
                 match status {
                     200..=299 => Outcome::Done(status, body, session),
                     400..=499 => Outcome::Refused(status),
-                    _ => Outcome::Unknown,
+                    _ => Outcome::Unknown(format!(
+                        "{}: {}",
+                        body["error"]["code"].as_str().unwrap_or("?"),
+                        body["error"]["message"].as_str().unwrap_or("")
+                    )),
                 }
             }
             Err(_) => {
                 // A gateway that is down: do not spin on it.
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                Outcome::Unknown
+                Outcome::Unknown(String::new())
             }
         }
     }
@@ -125,7 +135,7 @@ impl Api {
         match self.send(Method::GET, url, None, headers).await {
             Outcome::Done(s, b, _) => (s, b),
             Outcome::Refused(s) => (s, Value::Null),
-            Outcome::Unknown => (0, Value::Null),
+            Outcome::Unknown(_) => (0, Value::Null),
         }
     }
 

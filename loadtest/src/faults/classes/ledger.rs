@@ -31,8 +31,6 @@ pub struct Siblings {
     pub writes: Vec<(Value, Option<Version>)>,
     /// The version the last acknowledged delete was conditioned on (`If-Match`).
     pub deleted_at: Option<Version>,
-    /// The version (as the server wrote it) of the last acknowledged write.
-    pub last_version: Option<String>,
 }
 
 /// What one document may end as.
@@ -46,6 +44,24 @@ pub struct Expect {
     pub siblings: Option<Siblings>,
     /// Set once an operation's outcome was unknown: the document takes no more writes.
     pub retired: bool,
+    /// States of operations answered with an error that says nothing was written.
+    pub refused: Vec<State>,
+    /// The version (as the server wrote it) of the last acknowledged write.
+    pub last_version: Option<String>,
+}
+
+/// How a document's final state compares with what its clients were told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// An allowed state.
+    Fine,
+    /// An acknowledged write is missing.
+    Lost,
+    /// Live where only absent is allowed: an acknowledged delete undone.
+    Resurrected,
+    /// The state a write answered with a definite error (404, 412, `already_exists`) would
+    /// have left: it was applied after all.
+    AppliedDespiteError,
 }
 
 impl Expect {
@@ -56,7 +72,15 @@ impl Expect {
             maybe: Vec::new(),
             siblings: siblings.then(Siblings::default),
             retired: false,
+            refused: Vec::new(),
+            last_version: None,
         }
+    }
+
+    /// Records an operation answered with an error that says nothing was written; it would
+    /// have left `state`.
+    pub fn refused(&mut self, state: State) {
+        self.refused.push(state);
     }
 
     /// Records an acknowledged operation that left the document in `state`.
@@ -70,16 +94,18 @@ impl Expect {
         self.retired = true;
     }
 
-    /// Whether a final answer (status, body) is allowed; `Err(true)` for a resurrection
-    /// (live where only absent is allowed), `Err(false)` for a lost write.
-    fn judge(&self, status: u16, body: &Value) -> Result<(), bool> {
+    /// How a final answer (status, body) compares with what the clients were told.
+    fn judge(&self, status: u16, body: &Value) -> Verdict {
         let seen = match status {
             200 => State::Body(body["data"].clone()),
             404 => State::Absent,
-            _ => return Err(false),
+            _ => return Verdict::Lost,
         };
         if seen == self.acked || self.maybe.contains(&seen) {
-            return Ok(());
+            return Verdict::Fine;
+        }
+        if seen != State::Absent && self.refused.contains(&seen) {
+            return Verdict::AppliedDespiteError;
         }
         if let (Some(s), State::Body(data), State::Absent) = (&self.siblings, &seen, &self.acked) {
             // A write the last delete did not see survives it (add-wins).
@@ -91,12 +117,16 @@ impl Expect {
                     }
             });
             if concurrent {
-                return Ok(());
+                return Verdict::Fine;
             }
         }
         let only_absent =
             self.acked == State::Absent && self.maybe.iter().all(|m| *m == State::Absent);
-        Err(only_absent && seen != State::Absent)
+        if only_absent && seen != State::Absent {
+            Verdict::Resurrected
+        } else {
+            Verdict::Lost
+        }
     }
 }
 
@@ -110,6 +140,8 @@ pub struct Found {
     pub lost: u64,
     /// Documents (per DC) live again after an acknowledged delete.
     pub resurrected: u64,
+    /// Documents (per DC) in the state of a write answered with a definite error.
+    pub applied_despite_error: u64,
     /// The first problems, for people.
     pub problems: Vec<String>,
 }
@@ -126,11 +158,12 @@ pub async fn check(api: &Api, gateways: &[String], ledger: &Ledger) -> Found {
     let mut found = Found::default();
     let mut results = futures::stream::iter(reads).buffer_unordered(PARALLEL_READS);
     while let Some((c, id, gw, expect, status, body)) = results.next().await {
-        if let Err(resurrected) = expect.judge(status, &body) {
-            if resurrected {
-                found.resurrected += 1;
-            } else {
-                found.lost += 1;
+        let verdict = expect.judge(status, &body);
+        if verdict != Verdict::Fine {
+            match verdict {
+                Verdict::Resurrected => found.resurrected += 1,
+                Verdict::AppliedDespiteError => found.applied_despite_error += 1,
+                _ => found.lost += 1,
             }
             if found.problems.len() < 20 {
                 found.problems.push(format!(
@@ -161,14 +194,22 @@ mod tests {
     fn judges_lost_resurrected_and_unknown_outcomes() {
         let mut e = Expect::new(false);
         e.done(State::Body(json!({"v": 1})));
-        assert!(e.judge(200, &json!({"data": {"v": 1}})).is_ok());
-        assert_eq!(e.judge(404, &Value::Null), Err(false));
+        assert_eq!(e.judge(200, &json!({"data": {"v": 1}})), Verdict::Fine);
+        assert_eq!(e.judge(404, &Value::Null), Verdict::Lost);
+        e.refused(State::Body(json!({"v": 9})));
+        assert_eq!(
+            e.judge(200, &json!({"data": {"v": 9}})),
+            Verdict::AppliedDespiteError
+        );
         e.done(State::Absent);
-        assert_eq!(e.judge(200, &json!({"data": {"v": 1}})), Err(true));
+        assert_eq!(
+            e.judge(200, &json!({"data": {"v": 1}})),
+            Verdict::Resurrected
+        );
         e.unknown(State::Body(json!({"v": 2})));
-        assert!(e.judge(200, &json!({"data": {"v": 2}})).is_ok());
-        assert!(e.judge(404, &Value::Null).is_ok());
-        assert_eq!(e.judge(200, &json!({"data": {"v": 1}})), Err(false));
+        assert_eq!(e.judge(200, &json!({"data": {"v": 2}})), Verdict::Fine);
+        assert_eq!(e.judge(404, &Value::Null), Verdict::Fine);
+        assert_eq!(e.judge(200, &json!({"data": {"v": 1}})), Verdict::Lost);
     }
 
     #[test]
@@ -179,10 +220,15 @@ mod tests {
         s.writes.push((json!({"v": 2}), Version::parse("dc1@1:1")));
         s.deleted_at = Version::parse("dc1@1:1");
         e.done(State::Absent);
-        assert!(
-            e.judge(200, &json!({"data": {"v": 1}})).is_ok(),
+        assert_eq!(
+            e.judge(200, &json!({"data": {"v": 1}})),
+            Verdict::Fine,
             "concurrent"
         );
-        assert_eq!(e.judge(200, &json!({"data": {"v": 2}})), Err(true), "seen");
+        assert_eq!(
+            e.judge(200, &json!({"data": {"v": 2}})),
+            Verdict::Resurrected,
+            "seen"
+        );
     }
 }

@@ -11,10 +11,17 @@
 //! - `wiped-node`: a storage node loses its disk and restarts with default flags;
 //! - `three-dcs`: three DCs, the dc1–dc3 link cut; `all` writes in dc1 and session reads
 //!   of them in dc3;
-//! - `clock-back`: a storage node restarted with its clock stepped back.
+//! - `clock-back`: a storage node restarted with its clock stepped back;
+//! - `sigterm`: storage nodes stopped with SIGTERM (and restarted) during conditional writes;
+//! - `session-writes`: a session's PATCHes and `If-Match` replaces through a DC whose storage
+//!   node died while its shipping was paused;
+//! - `idempotent-creates`: creates retried under idempotency keys while nodes die.
 //!
 //! Each reports lost acknowledged writes, resurrected deletes, split collections (DCs that
-//! disagree about a collection), and whether (and how fast) the DCs converged.
+//! disagree about a collection), stale session reads and writes, unconfirmed `all` writes,
+//! duplicate and phantom creates, writes answered with a definite error that were applied
+//! after all, answers saying an outcome is unknown, and whether (and how fast) the DCs
+//! converged.
 
 pub mod api;
 pub mod ledger;
@@ -50,16 +57,25 @@ pub enum Class {
     ThreeDcs,
     /// A storage node restarted with its clock stepped back.
     ClockBack,
+    /// Storage nodes stopped with SIGTERM during conditional writes.
+    Sigterm,
+    /// Session writes through a DC whose node died while its shipping was paused.
+    SessionWrites,
+    /// Creates retried under idempotency keys across failures.
+    IdempotentCreates,
 }
 
 /// Every class, in the order a full run takes them.
-pub const ALL: [Class; 6] = [
+pub const ALL: [Class; 9] = [
     Class::Recreate,
     Class::MergeDeletes,
     Class::Collections,
     Class::WipedNode,
     Class::ThreeDcs,
     Class::ClockBack,
+    Class::Sigterm,
+    Class::SessionWrites,
+    Class::IdempotentCreates,
 ];
 
 impl Class {
@@ -72,6 +88,9 @@ impl Class {
             Class::WipedNode => "wiped-node",
             Class::ThreeDcs => "three-dcs",
             Class::ClockBack => "clock-back",
+            Class::Sigterm => "sigterm",
+            Class::SessionWrites => "session-writes",
+            Class::IdempotentCreates => "idempotent-creates",
         }
     }
 
@@ -156,6 +175,16 @@ pub struct ClassReport {
     pub stale_session_reads: u64,
     /// `all` writes not confirmed within their deadline.
     pub unconfirmed_all_writes: u64,
+    /// Session writes that acted on an older state than the session's own writes.
+    pub stale_session_writes: u64,
+    /// Creates (under one idempotency key each) that left more than one document.
+    pub duplicate_creates: u64,
+    /// Documents of creates that were refused (or never made).
+    pub phantom_creates: u64,
+    /// Writes answered with a definite error (404, 412, `already_exists`) but applied.
+    pub applied_despite_error: u64,
+    /// Answers that said a write's outcome is unknown (allowed; counted).
+    pub outcome_unknown: u64,
     /// Whether every DC reported the same digests after healing.
     pub converged: bool,
     /// Seconds from the last heal to equal digests.
@@ -172,14 +201,17 @@ impl ClassReport {
             && self.split_collections == 0
             && self.stale_session_reads == 0
             && self.unconfirmed_all_writes == 0
+            && self.stale_session_writes == 0
+            && self.duplicate_creates == 0
+            && self.phantom_creates == 0
+            && self.applied_despite_error == 0
             && self.converged
     }
 }
 
 /// The reports as a table for people, one class a row, then the problems.
 pub fn table(reports: &[ClassReport]) -> String {
-    let mut out = format!(
-        "{:<14} {:>6} {:>6} {:>6} {:>5} {:>6} {:>6} {:>6} {:>6} {:>9} {:>8}\n",
+    let columns = [
         "class",
         "faults",
         "acked",
@@ -187,27 +219,43 @@ pub fn table(reports: &[ClassReport]) -> String {
         "lost",
         "resurr",
         "split",
-        "stale",
+        "stale-r",
+        "stale-w",
         "unconf",
+        "dup/ph",
+        "applied",
+        "unknown",
         "converged",
-        "time"
-    );
+        "time",
+    ];
+    let row = |cells: Vec<String>| {
+        let mut line = format!("{:<18}", cells[0]);
+        for c in &cells[1..] {
+            line.push_str(&format!(" {c:>8}"));
+        }
+        line.push('\n');
+        line
+    };
+    let mut out = row(columns.iter().map(|c| c.to_string()).collect());
     for r in reports {
-        out.push_str(&format!(
-            "{:<14} {:>6} {:>6} {:>6} {:>5} {:>6} {:>6} {:>6} {:>6} {:>9} {:>8}\n",
-            r.class.name(),
-            r.faults.len(),
-            r.acknowledged,
-            r.failed,
-            r.lost,
-            r.resurrected,
-            r.split_collections,
-            r.stale_session_reads,
-            r.unconfirmed_all_writes,
-            if r.converged { "yes" } else { "no" },
+        out.push_str(&row(vec![
+            r.class.name().to_string(),
+            r.faults.len().to_string(),
+            r.acknowledged.to_string(),
+            r.failed.to_string(),
+            r.lost.to_string(),
+            r.resurrected.to_string(),
+            r.split_collections.to_string(),
+            r.stale_session_reads.to_string(),
+            r.stale_session_writes.to_string(),
+            r.unconfirmed_all_writes.to_string(),
+            format!("{}/{}", r.duplicate_creates, r.phantom_creates),
+            r.applied_despite_error.to_string(),
+            r.outcome_unknown.to_string(),
+            if r.converged { "yes" } else { "no" }.to_string(),
             r.time_to_converge_s
                 .map_or("-".into(), |t| format!("{t:.2} s")),
-        ));
+        ]));
     }
     for r in reports {
         for p in &r.problems {
@@ -275,9 +323,11 @@ pub async fn run(class: Class, opts: &ClassOptions, seed: u64) -> anyhow::Result
     let time_to_converge_s = converged.then(|| healed.elapsed().as_secs_f64());
     let found = ledger::check(&api, &cluster.http, &tally.ledger).await;
     let split = splits(&api, &cluster.http, &tally.collections).await;
+    let created = creates(&api, &cluster.http, &tally.creates).await;
     let mut problems = tally.problems.clone();
     problems.extend(found.problems);
     problems.extend(split.1);
+    problems.extend(created.problems);
     problems.truncate(20);
     Ok(ClassReport {
         class,
@@ -286,15 +336,89 @@ pub async fn run(class: Class, opts: &ClassOptions, seed: u64) -> anyhow::Result
         operations: tally.operations,
         acknowledged: tally.acknowledged,
         failed: tally.failed,
-        lost: found.lost,
+        lost: found.lost + created.lost,
         resurrected: found.resurrected,
         split_collections: split.0,
         stale_session_reads: tally.stale_session_reads,
         unconfirmed_all_writes: tally.unconfirmed_all_writes,
+        stale_session_writes: tally.stale_session_writes,
+        duplicate_creates: created.duplicates,
+        phantom_creates: created.phantoms,
+        applied_despite_error: found.applied_despite_error,
+        outcome_unknown: tally.outcome_unknown,
         converged,
         time_to_converge_s,
         problems,
     })
+}
+
+/// What the `idempotent-creates` check found.
+#[derive(Debug, Default)]
+struct Created {
+    lost: u64,
+    duplicates: u64,
+    phantoms: u64,
+    problems: Vec<String>,
+}
+
+/// Counts, in every DC's collection `docs`, the documents of each create: none for an
+/// acknowledged one is a lost write, more than one a duplicate create, any for a refused
+/// one (or a body no create had) a phantom.
+async fn creates(api: &Api, gateways: &[String], creates: &[workers::Create]) -> Created {
+    let mut out = Created::default();
+    if creates.is_empty() {
+        return out;
+    }
+    let key = |v: &serde_json::Value| (v["w"].as_u64(), v["n"].as_u64());
+    for gw in gateways {
+        let mut seen: std::collections::HashMap<(Option<u64>, Option<u64>), u64> =
+            Default::default();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut url = format!("{gw}/v1/collections/docs/docs?limit=1000");
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let (status, page) = api.get(&url, &[]).await;
+            if status != 200 {
+                out.problems.push(format!("listing {gw}: {status}"));
+                return out;
+            }
+            for d in page["documents"].as_array().into_iter().flatten() {
+                *seen.entry(key(&d["data"])).or_default() += 1;
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        let mut known = std::collections::HashSet::new();
+        for c in creates {
+            let k = key(&c.body);
+            known.insert(k);
+            let n = seen.get(&k).copied().unwrap_or(0);
+            let problem = if n > 1 {
+                out.duplicates += 1;
+                Some("created more than once")
+            } else if n == 1 && c.refused {
+                out.phantoms += 1;
+                Some("exists though refused")
+            } else if n == 0 && c.acked {
+                out.lost += 1;
+                Some("acknowledged but missing")
+            } else {
+                None
+            };
+            if let Some(p) = problem
+                && out.problems.len() < 10
+            {
+                out.problems
+                    .push(format!("create {} via {gw}: {p} ({n})", c.body));
+            }
+        }
+        out.phantoms += seen.keys().filter(|k| !known.contains(k)).count() as u64;
+    }
+    out
 }
 
 /// Collections whose existence, settings or documents differ between the DCs, and what
@@ -406,6 +530,32 @@ async fn nemesis(
                 tokio::time::sleep(opts.hold).await;
                 cluster.partition(0, 2, false);
                 "dc1 <-> dc3 cut".to_string()
+            }
+            Class::Sigterm => {
+                cluster.terminate(node, Duration::from_secs(30)).await?;
+                tokio::time::sleep(opts.hold).await;
+                cluster.launch(node).await?;
+                format!("{} stopped with SIGTERM", cluster.procs[node].name)
+            }
+            Class::SessionWrites => {
+                let in_dc1: Vec<usize> = cluster
+                    .of_role(Role::Node)
+                    .into_iter()
+                    .filter(|i| cluster.procs[*i].dc == 0)
+                    .collect();
+                let node = in_dc1[rng.random_range(0..in_dc1.len())];
+                peer_action(api, cluster, 0, 1, "pause").await?;
+                cluster.kill(node);
+                tokio::time::sleep(opts.hold).await;
+                cluster.launch(node).await?;
+                peer_action(api, cluster, 0, 1, "resume").await?;
+                format!("dc1 -> dc2 paused, {} killed", cluster.procs[node].name)
+            }
+            Class::IdempotentCreates => {
+                cluster.kill(node);
+                tokio::time::sleep(opts.hold).await;
+                cluster.launch(node).await?;
+                format!("{} killed", cluster.procs[node].name)
             }
             Class::ClockBack => {
                 let in_dc1: Vec<usize> = nodes

@@ -28,6 +28,8 @@ const DOCS_IN_PLAY: usize = 8;
 /// created again: long enough for its tombstone to be collected in between (peers
 /// acknowledge every second).
 const RECREATE_AFTER_MS: std::ops::Range<u64> = 2_500..5_000;
+/// Attempts of one `idempotent-creates` create before it is given up (unknown).
+const CREATE_ATTEMPTS: usize = 60;
 /// Deadline of `three-dcs` writes under `all` and of its session reads: shorter than a
 /// fault's hold, so a DC that only a cut link could bring the write to fails them.
 const THREE_DCS_DEADLINE_MS: u64 = 2_000;
@@ -49,8 +51,25 @@ pub struct Tally {
     pub stale_session_reads: u64,
     /// `all` writes not confirmed within their deadline.
     pub unconfirmed_all_writes: u64,
+    /// Session writes that acted on an older state than the session's own writes.
+    pub stale_session_writes: u64,
+    /// Answers saying a write's outcome is unknown.
+    pub outcome_unknown: u64,
+    /// Creates (each under an idempotency key of its own) and what became of each.
+    pub creates: Vec<Create>,
     /// The first problems seen on the spot.
     pub problems: Vec<String>,
+}
+
+/// One logical create of the `idempotent-creates` class, retried under one key.
+#[derive(Debug, Clone)]
+pub struct Create {
+    /// The body (unique to the create).
+    pub body: Value,
+    /// Acknowledged (by some attempt).
+    pub acked: bool,
+    /// Refused with an error that says nothing was written (and never acknowledged).
+    pub refused: bool,
 }
 
 impl Tally {
@@ -67,6 +86,9 @@ impl Tally {
         }
         self.stale_session_reads += other.stale_session_reads;
         self.unconfirmed_all_writes += other.unconfirmed_all_writes;
+        self.stale_session_writes += other.stale_session_writes;
+        self.outcome_unknown += other.outcome_unknown;
+        self.creates.extend(other.creates);
         self.problems.extend(other.problems);
         self.problems.truncate(20);
     }
@@ -76,6 +98,9 @@ impl Tally {
         match outcome {
             Outcome::Done(..) => self.acknowledged += 1,
             _ => self.failed += 1,
+        }
+        if outcome.outcome_unknown() {
+            self.outcome_unknown += 1;
         }
     }
 
@@ -89,7 +114,12 @@ impl Tally {
 /// The collections a class's workload writes, with their strategies.
 fn collections(class: Class) -> &'static [(&'static str, &'static str)] {
     match class {
-        Class::Recreate | Class::WipedNode | Class::ThreeDcs => &[("docs", "lww")],
+        Class::Recreate
+        | Class::WipedNode
+        | Class::ThreeDcs
+        | Class::Sigterm
+        | Class::SessionWrites
+        | Class::IdempotentCreates => &[("docs", "lww")],
         Class::MergeDeletes => &[("fm", "field_merge"), ("sb", "siblings")],
         Class::Collections => &[],
         Class::ClockBack => &[("cb", "field_merge")],
@@ -162,6 +192,7 @@ impl Worker {
         let mut rng = StdRng::seed_from_u64(self.seed);
         match self.class {
             Class::Collections => self.collections_loop(&mut t, &mut rng, &stop).await,
+            Class::IdempotentCreates => self.creates_loop(&mut t, &stop).await,
             _ => self.documents_loop(&mut t, &mut rng, &stop).await,
         }
         t
@@ -178,6 +209,8 @@ impl Worker {
     /// [`OPS_PER_DOC`] operations or an unknown outcome.
     async fn documents_loop(&self, t: &mut Tally, rng: &mut StdRng, stop: &AtomicBool) {
         let mut next = 0u64;
+        // The `session-writes` class's session token, carried from answer to request.
+        let mut session = String::new();
         let mut docs: Vec<(String, Doc)> = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             if self.hush.load(Ordering::Relaxed) {
@@ -217,6 +250,8 @@ impl Worker {
                 Class::MergeDeletes => self.siblings_op(t, rng, &key, next).await,
                 Class::ClockBack => self.clock_back_op(t, &key, doc.ops, next).await,
                 Class::ThreeDcs => self.three_dcs_op(t, rng, &key, next).await,
+                Class::Sigterm => self.conditional_op(t, rng, &key, next).await,
+                Class::SessionWrites => self.session_op(t, rng, &mut session, &key, next).await,
                 _ => self.lww_op(t, rng, &key, next).await,
             }
             doc.ops += 1;
@@ -319,10 +354,7 @@ impl Worker {
     async fn siblings_op(&self, t: &mut Tally, rng: &mut StdRng, key: &(String, String), n: u64) {
         let dc = rng.random_range(0..self.gateways.len());
         let url = self.url(dc, &key.0, &key.1);
-        let last = t.ledger[key]
-            .siblings
-            .as_ref()
-            .and_then(|s| s.last_version.clone());
+        let last = t.ledger[key].last_version.clone();
         let live = t.ledger[key].acked != State::Absent;
         if live && rng.random_bool(0.25) {
             let Some(version) = last else { return };
@@ -347,10 +379,8 @@ impl Worker {
             if known && let Some(s) = t.ledger.get_mut(key).and_then(|e| e.siblings.as_mut()) {
                 s.writes
                     .push((body.clone(), version.as_deref().and_then(Version::parse)));
-                if version.is_some() {
-                    s.last_version = version;
-                }
             }
+            self.remember_version(t, key, &outcome);
             self.record(t, key, &outcome, State::Body(body));
         }
     }
@@ -397,7 +427,7 @@ impl Worker {
             .api
             .put(&self.url(0, &key.0, &key.1), body.clone(), &headers)
             .await;
-        if all && matches!(outcome, Outcome::Unknown) {
+        if all && matches!(outcome, Outcome::Unknown(_)) {
             t.unconfirmed_all_writes += 1;
             t.problem(format!(
                 "{}/{}: an `all` write was not confirmed",
@@ -434,6 +464,172 @@ impl Worker {
         }
     }
 
+    /// `sigterm`: writes whose preconditions give definite errors when a retry meets the
+    /// first attempt's effect: a create with `If-None-Match: *` (`already_exists`), a
+    /// replace with `If-Match` on the last acknowledged version (`precondition_failed`), a
+    /// delete (`not_found`); through either DC.
+    async fn conditional_op(
+        &self,
+        t: &mut Tally,
+        rng: &mut StdRng,
+        key: &(String, String),
+        n: u64,
+    ) {
+        let url = self.url(rng.random_range(0..self.gateways.len()), &key.0, &key.1);
+        let version = t.ledger[key].last_version.clone();
+        let body = json!({"n": n});
+        let (outcome, after) = match (&t.ledger[key].acked, version) {
+            (State::Absent, _) | (_, None) => {
+                let h = [("if-none-match", "*".to_string())];
+                (
+                    self.api.put(&url, body.clone(), &h).await,
+                    State::Body(body),
+                )
+            }
+            (State::Body(_), Some(v)) if rng.random_bool(0.6) => {
+                let h = [("if-match", format!("\"{v}\""))];
+                (
+                    self.api.put(&url, body.clone(), &h).await,
+                    State::Body(body),
+                )
+            }
+            _ => (self.api.delete(&url, &[]).await, State::Absent),
+        };
+        self.remember_version(t, key, &outcome);
+        self.record(t, key, &outcome, after);
+    }
+
+    /// Keeps the version a write answered (the next `If-Match`); a delete clears it.
+    fn remember_version(&self, t: &mut Tally, key: &(String, String), outcome: &Outcome) {
+        if let (Some(e), Outcome::Done(_, body, _)) = (t.ledger.get_mut(key), outcome) {
+            e.last_version = body["version"].as_str().map(str::to_string);
+        }
+    }
+
+    /// `session-writes`: one session writes through dc1 only: a create, then PATCHes of new
+    /// fields and `If-Match` replaces on its own last version. A PATCH or replace answered
+    /// 404 or 412, or a PATCH whose answer lacks a field the session wrote, acted on a state
+    /// older than the session's own writes: a stale session write.
+    async fn session_op(
+        &self,
+        t: &mut Tally,
+        rng: &mut StdRng,
+        session: &mut String,
+        key: &(String, String),
+        n: u64,
+    ) {
+        let url = self.url(0, &key.0, &key.1);
+        let mut headers = vec![("x-aerolith-timeout-ms", "3000".to_string())];
+        if !session.is_empty() {
+            headers.push(("x-aerolith-session", session.clone()));
+        }
+        let acked = t.ledger[key].acked.clone();
+        let version = t.ledger[key].last_version.clone();
+        let (kind, outcome, after) = match (&acked, version) {
+            (State::Absent, _) | (_, None) => {
+                let body = json!({"f0": n});
+                let outcome = self.api.put(&url, body.clone(), &headers).await;
+                ("create", outcome, State::Body(body))
+            }
+            (State::Body(_), Some(v)) if rng.random_bool(0.3) => {
+                let body = json!({"f0": n});
+                headers.push(("if-match", format!("\"{v}\"")));
+                let outcome = self.api.put(&url, body.clone(), &headers).await;
+                ("replace", outcome, State::Body(body))
+            }
+            _ => {
+                let field = format!("f{n}");
+                let mut fields = object(&acked);
+                fields.insert(field.clone(), json!(n));
+                let outcome = self
+                    .api
+                    .send(
+                        reqwest::Method::PATCH,
+                        &url,
+                        Some(("application/merge-patch+json", json!({ &field: n }))),
+                        &headers,
+                    )
+                    .await;
+                ("patch", outcome, State::Body(Value::Object(fields)))
+            }
+        };
+        let stale = match &outcome {
+            Outcome::Refused(404 | 412) => kind != "create",
+            Outcome::Done(_, body, _) => match &after {
+                // The answer must hold every field the session has written.
+                State::Body(Value::Object(want)) => {
+                    want.iter().any(|(k, v)| body["data"].get(k) != Some(v))
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        if stale {
+            t.stale_session_writes += 1;
+            t.problem(format!(
+                "{}/{}: a session {kind} acted on a stale state: {outcome:?}",
+                key.0, key.1
+            ));
+        }
+        if let Outcome::Done(_, _, Some(s)) = &outcome {
+            *session = s.clone();
+        }
+        self.remember_version(t, key, &outcome);
+        self.record(t, key, &outcome, after);
+    }
+
+    /// `idempotent-creates`: each create (a POST under a generated id) carries a key of its
+    /// own and is retried with it, through the same gateway, until it is answered.
+    async fn creates_loop(&self, t: &mut Tally, stop: &AtomicBool) {
+        let mut next = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            if self.hush.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            next += 1;
+            let body = json!({"w": self.n, "n": next});
+            let dc = (self.n + next as usize) % self.gateways.len();
+            let url = format!("{}/v1/collections/docs/docs", self.gateways[dc]);
+            let headers = [("idempotency-key", format!("w{}-{next}", self.n))];
+            let mut create = Create {
+                body: body.clone(),
+                acked: false,
+                refused: false,
+            };
+            for _ in 0..CREATE_ATTEMPTS {
+                let outcome = self
+                    .api
+                    .send(
+                        reqwest::Method::POST,
+                        &url,
+                        Some(("application/json", body.clone())),
+                        &headers,
+                    )
+                    .await;
+                t.count(&outcome);
+                match outcome {
+                    Outcome::Done(..) => {
+                        create.acked = true;
+                        break;
+                    }
+                    Outcome::Refused(_) => {
+                        create.refused = true;
+                        break;
+                    }
+                    Outcome::Unknown(_) => {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+            t.creates.push(create);
+            tokio::time::sleep(GAP).await;
+        }
+    }
+
     /// Records an operation's outcome: done moves the document to `after`, refused leaves it,
     /// unknown leaves both possible.
     fn record(&self, t: &mut Tally, key: &(String, String), outcome: &Outcome, after: State) {
@@ -443,8 +639,8 @@ impl Worker {
         };
         match outcome {
             Outcome::Done(..) => e.done(after),
-            Outcome::Refused(_) => {}
-            Outcome::Unknown => e.unknown(after),
+            Outcome::Refused(_) => e.refused(after),
+            Outcome::Unknown(_) => e.unknown(after),
         }
     }
 
@@ -504,7 +700,7 @@ impl Worker {
                         }
                     }
                 }
-                Outcome::Unknown => {
+                Outcome::Unknown(_) => {
                     // Gone or not, all together (a split shows in the collection check).
                     for id in &docs[k] {
                         if let Some(e) = t.ledger.get_mut(&(name.clone(), id.clone())) {
