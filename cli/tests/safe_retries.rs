@@ -99,8 +99,18 @@ async fn writes_with_a_session_wait_for_the_sessions_writes_on_every_protocol() 
         assert_eq!(status, 201);
         sessions.push(session.expect("a session token"));
     }
-    // dc1's owner of those documents dies before dc1 shipped them.
+    // dc1's owner of those documents dies before dc1 shipped them, and dc1's gateway knows
+    // it: a read of one goes to dc2, which does not have it.
     c.cluster.as_mut().unwrap().stop_node(0, 0).await.unwrap();
+    let probe = format!("{dc1}/v1/collections/s/docs/{}", ids[0]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&http, &probe, &[]).await.0 != 404 {
+        assert!(
+            Instant::now() < deadline,
+            "dc1's gateway never failed the node over"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for ((client, id), session) in clients.iter_mut().zip(&ids).zip(&sessions) {
         let name = client.name();
         client.set_session(Some(session));
