@@ -10,7 +10,6 @@ pub mod healthcheck;
 pub mod hlc;
 pub mod idempotency;
 pub mod json;
-pub mod merge;
 pub mod name;
 pub mod patch;
 pub mod query;

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
-use aerolith_common::merge::merge;
+use crate::merge::merge;
 use aerolith_common::name::{validate_collection, validate_dc, validate_doc_id};
 use aerolith_common::{Error, Result, pb};
 

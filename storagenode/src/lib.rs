@@ -12,6 +12,7 @@ pub mod digest;
 pub mod documents;
 pub mod engine;
 mod idempotency;
+pub mod merge;
 pub mod keys;
 pub mod node;
 pub mod query;

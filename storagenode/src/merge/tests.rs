@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
 use super::*;
-use crate::version::Actor;
+use aerolith_common::version::Actor;
 
 const DCS: [&str; 3] = ["dc1", "dc2", "dc3"];
 

@@ -21,10 +21,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
-use crate::json::decode_stored;
-use crate::pb;
-use crate::version::{Causality, VersionVector};
+use aerolith_common::json::decode_stored;
+use aerolith_common::version::{Causality, VersionVector};
+use aerolith_common::{Error, Result, pb};
 
 /// The outcome of applying a remote record.
 #[derive(Debug, Clone, PartialEq)]
