@@ -62,7 +62,7 @@ impl Engine {
     }
 
     /// The underlying database.
-    pub fn db(&self) -> &DB {
+    pub(crate) fn db(&self) -> &DB {
         &self.db
     }
 

@@ -1,31 +1,27 @@
 //! The storage ceiling: the YCSB workloads run by the load-test harness's own runner
-//! straight against RocksDB, opened by the storage node's `Engine` (same crate, same
-//! options) and written with the same fsync per acknowledged write.
+//! straight against RocksDB, opened with the storage node's options
+//! (`aerolith_storagenode::ceiling::RawStore`) and written with the same fsync per
+//! acknowledged write.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 
 use aerolith_loadtest::driver::{Connector, Driver, OpError, OpResult};
-use aerolith_storagenode::engine::Engine;
-use aerolith_storagenode::keys::CF_DOCS;
+use aerolith_storagenode::ceiling::RawStore;
 use aerolith_storagenode::{Durability, MemoryProfile};
 
 /// Makes drivers that share one open store.
 pub struct StorageConnector {
-    engine: Arc<Engine>,
-    sync: bool,
+    store: Arc<RawStore>,
 }
 
 impl StorageConnector {
     /// Opens (creating) a store at `dir` with the storage node's options for `memory`.
     pub fn open(dir: &Path, memory: MemoryProfile, durability: Durability) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)?;
         Ok(StorageConnector {
-            engine: Arc::new(Engine::open(dir, memory)?),
-            sync: durability == Durability::Durable,
+            store: Arc::new(RawStore::open(dir, memory, durability)?),
         })
     }
 }
@@ -33,11 +29,8 @@ impl StorageConnector {
 impl Connector for StorageConnector {
     fn connect(&self) -> BoxFuture<'_, anyhow::Result<Box<dyn Driver>>> {
         Box::pin(async move {
-            let mut write = WriteOptions::default();
-            write.set_sync(self.sync);
             Ok(Box::new(Storage {
-                engine: self.engine.clone(),
-                write,
+                store: self.store.clone(),
             }) as Box<dyn Driver>)
         })
     }
@@ -50,8 +43,7 @@ impl Connector for StorageConnector {
 /// One worker's handle on the store. Calls block the worker's thread, as a storage
 /// node's do; the runtime has a thread per worker.
 struct Storage {
-    engine: Arc<Engine>,
-    write: WriteOptions,
+    store: Arc<RawStore>,
 }
 
 fn db_error(e: impl std::fmt::Display) -> OpError {
@@ -61,47 +53,34 @@ fn db_error(e: impl std::fmt::Display) -> OpError {
 impl Driver for Storage {
     fn read<'a>(&'a self, key: &'a str) -> BoxFuture<'a, OpResult> {
         Box::pin(async move {
-            match self.engine.get(CF_DOCS, key.as_bytes()).map_err(db_error)? {
-                Some(_) => Ok(()),
-                None => Err(OpError::new("not_found", key)),
+            match self.store.contains(key.as_bytes()).map_err(db_error)? {
+                true => Ok(()),
+                false => Err(OpError::new("not_found", key)),
             }
         })
     }
 
     fn update<'a>(&'a self, key: &'a str, record: &'a str) -> BoxFuture<'a, OpResult> {
         Box::pin(async move {
-            let cf = self.engine.cf(CF_DOCS).map_err(db_error)?;
-            self.engine
-                .db()
-                .put_cf_opt(cf, key, record, &self.write)
+            self.store
+                .put(key.as_bytes(), record.as_bytes())
                 .map_err(db_error)
         })
     }
 
     fn scan<'a>(&'a self, start: &'a str, count: usize) -> BoxFuture<'a, OpResult> {
         Box::pin(async move {
-            let cf = self.engine.cf(CF_DOCS).map_err(db_error)?;
-            let iter = self
-                .engine
-                .db()
-                .iterator_cf(cf, IteratorMode::From(start.as_bytes(), Direction::Forward));
-            for item in iter.take(count) {
-                item.map_err(db_error)?;
-            }
-            Ok(())
+            self.store
+                .scan(start.as_bytes(), count)
+                .map(|_| ())
+                .map_err(db_error)
         })
     }
 
     fn insert_batch<'a>(&'a self, records: &'a [(String, String)]) -> BoxFuture<'a, OpResult> {
         Box::pin(async move {
-            let cf = self.engine.cf(CF_DOCS).map_err(db_error)?;
-            let mut batch = WriteBatch::default();
-            for (key, record) in records {
-                batch.put_cf(cf, key, record);
-            }
-            self.engine
-                .db()
-                .write_opt(batch, &self.write)
+            self.store
+                .put_all(records.iter().map(|(k, r)| (k.as_bytes(), r.as_bytes())))
                 .map_err(db_error)
         })
     }
