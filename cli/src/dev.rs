@@ -300,6 +300,7 @@ impl DevCluster {
                         addr: addr.to_string(),
                     })?;
                 }
+                r.start_loops()?;
                 let admin = port(DEFAULT_ADMIN_PORT, d, opts.port_base)?;
                 let bound = r
                     .serve_admin(SocketAddr::from(([127, 0, 0, 1], admin)))

@@ -91,6 +91,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for p in peers {
         replicator.ship_to(p)?;
     }
+    replicator.start_loops()?;
     let admin = replicator.serve_admin(args.admin_listen).await?;
     println!(
         "aerolith-replicator listening on {} (admin http://{admin})",

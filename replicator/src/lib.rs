@@ -8,6 +8,7 @@ pub mod backup;
 pub mod checkpoint;
 pub mod cli;
 pub mod failover;
+pub mod lag;
 pub mod receiver;
 pub mod resync;
 pub mod seed;
@@ -139,11 +140,9 @@ impl Replicator {
         Ok(())
     }
 
-    /// Serves the admin API on `addr` (call after every `ship_to`); returns its address.
-    pub async fn serve_admin(&mut self, addr: SocketAddr) -> Result<SocketAddr> {
-        let listener = admin::bind(addr).await?;
-        let bound = listener.local_addr().map_err(Error::internal)?;
-        let state = admin::AdminState {
+    /// What the admin API and the background loops share.
+    fn admin_state(&self) -> Result<admin::AdminState> {
+        Ok(admin::AdminState {
             local: self.opts.cluster.dc(&self.opts.dc)?.clone(),
             shards: self.opts.cluster.shards,
             links: self.links.clone(),
@@ -167,7 +166,14 @@ impl Replicator {
                 .cloned()
                 .collect(),
             resync_rate: self.opts.resync_rate,
-        };
+        })
+    }
+
+    /// Starts the background loops (call once, after every `ship_to`): seeding new stores,
+    /// collection settings convergence, acknowledgement reports, DC states, the lag gauges
+    /// and, if configured, periodic anti-entropy.
+    pub fn start_loops(&mut self) -> Result<()> {
+        let state = self.admin_state()?;
         if let Some(every) = self.opts.resync_every {
             self.tasks.push(tokio::spawn(resync::every(
                 self.client.clone(),
@@ -200,8 +206,15 @@ impl Replicator {
             state.local.clone(),
             state.peers.clone(),
         )));
-        self.tasks
-            .push(tokio::spawn(admin::track_lag(state.clone())));
+        self.tasks.push(tokio::spawn(lag::track(state)));
+        Ok(())
+    }
+
+    /// Serves the admin API on `addr`; returns its address.
+    pub async fn serve_admin(&mut self, addr: SocketAddr) -> Result<SocketAddr> {
+        let listener = admin::bind(addr).await?;
+        let bound = listener.local_addr().map_err(Error::internal)?;
+        let state = self.admin_state()?;
         self.tasks.push(tokio::spawn(admin::serve(listener, state)));
         tracing::info!(dc = %self.opts.dc, %bound, "replicator admin serving");
         Ok(bound)
