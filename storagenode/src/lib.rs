@@ -16,6 +16,7 @@ mod idempotency;
 mod keys;
 pub mod merge;
 pub mod node;
+mod open;
 pub mod query;
 mod relay;
 mod scan;

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use crate::changes::Retention;
 use crate::engine::{Engine, MemoryProfile, db_err};
 use crate::keys::*;
+use crate::open;
 
 /// Format version of [`pb::DocRecord`] written by this code.
 pub const RECORD_FORMAT: u32 = 1;
@@ -166,187 +167,22 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store, checking it belongs to this node and choosing the actor epoch.
+    /// Opens the store: decides whether it is continuous with what the cluster has seen
+    /// (and so its actor epoch), then loads its shards' states, collections and keys.
     pub fn open(cfg: &StoreConfig) -> Result<Store> {
         std::fs::create_dir_all(&cfg.path).map_err(|e| {
             Error::unavailable(format!("cannot create {}: {e}", cfg.path.display()))
         })?;
         let restored = Restored::read(&cfg.path)?;
         let engine = Engine::open(&cfg.path, cfg.memory)?;
-        let identity = format!("{}/{}", cfg.dc, cfg.node);
         let mut batch = WriteBatch::default();
-        let meta = engine.cf(CF_META)?;
-
-        let mut dirty = false;
-        let fresh = engine.get(CF_META, META_IDENTITY)?.is_none();
-        // A store that cannot prove it is continuous (a replacement for a lost disk, or one
-        // restored from a backup to be re-seeded) waits for a peer DC's copy.
-        // A store left undecided by an earlier start is as new as a fresh one (nothing was
-        // written in it): this start's `--new-store` decides again.
-        let was_undecided = !fresh && engine.get(CF_META, META_UNDECIDED)?.is_some();
-        let new = fresh || was_undecided;
-        let untrusted =
-            restored == Some(Restored::Seed) || (new && cfg.new_store == NewStore::Seed);
-        // A new store that must not serve until its replicator knows whether the cluster
-        // already holds data of its shards.
-        let undecided = new && cfg.new_store == NewStore::Auto;
-        // Shards of a seed that did not finish before a stop. Nothing was written under the
-        // epoch it took, and a new one costs nothing (and gets past a copy that named it).
-        let mut unseeded = std::collections::BTreeSet::new();
-        for item in engine.db().prefix_iterator_cf(meta, META_UNSEEDED_PREFIX) {
-            let (k, _) = item.map_err(db_err)?;
-            if !k.starts_with(META_UNSEEDED_PREFIX) {
-                break;
-            }
-            if let Ok(b) = <[u8; 2]>::try_from(&k[META_UNSEEDED_PREFIX.len()..]) {
-                unseeded.insert(u16::from_be_bytes(b));
-            }
-        }
-        if was_undecided && !undecided {
-            batch.delete_cf(meta, META_UNDECIDED);
-            if cfg.new_store == NewStore::Genesis {
-                for s in std::mem::take(&mut unseeded) {
-                    batch.delete_cf(meta, meta_unseeded(s));
-                }
-            }
-        }
-        let reseeding = !unseeded.is_empty();
-        let epoch = match engine.get(CF_META, META_IDENTITY)? {
-            None => {
-                batch.put_cf(meta, META_IDENTITY, identity.as_bytes());
-                if untrusted { renewed_epoch(1) } else { 1 }
-            }
-            Some(found) if found == identity.as_bytes() => {
-                let stored = engine
-                    .get(CF_META, META_EPOCH)?
-                    .and_then(|b| b.try_into().ok().map(u32::from_be_bytes))
-                    .unwrap_or(1);
-                if restored.is_some() {
-                    tracing::warn!(%identity, "store restored from a backup; starting a new actor epoch and new change-log epochs");
-                    renewed_epoch(stored)
-                } else if reseeding && !undecided {
-                    renewed_epoch(stored)
-                } else if engine.get(CF_META, META_DIRTY)?.is_some() {
-                    // Relaxed durability and no clean shutdown: recent writes may be lost, so
-                    // this store's counters can no longer be trusted under the old epoch.
-                    tracing::warn!(%identity, "store was not closed cleanly under relaxed durability; starting a new actor epoch and new change-log epochs");
-                    dirty = true;
-                    stored + 1
-                } else {
-                    stored
-                }
-            }
-            Some(found) => {
-                return Err(Error::invalid(format!(
-                    "store {} belongs to {}, not {identity}",
-                    cfg.path.display(),
-                    String::from_utf8_lossy(&found)
-                )));
-            }
-        };
-        batch.put_cf(meta, META_EPOCH, epoch.to_be_bytes());
-        match engine.get(CF_META, META_SHARDS)? {
-            Some(b) if b != cfg.shards.to_be_bytes() => {
-                let had = <[u8; 2]>::try_from(b).map(u16::from_be_bytes).unwrap_or(0);
-                return Err(Error::invalid(format!(
-                    "store {} was created for {had} shards, not {}: the shard count is fixed at creation",
-                    cfg.path.display(),
-                    cfg.shards
-                )));
-            }
-            Some(_) => {}
-            None => batch.put_cf(meta, META_SHARDS, cfg.shards.to_be_bytes()),
-        }
+        let c = open::continuity(&engine, cfg, restored, &mut batch)?;
+        open::check_shard_count(&engine, cfg, &mut batch)?;
         let sync = cfg.durability == Durability::Durable;
-        if sync {
-            batch.delete_cf(meta, META_DIRTY);
-        } else {
-            batch.put_cf(meta, META_DIRTY, b"1");
-        }
-
-        // A renewed store's logs and watermarks describe a past the cluster has moved on
-        // from: the logs start again (empty) in new epochs.
-        let renew = dirty || untrusted || restored.is_some();
-        if untrusted || restored.is_some() {
-            batch.delete_range_cf(engine.cf(CF_CHANGES)?, shard_start(0), shard_end(u16::MAX));
-            batch.delete_range_cf(meta, b"tomb/".as_slice(), b"tomb0".as_slice());
-        }
-        if untrusted {
-            batch.delete_range_cf(meta, b"wm/".as_slice(), b"wm0".as_slice());
-        }
-
-        if undecided {
-            batch.put_cf(meta, META_UNDECIDED, b"1");
-        }
-        let mut shards = Vec::with_capacity(cfg.shards as usize);
-        for s in 0..cfg.shards {
-            if untrusted || undecided {
-                batch.put_cf(meta, meta_unseeded(s), b"1");
-                unseeded.insert(s);
-            }
-            let seq = engine
-                .get(CF_META, &meta_seq(s))?
-                .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
-                .unwrap_or(0);
-            // After an unclean stop under relaxed durability the log may have lost its tail and
-            // will reuse sequence numbers: a new epoch makes old tokens expire instead of
-            // skipping the reused range. Epochs are the wall clock in ms (and above any
-            // earlier one), so a later epoch compares higher: watermarks and session marks
-            // order positions across a reset.
-            let log_epoch = match engine
-                .get(CF_META, &meta_log_epoch(s))?
-                .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
-            {
-                Some(e) if !renew => e,
-                old => {
-                    let e = aerolith_common::time::now_ms().max(old.unwrap_or(0) + 1);
-                    batch.put_cf(meta, meta_log_epoch(s), e.to_be_bytes());
-                    e
-                }
-            };
-            let mut first = engine
-                .get(CF_META, &meta_log_first(s))?
-                .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
-                .unwrap_or(1);
-            if untrusted || restored.is_some() {
-                first = seq + 1;
-                batch.put_cf(meta, meta_log_first(s), first.to_be_bytes());
-            }
-            let counter_floor = engine
-                .get(CF_META, &meta_counter_floor(s))?
-                .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
-                .unwrap_or(0);
-            shards.push(Mutex::new(ShardState {
-                seq,
-                log_epoch,
-                first,
-                counter_floor,
-            }));
-        }
-
-        let reset_key = match engine
-            .get(CF_META, META_RESET_KEY)?
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        {
-            Some(k) => k,
-            None => {
-                let k: [u8; 32] = rand::random();
-                batch.put_cf(meta, META_RESET_KEY, k);
-                k
-            }
-        };
-
-        let mut collections = HashMap::new();
-        for item in engine.db().prefix_iterator_cf(meta, META_COLLECTION_PREFIX) {
-            let (k, v) = item.map_err(db_err)?;
-            if !k.starts_with(META_COLLECTION_PREFIX) {
-                break;
-            }
-            let m = pb::CollectionMeta::decode(&*v)
-                .map_err(|e| Error::internal(format!("corrupt collection settings: {e}")))?;
-            collections.insert(m.name.clone(), m);
-        }
-
+        open::mark_durability(&engine, sync, &mut batch)?;
+        let (shards, unseeded) = open::shards(&engine, cfg, &c, &mut batch)?;
+        let reset_key = open::reset_key(&engine, &mut batch)?;
+        let collections = open::collections(&engine)?;
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         engine.db().write_opt(batch, &wo).map_err(db_err)?;
@@ -355,24 +191,23 @@ impl Store {
                 Error::unavailable(format!("cannot remove the restore marker: {e}"))
             })?;
         }
-        if undecided {
+        let identity = format!("{}/{}", cfg.dc, cfg.node);
+        if c.undecided {
             tracing::warn!(%identity, "new store: serving nothing until the DC's replicator has checked whether a peer DC holds data of its shards (then it is seeded from there) or the cluster is new");
         } else if !unseeded.is_empty() {
-            tracing::warn!(%identity, epoch, shards = unseeded.len(), "store waits to be seeded from a peer DC; serving nothing until then");
+            tracing::warn!(%identity, epoch = c.epoch, shards = unseeded.len(), "store waits to be seeded from a peer DC; serving nothing until then");
         }
         // Stamps issued before the restart stay below every new one, whatever the clock says
         // now (DESIGN.md "HLC").
         let hlc = Hlc::new();
-        if let Some(b) = engine.get(CF_META, META_HLC)? {
-            hlc.observe(b.try_into().map(u64::from_be_bytes).unwrap_or(0));
-        }
+        hlc.observe(open::load_u64(&engine, META_HLC)?.unwrap_or(0));
         let acks = crate::acks::AckState::load(&engine)?;
-        tracing::info!(%identity, epoch, path = %cfg.path.display(), "store open");
+        tracing::info!(%identity, epoch = c.epoch, path = %cfg.path.display(), "store open");
         Ok(Store {
             engine,
             dc: cfg.dc.clone(),
-            actor_epoch: AtomicU32::new(epoch),
-            undecided: AtomicBool::new(undecided),
+            actor_epoch: AtomicU32::new(c.epoch),
+            undecided: AtomicBool::new(c.undecided),
             hlc,
             clocks: Default::default(),
             limits: cfg.limits,
