@@ -275,7 +275,7 @@ async fn a_field_merge_delete_wins_over_earlier_fields_it_had_not_seen() {
 /// after the collection is created anew.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collection_deletion_cut_short_still_reaches_every_node() {
-    use aerolith_common::pb::{self, request::Body as Req};
+    use aerolith_common::pb;
     let _turn = TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
@@ -307,12 +307,13 @@ async fn a_collection_deletion_cut_short_still_reaches_every_node() {
     )
     .unwrap();
     let first = &cluster.config.dcs[0].nodes[0].rpc;
-    let req = Req::DeleteCollection(pb::DeleteCollectionRequest {
+    let req = pb::DeleteCollectionRequest {
         name: "gone".into(),
         hlc: 0,
-    });
+    };
     client
-        .call(first, req, Duration::from_secs(10))
+        .node()
+        .delete_collection(first, req, Duration::from_secs(10))
         .await
         .unwrap();
 
@@ -354,6 +355,90 @@ async fn a_collection_deletion_cut_short_still_reaches_every_node() {
     client.close();
 }
 
+/// Found by the `collections` fault class: a document written after its collection was
+/// deleted, through a gateway whose owner of the document's shard is down, fails over to a
+/// DC the deletion has not reached yet. It must land in the incarnation after the deletion
+/// (the gateway hands the DC's newest deletion along), not in the deleted one, where the
+/// deletion would remove it on arrival: an acknowledged write lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_failed_over_after_its_collection_was_deleted_is_not_lost() {
+    let _turn = TURN.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut c, [dc1, dc2, admin1, admin2]) = two_dcs(dir.path(), Retention::default()).await;
+    let http = reqwest::Client::new();
+    // Ids in shards dc1's first node owns (two nodes a DC).
+    let on_first = |coll: &str, prefix: &str| {
+        (0..)
+            .map(|i| format!("{prefix}{i}"))
+            .find(|id| shard_of(coll, id, DEFAULT_SHARDS).is_multiple_of(2))
+            .unwrap()
+    };
+    let (id, probe) = (on_first("c", "n"), on_first("p", "q"));
+    let doc = |base: &str, coll: &str, id: &str| format!("{base}/v1/collections/{coll}/docs/{id}");
+    assert_eq!(
+        put(&http, &format!("{dc1}/v1/collections/c"), json!({})).await,
+        201
+    );
+    assert_eq!(
+        put(&http, &format!("{dc1}/v1/collections/p"), json!({})).await,
+        201
+    );
+    assert_eq!(
+        put(&http, &doc(&dc1, "c", "old"), json!({"old": true})).await,
+        201
+    );
+    until("dc2 holds collection c's first incarnation", async || {
+        get(&http, &doc(&dc2, "c", "old")).await.0 == 200
+            && get(&http, &format!("{dc2}/v1/collections/p")).await.0 == 200
+    })
+    .await;
+
+    // dc1 deletes the collection; dc2 does not hear of it yet.
+    assert_eq!(
+        post(&http, &format!("{admin1}/admin/peers/dc2/pause")).await,
+        200
+    );
+    assert_eq!(delete(&http, &format!("{dc1}/v1/collections/c")).await, 204);
+    // dc1's owner of the document's shard dies, and dc1's gateway knows it: a document only
+    // dc1 holds reads as missing (dc2 answers).
+    assert_eq!(put(&http, &doc(&dc1, "p", &probe), json!({})).await, 201);
+    c.cluster.as_mut().unwrap().stop_node(0, 0).await.unwrap();
+    until("dc1's gateway fails the node over", async || {
+        get(&http, &doc(&dc1, "p", &probe)).await.0 == 404
+    })
+    .await;
+
+    // A write after the deletion, served by dc2.
+    assert_eq!(put(&http, &doc(&dc1, "c", &id), json!({"n": 1})).await, 201);
+    c.cluster
+        .as_mut()
+        .unwrap()
+        .restart_node(0, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        post(&http, &format!("{admin1}/admin/peers/dc2/resume")).await,
+        200
+    );
+
+    // The deletion reaches dc2 and the write reaches dc1: the write stands in both, the
+    // document written before the deletion in neither.
+    for base in [&dc1, &dc2] {
+        until("the write after the deletion stands", async || {
+            let (status, body) = get(&http, &doc(base, "c", &id)).await;
+            status == 200 && body["data"] == json!({"n": 1})
+        })
+        .await;
+    }
+    converged(&http, &admin1, &admin2).await;
+    for base in [&dc1, &dc2] {
+        let (status, body) = get(&http, &doc(base, "c", &id)).await;
+        assert_eq!((status, &body["data"]), (200, &json!({"n": 1})), "{base}");
+        assert_eq!(get(&http, &doc(base, "c", "old")).await.0, 404, "{base}");
+    }
+    c.stop().await;
+}
+
 /// A two-DC cluster of `aerolith` processes (two nodes a DC, default flags) with collection
 /// `k` created and served in both DCs.
 async fn proc_cluster(dir: &std::path::Path, http: &reqwest::Client) -> ProcCluster {
@@ -380,6 +465,42 @@ async fn proc_cluster(dir: &std::path::Path, http: &reqwest::Client) -> ProcClus
     })
     .await;
     cluster
+}
+
+/// A new cluster's stores wait for their replicator's decision before they serve (issue
+/// 20, item 4); until then a gateway is not ready, as its writes would fail: readiness
+/// means every shard has an owner that serves it, not merely one that answers a ping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_is_not_ready_while_no_owner_serves_its_shards() {
+    let _turn = TURN.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let mut cluster = ProcCluster::prepare(
+        dir.path(),
+        env!("CARGO_BIN_EXE_aerolith").as_ref(),
+        2,
+        1,
+        Vec::new(),
+    )
+    .unwrap();
+    // Nodes and gateways only: no replicator decides whether the new stores may serve.
+    for role in [Role::Node, Role::Gateway] {
+        for i in cluster.of_role(role) {
+            cluster.launch(i).await.unwrap();
+        }
+    }
+    let dc1 = cluster.http[0].clone();
+    let doc = format!("{dc1}/v1/collections/k/docs/d");
+    assert_eq!(put(&http, &doc, json!({"i": 1})).await, 503);
+    let (status, body) = get(&http, &format!("{dc1}/readyz")).await;
+    assert_eq!(status, 503, "ready while a write fails: {body}");
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+
+    for i in cluster.of_role(Role::Replicator) {
+        cluster.launch(i).await.unwrap();
+    }
+    cluster.wait_ready(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(put(&http, &doc, json!({"i": 1})).await, 201);
 }
 
 /// Issue 20, item 4: a storage node restarted on an empty data directory with default

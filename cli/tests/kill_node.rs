@@ -51,7 +51,8 @@ async fn a_killed_node_fails_its_shards_over_and_back() {
     let dc1 = cluster.http[0].clone();
     let before = ids_on_first_node("before", 5);
     for id in &before {
-        assert!(matches!(put(&http, &dc1, id).await.0, 200 | 201));
+        let (status, body) = put(&http, &dc1, id).await;
+        assert!(matches!(status, 200 | 201), "{id}: {status} {body}");
     }
     // Shipped to dc2 before the kill (a `local` write still on its only disk would wait for
     // the node's return, as API.md's durability paragraph says).

@@ -145,7 +145,8 @@ pub async fn node(config: &std::path::Path, dc: &str, id: &str, timeout: Duratio
         .ok_or_else(|| Error::invalid(format!("{dc} has no node {id} in {}", config.display())))?
         .rpc;
     client
-        .call(addr, pb::request::Body::Ping(pb::PingRequest {}), timeout)
+        .node()
+        .ping(addr, pb::PingRequest {}, timeout)
         .await
         .map_err(|e| Error::unavailable(format!("ping {dc}/{id} at {addr}: {}", e.message)))?;
     Ok(())

@@ -23,4 +23,6 @@ macro_rules! drain {
 fuzz_target!(|data: &[u8]| {
     drain!(pb::Request, data);
     drain!(pb::Response, data);
+    drain!(pb::ReplicatorRequest, data);
+    drain!(pb::ReplicatorResponse, data);
 });

@@ -9,7 +9,6 @@ use futures::future::join_all;
 use tokio::time::Instant;
 
 use aerolith_common::{Error, ErrorCode, Result, pb};
-use pb::request::Body as Req;
 
 use crate::router::Router;
 
@@ -64,9 +63,9 @@ impl Router {
             if left.is_zero() {
                 return Err(Error::deadline("no answer"));
             }
-            let req = Req::AwaitMarks(pb::AwaitRequest {
+            let req = pb::AwaitRequest {
                 marks: marks.clone(),
-            });
+            };
             match self.call_node(addr, req, left).await {
                 Ok(_) => return Ok(()),
                 Err(e) if e.code == ErrorCode::Unavailable => {

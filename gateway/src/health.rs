@@ -9,8 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aerolith_common::pb;
-use pb::request::Body as Req;
-use pb::response::Body as Resp;
 
 use aerolith_common::rpc::client::Fate;
 
@@ -127,8 +125,8 @@ async fn refresh_dc_states(router: &Router) {
         if router.health().is_down(&node.addr) {
             continue;
         }
-        if let Ok(Resp::Pong(p)) = router
-            .call_node(&node.addr, Req::Ping(pb::PingRequest {}), PROBE_TIMEOUT)
+        if let Ok(p) = router
+            .call_node(&node.addr, pb::PingRequest {}, PROBE_TIMEOUT)
             .await
         {
             router.health().merge_dc_states(&p.dc_states);
@@ -160,7 +158,7 @@ async fn heartbeat(router: &Router) {
             .filter(|a| !router.health().is_down(a))
             .collect();
         let pings = up.iter().map(|addr| async move {
-            let ping = Req::Ping(pb::PingRequest {});
+            let ping = pb::PingRequest {};
             (
                 addr,
                 router.try_call_node(addr, ping, HEARTBEAT_TIMEOUT).await,
@@ -168,6 +166,8 @@ async fn heartbeat(router: &Router) {
         });
         for (addr, answer) in futures::future::join_all(pings).await {
             match answer {
+                // Up, but serving no data (a new store, a rebuild): its shards fail over.
+                Ok(pong) if !pong.not_serving.is_empty() => router.health().mark_refusing(addr),
                 Ok(_) => {}
                 // It answered, refusing (shutting down, say): down, but not silent.
                 Err(f) if f.fate == Fate::Answered => router.health().mark_refusing(addr),
@@ -200,9 +200,9 @@ async fn watch_down(router: &Router) {
                 continue;
             }
             let alive = router
-                .call_node(&node.addr, Req::Ping(pb::PingRequest {}), PROBE_TIMEOUT)
+                .call_node(&node.addr, pb::PingRequest {}, PROBE_TIMEOUT)
                 .await
-                .is_ok();
+                .is_ok_and(|pong| pong.not_serving.is_empty());
             if alive && caught_up(router, &node).await {
                 router.health().mark_up(&node.addr);
             }
@@ -215,12 +215,8 @@ async fn watch_down(router: &Router) {
 /// for this gateway's clients, so it does not hold the node back.
 async fn caught_up(router: &Router, node: &crate::router::NodeShards) -> bool {
     let shards: Vec<u32> = node.shards.iter().map(|s| u32::from(*s)).collect();
-    let Ok(Resp::Watermarks(w)) = router
-        .call_node(
-            &node.addr,
-            Req::Watermarks(pb::WatermarksRequest { shards }),
-            PROBE_TIMEOUT,
-        )
+    let Ok(w) = router
+        .call_node(&node.addr, pb::WatermarksRequest { shards }, PROBE_TIMEOUT)
         .await
     else {
         return false;
@@ -235,8 +231,8 @@ async fn caught_up(router: &Router, node: &crate::router::NodeShards) -> bool {
                 .push(u32::from(shard));
         }
         for (owner, shards) in by_owner {
-            let req = Req::ChangeHeads(pb::ChangeHeadsRequest { shards });
-            let Ok(Resp::Heads(h)) = router.call_node(owner, req, PROBE_TIMEOUT).await else {
+            let req = pb::ChangeHeadsRequest { shards };
+            let Ok(h) = router.call_node(owner, req, PROBE_TIMEOUT).await else {
                 continue;
             };
             for head in h.heads.iter().filter(|h| h.seq > 0) {

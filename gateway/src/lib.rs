@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod cli;
 pub mod concern;
+pub mod deletion_floor;
 pub mod graphql;
 pub mod grpc;
 pub mod health;

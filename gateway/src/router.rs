@@ -4,12 +4,16 @@ use std::time::Duration;
 
 use futures::future::join_all;
 
-use aerolith_common::rpc::RpcClient;
-use aerolith_common::rpc::client::{Failure, Fate};
+use aerolith_common::rpc::client::{Failure, Fate, expect_answer};
+use aerolith_common::rpc::{Call, Node, RpcClient, Service};
 use aerolith_common::topology::{ClusterConfig, DcConfig};
 use aerolith_common::{Error, ErrorCode, Result, pb};
 
 use crate::health::NodeHealth;
+
+/// How long a write failing over to another DC waits for its own DC's record of the
+/// collection's deletions (`deletion_floor`): a node that does not answer by then is skipped.
+const LOCAL_FLOOR_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Sends internal RPCs to the storage nodes that own shards in this gateway's DC.
 pub struct Router {
@@ -78,29 +82,40 @@ impl Router {
     }
 
     /// Calls one node, recording the RPC's latency and outcome.
-    pub async fn call_node(
+    pub async fn call_node<C: Call<Node>>(
         &self,
         addr: &str,
-        body: pb::request::Body,
+        req: C,
         timeout: Duration,
-    ) -> Result<pb::response::Body> {
-        self.try_call_node(addr, body, timeout)
+    ) -> Result<C::Answer> {
+        self.try_call_node(addr, req, timeout)
             .await
             .map_err(|f| f.error)
     }
 
     /// [`Router::call_node`], telling on failure whether the node can have acted on it.
-    pub async fn try_call_node(
+    pub async fn try_call_node<C: Call<Node>>(
+        &self,
+        addr: &str,
+        req: C,
+        timeout: Duration,
+    ) -> std::result::Result<C::Answer, Failure> {
+        let answer = self.exchange(addr, req.into_call(), timeout).await?;
+        expect_answer::<Node, C>(answer, addr)
+    }
+
+    /// One call's body to one node, recording the RPC's latency and outcome.
+    async fn exchange(
         &self,
         addr: &str,
         body: pb::request::Body,
         timeout: Duration,
     ) -> std::result::Result<pb::response::Body, Failure> {
-        let op = op_name(&body);
+        let op = Node::call_name(&body);
         let started = std::time::Instant::now();
         let in_flight = metrics::gauge!("aerolith_rpc_in_flight", "op" => op);
         in_flight.increment(1.0);
-        let out = self.client.try_call(addr, body, timeout).await;
+        let out = self.client.exchange::<Node>(addr, body, timeout).await;
         in_flight.decrement(1.0);
         let code = match &out {
             Ok(_) => "ok",
@@ -141,9 +156,38 @@ impl Router {
             .clone()
     }
 
+    /// Whether `addr` is a node of this gateway's DC.
+    fn is_local(&self, addr: &str) -> bool {
+        self.dc.nodes.iter().any(|n| n.rpc == addr)
+    }
+
+    /// The newest deletion of `collection` this DC's reachable nodes recorded (0 if none,
+    /// or if none answers in time: a DC of one node that is down knows nothing).
+    async fn local_deletion_floor(&self, collection: &str, timeout: Duration) -> u64 {
+        let timeout = timeout.min(LOCAL_FLOOR_TIMEOUT);
+        let asked = self
+            .dc
+            .nodes
+            .iter()
+            .filter(|n| !self.health.is_down(&n.rpc));
+        let answers = join_all(asked.map(|n| {
+            let req = pb::GetCollectionRequest {
+                name: collection.to_string(),
+            };
+            self.call_node(&n.rpc, req, timeout)
+        }))
+        .await;
+        answers
+            .into_iter()
+            .filter_map(|a| a.ok())
+            .map(|m| crate::deletion_floor::of_meta(&m))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Records that a call to a local node found it unreachable, so its shards fail over.
     pub fn unreachable(&self, addr: &str) {
-        if self.dc.nodes.iter().any(|n| n.rpc == addr) {
+        if self.is_local(addr) {
             self.health.mark_down(addr);
         }
     }
@@ -153,7 +197,7 @@ impl Router {
     /// answer is unreachable.
     pub fn failed(&self, addr: &str, fate: Fate) {
         if fate == Fate::Answered {
-            if self.dc.nodes.iter().any(|n| n.rpc == addr) {
+            if self.is_local(addr) {
                 self.health.mark_refusing(addr);
             }
         } else {
@@ -170,12 +214,13 @@ impl Router {
     /// did nothing (it was never reached, or it answered that it serves nothing now); once
     /// a write may have reached a node that then failed to answer, its outcome is unknown
     /// and it is not sent anywhere else: the answer is `unavailable`, saying so (API.md).
-    pub async fn call_shard(
+    pub async fn call_shard<C: Call<Node>>(
         &self,
         shard: u16,
-        body: pb::request::Body,
+        req: C,
         timeout: Duration,
-    ) -> Result<pb::response::Body> {
+    ) -> Result<C::Answer> {
+        let mut body = req.into_call();
         let write = is_write(&body);
         let keys = crate::unsettled::keys_of(&body);
         self.check_unsettled(&keys)?;
@@ -189,25 +234,33 @@ impl Router {
                 .partition(|a| !self.health.is_down(a)),
         };
         let mut last = None;
+        let mut floored = false;
         for addr in up.iter().chain(&down) {
             let remaining = deadline.saturating_duration_since(std::time::Instant::now());
             if remaining.is_zero() {
                 break;
             }
+            if write && !floored && !self.is_local(addr) {
+                floored = true;
+                if let Some(c) = crate::deletion_floor::collection_of(&body) {
+                    let floor = self.local_deletion_floor(c, remaining).await;
+                    crate::deletion_floor::attach(&mut body, floor);
+                }
+            }
             // A call in flight to a node found down meanwhile ends at once instead of waiting
             // for its connection to time out: a read goes on to the next owner, a write
             // answers that its outcome is unknown (it was sent).
             let out = tokio::select! {
-                out = self.try_call_node(addr, body.clone(), remaining) => out,
+                out = self.exchange(addr, body.clone(), remaining) => out,
                 () = self.health.went_down(addr) => Err(Failure {
                     error: Error::unavailable(format!("storage node {addr} went down")),
                     fate: Fate::Unknown,
                 }),
             };
             match out {
-                Ok(body) => {
+                Ok(answer) => {
                     self.settled(&keys);
-                    return Ok(body);
+                    return expect_answer::<Node, C>(answer, addr).map_err(|f| f.error);
                 }
                 Err(f) if f.error.code != ErrorCode::Unavailable => {
                     // A write that ran out of time after it was sent may still be applied:
@@ -273,11 +326,11 @@ impl Router {
     }
 
     /// Calls every node of the DC concurrently, in node order.
-    pub async fn call_all(
+    pub async fn call_all<C: Call<Node>>(
         &self,
-        make: impl Fn(&NodeShards) -> pb::request::Body,
+        make: impl Fn(&NodeShards) -> C,
         timeout: Duration,
-    ) -> Vec<Result<pb::response::Body>> {
+    ) -> Vec<Result<C::Answer>> {
         let nodes = self.nodes();
         join_all(
             nodes
@@ -329,11 +382,11 @@ impl Router {
     /// Calls, concurrently, the nodes that serve every shard ([`Router::serving_nodes`]);
     /// a call that finds its node unreachable marks it down and is made again, once, to
     /// the owners of its shards in the next DC. Answers come in no particular order.
-    pub async fn scatter(
+    pub async fn scatter<C: Call<Node>>(
         &self,
-        make: impl Fn(&NodeShards) -> pb::request::Body,
+        make: impl Fn(&NodeShards) -> C,
         timeout: Duration,
-    ) -> Vec<Result<pb::response::Body>> {
+    ) -> Vec<Result<C::Answer>> {
         let deadline = std::time::Instant::now() + timeout;
         let targets = self.serving_nodes();
         let first = join_all(
@@ -394,45 +447,4 @@ impl Router {
 fn is_write(body: &pb::request::Body) -> bool {
     use pb::request::Body as B;
     matches!(body, B::Put(_) | B::Patch(_) | B::Delete(_) | B::Bulk(_))
-}
-
-fn op_name(body: &pb::request::Body) -> &'static str {
-    use pb::request::Body as B;
-    match body {
-        B::Get(_) => "get",
-        B::Put(_) => "put",
-        B::Patch(_) => "patch",
-        B::Delete(_) => "delete",
-        B::List(_) => "list",
-        B::PutCollection(_) => "put_collection",
-        B::GetCollection(_) => "get_collection",
-        B::ListCollections(_) => "list_collections",
-        B::DeleteCollection(_) => "delete_collection",
-        B::Ping(_) => "ping",
-        B::Bulk(_) => "bulk",
-        B::Query(_) => "query",
-        B::ReadChanges(_) => "read_changes",
-        B::ChangeHeads(_) => "change_heads",
-        B::Apply(_) => "apply",
-        B::ApplyBatch(_) => "apply_batch",
-        B::Watermarks(_) => "watermarks",
-        B::Digest(_) => "digest",
-        B::Range(_) => "range",
-        B::ApplyCollection(_) => "apply_collection",
-        B::Ship(_) => "ship",
-        B::AwaitMarks(_) => "await_marks",
-        B::DcStates(_) => "dc_states",
-        B::SeedStatus(_) => "seed_status",
-        B::SeedDecide(_) => "seed_decide",
-        B::SeedRead(_) => "seed_read",
-        B::SeedWrite(_) => "seed_write",
-        B::SeedFinish(_) => "seed_finish",
-        B::PeerAcks(_) => "peer_acks",
-        B::Backup(_) => "backup",
-    }
-}
-
-/// An answer of an unexpected kind from a node: a bug on one side.
-pub fn unexpected(what: &str) -> Error {
-    Error::internal(format!("unexpected response to {what}"))
 }

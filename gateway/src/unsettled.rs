@@ -18,28 +18,33 @@ pub type Key = (String, String, String);
 
 /// The keys of a write request (a bulk request's every op's), if it carries any.
 pub fn keys_of(body: &pb::request::Body) -> Vec<Key> {
-    use pb::bulk_op::Op;
     use pb::request::Body as B;
-    let key = |collection: &str, idem: &Option<pb::Idempotency>| {
-        idem.as_ref()
-            .map(|i| (collection.to_string(), i.scope.clone(), i.key.clone()))
-    };
     match body {
         B::Put(r) => key(&r.collection, &r.idempotency).into_iter().collect(),
         B::Patch(r) => key(&r.collection, &r.idempotency).into_iter().collect(),
         B::Delete(r) => key(&r.collection, &r.idempotency).into_iter().collect(),
-        B::Bulk(b) => b
-            .ops
-            .iter()
-            .filter_map(|op| match &op.op {
-                Some(Op::Put(r)) => key(&r.collection, &r.idempotency),
-                Some(Op::Patch(r)) => key(&r.collection, &r.idempotency),
-                Some(Op::Delete(r)) => key(&r.collection, &r.idempotency),
-                None => None,
-            })
-            .collect(),
+        B::Bulk(b) => bulk_keys(b),
         _ => Vec::new(),
     }
+}
+
+/// The idempotency keys of a bulk request's writes.
+pub fn bulk_keys(bulk: &pb::BulkRequest) -> Vec<Key> {
+    use pb::bulk_op::Op;
+    bulk.ops
+        .iter()
+        .filter_map(|op| match &op.op {
+            Some(Op::Put(r)) => key(&r.collection, &r.idempotency),
+            Some(Op::Patch(r)) => key(&r.collection, &r.idempotency),
+            Some(Op::Delete(r)) => key(&r.collection, &r.idempotency),
+            None => None,
+        })
+        .collect()
+}
+
+fn key(collection: &str, idem: &Option<pb::Idempotency>) -> Option<Key> {
+    idem.as_ref()
+        .map(|i| (collection.to_string(), i.scope.clone(), i.key.clone()))
 }
 
 /// The unsettled keys and the node each reached.

@@ -20,8 +20,6 @@ use aerolith_common::hlc;
 use aerolith_common::pb;
 use aerolith_common::shard::{DEFAULT_SHARDS, shard_of};
 use aerolith_common::time::now_ms;
-use pb::request::Body as Req;
-use pb::response::Body as Resp;
 use support::{Cluster, free_udp_port, peer_status, wait_until};
 
 struct Options {
@@ -63,17 +61,10 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
 
 /// Heads of every shard of `dc`'s node: where a tail starts.
 async fn heads(c: &Cluster, dc: &str) -> Vec<pb::ShardPosition> {
-    let req = Req::ChangeHeads(pb::ChangeHeadsRequest {
+    let req = pb::ChangeHeadsRequest {
         shards: (0..u32::from(DEFAULT_SHARDS)).collect(),
-    });
-    match c
-        .client
-        .call(&c.node(dc), req, Duration::from_secs(10))
-        .await
-    {
-        Ok(Resp::Heads(h)) => h.heads,
-        other => panic!("change heads: {other:?}"),
-    }
+    };
+    c.call(dc, req).await.heads
 }
 
 async fn lag(o: &Options) {
@@ -98,19 +89,19 @@ async fn lag(o: &Options) {
             let mut from = from;
             let mut lags = Vec::with_capacity(total);
             while lags.len() < total {
-                let req = Req::ReadChanges(pb::ReadChangesRequest {
+                let req = pb::ReadChangesRequest {
                     collection: "lag".into(),
                     from: from.clone(),
                     limit: 1000,
                     wait_ms: 1000,
                     max_bytes: 4 << 20,
                     ..Default::default()
-                });
-                let Ok(Resp::Changes(changes)) =
-                    client.call(&node, req, Duration::from_secs(10)).await
-                else {
-                    panic!("tail of dc2 failed");
                 };
+                let changes = client
+                    .node()
+                    .read_changes(&node, req, Duration::from_secs(10))
+                    .await
+                    .expect("tail of dc2");
                 let arrived = now_ms();
                 for e in changes.events {
                     if let Some(r) = e.event.and_then(|e| e.record) {
@@ -130,7 +121,8 @@ async fn lag(o: &Options) {
     for i in 0..total {
         ticker.tick().await;
         let id = format!("w{i:07}");
-        let req = Req::Put(pb::PutRequest {
+        let req = pb::PutRequest {
+            after_delete_hlc: 0,
             shard: u32::from(shard_of("lag", &id, DEFAULT_SHARDS)),
             collection: "lag".into(),
             id,
@@ -138,10 +130,11 @@ async fn lag(o: &Options) {
             precondition: None,
             session: Vec::new(),
             idempotency: None,
-        });
+        };
         let t = Instant::now();
         c.client
-            .call(&node, req, Duration::from_secs(10))
+            .node()
+            .put(&node, req, Duration::from_secs(10))
             .await
             .expect("put");
         put_ms.push(t.elapsed().as_secs_f64() * 1000.0);

@@ -11,8 +11,6 @@ use std::time::Duration;
 use aerolith_common::rpc::RpcClient;
 use aerolith_common::topology::{ClusterConfig, DcConfig};
 use aerolith_common::{Result, pb};
-use pb::request::Body as Req;
-use pb::response::Body as Resp;
 
 use crate::shipper::PeerLink;
 
@@ -68,8 +66,8 @@ async fn heads(
     }
     let mut out = BTreeMap::new();
     for (owner, shards) in by_owner {
-        let req = Req::ChangeHeads(pb::ChangeHeadsRequest { shards });
-        if let Ok(Resp::Heads(h)) = client.call(owner, req, CALL).await {
+        let req = pb::ChangeHeadsRequest { shards };
+        if let Ok(h) = client.node().change_heads(owner, req, CALL).await {
             for p in h.heads {
                 if let Ok(s) = u16::try_from(p.shard) {
                     out.insert(s, p);
@@ -123,9 +121,9 @@ async fn report(
             });
         }
     }
-    let req = Req::PeerAcks(pb::PeerAcksRequest {
+    let req = pb::PeerAcksRequest {
         peers: peers.iter().map(|p| p.id.clone()).collect(),
         acks,
-    });
-    client.call(node, req, CALL).await.map(|_| ())
+    };
+    client.node().peer_acks(node, req, CALL).await.map(|_| ())
 }

@@ -20,8 +20,6 @@ use aerolith_common::auth::{Role, Tokens, bearer};
 use aerolith_common::rpc::RpcClient;
 use aerolith_common::topology::DcConfig;
 use aerolith_common::{Error, ErrorCode, Result, pb};
-use pb::request::Body as Req;
-use pb::response::Body as Resp;
 
 use crate::failover::DcStates;
 use crate::shipper::PeerLink;
@@ -158,17 +156,15 @@ async fn digests(State(s): State<AdminState>) -> Answer {
     let mut shards = Vec::new();
     for (i, node) in s.local.nodes.iter().enumerate() {
         let owned = s.local.shards_of(i, s.shards);
-        let req = Req::Digest(pb::DigestRequest {
+        let req = pb::DigestRequest {
             shards: owned.iter().map(|s| u32::from(*s)).collect(),
             ranges: 0,
-        });
-        let Resp::Digests(d) = s
-            .client
-            .call(&node.rpc, req, Duration::from_secs(60))
-            .await?
-        else {
-            return Err(Error::internal("unexpected answer to digest").into());
         };
+        let d = s
+            .client
+            .node()
+            .digest(&node.rpc, req, Duration::from_secs(60))
+            .await?;
         shards.extend(d.shards);
     }
     shards.sort_by_key(|d| d.shard);

@@ -7,8 +7,6 @@ use std::time::Duration;
 use aerolith_common::rpc::RpcClient;
 use aerolith_common::topology::DcConfig;
 use aerolith_common::{Error, Result, pb};
-use pb::request::Body as Req;
-use pb::response::Body as Resp;
 
 /// Time one node's checkpoint may take.
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(300);
@@ -29,10 +27,8 @@ pub async fn backup(
     let mut done = Vec::with_capacity(local.nodes.len());
     for node in &local.nodes {
         let dir = root.join(&node.id).to_string_lossy().into_owned();
-        let req = Req::Backup(pb::BackupRequest { dir });
-        let Resp::Backup(b) = client.call(&node.rpc, req, BACKUP_TIMEOUT).await? else {
-            return Err(Error::internal("unexpected answer to backup"));
-        };
+        let req = pb::BackupRequest { dir };
+        let b = client.node().backup(&node.rpc, req, BACKUP_TIMEOUT).await?;
         done.push((node.id.clone(), b));
     }
     Ok(done)

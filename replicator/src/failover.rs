@@ -16,7 +16,6 @@ use aerolith_common::rpc::RpcClient;
 use aerolith_common::time::now_ms;
 use aerolith_common::topology::DcConfig;
 use aerolith_common::{Error, Result, pb};
-use pb::request::Body as Req;
 
 /// How often the states are handed out again.
 pub const SPREAD_EVERY: Duration = Duration::from_secs(2);
@@ -103,24 +102,26 @@ impl DcStates {
         if states.is_empty() {
             return Vec::new();
         }
-        let targets = local
-            .nodes
-            .iter()
-            .map(|n| (n.id.clone(), n.rpc.clone()))
-            .chain(peers.iter().cloned());
-        let calls = targets.map(|(name, addr)| {
-            let req = Req::DcStates(pb::DcStatesRequest {
-                states: states.clone(),
-            });
+        let req = pb::DcStatesRequest { states };
+        let nodes = local.nodes.iter().map(|n| {
+            let req = req.clone();
             async move {
-                client
-                    .call(&addr, req, SPREAD_TIMEOUT)
-                    .await
-                    .ok()
-                    .map(|_| name)
+                let took = client.node().dc_states(&n.rpc, req, SPREAD_TIMEOUT).await;
+                took.ok().map(|_| n.id.clone())
             }
         });
-        join_all(calls).await.into_iter().flatten().collect()
+        let peers = peers.iter().map(|(dc, addr)| {
+            let req = req.clone();
+            async move {
+                let took = client
+                    .replicator()
+                    .dc_states(addr, req, SPREAD_TIMEOUT)
+                    .await;
+                took.ok().map(|_| dc.clone())
+            }
+        });
+        let (nodes, peers) = futures::join!(join_all(nodes), join_all(peers));
+        nodes.into_iter().chain(peers).flatten().collect()
     }
 }
 

@@ -9,9 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use aerolith_common::time::{now_ms, rfc3339_ms};
-use aerolith_common::{Error, Result, hlc, pb};
-use pb::request::Body as Req;
-use pb::response::Body as Resp;
+use aerolith_common::{Result, hlc, pb};
 
 use crate::admin::AdminState;
 
@@ -20,16 +18,14 @@ async fn heads(s: &AdminState) -> Result<BTreeMap<u16, (u64, u64)>> {
     let mut out = BTreeMap::new();
     for (i, node) in s.local.nodes.iter().enumerate() {
         let shards = s.local.shards_of(i, s.shards);
-        let req = Req::ChangeHeads(pb::ChangeHeadsRequest {
+        let req = pb::ChangeHeadsRequest {
             shards: shards.iter().map(|s| u32::from(*s)).collect(),
-        });
-        let Resp::Heads(h) = s
-            .client
-            .call(&node.rpc, req, Duration::from_secs(5))
-            .await?
-        else {
-            return Err(Error::internal("unexpected answer to change_heads"));
         };
+        let h = s
+            .client
+            .node()
+            .change_heads(&node.rpc, req, Duration::from_secs(5))
+            .await?;
         for p in h.heads {
             if let Ok(shard) = u16::try_from(p.shard) {
                 out.insert(shard, (p.epoch, p.seq));
@@ -42,7 +38,7 @@ async fn heads(s: &AdminState) -> Result<BTreeMap<u16, (u64, u64)>> {
 /// Age of the oldest change of `shard` not yet acknowledged (ms), read from the log.
 async fn oldest_unshipped_ms(s: &AdminState, shard: u16, acked: (u64, u64)) -> Result<u64> {
     let node = &s.local.owner(shard).rpc;
-    let req = Req::ReadChanges(pb::ReadChangesRequest {
+    let req = pb::ReadChangesRequest {
         collection: String::new(),
         from: vec![pb::ShardPosition {
             shard: u32::from(shard),
@@ -51,10 +47,12 @@ async fn oldest_unshipped_ms(s: &AdminState, shard: u16, acked: (u64, u64)) -> R
         }],
         limit: 1,
         ..Default::default()
-    });
-    let Resp::Changes(c) = s.client.call(node, req, Duration::from_secs(5)).await? else {
-        return Err(Error::internal("unexpected answer to read_changes"));
     };
+    let c = s
+        .client
+        .node()
+        .read_changes(node, req, Duration::from_secs(5))
+        .await?;
     // A settings entry has no record: it is dated by when it was logged.
     let written = c.events.first().and_then(|e| e.event.as_ref()).map(|ev| {
         ev.record

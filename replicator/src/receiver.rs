@@ -7,15 +7,15 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aerolith_common::rpc::Handler;
 use aerolith_common::rpc::RpcClient;
-use aerolith_common::rpc::server::{Handler, error_response, request_timeout};
 use aerolith_common::topology::DcConfig;
 use aerolith_common::{Error, Result, pb};
 
 use crate::failover::DcStates;
 use crate::stats::Stats;
-use pb::request::Body as Req;
-use pb::response::Body as Resp;
+use pb::replicator_request::Body as Call;
+use pb::replicator_response::Body as Answer;
 
 /// Applies shipped batches to this DC's storage nodes.
 pub struct Receiver {
@@ -48,7 +48,8 @@ impl Receiver {
         }
         for node in &self.dc.nodes {
             self.client
-                .call(&node.rpc, Req::ApplyCollection(meta.clone()), timeout)
+                .node()
+                .apply_collection(&node.rpc, meta.clone(), timeout)
                 .await?;
         }
         self.lock().insert(key);
@@ -64,12 +65,14 @@ impl Receiver {
         let mut out = Vec::new();
         for (i, node) in self.dc.nodes.iter().enumerate() {
             let shards = self.dc.shards_of(i, self.shards);
-            let req = Req::Watermarks(pb::WatermarksRequest {
+            let req = pb::WatermarksRequest {
                 shards: shards.iter().map(|s| u32::from(*s)).collect(),
-            });
-            let Resp::Watermarks(w) = self.client.call(&node.rpc, req, timeout).await? else {
-                return Err(Error::internal("unexpected answer to watermarks"));
             };
+            let w = self
+                .client
+                .node()
+                .watermarks(&node.rpc, req, timeout)
+                .await?;
             out.extend(w.watermarks);
         }
         Ok(out)
@@ -140,15 +143,12 @@ impl Receiver {
                 for a in applies.iter_mut().filter(|a| a.sender_wall_ms != 0) {
                     a.sender_wall_ms = a.sender_wall_ms.saturating_add(held);
                 }
-                let req = Req::ApplyBatch(pb::ApplyBatchRequest {
+                let req = pb::ApplyBatchRequest {
                     applies,
                     relayed,
                     relayed_via: from_dc.clone(),
-                });
-                let Resp::AppliedBatch(answer) = self.client.call(&node, req, timeout).await?
-                else {
-                    return Err(Error::internal("unexpected answer to apply_batch"));
                 };
+                let answer = self.client.node().apply_batch(&node, req, timeout).await?;
                 if answer.results.len() != seen.len() {
                     return Err(Error::internal("apply_batch answered a different count"));
                 }
@@ -195,15 +195,21 @@ impl ShipService {
 }
 
 impl Handler for ShipService {
-    fn handle(&self, req: pb::Request) -> impl Future<Output = pb::Response> + Send {
+    type Service = aerolith_common::rpc::Replicator;
+
+    fn handle(
+        &self,
+        call: Call,
+        deadline: std::time::Instant,
+    ) -> impl Future<Output = Result<Answer>> + Send {
         let receiver = self.receiver.clone();
         let states = self.states.clone();
         let local = self.local.clone();
-        let timeout = request_timeout(req.timeout_ms);
+        let timeout = deadline.saturating_duration_since(std::time::Instant::now());
         async move {
-            let body = match req.body {
-                Some(Req::Ping(_)) => Resp::Pong(pb::PingResponse::default()),
-                Some(Req::Ship(ship)) => {
+            Ok(match call {
+                Call::Ping(_) => Answer::Pong(pb::PingResponse::default()),
+                Call::Ship(ship) => {
                     // Bare positions (changes this DC already knows) are not counted, as
                     // the sender does not count them as sent.
                     let applied = ship
@@ -212,35 +218,21 @@ impl Handler for ShipService {
                         .filter(|c| c.record.is_some() || c.collection_meta.is_some())
                         .count() as u32;
                     let from = ship.from_dc.clone();
-                    match receiver.apply(ship, timeout).await {
-                        Ok(changed) => {
-                            metrics::counter!("aerolith_replication_applied_total", "peer" => from)
-                                .increment(u64::from(applied));
-                            Resp::Shipped(pb::ShipResponse { applied, changed })
-                        }
-                        Err(e) => return error_response(&e),
-                    }
+                    let changed = receiver.apply(ship, timeout).await?;
+                    metrics::counter!("aerolith_replication_applied_total", "peer" => from)
+                        .increment(u64::from(applied));
+                    Answer::Shipped(pb::ShipResponse { applied, changed })
                 }
-                Some(Req::Watermarks(_)) => match receiver.watermarks(timeout).await {
-                    Ok(watermarks) => Resp::Watermarks(pb::WatermarksResponse { watermarks }),
-                    Err(e) => return error_response(&e),
-                },
-                Some(Req::DcStates(r)) => match states.merge(&r.states) {
-                    Ok(changed) => {
-                        if changed {
-                            states.spread(&receiver.client, &local, &[]).await;
-                        }
-                        Resp::Empty(pb::Empty {})
+                Call::Watermarks(_) => Answer::Watermarks(pb::WatermarksResponse {
+                    watermarks: receiver.watermarks(timeout).await?,
+                }),
+                Call::DcStates(r) => {
+                    if states.merge(&r.states)? {
+                        states.spread(&receiver.client, &local, &[]).await;
                     }
-                    Err(e) => return error_response(&e),
-                },
-                _ => {
-                    return error_response(&Error::invalid(
-                        "a replicator takes ship, watermarks, dc_states and ping",
-                    ));
+                    Answer::Empty(pb::Empty {})
                 }
-            };
-            pb::Response { body: Some(body) }
+            })
         }
     }
 }

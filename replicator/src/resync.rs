@@ -9,11 +9,9 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 
-use aerolith_common::rpc::RpcClient;
+use aerolith_common::rpc::{Call, Node, RpcClient};
 use aerolith_common::topology::DcConfig;
 use aerolith_common::{Error, ErrorCode, Result, pb};
-use pb::request::Body as Req;
-use pb::response::Body as Resp;
 
 /// Hash ranges per shard: a shard that differs is narrowed to these.
 pub const RANGES: u32 = 64;
@@ -82,11 +80,11 @@ const UNREACHABLE_GRACE: Duration = Duration::from_secs(15);
 
 /// One call of the pass; a node that is unreachable for a moment is retried, so a pass
 /// does not fail on a node that has just restarted.
-async fn call(client: &RpcClient, addr: &str, req: Req) -> Result<Resp> {
+async fn call<C: Call<Node>>(client: &RpcClient, addr: &str, req: C) -> Result<C::Answer> {
     let give_up = Instant::now() + UNREACHABLE_GRACE;
     let mut backoff = Duration::from_millis(100);
     loop {
-        match client.call(addr, req.clone(), CALL).await {
+        match client.node().call(addr, req.clone(), CALL).await {
             Err(e) if e.code == ErrorCode::Unavailable && Instant::now() + backoff < give_up => {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -111,14 +109,15 @@ impl Pacer {
 }
 
 async fn shard_digest(client: &RpcClient, addr: &str, shard: u16) -> Result<pb::ShardDigest> {
-    let req = Req::Digest(pb::DigestRequest {
+    let req = pb::DigestRequest {
         shards: vec![u32::from(shard)],
         ranges: RANGES,
-    });
-    match call(client, addr, req).await? {
-        Resp::Digests(mut d) if d.shards.len() == 1 => Ok(d.shards.remove(0)),
-        _ => Err(Error::internal(format!(
-            "unexpected answer to a digest from {addr}"
+    };
+    let mut d = call(client, addr, req).await?;
+    match d.shards.len() {
+        1 => Ok(d.shards.remove(0)),
+        n => Err(Error::internal(format!(
+            "a digest of one shard from {addr} held {n}"
         ))),
     }
 }
@@ -130,22 +129,18 @@ async fn ranges(
     shard: u16,
     list: &[u32],
 ) -> Result<BTreeMap<(String, String), Vec<u8>>> {
-    let req = Req::Range(pb::RangeRequest {
+    let req = pb::RangeRequest {
         shard: u32::from(shard),
         ranges: RANGES,
         range: 0,
         range_list: list.to_vec(),
-    });
-    match call(client, addr, req).await? {
-        Resp::Range(r) => Ok(r
-            .records
-            .into_iter()
-            .map(|r| ((r.collection, r.id), r.record))
-            .collect()),
-        _ => Err(Error::internal(format!(
-            "unexpected answer to a range read from {addr}"
-        ))),
-    }
+    };
+    Ok(call(client, addr, req)
+        .await?
+        .records
+        .into_iter()
+        .map(|r| ((r.collection, r.id), r.record))
+        .collect())
 }
 
 /// Collections' settings as each DC holds them, fetched once a pass (sent with repairs, so
@@ -166,13 +161,10 @@ impl Settings {
         if let Some(known) = self.0.get(&key) {
             return known.clone();
         }
-        let req = Req::GetCollection(pb::GetCollectionRequest {
+        let req = pb::GetCollectionRequest {
             name: name.to_string(),
-        });
-        let meta = match call(client, addr, req).await {
-            Ok(Resp::Collection(meta)) => Some(meta),
-            _ => None,
         };
+        let meta = call(client, addr, req).await.ok();
         self.0.insert(key, meta.clone());
         meta
     }
@@ -211,18 +203,11 @@ async fn repair(
     let n = applies.len() as u64;
     // In batches, so a shard with many differences stays within the RPC frame limit.
     for chunk in applies.chunks(REPAIR_BATCH) {
-        let req = Req::ApplyBatch(pb::ApplyBatchRequest {
+        let req = pb::ApplyBatchRequest {
             applies: chunk.to_vec(),
             ..Default::default()
-        });
-        match call(client, to_addr, req).await? {
-            Resp::AppliedBatch(_) => {}
-            _ => {
-                return Err(Error::internal(format!(
-                    "unexpected answer to a repair from {to_addr}"
-                )));
-            }
-        }
+        };
+        call(client, to_addr, req).await?;
     }
     Ok(n)
 }

@@ -8,11 +8,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aerolith_common::rpc::RpcClient;
+use aerolith_common::rpc::{Call, Node, RpcClient};
 use aerolith_common::topology::DcConfig;
 use aerolith_common::{Error, Result, pb};
-use pb::request::Body as Req;
-use pb::response::Body as Resp;
 
 /// How often local nodes are asked whether they wait to be seeded.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -44,13 +42,7 @@ async fn seed_node(
 ) {
     let mut vetted = false;
     loop {
-        let status = match client
-            .call(&node.rpc, Req::SeedStatus(pb::SeedStatusRequest {}), CALL)
-            .await
-        {
-            Ok(Resp::SeedStatus(s)) => Some(s),
-            _ => None,
-        };
+        let status = call(client, &node.rpc, pb::SeedStatusRequest {}).await.ok();
         if status.is_none() {
             // Down (or restarting): vetted again once it answers.
             vetted = false;
@@ -58,7 +50,7 @@ async fn seed_node(
         if status.as_ref().is_some_and(|s| s.undecided) {
             match must_seed(client, dc, &owned, peers).await {
                 Ok(seed) => {
-                    let req = Req::SeedDecide(pb::SeedDecideRequest { seed });
+                    let req = pb::SeedDecideRequest { seed };
                     if let Err(e) = call(client, &node.rpc, req).await {
                         tracing::warn!(node = %node.id, error = %e.message, "cannot hand a new store its seeding decision; will retry");
                     } else {
@@ -142,23 +134,17 @@ async fn must_seed(
                 .push(u32::from(*s));
         }
         for (owner, shards) in by_owner {
-            let Resp::SeedStatus(status) =
-                call(client, owner, Req::SeedStatus(pb::SeedStatusRequest {})).await?
-            else {
-                return Err(unexpected("seed_status", owner));
-            };
+            let status = call(client, owner, pb::SeedStatusRequest {}).await?;
             if status.undecided {
                 continue;
             }
             if status.unseeded {
                 return Ok(true);
             }
-            let req = Req::Watermarks(pb::WatermarksRequest {
+            let req = pb::WatermarksRequest {
                 shards: shards.clone(),
-            });
-            let Resp::Watermarks(w) = call(client, owner, req).await? else {
-                return Err(unexpected("watermarks", owner));
             };
+            let w = call(client, owner, req).await?;
             let ours = w
                 .watermarks
                 .iter()
@@ -167,10 +153,7 @@ async fn must_seed(
                 tracing::info!(%dc, peer = %peer.id, "a peer DC has applied this DC's changes of a new store's shards");
                 return Ok(true);
             }
-            let heads = Req::ChangeHeads(pb::ChangeHeadsRequest { shards });
-            let Resp::Heads(h) = call(client, owner, heads).await? else {
-                return Err(unexpected("change_heads", owner));
-            };
+            let h = call(client, owner, pb::ChangeHeadsRequest { shards }).await?;
             if h.oldest.iter().any(|o| o.seq > 0) {
                 tracing::info!(%dc, peer = %peer.id, "a peer DC's log of a new store's shards no longer holds its whole history");
                 return Ok(true);
@@ -197,12 +180,10 @@ async fn lost_store(
         return Ok(None);
     }
     let shards: Vec<u32> = owned.iter().map(|s| u32::from(*s)).collect();
-    let heads = Req::ChangeHeads(pb::ChangeHeadsRequest {
+    let heads = pb::ChangeHeadsRequest {
         shards: shards.clone(),
-    });
-    let Resp::Heads(h) = call(client, node, heads).await? else {
-        return Err(unexpected("change_heads", node));
     };
+    let h = call(client, node, heads).await?;
     let log_epochs: std::collections::BTreeMap<u32, u64> =
         h.heads.iter().map(|p| (p.shard, p.epoch)).collect();
     for peer in peers {
@@ -210,12 +191,10 @@ async fn lost_store(
         owners.sort_unstable();
         owners.dedup();
         for owner in owners {
-            let req = Req::Watermarks(pb::WatermarksRequest {
+            let req = pb::WatermarksRequest {
                 shards: shards.clone(),
-            });
-            let Resp::Watermarks(w) = call(client, owner, req).await? else {
-                return Err(unexpected("watermarks", owner));
             };
+            let w = call(client, owner, req).await?;
             let seen = w.watermarks.iter().any(|m| {
                 m.origin_dc == dc
                     && m.position.is_some_and(|p| {
@@ -230,25 +209,24 @@ async fn lost_store(
     Ok(None)
 }
 
-async fn call(client: &RpcClient, addr: &str, req: Req) -> Result<Resp> {
-    client.call(addr, req, CALL).await
-}
-
-fn unexpected(what: &str, addr: &str) -> Error {
-    Error::internal(format!("unexpected answer to {what} from {addr}"))
+async fn call<C: Call<Node>>(client: &RpcClient, addr: &str, req: C) -> Result<C::Answer> {
+    client.node().call(addr, req, CALL).await
 }
 
 /// `source`'s log head of `shard`, as the watermark of `dc`'s log a copy from it gives.
 async fn head(client: &RpcClient, source: &str, dc: &str, shard: u16) -> Result<pb::Watermark> {
-    let req = Req::ChangeHeads(pb::ChangeHeadsRequest {
+    let req = pb::ChangeHeadsRequest {
         shards: vec![u32::from(shard)],
-    });
-    match call(client, source, req).await? {
-        Resp::Heads(mut h) if h.heads.len() == 1 => Ok(pb::Watermark {
+    };
+    let mut h = call(client, source, req).await?;
+    match h.heads.len() {
+        1 => Ok(pb::Watermark {
             origin_dc: dc.to_string(),
             position: Some(h.heads.remove(0)),
         }),
-        _ => Err(unexpected("change_heads", source)),
+        n => Err(Error::internal(format!(
+            "the head of one shard from {source} came as {n}"
+        ))),
     }
 }
 
@@ -272,14 +250,14 @@ async fn source<'a>(
     let mut best: Option<((u64, u64), Source<'a>)> = None;
     for peer in peers {
         let addr = peer.owner(shard).rpc.as_str();
-        match call(client, addr, Req::SeedStatus(pb::SeedStatusRequest {})).await {
-            Ok(Resp::SeedStatus(s)) if !s.unseeded => {}
+        match call(client, addr, pb::SeedStatusRequest {}).await {
+            Ok(s) if !s.unseeded => {}
             _ => continue,
         }
-        let req = Req::Watermarks(pb::WatermarksRequest {
+        let req = pb::WatermarksRequest {
             shards: vec![u32::from(shard)],
-        });
-        let Ok(Resp::Watermarks(w)) = call(client, addr, req).await else {
+        };
+        let Ok(w) = call(client, addr, req).await else {
             continue;
         };
         let applied = w
@@ -303,22 +281,20 @@ async fn copy(client: &RpcClient, source: &str, target: &str, shard: u16) -> Res
     let mut after = Vec::new();
     let mut copied = 0u64;
     loop {
-        let read = Req::SeedRead(pb::SeedReadRequest {
+        let read = pb::SeedReadRequest {
             shard: u32::from(shard),
             after: after.clone(),
             limit: PAGE,
             max_bytes: 0,
-        });
-        let Resp::SeedRead(page) = call(client, source, read).await? else {
-            return Err(unexpected("seed_read", source));
         };
+        let page = call(client, source, read).await?;
         copied += page.records.len() as u64;
-        let write = Req::SeedWrite(pb::SeedWriteRequest {
+        let write = pb::SeedWriteRequest {
             shard: u32::from(shard),
             reset: after.is_empty(),
             records: page.records,
             collections: page.collections,
-        });
+        };
         call(client, target, write).await?;
         if page.done || page.last.is_empty() {
             return Ok(copied);
@@ -365,9 +341,9 @@ async fn finish(
     shard: u16,
     watermarks: Vec<pb::Watermark>,
 ) -> Result<()> {
-    let req = Req::SeedFinish(pb::SeedFinishRequest {
+    let req = pb::SeedFinishRequest {
         shard: u32::from(shard),
         watermarks,
-    });
+    };
     call(client, target, req).await.map(|_| ())
 }

@@ -14,9 +14,7 @@ use prost::Message;
 
 use aerolith_common::rpc::RpcClient;
 use aerolith_common::topology::DcConfig;
-use aerolith_common::{Error, Result, pb};
-use pb::request::Body as Req;
-use pb::response::Body as Resp;
+use aerolith_common::{Result, pb};
 
 /// How often the DC's nodes are compared.
 const EVERY: Duration = Duration::from_secs(1);
@@ -48,26 +46,15 @@ pub async fn keep_converged(client: std::sync::Arc<RpcClient>, local: DcConfig) 
 /// among themselves.
 pub async fn reconcile(client: &RpcClient, nodes: &[&str]) -> Result<u64> {
     let lists = futures::future::join_all(nodes.iter().map(|addr| async move {
-        match client
-            .call(
-                addr,
-                Req::ListCollections(pb::ListCollectionsRequest {}),
-                CALL,
-            )
+        client
+            .node()
+            .list_collections(addr, pb::ListCollectionsRequest {}, CALL)
             .await
-        {
-            Ok(Resp::Collections(c)) => Ok(Some((*addr, c.collections))),
-            Ok(_) => Err(Error::internal("unexpected answer to list_collections")),
-            Err(_) => Ok(None),
-        }
+            .ok()
+            .map(|c| (*addr, c.collections))
     }))
     .await;
-    let held: Vec<(&str, Vec<pb::CollectionMeta>)> = lists
-        .into_iter()
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .flatten()
-        .collect();
+    let held: Vec<(&str, Vec<pb::CollectionMeta>)> = lists.into_iter().flatten().collect();
     // Every distinct version of any collection's settings, by encoding.
     let mut versions: BTreeMap<Vec<u8>, &pb::CollectionMeta> = BTreeMap::new();
     for (_, metas) in &held {
@@ -81,7 +68,8 @@ pub async fn reconcile(client: &RpcClient, nodes: &[&str]) -> Result<u64> {
         for (bytes, meta) in &versions {
             if !mine.contains(bytes) {
                 client
-                    .call(addr, Req::ApplyCollection((*meta).clone()), CALL)
+                    .node()
+                    .apply_collection(addr, (*meta).clone(), CALL)
                     .await?;
                 pushed += 1;
             }

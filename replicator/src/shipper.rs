@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use aerolith_common::rpc::RpcClient;
 use aerolith_common::topology::DcConfig;
-use aerolith_common::{Error, ErrorCode, Result, pb};
-use pb::request::Body as Req;
-use pb::response::Body as Resp;
+use aerolith_common::{ErrorCode, Result, pb};
 
 use crate::checkpoint::{Checkpoint, CheckpointFile};
 
@@ -98,12 +96,13 @@ impl PeerLink {
         shards: &[u16],
         timeout: Duration,
     ) -> Result<BTreeMap<u16, (u64, u64)>> {
-        let req = Req::Watermarks(pb::WatermarksRequest {
+        let req = pb::WatermarksRequest {
             shards: shards.iter().map(|s| u32::from(*s)).collect(),
-        });
-        let Resp::Watermarks(w) = client.call(&self.peer.addr, req, timeout).await? else {
-            return Err(Error::internal("unexpected answer to watermarks"));
         };
+        let w = client
+            .replicator()
+            .watermarks(&self.peer.addr, req, timeout)
+            .await?;
         Ok(w.watermarks
             .into_iter()
             .filter(|w| w.origin_dc == dc)
@@ -234,12 +233,10 @@ async fn resolve_gap(
     shards: &[u16],
     client: &RpcClient,
 ) -> Result<()> {
-    let req = Req::ChangeHeads(pb::ChangeHeadsRequest {
+    let req = pb::ChangeHeadsRequest {
         shards: shards.iter().map(|s| u32::from(*s)).collect(),
-    });
-    let Resp::Heads(h) = client.call(node, req, LIVE_WAIT * 5).await? else {
-        return Err(Error::internal("unexpected answer to change_heads"));
     };
+    let h = client.node().change_heads(node, req, LIVE_WAIT * 5).await?;
     let peer_marks = link
         .peer_watermarks(client, dc, shards, LIVE_WAIT * 5)
         .await?;
@@ -316,7 +313,7 @@ async fn round(
         let cp = link.lock();
         shards.iter().map(|s| cp.from(*s)).collect()
     };
-    let read = Req::ReadChanges(pb::ReadChangesRequest {
+    let read = pb::ReadChangesRequest {
         collection: String::new(),
         from: from.clone(),
         limit: BATCH,
@@ -324,10 +321,11 @@ async fn round(
         max_bytes: BATCH_BYTES,
         relay: true,
         ..Default::default()
-    });
-    let Resp::Changes(read) = client.call(node, read, LIVE_WAIT * 5).await? else {
-        return Err(Error::internal("unexpected answer to read_changes"));
     };
+    let read = client
+        .node()
+        .read_changes(node, read, LIVE_WAIT * 5)
+        .await?;
     // The peer knows its own log; what this DC applied of third DCs' logs is news to it.
     let relayed: Vec<pb::RelayMark> = read
         .relayed
@@ -377,20 +375,13 @@ async fn round(
             continue;
         }
         if !metas.contains_key(&ev.collection) {
-            let meta = match client
-                .call(
-                    node,
-                    Req::GetCollection(pb::GetCollectionRequest {
-                        name: ev.collection.clone(),
-                    }),
-                    LIVE_WAIT * 5,
-                )
-                .await
-            {
-                Ok(Resp::Collection(m)) => Some(m),
+            let req = pb::GetCollectionRequest {
+                name: ev.collection.clone(),
+            };
+            let meta = match client.node().get_collection(node, req, LIVE_WAIT * 5).await {
+                Ok(m) => Some(m),
                 Err(e) if e.code == ErrorCode::NotFound => None,
                 Err(e) => return Err(e),
-                Ok(_) => return Err(Error::internal("unexpected answer to get_collection")),
             };
             metas.insert(ev.collection.clone(), meta);
         }
@@ -439,16 +430,16 @@ async fn round(
         .iter()
         .filter(|c| c.record.is_some() || c.collection_meta.is_some())
         .count() as u64;
-    let ship = Req::Ship(pb::ShipRequest {
+    let ship = pb::ShipRequest {
         from_dc: dc.to_string(),
         changes,
         sent_at_ms: aerolith_common::time::now_ms(),
         relayed: relayed.clone(),
-    });
-    match client.call(&link.peer.addr, ship, SHIP_TIMEOUT).await? {
-        Resp::Shipped(_) => {}
-        _ => return Err(Error::internal("unexpected answer to ship")),
-    }
+    };
+    client
+        .replicator()
+        .ship(&link.peer.addr, ship, SHIP_TIMEOUT)
+        .await?;
     *relay = RelaySent {
         last: relayed,
         at: Some(std::time::Instant::now()),

@@ -15,7 +15,6 @@ use aerolith_common::fault_proxy::UdpProxy;
 use aerolith_common::pb;
 use aerolith_common::shard::{DEFAULT_SHARDS, shard_of};
 use aerolith_common::version::{Causality, VersionVector};
-use pb::request::Body as Req;
 use serde_json::Value;
 use support::{Cluster, ReplicatorProcess, free_udp_port, wait_until};
 
@@ -69,13 +68,13 @@ async fn three_dc_processes_converge_around_a_cut_link() {
     for dc in &c.dcs {
         c.call(
             dc,
-            Req::PutCollection(pb::PutCollectionRequest {
+            pb::PutCollectionRequest {
                 name: "t".into(),
                 strategy: pb::ConflictStrategy::Siblings as i32,
                 explicit: true,
                 settings_hlc: 0,
                 after_delete_hlc: 0,
-            }),
+            },
         )
         .await;
     }
@@ -111,14 +110,15 @@ async fn three_dc_processes_converge_around_a_cut_link() {
         let id = format!("d{i:06}");
         c.call(
             "dc3",
-            Req::Delete(pb::DeleteRequest {
+            pb::DeleteRequest {
+                after_delete_hlc: 0,
                 shard: u32::from(shard_of("t", &id, DEFAULT_SHARDS)),
                 collection: "t".into(),
                 id,
                 precondition: None,
                 session: Vec::new(),
                 idempotency: None,
-            }),
+            },
         )
         .await;
     }

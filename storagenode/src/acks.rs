@@ -314,6 +314,7 @@ mod tests {
         let body = serde_json::to_vec(&serde_json::json!({"v": 1})).unwrap();
         s.put(
             &pb::PutRequest {
+                after_delete_hlc: 0,
                 shard: 1,
                 collection: "c".into(),
                 id: "x".into(),
@@ -327,6 +328,7 @@ mod tests {
         .unwrap();
         s.delete(
             &pb::DeleteRequest {
+                after_delete_hlc: 0,
                 shard: 1,
                 collection: "c".into(),
                 id: "x".into(),

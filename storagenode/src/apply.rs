@@ -278,6 +278,7 @@ mod tests {
     fn put(s: &Store, id: &str, body: serde_json::Value) {
         s.put(
             &pb::PutRequest {
+                after_delete_hlc: 0,
                 shard: 1,
                 collection: "c".into(),
                 id: id.into(),
@@ -548,6 +549,7 @@ mod tests {
         let write = |dc2: &Store| {
             dc2.put(
                 &pb::PutRequest {
+                    after_delete_hlc: 0,
                     shard: 1,
                     collection: "c".into(),
                     id: "y".into(),
@@ -641,6 +643,7 @@ mod tests {
         for (collection, id) in [("a", "x"), ("b", "y"), ("a", "z")] {
             dc1.put(
                 &pb::PutRequest {
+                    after_delete_hlc: 0,
                     shard: 1,
                     collection: collection.into(),
                     id: id.into(),

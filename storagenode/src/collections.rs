@@ -81,6 +81,18 @@ impl Store {
         Ok(())
     }
 
+    /// Writes settings (with `batch`, perhaps a range delete) and the HLC, durably, with no
+    /// change-log entry: settings a node derives itself (an implicit creation, a deletion
+    /// taken early) reach the peers with the documents that carry them.
+    fn save_unlogged(&self, meta: &pb::CollectionMeta, mut batch: WriteBatch) -> Result<()> {
+        self.save_collection(meta, &mut batch)?;
+        self.hlc_into(&mut batch)?;
+        self.engine
+            .db()
+            .write_opt(batch, &self.write_options())
+            .map_err(db_err)
+    }
+
     /// The live settings of a collection, created implicitly (default settings) if needed.
     pub(crate) fn collection_for_write(&self, name: &str) -> Result<pb::CollectionMeta> {
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
@@ -95,15 +107,57 @@ impl Store {
             self.hlc.now(),
             cache.get(name),
         );
-        let mut batch = WriteBatch::default();
-        self.save_collection(&meta, &mut batch)?;
-        self.hlc_into(&mut batch)?;
-        self.engine
-            .db()
-            .write_opt(batch, &self.write_options())
-            .map_err(db_err)?;
+        self.save_unlogged(&meta, WriteBatch::default())?;
         cache.insert(name.to_string(), meta.clone());
         Ok(meta)
+    }
+
+    /// Takes a deletion of a collection recorded at `floor` in another DC that this node has
+    /// not taken yet (a write failed over from that DC carries it): the write then lands in
+    /// the incarnation after that deletion, not in the deleted one, where the deletion would
+    /// remove it on arrival. Nothing when `floor` is 0 or this node is past it already. The
+    /// deletion itself still arrives by replication; taking it early is what its arrival
+    /// would do (the settings join), so it is not logged again.
+    pub(crate) fn take_deletion(&self, name: &str, floor: u64) -> Result<()> {
+        let past = |held: Option<&pb::CollectionMeta>| {
+            floor == 0
+                || held.is_some_and(|m| {
+                    if m.deleted {
+                        m.deleted_hlc >= floor
+                    } else {
+                        m.incarnation >= floor
+                    }
+                })
+        };
+        if past(self.collection_meta(name).as_ref()) {
+            return Ok(());
+        }
+        let _all = self.lock_all_shards();
+        let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
+        let held = cache.get(name);
+        if past(held) {
+            return Ok(());
+        }
+        validate_collection(name)?;
+        self.hlc.observe(floor);
+        let mut batch = WriteBatch::default();
+        let before = match held {
+            Some(m) => {
+                if !m.deleted {
+                    self.delete_documents(name, &mut batch)?;
+                }
+                m.clone()
+            }
+            None => self.new_meta(name, pb::ConflictStrategy::Lww as i32, false, floor, None),
+        };
+        let meta = pb::CollectionMeta {
+            deleted: true,
+            deleted_hlc: floor,
+            ..before
+        };
+        self.save_unlogged(&meta, batch)?;
+        cache.insert(name.to_string(), meta);
+        Ok(())
     }
 
     /// The settings this node holds for a collection, tombstone included, if any.
@@ -122,7 +176,8 @@ impl Store {
         pb::ConflictStrategy::try_from(req.strategy)
             .map_err(|_| Error::invalid(format!("unknown conflict strategy {}", req.strategy)))?;
         let hlc = self.hlc.adopt_or_now(req.settings_hlc);
-        let mut st = self.lock_shard(self.settings_shard(&req.name));
+        let mut all = self.lock_all_shards();
+        let st = &mut all[usize::from(self.settings_shard(&req.name))];
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = WriteBatch::default();
         let stale = cache
@@ -189,7 +244,7 @@ impl Store {
             ),
         };
         self.save_collection(&meta, &mut batch)?;
-        self.commit_settings(&mut st, &meta, batch)?;
+        self.commit_settings(st, &meta, batch)?;
         cache.insert(req.name.clone(), meta.clone());
         Ok(pb::PutCollectionResponse {
             meta: Some(meta),
@@ -219,7 +274,8 @@ impl Store {
         {
             return Ok((held, false));
         }
-        let mut st = self.lock_shard(self.settings_shard(&remote.name));
+        let mut all = self.lock_all_shards();
+        let st = &mut all[usize::from(self.settings_shard(&remote.name))];
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
         let local = cache.get(&remote.name).cloned();
         let mut batch = WriteBatch::default();
@@ -238,7 +294,7 @@ impl Store {
             self.delete_documents(&remote.name, &mut batch)?;
         }
         self.save_collection(&merged, &mut batch)?;
-        self.commit_settings(&mut st, &merged, batch)?;
+        self.commit_settings(st, &merged, batch)?;
         cache.insert(remote.name.clone(), merged.clone());
         Ok((merged, true))
     }
@@ -258,7 +314,8 @@ impl Store {
     ) -> Result<pb::CollectionMeta> {
         validate_collection(&req.name)?;
         let hlc = self.hlc.adopt_or_now(req.hlc);
-        let mut st = self.lock_shard(self.settings_shard(&req.name));
+        let mut all = self.lock_all_shards();
+        let st = &mut all[usize::from(self.settings_shard(&req.name))];
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
         let meta = match cache.get(&req.name) {
             Some(cur) => pb::CollectionMeta {
@@ -281,14 +338,15 @@ impl Store {
         let mut batch = WriteBatch::default();
         self.save_collection(&meta, &mut batch)?;
         self.delete_documents(&req.name, &mut batch)?;
-        self.commit_settings(&mut st, &meta, batch)?;
+        self.commit_settings(st, &meta, batch)?;
         cache.insert(req.name.clone(), meta.clone());
         Ok(meta)
     }
 }
 
-/// Whether a record belongs to the collection's current incarnation (records of a deleted
-/// incarnation may linger briefly after a range delete raced a write; they stay invisible).
+/// Whether a record belongs to the collection's current incarnation (a range delete leaves
+/// none of a deleted one behind, see [`Store::lock_all_shards`]; this keeps them invisible
+/// regardless).
 pub(crate) fn visible(meta: Option<&pb::CollectionMeta>, rec: &pb::DocRecord) -> bool {
     match meta {
         None => true,

@@ -263,6 +263,8 @@ impl Store {
         self.check_clock()?;
         let body = parse_object(&req.body, self.limits)?;
         let bytes = encode_object(&body, self.limits)?;
+        // Before the shard's lock: taking a deletion takes every shard's.
+        self.take_deletion(&req.collection, req.after_delete_hlc)?;
         let mut st = self.lock_shard_by(shard, deadline)?;
         if let Some(first) = self.replay(shard, &req.collection, req.idempotency.as_ref())? {
             return Ok(first);
@@ -296,6 +298,8 @@ impl Store {
             _ => return Err(Error::invalid("unknown patch kind")),
         };
         let patch_doc = parse_value(&req.patch, self.limits.max_depth + 2)?;
+        // Before the shard's lock: taking a deletion takes every shard's.
+        self.take_deletion(&req.collection, req.after_delete_hlc)?;
         let mut st = self.lock_shard_by(shard, deadline)?;
         if let Some(first) = self.replay(shard, &req.collection, req.idempotency.as_ref())? {
             return Ok(first);
@@ -325,6 +329,8 @@ impl Store {
         keys(&req.collection, &req.id)?;
         let shard = self.check_shard(req.shard)?;
         self.check_clock()?;
+        // Before the shard's lock: taking a deletion takes every shard's.
+        self.take_deletion(&req.collection, req.after_delete_hlc)?;
         let mut st = self.lock_shard_by(shard, deadline)?;
         if let Some(first) = self.replay(shard, &req.collection, req.idempotency.as_ref())? {
             return Ok(first);

@@ -388,6 +388,7 @@ mod tests {
             let id = format!("d{i:03}");
             s.put(
                 &pb::PutRequest {
+                    after_delete_hlc: 0,
                     shard: (i % SHARDS as usize) as u32,
                     collection: "c".into(),
                     id,

@@ -6,8 +6,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use aerolith_common::rpc::server::request_timeout;
-use aerolith_common::rpc::{Handler, error_response};
+use aerolith_common::rpc::{Handler, Node};
 use aerolith_common::time::now_ms;
 use aerolith_common::{Error, Result, pb};
 use pb::request::Body as Req;
@@ -86,7 +85,6 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
         Req::Digest(r) => Resp::Digests(store.digest(&r, deadline)?),
         Req::Range(r) => Resp::Range(store.range(&r, deadline)?),
         Req::ApplyCollection(m) => Resp::Collection(store.apply_collection(&m)?.0),
-        Req::Ship(_) => return Err(Error::invalid("storage nodes do not take shipments")),
         // Waited for in `handle`, before the blocking pool.
         Req::AwaitMarks(_) => Resp::Empty(pb::Empty {}),
         Req::DcStates(_) => return Err(Error::internal("DC states are handled before storage")),
@@ -238,34 +236,30 @@ async fn run(store: Arc<Store>, body: Req, deadline: Instant, budget: usize) -> 
 }
 
 impl Handler for NodeService {
-    fn handle(&self, req: pb::Request) -> impl Future<Output = pb::Response> + Send {
+    type Service = Node;
+
+    fn handle(&self, call: Req, deadline: Instant) -> impl Future<Output = Result<Resp>> + Send {
         let store = self.store.clone();
         let states = self.dc_states.clone();
-        let pong = || pb::PingResponse {
+        let pong = matches!(call, Req::Ping(_)).then(|| pb::PingResponse {
             dc: store.dc.clone(),
             node: self.node.clone(),
             dc_states: lock(&states).values().cloned().collect(),
-        };
-        let pong = pong();
-        let deadline = Instant::now() + request_timeout(req.timeout_ms);
+            not_serving: store.serving().err().map(|e| e.message).unwrap_or_default(),
+        });
         let budget = self.scan_budget;
         async move {
-            let body = match req.body {
-                None => Err(Error::invalid("empty request")),
-                Some(Req::Ping(_)) => Ok(Resp::Pong(pong)),
-                Some(Req::DcStates(r)) => {
+            match call {
+                Req::Ping(_) => Ok(Resp::Pong(pong.unwrap_or_default())),
+                Req::DcStates(r) => {
                     aerolith_common::dc_state::merge(&mut lock(&states), &r.states);
                     Ok(Resp::Empty(pb::Empty {}))
                 }
-                Some(Req::ReadChanges(r)) if r.wait_ms > 0 => match store.serving() {
-                    Ok(()) => tail(store, r, deadline).await.map(Resp::Changes),
-                    Err(e) => Err(e),
-                },
-                Some(body) => run(store, body, deadline, budget).await,
-            };
-            match body {
-                Ok(body) => pb::Response { body: Some(body) },
-                Err(e) => error_response(&e),
+                Req::ReadChanges(r) if r.wait_ms > 0 => {
+                    store.serving()?;
+                    tail(store, r, deadline).await.map(Resp::Changes)
+                }
+                body => run(store, body, deadline, budget).await,
             }
         }
     }

@@ -272,6 +272,17 @@ impl Store {
             .unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Every shard's write lock, in shard order, for a change of a collection's incarnation:
+    /// its documents are range-deleted while no write is between reading the collection's
+    /// settings and committing, so no record of the old incarnation lands after the range
+    /// delete (a node and its peer would then hold different records forever). Writes take
+    /// one shard's lock, then the collections lock; this takes all, then that lock.
+    pub(crate) fn lock_all_shards(&self) -> Vec<MutexGuard<'_, ShardState>> {
+        (0..self.shard_count())
+            .map(|s| self.lock_shard(s))
+            .collect()
+    }
+
     /// Takes a shard's write lock for a request that must finish by `deadline`. A request
     /// whose caller has given up by the time it gets the lock writes nothing: otherwise a
     /// timed-out write could land after, and over, the caller's retry.

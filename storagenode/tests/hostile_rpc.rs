@@ -40,27 +40,22 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// The node answers a ping and still holds the sentinel document.
 async fn still_serving(client: &RpcClient, addr: &str) {
-    let pong = client
-        .call(addr, Req::Ping(pb::PingRequest {}), WAIT)
+    client
+        .node()
+        .ping(addr, pb::PingRequest {}, WAIT)
         .await
         .expect("the node answers a ping");
-    assert!(matches!(pong, Resp::Pong(_)));
-    let got = client
-        .call(
-            addr,
-            Req::Get(pb::GetRequest {
-                shard: u32::from(shard_of("c", "keep", SHARDS)),
-                collection: "c".into(),
-                id: "keep".into(),
-                session: vec![],
-            }),
-            WAIT,
-        )
+    let req = pb::GetRequest {
+        shard: u32::from(shard_of("c", "keep", SHARDS)),
+        collection: "c".into(),
+        id: "keep".into(),
+        session: vec![],
+    };
+    let doc = client
+        .node()
+        .get(addr, req, WAIT)
         .await
         .expect("the sentinel reads");
-    let Resp::Doc(doc) = got else {
-        panic!("not a document: {got:?}")
-    };
     let body = doc.record.expect("the sentinel is there").body;
     assert_eq!(body, br#"{"v":1}"#.to_vec());
 }
@@ -103,31 +98,28 @@ async fn hostile_frames_and_uncertified_clients_leave_the_node_serving() {
     let addr = node.addr();
     let a = addr.to_string();
     let client = RpcClient::new(&ca.issue("gateway").unwrap()).unwrap();
+    let collection = pb::PutCollectionRequest {
+        name: "c".into(),
+        ..Default::default()
+    };
     client
-        .call(
-            &a,
-            Req::PutCollection(pb::PutCollectionRequest {
-                name: "c".into(),
-                ..Default::default()
-            }),
-            WAIT,
-        )
+        .node()
+        .put_collection(&a, collection, WAIT)
         .await
         .expect("collection created");
+    let sentinel = pb::PutRequest {
+        after_delete_hlc: 0,
+        shard: u32::from(shard_of("c", "keep", SHARDS)),
+        collection: "c".into(),
+        id: "keep".into(),
+        body: br#"{"v":1}"#.to_vec(),
+        precondition: None,
+        session: Vec::new(),
+        idempotency: None,
+    };
     client
-        .call(
-            &a,
-            Req::Put(pb::PutRequest {
-                shard: u32::from(shard_of("c", "keep", SHARDS)),
-                collection: "c".into(),
-                id: "keep".into(),
-                body: br#"{"v":1}"#.to_vec(),
-                precondition: None,
-                session: Vec::new(),
-                idempotency: None,
-            }),
-            WAIT,
-        )
+        .node()
+        .put(&a, sentinel, WAIT)
         .await
         .expect("sentinel written");
     still_serving(&client, &a).await;

@@ -6,11 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use aerolith_common::rpc::{DevCa, RpcClient};
+use aerolith_common::rpc::{Call, DevCa, Node, RpcClient};
 use aerolith_common::shard::shard_of;
 use aerolith_common::{ErrorCode, pb};
-use pb::request::Body as Req;
-use pb::response::Body as Resp;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -86,10 +84,11 @@ fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-async fn call_until_up(client: &RpcClient, addr: &str, body: Req) -> Resp {
+async fn call_until_up<C: Call<Node>>(client: &RpcClient, addr: &str, body: C) -> C::Answer {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         match client
+            .node()
             .call(addr, body.clone(), Duration::from_secs(5))
             .await
         {
@@ -112,7 +111,8 @@ async fn acknowledged_writes_survive_sigkill() {
     let mut acked = Vec::new();
     for i in 0..40 {
         let id = format!("d{i}");
-        let body = Req::Put(pb::PutRequest {
+        let body = pb::PutRequest {
+            after_delete_hlc: 0,
             shard: shard_of("c", &id, 64) as u32,
             collection: "c".into(),
             id: id.clone(),
@@ -120,11 +120,9 @@ async fn acknowledged_writes_survive_sigkill() {
             precondition: None,
             session: Vec::new(),
             idempotency: None,
-        });
-        match call_until_up(&client, &f.addr, body).await {
-            Resp::Doc(d) => acked.push((id, d.record.expect("record").vv)),
-            other => panic!("unexpected {other:?}"),
-        }
+        };
+        let d = call_until_up(&client, &f.addr, body).await;
+        acked.push((id, d.record.expect("record").vv));
     }
     // SIGKILL right after the last acknowledgement: no flush, no clean shutdown.
     child.kill().unwrap();
@@ -132,22 +130,18 @@ async fn acknowledged_writes_survive_sigkill() {
 
     let mut child = spawn(&f);
     for (id, vv) in &acked {
-        let body = Req::Get(pb::GetRequest {
+        let body = pb::GetRequest {
             shard: shard_of("c", id, 64) as u32,
             collection: "c".into(),
             id: id.clone(),
             session: Vec::new(),
-        });
-        match call_until_up(&client, &f.addr, body).await {
-            Resp::Doc(d) => {
-                let rec = d
-                    .record
-                    .unwrap_or_else(|| panic!("{id} lost after SIGKILL"));
-                assert!(!rec.tombstone);
-                assert_eq!(&rec.vv, vv, "{id}");
-            }
-            other => panic!("unexpected {other:?}"),
-        }
+        };
+        let rec = call_until_up(&client, &f.addr, body)
+            .await
+            .record
+            .unwrap_or_else(|| panic!("{id} lost after SIGKILL"));
+        assert!(!rec.tombstone);
+        assert_eq!(&rec.vv, vv, "{id}");
     }
     child.kill().unwrap();
     child.wait().unwrap();
@@ -158,25 +152,25 @@ async fn peers_without_a_cluster_certificate_are_refused() {
     let f = fixture();
     let mut child = spawn(&f);
     let member = RpcClient::new(&f.ca.issue("member").unwrap()).unwrap();
-    let ping = Req::Ping(pb::PingRequest {});
-    assert!(matches!(
-        call_until_up(&member, &f.addr, ping.clone()).await,
-        Resp::Pong(_)
-    ));
+    let ping = pb::PingRequest {};
+    let pong = call_until_up(&member, &f.addr, ping).await;
+    assert_eq!(pong.dc, "dc1", "{pong:?}");
 
     let stranger_ca = DevCa::generate().unwrap();
     let stranger = RpcClient::new(&stranger_ca.issue("stranger").unwrap()).unwrap();
     let err = stranger
-        .call(&f.addr, ping.clone(), Duration::from_secs(5))
+        .node()
+        .ping(&f.addr, ping, Duration::from_secs(5))
         .await
         .expect_err("a certificate from another CA must be refused");
     assert_eq!(err.code, ErrorCode::Unavailable, "{err}");
 
     // The node still serves members.
-    assert!(matches!(
-        member.call(&f.addr, ping, Duration::from_secs(5)).await,
-        Ok(Resp::Pong(_))
-    ));
+    member
+        .node()
+        .ping(&f.addr, ping, Duration::from_secs(5))
+        .await
+        .expect("members are still served");
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -6,14 +6,16 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aerolith_proto::internal::v1 as pb;
+use std::marker::PhantomData;
+
 use quinn::{Connection, Endpoint};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout_at};
 
 use super::frame::{DEFAULT_MAX_FRAME, read_frame, write_frame};
+use super::service::{Call, Node, Replicator, Service};
 use super::tls::{CLUSTER_SERVER_NAME, MAX_STREAMS_PER_CONNECTION, TlsMaterial};
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, Result};
 
 /// How long a dial may take before the peer counts as unreachable: a dead peer's UDP port
 /// answers nothing, so without this every call would wait out its whole deadline.
@@ -70,30 +72,34 @@ impl RpcClient {
             .clone()
     }
 
-    /// Sends one request to `addr` and waits for its response, for at most `timeout`.
+    /// The storage nodes' calls, one typed method each (`client.node().get(addr, req, t)`).
+    pub fn node(&self) -> Typed<'_, Node> {
+        Typed {
+            rpc: self,
+            service: PhantomData,
+        }
+    }
+
+    /// Another DC's replicator's calls, one typed method each.
+    pub fn replicator(&self) -> Typed<'_, Replicator> {
+        Typed {
+            rpc: self,
+            service: PhantomData,
+        }
+    }
+
+    /// Sends one call of service `S` to `addr` and waits for the answer, for at most
+    /// `timeout`; on failure, tells whether the peer can have acted on it (see [`Fate`]): a
+    /// write that may have been applied must not be sent elsewhere behind its client's back.
     ///
     /// Transport failures are `unavailable`, an expired deadline is `deadline_exceeded`, and
     /// an error answered by the peer comes back as that error.
-    pub async fn call(
+    pub async fn exchange<S: Service>(
         &self,
         addr: &str,
-        body: pb::request::Body,
+        call: S::Call,
         timeout: Duration,
-    ) -> Result<pb::response::Body> {
-        self.try_call(addr, body, timeout)
-            .await
-            .map_err(|f| f.error)
-    }
-
-    /// [`RpcClient::call`], telling on failure whether the peer can have acted on the
-    /// request (see [`Fate`]): a write that may have been applied must not be sent elsewhere
-    /// behind its client's back.
-    pub async fn try_call(
-        &self,
-        addr: &str,
-        body: pb::request::Body,
-        timeout: Duration,
-    ) -> std::result::Result<pb::response::Body, Failure> {
+    ) -> std::result::Result<S::Answer, Failure> {
         let not_sent = |error| Failure {
             error,
             fate: Fate::NotSent,
@@ -102,17 +108,17 @@ impl RpcClient {
         let peer = self.peer(addr);
         let _permit = timeout_at(deadline, peer.permits.acquire())
             .await
-            .map_err(|_| not_sent(too_slow(addr)))?
+            .map_err(|_| not_sent(too_slow::<S>(addr)))?
             .map_err(|e| not_sent(Error::internal(e)))?;
         let conn = peer
-            .connection(&self.endpoint, deadline)
+            .connection::<S>(&self.endpoint, deadline)
             .await
             .map_err(not_sent)?;
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let req = pb::Request {
-            timeout_ms: remaining.as_millis().clamp(1, u32::MAX as u128) as u32,
-            body: Some(body),
-        };
+        let req = S::request(
+            remaining.as_millis().clamp(1, u32::MAX as u128) as u32,
+            call,
+        );
         // Opening a stream is local; from the first byte written, the peer may act on it.
         let sending = std::sync::atomic::AtomicBool::new(false);
         let exchange = async {
@@ -122,7 +128,7 @@ impl RpcClient {
                 .await
                 .map_err(|e| e.to_string())?;
             send.finish().map_err(|e| e.to_string())?;
-            read_frame::<pb::Response>(&mut recv, self.max_frame)
+            read_frame::<S::Response>(&mut recv, self.max_frame)
                 .await
                 .map_err(|e| e.to_string())
         };
@@ -133,27 +139,28 @@ impl RpcClient {
             Fate::NotSent
         };
         let failed = |error| Failure { error, fate };
+        let server = S::SERVER;
         match outcome {
-            Err(_) => Err(failed(too_slow(addr))),
+            Err(_) => Err(failed(too_slow::<S>(addr))),
             Ok(Err(e)) => {
                 if conn.close_reason().is_some() {
                     peer.forget(&conn).await;
                 }
                 Err(failed(Error::unavailable(format!(
-                    "storage node {addr} unreachable: {e}"
+                    "{server} {addr} unreachable: {e}"
                 ))))
             }
             Ok(Ok(None)) => Err(failed(Error::unavailable(format!(
-                "storage node {addr} closed the stream without answering"
+                "{server} {addr} closed the stream without answering"
             )))),
-            Ok(Ok(Some(resp))) => match resp.body {
-                Some(pb::response::Body::Error(e)) => Err(Failure {
-                    error: Error::new(ErrorCode::from_wire(&e.code), e.message),
+            Ok(Ok(Some(resp))) => match S::answer(resp) {
+                Some(Ok(answer)) => Ok(answer),
+                Some(Err(error)) => Err(Failure {
+                    error,
                     fate: Fate::Answered,
                 }),
-                Some(body) => Ok(body),
                 None => Err(Failure {
-                    error: Error::internal(format!("empty response from {addr}")),
+                    error: Error::internal(format!("empty response from {server} {addr}")),
                     fate: Fate::Answered,
                 }),
             },
@@ -180,23 +187,77 @@ pub enum Fate {
 /// A failed call: the error, and what the peer can have done.
 #[derive(Debug, Clone)]
 pub struct Failure {
-    /// The error, as [`RpcClient::call`] returns it.
+    /// The error, as [`Typed::call`] returns it.
     pub error: Error,
     /// Whether the peer can have acted on the request.
     pub fate: Fate,
 }
 
-fn too_slow(addr: &str) -> Error {
+fn too_slow<S: Service>(addr: &str) -> Error {
     Error::deadline(format!(
-        "storage node {addr} did not answer before the deadline"
+        "{} {addr} did not answer before the deadline",
+        S::SERVER
     ))
 }
 
+/// The typed calls of one service through an [`RpcClient`]: [`Typed::call`] for any call,
+/// and a method per call (written from the list in `service.rs`).
+pub struct Typed<'a, S> {
+    rpc: &'a RpcClient,
+    service: PhantomData<S>,
+}
+
+impl<S: Service> Typed<'_, S> {
+    /// Sends `req` to `addr` and waits for its answer, for at most `timeout`.
+    pub async fn call<C: Call<S>>(
+        &self,
+        addr: &str,
+        req: C,
+        timeout: Duration,
+    ) -> Result<C::Answer> {
+        self.try_call(addr, req, timeout).await.map_err(|f| f.error)
+    }
+
+    /// [`Typed::call`], telling on failure whether the peer can have acted on the request.
+    pub async fn try_call<C: Call<S>>(
+        &self,
+        addr: &str,
+        req: C,
+        timeout: Duration,
+    ) -> std::result::Result<C::Answer, Failure> {
+        let answer = self
+            .rpc
+            .exchange::<S>(addr, req.into_call(), timeout)
+            .await?;
+        expect_answer::<S, C>(answer, addr)
+    }
+}
+
+/// The answer `C` gets out of a response body, or an `internal` error naming the call (an
+/// answer of another kind is a bug on one side).
+pub fn expect_answer<S: Service, C: Call<S>>(
+    answer: S::Answer,
+    addr: &str,
+) -> std::result::Result<C::Answer, Failure> {
+    C::from_answer(answer).ok_or_else(|| Failure {
+        error: Error::internal(format!(
+            "unexpected answer to {} from {} {addr}",
+            C::NAME,
+            S::SERVER
+        )),
+        fate: Fate::Answered,
+    })
+}
+
 impl Peer {
-    async fn connection(&self, endpoint: &Endpoint, deadline: Instant) -> Result<Connection> {
+    async fn connection<S: Service>(
+        &self,
+        endpoint: &Endpoint,
+        deadline: Instant,
+    ) -> Result<Connection> {
         let mut st = timeout_at(deadline, self.state.lock())
             .await
-            .map_err(|_| too_slow(&self.addr))?;
+            .map_err(|_| too_slow::<S>(&self.addr))?;
         if let Some(c) = &st.conn {
             if c.close_reason().is_none() {
                 return Ok(c.clone());
@@ -207,7 +268,8 @@ impl Peer {
             && Instant::now() < at
         {
             return Err(Error::unavailable(format!(
-                "storage node {} unreachable (re-dialling with backoff)",
+                "{} {} unreachable (re-dialling with backoff)",
+                S::SERVER,
                 self.addr
             )));
         }
@@ -229,10 +291,11 @@ impl Peer {
             .min(BACKOFF_MAX);
         st.retry_at = Some(Instant::now() + backoff);
         if Instant::now() >= deadline {
-            return Err(too_slow(&self.addr));
+            return Err(too_slow::<S>(&self.addr));
         }
         Err(Error::unavailable(format!(
-            "storage node {} unreachable: {why}",
+            "{} {} unreachable: {why}",
+            S::SERVER,
             self.addr
         )))
     }

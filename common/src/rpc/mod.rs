@@ -4,8 +4,10 @@
 pub mod client;
 pub mod frame;
 pub mod server;
+pub mod service;
 pub mod tls;
 
-pub use client::RpcClient;
-pub use server::{Handler, RpcServer, error_response};
+pub use client::{RpcClient, Typed};
+pub use server::{Handler, RpcServer};
+pub use service::{Call, Node, Replicator, Service};
 pub use tls::{DevCa, TlsMaterial};

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use aerolith_proto::internal::v1 as pb;
 use quinn::{Endpoint, RecvStream, SendStream};
+use std::time::Instant;
 use tokio::task::JoinHandle;
 
 use super::frame::{FrameError, read_frame, write_frame};
+use super::service::Service;
 use super::tls::TlsMaterial;
 use crate::error::{Error, ErrorCode, Result};
 
@@ -19,10 +20,17 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest deadline a request may ask for.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Serves requests of the internal RPC.
+/// Serves the calls of one service of the internal RPC.
 pub trait Handler: Send + Sync + 'static {
-    /// Answers one request.
-    fn handle(&self, req: pb::Request) -> impl Future<Output = pb::Response> + Send;
+    /// The service served.
+    type Service: Service;
+    /// Answers one call, which the caller waits for until `deadline` (the server loop gives
+    /// up at the deadline too, answering `deadline_exceeded`).
+    fn handle(
+        &self,
+        call: <Self::Service as Service>::Call,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<<Self::Service as Service>::Answer>> + Send;
 }
 
 /// The time a request may take, from its `timeout_ms` field.
@@ -30,16 +38,6 @@ pub fn request_timeout(timeout_ms: u32) -> Duration {
     match timeout_ms {
         0 => DEFAULT_TIMEOUT,
         ms => Duration::from_millis(ms as u64).min(MAX_TIMEOUT),
-    }
-}
-
-/// Builds a response carrying an error.
-pub fn error_response(e: &Error) -> pb::Response {
-    pb::Response {
-        body: Some(pb::response::Body::Error(pb::RpcError {
-            code: e.code.as_str().to_string(),
-            message: e.message.clone(),
-        })),
     }
 }
 
@@ -166,37 +164,56 @@ async fn serve_stream<H: Handler>(
     max_frame: usize,
     drain: Arc<Drain>,
 ) {
-    let resp = match read_frame::<pb::Request>(&mut recv, max_frame).await {
+    let out = match read_frame::<Request<H>>(&mut recv, max_frame).await {
         Ok(Some(req)) => {
             // Counted before the check, so a shutdown that saw no request in flight also
             // sees this one refused.
             drain.in_flight.fetch_add(1, Ordering::SeqCst);
-            let resp = if drain.closing.load(Ordering::SeqCst) {
-                error_response(&Error::unavailable(
+            let out = if drain.closing.load(Ordering::SeqCst) {
+                Err(Error::unavailable(
                     "this process is shutting down; the request was not acted on",
                 ))
             } else {
-                let timeout = request_timeout(req.timeout_ms);
-                match tokio::time::timeout(timeout, handler.handle(req)).await {
-                    Ok(resp) => resp,
-                    Err(_) => error_response(&Error::deadline("the storage node ran out of time")),
-                }
+                serve_request(&*handler, req).await
             };
-            answer(&mut send, &resp).await;
+            answer::<H::Service>(&mut send, out).await;
             drain.in_flight.fetch_sub(1, Ordering::SeqCst);
             return;
         }
         Ok(None) => return,
         Err(e @ FrameError::TooLarge { .. }) => {
             let _ = recv.stop(0u32.into());
-            error_response(&Error::new(ErrorCode::PayloadTooLarge, e.to_string()))
+            Err(Error::new(ErrorCode::PayloadTooLarge, e.to_string()))
         }
         Err(e) => {
             let _ = recv.stop(0u32.into());
-            error_response(&Error::invalid(format!("malformed request frame: {e}")))
+            Err(Error::invalid(format!("malformed request frame: {e}")))
         }
     };
-    answer(&mut send, &resp).await;
+    answer::<H::Service>(&mut send, out).await;
+}
+
+type Request<H> = <<H as Handler>::Service as Service>::Request;
+type Answer<H> = <<H as Handler>::Service as Service>::Answer;
+
+/// Runs one request through the handler, within the time the caller gave it.
+async fn serve_request<H: Handler>(handler: &H, req: Request<H>) -> Result<Answer<H>> {
+    let (timeout_ms, call) = H::Service::open(req);
+    let Some(call) = call else {
+        return Err(Error::invalid(format!(
+            "empty request, or a call a {} does not serve",
+            H::Service::SERVER
+        )));
+    };
+    let timeout = request_timeout(timeout_ms);
+    let deadline = Instant::now() + timeout;
+    match tokio::time::timeout(timeout, handler.handle(call, deadline)).await {
+        Ok(out) => out,
+        Err(_) => Err(Error::deadline(format!(
+            "the {} ran out of time",
+            H::Service::SERVER
+        ))),
+    }
 }
 
 /// How long an answer waits for the peer to acknowledge it (a shutdown waits for this too,
@@ -205,8 +222,8 @@ const ANSWER_ACK_LIMIT: Duration = Duration::from_secs(2);
 
 /// Writes the answer and finishes the stream, then waits (bounded) until the peer has
 /// acknowledged it.
-async fn answer(send: &mut SendStream, resp: &pb::Response) {
-    if write_frame(send, resp).await.is_ok() && send.finish().is_ok() {
+async fn answer<S: Service>(send: &mut SendStream, out: Result<S::Answer>) {
+    if write_frame(send, &S::response(out)).await.is_ok() && send.finish().is_ok() {
         let _ = tokio::time::timeout(ANSWER_ACK_LIMIT, send.stopped()).await;
     }
 }

@@ -13,11 +13,8 @@ use aerolith_common::json::{encode_object, parse_value};
 use aerolith_common::name::{validate_collection, validate_doc_id};
 use aerolith_common::rpc::client::Fate;
 use aerolith_common::{Error, ErrorCode, Result, pb};
-use pb::request::Body as Req;
-use pb::response::Body as Resp;
 
 use super::{Ctx, Ops};
-use crate::router::unexpected;
 
 /// Most ops one bulk request may hold.
 pub const MAX_BULK_OPS: usize = 1000;
@@ -135,6 +132,7 @@ impl Ops {
                     0,
                     pb::BulkOp {
                         op: Some(Op::Put(pb::PutRequest {
+                            after_delete_hlc: 0,
                             shard: shard as u32,
                             collection,
                             id: id_s,
@@ -162,6 +160,7 @@ impl Ops {
                     200,
                     pb::BulkOp {
                         op: Some(Op::Patch(pb::PatchRequest {
+                            after_delete_hlc: 0,
                             shard: shard as u32,
                             collection,
                             id: id_s,
@@ -178,6 +177,7 @@ impl Ops {
                 204,
                 pb::BulkOp {
                     op: Some(Op::Delete(pb::DeleteRequest {
+                        after_delete_hlc: 0,
                         shard: shard as u32,
                         collection,
                         id: id_s,
@@ -278,8 +278,8 @@ impl Ops {
         let timeout = ctx.remaining()?;
         let calls = by_node.into_iter().map(|(addr, items)| async move {
             let (indexes, rpcs): (Vec<usize>, Vec<pb::BulkOp>) = items.into_iter().unzip();
-            let body = Req::Bulk(pb::BulkRequest { ops: rpcs });
-            let keys = crate::unsettled::keys_of(&body);
+            let body = pb::BulkRequest { ops: rpcs };
+            let keys = crate::unsettled::bulk_keys(&body);
             if let Err(e) = self.router.check_unsettled(&keys) {
                 return (indexes, Err(e));
             }
@@ -308,8 +308,14 @@ impl Ops {
         let mut written = Vec::new();
         for (indexes, out) in join_all(calls).await {
             let answers = match out {
-                Ok(Resp::Bulk(b)) if b.results.len() == indexes.len() => b.results,
-                Ok(_) => return Err(unexpected("bulk")),
+                Ok(b) if b.results.len() == indexes.len() => b.results,
+                Ok(b) => {
+                    return Err(Error::internal(format!(
+                        "a bulk of {} writes was answered with {} results",
+                        indexes.len(),
+                        b.results.len()
+                    )));
+                }
                 Err(e) => {
                     for i in indexes {
                         results[i] = Some(failed(ids[i].clone(), &e));

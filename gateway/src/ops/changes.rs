@@ -14,12 +14,10 @@ use aerolith_common::name::validate_collection;
 use aerolith_common::query::Filter;
 use aerolith_common::time::rfc3339_ms;
 use aerolith_common::{Error, ErrorCode, Result, hlc, pb};
-use pb::request::Body as Req;
-use pb::response::Body as Resp;
 
 use super::token::Positions;
 use super::{Ctx, MAX_LIMIT, Ops};
-use crate::router::{NodeShards, unexpected};
+use crate::router::NodeShards;
 
 /// Bytes of changes one node read returns at most (one change more at worst), well within
 /// the internal RPC's frame limit.
@@ -146,20 +144,15 @@ impl Ops {
         let results = self
             .router
             .call_all(
-                |n| {
-                    Req::ChangeHeads(pb::ChangeHeadsRequest {
-                        shards: n.shards.iter().map(|s| u32::from(*s)).collect(),
-                    })
+                |n| pb::ChangeHeadsRequest {
+                    shards: n.shards.iter().map(|s| u32::from(*s)).collect(),
                 },
                 ctx.remaining()?,
             )
             .await;
         let mut positions = Positions::oldest(self.router.cluster().shards);
         for r in results {
-            let Resp::Heads(h) = r? else {
-                return Err(unexpected("change_heads"));
-            };
-            h.heads.iter().for_each(|p| positions.set(p));
+            r?.heads.iter().for_each(|p| positions.set(p));
         }
         Ok(positions)
     }
@@ -214,18 +207,15 @@ impl Ops {
         incarnation: Option<u64>,
     ) -> Result<Fetched> {
         let mut req = read_request(collection, positions.of(&node.shards), limit, wait);
-        if let (Req::ReadChanges(r), Some(i)) = (&mut req, incarnation) {
-            r.incarnation = i;
-            r.follow = true;
+        if let Some(i) = incarnation {
+            req.incarnation = i;
+            req.follow = true;
         }
-        match self
+        let c = self
             .router
             .call_node(&node.addr, req, ctx.remaining()?)
-            .await?
-        {
-            Resp::Changes(c) => Ok(c.into()),
-            _ => Err(unexpected("read_changes")),
-        }
+            .await?;
+        Ok(c.into())
     }
 
     async fn fetch(
@@ -253,13 +243,12 @@ impl Ops {
         let mut answered = false;
         for r in results {
             match r {
-                Ok(Resp::Changes(c)) => {
+                Ok(c) => {
                     answered = true;
                     out.events.extend(c.events);
                     out.start.extend(c.start);
                     out.through.extend(c.through);
                 }
-                Ok(_) => return Err(unexpected("read_changes")),
                 Err(e)
                     if matches!(
                         e.code,
@@ -281,8 +270,13 @@ impl Ops {
     }
 }
 
-fn read_request(collection: &str, from: Vec<pb::ShardPosition>, limit: u32, wait: Duration) -> Req {
-    Req::ReadChanges(pb::ReadChangesRequest {
+fn read_request(
+    collection: &str,
+    from: Vec<pb::ShardPosition>,
+    limit: u32,
+    wait: Duration,
+) -> pb::ReadChangesRequest {
+    pb::ReadChangesRequest {
         collection: collection.to_string(),
         from: rotated(from),
         limit,
@@ -291,7 +285,7 @@ fn read_request(collection: &str, from: Vec<pb::ShardPosition>, limit: u32, wait
         incarnation: 0,
         follow: false,
         relay: false,
-    })
+    }
 }
 
 /// Starts each read at a different shard: a node fills `limit` from the shards in the order

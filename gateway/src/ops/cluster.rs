@@ -52,10 +52,10 @@ impl Ops {
         let timeout = ctx.remaining()?.min(PROBE_TIMEOUT);
         let mut dcs = Vec::new();
         for dc in &cluster.dcs {
-            let probes = dc.nodes.iter().map(|n| {
-                self.router
-                    .call_node(&n.rpc, pb::request::Body::Ping(pb::PingRequest {}), timeout)
-            });
+            let probes = dc
+                .nodes
+                .iter()
+                .map(|n| self.router.call_node(&n.rpc, pb::PingRequest {}, timeout));
             let answers = join_all(probes).await;
             let nodes: Vec<NodeView> = dc
                 .nodes

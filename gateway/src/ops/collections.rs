@@ -10,11 +10,9 @@ use aerolith_common::name::validate_collection;
 use aerolith_common::strategy::{parse_strategy, strategy_name};
 use aerolith_common::time::rfc3339_ms;
 use aerolith_common::{Error, Result, pb};
-use pb::request::Body as Req;
-use pb::response::Body as Resp;
 
 use super::{Ctx, Ops};
-use crate::router::unexpected;
+use aerolith_common::rpc::{Call, Node};
 
 /// A collection as clients see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,20 +58,12 @@ impl Ops {
     ) -> Result<BTreeMap<String, Vec<pb::CollectionMeta>>> {
         let results = self
             .router
-            .call_all(
-                |_| Req::ListCollections(pb::ListCollectionsRequest {}),
-                ctx.remaining()?,
-            )
+            .call_all(|_| pb::ListCollectionsRequest {}, ctx.remaining()?)
             .await;
         let mut by_name: BTreeMap<String, Vec<pb::CollectionMeta>> = BTreeMap::new();
         for r in results {
-            match r? {
-                Resp::Collections(list) => {
-                    for m in list.collections {
-                        by_name.entry(m.name.clone()).or_default().push(m);
-                    }
-                }
-                _ => return Err(unexpected("list_collections")),
+            for m in r?.collections {
+                by_name.entry(m.name.clone()).or_default().push(m);
             }
         }
         Ok(by_name)
@@ -101,10 +91,8 @@ impl Ops {
         let results = self
             .router
             .call_all(
-                |_| {
-                    Req::GetCollection(pb::GetCollectionRequest {
-                        name: name.to_string(),
-                    })
+                |_| pb::GetCollectionRequest {
+                    name: name.to_string(),
                 },
                 ctx.remaining()?,
             )
@@ -112,8 +100,7 @@ impl Ops {
         let mut metas = Vec::new();
         for r in results {
             match r {
-                Ok(Resp::Collection(m)) => metas.push(m),
-                Ok(_) => return Err(unexpected("get_collection")),
+                Ok(m) => metas.push(m),
                 Err(e) if e.code == aerolith_common::ErrorCode::NotFound => {}
                 Err(e) => return Err(e),
             }
@@ -147,18 +134,15 @@ impl Ops {
         // deletion that failed half-way) drops it before the collection is created afresh.
         let after_delete_hlc = newest_deletion(&metas);
         // The first node picks the settings' HLC; the others record the same one.
-        let request = |hlc| {
-            Req::PutCollection(pb::PutCollectionRequest {
-                name: name.to_string(),
-                strategy: strategy as i32,
-                explicit: true,
-                settings_hlc: hlc,
-                after_delete_hlc,
-            })
+        let request = |hlc| pb::PutCollectionRequest {
+            name: name.to_string(),
+            strategy: strategy as i32,
+            explicit: true,
+            settings_hlc: hlc,
+            after_delete_hlc,
         };
-        self.first_then_rest(ctx.clone(), request, |r| match r {
-            Resp::PutCollection(r) => Ok(r.meta.map(|m| m.settings_hlc).unwrap_or(0)),
-            _ => Err(unexpected("put_collection")),
+        self.first_then_rest(ctx.clone(), request, |r| {
+            r.meta.map(|m| m.settings_hlc).unwrap_or(0)
         })
         .await?;
         let info = self.get_collection(ctx, name).await?;
@@ -174,27 +158,22 @@ impl Ops {
         if !metas.iter().any(|m| !m.deleted) {
             return Err(Error::not_found(format!("collection {name} not found")));
         }
-        let request = |hlc| {
-            Req::DeleteCollection(pb::DeleteCollectionRequest {
-                name: name.to_string(),
-                hlc,
-            })
+        let request = |hlc| pb::DeleteCollectionRequest {
+            name: name.to_string(),
+            hlc,
         };
-        self.first_then_rest(ctx, request, |r| match r {
-            Resp::Collection(m) => Ok(m.deleted_hlc),
-            _ => Err(unexpected("delete_collection")),
-        })
-        .await?;
+        self.first_then_rest(ctx, request, |m| m.deleted_hlc)
+            .await?;
         Ok(())
     }
 
     /// Sends a request to the DC's first node, which picks an HLC (`request(0)`), then the
     /// same request with that HLC to every other node at once, so all record one timestamp.
-    async fn first_then_rest(
+    async fn first_then_rest<C: Call<Node>>(
         &self,
         ctx: Ctx,
-        request: impl Fn(u64) -> Req,
-        hlc_of: impl Fn(Resp) -> Result<u64>,
+        request: impl Fn(u64) -> C,
+        hlc_of: impl Fn(C::Answer) -> u64,
     ) -> Result<()> {
         let nodes = self.router.nodes();
         let Some((first, rest)) = nodes.split_first() else {
@@ -204,7 +183,7 @@ impl Ops {
             self.router
                 .call_node(&first.addr, request(0), ctx.remaining()?)
                 .await?,
-        )?;
+        );
         let timeout = ctx.remaining()?;
         let results = join_all(
             rest.iter()

@@ -8,11 +8,8 @@ use aerolith_common::json::{encode_object, parse_object, parse_value};
 use aerolith_common::name::{validate_collection, validate_doc_id};
 use aerolith_common::patch::PatchKind;
 use aerolith_common::{Error, Result, pb};
-use pb::request::Body as Req;
-use pb::response::Body as Resp;
 
 use super::{Ctx, MAX_LIMIT, Ops, PAGE_BYTES, cursor};
-use crate::router::unexpected;
 
 /// A write precondition from `If-Match` / `If-None-Match` (or their equivalents).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,28 +102,18 @@ pub(crate) fn idempotency(ctx: &Ctx, scope: &str, parts: &[&[u8]]) -> Option<pb:
     })
 }
 
-fn doc_response(body: Resp, what: &str) -> Result<pb::DocResponse> {
-    match body {
-        Resp::Doc(d) => Ok(d),
-        _ => Err(unexpected(what)),
-    }
-}
-
 impl Ops {
     /// Reads a document; `not_found` if absent or deleted.
     pub async fn get_document(&self, ctx: Ctx, collection: &str, id: &str) -> Result<Document> {
         ids(collection, id)?;
         let shard = self.router.shard_of(collection, id);
-        let req = Req::Get(pb::GetRequest {
+        let req = pb::GetRequest {
             shard: shard as u32,
             collection: collection.to_string(),
             id: id.to_string(),
             session: ctx.session.marks(|s| s == shard),
-        });
-        let resp = doc_response(
-            self.router.call_shard(shard, req, ctx.remaining()?).await?,
-            "get",
-        )?;
+        };
+        let resp = self.router.call_shard(shard, req, ctx.remaining()?).await?;
         ctx.session.observe_all(&resp.mark);
         render(collection, id, resp.record)
     }
@@ -169,7 +156,8 @@ impl Ops {
                 &pre.fingerprint(),
             ],
         );
-        let req = Req::Put(pb::PutRequest {
+        let req = pb::PutRequest {
+            after_delete_hlc: 0,
             shard: shard as u32,
             collection: collection.to_string(),
             id: id.to_string(),
@@ -177,11 +165,8 @@ impl Ops {
             precondition: pre.to_proto(),
             session: ctx.session.marks(|s| s == shard),
             idempotency,
-        });
-        let resp = doc_response(
-            self.router.call_shard(shard, req, ctx.remaining()?).await?,
-            "put",
-        )?;
+        };
+        let resp = self.router.call_shard(shard, req, ctx.remaining()?).await?;
         self.settle(&ctx, resp.mark.as_ref()).await?;
         let id = if resp.id.is_empty() { id } else { &resp.id };
         Ok((render(collection, id, resp.record)?, resp.created))
@@ -266,7 +251,8 @@ impl Ops {
         // Validate here so a malformed patch never costs a round trip.
         parse_value(patch, self.limits.max_depth + 2)?;
         let shard = self.router.shard_of(collection, id);
-        let req = Req::Patch(pb::PatchRequest {
+        let req = pb::PatchRequest {
+            after_delete_hlc: 0,
             shard: shard as u32,
             collection: collection.to_string(),
             id: id.to_string(),
@@ -289,11 +275,8 @@ impl Ops {
                     &pre.fingerprint(),
                 ],
             ),
-        });
-        let resp = doc_response(
-            self.router.call_shard(shard, req, ctx.remaining()?).await?,
-            "patch",
-        )?;
+        };
+        let resp = self.router.call_shard(shard, req, ctx.remaining()?).await?;
         self.settle(&ctx, resp.mark.as_ref()).await?;
         render(collection, id, resp.record)
     }
@@ -308,7 +291,8 @@ impl Ops {
     ) -> Result<()> {
         ids(collection, id)?;
         let shard = self.router.shard_of(collection, id);
-        let req = Req::Delete(pb::DeleteRequest {
+        let req = pb::DeleteRequest {
+            after_delete_hlc: 0,
             shard: shard as u32,
             collection: collection.to_string(),
             id: id.to_string(),
@@ -324,11 +308,8 @@ impl Ops {
                     &pre.fingerprint(),
                 ],
             ),
-        });
-        let resp = doc_response(
-            self.router.call_shard(shard, req, ctx.remaining()?).await?,
-            "delete",
-        )?;
+        };
+        let resp = self.router.call_shard(shard, req, ctx.remaining()?).await?;
         self.settle(&ctx, resp.mark.as_ref()).await
     }
 
@@ -348,15 +329,13 @@ impl Ops {
         let results = self
             .router
             .scatter(
-                |n| {
-                    Req::List(pb::ListRequest {
-                        shards: n.shards.iter().map(|s| *s as u32).collect(),
-                        collection: collection.to_string(),
-                        after: after.clone(),
-                        limit,
-                        max_bytes: PAGE_BYTES,
-                        session: ctx.session.marks(|s| n.shards.contains(&s)),
-                    })
+                |n| pb::ListRequest {
+                    shards: n.shards.iter().map(|s| *s as u32).collect(),
+                    collection: collection.to_string(),
+                    after: after.clone(),
+                    limit,
+                    max_bytes: PAGE_BYTES,
+                    session: ctx.session.marks(|s| n.shards.contains(&s)),
                 },
                 ctx.remaining()?,
             )
@@ -364,10 +343,7 @@ impl Ops {
         let mut docs = Vec::new();
         let mut bound: Option<String> = None;
         for r in results {
-            let list = match r? {
-                Resp::List(l) => l,
-                _ => return Err(unexpected("list")),
-            };
+            let list = r?;
             ctx.session.observe_all(&list.marks);
             if !list.done && bound.as_ref().is_none_or(|b| list.scanned_through < *b) {
                 bound = Some(list.scanned_through.clone());

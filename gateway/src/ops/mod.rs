@@ -120,21 +120,25 @@ impl Ops {
         &self.router
     }
 
-    /// Readiness (API.md): every shard has an owner that answers a ping, the local DC's or,
-    /// for the shards of a local node that is down, the next DC's.
+    /// Readiness (API.md): every shard has an owner that answers a ping and serves its data
+    /// (not a new store waiting for its seeding decision, nor one being rebuilt), the local
+    /// DC's or, for the shards of a local node that is down, the next DC's.
     pub async fn ready(&self, ctx: Ctx) -> Result<()> {
         let results = self
             .router
-            .scatter(
-                |_| aerolith_common::pb::request::Body::Ping(Default::default()),
-                ctx.remaining()?,
-            )
+            .scatter(|_| aerolith_common::pb::PingRequest {}, ctx.remaining()?)
             .await;
         for r in results {
-            if let Err(e) = r {
-                return Err(Error::unavailable(format!(
+            let pong = r.map_err(|e| {
+                Error::unavailable(format!(
                     "some shards have no reachable owner: {}",
                     e.message
+                ))
+            })?;
+            if !pong.not_serving.is_empty() {
+                return Err(Error::unavailable(format!(
+                    "some shards have no owner that serves them yet: {}/{}: {}",
+                    pong.dc, pong.node, pong.not_serving
                 )));
             }
         }

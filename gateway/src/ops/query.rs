@@ -12,12 +12,9 @@ use aerolith_common::query::{
     Filter, Position, SortKey, normalize_sort, parse_projection, parse_sort,
 };
 use aerolith_common::{Error, Result, pb};
-use pb::request::Body as Req;
-use pb::response::Body as Resp;
 
 use super::documents::Page;
 use super::{Ctx, MAX_LIMIT, Ops, PAGE_BYTES, cursor};
-use crate::router::unexpected;
 
 /// A query as a client sends it, before validation.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -75,18 +72,16 @@ impl Ops {
         let results = self
             .router
             .scatter(
-                |n| {
-                    Req::Query(pb::QueryRequest {
-                        shards: n.shards.iter().map(|s| *s as u32).collect(),
-                        collection: collection.to_string(),
-                        filter: filter.clone(),
-                        sort: sort.clone(),
-                        projection: projection.clone(),
-                        after: after.clone(),
-                        limit,
-                        max_bytes: PAGE_BYTES,
-                        session: ctx.session.marks(|s| n.shards.contains(&s)),
-                    })
+                |n| pb::QueryRequest {
+                    shards: n.shards.iter().map(|s| *s as u32).collect(),
+                    collection: collection.to_string(),
+                    filter: filter.clone(),
+                    sort: sort.clone(),
+                    projection: projection.clone(),
+                    after: after.clone(),
+                    limit,
+                    max_bytes: PAGE_BYTES,
+                    session: ctx.session.marks(|s| n.shards.contains(&s)),
                 },
                 ctx.remaining()?,
             )
@@ -97,9 +92,7 @@ impl Ops {
         let mut bound: Option<Position> = None;
         let mut answers = Vec::with_capacity(results.len());
         for r in results {
-            let Resp::Query(q) = r? else {
-                return Err(unexpected("query"));
-            };
+            let q = r?;
             ctx.session.observe_all(&q.marks);
             if !q.done {
                 let through = Position::from_bytes(&q.scanned_through, keys.len())?;

@@ -73,18 +73,35 @@ pub struct ProcCluster {
     pub config: ClusterConfig,
 }
 
+/// Ports the processes listen on come from below Linux's ephemeral range (32768 and up):
+/// a port picked there and released could be taken by one of this process's own outgoing
+/// connections before the process that is to listen on it binds it.
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port of [`PORTS`] that `bind` could take just now.
+fn free_port<T>(bind: impl Fn(SocketAddr) -> std::io::Result<T>) -> anyhow::Result<SocketAddr> {
+    for _ in 0..1000 {
+        let addr = SocketAddr::from(([127, 0, 0, 1], rand::random_range(PORTS)));
+        if bind(addr).is_ok() {
+            return Ok(addr);
+        }
+    }
+    anyhow::bail!("no free port in {PORTS:?} after 1000 tries")
+}
+
 fn free_tcp() -> anyhow::Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+    free_port(TcpListener::bind)
 }
 
 fn free_udp() -> anyhow::Result<SocketAddr> {
-    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?)
+    free_port(UdpSocket::bind)
 }
 
 impl ProcCluster {
     /// Starts `dcs` DCs of `nodes_per_dc` storage nodes, one gateway and one replicator each,
-    /// with data and logs under `dir`, running the `aerolith` binary at `aerolith`. Must be
-    /// called inside a tokio runtime (the link proxies run on it).
+    /// with data and logs under `dir`, running the `aerolith` binary at `aerolith`, and
+    /// returns once every gateway is ready (`/readyz`). Must be called inside a tokio
+    /// runtime (the link proxies run on it).
     pub async fn start(
         dir: &Path,
         aerolith: &Path,
@@ -96,6 +113,24 @@ impl ProcCluster {
 
     /// [`ProcCluster::start`] with `node_args` added to every storage node's flags.
     pub async fn start_with(
+        dir: &Path,
+        aerolith: &Path,
+        dcs: usize,
+        nodes_per_dc: usize,
+        node_args: Vec<String>,
+    ) -> anyhow::Result<ProcCluster> {
+        let mut cluster = Self::prepare(dir, aerolith, dcs, nodes_per_dc, node_args)?;
+        for i in 0..cluster.procs.len() {
+            cluster.launch(i).await?;
+        }
+        cluster.wait_ready(START_TIMEOUT).await?;
+        Ok(cluster)
+    }
+
+    /// The cluster [`ProcCluster::start_with`] starts, with its configuration, certificates
+    /// and link proxies in place but no process launched yet ([`ProcCluster::launch`] each).
+    /// Must be called inside a tokio runtime (the link proxies run on it).
+    pub fn prepare(
         dir: &Path,
         aerolith: &Path,
         dcs: usize,
@@ -252,7 +287,7 @@ impl ProcCluster {
                 data: Some(dir.join(format!("{}-replicator", dc.id))),
             });
         }
-        let mut cluster = ProcCluster {
+        Ok(ProcCluster {
             aerolith: aerolith.to_path_buf(),
             procs,
             dcs: ids,
@@ -260,11 +295,30 @@ impl ProcCluster {
             admin,
             links,
             config,
-        };
-        for i in 0..cluster.procs.len() {
-            cluster.launch(i).await?;
+        })
+    }
+
+    /// Waits until every gateway answers `/readyz` with 200 (every shard has an owner that
+    /// serves it), for at most `within`.
+    pub async fn wait_ready(&self, within: Duration) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + within;
+        for base in &self.http {
+            let url = format!("{base}/readyz");
+            loop {
+                let answer = http.get(&url).timeout(Duration::from_secs(5)).send().await;
+                let last = match answer {
+                    Ok(r) if r.status() == 200 => break,
+                    Ok(r) => format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
+                    Err(e) => e.to_string(),
+                };
+                if Instant::now() > deadline {
+                    bail!("{url} is not ready: {last}");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
-        Ok(cluster)
+        Ok(())
     }
 
     /// Starts process `i` and waits for its ready line in its log.
@@ -290,10 +344,15 @@ impl ProcCluster {
             }
             if let Some(status) = p.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 p.child = None;
+                // The log's directory is often a test's temporary one, gone by the time
+                // anyone reads the error: the error carries the log's end.
+                let tail: Vec<&str> = fresh.lines().rev().take(5).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
                 bail!(
-                    "{} exited with {status} at start; see {}",
+                    "{} exited with {status} at start ({}); its log ends: {}",
                     p.name,
-                    p.log.display()
+                    p.log.display(),
+                    tail.join(" | ")
                 );
             }
             if Instant::now() > deadline {

@@ -13,12 +13,10 @@ use std::time::{Duration, Instant};
 
 use aerolith_common::json::Limits;
 use aerolith_common::pb;
-use aerolith_common::rpc::{DevCa, RpcClient};
+use aerolith_common::rpc::{Call, DevCa, Node, RpcClient};
 use aerolith_common::shard::{DEFAULT_SHARDS, shard_of};
 use aerolith_common::topology::{ClusterConfig, DcConfig, NodeConfig, TlsFiles};
 use aerolith_storagenode::{Durability, MemoryProfile, NodeOptions, Retention, StorageNode};
-use pb::request::Body as Req;
-use pb::response::Body as Resp;
 use serde_json::Value;
 
 /// Storage nodes of some DCs and what a replicator process needs to join them.
@@ -200,6 +198,7 @@ impl Cluster {
                     let id = format!("d{i:06}");
                     pb::BulkOp {
                         op: Some(pb::bulk_op::Op::Put(pb::PutRequest {
+                            after_delete_hlc: 0,
                             shard: u32::from(shard_of(collection, &id, DEFAULT_SHARDS)),
                             collection: collection.into(),
                             id,
@@ -211,18 +210,12 @@ impl Cluster {
                     }
                 })
                 .collect();
-            let answer = self
+            let b = self
                 .client
-                .call(
-                    &node,
-                    Req::Bulk(pb::BulkRequest { ops }),
-                    Duration::from_secs(60),
-                )
+                .node()
+                .bulk(&node, pb::BulkRequest { ops }, Duration::from_secs(60))
                 .await
                 .expect("bulk write");
-            let Resp::Bulk(b) = answer else {
-                panic!("unexpected answer {answer:?}")
-            };
             for (i, r) in chunk.iter().zip(b.results) {
                 match r.outcome {
                     Some(pb::bulk_result::Outcome::Doc(pb::DocResponse {
@@ -237,8 +230,9 @@ impl Cluster {
     }
 
     /// One RPC to `dc`'s node.
-    pub async fn call(&self, dc: &str, req: Req) -> Resp {
+    pub async fn call<C: Call<Node>>(&self, dc: &str, req: C) -> C::Answer {
         self.client
+            .node()
             .call(&self.node(dc), req, Duration::from_secs(60))
             .await
             .expect("rpc")
@@ -246,16 +240,13 @@ impl Cluster {
 
     /// The record of `id` in `dc` (tombstones included), if any.
     pub async fn record(&self, dc: &str, collection: &str, id: &str) -> Option<pb::DocRecord> {
-        let req = Req::Get(pb::GetRequest {
+        let req = pb::GetRequest {
             shard: u32::from(shard_of(collection, id, DEFAULT_SHARDS)),
             collection: collection.into(),
             id: id.into(),
             session: Vec::new(),
-        });
-        match self.call(dc, req).await {
-            Resp::Doc(d) => d.record,
-            other => panic!("unexpected answer {other:?}"),
-        }
+        };
+        self.call(dc, req).await.record
     }
 
     /// Waits until every DC's node reports the same per-shard digests, over `records`
@@ -285,19 +276,7 @@ impl Cluster {
 
     /// Every shard's digest of `dc`'s node.
     pub async fn digests(&self, dc: &str) -> Vec<pb::ShardDigest> {
-        let answer = self
-            .client
-            .call(
-                &self.node(dc),
-                Req::Digest(pb::DigestRequest::default()),
-                Duration::from_secs(60),
-            )
-            .await
-            .expect("digest");
-        let Resp::Digests(d) = answer else {
-            panic!("unexpected answer {answer:?}")
-        };
-        d.shards
+        self.call(dc, pb::DigestRequest::default()).await.shards
     }
 
     /// Document changes (not settings entries) in `dc`'s logs, by (collection, id).
@@ -311,24 +290,22 @@ impl Cluster {
             .collect();
         let mut out = Vec::new();
         loop {
-            let answer = self
+            let c = self
                 .client
-                .call(
+                .node()
+                .read_changes(
                     &self.node(dc),
-                    Req::ReadChanges(pb::ReadChangesRequest {
+                    pb::ReadChangesRequest {
                         collection: String::new(),
                         from: from.clone(),
                         limit: 5000,
                         max_bytes: 16 << 20,
                         ..Default::default()
-                    }),
+                    },
                     Duration::from_secs(60),
                 )
                 .await
                 .expect("read changes");
-            let Resp::Changes(c) = answer else {
-                panic!("unexpected answer {answer:?}")
-            };
             let done = c.events.is_empty() && c.through == from;
             for e in c.events {
                 if let Some(ev) = e.event
