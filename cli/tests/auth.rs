@@ -97,6 +97,17 @@ async fn rest_and_the_admin_api_need_each_routes_role() {
         .unwrap();
     assert_eq!(basic.status(), 401);
 
+    // Unknown routes and methods need a token too, then answer 404 and 405.
+    assert_eq!(rest(&c, M::GET, "/v1/nope", None, None).await.0, 401);
+    assert_eq!(rest(&c, M::GET, "/v1/nope", Some(READ), None).await.0, 404);
+    assert_eq!(
+        rest(&c, M::PATCH, "/v1/collections", None, None).await.0,
+        401
+    );
+    let wrong = rest(&c, M::PATCH, "/v1/collections", Some(READ), None);
+    assert_eq!(wrong.await.0, 405);
+    assert_eq!(rest(&c, M::GET, "/openapi.json", None, None).await.0, 200);
+
     // write: writes; read: reads only; admin: deletes collections.
     let doc = "/v1/collections/people/docs/ada";
     let (s, b, _) = rest(&c, M::PUT, doc, Some(READ), Some(json!({"n": 1}))).await;

@@ -71,7 +71,7 @@ async fn openapi_documents_exactly_the_served_routes() {
     let paths = doc["paths"].as_object().expect("paths");
 
     // Every route of the table, and every served route of API.md, is documented.
-    let served = aerolith_gateway::rest::served_routes();
+    let served = aerolith_gateway::app::served_routes();
     for (method, path) in &served {
         let op = &doc["paths"][*path][method.to_ascii_lowercase()];
         assert!(

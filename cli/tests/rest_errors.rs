@@ -233,6 +233,14 @@ async fn health_and_metrics() {
     let text = String::from_utf8(r.raw).unwrap();
     assert!(text.contains("aerolith_requests_total"), "{text}");
     assert!(text.contains("code=\"not_found\""), "{text}");
+    // Each part of the HTTP port labels its requests with its own protocol.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("aerolith_requests_total")
+                && l.contains(r#"protocol="rest""#)
+                && l.contains(r#"op="GET /v1/collections/{c}/docs/{id}""#)),
+        "{text}"
+    );
     assert!(text.contains("aerolith_rpc_duration_seconds"), "{text}");
     c.stop().await;
 }

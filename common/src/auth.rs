@@ -291,46 +291,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-/// The role a REST request needs; `None` for the unauthenticated endpoints (health,
-/// readiness, metrics and the OpenAPI document).
-pub fn rest_role(method: &str, path: &str) -> Option<Role> {
-    if matches!(path, "/healthz" | "/readyz" | "/metrics" | "/openapi.json") {
-        return None;
-    }
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    Some(match (method, segments.as_slice()) {
-        ("DELETE", ["v1", "collections", _]) => Role::Admin,
-        // A query is a read, though it is a POST.
-        ("POST", ["v1", "collections", _, "query"]) => Role::Read,
-        // GraphQL decides per operation (mutations need write).
-        ("POST", ["graphql"]) => Role::Read,
-        ("GET" | "HEAD" | "OPTIONS", _) => Role::Read,
-        _ => Role::Write,
-    })
-}
-
-/// The role a gRPC method needs (its full path, `/package.Service/Method`); `None` for the
-/// health service.
-pub fn grpc_role(path: &str) -> Option<Role> {
-    if path.starts_with("/grpc.health.v1.Health/") {
-        return None;
-    }
-    Some(match path.rsplit('/').next().unwrap_or_default() {
-        "GetDocument"
-        | "Query"
-        | "ListCollections"
-        | "GetCollection"
-        | "Watch"
-        | "ServerReflectionInfo" => Role::Read,
-        "PutDocument" | "PatchDocument" | "DeleteDocument" | "BulkWrite" | "CreateCollection" => {
-            Role::Write
-        }
-        // DeleteCollection, and any method added later until it is listed here: failing
-        // closed, a new write cannot be reached with a read token.
-        _ => Role::Admin,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,55 +387,7 @@ mod tests {
     }
 
     #[test]
-    fn routes_need_the_roles_api_md_gives_them() {
-        assert_eq!(rest_role("GET", "/healthz"), None);
-        assert_eq!(rest_role("GET", "/metrics"), None);
-        assert_eq!(rest_role("GET", "/v1/cluster"), Some(Role::Read));
-        assert_eq!(
-            rest_role("GET", "/v1/collections/c/changes"),
-            Some(Role::Read)
-        );
-        assert_eq!(
-            rest_role("POST", "/v1/collections/c/query"),
-            Some(Role::Read)
-        );
-        assert_eq!(
-            rest_role("PUT", "/v1/collections/c/docs/d"),
-            Some(Role::Write)
-        );
-        assert_eq!(
-            rest_role("POST", "/v1/collections/c/bulk"),
-            Some(Role::Write)
-        );
-        assert_eq!(rest_role("PUT", "/v1/collections/c"), Some(Role::Write));
-        assert_eq!(
-            rest_role("DELETE", "/v1/collections/c/docs/d"),
-            Some(Role::Write)
-        );
-        assert_eq!(rest_role("DELETE", "/v1/collections/c"), Some(Role::Admin));
-        assert_eq!(grpc_role("/grpc.health.v1.Health/Check"), None);
-        assert_eq!(grpc_role("/aerolith.v1.Documents/Watch"), Some(Role::Read));
-        assert_eq!(
-            grpc_role("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
-            Some(Role::Read)
-        );
-        assert_eq!(
-            grpc_role("/aerolith.v1.Documents/BulkWrite"),
-            Some(Role::Write)
-        );
-        assert_eq!(
-            grpc_role("/aerolith.v1.Documents/DeleteCollection"),
-            Some(Role::Admin)
-        );
-        assert_eq!(
-            grpc_role("/aerolith.v1.Documents/SomethingNew"),
-            Some(Role::Admin),
-            "unknown methods fail closed"
-        );
-        assert_eq!(
-            grpc_role("/aerolith.v1.Documents/GetDocument"),
-            Some(Role::Read)
-        );
+    fn roles_are_ordered() {
         assert!(Role::Admin > Role::Write && Role::Write > Role::Read);
     }
 }

@@ -3,13 +3,14 @@
 //! render.
 
 pub mod admission;
+pub mod app;
 pub mod cli;
 pub mod concern;
 pub mod deletion_floor;
 pub mod graphql;
 pub mod grpc;
 pub mod health;
-pub mod metrics;
+pub mod http;
 pub mod ops;
 pub mod rest;
 pub mod router;

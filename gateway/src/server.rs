@@ -15,9 +15,8 @@ use aerolith_common::topology::ClusterConfig;
 use aerolith_common::{Error, Result};
 
 use crate::grpc;
-use crate::metrics::prometheus;
+use crate::http::AppState;
 use crate::ops::Ops;
-use crate::rest::{self, AppState};
 use crate::router::Router;
 
 /// How long in-flight requests get to finish at shutdown.
@@ -76,11 +75,12 @@ impl Gateway {
         let state = AppState {
             graphql: crate::graphql::schema(ops.clone()),
             ops: ops.clone(),
-            metrics: prometheus(),
+            metrics: aerolith_common::telemetry::prometheus(),
             ws_queue_frames: opts.ws_queue_frames.max(1),
             ws_heartbeat: opts.ws_heartbeat.max(std::time::Duration::from_millis(100)),
             admission: admission.clone(),
             in_flight: in_flight.clone(),
+            openapi: bytes::Bytes::new(),
         };
         let listener = TcpListener::bind(opts.http_listen).await.map_err(|e| {
             Error::unavailable(format!("cannot listen on {}: {e}", opts.http_listen))
@@ -89,7 +89,7 @@ impl Gateway {
         let grpc_listener = grpc::bind(opts.grpc_listen).await?;
         let grpc_addr = grpc_listener.local_addr().map_err(Error::internal)?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = rest::router(state);
+        let app = crate::app::router(state);
         let https = opts.public_tls.clone();
         let task = tokio::spawn(async move {
             if let Some(tls) = https {

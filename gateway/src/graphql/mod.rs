@@ -2,6 +2,7 @@
 //! `POST /graphql` executes, `GET /graphql` serves GraphiQL, and `/graphql/ws` carries
 //! subscriptions over `graphql-transport-ws` (and the older `graphql-ws`).
 
+mod body;
 pub mod json;
 mod mutation;
 mod query;
@@ -24,13 +25,71 @@ use futures::StreamExt;
 use aerolith_common::auth::{Caller, Role};
 use aerolith_common::{Error, ErrorCode};
 
+use crate::http::context::{request_ctx, with_session};
+use crate::http::error::ApiError;
+use crate::http::openapi::{Method, Op, Reply};
+use crate::http::{AppState, Route};
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops, Session};
-use crate::rest::AppState;
-use crate::rest::error::ApiError;
-use crate::rest::extract::{GraphqlBody, graphql_max_bytes, request_ctx, with_session};
+use body::GraphqlBody;
+pub use body::graphql_max_bytes;
 use mutation::MutationRoot;
 use query::QueryRoot;
 use subscription::SubscriptionRoot;
+
+/// GraphQL's routes: the endpoint (whose refusals are GraphQL errors), GraphiQL and the
+/// subscription upgrade (whose token may come in the query, for browsers).
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::new(
+            Method::Post,
+            "/graphql",
+            execute,
+            Op::new("graphql", "graphql", "Execute a GraphQL request")
+                .describe(
+                    "The schema of API.md's GraphQL section. Errors are GraphQL errors (HTTP 200) \
+                    whose extensions.code holds the error code; a malformed request gets one \
+                    invalid_argument error.",
+                )
+                .body(true, &[("application/json", "GraphqlRequest")])
+                .reply(Reply::json(200, "The GraphQL response", "GraphqlResponse"))
+                .errors(&[]),
+        )
+        // Mutations need `write`: checked per operation.
+        .needs(Role::Read)
+        .refused_with(refusal),
+        Route::new(
+            Method::Get,
+            "/graphql",
+            graphiql,
+            Op::new("graphiql", "graphql", "The GraphiQL IDE").reply(Reply::content(
+                200,
+                "GraphiQL",
+                "text/html",
+                "Html",
+            )),
+        )
+        .needs(Role::Read),
+        Route::new(
+            Method::Get,
+            "/graphql/ws",
+            upgrade,
+            Op::new(
+                "graphqlWebSocket",
+                "graphql",
+                "GraphQL subscriptions over a WebSocket",
+            )
+            .describe(
+                "The graphql-transport-ws protocol (graphql-ws is also accepted), chosen with \
+                    Sec-WebSocket-Protocol. Subscription changes(collection, filter, since) yields \
+                    a checkpoint first, then ChangeEvents.",
+            )
+            .reply(Reply::empty(101, "Switching to the WebSocket protocol"))
+            .errors(&[]),
+        )
+        .needs(Role::Read)
+        .token_in_query(),
+    ]
+}
 
 /// Deepest selection a query may nest (introspection needs about 13).
 const MAX_DEPTH: usize = 20;

@@ -12,10 +12,11 @@ use std::task::{Context, Poll};
 use axum::http::{Request, Response};
 use tower::{Layer, Service};
 
-use aerolith_common::auth::{bearer, grpc_role};
+use aerolith_common::auth::bearer;
 
 use crate::admission::Admission;
 
+use super::methods::Method;
 use super::status::to_status;
 
 /// Wraps the gRPC server's services with [`GrpcAuth`].
@@ -68,7 +69,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        if let Some(needed) = grpc_role(req.uri().path()) {
+        if let Some(needed) = Method::of(req.uri().path()).role() {
             let token = req
                 .headers()
                 .get("authorization")

@@ -11,37 +11,8 @@ use tower::{Layer, Service};
 
 use aerolith_common::ErrorCode;
 
-/// The methods of `aerolith.v1.Documents`; any other path is labelled by its service, so
-/// clients cannot mint unbounded series.
-const METHODS: [&str; 11] = [
-    "ListCollections",
-    "CreateCollection",
-    "GetCollection",
-    "DeleteCollection",
-    "GetDocument",
-    "PutDocument",
-    "PatchDocument",
-    "DeleteDocument",
-    "Query",
-    "BulkWrite",
-    "Watch",
-];
-
 fn op_label(path: &str) -> &'static str {
-    if let Some(method) = path.strip_prefix("/aerolith.v1.Documents/") {
-        return METHODS
-            .iter()
-            .find(|m| **m == method)
-            .copied()
-            .unwrap_or("unknown");
-    }
-    if path.starts_with("/grpc.health.") {
-        "health"
-    } else if path.starts_with("/grpc.reflection.") {
-        "reflection"
-    } else {
-        "unknown"
-    }
+    super::methods::Method::of(path).label()
 }
 
 /// The API code of an answer: errors are trailers-only responses whose `grpc-message`

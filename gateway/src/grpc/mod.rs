@@ -4,6 +4,7 @@
 
 mod auth;
 mod convert;
+mod methods;
 mod metrics;
 mod oversize;
 mod service;

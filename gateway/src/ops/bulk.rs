@@ -19,6 +19,9 @@ use super::{Ctx, Ops};
 /// Most ops one bulk request may hold.
 pub const MAX_BULK_OPS: usize = 1000;
 
+/// Largest bulk request body: keeps every per-node bulk RPC within the internal frame cap.
+pub const BULK_MAX_BYTES: usize = 16 * 1024 * 1024;
+
 /// The outcome of one op, as API.md renders it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BulkItem {

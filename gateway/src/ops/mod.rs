@@ -23,7 +23,7 @@ use aerolith_common::{Error, Result};
 
 use crate::router::Router;
 
-pub use bulk::{BulkError, BulkItem, MAX_BULK_OPS};
+pub use bulk::{BULK_MAX_BYTES, BulkError, BulkItem, MAX_BULK_OPS};
 pub use changes::{ChangePage, ChangeView, FeedStart, Fetched, assemble};
 pub use cluster::{ClusterView, DcView, NodeView};
 pub use collections::CollectionInfo;

@@ -7,6 +7,7 @@ use std::cmp::Ordering;
 use serde_json::Value;
 
 use aerolith_common::document::Document;
+use aerolith_common::json::{parse_value, type_name};
 use aerolith_common::name::validate_collection;
 use aerolith_common::query::{
     Filter, Position, SortKey, normalize_sort, parse_projection, parse_sort,
@@ -14,7 +15,7 @@ use aerolith_common::query::{
 use aerolith_common::{Error, Result, pb};
 
 use super::documents::Page;
-use super::{Ctx, MAX_LIMIT, Ops, PAGE_BYTES, cursor};
+use super::{Ctx, DEFAULT_LIMIT, MAX_LIMIT, Ops, PAGE_BYTES, cursor};
 
 /// A query as a client sends it, before validation.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -29,6 +30,68 @@ pub struct QueryInput {
     pub cursor: Option<String>,
     /// Paths to keep in `data`; `None` keeps whole bodies.
     pub projection: Option<Value>,
+}
+
+/// Nesting accepted in a query body (a 64-deep value under a filter operator).
+const QUERY_DEPTH: usize = 80;
+
+/// The fields a query body may have.
+const FIELDS: [&str; 5] = ["filter", "sort", "limit", "cursor", "projection"];
+
+impl QueryInput {
+    /// Parses a query body; an empty body is the empty query (everything, in id order).
+    pub fn from_body(body: &[u8]) -> Result<QueryInput> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(QueryInput {
+                limit: DEFAULT_LIMIT,
+                ..QueryInput::default()
+            });
+        }
+        QueryInput::from_value(parse_value(body, QUERY_DEPTH)?)
+    }
+
+    /// Reads a query from a parsed JSON value (the REST body, or a WebSocket `query` frame).
+    pub fn from_value(v: Value) -> Result<QueryInput> {
+        let Value::Object(mut obj) = v else {
+            return Err(Error::invalid("a query body must be a JSON object"));
+        };
+        if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+            return Err(Error::invalid(format!(
+                "unknown query field \"{k}\" (expected one of {})",
+                FIELDS.join(", ")
+            )));
+        }
+        // `null` means absent, as with MongoDB drivers.
+        let mut take = |k: &str| obj.remove(k).filter(|v| !v.is_null());
+        let limit = match take("limit") {
+            None => DEFAULT_LIMIT,
+            Some(v) => match v.as_i64() {
+                Some(n) if (1..=i64::from(MAX_LIMIT)).contains(&n) => n as u32,
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "limit must be an integer from 1 to {MAX_LIMIT}, got {v}"
+                    )));
+                }
+            },
+        };
+        let cursor = match take("cursor") {
+            None => None,
+            Some(Value::String(c)) => Some(c),
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "cursor must be a string or null, not {}",
+                    type_name(&other)
+                )));
+            }
+        };
+        Ok(QueryInput {
+            filter: take("filter"),
+            sort: take("sort"),
+            limit,
+            cursor,
+            projection: take("projection"),
+        })
+    }
 }
 
 /// One node's answer, positions decoded.
@@ -163,4 +226,45 @@ fn merge(
         documents,
         next_cursor: next.as_ref().map(cursor::encode_position),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: &str) -> Result<QueryInput> {
+        QueryInput::from_body(v.as_bytes())
+    }
+
+    #[test]
+    fn fields_defaults_and_nulls() {
+        let q = parse(r#"{"filter": {"a": 1}, "sort": [{"field": "a"}], "limit": 5, "cursor": "x", "projection": ["a"]}"#)
+            .expect("valid");
+        assert_eq!(q.filter, Some(json!({"a": 1})));
+        assert_eq!(q.limit, 5);
+        assert_eq!(q.cursor.as_deref(), Some("x"));
+        let q = parse(r#"{"filter": null, "limit": null, "cursor": null}"#).expect("valid");
+        assert_eq!(q.filter, None);
+        assert_eq!(q.limit, DEFAULT_LIMIT);
+        assert_eq!(parse("").expect("valid").limit, DEFAULT_LIMIT);
+    }
+
+    #[test]
+    fn rejects_bad_bodies() {
+        for bad in [
+            "[]",
+            r#"{"filtre": {}}"#,
+            r#"{"limit": 0}"#,
+            r#"{"limit": 1001}"#,
+            r#"{"limit": 2.5}"#,
+            r#"{"limit": "10"}"#,
+            r#"{"cursor": 5}"#,
+            r#"{"a": 1, "a": 2}"#,
+            "{",
+        ] {
+            let e = parse(bad).expect_err(bad);
+            assert_eq!(e.code, aerolith_common::ErrorCode::InvalidArgument, "{bad}");
+        }
+    }
 }

@@ -7,9 +7,10 @@ use serde::Deserialize;
 
 use aerolith_common::Error;
 
-use super::AppState;
-use super::error::ApiError;
-use super::extract::{PathParams, RequestCtx};
+use super::extract::PathParams;
+use crate::http::AppState;
+use crate::http::context::RequestCtx;
+use crate::http::error::ApiError;
 use crate::ops::parse_limit;
 
 /// Query string of a poll.

@@ -9,9 +9,10 @@ use serde_json::{Value, json};
 use aerolith_common::Error;
 use aerolith_common::json::parse_value;
 
-use super::AppState;
-use super::error::ApiError;
-use super::extract::{JsonBody, PathParams, RequestCtx};
+use super::extract::{JsonBody, PathParams};
+use crate::http::AppState;
+use crate::http::context::RequestCtx;
+use crate::http::error::ApiError;
 
 /// `GET /v1/collections`.
 pub async fn list(

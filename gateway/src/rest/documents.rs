@@ -10,11 +10,10 @@ use serde::Deserialize;
 use aerolith_common::Error;
 use aerolith_common::document::Document;
 
-use super::AppState;
-use super::error::ApiError;
-use super::extract::{
-    BulkBody, JsonBody, PatchBody, PathParams, RequestCtx, not_modified, write_precondition,
-};
+use super::extract::{BulkBody, JsonBody, PatchBody, PathParams, not_modified, write_precondition};
+use crate::http::AppState;
+use crate::http::context::RequestCtx;
+use crate::http::error::ApiError;
 use crate::ops::parse_limit;
 
 fn etag(version: &str) -> Result<HeaderValue, Error> {

@@ -1,81 +1,25 @@
 //! The REST adapter: routes of API.md, each a thin handler that parses, calls `ops` and
-//! renders. Deadlines and metrics are middleware layers. Every route is one entry of the
-//! route table ([`routes`]), which both builds the router and documents it
-//! (`GET /openapi.json`), so the two cannot drift apart.
+//! renders. Its route table ([`routes`]) says, beside each route, the role it needs and
+//! what `/openapi.json` says about it; the HTTP host (`crate::http`) wraps each in the
+//! REST part's layers.
 
-pub mod auth;
 mod changes;
+mod cluster;
 mod collections;
 mod documents;
-pub mod error;
 pub mod extract;
-mod health;
-mod in_flight;
-pub mod openapi;
 pub mod query;
 
-use axum::Router;
-use axum::handler::Handler;
-use axum::routing::{MethodRouter, on};
-use metrics_exporter_prometheus::PrometheusHandle;
-
 use aerolith_common::ErrorCode as E;
+use aerolith_common::auth::Role::{Admin, Read, Write};
 
-use crate::metrics::track;
-use crate::ops::Ops;
-use openapi::{Header as H, Method, Op, Param as P, Reply};
-
-/// State shared by the handlers.
-#[derive(Clone)]
-pub struct AppState {
-    /// The operation layer.
-    pub ops: Ops,
-    /// The GraphQL schema over the same operation layer.
-    pub graphql: crate::graphql::GraphqlExecutor,
-    /// Prometheus renderer.
-    pub metrics: PrometheusHandle,
-    /// Frames a WebSocket connection may have queued before its client is a slow consumer.
-    pub ws_queue_frames: usize,
-    /// How often WebSocket connections are pinged (three silent intervals: dead).
-    pub ws_heartbeat: std::time::Duration,
-    /// Who may do what, how often.
-    pub admission: std::sync::Arc<crate::admission::Admission>,
-    /// Places for requests in flight, shared with the gRPC server.
-    pub in_flight: std::sync::Arc<tokio::sync::Semaphore>,
-}
-
-/// One served route: its method, path, handler and documentation.
-pub struct Route {
-    /// The HTTP method, the only one `handler` serves.
-    pub method: Method,
-    /// The path in axum's syntax, which is also OpenAPI's (`/v1/collections/{c}`).
-    pub path: &'static str,
-    /// The handler, as an axum method router for `method` alone.
-    pub handler: MethodRouter<AppState>,
-    /// What `/openapi.json` says about the route.
-    pub doc: Op,
-}
-
-impl Route {
-    /// A route whose method router is built from `method`, so the two always agree.
-    fn new<Hd, T>(method: Method, path: &'static str, handler: Hd, doc: Op) -> Route
-    where
-        Hd: Handler<T, AppState>,
-        T: 'static,
-    {
-        Route {
-            method,
-            path,
-            handler: on(method.filter(), handler),
-            doc,
-        }
-    }
-}
+use crate::http::Route;
+use crate::http::openapi::{self, Header as H, Method, Op, Param as P, Reply};
 
 /// Errors of every route that reads or writes through the storage nodes.
 const STORE: [E; 2] = [E::Unavailable, E::Internal];
 
-/// The route table: every REST route the gateway serves, with its documentation.
+/// The REST route table: every REST route, the role it needs and its documentation.
 pub fn routes() -> Vec<Route> {
     use Method::{Delete, Get, Patch, Post, Put};
     const COL: &str = "/v1/collections/{c}";
@@ -89,7 +33,8 @@ pub fn routes() -> Vec<Route> {
             Op::new("listCollections", "collections", "List the collections")
                 .reply(Reply::json(200, "Every live collection", "CollectionList"))
                 .errors(&STORE),
-        ),
+        )
+        .needs(Read),
         Route::new(
             Put,
             COL,
@@ -107,7 +52,8 @@ pub fn routes() -> Vec<Route> {
             .reply(Reply::json(201, "Created", "Collection"))
             .reply(Reply::json(200, "Already existed, unchanged", "Collection"))
             .errors(&[E::PayloadTooLarge, E::Unavailable, E::Internal]),
-        ),
+        )
+        .needs(Write),
         Route::new(
             Get,
             COL,
@@ -119,7 +65,8 @@ pub fn routes() -> Vec<Route> {
             )
             .reply(Reply::json(200, "The collection", "Collection"))
             .errors(&[E::NotFound, E::Unavailable, E::Internal]),
-        ),
+        )
+        .needs(Read),
         Route::new(
             Delete,
             COL,
@@ -132,7 +79,8 @@ pub fn routes() -> Vec<Route> {
             .describe("Answered once done in the local DC; every DC follows.")
             .reply(Reply::empty(204, "Deleted"))
             .errors(&[E::NotFound, E::Unavailable, E::Internal]),
-        ),
+        )
+        .needs(Admin),
         Route::new(
             Get,
             DOCS,
@@ -150,7 +98,8 @@ pub fn routes() -> Vec<Route> {
                 "Page",
             ))
             .errors(&STORE),
-        ),
+        )
+        .needs(Read),
         Route::new(
             Get,
             "/v1/collections/{c}/changes",
@@ -166,27 +115,8 @@ pub fn routes() -> Vec<Route> {
                 .param(P::Limit)
                 .reply(Reply::json(200, "Changes and the next token", "ChangePage"))
                 .errors(&[E::ResumeTokenExpired, E::Unavailable, E::Internal]),
-        ),
-        Route::new(
-            Get,
-            "/v1/ws",
-            crate::ws::upgrade,
-            Op::new(
-                "websocket",
-                "changes",
-                "Open a WebSocket: change subscriptions and document operations",
-            )
-            .describe(
-                "JSON text frames as API.md's WebSocket section describes: subscribe (with an \
-                    optional filter and since token), unsubscribe, get, put, patch, delete, query, \
-                    create_collection and ping; the server answers subscribed, change, \
-                    checkpoint, result, error and pong frames. A frame over 1 MiB + 64 KiB closes \
-                    the connection with 1009; a client that falls too far behind gets a \
-                    rate_limited error (slow consumer) and a close frame.",
-            )
-            .reply(Reply::empty(101, "Switching to the WebSocket protocol"))
-            .errors(&[]),
-        ),
+        )
+        .needs(Read),
         Route::new(
             Post,
             DOCS,
@@ -199,7 +129,8 @@ pub fn routes() -> Vec<Route> {
             .body(true, &[("application/json", "DocumentData")])
             .reply(Reply::json(201, "Created", "Document").headers(&[H::ETag, H::Location]))
             .errors(&[E::PayloadTooLarge, E::Unavailable, E::Internal]),
-        ),
+        )
+        .needs(Write),
         Route::new(
             Get,
             DOC,
@@ -212,7 +143,8 @@ pub fn routes() -> Vec<Route> {
                         .headers(&[H::ETag]),
                 )
                 .errors(&[E::NotFound, E::Unavailable, E::Internal]),
-        ),
+        )
+        .needs(Read),
         Route::new(
             Put,
             DOC,
@@ -234,7 +166,8 @@ pub fn routes() -> Vec<Route> {
                     E::Unavailable,
                     E::Internal,
                 ]),
-        ),
+        )
+        .needs(Write),
         Route::new(
             Patch,
             DOC,
@@ -262,7 +195,8 @@ pub fn routes() -> Vec<Route> {
                     E::Unavailable,
                     E::Internal,
                 ]),
-        ),
+        )
+        .needs(Write),
         Route::new(
             Delete,
             DOC,
@@ -277,7 +211,8 @@ pub fn routes() -> Vec<Route> {
                     E::Unavailable,
                     E::Internal,
                 ]),
-        ),
+        )
+        .needs(Write),
         Route::new(
             Post,
             "/v1/collections/{c}/query",
@@ -295,7 +230,8 @@ pub fn routes() -> Vec<Route> {
                 "Page",
             ))
             .errors(&[E::PayloadTooLarge, E::Unavailable, E::Internal]),
-        ),
+        )
+        .needs(Read),
         Route::new(
             Post,
             "/v1/collections/{c}/bulk",
@@ -312,11 +248,12 @@ pub fn routes() -> Vec<Route> {
             .body(true, &[("application/json", "BulkRequest")])
             .reply(Reply::json(200, "Per-op results", "BulkResponse"))
             .errors(&[E::PayloadTooLarge, E::Unavailable, E::Internal]),
-        ),
+        )
+        .needs(Write),
         Route::new(
             Get,
             "/v1/cluster",
-            health::cluster,
+            cluster::cluster,
             Op::new(
                 "getCluster",
                 "cluster",
@@ -328,79 +265,8 @@ pub fn routes() -> Vec<Route> {
                 "Cluster",
             ))
             .errors(&[E::Internal]),
-        ),
-        Route::new(
-            Get,
-            "/healthz",
-            health::healthz,
-            Op::new("healthz", "operations", "Liveness: the process is up")
-                .reply(Reply::json(200, "Up", "Status")),
-        ),
-        Route::new(
-            Get,
-            "/readyz",
-            health::readyz,
-            Op::new(
-                "readyz",
-                "operations",
-                "Readiness: every shard has a reachable owner",
-            )
-            .reply(Reply::json(200, "Ready", "Status"))
-            .errors(&STORE),
-        ),
-        Route::new(
-            Get,
-            "/metrics",
-            health::metrics,
-            Op::new("metrics", "operations", "Prometheus metrics").reply(Reply::content(
-                200,
-                "Prometheus text format",
-                "text/plain",
-                "MetricsText",
-            )),
-        ),
-        Route::new(
-            Post,
-            "/graphql",
-            crate::graphql::execute,
-            Op::new("graphql", "graphql", "Execute a GraphQL request")
-                .describe(
-                    "The schema of API.md's GraphQL section. Errors are GraphQL errors (HTTP 200) \
-                    whose extensions.code holds the error code; a malformed request gets one \
-                    invalid_argument error.",
-                )
-                .body(true, &[("application/json", "GraphqlRequest")])
-                .reply(Reply::json(200, "The GraphQL response", "GraphqlResponse"))
-                .errors(&[]),
-        ),
-        Route::new(
-            Get,
-            "/graphql",
-            crate::graphql::graphiql,
-            Op::new("graphiql", "graphql", "The GraphiQL IDE").reply(Reply::content(
-                200,
-                "GraphiQL",
-                "text/html",
-                "Html",
-            )),
-        ),
-        Route::new(
-            Get,
-            "/graphql/ws",
-            crate::graphql::upgrade,
-            Op::new(
-                "graphqlWebSocket",
-                "graphql",
-                "GraphQL subscriptions over a WebSocket",
-            )
-            .describe(
-                "The graphql-transport-ws protocol (graphql-ws is also accepted), chosen with \
-                    Sec-WebSocket-Protocol. Subscription changes(collection, filter, since) yields \
-                    a checkpoint first, then ChangeEvents.",
-            )
-            .reply(Reply::empty(101, "Switching to the WebSocket protocol"))
-            .errors(&[]),
-        ),
+        )
+        .needs(Read),
         Route::new(
             Get,
             "/openapi.json",
@@ -410,40 +276,7 @@ pub fn routes() -> Vec<Route> {
                 "The OpenAPI 3.0 document",
                 "OpenApiDocument",
             )),
-        ),
+        )
+        .open(),
     ]
-}
-
-/// Every served route as (method, path), e.g. `("GET", "/v1/collections/{c}")`.
-pub fn served_routes() -> Vec<(&'static str, &'static str)> {
-    routes()
-        .into_iter()
-        .map(|r| (r.method.as_str(), r.path))
-        .collect()
-}
-
-/// The routes of the table, without fallbacks, layers or state. Axum merges the entries
-/// that share a path into one method router (it panics only on a repeated method).
-fn routed() -> Router<AppState> {
-    routes()
-        .into_iter()
-        .fold(Router::new(), |router, r| router.route(r.path, r.handler))
-}
-
-/// The REST router.
-pub fn router(state: AppState) -> Router {
-    routed()
-        .fallback(error::not_found)
-        .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.in_flight.clone(),
-            in_flight::limit,
-        ))
-        .layer(axum::middleware::from_fn(extract::deadline))
-        .layer(axum::middleware::from_fn_with_state(
-            state.admission.clone(),
-            auth::authenticate,
-        ))
-        .layer(axum::middleware::from_fn(track))
-        .with_state(state)
 }

@@ -24,8 +24,9 @@ use aerolith_common::auth::Caller;
 use aerolith_common::{Error, ErrorCode};
 
 use crate::admission::Admission;
+use crate::http::openapi::{Method, Op, Reply};
+use crate::http::{AppState, Route};
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops};
-use crate::rest::AppState;
 use frame::{ClientFrame, FrameError};
 pub use outbox::DEFAULT_QUEUE_FRAMES;
 use outbox::Outbox;
@@ -40,6 +41,35 @@ const MAX_REQUESTS_IN_FLIGHT: usize = 64;
 /// Default for how often the server pings; a client silent (no frame, no pong) for three
 /// intervals is considered dead.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// The WebSocket API's route: the upgrade (whose token may come in the query, for
+/// browsers); each frame's operation is checked against the caller's role.
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::new(
+            Method::Get,
+            "/v1/ws",
+            upgrade,
+            Op::new(
+                "websocket",
+                "changes",
+                "Open a WebSocket: change subscriptions and document operations",
+            )
+            .describe(
+                "JSON text frames as API.md's WebSocket section describes: subscribe (with an \
+                    optional filter and since token), unsubscribe, get, put, patch, delete, query, \
+                    create_collection and ping; the server answers subscribed, change, \
+                    checkpoint, result, error and pong frames. A frame over 1 MiB + 64 KiB closes \
+                    the connection with 1009; a client that falls too far behind gets a \
+                    rate_limited error (slow consumer) and a close frame.",
+            )
+            .reply(Reply::empty(101, "Switching to the WebSocket protocol"))
+            .errors(&[]),
+        )
+        .needs(aerolith_common::auth::Role::Read)
+        .token_in_query(),
+    ]
+}
 
 /// `GET /v1/ws`: upgrades to a WebSocket connection.
 pub async fn upgrade(

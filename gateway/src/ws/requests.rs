@@ -10,7 +10,6 @@ use super::frame::RequestKind;
 use std::sync::Arc;
 
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops, Precondition, QueryInput, Session, WriteConcern};
-use crate::rest::query::parse_query_value;
 
 fn text<'a>(fields: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>> {
     match fields.get(key) {
@@ -105,7 +104,7 @@ async fn execute(
             for k in ["type", "req", "collection", "session", "write_concern"] {
                 q.remove(k);
             }
-            let input: QueryInput = parse_query_value(Value::Object(q))?;
+            let input = QueryInput::from_value(Value::Object(q))?;
             let page = ops.query(ctx, collection, &input).await?;
             json!({"status": 200, "page": page})
         }

@@ -1,8 +1,8 @@
 //! The HTTP port's share of the gateway's places in flight (`--max-in-flight`, a semaphore
 //! the gRPC port shares) as middleware. It runs after admission, so refused requests take
 //! no place, and inside the deadline middleware, so a request waits for a place only
-//! within its deadline. Health, readiness and metrics never wait: probes must answer under
-//! load. No request holds a place longer than the longest deadline.
+//! within its deadline. The probes' part goes without it (`Part::Probes`): probes must
+//! answer under load. No request holds a place longer than the longest deadline.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +23,6 @@ const GRACE: Duration = Duration::from_secs(1);
 
 /// Middleware: runs the request holding one place in flight.
 pub async fn limit(State(places): State<Arc<Semaphore>>, req: Request, next: Next) -> Response {
-    if matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics") {
-        return next.run(req).await;
-    }
     let late = || {
         ApiError::from(Error::deadline(
             "the gateway had no place for the request within the deadline",

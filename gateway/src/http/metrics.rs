@@ -1,20 +1,18 @@
-//! Request metrics as a middleware layer (the process-wide recorder is in
-//! `aerolith_common::telemetry`).
+//! Request metrics as a middleware layer, labelled with the protocol of the part of the
+//! port it wraps (the process-wide recorder is in `aerolith_common::telemetry`).
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 
 use aerolith_common::ErrorCode;
 
-pub use aerolith_common::telemetry::prometheus;
-
 /// Middleware: counts HTTP requests (REST, GraphQL, WebSocket upgrades) and records latency
-/// by protocol, operation and code.
-pub async fn track(req: Request, next: Next) -> Response {
+/// by protocol (the state), operation and code.
+pub async fn track(State(protocol): State<&'static str>, req: Request, next: Next) -> Response {
     // Only standard methods become labels, so clients cannot mint unbounded series.
     let method = match *req.method() {
         Method::GET
@@ -29,11 +27,6 @@ pub async fn track(req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
-    let protocol = match path {
-        Some(p) if p.starts_with("/graphql") => "graphql",
-        Some("/v1/ws") => "websocket",
-        _ => "rest",
-    };
     let op = format!("{method} {}", path.unwrap_or("unmatched"));
     let started = Instant::now();
     let resp = next.run(req).await;

@@ -1,24 +1,33 @@
 //! Admission on the HTTP port as middleware: the request's token (the `Authorization`
-//! header, or `access_token` on the WebSocket upgrades, for browsers) becomes a
-//! [`Caller`](aerolith_common::auth::Caller) in the request's extensions, and a route that
-//! needs more than the caller's role, or a caller over its rate, is refused before the
-//! handler runs. GraphQL and WebSocket frames check per operation.
+//! header, or `access_token` where the route allows it) becomes a
+//! [`Caller`](aerolith_common::auth::Caller) in the request's extensions, and a caller
+//! below the route's role ([`Gate`]), or over its rate, is refused before the handler
+//! runs. GraphQL and WebSocket frames check per operation.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
-use aerolith_common::auth::{bearer, rest_role};
+use aerolith_common::auth::{Role, bearer};
 use aerolith_common::{Error, ErrorCode};
 
-use super::error::ApiError;
 use crate::admission::Admission;
 
-/// The routes a browser opens with `new WebSocket(url)`, which cannot set headers.
-const QUERY_TOKEN_PATHS: [&str; 2] = ["/v1/ws", "/graphql/ws"];
+/// What one route asks of its callers (the middleware's state).
+#[derive(Clone)]
+pub struct Gate {
+    /// The callers' tokens and rates.
+    pub admission: Arc<Admission>,
+    /// The least role the route needs.
+    pub role: Role,
+    /// Whether the token may come as `?access_token=`.
+    pub token_in_query: bool,
+    /// How a refusal is answered.
+    pub refuse: fn(Error) -> Response,
+}
 
 /// The `access_token` query parameter's value, percent-decoded.
 fn query_token(req: &Request) -> Option<String> {
@@ -52,24 +61,20 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// The token a request presents.
-fn presented(req: &Request) -> Option<String> {
+fn presented(req: &Request, token_in_query: bool) -> Option<String> {
     if let Some(h) = req.headers().get(header::AUTHORIZATION) {
         return h.to_str().ok().and_then(bearer).map(str::to_string);
     }
-    if QUERY_TOKEN_PATHS.contains(&req.uri().path()) {
+    if token_in_query {
         return query_token(req);
     }
     None
 }
 
-/// An authentication failure in the shape of the route's protocol: GraphQL's errors list on
-/// `/graphql`, the REST error body elsewhere; 401s say which scheme to use (RFC 6750).
-fn refuse(path: &str, e: Error) -> Response {
-    let mut resp = if path == "/graphql" {
-        crate::graphql::refusal(e.clone())
-    } else {
-        ApiError::from(e.clone()).into_response()
-    };
+/// An authentication failure in the shape of the route's protocol; 401s say which scheme to
+/// use (RFC 6750).
+fn refuse(gate: &Gate, e: Error) -> Response {
+    let mut resp = (gate.refuse)(e.clone());
     match e.code {
         ErrorCode::Unauthenticated => {
             resp.headers_mut()
@@ -85,21 +90,14 @@ fn refuse(path: &str, e: Error) -> Response {
     resp
 }
 
-/// Middleware: authenticates the request, checks its route's role (API.md
+/// Middleware: authenticates the request, checks the route's role (API.md
 /// "Authentication") and charges the caller's rate; the caller goes into the request's
 /// extensions.
-pub async fn authenticate(
-    State(admission): State<Arc<Admission>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let path = req.uri().path().to_string();
-    let Some(needed) = rest_role(req.method().as_str(), &path) else {
-        return next.run(req).await;
-    };
-    let caller = match admission.admit(presented(&req).as_deref(), needed) {
+pub async fn authenticate(State(gate): State<Gate>, mut req: Request, next: Next) -> Response {
+    let token = presented(&req, gate.token_in_query);
+    let caller = match gate.admission.admit(token.as_deref(), gate.role) {
         Ok(c) => c,
-        Err(e) => return refuse(&path, e),
+        Err(e) => return refuse(&gate, e),
     };
     req.extensions_mut().insert(caller);
     next.run(req).await
@@ -121,11 +119,11 @@ mod tests {
             .uri("/v1/ws?x=1&access_token=abc%3D")
             .body(axum::body::Body::empty())
             .unwrap();
-        assert_eq!(presented(&req).as_deref(), Some("abc="));
-        let rest = Request::builder()
-            .uri("/v1/collections?access_token=abc")
-            .body(axum::body::Body::empty())
-            .unwrap();
-        assert_eq!(presented(&rest), None, "only the WebSocket routes take it");
+        assert_eq!(presented(&req, true).as_deref(), Some("abc="));
+        assert_eq!(
+            presented(&req, false),
+            None,
+            "only where the route allows it"
+        );
     }
 }

@@ -1,0 +1,43 @@
+//! The HTTP port's host: the state every handler shares, the route type and the layers each
+//! part of the port runs through (metrics, authentication, deadline, places in flight),
+//! error rendering and body reading. It knows nothing of REST, GraphQL or WebSocket: each
+//! of those contributes its routes, and `crate::app` assembles them.
+
+pub mod auth;
+pub mod body;
+pub mod context;
+pub mod error;
+pub mod in_flight;
+pub mod metrics;
+pub mod openapi;
+pub mod probes;
+pub mod route;
+pub mod stack;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::ops::Ops;
+
+pub use route::{Access, Route};
+pub use stack::Part;
+
+/// State shared by the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The operation layer.
+    pub ops: Ops,
+    /// The GraphQL schema over the same operation layer.
+    pub graphql: crate::graphql::GraphqlExecutor,
+    /// Prometheus renderer.
+    pub metrics: PrometheusHandle,
+    /// Frames a WebSocket connection may have queued before its client is a slow consumer.
+    pub ws_queue_frames: usize,
+    /// How often WebSocket connections are pinged (three silent intervals: dead).
+    pub ws_heartbeat: std::time::Duration,
+    /// Who may do what, how often.
+    pub admission: std::sync::Arc<crate::admission::Admission>,
+    /// Places for requests in flight, shared with the gRPC server.
+    pub in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The OpenAPI document of the served routes, serialised once at assembly.
+    pub openapi: bytes::Bytes,
+}
