@@ -373,7 +373,7 @@ async fn a_write_failed_over_after_its_collection_was_deleted_is_not_lost() {
             .find(|id| shard_of(coll, id, DEFAULT_SHARDS).is_multiple_of(2))
             .unwrap()
     };
-    let (id, probe) = (on_first("c", "n"), on_first("p", "q"));
+    let (id, bulk_id, probe) = (on_first("c", "n"), on_first("c", "b"), on_first("p", "q"));
     let doc = |base: &str, coll: &str, id: &str| format!("{base}/v1/collections/{coll}/docs/{id}");
     assert_eq!(
         put(&http, &format!("{dc1}/v1/collections/c"), json!({})).await,
@@ -408,7 +408,17 @@ async fn a_write_failed_over_after_its_collection_was_deleted_is_not_lost() {
     })
     .await;
 
-    // A write after the deletion, served by dc2.
+    // Writes after the deletion, served by dc2: a bulk put and a PUT.
+    let ops = json!({"ops": [{"op": "put", "id": bulk_id, "data": {"n": 2}}]});
+    let (status, body) = send(
+        &http,
+        reqwest::Method::POST,
+        &format!("{dc1}/v1/collections/c/bulk"),
+        Some(ops),
+        &[],
+    )
+    .await;
+    assert_eq!((status, &body["results"][0]["status"]), (200, &json!(201)));
     assert_eq!(put(&http, &doc(&dc1, "c", &id), json!({"n": 1})).await, 201);
     c.cluster
         .as_mut()
@@ -424,9 +434,10 @@ async fn a_write_failed_over_after_its_collection_was_deleted_is_not_lost() {
     // The deletion reaches dc2 and the write reaches dc1: the write stands in both, the
     // document written before the deletion in neither.
     for base in [&dc1, &dc2] {
-        until("the write after the deletion stands", async || {
+        until("the writes after the deletion stand", async || {
             let (status, body) = get(&http, &doc(base, "c", &id)).await;
-            status == 200 && body["data"] == json!({"n": 1})
+            let (bulk_status, _) = get(&http, &doc(base, "c", &bulk_id)).await;
+            status == 200 && body["data"] == json!({"n": 1}) && bulk_status == 200
         })
         .await;
     }
@@ -434,6 +445,8 @@ async fn a_write_failed_over_after_its_collection_was_deleted_is_not_lost() {
     for base in [&dc1, &dc2] {
         let (status, body) = get(&http, &doc(base, "c", &id)).await;
         assert_eq!((status, &body["data"]), (200, &json!({"n": 1})), "{base}");
+        let (status, body) = get(&http, &doc(base, "c", &bulk_id)).await;
+        assert_eq!((status, &body["data"]), (200, &json!({"n": 2})), "{base}");
         assert_eq!(get(&http, &doc(base, "c", "old")).await.0, 404, "{base}");
     }
     c.stop().await;

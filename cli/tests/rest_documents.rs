@@ -399,6 +399,8 @@ async fn bulk_writes_report_per_op_results_in_order() {
         json!({"op": "put", "id": "d", "data": {"n": 4}}),
         json!({"op": "delete", "id": "d"}),
         json!({"op": "put", "id": "d", "data": {"n": 44}}),
+        // The put-or-create rule of single writes: no id, no If-Match.
+        json!({"op": "put", "data": {"n": 5}, "if_match": "*"}),
     ];
     // Many ids, so every node gets a share of the ops.
     for i in 0..60 {
@@ -412,13 +414,14 @@ async fn bulk_writes_report_per_op_results_in_order() {
     assert_eq!(res.len(), ops.len());
     let status: Vec<u64> = res
         .iter()
-        .take(11)
+        .take(12)
         .map(|x| x["status"].as_u64().unwrap())
         .collect();
     assert_eq!(
         status,
-        vec![201, 201, 200, 200, 412, 404, 400, 400, 201, 204, 201]
+        vec![201, 201, 200, 200, 412, 404, 400, 400, 201, 204, 201, 400]
     );
+    assert_eq!(res[11]["error"]["code"], "invalid_argument");
     assert_eq!(res[0]["id"], "a");
     assert_eq!(res[4]["error"]["code"], "precondition_failed");
     assert_eq!(res[5]["error"]["code"], "not_found");
@@ -442,9 +445,9 @@ async fn bulk_writes_report_per_op_results_in_order() {
     c.get("/v1/collections/b/docs/b")
         .await
         .assert_error(404, "not_found");
-    for (i, item) in res.iter().enumerate().skip(11) {
+    for (i, item) in res.iter().enumerate().skip(12) {
         assert_eq!(item["status"], 201);
-        assert_eq!(item["id"], format!("many{}", i - 11));
+        assert_eq!(item["id"], format!("many{}", i - 12));
     }
 
     // Whole-request errors.

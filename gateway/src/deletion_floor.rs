@@ -29,17 +29,20 @@ pub fn attach(body: &mut Body, floor: u64) {
         Body::Put(r) => r.after_delete_hlc = floor,
         Body::Patch(r) => r.after_delete_hlc = floor,
         Body::Delete(r) => r.after_delete_hlc = floor,
-        Body::Bulk(b) => {
-            for op in &mut b.ops {
-                match &mut op.op {
-                    Some(pb::bulk_op::Op::Put(r)) => r.after_delete_hlc = floor,
-                    Some(pb::bulk_op::Op::Patch(r)) => r.after_delete_hlc = floor,
-                    Some(pb::bulk_op::Op::Delete(r)) => r.after_delete_hlc = floor,
-                    None => {}
-                }
-            }
-        }
+        Body::Bulk(b) => attach_bulk(b, floor),
         _ => {}
+    }
+}
+
+/// Sets `floor` on every op of a bulk request.
+pub fn attach_bulk(bulk: &mut pb::BulkRequest, floor: u64) {
+    for op in &mut bulk.ops {
+        match &mut op.op {
+            Some(pb::bulk_op::Op::Put(r)) => r.after_delete_hlc = floor,
+            Some(pb::bulk_op::Op::Patch(r)) => r.after_delete_hlc = floor,
+            Some(pb::bulk_op::Op::Delete(r)) => r.after_delete_hlc = floor,
+            None => {}
+        }
     }
 }
 

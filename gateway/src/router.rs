@@ -161,6 +161,16 @@ impl Router {
         self.dc.nodes.iter().any(|n| n.rpc == addr)
     }
 
+    /// For a write of `collection` about to go to `addr`: 0 for a node of this DC, else the
+    /// newest deletion of the collection this DC's nodes recorded (`crate::deletion_floor`).
+    pub async fn floor_for(&self, addr: &str, collection: &str, timeout: Duration) -> u64 {
+        if self.is_local(addr) {
+            0
+        } else {
+            self.local_deletion_floor(collection, timeout).await
+        }
+    }
+
     /// The newest deletion of `collection` this DC's reachable nodes recorded (0 if none,
     /// or if none answers in time: a DC of one node that is down knows nothing).
     async fn local_deletion_floor(&self, collection: &str, timeout: Duration) -> u64 {

@@ -42,8 +42,8 @@ use crate::error::{Error, Result};
 pub use filter::Filter;
 pub use keyset::Position;
 pub use order::{compare_numbers, compare_values, type_rank, values_equal};
-pub use projection::{parse_projection, project};
-pub use sort::{SortKey, compare_docs, normalize_sort, parse_sort};
+pub use projection::{parse_projection, project, projection_paths};
+pub use sort::{SortKey, compare_docs, normalize_sort, parse_sort, sort_json};
 
 /// The pseudo-field naming the document id.
 pub const ID_FIELD: &str = "_id";

@@ -22,8 +22,15 @@ pub fn parse_projection(v: &Value) -> Result<Vec<String>> {
                 type_name(item)
             )));
         };
-        parse_path(path)?;
         paths.push(path.clone());
+    }
+    projection_paths(paths)
+}
+
+/// Checks projection paths that arrived as strings already (gRPC, GraphQL).
+pub fn projection_paths(paths: Vec<String>) -> Result<Vec<String>> {
+    for path in &paths {
+        parse_path(path)?;
     }
     Ok(paths)
 }

@@ -30,6 +30,21 @@ impl SortKey {
         })
     }
 
+    /// A key from a field and an order as clients write it (`"asc"`, the default, or
+    /// `"desc"`), whatever carried them.
+    pub fn ordered(field: &str, order: Option<&str>) -> Result<SortKey> {
+        let descending = match order {
+            None | Some("asc") => false,
+            Some("desc") => true,
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "order must be \"asc\" or \"desc\", not {other:?}"
+                )));
+            }
+        };
+        SortKey::new(field, descending)
+    }
+
     /// This key's value in a document (`None` when the field is missing).
     pub fn value<'a>(&self, id: &'a str, data: &'a Map<String, Value>) -> Option<Cow<'a, Value>> {
         self.path.resolve(id, data)
@@ -72,19 +87,30 @@ pub fn parse_sort(v: &Value) -> Result<Vec<SortKey>> {
             }
             None => return Err(Error::invalid(format!("sort[{i}] needs a \"field\""))),
         };
-        let descending = match obj.get("order") {
-            None => false,
-            Some(Value::String(o)) if o == "asc" => false,
-            Some(Value::String(o)) if o == "desc" => true,
+        let order = match obj.get("order") {
+            None => None,
+            Some(Value::String(o)) if o == "asc" || o == "desc" => Some(o.as_str()),
             Some(other) => {
                 return Err(Error::invalid(format!(
                     "sort[{i}].order must be \"asc\" or \"desc\", not {other}"
                 )));
             }
         };
-        keys.push(SortKey::new(field, descending)?);
+        keys.push(SortKey::ordered(field, order)?);
     }
     Ok(keys)
+}
+
+/// Sort keys back in their JSON form (what [`parse_sort`] reads), for the storage nodes.
+pub fn sort_json(keys: &[SortKey]) -> Value {
+    Value::Array(
+        keys.iter()
+            .map(|k| {
+                let order = if k.descending { "desc" } else { "asc" };
+                serde_json::json!({"field": k.field, "order": order})
+            })
+            .collect(),
+    )
 }
 
 /// The keys that can decide an order: ids are unique, so keys after an `_id` key never

@@ -1,12 +1,13 @@
 //! `type Query`: collection and document reads.
 
 use async_graphql::{Context, ID, Object, Result};
-use serde_json::{Value, json};
 
 use super::json::Json;
 use super::types::{Collection, Document, DocumentPage, SortInput};
 use super::{ctx, gql, null_if_not_found, ops};
-use crate::ops::{QueryInput, parse_limit};
+use aerolith_common::query::{SortKey, projection_paths};
+
+use crate::ops::{DEFAULT_LIMIT, QueryInput, check_limit};
 
 /// A page costs its selection once per document it may hold.
 fn page_cost(limit: Option<i32>, child_complexity: usize) -> usize {
@@ -55,21 +56,21 @@ impl QueryRoot {
         cursor: Option<String>,
         projection: Option<Vec<String>>,
     ) -> Result<DocumentPage> {
-        let sort = sort.map(|keys| {
-            Value::Array(
-                keys.into_iter()
-                    .map(|k| json!({"field": k.field, "order": k.order.unwrap_or_else(|| "asc".into())}))
-                    .collect(),
-            )
-        });
-        let limit = limit.map(|n| n.to_string());
+        let sort = sort
+            .unwrap_or_default()
+            .iter()
+            .map(|k| SortKey::ordered(&k.field, k.order.as_deref()))
+            .collect::<aerolith_common::Result<Vec<_>>>()
+            .map_err(gql)?;
         let input = QueryInput {
             filter: filter.map(|f| f.0).filter(|f| !f.is_null()),
             sort,
-            limit: parse_limit(limit.as_deref()).map_err(gql)?,
+            limit: match limit {
+                None => DEFAULT_LIMIT,
+                Some(n) => check_limit(Some(i64::from(n)), &n).map_err(gql)?,
+            },
             cursor,
-            projection: projection
-                .map(|p| Value::Array(p.into_iter().map(Value::String).collect())),
+            projection: projection.map(projection_paths).transpose().map_err(gql)?,
         };
         let page = ops(c)?
             .query(ctx(c), &collection, &input)

@@ -9,7 +9,13 @@ use aerolith_common::json::parse_value;
 use aerolith_common::{Error, Result};
 use aerolith_proto::v1 as api;
 
-use crate::ops::{BulkItem, ChangeView, CollectionInfo, Page, QueryInput, parse_limit};
+use aerolith_common::patch::PatchKind;
+use aerolith_common::query::{SortKey, projection_paths};
+
+use crate::ops::{
+    BadOp, BulkInput, BulkItem, BulkOp, ChangeView, CollectionInfo, DEFAULT_LIMIT, Page,
+    Precondition, QueryInput, check_limit,
+};
 
 /// Nesting accepted in a filter (a 64-deep value under operators), as for REST.
 const FILTER_DEPTH: usize = 80;
@@ -109,54 +115,72 @@ pub fn non_empty(s: &str) -> Option<&str> {
 
 /// A query request in the operation layer's terms.
 pub fn query(r: &api::QueryRequest) -> Result<QueryInput> {
-    let sort = (!r.sort.is_empty()).then(|| {
-        Value::Array(
-            r.sort
-                .iter()
-                .map(|k| {
-                    let mut key = serde_json::Map::new();
-                    key.insert("field".into(), Value::String(k.field.clone()));
-                    if !k.order.is_empty() {
-                        key.insert("order".into(), Value::String(k.order.clone()));
-                    }
-                    Value::Object(key)
-                })
-                .collect(),
-        )
-    });
-    let projection = (!r.projection.is_empty()).then(|| {
-        Value::Array(
-            r.projection
-                .iter()
-                .map(|p| Value::String(p.clone()))
-                .collect(),
-        )
-    });
-    let limit = r.limit.map(|n| n.to_string());
+    let sort = r
+        .sort
+        .iter()
+        .map(|k| SortKey::ordered(&k.field, non_empty(&k.order)))
+        .collect::<Result<Vec<_>>>()?;
+    let projection = (!r.projection.is_empty())
+        .then(|| projection_paths(r.projection.clone()))
+        .transpose()?;
+    let limit = match r.limit {
+        None => DEFAULT_LIMIT,
+        Some(n) => check_limit(Some(i64::from(n)), &n)?,
+    };
     Ok(QueryInput {
         filter: optional_json(&r.filter_json, "filter_json")?,
         sort,
-        limit: parse_limit(limit.as_deref())?,
+        limit,
         cursor: non_empty(&r.cursor).map(str::to_string),
         projection,
     })
 }
 
-/// A bulk op as the operation layer reads it (the JSON object of a REST bulk body).
-pub fn bulk_op(op: &api::BulkOp) -> Result<Value> {
-    let mut obj = serde_json::Map::new();
-    obj.insert("op".into(), Value::String(op.op.clone()));
-    if let Some(id) = non_empty(&op.id) {
-        obj.insert("id".into(), Value::String(id.to_string()));
-    }
-    if let Some(data) = optional_json(&op.data_json, "data_json")? {
-        obj.insert("data".into(), data);
-    }
-    if let Some(patch) = optional_json(&op.patch_json, "patch_json")? {
-        obj.insert("patch".into(), patch);
-    }
-    if let Some(m) = non_empty(&op.if_match) {
-        obj.insert("if_match".into(), Value::String(m.to_string()));
-    }
-    Ok(Value::Object(obj))
+/// A bulk op in the operation layer's terms: malformed JSON fails the whole request (as a
+/// malformed REST body does); an op that cannot run fails alone.
+pub fn bulk_op(op: &api::BulkOp) -> Result<BulkInput> {
+    let data = optional_json(&op.data_json, "data_json")?;
+    let patch = optional_json(&op.patch_json, "patch_json")?;
+    let id = non_empty(&op.id).map(str::to_string);
+    let bad = |error| BadOp {
+        id: id.clone(),
+        error,
+    };
+    let pre = match Precondition::from_tags(non_empty(&op.if_match), None) {
+        Ok(pre) => pre,
+        Err(e) => return Ok(Err(bad(e))),
+    };
+    let needs_id = || {
+        id.clone()
+            .ok_or_else(|| bad(Error::invalid("a bulk patch or delete needs an id")))
+    };
+    Ok(match op.op.as_str() {
+        "put" => match data {
+            Some(Value::Object(data)) => Ok(BulkOp::Put {
+                id: id.clone(),
+                data,
+                pre,
+            }),
+            _ => Err(bad(Error::invalid(
+                "a bulk put needs data_json: a JSON object",
+            ))),
+        },
+        "patch" => match patch {
+            Some(patch @ (Value::Object(_) | Value::Array(_))) => {
+                needs_id().map(|id| BulkOp::Patch {
+                    id,
+                    kind: PatchKind::of(&patch),
+                    patch,
+                    pre,
+                })
+            }
+            _ => Err(bad(Error::invalid(
+                "a bulk patch needs patch_json: a merge patch object or a JSON Patch array",
+            ))),
+        },
+        "delete" => needs_id().map(|id| BulkOp::Delete { id, pre }),
+        _ => Err(bad(Error::invalid(
+            "a bulk op's op must be put, delete or patch",
+        ))),
+    })
 }

@@ -207,7 +207,7 @@ impl Documents for DocumentsService {
             .map_err(to_status)?;
         reply(
             self.ops
-                .bulk_ops(ctx, &r.collection, ops)
+                .bulk(ctx, &r.collection, ops)
                 .await
                 .map(|items| api::BulkWriteResponse {
                     results: items.into_iter().map(convert::bulk_result).collect(),

@@ -9,12 +9,13 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use aerolith_common::document::version_of;
-use aerolith_common::json::{encode_object, parse_value};
+use aerolith_common::json::encode_object;
 use aerolith_common::name::{validate_collection, validate_doc_id};
+use aerolith_common::patch::PatchKind;
 use aerolith_common::rpc::client::Fate;
 use aerolith_common::{Error, ErrorCode, Result, pb};
 
-use super::{Ctx, Ops};
+use super::{Ctx, Ops, Precondition};
 
 /// Most ops one bulk request may hold.
 pub const MAX_BULK_OPS: usize = 1000;
@@ -58,169 +59,154 @@ fn failed(id: Option<String>, e: &Error) -> BulkItem {
     }
 }
 
-fn field<'a>(op: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    op.get(name).filter(|v| !v.is_null())
+/// One op of a bulk request, as each adapter builds it from its own wire form.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BulkOp {
+    /// Create or replace document `id`; without an id, create one under a generated id
+    /// (the put-or-create rule of [`Ops::put_target`]).
+    Put {
+        /// The document, if named.
+        id: Option<String>,
+        /// Its new data.
+        data: Map<String, Value>,
+        /// `If-Match` and friends.
+        pre: Precondition,
+    },
+    /// Patch document `id`.
+    Patch {
+        /// The document.
+        id: String,
+        /// Merge patch or JSON Patch.
+        kind: PatchKind,
+        /// The patch document.
+        patch: Value,
+        /// `If-Match`.
+        pre: Precondition,
+    },
+    /// Delete document `id`.
+    Delete {
+        /// The document.
+        id: String,
+        /// `If-Match`.
+        pre: Precondition,
+    },
+}
+
+/// An op its adapter could not read: it fails alone, with its id if it had a usable one.
+#[derive(Debug, Clone)]
+pub struct BadOp {
+    /// The op's id, if it had a usable one.
+    pub id: Option<String>,
+    /// Why it cannot run.
+    pub error: Error,
+}
+
+/// One op as an adapter hands it over: readable, or failing alone.
+pub type BulkInput = std::result::Result<BulkOp, BadOp>;
+
+/// One op ready to send: its id, its success status (0 for puts: 201 or 200, decided by
+/// the node), the RPC, and its idempotency scope and fingerprint.
+struct Built {
+    id: String,
+    status: u16,
+    rpc: pb::bulk_op::Op,
+    scope: String,
+    fingerprint: Vec<u8>,
 }
 
 impl Ops {
-    /// Turns one op object into its RPC form, or the reason it cannot run; `key` is the op's
-    /// idempotency key (derived from the request's), which places a generated id.
-    fn bulk_op(
+    /// Checks one op and builds its RPC; `key` is the op's idempotency key (derived from
+    /// the request's), which places a generated id.
+    fn build_op(
         &self,
         collection: &str,
-        op: &Value,
+        op: BulkOp,
         key: Option<&str>,
-    ) -> (Option<String>, Result<(u16, pb::BulkOp)>) {
-        let Value::Object(op) = op else {
-            return (
-                None,
-                Err(Error::invalid("each bulk op must be a JSON object")),
-            );
-        };
-        let given = field(op, "id").map(|v| v.as_str().map(str::to_string));
-        let id = match (field(op, "op").and_then(Value::as_str), given) {
-            (_, Some(None)) => {
-                return (None, Err(Error::invalid("a bulk op's id must be a string")));
-            }
-            (Some("put"), None) => self.generated_id(collection, key),
-            (_, Some(Some(id))) => id,
-            (_, None) => {
-                return (
-                    None,
-                    Err(Error::invalid("a bulk patch or delete needs an id")),
-                );
+    ) -> std::result::Result<Built, BadOp> {
+        let (id, scope, pre) = match &op {
+            BulkOp::Put { id, pre, .. } => self
+                .put_target(collection, id.as_deref(), key, pre)
+                .map_err(|error| BadOp {
+                    id: id.clone(),
+                    error,
+                })?,
+            BulkOp::Patch { id, pre, .. } | BulkOp::Delete { id, pre } => {
+                (id.clone(), id.clone(), pre.clone())
             }
         };
-        let built = self.rpc_op(collection, &id, op);
-        (Some(id), built)
-    }
-
-    /// Checks one op with a known id and builds its RPC; the status is the op's success
-    /// status (0 for puts: 201 or 200, decided by the node).
-    fn rpc_op(
-        &self,
-        collection: &str,
-        id: &str,
-        op: &Map<String, Value>,
-    ) -> Result<(u16, pb::BulkOp)> {
-        validate_doc_id(id)?;
-        for key in op.keys() {
-            if !matches!(key.as_str(), "op" | "id" | "data" | "patch" | "if_match") {
-                return Err(Error::invalid(format!("unknown bulk op field {key:?}")));
-            }
-        }
-        let precondition = match field(op, "if_match") {
-            None => None,
-            Some(Value::String(m)) => Some(pb::Precondition {
-                if_match_any: m == "*",
-                if_match: if m == "*" {
-                    String::new()
-                } else {
-                    m.trim_matches('"').to_string()
-                },
-                if_none_match_any: false,
-            }),
-            Some(_) => return Err(Error::invalid("if_match must be a string")),
+        let bad = |error| BadOp {
+            id: Some(id.clone()),
+            error,
         };
-        let shard = self.router.shard_of(collection, id);
-        let (collection, id_s) = (collection.to_string(), id.to_string());
-        use pb::bulk_op::Op;
-        Ok(match field(op, "op").and_then(Value::as_str) {
-            Some("put") => {
-                let Some(Value::Object(data)) = field(op, "data") else {
-                    return Err(Error::invalid("a bulk put needs data: a JSON object"));
+        validate_doc_id(&id).map_err(bad)?;
+        let shard = self.router.shard_of(collection, &id) as u32;
+        let precondition = pre.to_proto();
+        let (status, rpc, content) = match op {
+            BulkOp::Put { data, .. } => {
+                let body = encode_object(&data, self.limits).map_err(bad)?;
+                let rpc = pb::bulk_op::Op::Put(pb::PutRequest {
+                    shard,
+                    collection: collection.to_string(),
+                    id: id.clone(),
+                    body: body.clone(),
+                    precondition,
+                    ..Default::default()
+                });
+                (0, rpc, [b"put".to_vec(), body])
+            }
+            BulkOp::Patch { kind, patch, .. } => {
+                let patch = serde_json::to_vec(&patch)
+                    .map_err(Error::internal)
+                    .map_err(bad)?;
+                let kind = match kind {
+                    PatchKind::Merge => pb::PatchKind::Merge,
+                    PatchKind::JsonPatch => pb::PatchKind::JsonPatch,
                 };
-                let body = encode_object(data, self.limits)?;
-                (
-                    0,
-                    pb::BulkOp {
-                        op: Some(Op::Put(pb::PutRequest {
-                            after_delete_hlc: 0,
-                            shard: shard as u32,
-                            collection,
-                            id: id_s,
-                            body,
-                            precondition,
-                            session: Vec::new(),
-                            idempotency: None,
-                        })),
-                    },
-                )
+                let rpc = pb::bulk_op::Op::Patch(pb::PatchRequest {
+                    shard,
+                    collection: collection.to_string(),
+                    id: id.clone(),
+                    kind: kind as i32,
+                    patch: patch.clone(),
+                    precondition,
+                    ..Default::default()
+                });
+                (200, rpc, [vec![b'p', kind as u8], patch])
             }
-            Some("patch") => {
-                let kind = match field(op, "patch") {
-                    Some(Value::Object(_)) => pb::PatchKind::Merge,
-                    Some(Value::Array(_)) => pb::PatchKind::JsonPatch,
-                    _ => {
-                        return Err(Error::invalid(
-                            "a bulk patch needs patch: a merge patch object or a JSON Patch array",
-                        ));
-                    }
-                };
-                let patch = serde_json::to_vec(field(op, "patch").unwrap_or(&Value::Null))
-                    .map_err(Error::internal)?;
-                (
-                    200,
-                    pb::BulkOp {
-                        op: Some(Op::Patch(pb::PatchRequest {
-                            after_delete_hlc: 0,
-                            shard: shard as u32,
-                            collection,
-                            id: id_s,
-                            kind: kind as i32,
-                            patch,
-                            precondition,
-                            session: Vec::new(),
-                            idempotency: None,
-                        })),
-                    },
-                )
+            BulkOp::Delete { .. } => {
+                let rpc = pb::bulk_op::Op::Delete(pb::DeleteRequest {
+                    shard,
+                    collection: collection.to_string(),
+                    id: id.clone(),
+                    precondition,
+                    ..Default::default()
+                });
+                (204, rpc, [b"delete".to_vec(), Vec::new()])
             }
-            Some("delete") => (
-                204,
-                pb::BulkOp {
-                    op: Some(Op::Delete(pb::DeleteRequest {
-                        after_delete_hlc: 0,
-                        shard: shard as u32,
-                        collection,
-                        id: id_s,
-                        precondition,
-                        session: Vec::new(),
-                        idempotency: None,
-                    })),
-                },
-            ),
-            _ => {
-                return Err(Error::invalid(
-                    "a bulk op's op must be put, delete or patch",
-                ));
-            }
+        };
+        let fingerprint = aerolith_common::idempotency::fingerprint(&[
+            b"bulk",
+            collection.as_bytes(),
+            scope.as_bytes(),
+            &content[0],
+            &content[1],
+            &pre.fingerprint(),
+        ]);
+        Ok(Built {
+            id,
+            status,
+            rpc,
+            scope,
+            fingerprint,
         })
     }
 
-    /// Runs a bulk request body `{"ops": [...]}` against one collection.
-    pub async fn bulk(&self, ctx: Ctx, collection: &str, body: &[u8]) -> Result<Vec<BulkItem>> {
-        validate_collection(collection)?;
-        let Value::Object(mut top) = parse_value(body, self.limits.max_depth + 3)? else {
-            return Err(Error::invalid(
-                "a bulk body must be a JSON object {\"ops\": [...]}",
-            ));
-        };
-        let Some(Value::Array(ops)) = top.remove("ops") else {
-            return Err(Error::invalid("a bulk body needs ops: an array"));
-        };
-        if let Some(key) = top.keys().next() {
-            return Err(Error::invalid(format!("unknown bulk field {key:?}")));
-        }
-        self.bulk_ops(ctx, collection, ops).await
-    }
-
-    /// Runs bulk ops (each a JSON object as in the REST body) against one collection.
-    pub async fn bulk_ops(
+    /// Runs bulk ops against one collection: per-op results in op order.
+    pub async fn bulk(
         &self,
         ctx: Ctx,
         collection: &str,
-        ops: Vec<Value>,
+        ops: Vec<BulkInput>,
     ) -> Result<Vec<BulkItem>> {
         validate_collection(collection)?;
         if ops.len() > MAX_BULK_OPS {
@@ -234,54 +220,46 @@ impl Ops {
         let mut statuses = vec![0u16; ops.len()];
         // Per owner node, the ops it runs, in op order.
         let mut by_node: BTreeMap<String, Vec<(usize, pb::BulkOp)>> = BTreeMap::new();
-        for (i, op) in ops.iter().enumerate() {
+        for (i, op) in ops.into_iter().enumerate() {
             // Each op is a write of its own, also for idempotency: a key of its own.
             let key = ctx.idempotency_key.as_ref().map(|k| k.for_op(i));
-            let (id, built) = self.bulk_op(collection, op, key.as_deref());
-            ids[i] = id.clone();
-            match built {
-                Ok((status, mut rpc)) => {
-                    statuses[i] = status;
-                    // A put without an id is a create: its key is scoped to the collection.
-                    let scope = match op.get("id") {
-                        Some(Value::String(_)) => id.clone().unwrap_or_default(),
-                        _ => String::new(),
-                    };
-                    let op_bytes = serde_json::to_vec(op).map_err(Error::internal)?;
-                    let idem = key.map(|key| pb::Idempotency {
-                        fingerprint: aerolith_common::idempotency::fingerprint(&[
-                            b"bulk",
-                            collection.as_bytes(),
-                            &op_bytes,
-                        ]),
-                        key,
-                        scope,
-                    });
-                    // Each op waits for the session's marks of its shard, as a single write.
-                    let (shard, session, idempotency) = match &mut rpc.op {
-                        Some(pb::bulk_op::Op::Put(r)) => {
-                            (r.shard, &mut r.session, &mut r.idempotency)
-                        }
-                        Some(pb::bulk_op::Op::Patch(r)) => {
-                            (r.shard, &mut r.session, &mut r.idempotency)
-                        }
-                        Some(pb::bulk_op::Op::Delete(r)) => {
-                            (r.shard, &mut r.session, &mut r.idempotency)
-                        }
-                        None => (0, &mut Vec::new(), &mut None),
-                    };
-                    *session = ctx.session.marks(|s| u32::from(s) == shard);
-                    *idempotency = idem;
-                    let addr = self.router.serving_addr(shard as u16);
-                    by_node.entry(addr).or_default().push((i, rpc));
+            let built = op.and_then(|op| self.build_op(collection, op, key.as_deref()));
+            let b = match built {
+                Ok(b) => b,
+                Err(bad) => {
+                    results[i] = Some(failed(bad.id.clone(), &bad.error));
+                    ids[i] = bad.id;
+                    continue;
                 }
-                Err(e) => results[i] = Some(failed(id, &e)),
-            }
+            };
+            ids[i] = Some(b.id);
+            statuses[i] = b.status;
+            let mut rpc = pb::BulkOp { op: Some(b.rpc) };
+            let idem = key.map(|key| pb::Idempotency {
+                fingerprint: b.fingerprint,
+                key,
+                scope: b.scope,
+            });
+            // Each op waits for the session's marks of its shard, as a single write.
+            let (shard, session, idempotency) = match &mut rpc.op {
+                Some(pb::bulk_op::Op::Put(r)) => (r.shard, &mut r.session, &mut r.idempotency),
+                Some(pb::bulk_op::Op::Patch(r)) => (r.shard, &mut r.session, &mut r.idempotency),
+                Some(pb::bulk_op::Op::Delete(r)) => (r.shard, &mut r.session, &mut r.idempotency),
+                None => (0, &mut Vec::new(), &mut None),
+            };
+            *session = ctx.session.marks(|s| u32::from(s) == shard);
+            *idempotency = idem;
+            let addr = self.router.serving_addr(shard as u16);
+            by_node.entry(addr).or_default().push((i, rpc));
         }
         let timeout = ctx.remaining()?;
         let calls = by_node.into_iter().map(|(addr, items)| async move {
             let (indexes, rpcs): (Vec<usize>, Vec<pb::BulkOp>) = items.into_iter().unzip();
-            let body = pb::BulkRequest { ops: rpcs };
+            let mut body = pb::BulkRequest { ops: rpcs };
+            // Sent to another DC (this DC's owner is down): carries this DC's deletions of
+            // the collection (crate::deletion_floor).
+            let floor = self.router.floor_for(&addr, collection, timeout).await;
+            crate::deletion_floor::attach_bulk(&mut body, floor);
             let keys = crate::unsettled::bulk_keys(&body);
             if let Err(e) = self.router.check_unsettled(&keys) {
                 return (indexes, Err(e));

@@ -52,7 +52,7 @@ impl Precondition {
         .into_bytes()
     }
 
-    fn to_proto(&self) -> Option<pb::Precondition> {
+    pub(crate) fn to_proto(&self) -> Option<pb::Precondition> {
         (*self != Precondition::default()).then(|| pb::Precondition {
             if_match: self.if_match.clone().unwrap_or_default(),
             if_match_any: self.if_match_any,
@@ -173,8 +173,8 @@ impl Ops {
     }
 
     /// A put as WebSocket, GraphQL and gRPC take it: with an id, create or replace; without
-    /// one, create under a generated id (where `If-Match` cannot apply). Returns the document
-    /// and whether it was created.
+    /// one, create under a generated id ([`Ops::put_target`]). Returns the document and
+    /// whether it was created.
     pub async fn put_or_create(
         &self,
         ctx: Ctx,
@@ -183,13 +183,9 @@ impl Ops {
         body: &[u8],
         pre: &Precondition,
     ) -> Result<(Document, bool)> {
-        match id {
-            Some(id) => self.put_document(ctx, collection, id, body, pre).await,
-            None if pre.if_match.is_some() || pre.if_match_any => Err(Error::invalid(
-                "if_match needs an id: a document without one is always created",
-            )),
-            None => Ok((self.create_document(ctx, collection, body).await?, true)),
-        }
+        let key = ctx.idempotency_key.as_ref().map(|k| k.as_str().to_string());
+        let (id, scope, pre) = self.put_target(collection, id, key.as_deref(), pre)?;
+        self.put(ctx, collection, &id, &scope, body, &pre).await
     }
 
     /// Creates a document under a generated UUIDv7 id.
@@ -199,13 +195,38 @@ impl Ops {
         collection: &str,
         body: &[u8],
     ) -> Result<Document> {
-        let key = ctx.idempotency_key.as_ref().map(|k| k.as_str().to_string());
-        let id = self.generated_id(collection, key.as_deref());
-        let pre = Precondition {
-            if_none_match_any: true,
-            ..Default::default()
-        };
-        Ok(self.put(ctx, collection, &id, "", body, &pre).await?.0)
+        let none = Precondition::default();
+        Ok(self
+            .put_or_create(ctx, collection, None, body, &none)
+            .await?
+            .0)
+    }
+
+    /// Where a put goes, for every protocol and for bulk (the put-or-create rule): with an
+    /// id, that document, its idempotency key scoped to it; without one, a new document
+    /// under a generated id (placed by `key`), the key scoped to the collection, created
+    /// only if absent, and `If-Match` refused (a document without an id is always created).
+    /// Returns the id, the key's scope and the precondition to send.
+    pub(crate) fn put_target(
+        &self,
+        collection: &str,
+        id: Option<&str>,
+        key: Option<&str>,
+        pre: &Precondition,
+    ) -> Result<(String, String, Precondition)> {
+        match id {
+            Some(id) => Ok((id.to_string(), id.to_string(), pre.clone())),
+            None if pre.if_match.is_some() || pre.if_match_any => Err(Error::invalid(
+                "if_match needs an id: a document without one is always created",
+            )),
+            None => {
+                let created = Precondition {
+                    if_none_match_any: true,
+                    ..Default::default()
+                };
+                Ok((self.generated_id(collection, key), String::new(), created))
+            }
+        }
     }
 
     /// A new UUIDv7 id. With an idempotency key, one that falls in the shard the key names,

@@ -23,7 +23,7 @@ use aerolith_common::{Error, Result};
 
 use crate::router::Router;
 
-pub use bulk::{BULK_MAX_BYTES, BulkError, BulkItem, MAX_BULK_OPS};
+pub use bulk::{BULK_MAX_BYTES, BadOp, BulkError, BulkInput, BulkItem, BulkOp, MAX_BULK_OPS};
 pub use changes::{ChangePage, ChangeView, FeedStart, Fetched, assemble};
 pub use cluster::{ClusterView, DcView, NodeView};
 pub use collections::CollectionInfo;
@@ -150,11 +150,17 @@ impl Ops {
 pub fn parse_limit(raw: Option<&str>) -> Result<u32> {
     match raw {
         None => Ok(DEFAULT_LIMIT),
-        Some(s) => match s.trim().parse::<i64>() {
-            Ok(n) if (1..=MAX_LIMIT as i64).contains(&n) => Ok(n as u32),
-            _ => Err(Error::invalid(format!(
-                "limit must be an integer from 1 to {MAX_LIMIT}, got {s:?}"
-            ))),
-        },
+        Some(s) => check_limit(s.trim().parse::<i64>().ok(), &format!("{s:?}")),
+    }
+}
+
+/// The one check of a page size, whatever carried it: an integer from 1 to [`MAX_LIMIT`]
+/// (`shown` is what the client sent, for the message).
+pub fn check_limit(n: Option<i64>, shown: &dyn std::fmt::Display) -> Result<u32> {
+    match n {
+        Some(n) if (1..=i64::from(MAX_LIMIT)).contains(&n) => Ok(n as u32),
+        _ => Err(Error::invalid(format!(
+            "limit must be an integer from 1 to {MAX_LIMIT}, got {shown}"
+        ))),
     }
 }

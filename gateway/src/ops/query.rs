@@ -10,26 +10,27 @@ use aerolith_common::document::Document;
 use aerolith_common::json::{parse_value, type_name};
 use aerolith_common::name::validate_collection;
 use aerolith_common::query::{
-    Filter, Position, SortKey, normalize_sort, parse_projection, parse_sort,
+    Filter, Position, SortKey, normalize_sort, parse_projection, parse_sort, sort_json,
 };
 use aerolith_common::{Error, Result, pb};
 
 use super::documents::Page;
-use super::{Ctx, DEFAULT_LIMIT, MAX_LIMIT, Ops, PAGE_BYTES, cursor};
+use super::{Ctx, DEFAULT_LIMIT, MAX_LIMIT, Ops, PAGE_BYTES, check_limit, cursor};
 
-/// A query as a client sends it, before validation.
+/// A query as every adapter hands it over: sort keys and projection paths already read,
+/// the limit checked ([`super::check_limit`]); the filter stays JSON (nodes evaluate it).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueryInput {
     /// The filter object; `None` matches everything.
     pub filter: Option<Value>,
-    /// The sort array; `None` orders by id.
-    pub sort: Option<Value>,
+    /// The sort keys; empty orders by id.
+    pub sort: Vec<SortKey>,
     /// Page size (1 to 1000).
     pub limit: u32,
     /// A `next_cursor` of an earlier page of the same query.
     pub cursor: Option<String>,
     /// Paths to keep in `data`; `None` keeps whole bodies.
-    pub projection: Option<Value>,
+    pub projection: Option<Vec<String>>,
 }
 
 /// Nesting accepted in a query body (a 64-deep value under a filter operator).
@@ -65,14 +66,7 @@ impl QueryInput {
         let mut take = |k: &str| obj.remove(k).filter(|v| !v.is_null());
         let limit = match take("limit") {
             None => DEFAULT_LIMIT,
-            Some(v) => match v.as_i64() {
-                Some(n) if (1..=i64::from(MAX_LIMIT)).contains(&n) => n as u32,
-                _ => {
-                    return Err(Error::invalid(format!(
-                        "limit must be an integer from 1 to {MAX_LIMIT}, got {v}"
-                    )));
-                }
-            },
+            Some(v) => check_limit(v.as_i64(), &v)?,
         };
         let cursor = match take("cursor") {
             None => None,
@@ -84,12 +78,17 @@ impl QueryInput {
                 )));
             }
         };
+        let sort = take("sort").as_ref().map(parse_sort).transpose()?;
+        let projection = take("projection")
+            .as_ref()
+            .map(parse_projection)
+            .transpose()?;
         Ok(QueryInput {
             filter: take("filter"),
-            sort: take("sort"),
+            sort: sort.unwrap_or_default(),
             limit,
             cursor,
-            projection: take("projection"),
+            projection,
         })
     }
 }
@@ -113,23 +112,22 @@ impl Ops {
         if let Some(f) = &input.filter {
             Filter::parse(f)?;
         }
-        let keys: Vec<SortKey> = match &input.sort {
-            Some(s) => normalize_sort(parse_sort(s)?),
-            None => Vec::new(),
-        };
-        if let Some(p) = &input.projection {
-            parse_projection(p)?;
-        }
+        let keys = normalize_sort(input.sort.clone());
         let limit = input.limit.clamp(1, MAX_LIMIT);
         let after = input
             .cursor
             .as_deref()
             .map(|c| cursor::decode_position(c, keys.len()))
             .transpose()?;
+        let sort = (!input.sort.is_empty()).then(|| sort_json(&input.sort));
+        let projection = input
+            .projection
+            .as_ref()
+            .map(|p| Value::Array(p.iter().cloned().map(Value::String).collect()));
         let (filter, sort, projection) = (
             to_bytes(&input.filter)?,
-            to_bytes(&input.sort)?,
-            to_bytes(&input.projection)?,
+            to_bytes(&sort)?,
+            to_bytes(&projection)?,
         );
         let after = after.map(|p| p.to_bytes()).unwrap_or_default();
         let results = self

@@ -139,6 +139,7 @@ pub async fn bulk(
     PathParams(c): PathParams<String>,
     BulkBody(body): BulkBody,
 ) -> Result<Response, ApiError> {
-    let results = s.ops.bulk(ctx, &c, &body).await?;
+    let ops = super::bulk::parse(&body, s.ops.limits())?;
+    let results = s.ops.bulk(ctx, &c, ops).await?;
     Ok(Json(serde_json::json!({ "results": results })).into_response())
 }

@@ -3,6 +3,7 @@
 //! what `/openapi.json` says about it; the HTTP host (`crate::http`) wraps each in the
 //! REST part's layers.
 
+mod bulk;
 mod changes;
 mod cluster;
 mod collections;
