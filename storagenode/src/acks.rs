@@ -13,10 +13,9 @@ use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 use aerolith_common::version::VersionVector;
 use aerolith_common::{Error, Result, hlc, pb};
 
-use crate::engine::{Engine, db_err};
+use crate::engine::{Cf, Engine, db_err};
 use crate::keys::{
-    CF_DOCS, CF_META, META_PEER_ACKS, doc_key, meta_counter_floor, meta_tomb, meta_tomb_before,
-    meta_tomb_prefix,
+    META_PEER_ACKS, doc_key, meta_counter_floor, meta_tomb, meta_tomb_before, meta_tomb_prefix,
 };
 use crate::store::Store;
 
@@ -49,7 +48,7 @@ fn pos(p: Option<&pb::ShardPosition>) -> (u64, u64) {
 impl AckState {
     /// The acknowledgements persisted by the last report (the floors start empty).
     pub(crate) fn load(engine: &Engine) -> Result<AckState> {
-        let Some(bytes) = engine.get(CF_META, META_PEER_ACKS)? else {
+        let Some(bytes) = engine.get(Cf::Meta, META_PEER_ACKS)? else {
             return Ok(AckState::default());
         };
         let req = pb::PeerAcksRequest::decode(&*bytes)
@@ -150,7 +149,7 @@ impl Store {
         self.engine
             .db()
             .put_cf(
-                self.engine.cf(CF_META)?,
+                self.engine.cf(Cf::Meta)?,
                 META_PEER_ACKS,
                 req.encode_to_vec(),
             )
@@ -207,7 +206,7 @@ impl Store {
                 record: record.hlc.to_be_bytes().to_vec(),
             };
             batch.put_cf(
-                self.engine.cf(CF_META)?,
+                self.engine.cf(Cf::Meta)?,
                 meta_tomb(shard, seq, collection, id),
                 entry.encode_to_vec(),
             );
@@ -218,8 +217,8 @@ impl Store {
     /// Removes the tombstones every peer rule allows and older than `grace_ms` (at
     /// `now_ms`); returns how many records went.
     pub fn collect_tombstones(&self, now_ms: u64, grace_ms: u64) -> Result<u64> {
-        let meta = self.engine.cf(CF_META)?;
-        let docs = self.engine.cf(CF_DOCS)?;
+        let meta = self.engine.cf(Cf::Meta)?;
+        let docs = self.engine.cf(Cf::Docs)?;
         let mut collected = 0;
         let actor = self.actor();
         for shard in 0..self.shard_count() {
@@ -383,7 +382,7 @@ mod tests {
         s.engine
             .db()
             .put_cf(
-                s.engine.cf(CF_META).unwrap(),
+                s.engine.cf(Cf::Meta).unwrap(),
                 crate::keys::meta_watermark(1, "dc2"),
                 [9u64.to_be_bytes(), 5u64.to_be_bytes()].concat(),
             )

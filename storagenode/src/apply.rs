@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
+use crate::engine::Cf;
 use crate::merge::merge;
 use aerolith_common::name::{validate_collection, validate_dc, validate_doc_id};
 use aerolith_common::{Error, Result, pb};
 
-use crate::keys::{CF_META, meta_watermark, meta_watermark_prefix};
+use crate::keys::{meta_watermark, meta_watermark_prefix};
 use crate::store::Store;
 
 /// A position as a watermark value: `epoch u64 BE | seq u64 BE`.
@@ -37,7 +38,7 @@ impl Store {
     pub fn watermark(&self, shard: u16, origin_dc: &str) -> Result<Option<pb::ShardPosition>> {
         Ok(self
             .engine
-            .get(CF_META, &meta_watermark(shard, origin_dc))?
+            .get(Cf::Meta, &meta_watermark(shard, origin_dc))?
             .and_then(|b| decode_position(shard, &b)))
     }
 
@@ -56,7 +57,7 @@ impl Store {
             .is_some_and(|w| (position.epoch, position.seq) < (w.epoch, w.seq));
         if !behind {
             batch.put_cf(
-                self.engine.cf(CF_META)?,
+                self.engine.cf(Cf::Meta)?,
                 meta_watermark(shard, origin_dc),
                 encode_position(position),
             );
@@ -215,7 +216,7 @@ impl Store {
         let prefix = meta_watermark_prefix();
         let mut watermarks = Vec::new();
         let iter = self.engine.db().iterator_cf(
-            self.engine.cf(CF_META)?,
+            self.engine.cf(Cf::Meta)?,
             IteratorMode::From(&prefix, Direction::Forward),
         );
         for item in iter {

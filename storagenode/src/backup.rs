@@ -8,8 +8,8 @@ use rocksdb::checkpoint::Checkpoint;
 
 use aerolith_common::{Error, Result, pb};
 
+use crate::engine::Cf;
 use crate::engine::db_err;
-use crate::keys::CF_DOCS;
 use crate::store::Store;
 
 /// The manifest file written beside a backup's RocksDB files.
@@ -54,7 +54,7 @@ impl Store {
         let records = self
             .engine
             .db()
-            .property_int_value_cf(self.engine.cf(CF_DOCS)?, "rocksdb.estimate-num-keys")
+            .property_int_value_cf(self.engine.cf(Cf::Docs)?, "rocksdb.estimate-num-keys")
             .map_err(db_err)?
             .unwrap_or(0);
         let manifest = serde_json::json!({

@@ -9,8 +9,7 @@ use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 
 use aerolith_common::Result;
 
-use crate::engine::{Engine, MemoryProfile, db_err};
-use crate::keys::CF_DOCS;
+use crate::engine::{Cf, Engine, MemoryProfile, db_err};
 use crate::store::Durability;
 
 /// A store with the node's options and a bare key-value API.
@@ -39,12 +38,12 @@ impl RawStore {
 
     /// Whether `key` is present.
     pub fn contains(&self, key: &[u8]) -> Result<bool> {
-        Ok(self.engine.get(CF_DOCS, key)?.is_some())
+        Ok(self.engine.get(Cf::Docs, key)?.is_some())
     }
 
     /// Writes one value (synced when durable).
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        let cf = self.engine.cf(CF_DOCS)?;
+        let cf = self.engine.cf(Cf::Docs)?;
         self.engine
             .db()
             .put_cf_opt(cf, key, value, &self.write_options())
@@ -53,7 +52,7 @@ impl RawStore {
 
     /// Writes many values in one batch (one sync).
     pub fn put_all<'a>(&self, items: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Result<()> {
-        let cf = self.engine.cf(CF_DOCS)?;
+        let cf = self.engine.cf(Cf::Docs)?;
         let mut batch = WriteBatch::default();
         for (key, value) in items {
             batch.put_cf(cf, key, value);
@@ -66,7 +65,7 @@ impl RawStore {
 
     /// Reads up to `count` entries from `start` on; how many there were.
     pub fn scan(&self, start: &[u8], count: usize) -> Result<usize> {
-        let cf = self.engine.cf(CF_DOCS)?;
+        let cf = self.engine.cf(Cf::Docs)?;
         let mut n = 0;
         for item in self
             .engine

@@ -15,8 +15,9 @@ use aerolith_common::name::validate_collection;
 use aerolith_common::{Error, ErrorCode, Result, hlc, pb};
 
 use crate::collections::visible;
+use crate::engine::Cf;
 use crate::engine::db_err;
-use crate::keys::{CF_CHANGES, CF_META, change_key, change_seq, meta_log_first};
+use crate::keys::{change_key, change_seq, meta_log_first};
 use crate::store::Store;
 
 /// Most log entries one read examines (other collections' included) before answering.
@@ -112,7 +113,7 @@ impl Store {
                 req.collection
             )));
         }
-        let cf = self.engine.cf(CF_CHANGES)?;
+        let cf = self.engine.cf(Cf::Changes)?;
         let mut out = pb::ReadChangesResponse {
             incarnation: live.map_or(0, |m| m.incarnation),
             live: live.is_some(),
@@ -215,12 +216,12 @@ impl Store {
         new_first: u64,
     ) -> Result<()> {
         batch.delete_range_cf(
-            self.engine.cf(CF_CHANGES)?,
+            self.engine.cf(Cf::Changes)?,
             change_key(shard, first),
             change_key(shard, new_first),
         );
         batch.put_cf(
-            self.engine.cf(CF_META)?,
+            self.engine.cf(Cf::Meta)?,
             meta_log_first(shard),
             new_first.to_be_bytes(),
         );
@@ -229,7 +230,7 @@ impl Store {
 
     /// Trims every shard's entries written before `cutoff_ms` (Unix milliseconds).
     pub fn trim_older_than(&self, cutoff_ms: u64) -> Result<()> {
-        let cf = self.engine.cf(CF_CHANGES)?;
+        let cf = self.engine.cf(Cf::Changes)?;
         for shard in 0..self.shard_count() {
             let mut st = self.lock_shard(shard);
             let mut new_first = st.first;

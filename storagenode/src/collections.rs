@@ -10,14 +10,15 @@ use aerolith_common::strategy::strategy_name;
 use aerolith_common::time::now_ms;
 use aerolith_common::{Error, Result, pb};
 
+use crate::engine::Cf;
 use crate::engine::db_err;
-use crate::keys::{CF_DOCS, CF_META, doc_prefix, doc_prefix_end, meta_collection};
+use crate::keys::{doc_prefix, doc_prefix_end, meta_collection};
 use crate::store::{ShardState, Store};
 
 impl Store {
     fn save_collection(&self, meta: &pb::CollectionMeta, batch: &mut WriteBatch) -> Result<()> {
         batch.put_cf(
-            self.engine.cf(CF_META)?,
+            self.engine.cf(Cf::Meta)?,
             meta_collection(&meta.name),
             meta.encode_to_vec(),
         );
@@ -74,7 +75,7 @@ impl Store {
 
     /// Adds a range delete of every document of a collection to `batch`.
     fn delete_documents(&self, name: &str, batch: &mut WriteBatch) -> Result<()> {
-        let docs = self.engine.cf(CF_DOCS)?;
+        let docs = self.engine.cf(Cf::Docs)?;
         for shard in 0..self.shard_count() {
             batch.delete_range_cf(docs, doc_prefix(shard, name), doc_prefix_end(shard, name));
         }

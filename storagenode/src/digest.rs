@@ -11,8 +11,8 @@ use rocksdb::{Direction, IteratorMode, ReadOptions};
 use aerolith_common::shard::stable_hash;
 use aerolith_common::{Error, Result, pb};
 
+use crate::engine::Cf;
 use crate::engine::db_err;
-use crate::keys::CF_DOCS;
 use crate::store::Store;
 
 /// Most ranges a shard may be split into.
@@ -74,7 +74,7 @@ impl Store {
             ro.set_iterate_upper_bound(next.to_be_bytes().to_vec());
         }
         let iter = self.engine.db().iterator_cf_opt(
-            self.engine.cf(CF_DOCS)?,
+            self.engine.cf(Cf::Docs)?,
             ro,
             IteratorMode::From(&start, Direction::Forward),
         );

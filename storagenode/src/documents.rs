@@ -15,7 +15,8 @@ use aerolith_common::version::VersionVector;
 use aerolith_common::{Error, ErrorCode, Result, pb};
 
 use crate::collections::visible;
-use crate::keys::{CF_DOCS, doc_key};
+use crate::engine::Cf;
+use crate::keys::doc_key;
 use crate::scan::{MergedScan, Start};
 use crate::store::{RECORD_FORMAT, ShardState, Store};
 
@@ -100,7 +101,7 @@ impl Store {
         collection: &str,
         id: &str,
     ) -> Result<Option<pb::DocRecord>> {
-        let Some(bytes) = self.engine.get(CF_DOCS, &doc_key(shard, collection, id))? else {
+        let Some(bytes) = self.engine.get(Cf::Docs, &doc_key(shard, collection, id))? else {
             return Ok(None);
         };
         let rec = pb::DocRecord::decode(&*bytes)

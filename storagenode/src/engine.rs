@@ -6,8 +6,6 @@ use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB
 
 use aerolith_common::{Error, Result};
 
-use crate::keys::{CF_CHANGES, CF_DOCS, CF_META};
-
 /// How much memory RocksDB may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum MemoryProfile {
@@ -15,6 +13,31 @@ pub enum MemoryProfile {
     Small,
     /// Production sizes.
     Standard,
+}
+
+/// AerolithDB's column families (DESIGN.md "Storage node"; key layouts in `keys.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cf {
+    /// Document records.
+    Docs,
+    /// The per-shard change logs.
+    Changes,
+    /// Counters, identity, watermarks and collection settings.
+    Meta,
+}
+
+impl Cf {
+    /// Every column family, created at open.
+    const ALL: [Cf; 3] = [Cf::Docs, Cf::Changes, Cf::Meta];
+
+    /// Its name in RocksDB.
+    fn name(self) -> &'static str {
+        match self {
+            Cf::Docs => "docs",
+            Cf::Changes => "changes",
+            Cf::Meta => "meta",
+        }
+    }
 }
 
 /// An open RocksDB store.
@@ -52,9 +75,9 @@ impl Engine {
         db_opts.set_keep_log_file_num(3);
         db_opts.set_max_total_wal_size(4 * memtable as u64);
 
-        let cfs = [CF_DOCS, CF_CHANGES, CF_META]
+        let cfs = Cf::ALL
             .into_iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, cf_opts.clone()));
+            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_opts.clone()));
         let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(|e| {
             Error::unavailable(format!("cannot open store {}: {e}", path.display()))
         })?;
@@ -66,22 +89,22 @@ impl Engine {
         &self.db
     }
 
-    /// A column family handle (all three are created at open).
-    pub fn cf(&self, name: &str) -> Result<&ColumnFamily> {
+    /// A column family's handle (all are created at open).
+    pub fn cf(&self, cf: Cf) -> Result<&ColumnFamily> {
         self.db
-            .cf_handle(name)
-            .ok_or_else(|| Error::internal(format!("missing column family {name}")))
+            .cf_handle(cf.name())
+            .ok_or_else(|| Error::internal(format!("missing column family {}", cf.name())))
     }
 
     /// Reads a key.
-    pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.db.get_cf(self.cf(cf)?, key).map_err(db_err)
     }
 
     /// Flushes memtables and syncs the WAL, for a clean shutdown.
     pub fn flush(&self) -> Result<()> {
         self.db.flush_wal(true).map_err(db_err)?;
-        for cf in [CF_DOCS, CF_CHANGES, CF_META] {
+        for cf in Cf::ALL {
             self.db.flush_cf(self.cf(cf)?).map_err(db_err)?;
         }
         Ok(())

@@ -10,8 +10,9 @@ use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 use aerolith_common::time::now_ms;
 use aerolith_common::{Error, Result, pb};
 
+use crate::engine::Cf;
 use crate::engine::db_err;
-use crate::keys::{CF_META, META_IDEM_EXPIRY_PREFIX, meta_idem, meta_idem_expiry};
+use crate::keys::{META_IDEM_EXPIRY_PREFIX, meta_idem, meta_idem_expiry};
 use crate::store::{ShardState, Store};
 
 /// Records a purge pass removes at most.
@@ -56,7 +57,7 @@ impl Store {
     ) -> Result<Option<pb::IdemRecord>> {
         let Some(bytes) = self
             .engine
-            .get(CF_META, &meta_idem(shard, collection, scope, key))?
+            .get(Cf::Meta, &meta_idem(shard, collection, scope, key))?
         else {
             return Ok(None);
         };
@@ -111,7 +112,7 @@ impl Store {
         {
             return Ok(());
         }
-        let meta = self.engine.cf(CF_META)?;
+        let meta = self.engine.cf(Cf::Meta)?;
         batch.put_cf(
             meta,
             meta_idem(shard, collection, &rec.scope, &rec.key),
@@ -127,7 +128,7 @@ impl Store {
 
     /// Forgets the keys whose window closed before `now_ms`; returns how many.
     pub fn purge_idempotency(&self, now_ms: u64) -> Result<u64> {
-        let meta = self.engine.cf(CF_META)?;
+        let meta = self.engine.cf(Cf::Meta)?;
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(meta_idem_expiry(now_ms, 0, "", "", ""));
         let mut batch = WriteBatch::default();
@@ -152,7 +153,7 @@ impl Store {
             if let (Some(expires), Some(record_key)) = (rest.get(..8), rest.get(8..)) {
                 let mut full = crate::keys::META_IDEM_PREFIX.to_vec();
                 full.extend_from_slice(record_key);
-                let same = match self.engine.get(CF_META, &full)? {
+                let same = match self.engine.get(Cf::Meta, &full)? {
                     Some(b) => pb::IdemRecord::decode(&*b)
                         .map(|r| r.expires_ms.to_be_bytes() == expires)
                         .unwrap_or(true),

@@ -1,12 +1,5 @@
 //! Key layouts of the RocksDB column families (DESIGN.md "Storage node").
 
-/// Column family of document records.
-pub const CF_DOCS: &str = "docs";
-/// Column family of the per-shard change logs.
-pub const CF_CHANGES: &str = "changes";
-/// Column family of counters, identity and collection settings.
-pub const CF_META: &str = "meta";
-
 /// `shard u16 BE | collection | 0x00`: the prefix of a collection's documents in one shard.
 pub fn doc_prefix(shard: u16, collection: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(3 + collection.len());

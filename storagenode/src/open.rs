@@ -12,7 +12,7 @@ use rocksdb::WriteBatch;
 
 use aerolith_common::{Error, Result, pb};
 
-use crate::engine::{Engine, db_err};
+use crate::engine::{Cf, Engine, db_err};
 use crate::keys::*;
 use crate::store::{NewStore, Restored, ShardState, StoreConfig, renewed_epoch};
 
@@ -35,7 +35,7 @@ pub(crate) struct Continuity {
 /// A `u64` meta value, if present and well formed.
 pub(crate) fn load_u64(engine: &Engine, key: &[u8]) -> Result<Option<u64>> {
     Ok(engine
-        .get(CF_META, key)?
+        .get(Cf::Meta, key)?
         .and_then(|b| b.try_into().ok().map(u64::from_be_bytes)))
 }
 
@@ -47,12 +47,12 @@ pub(crate) fn continuity(
     restored: Option<Restored>,
     batch: &mut WriteBatch,
 ) -> Result<Continuity> {
-    let meta = engine.cf(CF_META)?;
+    let meta = engine.cf(Cf::Meta)?;
     let identity = format!("{}/{}", cfg.dc, cfg.node);
-    let fresh = engine.get(CF_META, META_IDENTITY)?.is_none();
+    let fresh = engine.get(Cf::Meta, META_IDENTITY)?.is_none();
     // A store left undecided by an earlier start is as new as a fresh one (nothing was
     // written in it): this start's `--new-store` decides again.
-    let was_undecided = !fresh && engine.get(CF_META, META_UNDECIDED)?.is_some();
+    let was_undecided = !fresh && engine.get(Cf::Meta, META_UNDECIDED)?.is_some();
     let new = fresh || was_undecided;
     // A store that cannot prove it is continuous (a replacement for a lost disk, or one
     // restored from a backup to be re-seeded) waits for a peer DC's copy.
@@ -82,14 +82,14 @@ pub(crate) fn continuity(
     }
     let reseeding = !unseeded.is_empty();
     let mut dirty = false;
-    let epoch = match engine.get(CF_META, META_IDENTITY)? {
+    let epoch = match engine.get(Cf::Meta, META_IDENTITY)? {
         None => {
             batch.put_cf(meta, META_IDENTITY, identity.as_bytes());
             if untrusted { renewed_epoch(1) } else { 1 }
         }
         Some(found) if found == identity.as_bytes() => {
             let stored = engine
-                .get(CF_META, META_EPOCH)?
+                .get(Cf::Meta, META_EPOCH)?
                 .and_then(|b| b.try_into().ok().map(u32::from_be_bytes))
                 .unwrap_or(1);
             if restored.is_some() {
@@ -97,7 +97,7 @@ pub(crate) fn continuity(
                 renewed_epoch(stored)
             } else if reseeding && !undecided {
                 renewed_epoch(stored)
-            } else if engine.get(CF_META, META_DIRTY)?.is_some() {
+            } else if engine.get(Cf::Meta, META_DIRTY)?.is_some() {
                 // Relaxed durability and no clean shutdown: recent writes may be lost, so
                 // this store's counters can no longer be trusted under the old epoch.
                 tracing::warn!(%identity, "store was not closed cleanly under relaxed durability; starting a new actor epoch and new change-log epochs");
@@ -118,7 +118,7 @@ pub(crate) fn continuity(
     batch.put_cf(meta, META_EPOCH, epoch.to_be_bytes());
     // A renewed store's logs and watermarks describe a past the cluster has moved on from.
     if untrusted || restored.is_some() {
-        batch.delete_range_cf(engine.cf(CF_CHANGES)?, shard_start(0), shard_end(u16::MAX));
+        batch.delete_range_cf(engine.cf(Cf::Changes)?, shard_start(0), shard_end(u16::MAX));
         batch.delete_range_cf(meta, b"tomb/".as_slice(), b"tomb0".as_slice());
     }
     if untrusted {
@@ -143,7 +143,7 @@ pub(crate) fn check_shard_count(
     cfg: &StoreConfig,
     batch: &mut WriteBatch,
 ) -> Result<()> {
-    match engine.get(CF_META, META_SHARDS)? {
+    match engine.get(Cf::Meta, META_SHARDS)? {
         Some(b) if b != cfg.shards.to_be_bytes() => {
             let had = <[u8; 2]>::try_from(b).map(u16::from_be_bytes).unwrap_or(0);
             Err(Error::invalid(format!(
@@ -154,7 +154,7 @@ pub(crate) fn check_shard_count(
         }
         Some(_) => Ok(()),
         None => {
-            batch.put_cf(engine.cf(CF_META)?, META_SHARDS, cfg.shards.to_be_bytes());
+            batch.put_cf(engine.cf(Cf::Meta)?, META_SHARDS, cfg.shards.to_be_bytes());
             Ok(())
         }
     }
@@ -162,7 +162,7 @@ pub(crate) fn check_shard_count(
 
 /// Marks a store run with relaxed durability dirty until its clean shutdown.
 pub(crate) fn mark_durability(engine: &Engine, sync: bool, batch: &mut WriteBatch) -> Result<()> {
-    let meta = engine.cf(CF_META)?;
+    let meta = engine.cf(Cf::Meta)?;
     if sync {
         batch.delete_cf(meta, META_DIRTY);
     } else {
@@ -179,7 +179,7 @@ pub(crate) fn shards(
     c: &Continuity,
     batch: &mut WriteBatch,
 ) -> Result<(Vec<Mutex<ShardState>>, BTreeSet<u16>)> {
-    let meta = engine.cf(CF_META)?;
+    let meta = engine.cf(Cf::Meta)?;
     let mut unseeded = c.unseeded.clone();
     let mut shards = Vec::with_capacity(cfg.shards as usize);
     for s in 0..cfg.shards {
@@ -220,13 +220,13 @@ pub(crate) fn shards(
 /// The key of the node's QUIC stateless resets, made once and kept.
 pub(crate) fn reset_key(engine: &Engine, batch: &mut WriteBatch) -> Result<[u8; 32]> {
     match engine
-        .get(CF_META, META_RESET_KEY)?
+        .get(Cf::Meta, META_RESET_KEY)?
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
     {
         Some(k) => Ok(k),
         None => {
             let k: [u8; 32] = rand::random();
-            batch.put_cf(engine.cf(CF_META)?, META_RESET_KEY, k);
+            batch.put_cf(engine.cf(Cf::Meta)?, META_RESET_KEY, k);
             Ok(k)
         }
     }
@@ -234,7 +234,7 @@ pub(crate) fn reset_key(engine: &Engine, batch: &mut WriteBatch) -> Result<[u8; 
 
 /// Every collection's settings the store holds.
 pub(crate) fn collections(engine: &Engine) -> Result<HashMap<String, pb::CollectionMeta>> {
-    let meta = engine.cf(CF_META)?;
+    let meta = engine.cf(Cf::Meta)?;
     let mut out = HashMap::new();
     for item in engine.db().prefix_iterator_cf(meta, META_COLLECTION_PREFIX) {
         let (k, v) = item.map_err(db_err)?;

@@ -9,8 +9,9 @@ use rocksdb::{DB, DBRawIteratorWithThreadMode, ReadOptions};
 
 use aerolith_common::{Error, Result, pb};
 
+use crate::engine::Cf;
 use crate::engine::db_err;
-use crate::keys::{CF_DOCS, doc_key, doc_prefix, doc_prefix_end};
+use crate::keys::{doc_key, doc_prefix, doc_prefix_end};
 use crate::store::Store;
 
 /// Where a scan begins.
@@ -38,7 +39,7 @@ impl<'a> MergedScan<'a> {
         collection: &str,
         start: Start<'_>,
     ) -> Result<MergedScan<'a>> {
-        let docs_cf = store.engine.cf(CF_DOCS)?;
+        let docs_cf = store.engine.cf(Cf::Docs)?;
         let mut scan = MergedScan {
             collection: collection.to_owned(),
             iters: Vec::with_capacity(shards.len()),

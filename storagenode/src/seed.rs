@@ -15,10 +15,11 @@ use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 use aerolith_common::{Error, Result, pb};
 
 use crate::apply::encode_position;
+use crate::engine::Cf;
 use crate::engine::db_err;
 use crate::keys::{
-    CF_DOCS, CF_META, META_EPOCH, META_UNDECIDED, doc_key, meta_tomb_prefix, meta_unseeded,
-    meta_watermark, shard_end, shard_start, split_doc_key,
+    META_EPOCH, META_UNDECIDED, doc_key, meta_tomb_prefix, meta_unseeded, meta_watermark,
+    shard_end, shard_start, split_doc_key,
 };
 use crate::store::Store;
 
@@ -70,7 +71,7 @@ impl Store {
         if !self.undecided.load(Ordering::Acquire) {
             return Ok(());
         }
-        let meta = self.engine.cf(CF_META)?;
+        let meta = self.engine.cf(Cf::Meta)?;
         let mut batch = WriteBatch::default();
         batch.delete_cf(meta, META_UNDECIDED);
         let epoch = crate::store::renewed_epoch(self.actor_epoch());
@@ -129,7 +130,7 @@ impl Store {
         }
         let mut bytes = 0u64;
         for item in self.engine.db().iterator_cf_opt(
-            self.engine.cf(CF_DOCS)?,
+            self.engine.cf(Cf::Docs)?,
             ro,
             IteratorMode::From(&start, Direction::Forward),
         ) {
@@ -173,7 +174,7 @@ impl Store {
         for meta in &req.collections {
             self.apply_collection(meta)?;
         }
-        let docs = self.engine.cf(CF_DOCS)?;
+        let docs = self.engine.cf(Cf::Docs)?;
         // Copied tombstones are indexed at the new log's base, so they are collected by the
         // same rule as this node's own once the peers acknowledge that position.
         let st = self.lock_shard(shard);
@@ -184,7 +185,7 @@ impl Store {
             let tombs = meta_tomb_prefix(shard);
             let mut tombs_end = tombs.clone();
             tombs_end.push(0xff);
-            batch.delete_range_cf(self.engine.cf(CF_META)?, tombs, tombs_end);
+            batch.delete_range_cf(self.engine.cf(Cf::Meta)?, tombs, tombs_end);
         }
         for r in &req.records {
             aerolith_common::name::validate_collection(&r.collection)?;
@@ -219,7 +220,7 @@ impl Store {
     /// node's watermarks, and the shard serves again once every shard is seeded.
     pub fn seed_finish(&self, req: &pb::SeedFinishRequest) -> Result<()> {
         let shard = self.check_seeding(req.shard)?;
-        let meta = self.engine.cf(CF_META)?;
+        let meta = self.engine.cf(Cf::Meta)?;
         let mut batch = WriteBatch::default();
         for w in &req.watermarks {
             aerolith_common::name::validate_dc(&w.origin_dc)?;

@@ -18,7 +18,7 @@ use aerolith_common::{Error, Result, pb};
 use tokio::sync::watch;
 
 use crate::changes::Retention;
-use crate::engine::{Engine, MemoryProfile, db_err};
+use crate::engine::{Cf, Engine, MemoryProfile, db_err};
 use crate::keys::*;
 use crate::open;
 
@@ -345,17 +345,21 @@ impl Store {
         let seq = st.seq + 1;
         if let Some(record) = &event.record {
             batch.put_cf(
-                self.engine.cf(CF_DOCS)?,
+                self.engine.cf(Cf::Docs)?,
                 doc_key(shard, &event.collection, &event.id),
                 record.encode_to_vec(),
             );
         }
         batch.put_cf(
-            self.engine.cf(CF_CHANGES)?,
+            self.engine.cf(Cf::Changes)?,
             change_key(shard, seq),
             event.encode_to_vec(),
         );
-        batch.put_cf(self.engine.cf(CF_META)?, meta_seq(shard), seq.to_be_bytes());
+        batch.put_cf(
+            self.engine.cf(Cf::Meta)?,
+            meta_seq(shard),
+            seq.to_be_bytes(),
+        );
         self.hlc_into(&mut batch)?;
         self.index_tombstone(&mut batch, shard, seq, event)?;
         // Trim by count in batches: one range delete every `slack` writes, not one per write.
@@ -387,7 +391,7 @@ impl Store {
     /// below one it issued before.
     pub(crate) fn hlc_into(&self, batch: &mut WriteBatch) -> Result<()> {
         batch.put_cf(
-            self.engine.cf(CF_META)?,
+            self.engine.cf(Cf::Meta)?,
             META_HLC,
             self.hlc.last().to_be_bytes(),
         );
@@ -428,7 +432,7 @@ impl Store {
         wo.set_sync(true);
         self.engine
             .db()
-            .delete_cf_opt(self.engine.cf(CF_META)?, META_DIRTY, &wo)
+            .delete_cf_opt(self.engine.cf(Cf::Meta)?, META_DIRTY, &wo)
             .map_err(db_err)
     }
 }
