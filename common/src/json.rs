@@ -51,7 +51,12 @@ pub fn parse_object(bytes: &[u8], limits: Limits) -> Result<Map<String, Value>> 
     if bytes.len() > limits.max_bytes {
         return Err(too_large(bytes.len(), limits));
     }
-    match parse_value(bytes, limits.max_depth)? {
+    object_of(parse_value(bytes, limits.max_depth)?)
+}
+
+/// A parsed value that must be a document body: a JSON object.
+pub fn object_of(v: Value) -> Result<Map<String, Value>> {
+    match v {
         Value::Object(map) => Ok(map),
         other => Err(Error::invalid(format!(
             "a document body must be a JSON object, not {}",

@@ -24,15 +24,6 @@ impl PatchKind {
             PatchKind::Merge
         }
     }
-
-    /// [`PatchKind::of`] for a patch still in JSON text.
-    pub fn of_text(patch: &str) -> PatchKind {
-        if patch.trim_start().starts_with('[') {
-            PatchKind::JsonPatch
-        } else {
-            PatchKind::Merge
-        }
-    }
 }
 
 /// Applies `patch` to a document body and returns the new body.
@@ -141,11 +132,6 @@ mod tests {
         assert_eq!(PatchKind::of(&json!([])), PatchKind::JsonPatch);
         assert_eq!(PatchKind::of(&json!({"a": 1})), PatchKind::Merge);
         assert_eq!(PatchKind::of(&json!(null)), PatchKind::Merge);
-        assert_eq!(
-            PatchKind::of_text(" \n[{\"op\":\"add\"}]"),
-            PatchKind::JsonPatch
-        );
-        assert_eq!(PatchKind::of_text("{\"a\":1}"), PatchKind::Merge);
     }
 
     fn obj(v: Value) -> Map<String, Value> {

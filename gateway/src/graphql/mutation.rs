@@ -2,8 +2,8 @@
 
 use async_graphql::{Context, ID, Object, Result};
 
-use aerolith_common::Error;
 use aerolith_common::auth::Role;
+use aerolith_common::json::object_of;
 use aerolith_common::patch::PatchKind;
 
 use super::json::Json;
@@ -13,10 +13,6 @@ use crate::ops::{Ctx, Precondition, WriteConcern};
 
 /// The root of writes.
 pub struct MutationRoot;
-
-fn body(v: &serde_json::Value) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| gql(Error::internal(e)))
-}
 
 fn precondition(if_match: Option<&str>, if_none_match: bool) -> Result<Precondition> {
     Precondition::from_tags(if_match, if_none_match.then_some("*")).map_err(gql)
@@ -87,13 +83,13 @@ impl MutationRoot {
     ) -> Result<Document> {
         let wctx = write_ctx(c, write_concern.as_deref(), idempotency_key.as_deref())?;
         let pre = precondition(if_match.as_deref(), if_none_match.unwrap_or(false))?;
-        let bytes = body(&data.0)?;
+        let data = object_of(data.0).map_err(gql)?;
         let (doc, _) = ops(c)?
             .put_or_create(
                 wctx,
                 &collection,
                 id.as_ref().map(|i| i.as_str()),
-                &bytes,
+                &data,
                 &pre,
             )
             .await
@@ -117,7 +113,7 @@ impl MutationRoot {
         let pre = precondition(if_match.as_deref(), false)?;
         let kind = PatchKind::of(&patch.0);
         let doc = ops(c)?
-            .patch_document(wctx, &collection, &id, kind, &body(&patch.0)?, &pre)
+            .patch_document(wctx, &collection, &id, kind, &patch.0, &pre)
             .await
             .map_err(gql)?;
         Ok(Document(doc))

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt, stream};
 use tonic::{Request, Response, Status};
 
+use aerolith_common::json::{parse_object, parse_value};
 use aerolith_common::patch::PatchKind;
 use aerolith_proto::v1 as api;
 use api::documents_server::Documents;
@@ -126,15 +127,10 @@ impl Documents for DocumentsService {
         let ctx = ctx_of(&req)?;
         let r = req.into_inner();
         let pre = precondition(&r.if_match, &r.if_none_match).map_err(to_status)?;
+        let data = parse_object(r.data_json.as_bytes(), self.ops.limits()).map_err(to_status)?;
         let written = self
             .ops
-            .put_or_create(
-                ctx,
-                &r.collection,
-                non_empty(&r.id),
-                r.data_json.as_bytes(),
-                &pre,
-            )
+            .put_or_create(ctx, &r.collection, non_empty(&r.id), &data, &pre)
             .await;
         reply(written.and_then(|(doc, created)| {
             Ok(api::PutDocumentResponse {
@@ -151,14 +147,16 @@ impl Documents for DocumentsService {
         let ctx = ctx_of(&req)?;
         let r = req.into_inner();
         let pre = precondition(&r.if_match, "").map_err(to_status)?;
+        let depth = self.ops.limits().max_depth + 2;
+        let patch = parse_value(r.patch_json.as_bytes(), depth).map_err(to_status)?;
         reply(
             self.ops
                 .patch_document(
                     ctx,
                     &r.collection,
                     &r.id,
-                    PatchKind::of_text(&r.patch_json),
-                    r.patch_json.as_bytes(),
+                    PatchKind::of(&patch),
+                    &patch,
                     &pre,
                 )
                 .await

@@ -2,9 +2,10 @@
 //! in id order for listings.
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 use aerolith_common::document::Document;
-use aerolith_common::json::{encode_object, parse_object, parse_value};
+use aerolith_common::json::{encode_object, parse_value};
 use aerolith_common::name::{validate_collection, validate_doc_id};
 use aerolith_common::patch::PatchKind;
 use aerolith_common::{Error, Result, pb};
@@ -70,6 +71,9 @@ pub fn unquote(tag: &str) -> &str {
         .unwrap_or(t)
 }
 
+/// A document's data as every adapter hands it over: a parsed JSON object.
+pub type Data = Map<String, Value>;
+
 /// A page of documents.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Page {
@@ -118,16 +122,16 @@ impl Ops {
         render(collection, id, resp.record)
     }
 
-    /// Creates or replaces a document from a JSON body; returns it and whether it was created.
+    /// Creates or replaces a document; returns it and whether it was created.
     pub async fn put_document(
         &self,
         ctx: Ctx,
         collection: &str,
         id: &str,
-        body: &[u8],
+        data: &Data,
         pre: &Precondition,
     ) -> Result<(Document, bool)> {
-        self.put(ctx, collection, id, id, body, pre).await
+        self.put(ctx, collection, id, id, data, pre).await
     }
 
     /// A put of document `id`; an idempotency key is scoped to `scope` (the id, or empty for
@@ -138,12 +142,11 @@ impl Ops {
         collection: &str,
         id: &str,
         scope: &str,
-        body: &[u8],
+        data: &Data,
         pre: &Precondition,
     ) -> Result<(Document, bool)> {
         ids(collection, id)?;
-        let data = parse_object(body, self.limits)?;
-        let canonical = encode_object(&data, self.limits)?;
+        let canonical = encode_object(data, self.limits)?;
         let shard = self.router.shard_of(collection, id);
         let idempotency = idempotency(
             &ctx,
@@ -180,12 +183,12 @@ impl Ops {
         ctx: Ctx,
         collection: &str,
         id: Option<&str>,
-        body: &[u8],
+        data: &Data,
         pre: &Precondition,
     ) -> Result<(Document, bool)> {
         let key = ctx.idempotency_key.as_ref().map(|k| k.as_str().to_string());
         let (id, scope, pre) = self.put_target(collection, id, key.as_deref(), pre)?;
-        self.put(ctx, collection, &id, &scope, body, &pre).await
+        self.put(ctx, collection, &id, &scope, data, &pre).await
     }
 
     /// Creates a document under a generated UUIDv7 id.
@@ -193,11 +196,11 @@ impl Ops {
         &self,
         ctx: Ctx,
         collection: &str,
-        body: &[u8],
+        data: &Data,
     ) -> Result<Document> {
         let none = Precondition::default();
         Ok(self
-            .put_or_create(ctx, collection, None, body, &none)
+            .put_or_create(ctx, collection, None, data, &none)
             .await?
             .0)
     }
@@ -255,10 +258,11 @@ impl Ops {
         collection: &str,
         id: &str,
         kind: PatchKind,
-        patch: &[u8],
+        patch: &Value,
         pre: &Precondition,
     ) -> Result<Document> {
         ids(collection, id)?;
+        let patch = serde_json::to_vec(patch).map_err(Error::internal)?;
         if patch.len() > self.limits.max_bytes {
             return Err(Error::new(
                 aerolith_common::ErrorCode::PayloadTooLarge,
@@ -269,8 +273,10 @@ impl Ops {
                 ),
             ));
         }
-        // Validate here so a malformed patch never costs a round trip.
-        parse_value(patch, self.limits.max_depth + 2)?;
+        // Checked here (the depth rule of every body) so a malformed patch never costs a
+        // round trip.
+        parse_value(&patch, self.limits.max_depth + 2)?;
+        let patch = patch.as_slice();
         let shard = self.router.shard_of(collection, id);
         let req = pb::PatchRequest {
             after_delete_hlc: 0,

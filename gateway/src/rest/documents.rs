@@ -10,7 +10,7 @@ use serde::Deserialize;
 use aerolith_common::Error;
 use aerolith_common::document::Document;
 
-use super::extract::{BulkBody, JsonBody, PatchBody, PathParams, not_modified, write_precondition};
+use super::extract::{BulkBody, DataBody, PatchBody, PathParams, not_modified, write_precondition};
 use crate::http::AppState;
 use crate::http::context::RequestCtx;
 use crate::http::error::ApiError;
@@ -49,10 +49,10 @@ pub async fn put(
     RequestCtx(ctx): RequestCtx,
     PathParams((c, id)): PathParams<(String, String)>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody,
+    DataBody(data): DataBody,
 ) -> Result<Response, ApiError> {
     let pre = write_precondition(&headers)?;
-    let (doc, created) = s.ops.put_document(ctx, &c, &id, &body, &pre).await?;
+    let (doc, created) = s.ops.put_document(ctx, &c, &id, &data, &pre).await?;
     with_doc(
         if created {
             StatusCode::CREATED
@@ -68,9 +68,9 @@ pub async fn create(
     State(s): State<AppState>,
     RequestCtx(ctx): RequestCtx,
     PathParams(c): PathParams<String>,
-    JsonBody(body): JsonBody,
+    DataBody(data): DataBody,
 ) -> Result<Response, ApiError> {
-    let doc = s.ops.create_document(ctx, &c, &body).await?;
+    let doc = s.ops.create_document(ctx, &c, &data).await?;
     let location = HeaderValue::from_str(&format!(
         "/v1/collections/{}/docs/{}",
         doc.collection, doc.id
@@ -87,12 +87,12 @@ pub async fn patch(
     RequestCtx(ctx): RequestCtx,
     PathParams((c, id)): PathParams<(String, String)>,
     headers: HeaderMap,
-    PatchBody(kind, body): PatchBody,
+    PatchBody(kind, patch): PatchBody,
 ) -> Result<Response, ApiError> {
     let pre = write_precondition(&headers)?;
     let doc = s
         .ops
-        .patch_document(ctx, &c, &id, kind, &body, &pre)
+        .patch_document(ctx, &c, &id, kind, &patch, &pre)
         .await?;
     with_doc(StatusCode::OK, doc)
 }

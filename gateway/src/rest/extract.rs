@@ -7,15 +7,17 @@ use axum::http::header::{IF_MATCH, IF_NONE_MATCH};
 use axum::http::request::Parts;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use aerolith_common::Error;
+use aerolith_common::json::{parse_object, parse_value};
 use aerolith_common::patch::PatchKind;
 
 use crate::http::AppState;
 use crate::http::body::{json_body, media_type, read_body};
 use crate::http::context::header_str;
 use crate::http::error::ApiError;
-use crate::ops::{BULK_MAX_BYTES, Precondition, unquote};
+use crate::ops::{BULK_MAX_BYTES, Data, Precondition, unquote};
 
 /// Path parameters, with malformed ones answered as `invalid_argument`.
 pub struct PathParams<T>(pub T);
@@ -52,8 +54,20 @@ impl FromRequest<AppState> for BulkBody {
     }
 }
 
-/// A PATCH body and its format, chosen by Content-Type.
-pub struct PatchBody(pub PatchKind, pub Bytes);
+/// A document body: a JSON object, within the size and depth limits.
+pub struct DataBody(pub Data);
+
+impl FromRequest<AppState> for DataBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let limits = state.ops.limits();
+        let bytes = json_body(req, limits.max_bytes).await?;
+        Ok(DataBody(parse_object(&bytes, limits)?))
+    }
+}
+
+/// A PATCH body, parsed, and its format, chosen by Content-Type.
+pub struct PatchBody(pub PatchKind, pub Value);
 
 impl FromRequest<AppState> for PatchBody {
     type Rejection = ApiError;
@@ -70,10 +84,9 @@ impl FromRequest<AppState> for PatchBody {
                 .into());
             }
         };
-        Ok(PatchBody(
-            kind,
-            read_body(req, state.ops.limits().max_bytes).await?,
-        ))
+        let limits = state.ops.limits();
+        let bytes = read_body(req, limits.max_bytes).await?;
+        Ok(PatchBody(kind, parse_value(&bytes, limits.max_depth + 2)?))
     }
 }
 

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use aerolith_common::json::object_of;
 use aerolith_common::patch::PatchKind;
 use aerolith_common::{Error, Result};
 
@@ -28,12 +29,10 @@ fn precondition(fields: &Map<String, Value>) -> Result<Precondition> {
     Precondition::from_tags(text(fields, "if_match")?, text(fields, "if_none_match")?)
 }
 
-fn body_of(fields: &Map<String, Value>, key: &str) -> Result<Vec<u8>> {
+fn body_of(fields: &Map<String, Value>, key: &str) -> Result<Value> {
     match fields.get(key) {
-        Some(v @ Value::Object(_)) => serde_json::to_vec(v).map_err(Error::internal),
-        Some(v @ Value::Array(_)) if key == "patch" => {
-            serde_json::to_vec(v).map_err(Error::internal)
-        }
+        Some(v @ Value::Object(_)) => Ok(v.clone()),
+        Some(v @ Value::Array(_)) if key == "patch" => Ok(v.clone()),
         _ => Err(Error::invalid(format!(
             "this request needs \"{key}\" (a JSON object{})",
             if key == "patch" {
@@ -73,10 +72,10 @@ async fn execute(
             json!({"status": 200, "document": doc})
         }
         RequestKind::Put => {
-            let body = body_of(fields, "data")?;
+            let data = object_of(body_of(fields, "data")?)?;
             let id = text(fields, "id")?;
             let (doc, created) = ops
-                .put_or_create(ctx, collection, id, &body, &precondition(fields)?)
+                .put_or_create(ctx, collection, id, &data, &precondition(fields)?)
                 .await?;
             json!({"status": if created { 201 } else { 200 }, "document": doc})
         }
