@@ -3,8 +3,6 @@
 //! each bad request gets its documented error, and after each the gateway still serves and
 //! the document written first is intact.
 
-mod support;
-
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::connect_async;
@@ -13,9 +11,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tonic::Code;
 use tonic::transport::Channel;
 
+use crate::support::{TestCluster, start};
 use aerolith_proto::v1 as api;
 use aerolith_proto::v1::documents_client::DocumentsClient;
-use support::{TestCluster, start};
 
 /// The gateway is ready and the sentinel document is unchanged.
 async fn still_serving(c: &TestCluster, sentinel: &Value, after: &str) {

@@ -2,16 +2,14 @@
 //! three-node cluster: completeness and per-document order, resuming from any event's token,
 //! expired and foreign tokens.
 
-mod support;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::support::{TestCluster, start, start_with_retention};
 use aerolith_gateway::ops::Positions;
 use aerolith_storagenode::Retention;
-use support::{TestCluster, start, start_with_retention};
 
 /// Polls from `since` until a poll returns nothing; returns the changes and the last token.
 async fn drain(

@@ -2,13 +2,10 @@
 //! coded error for missing things, codes on the errors async-graphql raises itself (syntax,
 //! validation, depth), and filtered subscriptions over `graphql-transport-ws`.
 
-mod protocols;
-mod support;
-
 use serde_json::{Value, json};
 
-use protocols::graphql::{GraphqlFeed, first_error};
-use support::{TestCluster, start};
+use crate::protocols::graphql::{GraphqlFeed, first_error};
+use crate::support::{TestCluster, start};
 
 async fn graphql(c: &TestCluster, body: &str) -> Value {
     let resp = c
@@ -204,7 +201,7 @@ async fn subscriptions_filter_and_end_with_a_coded_error() {
 
 impl GraphqlFeed {
     /// The next event that is not a checkpoint.
-    async fn next_change(&mut self) -> protocols::Outcome {
+    async fn next_change(&mut self) -> crate::protocols::Outcome {
         loop {
             let e = self.next().await?;
             if e["op"] != "checkpoint" {

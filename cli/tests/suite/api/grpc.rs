@@ -2,9 +2,6 @@
 //! services so that `grpcurl -plaintext HOST:PORT list` works, `grpc.health.v1` answers,
 //! and bulk writes, collection deletes and deadlines behave as API.md says.
 
-mod protocols;
-mod support;
-
 use std::time::Duration;
 
 use futures::stream;
@@ -13,9 +10,9 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use crate::protocols::grpc::{Grpc, code_of};
+use crate::support::start;
 use aerolith_proto::v1 as api;
-use protocols::grpc::{Grpc, code_of};
-use support::start;
 
 async fn channel(addr: &str) -> Channel {
     Channel::from_shared(format!("http://{addr}"))

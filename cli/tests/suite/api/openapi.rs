@@ -1,11 +1,9 @@
 //! `GET /openapi.json` over the wire: it documents every served route (and API.md's), and
 //! every route it documents is served while the methods it leaves out are not.
 
-mod support;
-
+use crate::support::{TestCluster, start};
 use reqwest::Method;
 use serde_json::Value;
-use support::{TestCluster, start};
 
 /// API.md's REST routes that are served today (the change feed is not yet).
 const API_MD_ROUTES: [(&str, &str); 19] = [
@@ -42,7 +40,7 @@ fn concrete(path: &str) -> String {
 }
 
 /// Sends `method` to `path` with a small JSON body for the methods that take one.
-async fn probe(c: &TestCluster, method: &str, path: &str) -> support::Reply {
+async fn probe(c: &TestCluster, method: &str, path: &str) -> crate::support::Reply {
     let m = Method::from_bytes(method.as_bytes()).expect("method");
     let body = match method {
         "PUT" | "POST" | "PATCH" => Some(("application/json", b"{}".to_vec())),
@@ -52,7 +50,7 @@ async fn probe(c: &TestCluster, method: &str, path: &str) -> support::Reply {
 }
 
 /// Whether a reply is the router's answer to an unknown route.
-fn is_unknown_route(r: &support::Reply) -> bool {
+fn is_unknown_route(r: &crate::support::Reply) -> bool {
     r.status == 404 && r.body["error"]["message"] == NO_ROUTE
 }
 

@@ -3,21 +3,18 @@
 //! outcomes (API.md: "the same semantics, error codes and resume tokens"); and a document
 //! written through any protocol reads byte-identically through the other three.
 
-mod protocols;
-mod support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::protocols::{Client, Outcome};
+use crate::support::{start, start_with_retention};
 use aerolith_common::json::Limits;
 use aerolith_common::rpc::DevCa;
 use aerolith_common::topology::{ClusterConfig, DcConfig, NodeConfig};
 use aerolith_gateway::{Gateway, GatewayOptions};
 use aerolith_storagenode::Retention;
-use protocols::{Client, Outcome};
-use support::{start, start_with_retention};
 
 /// Values that 64-bit integers, number spellings, escapes and key order must survive.
 const TRICKY: &str = r#"{"zeta": 1, "big": 18446744073709551615, "neg": -9223372036854775808,

@@ -2,8 +2,6 @@
 //! documents and queries checked against a brute-force evaluation, cursor stability while
 //! documents change, and error answers.
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -11,8 +9,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
 
+use crate::support::{TestCluster, start, start_with_budget};
 use aerolith_common::query::{Filter, compare_docs, parse_projection, parse_sort, project};
-use support::{TestCluster, start, start_with_budget};
 
 /// A number spelled as JSON (kept exactly as written: `1.0` stays `1.0`).
 fn num(text: &'static str) -> Value {

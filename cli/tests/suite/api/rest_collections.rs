@@ -1,10 +1,8 @@
 //! Collection lifecycle over REST: implicit and explicit creation, fixed strategies, deletion.
 
-mod support;
-
+use crate::support::start;
 use reqwest::Method;
 use serde_json::json;
-use support::start;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collection_lifecycle() {

@@ -1,9 +1,7 @@
 //! REST document operations against a three-node cluster, over the wire.
 
-mod support;
-
+use crate::support::start;
 use serde_json::json;
-use support::start;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crud_and_every_precondition() {

@@ -1,11 +1,9 @@
 //! Every error this slice can produce, with API.md's status and body, and the server keeps
 //! serving after each.
 
-mod support;
-
+use crate::support::start;
 use reqwest::Method;
 use serde_json::json;
-use support::start;
 
 /// A request body with its content type.
 type Body<'a> = Option<(&'a str, Vec<u8>)>;

@@ -4,8 +4,6 @@
 //! writes, and an `all` write cannot be confirmed until shipping resumes or dc2 is marked
 //! down.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
@@ -14,9 +12,9 @@ use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 use tonic::transport::Channel;
 
+use crate::support::TestCluster;
 use aerolith_proto::v1 as api;
 use api::documents_client::DocumentsClient;
-use support::TestCluster;
 
 const SESSION: &str = "x-aerolith-session";
 
@@ -81,7 +79,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_write_concern_and_dc_failover() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut c, dc1, dc2) = support::start_two_dcs(dir.path()).await;
+    let (mut c, dc1, dc2) = crate::support::start_two_dcs(dir.path()).await;
     let eps = c.cluster.as_ref().unwrap().endpoints().dcs.clone();
     let d = Dcs {
         dc1,

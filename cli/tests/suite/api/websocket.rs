@@ -3,8 +3,6 @@
 //! expired and foreign tokens, checkpoints on quiet feeds, tokens shared with the polled
 //! REST feed, request ops, and the answers to bad or oversized frames.
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -17,10 +15,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
+use crate::support::{Reply, TestCluster, start, start_with_retention};
 use aerolith_common::version::{Causality, VersionVector};
 use aerolith_gateway::ops::Positions;
 use aerolith_storagenode::Retention;
-use support::{Reply, TestCluster, start, start_with_retention};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

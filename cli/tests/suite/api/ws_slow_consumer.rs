@@ -1,8 +1,6 @@
 //! A WebSocket subscriber that stops reading is disconnected as a slow consumer (an error
 //! frame, then close code 1013) and resumes from the last token it saw without gaps.
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -19,7 +17,7 @@ const DOCS: usize = 400;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_cut_off_and_resumes_from_its_last_token() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = support::start_with(DevOptions {
+    let mut c = crate::support::start_with(DevOptions {
         nodes_per_dc: 1,
         ws_queue_frames: 4,
         ..DevOptions::new(dir.path().to_path_buf())
@@ -159,7 +157,7 @@ fn metric(page: &str, name: &str) -> Option<f64> {
 }
 
 /// Slow consumers the gateway has flagged so far (0 before the counter first appears).
-async fn slow_disconnects(c: &support::TestCluster) -> f64 {
+async fn slow_disconnects(c: &crate::support::TestCluster) -> f64 {
     let page = String::from_utf8(c.get("/metrics").await.raw).unwrap_or_default();
     metric(&page, "aerolith_ws_slow_consumer_disconnects_total ").unwrap_or(0.0)
 }
@@ -167,7 +165,7 @@ async fn slow_disconnects(c: &support::TestCluster) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_answers_pings_is_disconnected() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = support::start_with(DevOptions {
+    let mut c = crate::support::start_with(DevOptions {
         nodes_per_dc: 1,
         ws_heartbeat: Duration::from_millis(300),
         ..DevOptions::new(dir.path().to_path_buf())

@@ -42,6 +42,7 @@ async fn get(http: &reqwest::Client, base: &str, id: &str) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_fails_its_shards_over_and_back() {
+    let _turn = crate::support::TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let aerolith = std::path::Path::new(env!("CARGO_BIN_EXE_aerolith"));
     let mut cluster = ProcCluster::start(dir.path(), aerolith, 2, 2)

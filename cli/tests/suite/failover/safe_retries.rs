@@ -5,22 +5,18 @@
 //! protocol and across DCs; a dead node is known down fast enough that a read in flight to
 //! it moves on to the next DC within its deadline. The tests of this binary take turns.
 
-mod protocols;
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::protocols::Client;
+use crate::support::start_with;
 use aerolith_cli::dev::DevOptions;
 use aerolith_common::shard::{DEFAULT_SHARDS, shard_of};
 use aerolith_loadtest::faults::cluster::ProcCluster;
-use protocols::Client;
-use support::start_with;
 
-/// One cluster at a time: they share two cores.
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use crate::support::TURN;
 
 /// Ids of collection `c` in shards the first of two nodes per DC owns.
 fn ids_on_first_node(c: &str, prefix: &str, n: usize) -> Vec<String> {

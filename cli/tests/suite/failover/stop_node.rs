@@ -2,8 +2,6 @@
 //! dc1's gateway keep succeeding, served by the shards' owners in dc2; once the node is
 //! back and has caught up, dc1 serves them again.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -21,7 +19,7 @@ fn id_on_second_node(collection: &str, prefix: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_local_node_fails_its_shards_over_to_the_next_dc() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut c, dc1, dc2) = support::start_two_dcs(dir.path()).await;
+    let (mut c, dc1, dc2) = crate::support::start_two_dcs(dir.path()).await;
     let get = |base: &str, id: &str| {
         let url = format!("{base}/v1/collections/f/docs/{id}");
         let http = c.http.clone();

@@ -5,21 +5,18 @@
 //! over the wire only; the ones that kill, wipe or restart a process run a cluster of
 //! `aerolith` processes. The tests of this binary take turns (one cluster at a time).
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::support::{converged, digests, start_with};
 use aerolith_cli::dev::DevOptions;
 use aerolith_common::shard::{DEFAULT_SHARDS, shard_of};
 use aerolith_loadtest::faults::cluster::{ProcCluster, Role};
 use aerolith_storagenode::Retention;
-use support::{converged, digests, start_with};
 
-/// One cluster at a time: they share two cores.
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use crate::support::TURN;
 
 async fn send(
     http: &reqwest::Client,
@@ -94,7 +91,7 @@ async fn shard_records(http: &reqwest::Client, admin: &str, shard: u16) -> u64 {
 async fn two_dcs(
     dir: &std::path::Path,
     retention: Retention,
-) -> (support::TestCluster, [String; 4]) {
+) -> (crate::support::TestCluster, [String; 4]) {
     let c = start_with(DevOptions {
         dcs: 2,
         nodes_per_dc: 2,

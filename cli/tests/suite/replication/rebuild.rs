@@ -6,16 +6,14 @@
 //! holds with and without them, and digests only agree once the copied ones went too.
 //! A single-DC node restored `--as-is` serves its backup's data under a new epoch.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::support::{TestCluster, converged, start_with};
 use aerolith_cli::dev::DevOptions;
 use aerolith_storagenode::Retention;
-use support::{TestCluster, converged, start_with};
 
 fn opts(dir: &Path) -> DevOptions {
     DevOptions {
@@ -126,6 +124,7 @@ fn ids(prefix: &str, range: std::ops::Range<i64>) -> impl Iterator<Item = String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_node_is_rebuilt_from_the_peer_dc() {
+    let _turn = crate::support::TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut c = start_with(opts(dir.path())).await;
     let http = reqwest::Client::new();
@@ -169,6 +168,7 @@ async fn a_wiped_node_is_rebuilt_from_the_peer_dc() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restored_from_an_old_backup_catches_up() {
+    let _turn = crate::support::TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let backups = tempfile::tempdir().unwrap();
     let mut c = start_with(opts(dir.path())).await;
@@ -229,6 +229,7 @@ async fn a_node_restored_from_an_old_backup_catches_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dc_left_behind_the_hard_cap_needs_a_rebuild_and_gets_one() {
+    let _turn = crate::support::TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let options = || DevOptions {
         retention: Retention {
@@ -330,6 +331,7 @@ fn restore(args: &[&std::ffi::OsStr]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_dc_node_restored_as_is_serves_its_backup_under_a_new_epoch() {
+    let _turn = crate::support::TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let backups = tempfile::tempdir().unwrap();
     let single = || DevOptions {
@@ -389,6 +391,7 @@ async fn a_single_dc_node_restored_as_is_serves_its_backup_under_a_new_epoch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_lost_its_store_and_started_as_new_is_reported() {
+    let _turn = crate::support::TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut c = start_with(opts(dir.path())).await;
     let http = reqwest::Client::new();
@@ -403,7 +406,7 @@ async fn a_node_that_lost_its_store_and_started_as_new_is_reported() {
     cluster.restart_node(0, 0).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let metrics = support::metrics(&http, &admin1).await;
+        let metrics = crate::support::metrics(&http, &admin1).await;
         let reported = metrics.lines().any(|l| {
             l.starts_with("aerolith_node_lost_store{")
                 && l.contains("dc=\"dc1\"")

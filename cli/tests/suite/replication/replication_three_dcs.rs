@@ -2,17 +2,15 @@
 //! packet: changes still reach every DC through dc2 (which forwards what it applies), all
 //! three converge to identical per-shard digests, and nothing loops. Then the link heals.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::support::TestCluster;
 use aerolith_cli::dev::{DevOptions, LinkRoute};
 use aerolith_common::fault_proxy::UdpProxy;
-use support::TestCluster;
 
 struct Dc {
     http: String,
@@ -139,7 +137,7 @@ async fn with_dc1_dc3_cut(
             real
         }
     }));
-    let c = support::start_with(DevOptions {
+    let c = crate::support::start_with(DevOptions {
         dcs: 3,
         nodes_per_dc: nodes,
         link_route: Some(route),
@@ -288,7 +286,7 @@ async fn three_dcs_converge_through_the_third_while_one_link_is_cut() {
     converge(&c, &dcs, "after the collection delete").await;
 
     // Nothing loops: with everything converged, shipping goes quiet and no peer lags.
-    support::settles("shipping", || total_sent(&c, &dcs)).await;
+    crate::support::settles("shipping", || total_sent(&c, &dcs)).await;
     for s in statuses(&c, &dcs).await {
         for p in s["peers"].as_array().unwrap() {
             let cut_peer = matches!(

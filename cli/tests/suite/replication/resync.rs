@@ -1,15 +1,13 @@
 //! Anti-entropy (`POST /admin/resync`): a record deleted behind the database's back in one
 //! DC's store comes back from the other DC, and the DCs' digests match again.
 
-mod support;
-
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::support::{converged, digests, start_two_dcs};
 use aerolith_common::shard::shard_of;
-use support::{converged, digests, start_two_dcs};
 
 async fn post(http: &reqwest::Client, url: &str, body: Value) -> (StatusCode, Value) {
     let r = http.post(url).json(&body).send().await.unwrap();
@@ -112,7 +110,7 @@ async fn resync_brings_back_a_record_lost_in_one_dc() {
 /// Deletes `id`'s record from its dc1 owner's store (stopped for it, then restarted), and
 /// with `wait_gone` waits until dc1 answers 404 for it.
 async fn lose(
-    c: &mut support::TestCluster,
+    c: &mut crate::support::TestCluster,
     dir: &std::path::Path,
     dc1: &str,
     id: &str,
@@ -160,7 +158,7 @@ async fn lose(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_periodic_pass_repairs_without_being_asked() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = support::start_with(aerolith_cli::dev::DevOptions {
+    let mut c = crate::support::start_with(aerolith_cli::dev::DevOptions {
         dcs: 2,
         nodes_per_dc: 2,
         resync_every: Some(Duration::from_secs(1)),

@@ -4,15 +4,13 @@
 //! the delete is acknowledged, must not bring the document back in one DC only.
 //! (A test binary of its own: it reads the process's metrics.)
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::support::{converged, digests, records, start_with};
 use aerolith_cli::dev::DevOptions;
 use aerolith_storagenode::Retention;
-use support::{converged, digests, records, start_with};
 
 async fn get(http: &reqwest::Client, url: &str) -> (u16, Value) {
     let r = http.get(url).send().await.unwrap();
@@ -22,7 +20,7 @@ async fn get(http: &reqwest::Client, url: &str) -> (u16, Value) {
 
 /// The process-wide count of tombstone collection passes (every node's), from `/metrics`.
 async fn passes(http: &reqwest::Client, admin: &str) -> u64 {
-    support::metrics(http, admin)
+    crate::support::metrics(http, admin)
         .await
         .lines()
         .find_map(|l| l.strip_prefix("aerolith_tombstone_passes_total "))

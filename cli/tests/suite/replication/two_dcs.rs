@@ -2,13 +2,11 @@
 //! concurrent writes to the same documents converge to identical records under every
 //! conflict strategy (compared document by document, versions included).
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use support::TestCluster;
+use crate::support::TestCluster;
 
 /// Every document of a collection through one DC's gateway, in id order.
 async fn all_docs(c: &TestCluster, base: &str, collection: &str) -> Vec<Value> {
@@ -68,7 +66,7 @@ async fn put(c: &TestCluster, base: &str, collection: &str, id: &str, body: Valu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_dcs_converge_under_every_strategy() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut c, dc1, dc2) = support::start_two_dcs(dir.path()).await;
+    let (mut c, dc1, dc2) = crate::support::start_two_dcs(dir.path()).await;
     let dcs = c.cluster.as_ref().unwrap().endpoints().dcs.clone();
 
     for strategy in ["lww", "siblings", "field_merge"] {
@@ -142,7 +140,7 @@ async fn two_dcs_converge_under_every_strategy() {
 
     // Nothing loops: once converged, shipping stops (an apply that changes nothing writes
     // no change, so an echo dies after one round trip).
-    let last = support::settles("shipping", || shipped(&c, &dc1)).await;
+    let last = crate::support::settles("shipping", || shipped(&c, &dc1)).await;
     assert!(last > 0.0, "nothing was counted as shipped");
     admin_api(
         &c,

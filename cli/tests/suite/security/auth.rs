@@ -2,8 +2,6 @@
 //! admin tokens, checked identically on REST, GraphQL (HTTP and WebSocket), the WebSocket
 //! API, gRPC (Watch and reflection included) and the replicator admin API.
 
-mod support;
-
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::connect_async;
@@ -13,11 +11,11 @@ use tonic::Code;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
+use crate::support::{TestCluster, start_with};
 use aerolith_cli::dev::DevOptions;
 use aerolith_common::auth::Tokens;
 use aerolith_proto::v1 as api;
 use aerolith_proto::v1::documents_client::DocumentsClient;
-use support::{TestCluster, start_with};
 
 const READ: &str = "read-token-for-the-auth-suite";
 const WRITE: &str = "write-token-for-the-auth-suite";

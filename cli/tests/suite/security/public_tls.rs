@@ -1,8 +1,6 @@
 //! TLS on the public ports (`--tls-cert`/`--tls-key`): REST, WebSocket and gRPC over TLS
 //! with a certificate the client trusts; plain-text clients get no answer.
 
-mod support;
-
 use std::sync::Arc;
 
 use futures::{SinkExt, StreamExt};
@@ -15,12 +13,12 @@ use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::Message;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
+use crate::support::start_with;
 use aerolith_cli::dev::DevOptions;
 use aerolith_common::rpc::DevCa;
 use aerolith_gateway::tls::PublicTls;
 use aerolith_proto::v1 as api;
 use aerolith_proto::v1::documents_client::DocumentsClient;
-use support::start_with;
 
 /// A TLS connection to `addr` trusting only `ca_pem`.
 async fn connect(addr: &str, ca_pem: &str, alpn: &[u8]) -> TlsStream<TcpStream> {

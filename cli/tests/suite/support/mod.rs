@@ -10,6 +10,10 @@ use aerolith_storagenode::{DEFAULT_SCAN_BUDGET, Retention};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+/// Taken by tests that run clusters of processes, so that two of them never share the two
+/// cores (their timeouts assume a machine that is not doubly loaded).
+pub static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A cluster under test and a client for its REST endpoint.
 pub struct TestCluster {
     pub cluster: Option<DevCluster>,

@@ -1,16 +1,14 @@
 //! The `aerolith` client commands against a two-DC cluster, run as a person or a script
 //! runs them: the binary, its stdout, stderr and exit code.
 
-mod support;
-
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+use crate::support::{TestCluster, start_two_dcs, start_with};
 use aerolith_cli::dev::DevOptions;
 use aerolith_common::auth::Tokens;
-use support::{TestCluster, start_two_dcs, start_with};
 
 const AEROLITH: &str = env!("CARGO_BIN_EXE_aerolith");
 

@@ -88,6 +88,7 @@ fn probe_node(config: &Path, timeout: &str) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthchecks_pass_on_live_processes_and_fail_on_a_dead_one() {
+    let _turn = crate::support::TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = ProcCluster::start(dir.path(), Path::new(AEROLITH), 1, 1)
         .await
@@ -202,6 +203,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_takes_tokens_from_a_file_and_the_environment_and_never_logs_them() {
+    let _turn = crate::support::TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let read = "read-token-from-the-file-0001";
     let write = "write-token-from-the-environment-0001";

@@ -10,6 +10,7 @@ use aerolith_loadtest::ycsb::Workload;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_comparison_measures_every_target() {
+    let _turn = crate::support::TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let opts = CompareOptions {
         workloads: vec![Workload::B],

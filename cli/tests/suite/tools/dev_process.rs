@@ -58,6 +58,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_cluster_process_lifecycle() {
+    let _turn = crate::support::TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let base = free_port();

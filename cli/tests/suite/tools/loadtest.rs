@@ -2,8 +2,6 @@
 //! workload over REST, and of the insert, read, update and scan paths over gRPC, WebSocket
 //! and GraphQL. Every operation must succeed; the figures themselves are not asserted.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,8 +89,9 @@ async fn run_workload(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_workload_runs_over_rest_and_every_driver_works() {
+    let _turn = crate::support::TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let c = support::start(dir.path(), 3).await;
+    let c = crate::support::start(dir.path(), 3).await;
     let rest_url = c.base.clone();
     let grpc_url = format!("http://{}", c.grpc_addr);
 
@@ -142,8 +141,9 @@ async fn every_workload_runs_over_rest_and_every_driver_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_record_is_counted_as_not_found() {
+    let _turn = crate::support::TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let c = support::start(dir.path(), 1).await;
+    let c = crate::support::start(dir.path(), 1).await;
     // Nothing loaded: every read of workload C misses.
     let rest = driver::connector(Protocol::Rest, &c.base, "empty");
     let report = run::run(

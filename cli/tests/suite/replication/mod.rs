@@ -1,0 +1,8 @@
+//! Replication between DCs: shipping, three DCs, convergence under the faults that once broke it, tombstones, resync and rebuilds.
+
+mod consistency;
+mod rebuild;
+mod replication_three_dcs;
+mod resync;
+mod tombstones;
+mod two_dcs;

@@ -1,0 +1,4 @@
+//! Authentication, roles and TLS on the public ports.
+
+mod auth;
+mod public_tls;
