@@ -5,7 +5,6 @@ pub mod auth;
 pub mod dc_state;
 pub mod document;
 pub mod error;
-pub mod fault_proxy;
 pub mod healthcheck;
 pub mod hlc;
 pub mod idempotency;

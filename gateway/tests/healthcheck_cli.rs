@@ -2,7 +2,7 @@
 
 #[test]
 fn healthcheck_exits_0_on_a_healthy_endpoint_and_1_with_one_line_otherwise() {
-    aerolith_common::healthcheck::assert_binary_answers(
+    aerolith_testkit::assert_healthcheck_answers(
         env!("CARGO_BIN_EXE_aerolith-gateway"),
         "aerolith-gateway",
     );

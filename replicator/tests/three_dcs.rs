@@ -11,10 +11,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use aerolith_common::fault_proxy::UdpProxy;
 use aerolith_common::pb;
 use aerolith_common::shard::{DEFAULT_SHARDS, shard_of};
 use aerolith_common::version::{Causality, VersionVector};
+use aerolith_loadtest::faults::proxy::UdpProxy;
 use serde_json::Value;
 use support::{Cluster, ReplicatorProcess, free_udp_port, wait_until};
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use aerolith_common::fault_proxy::UdpProxy;
+use super::proxy::UdpProxy;
 use aerolith_common::shard::DEFAULT_SHARDS;
 use aerolith_common::topology::{ClusterConfig, DcConfig, NodeConfig, TlsFiles};
 

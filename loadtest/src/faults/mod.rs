@@ -11,6 +11,7 @@ pub mod classes;
 pub mod cluster;
 pub mod measure;
 pub mod nemesis;
+pub mod proxy;
 pub mod version;
 pub mod workload;
 

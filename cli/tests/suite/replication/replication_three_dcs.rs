@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::TestCluster;
 use aerolith_cli::dev::{DevOptions, LinkRoute};
-use aerolith_common::fault_proxy::UdpProxy;
+use aerolith_loadtest::faults::proxy::UdpProxy;
 
 struct Dc {
     http: String,

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
 
-use crate::{Error, Result};
+use aerolith_common::{Error, Result};
 
 /// A running proxy; its tasks end with the runtime.
 pub struct UdpProxy {
