@@ -235,7 +235,8 @@ impl Router {
         let keys = crate::unsettled::keys_of(&body);
         self.check_unsettled(&keys)?;
         let deadline = std::time::Instant::now() + timeout;
-        let (up, down): (Vec<String>, Vec<String>) = match self.unsettled.node_of(&keys) {
+        let pinned = self.unsettled.node_of(&keys);
+        let (up, down): (Vec<String>, Vec<String>) = match pinned.clone() {
             // The node an earlier attempt of this keyed write reached, and no other.
             Some(pinned) => (vec![pinned], Vec::new()),
             None => self
@@ -257,6 +258,13 @@ impl Router {
                     crate::deletion_floor::attach(&mut body, floor);
                 }
             }
+            // A keyed write is pinned to the node before it is sent, not after it failed:
+            // the request's deadline may drop this future while the call is in flight, and
+            // a retry must then still go to this node alone. It is unpinned below once the
+            // node answered, or surely never saw it.
+            if pinned.is_none() {
+                self.remember_unsettled(&keys, addr);
+            }
             // A call in flight to a node found down meanwhile ends at once instead of waiting
             // for its connection to time out: a read goes on to the next owner, a write
             // answers that its outcome is unknown (it was sent).
@@ -274,9 +282,9 @@ impl Router {
                 }
                 Err(f) if f.error.code != ErrorCode::Unavailable => {
                     // A write that ran out of time after it was sent may still be applied:
-                    // its keys are unsettled as for any unknown outcome.
-                    if write && f.fate == Fate::Unknown {
-                        self.remember_unsettled(&keys, addr);
+                    // its keys stay pinned as for any unknown outcome.
+                    if f.fate != Fate::Unknown && pinned.is_none() {
+                        self.settled(&keys);
                     }
                     return Err(f.error);
                 }
@@ -284,6 +292,10 @@ impl Router {
                     return Err(self.outcome_unknown(&keys, addr, &f.error));
                 }
                 Err(f) => {
+                    // It did nothing there: the write may go on to the next owner.
+                    if pinned.is_none() {
+                        self.settled(&keys);
+                    }
                     self.failed(addr, f.fate);
                     last = Some(f.error);
                 }
@@ -292,6 +304,12 @@ impl Router {
         Err(last.unwrap_or_else(|| {
             Error::deadline("no owner of the shard answered before the deadline")
         }))
+    }
+
+    /// The node an earlier attempt of a write with one of `keys` was sent to, while its
+    /// outcome is unknown.
+    pub fn pinned(&self, keys: &[crate::unsettled::Key]) -> Option<String> {
+        self.unsettled.node_of(keys)
     }
 
     /// Refuses a write one of whose idempotency keys had an earlier attempt reach a node

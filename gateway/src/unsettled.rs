@@ -2,8 +2,10 @@
 //! `Idempotency-Key` that reached a storage node which then failed to answer may or may not
 //! have been applied there, and only that node (or its DC, once the write was shipped) knows
 //! the key. A retry must therefore go to that node, not to another DC, where it could be
-//! applied a second time: the router remembers, per key, the node the attempt reached, and
-//! answers a retry `unavailable` while that node is down.
+//! applied a second time: the router remembers, per key, the node an attempt is sent to
+//! (before sending it, so that a request its deadline drops mid-call leaves the key too;
+//! an answer, or a failure that surely reached nothing, forgets it again), and answers a
+//! retry `unavailable` while that node is down.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

@@ -207,7 +207,7 @@ async fn serve_request<H: Handler>(handler: &H, req: Request<H>) -> Result<Answe
     };
     let timeout = request_timeout(timeout_ms);
     let deadline = Instant::now() + timeout;
-    match tokio::time::timeout(timeout, handler.handle(call, deadline)).await {
+    match tokio::time::timeout(timeout + ANSWER_GRACE, handler.handle(call, deadline)).await {
         Ok(out) => out,
         Err(_) => Err(Error::deadline(format!(
             "the {} ran out of time",
@@ -215,6 +215,14 @@ async fn serve_request<H: Handler>(handler: &H, req: Request<H>) -> Result<Answe
         ))),
     }
 }
+
+/// How long past a call's deadline the server waits before answering `deadline_exceeded`
+/// itself. Handlers honour the deadline (a write that finds it passed writes nothing), but
+/// one already writing finishes; answering `deadline_exceeded` meanwhile would tell the
+/// caller nothing was done while the write lands, and a keyed write could then be sent to
+/// another DC and apply twice. With the grace, the caller's own deadline always comes first:
+/// for it the outcome is unknown, which is the truth.
+const ANSWER_GRACE: Duration = Duration::from_secs(1);
 
 /// How long an answer waits for the peer to acknowledge it (a shutdown waits for this too,
 /// so that closing the endpoint does not drop answers still on their way).

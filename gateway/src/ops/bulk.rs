@@ -249,7 +249,14 @@ impl Ops {
             };
             *session = ctx.session.marks(|s| u32::from(s) == shard);
             *idempotency = idem;
-            let addr = self.router.serving_addr(shard as u16);
+            // A keyed op an earlier attempt sent somewhere goes there again, and nowhere else.
+            let keys = crate::unsettled::bulk_keys(&pb::BulkRequest {
+                ops: vec![rpc.clone()],
+            });
+            let addr = self
+                .router
+                .pinned(&keys)
+                .unwrap_or_else(|| self.router.serving_addr(shard as u16));
             by_node.entry(addr).or_default().push((i, rpc));
         }
         let timeout = ctx.remaining()?;
@@ -264,6 +271,14 @@ impl Ops {
             if let Err(e) = self.router.check_unsettled(&keys) {
                 return (indexes, Err(e));
             }
+            // Pinned before sending (as Router::call_shard does): the request's deadline may
+            // drop this future while the call is in flight.
+            let fresh: Vec<_> = keys
+                .iter()
+                .filter(|k| self.router.pinned(std::slice::from_ref(*k)).is_none())
+                .cloned()
+                .collect();
+            self.router.remember_unsettled(&fresh, &addr);
             let out = match self.router.try_call_node(&addr, body, timeout).await {
                 Ok(answer) => {
                     self.router.settled(&keys);
@@ -274,12 +289,13 @@ impl Ops {
                     Err(self.router.outcome_unknown(&keys, &addr, &f.error))
                 }
                 Err(f) => {
+                    if f.fate != Fate::Unknown {
+                        // It did nothing there.
+                        self.router.settled(&fresh);
+                    }
                     if f.error.code == ErrorCode::Unavailable {
                         // Later requests go to the next DC's owners of its shards.
                         self.router.unreachable(&addr);
-                    } else if f.fate == Fate::Unknown {
-                        // Out of time after it was sent: it may still be applied.
-                        self.router.remember_unsettled(&keys, &addr);
                     }
                     Err(f.error)
                 }

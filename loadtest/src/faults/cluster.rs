@@ -370,6 +370,29 @@ impl ProcCluster {
         }
     }
 
+    /// Freezes process `i` (SIGSTOP): it holds its connections and answers nothing, like a
+    /// machine that hangs; [`ProcCluster::thaw`] lets it go on.
+    pub fn freeze(&mut self, i: usize) -> anyhow::Result<()> {
+        self.signal(i, "-STOP")
+    }
+
+    /// Lets a frozen process go on (SIGCONT).
+    pub fn thaw(&mut self, i: usize) -> anyhow::Result<()> {
+        self.signal(i, "-CONT")
+    }
+
+    fn signal(&mut self, i: usize, signal: &str) -> anyhow::Result<()> {
+        let Some(child) = self.procs[i].child.as_ref() else {
+            bail!("{} is not running", self.procs[i].name);
+        };
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .context("running kill")?;
+        anyhow::ensure!(status.success(), "kill {signal} failed ({status})");
+        Ok(())
+    }
+
     /// Kills process `i` and starts it again with `extra` arguments (empty: as configured).
     pub async fn restart(&mut self, i: usize, extra: Vec<String>) -> anyhow::Result<()> {
         self.kill(i);

@@ -453,3 +453,88 @@ async fn a_node_stopping_on_sigterm_answers_the_write_in_flight() {
     cluster.launch(owner).await.unwrap();
     assert!(cluster.procs[owner].running());
 }
+
+/// The gateway's count of nodes it marked down so far.
+async fn failovers(http: &reqwest::Client, gateway: &str) -> u64 {
+    let text = http
+        .get(format!("{gateway}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("aerolith_failovers_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A keyed write whose deadline ends while it is in flight to a node that hangs (SIGSTOP)
+/// leaves the key pinned to that node: its retry is refused while the node is known down,
+/// never sent to the other DC (where it could apply a second time), and once the node is
+/// back and caught up it answers the retry itself. (The gateway pins a keyed write before
+/// sending it, so also a request dropped by its deadline mid-call leaves the pin.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_write_cut_short_in_flight_is_retried_only_where_it_went() {
+    let _turn = TURN.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let x = ids_on_first_node("t", "x", 1).remove(0);
+    let (mut cluster, session) = held_in_flight(dir.path(), &http, &x).await;
+    let dc1 = cluster.http[0].clone();
+    let url = format!("{dc1}/v1/collections/t/docs/{x}");
+    let before = failovers(&http, &dc1).await;
+
+    // Held at dc1's owner (waiting for the session), which then hangs: the request's
+    // deadline ends while the write is in flight, before any heartbeat misses the node.
+    let first = {
+        let req = http
+            .put(&url)
+            .json(&json!({"v": 1}))
+            .header("x-aerolith-session", &session)
+            .header("idempotency-key", "k-cut-short")
+            .header("x-aerolith-timeout-ms", "400");
+        tokio::spawn(async move { req.send().await.expect("PUT sent").status().as_u16() })
+    };
+    in_flight(&http, &dc1, "put", 1).await;
+    let owner = cluster.owner_of(0, shard_of("t", &x, DEFAULT_SHARDS));
+    cluster.freeze(owner).unwrap();
+    assert_eq!(first.await.unwrap(), 504);
+
+    // Once dc1's gateway knows the node down, the retry is refused, not sent to dc2.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while failovers(&http, &dc1).await <= before {
+        assert!(Instant::now() < deadline, "the node was never marked down");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let key = [("idempotency-key", "k-cut-short")];
+    let (status, _, body) = put(&http, &url, json!({"v": 1}), &key).await;
+    assert_eq!(status, 503, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("an earlier attempt"), "{message}");
+    let there = format!("{}/v1/collections/t/docs/{x}", cluster.http[1]);
+    assert_eq!(get(&http, &there, &[]).await.0, 404, "sent to dc2");
+
+    // Back and caught up with dc2 (the link was paused), the node answers the retry.
+    cluster.thaw(owner).unwrap();
+    post(
+        &http,
+        &format!("{}/admin/peers/dc1/resume", cluster.admin[1]),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _, body) = put(&http, &url, json!({"v": 1}), &key).await;
+        if status == 201 {
+            assert_eq!(body["data"], json!({"v": 1}));
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the retry never went through: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
