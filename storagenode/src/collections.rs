@@ -120,15 +120,17 @@ impl Store {
     /// deletion itself still arrives by replication; taking it early is what its arrival
     /// would do (the settings join), so it is not logged again.
     pub(crate) fn take_deletion(&self, name: &str, floor: u64) -> Result<()> {
+        if floor == 0 {
+            return Ok(());
+        }
         let past = |held: Option<&pb::CollectionMeta>| {
-            floor == 0
-                || held.is_some_and(|m| {
-                    if m.deleted {
-                        m.deleted_hlc >= floor
-                    } else {
-                        m.incarnation >= floor
-                    }
-                })
+            held.is_some_and(|m| {
+                if m.deleted {
+                    m.deleted_hlc >= floor
+                } else {
+                    m.incarnation >= floor
+                }
+            })
         };
         if past(self.collection_meta(name).as_ref()) {
             return Ok(());

@@ -456,15 +456,9 @@ async fn a_node_stopping_on_sigterm_answers_the_write_in_flight() {
 
 /// The gateway's count of nodes it marked down so far.
 async fn failovers(http: &reqwest::Client, gateway: &str) -> u64 {
-    let text = http
-        .get(format!("{gateway}/metrics"))
-        .send()
+    crate::support::metrics(http, gateway)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix("aerolith_failovers_total "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
