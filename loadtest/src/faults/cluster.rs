@@ -78,11 +78,18 @@ pub struct ProcCluster {
 /// connections before the process that is to listen on it binds it.
 const PORTS: std::ops::Range<u16> = 20_000..32_000;
 
-/// A port of [`PORTS`] that `bind` could take just now.
+/// Ports handed out by this process: a random pick must not repeat one that a process
+/// of a cluster holds, or holds no longer but will bind again at a restart.
+static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// A port of [`PORTS`] that `bind` could take just now and that was never handed out.
 fn free_port<T>(bind: impl Fn(SocketAddr) -> std::io::Result<T>) -> anyhow::Result<SocketAddr> {
+    let mut handed = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
     for _ in 0..1000 {
-        let addr = SocketAddr::from(([127, 0, 0, 1], rand::random_range(PORTS)));
-        if bind(addr).is_ok() {
+        let port = rand::random_range(PORTS);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if !handed.contains(&port) && bind(addr).is_ok() {
+            handed.push(port);
             return Ok(addr);
         }
     }
