@@ -169,12 +169,20 @@ impl Ops {
 
     /// Sends a request to the DC's first node, which picks an HLC (`request(0)`), then the
     /// same request with that HLC to every other node at once, so all record one timestamp.
-    async fn first_then_rest<C: Call<Node>>(
+    /// Once the first node has taken it, the others get it even if the caller's deadline
+    /// ends meanwhile (the caller then gets `deadline_exceeded`, the rest still goes on):
+    /// a change only the first node knows would be lost with it, and a deletion only it
+    /// knows cannot be handed to a write that fails over while it is down.
+    async fn first_then_rest<C>(
         &self,
         ctx: Ctx,
         request: impl Fn(u64) -> C,
         hlc_of: impl Fn(C::Answer) -> u64,
-    ) -> Result<()> {
+    ) -> Result<()>
+    where
+        C: Call<Node> + Send + 'static,
+        C::Answer: Send + 'static,
+    {
         let nodes = self.router.nodes();
         let Some((first, rest)) = nodes.split_first() else {
             return Err(Error::unavailable("no storage nodes"));
@@ -184,18 +192,32 @@ impl Ops {
                 .call_node(&first.addr, request(0), ctx.remaining()?)
                 .await?,
         );
-        let timeout = ctx.remaining()?;
-        let results = join_all(
-            rest.iter()
-                .map(|n| self.router.call_node(&n.addr, request(hlc), timeout)),
-        )
-        .await;
+        let router = self.router.clone();
+        let calls: Vec<(String, C)> = rest
+            .iter()
+            .map(|n| (n.addr.clone(), request(hlc)))
+            .collect();
+        let completing = tokio::spawn(async move {
+            join_all(calls.into_iter().map(|(addr, req)| {
+                let router = router.clone();
+                async move { router.call_node(&addr, req, COMPLETE_WITHIN).await }
+            }))
+            .await
+        });
+        let results = tokio::time::timeout(ctx.remaining()?, completing)
+            .await
+            .map_err(|_| Error::deadline("the request's deadline passed while the DC's other nodes took the change; they still take it"))?
+            .map_err(|e| Error::internal(format!("collection change task failed: {e}")))?;
         for r in results {
             r?;
         }
         Ok(())
     }
 }
+
+/// How long the DC's other nodes get to take a collection change the first node took,
+/// whatever the caller's deadline.
+const COMPLETE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The HLC of the newest deletion of a collection any node recorded (0 if none).
 fn newest_deletion(metas: &[pb::CollectionMeta]) -> u64 {
