@@ -235,6 +235,10 @@ impl Ops {
             ids[i] = Some(b.id);
             statuses[i] = b.status;
             let mut rpc = pb::BulkOp { op: Some(b.rpc) };
+            // As crate::unsettled scopes it: (collection, scope, key).
+            let unsettled_key = key
+                .as_ref()
+                .map(|k| (collection.to_string(), b.scope.clone(), k.clone()));
             let idem = key.map(|key| pb::Idempotency {
                 fingerprint: b.fingerprint,
                 key,
@@ -250,12 +254,8 @@ impl Ops {
             *session = ctx.session.marks(|s| u32::from(s) == shard);
             *idempotency = idem;
             // A keyed op an earlier attempt sent somewhere goes there again, and nowhere else.
-            let keys = crate::unsettled::bulk_keys(&pb::BulkRequest {
-                ops: vec![rpc.clone()],
-            });
-            let addr = self
-                .router
-                .pinned(&keys)
+            let addr = unsettled_key
+                .and_then(|k| self.router.pinned(&[k]))
                 .unwrap_or_else(|| self.router.serving_addr(shard as u16));
             by_node.entry(addr).or_default().push((i, rpc));
         }
