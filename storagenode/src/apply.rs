@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
+use crate::collections::visible;
 use crate::engine::Cf;
 use crate::merge::merge;
 use aerolith_common::name::{validate_collection, validate_dc, validate_doc_id};
@@ -145,9 +146,15 @@ impl Store {
         if let Some(idem) = &req.idempotency {
             self.idem_into(&mut batch, shard, &req.collection, idem)?;
         }
-        // Changes of an incarnation this DC deleted (or replaced) are dropped everywhere.
-        let stale = remote.incarnation < meta.incarnation
-            || (meta.deleted && remote.incarnation <= meta.deleted_hlc);
+        // Changes older than the collection's latest deletion are dropped everywhere; a
+        // newer one lands after it, in a collection that lives again if need be.
+        let stale = !visible(Some(&meta), remote);
+        let meta = if meta.deleted && !stale {
+            self.revive(&req.collection)?;
+            self.collection_meta(&req.collection).unwrap_or(meta)
+        } else {
+            meta
+        };
         let current = self.read_record(shard, &req.collection, &req.id)?;
         let strategy = pb::ConflictStrategy::try_from(meta.strategy)
             .map_err(|_| Error::internal(format!("unknown strategy {}", meta.strategy)))?;
@@ -756,5 +763,45 @@ mod tests {
         assert!(!dc2.apply(&stale, deadline()).unwrap().changed);
         assert!(dc2.read_record(1, "c", "x").unwrap().is_none());
         assert!(dc2.collection_meta("c").is_some_and(|m| m.deleted));
+    }
+
+    /// A collection deletion is ordered against writes by HLC: arriving after a write that
+    /// is newer, it removes only the older documents, and the collection lives again with
+    /// the same settings wherever the deletion and the newer write meet, in either order.
+    #[test]
+    fn a_deletion_removes_only_what_was_written_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (dc1, dc2) = (store(dir.path(), "dc1"), store(dir.path(), "dc2"));
+        collection(&dc1, pb::ConflictStrategy::Siblings);
+        put(&dc1, "old", json!({"a": 1}));
+        ship(&dc1, &dc2);
+        // dc2 deletes the collection; dc1 writes before the deletion reaches it.
+        let deletion = dc2
+            .delete_collection(&pb::DeleteCollectionRequest {
+                name: "c".into(),
+                hlc: 0,
+            })
+            .unwrap();
+        assert!(dc2.read_record(1, "c", "old").unwrap().is_none());
+        dc1.hlc.observe(deletion.deleted_hlc);
+        put(&dc1, "new", json!({"b": 2}));
+        // The deletion reaches dc1: the newer write stays, the collection lives again.
+        let (held, changed) = dc1.apply_collection(&deletion).unwrap();
+        assert!(changed && !held.deleted, "{held:?}");
+        assert_eq!(held.incarnation, deletion.deleted_hlc);
+        assert!(dc1.read_record(1, "c", "old").unwrap().is_none());
+        assert_eq!(record(&dc1, "new").body, br#"{"b":2}"#);
+        // The newer write reaches dc2, which had taken the deletion: the same result.
+        ship(&dc1, &dc2);
+        assert_eq!(record(&dc2, "new"), record(&dc1, "new"));
+        assert!(dc2.read_record(1, "c", "old").unwrap().is_none());
+        assert_eq!(dc2.collection_meta("c"), Some(held.clone()));
+        // Settings that met in either order join to the same, also with the deletion again.
+        assert!(!dc2.apply_collection(&deletion).unwrap().1);
+        assert!(
+            !dc1.apply_collection(&dc2.collection_meta("c").unwrap())
+                .unwrap()
+                .1
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! lookups, and deletion (a collection tombstone plus a range delete of its documents).
 
 use prost::Message;
-use rocksdb::WriteBatch;
+use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 
 use aerolith_common::name::validate_collection;
 use aerolith_common::shard::shard_of;
@@ -13,6 +13,7 @@ use aerolith_common::{Error, Result, pb};
 use crate::engine::Cf;
 use crate::engine::db_err;
 use crate::keys::{doc_prefix, doc_prefix_end, meta_collection};
+use crate::newest::written_hlc;
 use crate::store::{ShardState, Store};
 
 impl Store {
@@ -73,12 +74,98 @@ impl Store {
         self.commit_with(st, self.settings_shard(&meta.name), &event, batch)
     }
 
-    /// Adds a range delete of every document of a collection to `batch`.
-    fn delete_documents(&self, name: &str, batch: &mut WriteBatch) -> Result<()> {
+    /// Adds to `batch` the removal of every document of a collection written at or before
+    /// `floor` (a deletion's HLC, or the incarnation replacing the held one); returns
+    /// whether any written after it outlive it. A deletion is ordered against writes by
+    /// HLC like any other change (DESIGN.md "Collections"): a write this node took before
+    /// it learnt of a deletion recorded earlier elsewhere in the DC is newer than the
+    /// deletion, was acknowledged after it, and stays. Nearly always nothing is that new
+    /// ([`crate::newest::Newest`]) and one range delete per shard does; otherwise the
+    /// collection is scanned. Called with every shard lock held.
+    fn delete_documents(&self, name: &str, floor: u64, batch: &mut WriteBatch) -> Result<bool> {
         let docs = self.engine.cf(Cf::Docs)?;
-        for shard in 0..self.shard_count() {
-            batch.delete_range_cf(docs, doc_prefix(shard, name), doc_prefix_end(shard, name));
+        let newer = self
+            .newest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .any_after(name, floor);
+        if !newer {
+            for shard in 0..self.shard_count() {
+                batch.delete_range_cf(docs, doc_prefix(shard, name), doc_prefix_end(shard, name));
+            }
+            return Ok(false);
         }
+        let mut outlived = false;
+        for shard in 0..self.shard_count() {
+            let mut ro = ReadOptions::default();
+            ro.set_iterate_upper_bound(doc_prefix_end(shard, name));
+            let start = doc_prefix(shard, name);
+            let iter = self.engine.db().iterator_cf_opt(
+                docs,
+                ro,
+                IteratorMode::From(&start, Direction::Forward),
+            );
+            for item in iter {
+                let (key, value) = item.map_err(db_err)?;
+                let rec = pb::DocRecord::decode(&*value)
+                    .map_err(|e| Error::internal(format!("corrupt record {key:?}: {e}")))?;
+                if written_hlc(&rec) > floor {
+                    outlived = true;
+                } else {
+                    batch.delete_cf(docs, key);
+                }
+            }
+        }
+        Ok(outlived)
+    }
+
+    /// What a collection deleted at `deleted_hlc` becomes when documents written after the
+    /// deletion outlive it: an implicit creation right after it. Every node derives the
+    /// same settings from the deletion alone, so DCs agree without shipping them.
+    fn reborn(&self, name: &str, deleted_hlc: u64) -> pb::CollectionMeta {
+        pb::CollectionMeta {
+            name: name.to_string(),
+            strategy: pb::ConflictStrategy::Lww as i32,
+            explicit: false,
+            settings_hlc: deleted_hlc,
+            settings_dc: String::new(),
+            incarnation: deleted_hlc,
+            created_at_ms: deleted_hlc >> 16,
+            deleted: false,
+            deleted_hlc: 0,
+        }
+    }
+
+    /// The settings to hold after leaving `held`'s incarnation for `next` (a deletion, or a
+    /// newer incarnation), adding the removal of what `next` ends to `batch`.
+    fn leave(
+        &self,
+        held: &pb::CollectionMeta,
+        next: pb::CollectionMeta,
+        batch: &mut WriteBatch,
+    ) -> Result<pb::CollectionMeta> {
+        if held.deleted {
+            return Ok(next);
+        }
+        let outlived = self.delete_documents(&next.name, floor(&next), batch)?;
+        Ok(if outlived && next.deleted {
+            self.reborn(&next.name, next.deleted_hlc)
+        } else {
+            next
+        })
+    }
+
+    /// A deleted collection a document written after the deletion lands in (replication
+    /// ordered it after the deletion): it lives again, as [`Store::reborn`]. Called under the
+    /// document's shard lock.
+    pub(crate) fn revive(&self, name: &str) -> Result<()> {
+        let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(held) = cache.get(name).filter(|m| m.deleted) else {
+            return Ok(());
+        };
+        let meta = self.reborn(name, held.deleted_hlc);
+        self.save_unlogged(&meta, WriteBatch::default())?;
+        cache.insert(name.to_string(), meta);
         Ok(())
     }
 
@@ -145,19 +232,15 @@ impl Store {
         self.hlc.observe(floor);
         let mut batch = WriteBatch::default();
         let before = match held {
-            Some(m) => {
-                if !m.deleted {
-                    self.delete_documents(name, &mut batch)?;
-                }
-                m.clone()
-            }
+            Some(m) => m.clone(),
             None => self.new_meta(name, pb::ConflictStrategy::Lww as i32, false, floor, None),
         };
-        let meta = pb::CollectionMeta {
+        let deletion = pb::CollectionMeta {
             deleted: true,
             deleted_hlc: floor,
-            ..before
+            ..before.clone()
         };
+        let meta = self.leave(&before, deletion, &mut batch)?;
         self.save_unlogged(&meta, batch)?;
         cache.insert(name.to_string(), meta);
         Ok(())
@@ -190,15 +273,13 @@ impl Store {
         if let Some(stale) = stale {
             // A deletion recorded elsewhere in the DC never reached this node: apply it now.
             self.hlc.observe(req.after_delete_hlc);
-            self.delete_documents(&req.name, &mut batch)?;
-            cache.insert(
-                req.name.clone(),
-                pb::CollectionMeta {
-                    deleted: true,
-                    deleted_hlc: req.after_delete_hlc,
-                    ..stale
-                },
-            );
+            let deletion = pb::CollectionMeta {
+                deleted: true,
+                deleted_hlc: req.after_delete_hlc,
+                ..stale.clone()
+            };
+            let held = self.leave(&stale, deletion, &mut batch)?;
+            cache.insert(req.name.clone(), held);
         }
         let current = cache.get(&req.name).filter(|m| !m.deleted).cloned();
         let (meta, created) = match current {
@@ -268,8 +349,12 @@ impl Store {
         pb::ConflictStrategy::try_from(remote.strategy).map_err(|_| {
             Error::invalid(format!("unknown conflict strategy {}", remote.strategy))
         })?;
-        self.hlc
-            .observe(remote.settings_hlc.max(remote.deleted_hlc));
+        self.hlc.observe(
+            remote
+                .settings_hlc
+                .max(remote.deleted_hlc)
+                .max(remote.incarnation),
+        );
         // Every shipped change carries its collection's settings, nearly always the ones
         // held already: answer those without taking the settings shard's lock.
         if let Some(held) = self.collection_meta(&remote.name)
@@ -290,11 +375,14 @@ impl Store {
             return Ok((local.unwrap_or_else(|| remote.clone()), false));
         };
         // Leaving an incarnation (by a deletion or for a newer one) removes its documents.
-        let leaves_live = local
-            .as_ref()
-            .is_some_and(|l| !l.deleted && (merged.deleted || merged.incarnation != l.incarnation));
-        if leaves_live {
-            self.delete_documents(&remote.name, &mut batch)?;
+        let merged = match &local {
+            Some(l) if merged.deleted || merged.incarnation != l.incarnation => {
+                self.leave(l, merged, &mut batch)?
+            }
+            _ => merged,
+        };
+        if Some(&merged) == local.as_ref() {
+            return Ok((merged, false));
         }
         self.save_collection(&merged, &mut batch)?;
         self.commit_settings(st, &merged, batch)?;
@@ -320,7 +408,7 @@ impl Store {
         let mut all = self.lock_all_shards();
         let st = &mut all[usize::from(self.settings_shard(&req.name))];
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
-        let meta = match cache.get(&req.name) {
+        let deletion = match cache.get(&req.name) {
             Some(cur) => pb::CollectionMeta {
                 deleted: true,
                 deleted_hlc: cur.deleted_hlc.max(hlc),
@@ -339,22 +427,31 @@ impl Store {
             },
         };
         let mut batch = WriteBatch::default();
-        self.save_collection(&meta, &mut batch)?;
-        self.delete_documents(&req.name, &mut batch)?;
-        self.commit_settings(st, &meta, batch)?;
-        cache.insert(req.name.clone(), meta.clone());
-        Ok(meta)
+        let held = match cache.get(&req.name) {
+            Some(cur) => self.leave(cur, deletion.clone(), &mut batch)?,
+            None => deletion.clone(),
+        };
+        self.save_collection(&held, &mut batch)?;
+        self.commit_settings(st, &held, batch)?;
+        cache.insert(req.name.clone(), held);
+        Ok(deletion)
     }
 }
 
-/// Whether a record belongs to the collection's current incarnation (a range delete leaves
-/// none of a deleted one behind, see [`Store::lock_all_shards`]; this keeps them invisible
-/// regardless).
+/// Whether a record outlives the collection's latest deletion: written after it (a
+/// deletion's removal leaves none older behind, see [`Store::lock_all_shards`]; this keeps
+/// them invisible regardless).
 pub(crate) fn visible(meta: Option<&pb::CollectionMeta>, rec: &pb::DocRecord) -> bool {
-    match meta {
-        None => true,
-        Some(m) if m.deleted => rec.incarnation > m.deleted_hlc,
-        Some(m) => rec.incarnation >= m.incarnation,
+    meta.is_none_or(|m| written_hlc(rec) > floor(m))
+}
+
+/// The HLC at or before which a collection's documents are gone: its deletion's, or the
+/// one that began its live incarnation (0 for a first incarnation).
+pub(crate) fn floor(meta: &pb::CollectionMeta) -> u64 {
+    if meta.deleted {
+        meta.deleted_hlc
+    } else {
+        meta.incarnation
     }
 }
 

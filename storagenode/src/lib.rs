@@ -15,6 +15,7 @@ mod engine;
 mod idempotency;
 mod keys;
 pub mod merge;
+mod newest;
 pub mod node;
 mod open;
 pub mod query;

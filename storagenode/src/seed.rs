@@ -209,6 +209,10 @@ impl Store {
                 )));
             }
             batch.put_cf(docs, doc_key(shard, &r.collection, &r.id), &r.record);
+            self.newest
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .note(&r.collection, &record);
             self.index_record(&mut batch, shard, st.seq, &r.collection, &r.id, &record)?;
         }
         self.engine.db().write(batch).map_err(db_err)?;

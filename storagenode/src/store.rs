@@ -153,6 +153,9 @@ pub struct Store {
     sync: bool,
     reset_key: [u8; 32],
     pub(crate) collections: Mutex<HashMap<String, pb::CollectionMeta>>,
+    /// The newest write of each collection, which a collection deletion is ordered
+    /// against. Taken inside a shard lock; a deletion holds them all.
+    pub(crate) newest: Mutex<crate::newest::Newest>,
     retention: Retention,
     /// Bumped after every commit, so live change readers wake up.
     changed: watch::Sender<u64>,
@@ -200,7 +203,8 @@ impl Store {
         // Stamps issued before the restart stay below every new one, whatever the clock says
         // now (DESIGN.md "HLC").
         let hlc = Hlc::new();
-        hlc.observe(open::load_u64(&engine, META_HLC)?.unwrap_or(0));
+        let persisted_hlc = open::load_u64(&engine, META_HLC)?.unwrap_or(0);
+        hlc.observe(persisted_hlc);
         let acks = crate::acks::AckState::load(&engine)?;
         tracing::info!(%identity, epoch = c.epoch, path = %cfg.path.display(), "store open");
         Ok(Store {
@@ -215,6 +219,7 @@ impl Store {
             sync,
             reset_key,
             collections: Mutex::new(collections),
+            newest: Mutex::new(crate::newest::Newest::new(persisted_hlc)),
             retention: Retention {
                 count: cfg.retention.count.max(1),
                 hard_cap: cfg.retention.hard_cap.max(cfg.retention.count.max(1)),
@@ -349,6 +354,10 @@ impl Store {
                 doc_key(shard, &event.collection, &event.id),
                 record.encode_to_vec(),
             );
+            self.newest
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .note(&event.collection, record);
         }
         batch.put_cf(
             self.engine.cf(Cf::Changes)?,

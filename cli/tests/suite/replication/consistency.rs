@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::support::{converged, digests, start_with};
 use aerolith_cli::dev::DevOptions;
+use aerolith_common::rpc::{RpcClient, TlsMaterial};
 use aerolith_common::shard::{DEFAULT_SHARDS, shard_of};
 use aerolith_loadtest::faults::cluster::{ProcCluster, Role};
 use aerolith_storagenode::Retention;
@@ -272,7 +273,6 @@ async fn a_field_merge_delete_wins_over_earlier_fields_it_had_not_seen() {
 /// after the collection is created anew.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collection_deletion_cut_short_still_reaches_every_node() {
-    use aerolith_common::pb;
     let _turn = TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
@@ -284,35 +284,10 @@ async fn a_collection_deletion_cut_short_still_reaches_every_node() {
     for i in 0..16 {
         assert_eq!(put(&http, &doc(&dc1, i), json!({"i": i})).await, 201);
     }
-    let converge = async || {
-        assert!(
-            aerolith_loadtest::faults::check::converge(
-                &http,
-                &cluster.admin,
-                Duration::from_secs(60)
-            )
-            .await,
-            "the DCs never converged"
-        );
-    };
-    converge().await;
+    converge(&http, &cluster.admin).await;
 
     // The deletion reaches dc1's first node only.
-    let tls = cluster.config.tls.as_ref().expect("certificates");
-    let client = aerolith_common::rpc::RpcClient::new(
-        &aerolith_common::rpc::TlsMaterial::from_files(tls).unwrap(),
-    )
-    .unwrap();
-    let first = &cluster.config.dcs[0].nodes[0].rpc;
-    let req = pb::DeleteCollectionRequest {
-        name: "gone".into(),
-        hlc: 0,
-    };
-    client
-        .node()
-        .delete_collection(first, req, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let client = delete_on_first_node(&cluster, "gone").await;
 
     // Without a client retry, every node of both DCs ends on the deletion.
     for base in [&dc1, &dc2] {
@@ -329,12 +304,12 @@ async fn a_collection_deletion_cut_short_still_reaches_every_node() {
         })
         .await;
     }
-    converge().await;
+    converge(&http, &cluster.admin).await;
 
     // A new incarnation starts empty everywhere.
     assert_eq!(put(&http, &coll(&dc2), json!({})).await, 201);
     assert_eq!(put(&http, &doc(&dc2, 0), json!({"new": true})).await, 201);
-    converge().await;
+    converge(&http, &cluster.admin).await;
     for base in [&dc1, &dc2] {
         let (_, page) = get(&http, &format!("{}/docs?limit=100", coll(base))).await;
         let ids: Vec<&str> = page["documents"]
@@ -451,6 +426,103 @@ async fn a_write_failed_over_after_its_collection_was_deleted_is_not_lost() {
 
 /// A two-DC cluster of `aerolith` processes (two nodes a DC, default flags) with collection
 /// `k` created and served in both DCs.
+/// A write a node takes before a deletion of its collection, recorded elsewhere in the DC,
+/// reaches it (the deletion was cut short at the DC's first node and the replicator that
+/// would spread it hangs) is newer than the deletion and acknowledged after it: when the
+/// deletion arrives it removes only what was written before it, and every DC ends with
+/// the collection alive again holding exactly the later documents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_acknowledged_after_a_deletion_outlives_its_late_arrival() {
+    let _turn = TURN.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let mut cluster = proc_cluster(dir.path(), &http).await;
+    let (dc1, dc2) = (cluster.http[0].clone(), cluster.http[1].clone());
+    let coll = |base: &str| format!("{base}/v1/collections/late");
+    let doc = |base: &str, id: &str| format!("{base}/v1/collections/late/docs/{id}");
+    assert_eq!(put(&http, &coll(&dc1), json!({})).await, 201);
+    for i in 0..8 {
+        let url = doc(&dc1, &format!("old{i}"));
+        assert_eq!(put(&http, &url, json!({"i": i})).await, 201);
+    }
+    converge(&http, &cluster.admin).await;
+
+    let replicator = cluster
+        .procs
+        .iter()
+        .position(|p| p.role == Role::Replicator && p.dc == 0)
+        .expect("dc1's replicator");
+    cluster.freeze(replicator).unwrap();
+    let client = delete_on_first_node(&cluster, "late").await;
+    // Acknowledged after the deletion, on every node of dc1 (the other one still holds
+    // the old incarnation).
+    let new: Vec<String> = (0..16).map(|i| format!("new{i}")).collect();
+    for id in &new {
+        assert_eq!(put(&http, &doc(&dc1, id), json!({"id": id})).await, 201);
+    }
+    cluster.thaw(replicator).unwrap();
+
+    for base in [&dc1, &dc2] {
+        until("every DC holds exactly the later documents", async || {
+            let (status, page) = get(&http, &format!("{}/docs?limit=100", coll(base))).await;
+            let mut ids: Vec<String> = page["documents"]
+                .as_array()
+                .map(|docs| {
+                    docs.iter()
+                        .filter_map(|d| d["id"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            ids.sort();
+            let mut want = new.clone();
+            want.sort();
+            status == 200 && ids == want
+        })
+        .await;
+    }
+    converge(&http, &cluster.admin).await;
+    for base in [&dc1, &dc2] {
+        assert_eq!(get(&http, &coll(base)).await.0, 200, "{base}");
+        for i in 0..8 {
+            let url = doc(base, &format!("old{i}"));
+            assert_eq!(get(&http, &url).await.0, 404, "{url}");
+        }
+        for id in &new {
+            assert_eq!(
+                get(&http, &doc(base, id)).await.1["data"],
+                json!({"id": id})
+            );
+        }
+    }
+    client.close();
+}
+
+/// Waits until every DC of `admin`'s replicators holds the same documents.
+async fn converge(http: &reqwest::Client, admin: &[String]) {
+    assert!(
+        aerolith_loadtest::faults::check::converge(http, admin, Duration::from_secs(60)).await,
+        "the DCs never converged"
+    );
+}
+
+/// Deletes a collection on dc1's first node only, over the internal RPC, as a deletion
+/// cut short after its first call leaves it; the client, to close at the end.
+async fn delete_on_first_node(cluster: &ProcCluster, name: &str) -> RpcClient {
+    let tls = cluster.config.tls.as_ref().expect("certificates");
+    let client = RpcClient::new(&TlsMaterial::from_files(tls).unwrap()).unwrap();
+    let first = &cluster.config.dcs[0].nodes[0].rpc;
+    let req = aerolith_common::pb::DeleteCollectionRequest {
+        name: name.into(),
+        hlc: 0,
+    };
+    client
+        .node()
+        .delete_collection(first, req, Duration::from_secs(10))
+        .await
+        .unwrap();
+    client
+}
+
 async fn proc_cluster(dir: &std::path::Path, http: &reqwest::Client) -> ProcCluster {
     let cluster = ProcCluster::start(dir, env!("CARGO_BIN_EXE_aerolith").as_ref(), 2, 2)
         .await
@@ -527,10 +599,7 @@ async fn a_node_restarted_on_an_empty_disk_is_seeded_not_served_empty() {
     for i in 0..24 {
         assert_eq!(put(&http, &doc(&dc1, i), json!({"i": i})).await, 201);
     }
-    assert!(
-        aerolith_loadtest::faults::check::converge(&http, &cluster.admin, Duration::from_secs(60))
-            .await
-    );
+    converge(&http, &cluster.admin).await;
 
     // dc1's first node loses its disk and comes back with default flags.
     let n1 = cluster.of_role(Role::Node)[0];
@@ -565,10 +634,7 @@ async fn a_node_restarted_on_an_empty_disk_is_seeded_not_served_empty() {
             200
         );
     }
-    assert!(
-        aerolith_loadtest::faults::check::converge(&http, &cluster.admin, Duration::from_secs(60))
-            .await
-    );
+    converge(&http, &cluster.admin).await;
     for &i in &on_n1 {
         let (s, body) = get(&http, &doc(&dc2, i)).await;
         assert_eq!(
@@ -636,10 +702,7 @@ async fn a_clock_stepped_back_at_a_restart_does_not_lose_a_newer_write() {
             200
         );
     }
-    assert!(
-        aerolith_loadtest::faults::check::converge(&http, &cluster.admin, Duration::from_secs(60))
-            .await
-    );
+    converge(&http, &cluster.admin).await;
     for base in [&dc1, &dc2] {
         let (s, body) = get(&http, &url(base)).await;
         assert_eq!(
