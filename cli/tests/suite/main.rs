@@ -11,4 +11,5 @@ mod api;
 mod failover;
 mod replication;
 mod security;
+mod storage;
 mod tools;

@@ -3,17 +3,13 @@
 //! outcomes (API.md: "the same semantics, error codes and resume tokens"); and a document
 //! written through any protocol reads byte-identically through the other three.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::protocols::{Client, Outcome};
+use crate::support::http::gateway_to_nowhere;
 use crate::support::{start, start_with_retention};
-use aerolith_common::json::Limits;
-use aerolith_common::rpc::DevCa;
-use aerolith_common::topology::{ClusterConfig, DcConfig, NodeConfig};
-use aerolith_gateway::{Gateway, GatewayOptions};
 use aerolith_storagenode::Retention;
 
 /// Values that 64-bit integers, number spellings, escapes and key order must survive.
@@ -519,39 +515,6 @@ async fn every_protocol_answers_resume_token_expired_for_trimmed_history() {
         );
     }
     cluster.stop().await;
-}
-
-/// A gateway whose only storage node never answers (its address is a UDP socket that
-/// drops every datagram).
-async fn gateway_to_nowhere(blackhole: &std::net::UdpSocket) -> Gateway {
-    let cluster = ClusterConfig {
-        name: "t".into(),
-        shards: 4,
-        tls: None,
-        dcs: vec![DcConfig {
-            id: "dc1".into(),
-            nodes: vec![NodeConfig {
-                id: "n1".into(),
-                rpc: blackhole.local_addr().unwrap().to_string(),
-            }],
-        }],
-    };
-    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    Gateway::start(GatewayOptions {
-        cluster,
-        dc: "dc1".into(),
-        http_listen: loopback,
-        grpc_listen: loopback,
-        tls: DevCa::generate().unwrap().issue("gateway").unwrap(),
-        limits: Limits::default(),
-        ws_queue_frames: aerolith_gateway::ws::DEFAULT_QUEUE_FRAMES,
-        ws_heartbeat: aerolith_gateway::ws::DEFAULT_HEARTBEAT,
-        tokens: Default::default(),
-        requests: Default::default(),
-        public_tls: None,
-    })
-    .await
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

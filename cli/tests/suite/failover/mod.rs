@@ -3,3 +3,4 @@
 mod kill_node;
 mod safe_retries;
 mod stop_node;
+mod unreachable;

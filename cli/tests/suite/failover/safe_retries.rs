@@ -54,13 +54,7 @@ async fn put(
 }
 
 async fn get(http: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> (u16, Value) {
-    let mut req = http.get(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let r = req.send().await.expect("GET sent");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    crate::support::http::get_with(http, url, headers).await
 }
 
 /// Issue 21, item 1: a PATCH, an `If-Match` PUT and a DELETE carrying a session, sent

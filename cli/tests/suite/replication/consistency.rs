@@ -18,25 +18,7 @@ use aerolith_loadtest::faults::cluster::{ProcCluster, Role};
 use aerolith_storagenode::Retention;
 
 use crate::support::TURN;
-
-async fn send(
-    http: &reqwest::Client,
-    method: reqwest::Method,
-    url: &str,
-    body: Option<Value>,
-    headers: &[(&str, &str)],
-) -> (u16, Value) {
-    let mut req = http.request(method, url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.expect("request sent");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
+use crate::support::http::send;
 
 async fn get(http: &reqwest::Client, url: &str) -> (u16, Value) {
     send(http, reqwest::Method::GET, url, None, &[]).await

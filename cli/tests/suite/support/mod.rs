@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+pub mod replicators;
+
 use std::path::Path;
 
 use aerolith_cli::dev::{DevCluster, DevOptions};

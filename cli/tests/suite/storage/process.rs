@@ -51,8 +51,9 @@ fn fixture() -> Fixture {
 
 /// Starts the node and waits until it says it is listening.
 fn spawn(f: &Fixture) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aerolith-storagenode"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aerolith"))
         .args([
+            "node",
             "--config",
             path(&f.config),
             "--dc",

@@ -1,8 +1,6 @@
 //! Two one-node DCs (storage nodes in this process, on real RocksDB and QUIC with mutual
-//! TLS) and `aerolith-replicator` processes between them, started from a cluster.toml and
+//! TLS) and `aerolith replicator` processes between them, started from a cluster.toml and
 //! certificate files as an operator would.
-
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -134,8 +132,8 @@ impl Cluster {
         peers: &[(&str, SocketAddr)],
     ) -> ReplicatorProcess {
         let config = self.replicator_config(dc);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aerolith-replicator"));
-        cmd.arg("--config")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aerolith"));
+        cmd.args(["replicator", "--config"])
             .arg(&config)
             .args(["--dc", dc, "--listen", &rpc.to_string()])
             .args(["--admin-listen", "127.0.0.1:0"])

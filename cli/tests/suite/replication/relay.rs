@@ -5,18 +5,19 @@
 //! a sibling or is replaced by one that descends from it, deletes stay deleted, and after
 //! the link heals the direct links catch up.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::support::TURN;
+use crate::support::replicators::{
+    self as support, Cluster, ReplicatorProcess, free_udp_port, wait_until,
+};
 use aerolith_common::pb;
 use aerolith_common::shard::{DEFAULT_SHARDS, shard_of};
 use aerolith_common::version::{Causality, VersionVector};
 use aerolith_loadtest::faults::proxy::UdpProxy;
 use serde_json::Value;
-use support::{Cluster, ReplicatorProcess, free_udp_port, wait_until};
 
 /// Documents every DC writes (the same ids everywhere).
 const DOCS: usize = 60;
@@ -63,6 +64,7 @@ async fn kept_or_superseded(c: &Cluster, id: &str, written: &pb::DocRecord) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_dc_processes_converge_around_a_cut_link() {
+    let _turn = TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let c = Cluster::start_dcs(dir.path(), 3).await;
     for dc in &c.dcs {

@@ -3,17 +3,19 @@
 //! every document exactly once (a re-shipped batch changes nothing visible), and no
 //! replication gap was recorded.
 
-mod support;
-
 use std::collections::HashSet;
 
-use support::{Cluster, free_udp_port, metrics, nonzero, peer_status, wait_until};
+use crate::support::TURN;
+use crate::support::replicators::{
+    Cluster, free_udp_port, metrics, nonzero, peer_status, wait_until,
+};
 
 /// Changes in the backlog: enough that shipping takes a while even on a fast machine.
 const BACKLOG: usize = 20_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_replicators_resume_from_their_checkpoints() {
+    let _turn = TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path()).await;
     cluster.write("dc1", "items", 0..BACKLOG).await;

@@ -11,7 +11,8 @@
 //! Run: `cargo bench --workspace --bench replication` (options after `--`: `--rate N`
 //! writes per second, `--seconds N`, `--backlog N`).
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/suite/support/replicators.rs"]
+#[allow(dead_code)]
 mod support;
 
 use std::time::{Duration, Instant};
