@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Same-run A/B of two `aerolith` server binaries with one load client: rounds of
+# `aerolith dev` (durable defaults) started from A, then from B, each loaded with the same
+# records and run through the same YCSB workloads over REST; prints every run and the
+# medians per (binary, workload), with B's ratio to A. The client is the same binary
+# every time, so only the server differs.
+#
+#   scripts/ab.sh A_AEROLITH B_AEROLITH [ROUNDS]
+#
+# Settings from the environment (defaults in brackets): LOADTEST [the aerolith-loadtest
+# next to A], DCS [1], WORKLOADS [c a], RECORDS [20000], DURATION [20s], THREADS [16],
+# PROTOCOL [rest], PORT_BASE [21080], OUT [./ab-results].
+set -euo pipefail
+if [[ $# -lt 2 ]]; then
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+fi
+A=$(realpath "$1")
+B=$(realpath "$2")
+ROUNDS=${3:-3}
+LOADTEST=${LOADTEST:-$(dirname "$A")/aerolith-loadtest}
+DCS=${DCS:-1}
+WORKLOADS=${WORKLOADS:-c a}
+RECORDS=${RECORDS:-20000}
+DURATION=${DURATION:-20s}
+THREADS=${THREADS:-16}
+PROTOCOL=${PROTOCOL:-rest}
+PORT_BASE=${PORT_BASE:-21080}
+OUT=${OUT:-./ab-results}
+mkdir -p "$OUT"
+OUT=$(realpath "$OUT")
+rest="http://127.0.0.1:$PORT_BASE"
+grpc="http://127.0.0.1:$((PORT_BASE + 41971))"
+target=$rest
+[[ $PROTOCOL == grpc ]] && target=$grpc
+
+server=""
+stop() {
+    if [[ -n $server ]]; then
+        kill "$server" 2>/dev/null || true
+        wait "$server" 2>/dev/null || true
+        server=""
+    fi
+}
+trap stop EXIT
+
+# One round of one binary: fresh data, start, wait until ready, load, run each workload.
+round() {
+    local label=$1 bin=$2 n=$3 data="$OUT/data-$1"
+    rm -rf "$data"
+    "$bin" dev --dcs "$DCS" --data-dir "$data" --port-base "$PORT_BASE" >"$OUT/$label-$n.log" 2>&1 &
+    server=$!
+    local deadline=$((SECONDS + 120))
+    until curl -fsS "$rest/readyz" >/dev/null 2>&1; do
+        if ((SECONDS > deadline)) || ! kill -0 "$server" 2>/dev/null; then
+            echo "ab: $label did not become ready; see $OUT/$label-$n.log" >&2
+            exit 1
+        fi
+        sleep 0.5
+    done
+    "$LOADTEST" load --target "$target" --protocol "$PROTOCOL" --records "$RECORDS" --quiet >/dev/null
+    for w in $WORKLOADS; do
+        "$LOADTEST" run --target "$target" --protocol "$PROTOCOL" --records "$RECORDS" \
+            --threads "$THREADS" --workload "$w" --duration "$DURATION" --quiet \
+            --out "$OUT/$label-$n-$w.json" >/dev/null
+        python3 - "$OUT/$label-$n-$w.json" "$label" "$n" "$w" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+p99 = max(o["p99_ms"] for o in r["operations"])
+print(f"{sys.argv[2]} round {sys.argv[3]} workload {sys.argv[4]}: {r['ops_per_s']:.0f} ops/s, p99 {p99:.2f} ms, errors {r['errors']}")
+EOF
+    done
+    stop
+}
+
+for n in $(seq 1 "$ROUNDS"); do
+    round A "$A" "$n"
+    round B "$B" "$n"
+done
+
+python3 - "$OUT" "$ROUNDS" $WORKLOADS <<'EOF'
+import json, statistics, sys
+out, rounds, workloads = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+print(f"\nmedians of {rounds} interleaved rounds")
+print("| workload | A ops/s | B ops/s | B/A | A p99 ms | B p99 ms |")
+print("|---|---:|---:|---:|---:|---:|")
+for w in workloads:
+    med = {}
+    for label in "AB":
+        runs = [json.load(open(f"{out}/{label}-{n}-{w}.json")) for n in range(1, rounds + 1)]
+        med[label] = (
+            statistics.median(r["ops_per_s"] for r in runs),
+            statistics.median(max(o["p99_ms"] for o in r["operations"]) for r in runs),
+        )
+    (a, ap), (b, bp) = med["A"], med["B"]
+    print(f"| {w} | {a:.0f} | {b:.0f} | {b / a:.2f} | {ap:.2f} | {bp:.2f} |")
+EOF
