@@ -2,8 +2,9 @@
 # Same-run A/B of two `aerolith` server binaries with one load client: rounds of
 # `aerolith dev` (durable defaults) started from A, then from B, each loaded with the same
 # records and run through the same YCSB workloads over REST; prints every run and the
-# medians per (binary, workload), with B's ratio to A. The client is the same binary
-# every time, so only the server differs.
+# medians per (binary, workload), with B's ratio to A and the WAL syncs per acknowledged
+# update (RocksDB's count over every storage node, from the gateway's /metrics). The
+# client is the same binary every time, so only the server differs.
 #
 #   scripts/ab.sh A_AEROLITH B_AEROLITH [ROUNDS]
 #
@@ -12,7 +13,7 @@
 # PROTOCOL [rest], PORT_BASE [21080], OUT [./ab-results].
 set -euo pipefail
 if [[ $# -lt 2 ]]; then
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 A=$(realpath "$1")
@@ -44,6 +45,14 @@ stop() {
 }
 trap stop EXIT
 
+# Every storage node's WAL syncs so far, summed (`n/a` for a binary without the metric).
+wal_syncs() {
+    curl -fsS "$rest/metrics" 2>/dev/null | python3 -c '
+import sys
+v = [float(l.rsplit(" ", 1)[1]) for l in sys.stdin if l.startswith("aerolith_wal_syncs_total")]
+print(sum(v) if v else "n/a")'
+}
+
 # One round of one binary: fresh data, start, wait until ready, load, run each workload.
 round() {
     local label=$1 bin=$2 n=$3 data="$OUT/data-$1"
@@ -60,14 +69,25 @@ round() {
     done
     "$LOADTEST" load --target "$target" --protocol "$PROTOCOL" --records "$RECORDS" --quiet >/dev/null
     for w in $WORKLOADS; do
+        local syncs_before
+        syncs_before=$(wal_syncs)
         "$LOADTEST" run --target "$target" --protocol "$PROTOCOL" --records "$RECORDS" \
             --threads "$THREADS" --workload "$w" --duration "$DURATION" --quiet \
             --out "$OUT/$label-$n-$w.json" >/dev/null
-        python3 - "$OUT/$label-$n-$w.json" "$label" "$n" "$w" <<'EOF'
+        # The nodes publish their WAL sync counts every second.
+        sleep 1.5
+        python3 - "$OUT/$label-$n-$w.json" "$label" "$n" "$w" "$syncs_before" "$(wal_syncs)" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
 p99 = max(o["p99_ms"] for o in r["operations"])
-print(f"{sys.argv[2]} round {sys.argv[3]} workload {sys.argv[4]}: {r['ops_per_s']:.0f} ops/s, p99 {p99:.2f} ms, errors {r['errors']}")
+updates = sum(o["ok"] for o in r["operations"] if o["op"] in ("update", "insert", "read_modify_write"))
+before, after = sys.argv[5], sys.argv[6]
+per = "n/a"
+if updates and before != "n/a" and after != "n/a":
+    per = f"{(float(after) - float(before)) / updates:.2f}"
+    r["wal_syncs_per_update"] = float(per)
+    json.dump(r, open(sys.argv[1], "w"))
+print(f"{sys.argv[2]} round {sys.argv[3]} workload {sys.argv[4]}: {r['ops_per_s']:.0f} ops/s, p99 {p99:.2f} ms, errors {r['errors']}, WAL syncs per update {per}")
 EOF
     done
     stop
@@ -82,8 +102,8 @@ python3 - "$OUT" "$ROUNDS" $WORKLOADS <<'EOF'
 import json, statistics, sys
 out, rounds, workloads = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 print(f"\nmedians of {rounds} interleaved rounds")
-print("| workload | A ops/s | B ops/s | B/A | A p99 ms | B p99 ms |")
-print("|---|---:|---:|---:|---:|---:|")
+print("| workload | A ops/s | B ops/s | B/A | A p99 ms | B p99 ms | A syncs/update | B syncs/update |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for w in workloads:
     med = {}
     for label in "AB":
@@ -93,5 +113,10 @@ for w in workloads:
             statistics.median(max(o["p99_ms"] for o in r["operations"]) for r in runs),
         )
     (a, ap), (b, bp) = med["A"], med["B"]
-    print(f"| {w} | {a:.0f} | {b:.0f} | {b / a:.2f} | {ap:.2f} | {bp:.2f} |")
+    syncs = []
+    for label in "AB":
+        per = [json.load(open(f"{out}/{label}-{n}-{w}.json")).get("wal_syncs_per_update") for n in range(1, rounds + 1)]
+        per = [p for p in per if p is not None]
+        syncs.append(f"{statistics.median(per):.2f}" if per else "n/a")
+    print(f"| {w} | {a:.0f} | {b:.0f} | {b / a:.2f} | {ap:.2f} | {bp:.2f} | {syncs[0]} | {syncs[1]} |")
 EOF

@@ -72,11 +72,7 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
             if let Some(a) = b.applies.first() {
                 store.sample_peer_clock(&a.origin_dc, a.sender_wall_ms, arrived);
             }
-            let results = b
-                .applies
-                .iter()
-                .map(|a| store.apply(a, deadline))
-                .collect::<Result<_>>()?;
+            let results = store.apply_batch(&b.applies, deadline)?;
             // After the applies: a mark names the sender's log head, which they may reach.
             store.take_relayed(&b.relayed_via, &b.relayed)?;
             Resp::AppliedBatch(pb::ApplyBatchResponse { results })

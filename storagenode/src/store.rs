@@ -423,6 +423,11 @@ impl Store {
         self.changed.subscribe()
     }
 
+    /// WAL syncs since the store opened.
+    pub fn wal_syncs(&self) -> u64 {
+        self.engine.wal_syncs()
+    }
+
     /// The change-log retention in force.
     pub fn retention(&self) -> Retention {
         self.retention
