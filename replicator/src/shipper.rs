@@ -82,7 +82,7 @@ impl PeerLink {
         let before = cp.clone();
         cp.advance(through);
         if *cp != before {
-            self.file.save(&cp)?;
+            self.file.save_progress(&cp)?;
         }
         Ok(())
     }
