@@ -44,7 +44,8 @@ pub fn bulk_keys(bulk: &pb::BulkRequest) -> Vec<Key> {
         .collect()
 }
 
-fn key(collection: &str, idem: &Option<pb::Idempotency>) -> Option<Key> {
+/// The key of one write to `collection` carrying `idem`, if it carries one.
+pub(crate) fn key(collection: &str, idem: &Option<pb::Idempotency>) -> Option<Key> {
     idem.as_ref()
         .map(|i| (collection.to_string(), i.scope.clone(), i.key.clone()))
 }

@@ -155,8 +155,7 @@ impl Store {
         // newer one lands after it, in a collection that lives again if need be.
         let stale = !visible(Some(&meta), remote);
         let meta = if meta.deleted && !stale {
-            self.revive(&req.collection)?;
-            self.collection_meta(&req.collection).unwrap_or(meta)
+            self.revive(&meta)?
         } else {
             meta
         };
@@ -240,7 +239,6 @@ impl Store {
         for (k, changes) in by_shard.into_values().enumerate() {
             lanes[k % count].extend(changes);
         }
-        let mut results: Vec<Option<pb::ApplyResponse>> = vec![None; reqs.len()];
         let outcomes = std::thread::scope(|scope| {
             let running: Vec<_> = lanes
                 .iter()
@@ -260,15 +258,12 @@ impl Store {
                 })
                 .collect::<Vec<_>>()
         });
+        let mut answers = Vec::with_capacity(reqs.len());
         for outcome in outcomes {
-            for (i, r) in outcome? {
-                results[i] = Some(r);
-            }
+            answers.extend(outcome?);
         }
-        results
-            .into_iter()
-            .map(|r| r.ok_or_else(|| Error::internal("an apply of the shipment did not run")))
-            .collect()
+        answers.sort_unstable_by_key(|(i, _)| *i);
+        Ok(answers.into_iter().map(|(_, answer)| answer).collect())
     }
 
     /// Every applied watermark of the given shards (all shards when empty).

@@ -147,7 +147,7 @@ impl Store {
         if held.deleted {
             return Ok(next);
         }
-        let outlived = self.delete_documents(&next.name, floor(&next), batch)?;
+        let outlived = self.delete_documents(&next.name, deleted_through(&next), batch)?;
         Ok(if outlived && next.deleted {
             self.reborn(&next.name, next.deleted_hlc)
         } else {
@@ -157,16 +157,13 @@ impl Store {
 
     /// A deleted collection a document written after the deletion lands in (replication
     /// ordered it after the deletion): it lives again, as [`Store::reborn`]. Called under the
-    /// document's shard lock.
-    pub(crate) fn revive(&self, name: &str) -> Result<()> {
+    /// document's shard lock; the settings held afterwards.
+    pub(crate) fn revive(&self, deleted: &pb::CollectionMeta) -> Result<pb::CollectionMeta> {
+        let meta = self.reborn(&deleted.name, deleted.deleted_hlc);
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(held) = cache.get(name).filter(|m| m.deleted) else {
-            return Ok(());
-        };
-        let meta = self.reborn(name, held.deleted_hlc);
         self.save_unlogged(&meta, WriteBatch::default())?;
-        cache.insert(name.to_string(), meta);
-        Ok(())
+        cache.insert(deleted.name.clone(), meta.clone());
+        Ok(meta)
     }
 
     /// Writes settings (with `batch`, perhaps a range delete) and the HLC, durably, with no
@@ -210,15 +207,8 @@ impl Store {
         if floor == 0 {
             return Ok(());
         }
-        let past = |held: Option<&pb::CollectionMeta>| {
-            held.is_some_and(|m| {
-                if m.deleted {
-                    m.deleted_hlc >= floor
-                } else {
-                    m.incarnation >= floor
-                }
-            })
-        };
+        let past =
+            |held: Option<&pb::CollectionMeta>| held.is_some_and(|m| deleted_through(m) >= floor);
         if past(self.collection_meta(name).as_ref()) {
             return Ok(());
         }
@@ -381,9 +371,6 @@ impl Store {
             }
             _ => merged,
         };
-        if Some(&merged) == local.as_ref() {
-            return Ok((merged, false));
-        }
         self.save_collection(&merged, &mut batch)?;
         self.commit_settings(st, &merged, batch)?;
         cache.insert(remote.name.clone(), merged.clone());
@@ -408,7 +395,8 @@ impl Store {
         let mut all = self.lock_all_shards();
         let st = &mut all[usize::from(self.settings_shard(&req.name))];
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
-        let deletion = match cache.get(&req.name) {
+        let current = cache.get(&req.name).cloned();
+        let deletion = match &current {
             Some(cur) => pb::CollectionMeta {
                 deleted: true,
                 deleted_hlc: cur.deleted_hlc.max(hlc),
@@ -427,7 +415,7 @@ impl Store {
             },
         };
         let mut batch = WriteBatch::default();
-        let held = match cache.get(&req.name) {
+        let held = match &current {
             Some(cur) => self.leave(cur, deletion.clone(), &mut batch)?,
             None => deletion.clone(),
         };
@@ -442,12 +430,12 @@ impl Store {
 /// deletion's removal leaves none older behind, see [`Store::lock_all_shards`]; this keeps
 /// them invisible regardless).
 pub(crate) fn visible(meta: Option<&pb::CollectionMeta>, rec: &pb::DocRecord) -> bool {
-    meta.is_none_or(|m| written_hlc(rec) > floor(m))
+    meta.is_none_or(|m| written_hlc(rec) > deleted_through(m))
 }
 
 /// The HLC at or before which a collection's documents are gone: its deletion's, or the
 /// one that began its live incarnation (0 for a first incarnation).
-pub(crate) fn floor(meta: &pb::CollectionMeta) -> u64 {
+pub(crate) fn deleted_through(meta: &pb::CollectionMeta) -> u64 {
     if meta.deleted {
         meta.deleted_hlc
     } else {

@@ -235,10 +235,6 @@ impl Ops {
             ids[i] = Some(b.id);
             statuses[i] = b.status;
             let mut rpc = pb::BulkOp { op: Some(b.rpc) };
-            // As crate::unsettled scopes it: (collection, scope, key).
-            let unsettled_key = key
-                .as_ref()
-                .map(|k| (collection.to_string(), b.scope.clone(), k.clone()));
             let idem = key.map(|key| pb::Idempotency {
                 fingerprint: b.fingerprint,
                 key,
@@ -254,7 +250,7 @@ impl Ops {
             *session = ctx.session.marks(|s| u32::from(s) == shard);
             *idempotency = idem;
             // A keyed op an earlier attempt sent somewhere goes there again, and nowhere else.
-            let addr = unsettled_key
+            let addr = crate::unsettled::key(collection, idempotency)
                 .and_then(|k| self.router.pinned(&[k]))
                 .unwrap_or_else(|| self.router.serving_addr(shard as u16));
             by_node.entry(addr).or_default().push((i, rpc));
