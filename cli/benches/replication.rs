@@ -1,5 +1,5 @@
-//! Replication between two one-node DCs on loopback (durable storage nodes in this process,
-//! `aerolith-replicator` processes between them):
+//! Replication between two one-node DCs on loopback (every storage node, gateway and
+//! replicator an `aerolith` process, durable defaults):
 //!
 //! - **lag**: a steady write load into dc1; for each write, the time from its commit in dc1
 //!   (its HLC) to its arrival in dc2's change log, read by a long-poll tail of dc2's node.
@@ -11,7 +11,7 @@
 //! Run: `cargo bench --workspace --bench replication` (options after `--`: `--rate N`
 //! writes per second, `--seconds N`, `--backlog N`).
 
-#[path = "../tests/suite/support/replicators.rs"]
+#[path = "../tests/suite/support/procs.rs"]
 #[allow(dead_code)]
 mod support;
 
@@ -21,7 +21,7 @@ use aerolith_common::hlc;
 use aerolith_common::pb;
 use aerolith_common::shard::{DEFAULT_SHARDS, shard_of};
 use aerolith_common::time::now_ms;
-use support::{Cluster, free_udp_port, peer_status, wait_until};
+use support::{Nodes, cluster_without_replicators, launch_replicator, peer_status, wait_until};
 
 struct Options {
     rate: u64,
@@ -61,7 +61,7 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
 }
 
 /// Heads of every shard of `dc`'s node: where a tail starts.
-async fn heads(c: &Cluster, dc: &str) -> Vec<pb::ShardPosition> {
+async fn heads(c: &Nodes, dc: &str) -> Vec<pb::ShardPosition> {
     let req = pb::ChangeHeadsRequest {
         shards: (0..u32::from(DEFAULT_SHARDS)).collect(),
     };
@@ -70,10 +70,11 @@ async fn heads(c: &Cluster, dc: &str) -> Vec<pb::ShardPosition> {
 
 async fn lag(o: &Options) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let c = Cluster::start(dir.path()).await;
-    let dc2_addr = free_udp_port();
-    let _dc2 = c.replicator("dc2", dc2_addr, &[]);
-    let dc1 = c.replicator("dc1", "127.0.0.1:0".parse().unwrap(), &[("dc2", dc2_addr)]);
+    let mut cluster = cluster_without_replicators(dir.path(), 2, &[]).await;
+    let c = Nodes::of(&cluster);
+    launch_replicator(&mut cluster, 1).await;
+    launch_replicator(&mut cluster, 0).await;
+    let dc1 = cluster.admin[0].clone();
     // Warm up: the collection's settings and the QUIC connections exist before timing.
     c.write("dc1", "lag", 0..1).await;
     wait_until("the warm-up write", 60, || async {
@@ -85,7 +86,7 @@ async fn lag(o: &Options) {
     let from = heads(&c, "dc2").await;
     let tail = {
         let client = c.client.clone();
-        let node = c.node("dc2");
+        let node = c.node("dc2").to_string();
         tokio::spawn(async move {
             let mut from = from;
             let mut lags = Vec::with_capacity(total);
@@ -135,7 +136,7 @@ async fn lag(o: &Options) {
         let t = Instant::now();
         c.client
             .node()
-            .put(&node, req, Duration::from_secs(10))
+            .put(node, req, Duration::from_secs(10))
             .await
             .expect("put");
         put_ms.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -153,20 +154,19 @@ async fn lag(o: &Options) {
         quantile(&lags, 1.0),
         quantile(&lags, 0.5) / quantile(&put_ms, 0.5),
     );
-    drop((dc1, _dc2));
-    c.stop().await;
 }
 
 async fn catch_up(o: &Options) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let c = Cluster::start(dir.path()).await;
+    let mut cluster = cluster_without_replicators(dir.path(), 2, &[]).await;
+    let c = Nodes::of(&cluster);
     let t = Instant::now();
     c.write("dc1", "backlog", 0..o.backlog).await;
     let write_s = t.elapsed().as_secs_f64();
-    let dc2_addr = free_udp_port();
-    let _dc2 = c.replicator("dc2", dc2_addr, &[]);
+    launch_replicator(&mut cluster, 1).await;
     let t = Instant::now();
-    let dc1 = c.replicator("dc1", "127.0.0.1:0".parse().unwrap(), &[("dc2", dc2_addr)]);
+    launch_replicator(&mut cluster, 0).await;
+    let dc1 = cluster.admin[0].clone();
     wait_until("the backlog to drain", 3600, || async {
         let s = peer_status(&dc1).await;
         s["lag_changes"] == 0 && s["state"] == "connected"
@@ -182,8 +182,6 @@ async fn catch_up(o: &Options) {
         o.backlog,
         shipped / ingest,
     );
-    drop((dc1, _dc2));
-    c.stop().await;
 }
 
 fn main() {

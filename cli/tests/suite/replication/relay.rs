@@ -1,22 +1,17 @@
-//! Three DCs with `aerolith-replicator` processes, the dc1–dc3 link through a fault proxy
-//! that drops every packet. Writers hit the same documents in every DC at once (also while
+//! Three DCs with `aerolith replicator` processes, the dc1–dc3 link cut (its fault proxies
+//! drop every packet). Writers hit the same documents in every DC at once (also while
 //! dc2's shipping to dc3 is paused through the admin API); all three
 //! converge through dc2 (identical per-shard digests), every acknowledged write survives as
 //! a sibling or is replaced by one that descends from it, deletes stay deleted, and after
 //! the link heals the direct links catch up.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use crate::support::TURN;
-use crate::support::replicators::{
-    self as support, Cluster, ReplicatorProcess, free_udp_port, wait_until,
+use crate::support::procs::{
+    self as support, Nodes, cluster_without_replicators, launch_replicator, wait_until,
 };
 use aerolith_common::pb;
 use aerolith_common::shard::{DEFAULT_SHARDS, shard_of};
 use aerolith_common::version::{Causality, VersionVector};
-use aerolith_loadtest::faults::proxy::UdpProxy;
 use serde_json::Value;
 
 /// Documents every DC writes (the same ids everywhere).
@@ -25,10 +20,10 @@ const DOCS: usize = 60;
 const DELETED: usize = 10;
 
 /// Every replicator's `/admin/status`.
-async fn statuses(rs: &[&ReplicatorProcess]) -> Vec<Value> {
+async fn statuses(admins: &[String]) -> Vec<Value> {
     let mut out = Vec::new();
-    for r in rs {
-        out.push(support::admin(r, "/admin/status").await);
+    for a in admins {
+        out.push(support::admin(a, "/admin/status").await);
     }
     out
 }
@@ -42,7 +37,7 @@ fn cut_pair(s: &Value, p: &Value) -> bool {
 
 /// Asserts that an acknowledged write is still a version of `id` in dc1, or that a version
 /// descending from it (a write that had seen it) replaced it.
-async fn kept_or_superseded(c: &Cluster, id: &str, written: &pb::DocRecord) {
+async fn kept_or_superseded(c: &Nodes, id: &str, written: &pb::DocRecord) {
     let rec = c.record("dc1", "t", id).await.expect("a record");
     let vv = VersionVector::from_proto(written.vv.as_ref());
     // A record with one version has no sibling list: the record is the version.
@@ -66,7 +61,8 @@ async fn kept_or_superseded(c: &Cluster, id: &str, written: &pb::DocRecord) {
 async fn three_dc_processes_converge_around_a_cut_link() {
     let _turn = TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let c = Cluster::start_dcs(dir.path(), 3).await;
+    let mut cluster = cluster_without_replicators(dir.path(), 3, &[(0, 2)]).await;
+    let c = Nodes::of(&cluster);
     for dc in &c.dcs {
         c.call(
             dc,
@@ -80,21 +76,10 @@ async fn three_dc_processes_converge_around_a_cut_link() {
         )
         .await;
     }
-    let ports: Vec<SocketAddr> = (0..3).map(|_| free_udp_port()).collect();
-    let cut = Arc::new(AtomicBool::new(true));
-    let to_dc3 = UdpProxy::start(ports[2], cut.clone()).unwrap();
-    let to_dc1 = UdpProxy::start(ports[0], cut.clone()).unwrap();
-    let r1 = c.replicator(
-        "dc1",
-        ports[0],
-        &[("dc2", ports[1]), ("dc3", to_dc3.addr())],
-    );
-    let r2 = c.replicator("dc2", ports[1], &[("dc1", ports[0]), ("dc3", ports[2])]);
-    let r3 = c.replicator(
-        "dc3",
-        ports[2],
-        &[("dc1", to_dc1.addr()), ("dc2", ports[1])],
-    );
+    for dc in 0..3 {
+        launch_replicator(&mut cluster, dc).await;
+    }
+    let admins = cluster.admin.clone();
 
     // Writers in every DC hit the same documents at once.
     let (w1, w2, w3) = tokio::join!(
@@ -137,7 +122,7 @@ async fn three_dc_processes_converge_around_a_cut_link() {
 
     // With dc2's shipping to dc3 paused too, dc3 is cut off; every DC writes the same
     // documents again, and after the resume they converge with nothing lost.
-    let paused = support::admin_post(&r2, "/admin/peers/dc3/pause").await;
+    let paused = support::admin_post(&admins[1], "/admin/peers/dc3/pause").await;
     assert_eq!(paused["state"], "paused", "{paused}");
     let again = DOCS..DOCS + 20;
     let (w1, w2, w3) = tokio::join!(
@@ -153,16 +138,15 @@ async fn three_dc_processes_converge_around_a_cut_link() {
         in_dc3.siblings.iter().all(|s| s.origin != "dc1") && in_dc3.origin == "dc3",
         "a write reached dc3 while it was cut off: {in_dc3:?}"
     );
-    support::admin_post(&r2, "/admin/peers/dc3/resume").await;
+    support::admin_post(&admins[1], "/admin/peers/dc3/resume").await;
     c.converge(DOCS as u64 + 20, 120).await;
     for (id, written) in w1.iter().chain(&w2).chain(&w3) {
         kept_or_superseded(&c, id, written).await;
     }
 
     // The cut link is down both ways; every other link is connected and has nothing left.
-    let rs = [&r1, &r2, &r3];
     wait_until("the uncut links to drain", 60, || async {
-        statuses(&rs).await.iter().all(|s| {
+        statuses(&admins).await.iter().all(|s| {
             s["peers"].as_array().unwrap().iter().all(|p| {
                 if cut_pair(s, p) {
                     p["state"] == "disconnected"
@@ -176,13 +160,13 @@ async fn three_dc_processes_converge_around_a_cut_link() {
 
     // Heal: the backlog on the direct link drains (all of it known at the other end) and
     // new writes take it.
-    cut.store(false, Ordering::Relaxed);
+    cluster.partition(0, 2, false);
     tokio::join!(
         c.write("dc1", "t", DOCS + 20..DOCS + 25),
         c.write("dc3", "t", DOCS + 25..DOCS + 30),
     );
     wait_until("every link to catch up", 120, || async {
-        statuses(&rs).await.iter().all(|s| {
+        statuses(&admins).await.iter().all(|s| {
             s["peers"]
                 .as_array()
                 .unwrap()
@@ -192,6 +176,4 @@ async fn three_dc_processes_converge_around_a_cut_link() {
     })
     .await;
     c.converge(DOCS as u64 + 30, 120).await;
-    drop((r1, r2, r3));
-    c.stop().await;
 }

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 pub mod http;
-pub mod replicators;
+pub mod procs;
 
 use std::path::Path;
 
