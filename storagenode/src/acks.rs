@@ -223,6 +223,7 @@ impl Store {
         let actor = self.actor();
         for shard in 0..self.shard_count() {
             let mut st = self.lock_shard(shard);
+            self.settle(&st)?;
             let floor = self
                 .acks
                 .lock()

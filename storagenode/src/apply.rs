@@ -14,12 +14,13 @@ use crate::merge::merge;
 use aerolith_common::name::{validate_collection, validate_dc, validate_doc_id};
 use aerolith_common::{Error, Result, pb};
 
+use crate::group::{Staged, Ticket};
 use crate::keys::{meta_watermark, meta_watermark_prefix};
-use crate::store::Store;
+use crate::store::{ShardState, Store};
 
-/// Threads a shipment's changes are applied on at most (each a few shards' changes in
-/// order); more concurrent writers make larger groups for RocksDB's group commit.
-const APPLY_LANES: usize = 16;
+/// Threads a shipment's changes are staged on at most (each a few shards' changes in
+/// order): merging and encoding are CPU work that the cores can share.
+const APPLY_LANES: usize = 4;
 
 /// A position as a watermark value: `epoch u64 BE | seq u64 BE`.
 pub(crate) fn encode_position(p: &pb::ShardPosition) -> Vec<u8> {
@@ -40,11 +41,19 @@ fn decode_position(shard: u16, bytes: &[u8]) -> Option<pb::ShardPosition> {
 }
 
 impl Store {
-    /// The applied watermark of `origin_dc`'s log of `shard`, if anything was applied.
+    /// The durable applied watermark of `origin_dc`'s log of `shard`, if anything was
+    /// applied.
     pub fn watermark(&self, shard: u16, origin_dc: &str) -> Result<Option<pb::ShardPosition>> {
         Ok(self
             .engine
             .get(Cf::Meta, &meta_watermark(shard, origin_dc))?
+            .and_then(|b| decode_position(shard, &b)))
+    }
+
+    /// [`Store::watermark`] for a writer under the shard's lock, staged moves included.
+    fn latest_watermark(&self, shard: u16, origin_dc: &str) -> Result<Option<pb::ShardPosition>> {
+        Ok(self
+            .latest(Cf::Meta, &meta_watermark(shard, origin_dc))?
             .and_then(|b| decode_position(shard, &b)))
     }
 
@@ -53,26 +62,37 @@ impl Store {
     /// Called under the shard's lock.
     fn watermark_into(
         &self,
-        batch: &mut WriteBatch,
+        staged: &mut Staged,
         shard: u16,
         origin_dc: &str,
         position: &pb::ShardPosition,
     ) -> Result<()> {
         let behind = self
-            .watermark(shard, origin_dc)?
+            .latest_watermark(shard, origin_dc)?
             .is_some_and(|w| (position.epoch, position.seq) < (w.epoch, w.seq));
         if !behind {
-            batch.put_cf(
-                self.engine.cf(Cf::Meta)?,
-                meta_watermark(shard, origin_dc),
-                encode_position(position),
-            );
+            let key = meta_watermark(shard, origin_dc);
+            let value = encode_position(position);
+            staged.track(Cf::Meta, &key, &value);
+            staged.batch.put_cf(self.engine.cf(Cf::Meta)?, key, value);
         }
         Ok(())
     }
 
     /// Merges a shipped version into the local record and moves the watermark.
     pub fn apply(&self, req: &pb::ApplyRequest, deadline: Instant) -> Result<pb::ApplyResponse> {
+        let (answer, ticket) = self.stage_apply(req, deadline)?;
+        self.group.wait(ticket, self)?;
+        Ok(answer)
+    }
+
+    /// [`Store::apply`] staged, not yet durable: the answer and the ticket to wait for
+    /// before it may be given.
+    fn stage_apply(
+        &self,
+        req: &pb::ApplyRequest,
+        deadline: Instant,
+    ) -> Result<(pb::ApplyResponse, Ticket)> {
         validate_dc(&req.origin_dc)?;
         if req.origin_dc == self.dc {
             return Err(Error::invalid("a DC does not apply its own changes"));
@@ -91,22 +111,16 @@ impl Store {
             };
             // A change this DC already knows, or a collection's settings (which the
             // replicator merged into every node first): only the watermark moves past it.
-            let _st = self.lock_shard_by(shard, deadline)?;
-            let mut batch = WriteBatch::default();
-            self.watermark_into(&mut batch, shard, &req.origin_dc, position)?;
+            let mut st = self.lock_shard_by(shard, deadline)?;
             // Not synced on its own: every replicated write comes back to its origin as
-            // such a marker, and an fsync each doubled the origin's syncs per write. The
-            // next synced write on this node carries it to disk. Losing it (only a power
-            // loss can: the OS has it) moves the watermark back, which the origin's next
-            // change moves forward again; no data is lost.
-            let mut wo = self.write_options();
-            wo.set_sync(false);
-            self.engine
-                .db()
-                .write_opt(batch, &wo)
-                .map_err(crate::engine::db_err)?;
-            self.note_progress();
-            return Ok(pb::ApplyResponse::default());
+            // such a marker, and an fsync each doubled the origin's syncs per write. It
+            // rides in the next synced group. Losing it (only a power loss can: the OS has
+            // it) moves the watermark back, which the origin's next change moves forward
+            // again; no data is lost.
+            let mut staged = Staged::unsynced(WriteBatch::default());
+            self.watermark_into(&mut staged, shard, &req.origin_dc, position)?;
+            let ticket = self.stage(&mut st, staged)?;
+            return Ok((pb::ApplyResponse::default(), ticket));
         };
         validate_collection(&req.collection)?;
         validate_doc_id(&req.id)?;
@@ -123,9 +137,22 @@ impl Store {
             self.apply_collection(settings)?;
         }
         let mut st = self.lock_shard_by(shard, deadline)?;
+        let answer = self.merge_shipped(&mut st, shard, req, remote, position)?;
+        Ok((answer, st.last_ticket))
+    }
+
+    /// The part of [`Store::stage_apply`] under the shard's lock `st`.
+    fn merge_shipped(
+        &self,
+        st: &mut ShardState,
+        shard: u16,
+        req: &pb::ApplyRequest,
+        remote: &pb::DocRecord,
+        position: Option<&pb::ShardPosition>,
+    ) -> Result<pb::ApplyResponse> {
         if let Some(p) = position
             && self
-                .watermark(shard, &req.origin_dc)?
+                .latest_watermark(shard, &req.origin_dc)?
                 .is_some_and(|w| w.epoch == p.epoch && p.seq <= w.seq)
         {
             // Already applied: a re-delivery after a restart, or a change a seed copy
@@ -133,7 +160,7 @@ impl Store {
             // tombstone was collected, bring the document back.
             return Ok(pb::ApplyResponse {
                 changed: false,
-                record: self.read_record(shard, &req.collection, &req.id)?,
+                record: self.latest_record(shard, &req.collection, &req.id)?,
                 conflict: String::new(),
             });
         }
@@ -143,13 +170,13 @@ impl Store {
                 req.collection
             ))
         })?;
-        let mut batch = WriteBatch::default();
+        let mut staged = Staged::new(WriteBatch::default());
         if let Some(position) = position {
-            self.watermark_into(&mut batch, shard, &req.origin_dc, position)?;
+            self.watermark_into(&mut staged, shard, &req.origin_dc, position)?;
         }
         // The write's idempotency record, so a retry here answers as the write did.
         if let Some(idem) = &req.idempotency {
-            self.idem_into(&mut batch, shard, &req.collection, idem)?;
+            self.idem_into(&mut staged, shard, &req.collection, idem)?;
         }
         // Changes older than the collection's latest deletion are dropped everywhere; a
         // newer one lands after it, in a collection that lives again if need be.
@@ -159,7 +186,7 @@ impl Store {
         } else {
             meta
         };
-        let current = self.read_record(shard, &req.collection, &req.id)?;
+        let current = self.latest_record(shard, &req.collection, &req.id)?;
         let strategy = pb::ConflictStrategy::try_from(meta.strategy)
             .map_err(|_| Error::internal(format!("unknown strategy {}", meta.strategy)))?;
         let merged = if stale {
@@ -195,7 +222,7 @@ impl Store {
                     echo,
                     idempotency: req.idempotency.clone(),
                 };
-                self.commit_with(&mut st, shard, &event, batch)?;
+                self.stage_change(st, shard, &event, staged)?;
                 Ok(pb::ApplyResponse {
                     changed: true,
                     record: event.record,
@@ -203,11 +230,7 @@ impl Store {
                 })
             }
             other => {
-                self.engine
-                    .db()
-                    .write_opt(batch, &self.write_options())
-                    .map_err(crate::engine::db_err)?;
-                self.note_progress();
+                self.stage(st, staged)?;
                 Ok(pb::ApplyResponse {
                     changed: false,
                     record: other.map(|m| m.record).or(current),
@@ -217,11 +240,12 @@ impl Store {
         }
     }
 
-    /// Applies a shipment: each shard's changes in shipment order, different shards side by
-    /// side, so that RocksDB commits their writes in groups that share one WAL sync instead
-    /// of syncing once per change. A lane stops at its first error (a later change of the
-    /// same shard must not move the watermark past one that failed); the shipment then
-    /// fails and is sent again, which applies nothing twice.
+    /// Applies a shipment as one commit group: each shard's changes are staged in
+    /// shipment order (different shards side by side), then the whole shipment is waited
+    /// for once, so it costs one WAL sync however many changes it holds. A shard's changes
+    /// stop at its first error (a later change of the shard must not move the watermark
+    /// past one that failed); the shipment then fails and is sent again, which applies
+    /// nothing twice.
     pub fn apply_batch(
         &self,
         reqs: &[pb::ApplyRequest],
@@ -231,35 +255,59 @@ impl Store {
         for (i, r) in reqs.iter().enumerate() {
             by_shard.entry(r.shard).or_default().push(i);
         }
-        if by_shard.len() <= 1 {
-            return reqs.iter().map(|a| self.apply(a, deadline)).collect();
-        }
-        let mut lanes: Vec<Vec<usize>> = vec![Vec::new(); by_shard.len().min(APPLY_LANES)];
+        // Each lane: some shards' changes, each shard's in shipment order.
+        let mut lanes: Vec<Vec<Vec<usize>>> =
+            vec![Vec::new(); by_shard.len().clamp(1, APPLY_LANES)];
         let count = lanes.len();
         for (k, changes) in by_shard.into_values().enumerate() {
-            lanes[k % count].extend(changes);
+            lanes[k % count].push(changes);
         }
-        let outcomes = std::thread::scope(|scope| {
-            let running: Vec<_> = lanes
-                .iter()
-                .map(|lane| {
-                    scope.spawn(move || -> Result<Vec<(usize, pb::ApplyResponse)>> {
-                        lane.iter()
-                            .map(|&i| Ok((i, self.apply(&reqs[i], deadline)?)))
-                            .collect()
+        type Lane = (Result<Vec<(usize, pb::ApplyResponse)>>, Ticket);
+        let stage_lane = |lane: &Vec<Vec<usize>>| -> Lane {
+            let mut answers = Vec::new();
+            let mut last = 0;
+            let mut failure = None;
+            for shard in lane {
+                for &i in shard {
+                    match self.stage_apply(&reqs[i], deadline) {
+                        Ok((answer, ticket)) => {
+                            answers.push((i, answer));
+                            last = last.max(ticket);
+                        }
+                        Err(e) => {
+                            failure.get_or_insert(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            match failure {
+                Some(e) => (Err(e), last),
+                None => (Ok(answers), last),
+            }
+        };
+        let outcomes: Vec<Lane> = if count == 1 {
+            lanes.iter().map(stage_lane).collect()
+        } else {
+            std::thread::scope(|scope| {
+                let running: Vec<_> = lanes
+                    .iter()
+                    .map(|lane| scope.spawn(move || stage_lane(lane)))
+                    .collect();
+                running
+                    .into_iter()
+                    .map(|lane| {
+                        lane.join()
+                            .unwrap_or_else(|_| (Err(Error::internal("an apply lane panicked")), 0))
                     })
-                })
-                .collect();
-            running
-                .into_iter()
-                .map(|lane| {
-                    lane.join()
-                        .unwrap_or_else(|_| Err(Error::internal("an apply lane panicked")))
-                })
-                .collect::<Vec<_>>()
-        });
+                    .collect()
+            })
+        };
+        // Whatever was staged becomes durable before the answer, failed shipment or not.
+        let last = outcomes.iter().map(|(_, t)| *t).max().unwrap_or(0);
+        self.group.wait(last, self)?;
         let mut answers = Vec::with_capacity(reqs.len());
-        for outcome in outcomes {
+        for (outcome, _) in outcomes {
             answers.extend(outcome?);
         }
         answers.sort_unstable_by_key(|(i, _)| *i);

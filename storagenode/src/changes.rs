@@ -79,9 +79,10 @@ impl Store {
         let mut oldest = Vec::with_capacity(req.shards.len());
         for s in &req.shards {
             let shard = self.check_shard(*s)?;
-            let st = self.lock_shard(shard);
-            heads.push(position(shard, st.log_epoch, st.seq));
-            oldest.push(position(shard, st.log_epoch, st.first.saturating_sub(1)));
+            let (epoch, seq) = self.log_head(shard);
+            let first = self.lock_shard(shard).first;
+            heads.push(position(shard, epoch, seq));
+            oldest.push(position(shard, epoch, first.saturating_sub(1)));
         }
         Ok(pb::ChangeHeadsResponse { heads, oldest })
     }
@@ -123,8 +124,9 @@ impl Store {
         for from in &req.from {
             let shard = self.check_shard(from.shard)?;
             let (epoch, first, head) = {
-                let st = self.lock_shard(shard);
-                (st.log_epoch, st.first, st.seq)
+                let first = self.lock_shard(shard).first;
+                let (epoch, head) = self.log_head(shard);
+                (epoch, first, head)
             };
             let after = if from.epoch == 0 {
                 first - 1
@@ -233,6 +235,7 @@ impl Store {
         let cf = self.engine.cf(Cf::Changes)?;
         for shard in 0..self.shard_count() {
             let mut st = self.lock_shard(shard);
+            self.settle(&st)?;
             let mut new_first = st.first;
             let start = change_key(shard, st.first);
             // Not past what a peer still needs, unless the hard cap says so.

@@ -212,7 +212,7 @@ impl Store {
         if past(self.collection_meta(name).as_ref()) {
             return Ok(());
         }
-        let _all = self.lock_all_shards();
+        let _all = self.lock_all_shards()?;
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
         let held = cache.get(name);
         if past(held) {
@@ -252,7 +252,7 @@ impl Store {
         pb::ConflictStrategy::try_from(req.strategy)
             .map_err(|_| Error::invalid(format!("unknown conflict strategy {}", req.strategy)))?;
         let hlc = self.hlc.adopt_or_now(req.settings_hlc);
-        let mut all = self.lock_all_shards();
+        let mut all = self.lock_all_shards()?;
         let st = &mut all[usize::from(self.settings_shard(&req.name))];
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = WriteBatch::default();
@@ -352,7 +352,7 @@ impl Store {
         {
             return Ok((held, false));
         }
-        let mut all = self.lock_all_shards();
+        let mut all = self.lock_all_shards()?;
         let st = &mut all[usize::from(self.settings_shard(&remote.name))];
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
         let local = cache.get(&remote.name).cloned();
@@ -392,7 +392,7 @@ impl Store {
     ) -> Result<pb::CollectionMeta> {
         validate_collection(&req.name)?;
         let hlc = self.hlc.adopt_or_now(req.hlc);
-        let mut all = self.lock_all_shards();
+        let mut all = self.lock_all_shards()?;
         let st = &mut all[usize::from(self.settings_shard(&req.name))];
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
         let current = cache.get(&req.name).cloned();

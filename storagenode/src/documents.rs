@@ -18,7 +18,7 @@ use crate::collections::visible;
 use crate::engine::Cf;
 use crate::keys::doc_key;
 use crate::scan::{MergedScan, Start};
-use crate::store::{RECORD_FORMAT, ShardState, Store};
+use crate::store::{RECORD_FORMAT, ShardState, Staging, Store};
 
 /// Which fields a local write stamps (for `field_merge` collections).
 enum Stamping<'a> {
@@ -94,14 +94,37 @@ fn check_precondition(live: Option<&pb::DocRecord>, pre: Option<&pb::Preconditio
 }
 
 impl Store {
-    /// Reads a record of the collection's current incarnation (tombstones included).
+    /// Reads a durable record of the collection's current incarnation (tombstones
+    /// included).
     pub(crate) fn read_record(
         &self,
         shard: u16,
         collection: &str,
         id: &str,
     ) -> Result<Option<pb::DocRecord>> {
-        let Some(bytes) = self.engine.get(Cf::Docs, &doc_key(shard, collection, id))? else {
+        let bytes = self.engine.get(Cf::Docs, &doc_key(shard, collection, id))?;
+        self.visible_record(bytes, collection, id)
+    }
+
+    /// [`Store::read_record`] for a writer under the shard's lock: the newest record,
+    /// staged writes included.
+    pub(crate) fn latest_record(
+        &self,
+        shard: u16,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<pb::DocRecord>> {
+        let bytes = self.latest(Cf::Docs, &doc_key(shard, collection, id))?;
+        self.visible_record(bytes, collection, id)
+    }
+
+    fn visible_record(
+        &self,
+        bytes: Option<Vec<u8>>,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<pb::DocRecord>> {
+        let Some(bytes) = bytes else {
             return Ok(None);
         };
         let rec = pb::DocRecord::decode(&*bytes)
@@ -247,6 +270,7 @@ impl Store {
     ) -> Result<pb::DocResponse> {
         let record = self.local_version(current, st.counter_floor, meta, body, stamping);
         let idem = self.idem_for(st, shard, id, idem, &record, created);
+        // Staged: the caller's `with_shard` waits for it once the shard is released.
         self.commit(st, shard, collection, id, &record, idem)?;
         Ok(pb::DocResponse {
             record: Some(record),
@@ -257,100 +281,139 @@ impl Store {
         })
     }
 
+    /// The checks every local write makes first: names, shard, clock; the shard.
+    fn admit(&self, collection: &str, id: &str, shard: u32) -> Result<u16> {
+        keys(collection, id)?;
+        let shard = self.check_shard(shard)?;
+        self.check_clock()?;
+        Ok(shard)
+    }
+
+    /// Stages a local write to `collection` in `shard`: takes a deletion the write names,
+    /// then, under the shard's lock, answers a remembered idempotency key or runs `write`.
+    fn stage_local(
+        &self,
+        (collection, shard, idem): (&str, u16, Option<&pb::Idempotency>),
+        after_delete_hlc: u64,
+        deadline: Instant,
+        write: impl FnOnce(&mut ShardState) -> Result<pb::DocResponse>,
+    ) -> Result<Staging<pb::DocResponse>> {
+        // Before the shard's lock: taking a deletion takes every shard's.
+        self.take_deletion(collection, after_delete_hlc)?;
+        Ok(self.in_shard(shard, deadline, |st| {
+            if let Some(first) = self.replay(shard, collection, idem)? {
+                return Ok(first);
+            }
+            write(st)
+        }))
+    }
+
     /// Creates or replaces a document.
     pub fn put(&self, req: &pb::PutRequest, deadline: Instant) -> Result<pb::DocResponse> {
-        keys(&req.collection, &req.id)?;
-        let shard = self.check_shard(req.shard)?;
-        self.check_clock()?;
+        self.finish(self.stage_put(req, deadline)?)
+    }
+
+    /// [`Store::put`] staged, not yet durable (see [`Store::in_shard`]).
+    pub(crate) fn stage_put(
+        &self,
+        req: &pb::PutRequest,
+        deadline: Instant,
+    ) -> Result<Staging<pb::DocResponse>> {
+        let shard = self.admit(&req.collection, &req.id, req.shard)?;
         let body = parse_object(&req.body, self.limits)?;
         let bytes = encode_object(&body, self.limits)?;
-        // Before the shard's lock: taking a deletion takes every shard's.
-        self.take_deletion(&req.collection, req.after_delete_hlc)?;
-        let mut st = self.lock_shard_by(shard, deadline)?;
-        if let Some(first) = self.replay(shard, &req.collection, req.idempotency.as_ref())? {
-            return Ok(first);
-        }
-        let meta = self.collection_for_write(&req.collection)?;
-        let current = self.read_record(shard, &req.collection, &req.id)?;
-        let live = current.as_ref().filter(|r| !r.tombstone);
-        check_precondition(live, req.precondition.as_ref())?;
-        let created = live.is_none();
-        self.write_local(
-            &mut st,
-            shard,
-            (&req.collection, &req.id),
-            current.as_ref(),
-            &meta,
-            Some(bytes),
-            Stamping::Put(&body),
-            created,
-            req.idempotency.as_ref(),
-        )
+        let to = (req.collection.as_str(), shard, req.idempotency.as_ref());
+        self.stage_local(to, req.after_delete_hlc, deadline, |st| {
+            let meta = self.collection_for_write(&req.collection)?;
+            let current = self.latest_record(shard, &req.collection, &req.id)?;
+            let live = current.as_ref().filter(|r| !r.tombstone);
+            check_precondition(live, req.precondition.as_ref())?;
+            let created = live.is_none();
+            self.write_local(
+                st,
+                shard,
+                (&req.collection, &req.id),
+                current.as_ref(),
+                &meta,
+                Some(bytes),
+                Stamping::Put(&body),
+                created,
+                req.idempotency.as_ref(),
+            )
+        })
     }
 
     /// Applies a merge patch or JSON Patch to an existing document.
     pub fn patch(&self, req: &pb::PatchRequest, deadline: Instant) -> Result<pb::DocResponse> {
-        keys(&req.collection, &req.id)?;
-        let shard = self.check_shard(req.shard)?;
-        self.check_clock()?;
+        self.finish(self.stage_patch(req, deadline)?)
+    }
+
+    /// [`Store::patch`] staged, not yet durable (see [`Store::in_shard`]).
+    pub(crate) fn stage_patch(
+        &self,
+        req: &pb::PatchRequest,
+        deadline: Instant,
+    ) -> Result<Staging<pb::DocResponse>> {
+        let shard = self.admit(&req.collection, &req.id, req.shard)?;
         let kind = match pb::PatchKind::try_from(req.kind) {
             Ok(pb::PatchKind::Merge) => PatchKind::Merge,
             Ok(pb::PatchKind::JsonPatch) => PatchKind::JsonPatch,
             _ => return Err(Error::invalid("unknown patch kind")),
         };
         let patch_doc = parse_value(&req.patch, self.limits.max_depth + 2)?;
-        // Before the shard's lock: taking a deletion takes every shard's.
-        self.take_deletion(&req.collection, req.after_delete_hlc)?;
-        let mut st = self.lock_shard_by(shard, deadline)?;
-        if let Some(first) = self.replay(shard, &req.collection, req.idempotency.as_ref())? {
-            return Ok(first);
-        }
-        let current = self.read_record(shard, &req.collection, &req.id)?;
-        let live = live_or_not_found(current.as_ref(), &req.collection, &req.id)?;
-        check_precondition(Some(live), req.precondition.as_ref())?;
-        let before = decode_stored(&live.body)?;
-        let after = patch::apply(kind, &before, &patch_doc, self.limits.max_bytes)?;
-        let bytes = encode_object(&after, self.limits)?;
-        let meta = self.collection_for_write(&req.collection)?;
-        self.write_local(
-            &mut st,
-            shard,
-            (&req.collection, &req.id),
-            current.as_ref(),
-            &meta,
-            Some(bytes),
-            Stamping::Patch(&before, &after),
-            false,
-            req.idempotency.as_ref(),
-        )
+        let to = (req.collection.as_str(), shard, req.idempotency.as_ref());
+        self.stage_local(to, req.after_delete_hlc, deadline, |st| {
+            let current = self.latest_record(shard, &req.collection, &req.id)?;
+            let live = live_or_not_found(current.as_ref(), &req.collection, &req.id)?;
+            check_precondition(Some(live), req.precondition.as_ref())?;
+            let before = decode_stored(&live.body)?;
+            let after = patch::apply(kind, &before, &patch_doc, self.limits.max_bytes)?;
+            let bytes = encode_object(&after, self.limits)?;
+            let meta = self.collection_for_write(&req.collection)?;
+            self.write_local(
+                st,
+                shard,
+                (&req.collection, &req.id),
+                current.as_ref(),
+                &meta,
+                Some(bytes),
+                Stamping::Patch(&before, &after),
+                false,
+                req.idempotency.as_ref(),
+            )
+        })
     }
 
     /// Deletes a document, leaving a tombstone.
     pub fn delete(&self, req: &pb::DeleteRequest, deadline: Instant) -> Result<pb::DocResponse> {
-        keys(&req.collection, &req.id)?;
-        let shard = self.check_shard(req.shard)?;
-        self.check_clock()?;
-        // Before the shard's lock: taking a deletion takes every shard's.
-        self.take_deletion(&req.collection, req.after_delete_hlc)?;
-        let mut st = self.lock_shard_by(shard, deadline)?;
-        if let Some(first) = self.replay(shard, &req.collection, req.idempotency.as_ref())? {
-            return Ok(first);
-        }
-        let current = self.read_record(shard, &req.collection, &req.id)?;
-        let live = live_or_not_found(current.as_ref(), &req.collection, &req.id)?;
-        check_precondition(Some(live), req.precondition.as_ref())?;
-        let meta = self.collection_for_write(&req.collection)?;
-        self.write_local(
-            &mut st,
-            shard,
-            (&req.collection, &req.id),
-            current.as_ref(),
-            &meta,
-            None,
-            Stamping::Delete,
-            false,
-            req.idempotency.as_ref(),
-        )
+        self.finish(self.stage_delete(req, deadline)?)
+    }
+
+    /// [`Store::delete`] staged, not yet durable (see [`Store::in_shard`]).
+    pub(crate) fn stage_delete(
+        &self,
+        req: &pb::DeleteRequest,
+        deadline: Instant,
+    ) -> Result<Staging<pb::DocResponse>> {
+        let shard = self.admit(&req.collection, &req.id, req.shard)?;
+        let to = (req.collection.as_str(), shard, req.idempotency.as_ref());
+        self.stage_local(to, req.after_delete_hlc, deadline, |st| {
+            let current = self.latest_record(shard, &req.collection, &req.id)?;
+            let live = live_or_not_found(current.as_ref(), &req.collection, &req.id)?;
+            check_precondition(Some(live), req.precondition.as_ref())?;
+            let meta = self.collection_for_write(&req.collection)?;
+            self.write_local(
+                st,
+                shard,
+                (&req.collection, &req.id),
+                current.as_ref(),
+                &meta,
+                None,
+                Stamping::Delete,
+                false,
+                req.idempotency.as_ref(),
+            )
+        })
     }
 
     /// Lists live documents in id order over the requested shards, stopping at `limit`,

@@ -12,6 +12,7 @@ use aerolith_common::{Error, Result, pb};
 
 use crate::engine::Cf;
 use crate::engine::db_err;
+use crate::group::Staged;
 use crate::keys::{META_IDEM_EXPIRY_PREFIX, meta_idem, meta_idem_expiry};
 use crate::store::{ShardState, Store};
 
@@ -47,7 +48,8 @@ impl Store {
         }))
     }
 
-    /// The unexpired record of a key, if any.
+    /// The unexpired record of a key, if any, staged writes included (called under the
+    /// shard's lock).
     fn idem_record(
         &self,
         shard: u16,
@@ -55,10 +57,7 @@ impl Store {
         scope: &str,
         key: &str,
     ) -> Result<Option<pb::IdemRecord>> {
-        let Some(bytes) = self
-            .engine
-            .get(Cf::Meta, &meta_idem(shard, collection, scope, key))?
-        else {
+        let Some(bytes) = self.latest(Cf::Meta, &meta_idem(shard, collection, scope, key))? else {
             return Ok(None);
         };
         let rec = pb::IdemRecord::decode(&*bytes)
@@ -96,11 +95,11 @@ impl Store {
         })
     }
 
-    /// Adds `rec` (for `collection` in `shard`) and its expiry entry to `batch`, unless a
+    /// Adds `rec` (for `collection` in `shard`) and its expiry entry to `staged`, unless a
     /// record of the key is kept already (the first write's answer stands).
     pub(crate) fn idem_into(
         &self,
-        batch: &mut WriteBatch,
+        staged: &mut Staged,
         shard: u16,
         collection: &str,
         rec: &pb::IdemRecord,
@@ -113,12 +112,11 @@ impl Store {
             return Ok(());
         }
         let meta = self.engine.cf(Cf::Meta)?;
-        batch.put_cf(
-            meta,
-            meta_idem(shard, collection, &rec.scope, &rec.key),
-            rec.encode_to_vec(),
-        );
-        batch.put_cf(
+        let key = meta_idem(shard, collection, &rec.scope, &rec.key);
+        let bytes = rec.encode_to_vec();
+        staged.track(Cf::Meta, &key, &bytes);
+        staged.batch.put_cf(meta, key, bytes);
+        staged.batch.put_cf(
             meta,
             meta_idem_expiry(rec.expires_ms, shard, collection, &rec.scope, &rec.key),
             [],

@@ -12,6 +12,7 @@ pub mod collections;
 pub mod digest;
 pub mod documents;
 mod engine;
+mod group;
 mod idempotency;
 mod keys;
 pub mod merge;

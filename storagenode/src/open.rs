@@ -212,6 +212,7 @@ pub(crate) fn shards(
             log_epoch,
             first,
             counter_floor,
+            last_ticket: 0,
         }));
     }
     Ok((shards, unseeded))

@@ -178,6 +178,7 @@ impl Store {
         // Copied tombstones are indexed at the new log's base, so they are collected by the
         // same rule as this node's own once the peers acknowledge that position.
         let st = self.lock_shard(shard);
+        self.settle(&st)?;
         let mut batch = WriteBatch::default();
         if req.reset {
             // Whatever an untrusted store held for the shard goes; the copy replaces it.

@@ -114,19 +114,38 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
     })
 }
 
-/// Applies a bulk request's writes in order; each gets its own result.
+/// Applies a bulk request's writes in order, each with its own result, as one commit
+/// group: every write is staged, then all are waited for once.
 fn bulk(store: &Store, req: pb::BulkRequest, deadline: Instant) -> pb::BulkResponse {
     use pb::bulk_op::Op;
     use pb::bulk_result::Outcome;
-    let results = req
+    let mut last = 0;
+    let staged: Vec<Result<pb::DocResponse>> = req
         .ops
         .into_iter()
         .map(|op| {
-            let outcome = match op.op {
-                Some(Op::Put(r)) => store.put(&r, deadline),
-                Some(Op::Patch(r)) => store.patch(&r, deadline),
-                Some(Op::Delete(r)) => store.delete(&r, deadline),
+            let staged = match op.op {
+                Some(Op::Put(r)) => store.stage_put(&r, deadline),
+                Some(Op::Patch(r)) => store.stage_patch(&r, deadline),
+                Some(Op::Delete(r)) => store.stage_delete(&r, deadline),
                 None => Err(Error::invalid("empty bulk operation")),
+            };
+            match staged {
+                Ok((outcome, ticket)) => {
+                    last = last.max(ticket);
+                    outcome
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .collect();
+    let durable = store.finish((Ok(()), last));
+    let results = staged
+        .into_iter()
+        .map(|outcome| {
+            let outcome = match &durable {
+                Ok(()) => outcome,
+                Err(e) => Err(e.clone()),
             };
             pb::BulkResult {
                 outcome: Some(match outcome {

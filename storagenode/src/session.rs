@@ -10,9 +10,10 @@ use aerolith_common::{Error, Result, pb};
 use crate::store::{ShardState, Store};
 
 impl Store {
-    /// The mark of this node's own log of `shard` as it stands now.
+    /// The mark of this node's own log of `shard` as it stands now: past every write a
+    /// read before it can have seen (staged ones included, which are durable soon).
     pub fn head_mark(&self, shard: u16) -> pb::SessionMark {
-        let (epoch, seq) = self.log_head(shard);
+        let (epoch, seq) = self.heads.assigned(shard);
         pb::SessionMark {
             shard: u32::from(shard),
             dc: self.dc.clone(),

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::changes::Retention;
 use crate::engine::{Cf, Engine, MemoryProfile, db_err};
+use crate::group::{GroupCommit, Heads, Sink, Staged, Ticket};
 use crate::keys::*;
 use crate::open;
 
@@ -122,6 +123,9 @@ pub struct StoreConfig {
     pub new_store: NewStore,
 }
 
+/// An operation's outcome and the commit ticket it must wait for before answering.
+pub(crate) type Staging<T> = (Result<T>, Ticket);
+
 /// Per-shard state, guarded by the shard's lock: holding it serialises the shard's writes,
 /// so read-modify-write is atomic and change-log sequence numbers are gap-free.
 pub(crate) struct ShardState {
@@ -134,6 +138,9 @@ pub(crate) struct ShardState {
     /// was collected: local writes count past it, so no counter is ever issued twice for
     /// one document (DESIGN.md "Actors").
     pub(crate) counter_floor: u64,
+    /// The commit ticket of the shard's last staged write: what a caller that read or
+    /// wrote the shard's newest state waits for before it answers.
+    pub(crate) last_ticket: Ticket,
 }
 
 /// One storage node's store.
@@ -150,6 +157,10 @@ pub struct Store {
     pub(crate) clocks: crate::clock::PeerClocks,
     pub(crate) limits: Limits,
     shards: Vec<Mutex<ShardState>>,
+    /// Staged writes on their way to disk, in groups.
+    pub(crate) group: GroupCommit,
+    /// Each shard's log heads as readers may see them.
+    pub(crate) heads: Heads,
     sync: bool,
     reset_key: [u8; 32],
     pub(crate) collections: Mutex<HashMap<String, pb::CollectionMeta>>,
@@ -206,6 +217,10 @@ impl Store {
         let persisted_hlc = open::load_u64(&engine, META_HLC)?.unwrap_or(0);
         hlc.observe(persisted_hlc);
         let acks = crate::acks::AckState::load(&engine)?;
+        let heads = Heads::new(shards.iter().map(|st| {
+            let st = st.lock().unwrap_or_else(|p| p.into_inner());
+            (st.log_epoch, st.seq)
+        }));
         tracing::info!(%identity, epoch = c.epoch, path = %cfg.path.display(), "store open");
         Ok(Store {
             engine,
@@ -216,6 +231,8 @@ impl Store {
             clocks: Default::default(),
             limits: cfg.limits,
             shards,
+            group: GroupCommit::new(),
+            heads,
             sync,
             reset_key,
             collections: Mutex::new(collections),
@@ -281,11 +298,64 @@ impl Store {
     /// its documents are range-deleted while no write is between reading the collection's
     /// settings and committing, so no record of the old incarnation lands after the range
     /// delete (a node and its peer would then hold different records forever). Writes take
-    /// one shard's lock, then the collections lock; this takes all, then that lock.
-    pub(crate) fn lock_all_shards(&self) -> Vec<MutexGuard<'_, ShardState>> {
-        (0..self.shard_count())
+    /// one shard's lock, then the collections lock; this takes all, then that lock. Every
+    /// write staged before is durable on return, so scans of RocksDB see all of them.
+    pub(crate) fn lock_all_shards(&self) -> Result<Vec<MutexGuard<'_, ShardState>>> {
+        let all: Vec<_> = (0..self.shard_count())
             .map(|s| self.lock_shard(s))
-            .collect()
+            .collect();
+        self.group.wait(self.group.last_ticket(), self)?;
+        Ok(all)
+    }
+
+    /// Waits until every write staged in the shard whose lock is `st` is durable, for an
+    /// operation that reads the shard's records or log from RocksDB under the lock.
+    pub(crate) fn settle(&self, st: &ShardState) -> Result<()> {
+        self.group.wait(st.last_ticket, self)
+    }
+
+    /// Runs `f` under `shard`'s lock (taken by `deadline`); its outcome and the ticket to
+    /// wait for, once the lock is released, before answering with it: everything `f` may
+    /// have read or written of the shard, so an answer never rests on a write a crash
+    /// could still take back.
+    pub(crate) fn in_shard<T>(
+        &self,
+        shard: u16,
+        deadline: Instant,
+        f: impl FnOnce(&mut ShardState) -> Result<T>,
+    ) -> Staging<T> {
+        match self.lock_shard_by(shard, deadline) {
+            Ok(mut st) => {
+                let out = f(&mut st);
+                (out, st.last_ticket)
+            }
+            Err(e) => (Err(e), 0),
+        }
+    }
+
+    /// The answer of a staged operation, once what it rests on is durable.
+    pub(crate) fn finish<T>(&self, (out, ticket): Staging<T>) -> Result<T> {
+        self.group.wait(ticket, self)?;
+        out
+    }
+
+    /// Queues `staged` under the lock `st` of the shard it writes, without waiting for it.
+    pub(crate) fn stage(&self, st: &mut ShardState, staged: Staged) -> Result<Ticket> {
+        if staged.is_empty() {
+            return Ok(st.last_ticket);
+        }
+        let ticket = self.group.stage(staged)?;
+        st.last_ticket = ticket;
+        Ok(ticket)
+    }
+
+    /// The newest value of a key that writers under a shard lock read: staged, or else
+    /// RocksDB's.
+    pub(crate) fn latest(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.group.staged(cf, key) {
+            Some(v) => Ok(v),
+            None => self.engine.get(cf, key),
+        }
     }
 
     /// Takes a shard's write lock for a request that must finish by `deadline`. A request
@@ -312,8 +382,8 @@ impl Store {
         wo
     }
 
-    /// Writes a document record, its change-log entry (with the write's idempotency record,
-    /// if any, which is kept too) and the shard's counter in one batch.
+    /// Stages a document record, its change-log entry (with the write's idempotency record,
+    /// if any, which is kept too) and the shard's counter as one write.
     pub(crate) fn commit(
         &self,
         st: &mut ShardState,
@@ -322,10 +392,10 @@ impl Store {
         id: &str,
         record: &pb::DocRecord,
         idempotency: Option<pb::IdemRecord>,
-    ) -> Result<()> {
-        let mut batch = WriteBatch::default();
+    ) -> Result<Ticket> {
+        let mut staged = Staged::new(WriteBatch::default());
         if let Some(idem) = &idempotency {
-            self.idem_into(&mut batch, shard, collection, idem)?;
+            self.idem_into(&mut staged, shard, collection, idem)?;
         }
         let event = pb::ChangeEvent {
             collection: collection.to_string(),
@@ -334,31 +404,46 @@ impl Store {
             idempotency,
             ..Default::default()
         };
-        self.commit_with(st, shard, &event, batch)
+        self.stage_change(st, shard, &event, staged)
     }
 
-    /// [`Store::commit`] of a whole change-log entry (a remote apply says where it came
-    /// from; a collection event has no record), adding the writes already in `batch` (a
-    /// replication watermark, collection settings) to the same atomic batch.
+    /// [`Store::stage_change`] of an entry written durably before this returns (while the
+    /// caller still holds its locks): collection settings and deletions.
     pub(crate) fn commit_with(
         &self,
         st: &mut ShardState,
         shard: u16,
         event: &pb::ChangeEvent,
-        mut batch: WriteBatch,
+        batch: WriteBatch,
     ) -> Result<()> {
+        let ticket = self.stage_change(st, shard, event, Staged::new(batch))?;
+        self.group.wait(ticket, self)
+    }
+
+    /// Stages a whole change-log entry (a remote apply says where it came from; a
+    /// collection event has no record), with the writes already in `staged` (a replication
+    /// watermark, an idempotency record, collection settings) in the same atomic batch.
+    /// The entry takes the shard's next log position now; readers see it once its group
+    /// is durable.
+    pub(crate) fn stage_change(
+        &self,
+        st: &mut ShardState,
+        shard: u16,
+        event: &pb::ChangeEvent,
+        mut staged: Staged,
+    ) -> Result<Ticket> {
         let seq = st.seq + 1;
         if let Some(record) = &event.record {
-            batch.put_cf(
-                self.engine.cf(Cf::Docs)?,
-                doc_key(shard, &event.collection, &event.id),
-                record.encode_to_vec(),
-            );
+            let key = doc_key(shard, &event.collection, &event.id);
+            let bytes = record.encode_to_vec();
+            staged.track(Cf::Docs, &key, &bytes);
+            staged.batch.put_cf(self.engine.cf(Cf::Docs)?, key, bytes);
             self.newest
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .note(&event.collection, record);
         }
+        let batch = &mut staged.batch;
         batch.put_cf(
             self.engine.cf(Cf::Changes)?,
             change_key(shard, seq),
@@ -369,8 +454,7 @@ impl Store {
             meta_seq(shard),
             seq.to_be_bytes(),
         );
-        self.hlc_into(&mut batch)?;
-        self.index_tombstone(&mut batch, shard, seq, event)?;
+        self.index_tombstone(batch, shard, seq, event)?;
         // Trim by count in batches: one range delete every `slack` writes, not one per write.
         // What a peer has not acknowledged stays, up to the hard cap (DESIGN.md "Log
         // trimming"); a peer left behind it must be rebuilt.
@@ -381,18 +465,15 @@ impl Store {
                 (seq + 1 - self.retention.count).min(self.keep_from(shard, st.log_epoch, seq));
             if target >= first + slack {
                 first = target;
-                self.trim_into(&mut batch, shard, st.first, first)?;
+                self.trim_into(batch, shard, st.first, first)?;
             }
         }
-        self.engine
-            .db()
-            .write_opt(batch, &self.write_options())
-            .map_err(db_err)?;
+        staged.publishes(shard, seq);
+        let ticket = self.stage(st, staged)?;
         st.seq = seq;
         st.first = first;
-        self.changed.send_modify(|n| *n = n.wrapping_add(1));
-        self.note_progress();
-        Ok(())
+        self.heads.assign(shard, seq);
+        Ok(ticket)
     }
 
     /// Adds the HLC's high-water mark to `batch`: every acknowledged write persists it with
@@ -433,10 +514,9 @@ impl Store {
         self.retention
     }
 
-    /// The position of a shard's change-log head: `(epoch, seq)`.
+    /// The position of a shard's change-log head, `(epoch, seq)`: its last durable entry.
     pub fn log_head(&self, shard: u16) -> (u64, u64) {
-        let st = self.lock_shard(shard);
-        (st.log_epoch, st.seq)
+        self.heads.durable(shard)
     }
 
     /// Flushes everything and marks a clean shutdown.
@@ -448,6 +528,27 @@ impl Store {
             .db()
             .delete_cf_opt(self.engine.cf(Cf::Meta)?, META_DIRTY, &wo)
             .map_err(db_err)
+    }
+}
+
+impl Sink for Store {
+    fn write_group(&self, mut batch: WriteBatch, sync: bool) -> Result<()> {
+        // Every stamp the group's writes carry was issued before now: one high-water mark
+        // covers them all.
+        self.hlc_into(&mut batch)?;
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync && self.sync);
+        self.engine.db().write_opt(batch, &wo).map_err(db_err)
+    }
+
+    fn published(&self, positions: &[(u16, u64)]) {
+        for (shard, seq) in positions {
+            self.heads.publish(*shard, *seq);
+        }
+        if !positions.is_empty() {
+            self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        self.note_progress();
     }
 }
 
