@@ -3,7 +3,10 @@
 use std::path::Path;
 
 use rocksdb::statistics::{StatsLevel, Ticker};
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, Options};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, ErrorKind, Options,
+    ReadOptions, ReadTier,
+};
 
 use aerolith_common::{Error, Result};
 
@@ -111,6 +114,18 @@ impl Engine {
     /// Reads a key.
     pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.db.get_cf(self.cf(cf)?, key).map_err(db_err)
+    }
+
+    /// Reads a key from memory only (memtables and block cache): `None` when the answer
+    /// needs the disk, so a caller on an async worker can fall back to the blocking pool.
+    pub fn get_cached(&self, cf: Cf, key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
+        let mut ro = ReadOptions::default();
+        ro.set_read_tier(ReadTier::BlockCache);
+        match self.db.get_cf_opt(self.cf(cf)?, key, &ro) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == ErrorKind::Incomplete => Ok(None),
+            Err(e) => Err(db_err(e)),
+        }
     }
 
     /// Flushes memtables and syncs the WAL, for a clean shutdown.
