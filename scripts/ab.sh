@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # Same-run A/B of two `aerolith` server binaries with one load client: rounds of
 # `aerolith dev` (durable defaults) started from A, then from B, each loaded with the same
-# records and run through the same YCSB workloads over REST; prints every run and the
-# medians per (binary, workload), with B's ratio to A and the WAL syncs per acknowledged
-# update (RocksDB's count over every storage node, from the gateway's /metrics). The
-# client is the same binary every time, so only the server differs.
+# records (bulk requests, 16 in flight: the "load" row, in documents/s) and run through the
+# same YCSB workloads over REST; prints every run and the medians per (binary, workload),
+# with B's ratio to A and the WAL syncs per acknowledged update or loaded document
+# (RocksDB's count over every storage node, from the gateway's /metrics). The client is
+# the same binary every time, so only the server differs.
 #
 #   scripts/ab.sh A_AEROLITH B_AEROLITH [ROUNDS]
 #
 # Settings from the environment (defaults in brackets): LOADTEST [the aerolith-loadtest
-# next to A], DCS [1], WORKLOADS [c a], RECORDS [20000], DURATION [20s], THREADS [16],
-# PROTOCOL [rest], PORT_BASE [21080], OUT [./ab-results].
+# next to A], DCS [1], WORKLOADS [c a; empty: the load only], RECORDS [20000], DURATION
+# [20s], THREADS [16], PROTOCOL [rest], PORT_BASE [21080], OUT [./ab-results].
 set -euo pipefail
 if [[ $# -lt 2 ]]; then
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 A=$(realpath "$1")
@@ -21,7 +22,7 @@ B=$(realpath "$2")
 ROUNDS=${3:-3}
 LOADTEST=${LOADTEST:-$(dirname "$A")/aerolith-loadtest}
 DCS=${DCS:-1}
-WORKLOADS=${WORKLOADS:-c a}
+WORKLOADS=${WORKLOADS-c a}
 RECORDS=${RECORDS:-20000}
 DURATION=${DURATION:-20s}
 THREADS=${THREADS:-16}
@@ -67,26 +68,42 @@ round() {
         fi
         sleep 0.5
     done
-    "$LOADTEST" load --target "$target" --protocol "$PROTOCOL" --records "$RECORDS" --quiet >/dev/null
-    for w in $WORKLOADS; do
+    # The nodes publish their WAL sync counts every second (binaries older than the
+    # counter never do).
+    local tries=0
+    while [[ $(wal_syncs) == n/a ]] && ((tries < 10)); do
+        sleep 0.5
+        tries=$((tries + 1))
+    done
+    for w in load $WORKLOADS; do
         local syncs_before
         syncs_before=$(wal_syncs)
-        "$LOADTEST" run --target "$target" --protocol "$PROTOCOL" --records "$RECORDS" \
-            --threads "$THREADS" --workload "$w" --duration "$DURATION" --quiet \
-            --out "$OUT/$label-$n-$w.json" >/dev/null
+        if [[ $w == load ]]; then
+            "$LOADTEST" load --target "$target" --protocol "$PROTOCOL" --records "$RECORDS" \
+                --threads "$THREADS" --quiet --out "$OUT/$label-$n-$w.json" >/dev/null
+        else
+            "$LOADTEST" run --target "$target" --protocol "$PROTOCOL" --records "$RECORDS" \
+                --threads "$THREADS" --workload "$w" --duration "$DURATION" --quiet \
+                --out "$OUT/$label-$n-$w.json" >/dev/null
+        fi
         # The nodes publish their WAL sync counts every second.
         sleep 1.5
         python3 - "$OUT/$label-$n-$w.json" "$label" "$n" "$w" "$syncs_before" "$(wal_syncs)" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
 p99 = max(o["p99_ms"] for o in r["operations"])
-updates = sum(o["ok"] for o in r["operations"] if o["op"] in ("update", "insert", "read_modify_write"))
+if sys.argv[4] == "load":
+    # A load's operations are bulk requests: count documents, not requests.
+    r["ops_per_s"] = r["info"]["records"] / r["seconds"]
+    updates = r["info"]["records"]
+else:
+    updates = sum(o["ok"] for o in r["operations"] if o["op"] in ("update", "insert", "read_modify_write"))
 before, after = sys.argv[5], sys.argv[6]
 per = "n/a"
 if updates and before != "n/a" and after != "n/a":
     per = f"{(float(after) - float(before)) / updates:.2f}"
     r["wal_syncs_per_update"] = float(per)
-    json.dump(r, open(sys.argv[1], "w"))
+json.dump(r, open(sys.argv[1], "w"))
 print(f"{sys.argv[2]} round {sys.argv[3]} workload {sys.argv[4]}: {r['ops_per_s']:.0f} ops/s, p99 {p99:.2f} ms, errors {r['errors']}, WAL syncs per update {per}")
 EOF
     done
@@ -98,7 +115,7 @@ for n in $(seq 1 "$ROUNDS"); do
     round B "$B" "$n"
 done
 
-python3 - "$OUT" "$ROUNDS" $WORKLOADS <<'EOF'
+python3 - "$OUT" "$ROUNDS" load $WORKLOADS <<'EOF'
 import json, statistics, sys
 out, rounds, workloads = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 print(f"\nmedians of {rounds} interleaved rounds")
