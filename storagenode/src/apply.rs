@@ -455,6 +455,44 @@ mod tests {
         s.read_record(1, "c", id).unwrap().expect("a record")
     }
 
+    /// A relay mark names a log head that holds every change behind its watermark, also
+    /// while the group that moved the watermark is written but not yet published.
+    #[test]
+    fn a_relay_mark_covers_a_group_written_but_not_yet_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let (dc1, dc2) = (store(dir.path(), "dc1"), store(dir.path(), "dc2"));
+        collection(&dc1, pb::ConflictStrategy::Lww);
+        // The same settings on dc2 first: the hold must catch the apply's own group.
+        collection(&dc2, pb::ConflictStrategy::Lww);
+        put(&dc1, "x", serde_json::json!({"v": 1}));
+        let (reached_tx, reached) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        *dc2.group.hold.lock().unwrap() = Some((reached_tx, release_rx));
+        let (w, marks, published, applied) = std::thread::scope(|s| {
+            let applying = s.spawn(|| ship(&dc1, &dc2));
+            reached.recv().unwrap();
+            // dc2's apply of x is in RocksDB (its watermark is visible), not yet published.
+            let w = dc2.watermark(1, "dc1").unwrap();
+            let marks = dc2.relay_marks(&[1]).unwrap();
+            let published = dc2.log_head(1).1;
+            release.send(()).unwrap();
+            (w, marks, published, applying.join().unwrap())
+        });
+        assert_eq!(applied, vec![true]);
+        let mark = marks.iter().find(|m| m.origin_dc == "dc1").unwrap();
+        assert_eq!(mark.applied, Some(w.expect("the watermark moved")));
+        let via = mark.via_head.unwrap();
+        assert!(
+            via.seq > published,
+            "the mark names head {} while the applied change is past the published {published}",
+            via.seq
+        );
+        // Published now: the head the mark named is the change's own position.
+        let (_, head) = dc2.log_head(1);
+        let marks = dc2.relay_marks(&[1]).unwrap();
+        assert_eq!(marks[0].via_head.unwrap().seq, head);
+    }
+
     #[test]
     fn concurrent_writes_converge_under_every_strategy() {
         for (strategy, want) in [

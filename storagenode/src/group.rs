@@ -150,7 +150,15 @@ pub(crate) struct GroupCommit {
     queue: Mutex<Queue>,
     done: Condvar,
     overlay: Mutex<Overlay>,
+    /// A unit test's hold on the next leader between writing its group and publishing it:
+    /// (told when the leader got there, released by the test).
+    #[cfg(test)]
+    pub(crate) hold: Mutex<Option<Hold>>,
 }
+
+/// A unit test's hold: the leader tells the first end it got there, then waits on the second.
+#[cfg(test)]
+pub(crate) type Hold = (std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>);
 
 /// Staged values by overlay key (column family tag and key), with the ticket that staged
 /// each.
@@ -177,6 +185,8 @@ impl GroupCommit {
             }),
             done: Condvar::new(),
             overlay: Mutex::default(),
+            #[cfg(test)]
+            hold: Mutex::default(),
         }
     }
 
@@ -266,6 +276,12 @@ impl GroupCommit {
         let batch = merge(group.into_iter().map(|(_, s)| s.batch))?;
         metrics::histogram!("aerolith_commit_group_size").record((last + 1 - first) as f64);
         sink.write_group(batch, sync)?;
+        #[cfg(test)]
+        if let Some((reached, release)) = self.hold.lock().unwrap_or_else(|p| p.into_inner()).take()
+        {
+            let _ = reached.send(());
+            let _ = release.recv();
+        }
         // Visible in RocksDB now: the overlay may forget what this group staged, unless a
         // later write staged the key again.
         self.lock_overlay()

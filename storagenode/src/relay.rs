@@ -41,7 +41,10 @@ fn pos(p: Option<&pb::ShardPosition>) -> Pos {
 impl Store {
     /// This node's relay marks of `shards`: its watermarks of every other DC's log, then its
     /// own log head read after them (so every change behind a watermark is in the log by
-    /// that head).
+    /// that head). The head is the last position handed out, not the last published: a
+    /// group's watermarks are visible in RocksDB a moment before its log positions are
+    /// published, and a mark naming the published head then would claim coverage the log
+    /// does not hold yet.
     pub(crate) fn relay_marks(&self, shards: &[u16]) -> Result<Vec<pb::RelayMark>> {
         if shards.is_empty() {
             return Ok(Vec::new());
@@ -52,7 +55,7 @@ impl Store {
         let heads: HashMap<u32, pb::ShardPosition> = shards
             .iter()
             .map(|&shard| {
-                let (epoch, seq) = self.log_head(shard);
+                let (epoch, seq) = self.heads.assigned(shard);
                 let head = pb::ShardPosition {
                     shard: u32::from(shard),
                     epoch,
