@@ -31,9 +31,8 @@ const BATCH_HEADER: usize = 12;
 pub(crate) struct Staged {
     /// What it writes.
     pub(crate) batch: WriteBatch,
-    /// Keys (with their values; `None` for a deletion) that writers read back before the
-    /// batch is durable.
-    overlay: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Keys, with the values put there, that writers read back before the batch is durable.
+    overlay: Vec<(Vec<u8>, Vec<u8>)>,
     /// The shard log position it publishes, if it logs a change.
     publish: Option<(u16, u64)>,
     /// Whether its acknowledgement needs the WAL synced (false for a watermark marker,
@@ -63,8 +62,7 @@ impl Staged {
     /// Notes that the batch puts `value` at `key` of `cf`, for writers that read it back
     /// before the batch is durable.
     pub(crate) fn track(&mut self, cf: Cf, key: &[u8], value: &[u8]) {
-        self.overlay
-            .push((overlay_key(cf, key), Some(value.to_vec())));
+        self.overlay.push((overlay_key(cf, key), value.to_vec()));
     }
 
     /// Whether it writes nothing.
@@ -162,7 +160,7 @@ pub(crate) type Hold = (std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<(
 
 /// Staged values by overlay key (column family tag and key), with the ticket that staged
 /// each.
-type Overlay = HashMap<Vec<u8>, (Ticket, Option<Vec<u8>>)>;
+type Overlay = HashMap<Vec<u8>, (Ticket, Vec<u8>)>;
 
 /// What a leader does with a group: write it (one batch, synced if asked) and make it
 /// visible. Implemented by the store.
@@ -219,9 +217,9 @@ impl GroupCommit {
         Ok(ticket)
     }
 
-    /// The newest staged value of `key` in `cf`: `Some(value)` when a write not yet
-    /// durable set it (`Some(None)`: deleted), `None` when RocksDB has the newest.
-    pub(crate) fn staged(&self, cf: Cf, key: &[u8]) -> Option<Option<Vec<u8>>> {
+    /// The newest staged value of `key` in `cf`, when a write not yet durable put one
+    /// (`None`: RocksDB has the newest).
+    pub(crate) fn staged(&self, cf: Cf, key: &[u8]) -> Option<Vec<u8>> {
         self.lock_overlay()
             .get(&overlay_key(cf, key))
             .map(|(_, v)| v.clone())

@@ -353,7 +353,7 @@ impl Store {
     /// RocksDB's.
     pub(crate) fn latest(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.group.staged(cf, key) {
-            Some(v) => Ok(v),
+            Some(v) => Ok(Some(v)),
             None => self.engine.get(cf, key),
         }
     }
