@@ -4,6 +4,7 @@
 mod acks;
 pub mod apply;
 pub mod backup;
+mod batch;
 pub mod ceiling;
 pub mod changes;
 pub mod cli;

@@ -13,7 +13,7 @@ use pb::request::Body as Req;
 use pb::response::Body as Resp;
 
 use crate::session::wait_covered;
-use crate::store::Store;
+use crate::store::{Staging, Store};
 
 /// Serves one store over the internal RPC.
 pub struct NodeService {
@@ -111,51 +111,37 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
         }
         Req::PeerAcks(r) => Resp::PeerAcks(store.peer_acks(&r)?),
         Req::Backup(r) => Resp::Backup(store.backup(&r)?),
+        // Served in `handle`, item by item.
+        Req::Batch(_) => return Err(Error::internal("a batch is served before storage")),
     })
 }
 
 /// Applies a bulk request's writes in order, each with its own result, as one commit
-/// group: every write is staged, then all are waited for once.
+/// group: every write is staged, then each waits for its own group (all but the first wait
+/// find it written), so a failed later group never takes back a durable write's answer.
 fn bulk(store: &Store, req: pb::BulkRequest, deadline: Instant) -> pb::BulkResponse {
     use pb::bulk_op::Op;
     use pb::bulk_result::Outcome;
-    let mut last = 0;
-    let staged: Vec<Result<pb::DocResponse>> = req
+    let staged: Vec<Result<Staging<pb::DocResponse>>> = req
         .ops
         .into_iter()
-        .map(|op| {
-            let staged = match op.op {
-                Some(Op::Put(r)) => store.stage_put(&r, deadline),
-                Some(Op::Patch(r)) => store.stage_patch(&r, deadline),
-                Some(Op::Delete(r)) => store.stage_delete(&r, deadline),
-                None => Err(Error::invalid("empty bulk operation")),
-            };
-            match staged {
-                Ok((outcome, ticket)) => {
-                    last = last.max(ticket);
-                    outcome
-                }
-                Err(e) => Err(e),
-            }
+        .map(|op| match op.op {
+            Some(Op::Put(r)) => store.stage_put(&r, deadline),
+            Some(Op::Patch(r)) => store.stage_patch(&r, deadline),
+            Some(Op::Delete(r)) => store.stage_delete(&r, deadline),
+            None => Err(Error::invalid("empty bulk operation")),
         })
         .collect();
-    let durable = store.finish((Ok(()), last));
     let results = staged
         .into_iter()
-        .map(|outcome| {
-            let outcome = match &durable {
-                Ok(()) => outcome,
-                Err(e) => Err(e.clone()),
-            };
-            pb::BulkResult {
-                outcome: Some(match outcome {
-                    Ok(doc) => Outcome::Doc(doc),
-                    Err(e) => Outcome::Error(pb::RpcError {
-                        code: e.code.as_str().to_string(),
-                        message: e.message,
-                    }),
+        .map(|staged| pb::BulkResult {
+            outcome: Some(match staged.and_then(|s| store.finish(s)) {
+                Ok(doc) => Outcome::Doc(doc),
+                Err(e) => Outcome::Error(pb::RpcError {
+                    code: e.code.as_str().to_string(),
+                    message: e.message,
                 }),
-            }
+            }),
         })
         .collect();
     pb::BulkResponse { results }
@@ -163,7 +149,7 @@ fn bulk(store: &Store, req: pb::BulkRequest, deadline: Instant) -> pb::BulkRespo
 
 /// The marks a request must wait for before it runs: a session's reads, and its writes
 /// (whose preconditions and patches must see the state the session has seen).
-fn session_marks(body: &Req) -> std::borrow::Cow<'_, [pb::SessionMark]> {
+pub(crate) fn session_marks(body: &Req) -> std::borrow::Cow<'_, [pb::SessionMark]> {
     use pb::bulk_op::Op;
     use std::borrow::Cow;
     match body {
@@ -278,6 +264,7 @@ impl Handler for NodeService {
                     aerolith_common::dc_state::merge(&mut lock(&states), &r.states);
                     Ok(Resp::Empty(pb::Empty {}))
                 }
+                Req::Batch(b) => Ok(Resp::Batch(crate::batch::serve(store, b.items).await)),
                 Req::ReadChanges(r) if r.wait_ms > 0 => {
                     store.serving()?;
                     tail(store, r, deadline).await.map(Resp::Changes)

@@ -12,6 +12,7 @@ use quinn::{Connection, Endpoint};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout_at};
 
+use super::batch;
 use super::frame::{DEFAULT_MAX_FRAME, read_frame, write_frame};
 use super::service::{Call, Node, Replicator, Service};
 use super::tls::{CLUSTER_SERVER_NAME, MAX_STREAMS_PER_CONNECTION, TlsMaterial};
@@ -30,10 +31,11 @@ pub struct RpcClient {
     max_frame: usize,
 }
 
-struct Peer {
+pub(super) struct Peer {
     addr: String,
     state: tokio::sync::Mutex<PeerState>,
     permits: Semaphore,
+    lanes: batch::Lanes,
 }
 
 #[derive(Default)]
@@ -67,6 +69,7 @@ impl RpcClient {
                     state: tokio::sync::Mutex::new(PeerState::default()),
                     // Stay below the server's stream limit so exhaustion is backpressure here.
                     permits: Semaphore::new(MAX_STREAMS_PER_CONNECTION as usize - 24),
+                    lanes: batch::Lanes::default(),
                 })
             })
             .clone()
@@ -92,6 +95,9 @@ impl RpcClient {
     /// `timeout`; on failure, tells whether the peer can have acted on it (see [`Fate`]): a
     /// write that may have been applied must not be sent elsewhere behind its client's back.
     ///
+    /// A call with a lane ([`Service::lane`]) goes in a batch with the calls made while the
+    /// lane's previous batch was in flight (see `batch.rs`); any other on its own stream.
+    ///
     /// Transport failures are `unavailable`, an expired deadline is `deadline_exceeded`, and
     /// an error answered by the peer comes back as that error.
     pub async fn exchange<S: Service>(
@@ -100,12 +106,101 @@ impl RpcClient {
         call: S::Call,
         timeout: Duration,
     ) -> std::result::Result<S::Answer, Failure> {
+        let deadline = Instant::now() + timeout;
+        let link = Link {
+            endpoint: self.endpoint.clone(),
+            peer: self.peer(addr),
+            max_frame: self.max_frame,
+        };
+        if let Some(lane) = S::lane(&call) {
+            return batch::send::<S>(link, lane, call, deadline).await;
+        }
+        let resp = link
+            .round_trip::<S>(deadline, |ms| S::request(ms, call), || {})
+            .await?;
+        answer_of::<S>(resp, addr)
+    }
+
+    /// Calls sent to any peer in batches of two or more (see [`Service::lane`]).
+    pub fn batched_calls(&self) -> u64 {
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.values().map(|p| p.lanes.batched()).sum()
+    }
+
+    /// Closes every connection.
+    pub fn close(&self) {
+        self.endpoint.close(0u32.into(), b"client closed");
+    }
+}
+
+/// What a failed call's peer can have done with the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Nothing reached the peer (no connection, no stream): it did nothing.
+    NotSent,
+    /// The peer answered with an error: it did what the error says (for a write, nothing).
+    Answered,
+    /// The request went out and no answer came: the peer may or may not have acted on it.
+    Unknown,
+}
+
+/// A failed call: the error, and what the peer can have done.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The error, as [`Typed::call`] returns it.
+    pub error: Error,
+    /// Whether the peer can have acted on the request.
+    pub fate: Fate,
+}
+
+/// What a task sending to one peer needs: the endpoint to dial from, the peer, and the
+/// frame cap. Owned, so a lane's sender task can outlive the call that started it.
+#[derive(Clone)]
+pub(super) struct Link {
+    endpoint: Endpoint,
+    peer: Arc<Peer>,
+    max_frame: usize,
+}
+
+impl Link {
+    /// The peer's address.
+    pub(super) fn addr(&self) -> &str {
+        &self.peer.addr
+    }
+
+    /// The largest frame either side takes.
+    pub(super) fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    /// This link, taking answers of up to `cap` bytes.
+    pub(super) fn answers_up_to(&self, cap: usize) -> Link {
+        Link {
+            max_frame: cap,
+            ..self.clone()
+        }
+    }
+
+    /// The peer's lanes.
+    pub(super) fn lanes(&self) -> &batch::Lanes {
+        &self.peer.lanes
+    }
+
+    /// Sends the request `make` builds (given the milliseconds left) on one stream and
+    /// reads its response, until `deadline`. `on_send` runs once the stream is open, just
+    /// before the first byte goes out: from then on the peer may act on the request.
+    pub(super) async fn round_trip<S: Service>(
+        &self,
+        deadline: Instant,
+        make: impl FnOnce(u32) -> S::Request,
+        on_send: impl FnOnce(),
+    ) -> std::result::Result<S::Response, Failure> {
         let not_sent = |error| Failure {
             error,
             fate: Fate::NotSent,
         };
-        let deadline = Instant::now() + timeout;
-        let peer = self.peer(addr);
+        let addr = self.addr();
+        let peer = &self.peer;
         let _permit = timeout_at(deadline, peer.permits.acquire())
             .await
             .map_err(|_| not_sent(too_slow::<S>(addr)))?
@@ -115,15 +210,13 @@ impl RpcClient {
             .await
             .map_err(not_sent)?;
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let req = S::request(
-            remaining.as_millis().clamp(1, u32::MAX as u128) as u32,
-            call,
-        );
+        let req = make(remaining.as_millis().clamp(1, u32::MAX as u128) as u32);
         // Opening a stream is local; from the first byte written, the peer may act on it.
         let sending = std::sync::atomic::AtomicBool::new(false);
         let exchange = async {
             let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
             sending.store(true, std::sync::atomic::Ordering::Relaxed);
+            on_send();
             write_frame(&mut send, &req)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -153,47 +246,31 @@ impl RpcClient {
             Ok(Ok(None)) => Err(failed(Error::unavailable(format!(
                 "{server} {addr} closed the stream without answering"
             )))),
-            Ok(Ok(Some(resp))) => match S::answer(resp) {
-                Some(Ok(answer)) => Ok(answer),
-                Some(Err(error)) => Err(Failure {
-                    error,
-                    fate: Fate::Answered,
-                }),
-                None => Err(Failure {
-                    error: Error::internal(format!("empty response from {server} {addr}")),
-                    fate: Fate::Answered,
-                }),
-            },
+            Ok(Ok(Some(resp))) => Ok(resp),
         }
     }
+}
 
-    /// Closes every connection.
-    pub fn close(&self) {
-        self.endpoint.close(0u32.into(), b"client closed");
+/// The answer a response carries, or the error the peer answered.
+pub(super) fn answer_of<S: Service>(
+    resp: S::Response,
+    addr: &str,
+) -> std::result::Result<S::Answer, Failure> {
+    match S::answer(resp) {
+        Some(Ok(answer)) => Ok(answer),
+        Some(Err(error)) => Err(Failure {
+            error,
+            fate: Fate::Answered,
+        }),
+        None => Err(Failure {
+            error: Error::internal(format!("empty response from {} {addr}", S::SERVER)),
+            fate: Fate::Answered,
+        }),
     }
 }
 
-/// What a failed call's peer can have done with the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fate {
-    /// Nothing reached the peer (no connection, no stream): it did nothing.
-    NotSent,
-    /// The peer answered with an error: it did what the error says (for a write, nothing).
-    Answered,
-    /// The request went out and no answer came: the peer may or may not have acted on it.
-    Unknown,
-}
-
-/// A failed call: the error, and what the peer can have done.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    /// The error, as [`Typed::call`] returns it.
-    pub error: Error,
-    /// Whether the peer can have acted on the request.
-    pub fate: Fate,
-}
-
-fn too_slow<S: Service>(addr: &str) -> Error {
+/// The error of a call whose deadline passed before `addr` answered.
+pub(super) fn too_slow<S: Service>(addr: &str) -> Error {
     Error::deadline(format!(
         "{} {addr} did not answer before the deadline",
         S::SERVER

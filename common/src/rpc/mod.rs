@@ -1,6 +1,7 @@
 //! The internal QUIC RPC: framing, mutual TLS, the server loop and the client pool.
 //! Only this module touches quinn.
 
+mod batch;
 pub mod client;
 pub mod frame;
 pub mod server;
@@ -9,5 +10,5 @@ pub mod tls;
 
 pub use client::{RpcClient, Typed};
 pub use server::{Handler, RpcServer};
-pub use service::{Call, Node, Replicator, Service};
+pub use service::{Call, Lane, Node, Replicator, Service};
 pub use tls::{DevCa, TlsMaterial};

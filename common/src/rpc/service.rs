@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorCode};
 /// One service of the internal RPC: its envelope messages and their bodies.
 pub trait Service: Send + Sync + 'static {
     /// The request envelope on the wire.
-    type Request: Message + Default + Send + 'static;
+    type Request: Message + Default + Clone + Send + 'static;
     /// The response envelope on the wire.
     type Response: Message + Default + Send + 'static;
     /// What a request carries: one of the service's calls.
@@ -23,6 +23,8 @@ pub trait Service: Send + Sync + 'static {
 
     /// The request envelope of `call`, telling the server it has `timeout_ms` to answer.
     fn request(timeout_ms: u32, call: Self::Call) -> Self::Request;
+    /// Sets a request's time budget (a queued call's, counted again when it is sent).
+    fn set_timeout(req: &mut Self::Request, timeout_ms: u32);
     /// A request's time budget and call (`None` when empty or of a kind this build does
     /// not know).
     fn open(req: Self::Request) -> (u32, Option<Self::Call>);
@@ -32,6 +34,42 @@ pub trait Service: Send + Sync + 'static {
     fn answer(resp: Self::Response) -> Option<Result<Self::Answer, Error>>;
     /// The call's name, for metrics and messages.
     fn call_name(call: &Self::Call) -> &'static str;
+
+    /// The lane in which `call` may wait to be sent with others (see [`Lane`]); `None`
+    /// sends it on a stream of its own at once.
+    fn lane(_call: &Self::Call) -> Option<Lane> {
+        None
+    }
+
+    /// One request carrying `items`, each with its own time budget; `None` when the
+    /// service has no batches (then no call has a lane).
+    fn batch(_timeout_ms: u32, _items: Vec<Self::Request>) -> Option<Self::Request> {
+        None
+    }
+
+    /// A batch's responses, one per item, or the response back when it is not a batch's
+    /// (an error answered for the whole batch).
+    fn unbatch(resp: Self::Response) -> Result<Vec<Self::Response>, Self::Response> {
+        Err(resp)
+    }
+}
+
+/// A queue of calls to one peer that travel together: while one batch is in flight, the
+/// calls made meanwhile wait and then go as the next batch, on one stream. Reads and writes
+/// have a lane each, so a read never waits behind a write's sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Point reads without session marks.
+    Reads,
+    /// Document writes without session marks.
+    Writes,
+}
+
+impl Lane {
+    /// The lane's index in a peer's lanes.
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// A call of service `S`: a request message, the answer message it gets, and its name.
@@ -66,7 +104,7 @@ fn from_rpc_error(e: pb::RpcError) -> Error {
 /// Writes a [`Service`] implementation for an envelope pair whose bodies are
 /// `$req::Body` / `$resp::Body`, with the `Error` variant carrying failures.
 macro_rules! envelope {
-    ($svc:ty, $server:literal, $req:ident, $req_mod:ident, $resp:ident, $resp_mod:ident) => {
+    ($svc:ty, $server:literal, $req:ident, $req_mod:ident, $resp:ident, $resp_mod:ident $(, { $($extra:item)* })?) => {
         impl Service for $svc {
             type Request = pb::$req;
             type Response = pb::$resp;
@@ -79,6 +117,10 @@ macro_rules! envelope {
                     timeout_ms,
                     body: Some(call),
                 }
+            }
+
+            fn set_timeout(req: &mut Self::Request, timeout_ms: u32) {
+                req.timeout_ms = timeout_ms;
             }
 
             fn open(req: Self::Request) -> (u32, Option<Self::Call>) {
@@ -103,11 +145,48 @@ macro_rules! envelope {
             fn call_name(call: &Self::Call) -> &'static str {
                 call_name_of(call)
             }
+
+            $($($extra)*)?
         }
     };
 }
 
-envelope!(Node, "storage node", Request, request, Response, response);
+envelope!(
+    Node,
+    "storage node",
+    Request,
+    request,
+    Response,
+    response,
+    {
+        fn lane(call: &Self::Call) -> Option<Lane> {
+            use pb::request::Body;
+            // A call carrying session marks may wait at the node for replication: it would
+            // hold up every call queued behind it.
+            match call {
+                Body::Get(r) if r.session.is_empty() => Some(Lane::Reads),
+                Body::Put(r) if r.session.is_empty() => Some(Lane::Writes),
+                Body::Patch(r) if r.session.is_empty() => Some(Lane::Writes),
+                Body::Delete(r) if r.session.is_empty() => Some(Lane::Writes),
+                _ => None,
+            }
+        }
+
+        fn batch(timeout_ms: u32, items: Vec<Self::Request>) -> Option<Self::Request> {
+            Some(Self::request(
+                timeout_ms,
+                pb::request::Body::Batch(pb::RequestBatch { items }),
+            ))
+        }
+
+        fn unbatch(resp: Self::Response) -> Result<Vec<Self::Response>, Self::Response> {
+            match resp.body {
+                Some(pb::response::Body::Batch(b)) => Ok(b.items),
+                body => Err(pb::Response { body }),
+            }
+        }
+    }
+);
 envelope!(
     Replicator,
     "replicator",
@@ -210,6 +289,7 @@ calls! {
         peer_acks(PeerAcks: PeerAcksRequest) -> PeerAcks: PeerAcksResponse;
         backup(Backup: BackupRequest) -> Backup: BackupResponse;
         seed_decide(SeedDecide: SeedDecideRequest) -> Empty: Empty;
+        batch(Batch: RequestBatch) -> Batch: ResponseBatch;
     }
     Replicator(replicator_request, replicator_response) {
         ping(Ping: PingRequest) -> Pong: PingResponse;

@@ -1,0 +1,133 @@
+//! A batch of calls from one caller (see `common/src/rpc/batch.rs`): its point reads served
+//! in one pass, from memory where it can, the rest in one trip to the blocking pool; its
+//! writes staged one after another and made durable as one commit group. Calls with
+//! session marks and other kinds of call are refused (the client sends them alone). Every
+//! call keeps its own deadline and its own answer.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aerolith_common::rpc::server::request_timeout;
+use aerolith_common::rpc::{Node, Service};
+use aerolith_common::{Error, Result, pb};
+use pb::request::Body as Req;
+use pb::response::Body as Resp;
+
+use crate::service::session_marks;
+use crate::store::{Staging, Store};
+
+/// Most calls a batch may hold (the client sends at most 32).
+const MAX_ITEMS: usize = 256;
+
+/// Serves `items`, answering each in its place.
+pub(crate) async fn serve(store: Arc<Store>, items: Vec<pb::Request>) -> pb::ResponseBatch {
+    if items.len() > MAX_ITEMS {
+        let refused = Error::invalid(format!("a batch holds at most {MAX_ITEMS} calls"));
+        return pb::ResponseBatch {
+            items: items
+                .iter()
+                .map(|_| Node::response(Err(refused.clone())))
+                .collect(),
+        };
+    }
+    let now = Instant::now();
+    let serving = store.serving();
+    let mut answers: Vec<Option<Result<Resp>>> = Vec::with_capacity(items.len());
+    let mut reads = Vec::new();
+    let mut writes = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let deadline = now + request_timeout(item.timeout_ms);
+        let plain = item
+            .body
+            .as_ref()
+            .is_some_and(|body| session_marks(body).is_empty());
+        let answer = match item.body {
+            None => Some(Err(Error::invalid("empty call in a batch"))),
+            Some(Req::Get(_) | Req::Put(_) | Req::Patch(_) | Req::Delete(_)) if plain => {
+                match (&serving, item.body) {
+                    (Err(e), _) => Some(Err(e.clone())),
+                    (Ok(()), Some(Req::Get(r))) => match store.get_cached(&r) {
+                        Ok(Some(doc)) => Some(Ok(Resp::Doc(doc))),
+                        Ok(None) => {
+                            reads.push((i, r));
+                            None
+                        }
+                        Err(e) => Some(Err(e)),
+                    },
+                    (Ok(()), Some(body)) => {
+                        writes.push((i, body, deadline));
+                        None
+                    }
+                    (Ok(()), None) => Some(Err(Error::invalid("empty call in a batch"))),
+                }
+            }
+            // The client batches neither calls with session marks (they may wait for
+            // replication and hold up the rest) nor any other kind.
+            Some(_) => Some(Err(Error::invalid(
+                "a batch carries only point reads and document writes without session marks",
+            ))),
+        };
+        answers.push(answer);
+    }
+    let read_ids: Vec<usize> = reads.iter().map(|(i, _)| *i).collect();
+    let write_ids: Vec<usize> = writes.iter().map(|(i, _, _)| *i).collect();
+    let read_pass = (!reads.is_empty()).then(|| {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            reads
+                .into_iter()
+                .map(|(i, r)| (i, store.get(&r).map(Resp::Doc)))
+                .collect::<Vec<_>>()
+        })
+    });
+    let write_group = (!writes.is_empty()).then(|| {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || write_group(&store, writes))
+    });
+    for (pass, ids) in [(read_pass, read_ids), (write_group, write_ids)] {
+        let Some(pass) = pass else { continue };
+        match pass.await {
+            Ok(answered) => {
+                for (i, out) in answered {
+                    answers[i] = Some(out);
+                }
+            }
+            Err(e) => {
+                let e = Error::internal(format!("storage task failed: {e}"));
+                for i in ids {
+                    answers[i] = Some(Err(e.clone()));
+                }
+            }
+        }
+    }
+    let items = answers
+        .into_iter()
+        .map(|answer| {
+            // Every item was answered above, in place or by its pass.
+            Node::response(answer.unwrap_or_else(|| Err(Error::internal("unanswered"))))
+        })
+        .collect();
+    pb::ResponseBatch { items }
+}
+
+/// Stages every write, each against the state the ones before it left, then waits for the
+/// commit groups that hold them (usually one): each write is answered by its own group, so a
+/// failure of a later group never turns a durable write's answer into an error.
+fn write_group(store: &Store, writes: Vec<(usize, Req, Instant)>) -> Vec<(usize, Result<Resp>)> {
+    let staged: Vec<(usize, Result<Staging<pb::DocResponse>>)> = writes
+        .into_iter()
+        .map(|(i, body, deadline)| {
+            let staged = match &body {
+                Req::Put(r) => store.stage_put(r, deadline),
+                Req::Patch(r) => store.stage_patch(r, deadline),
+                Req::Delete(r) => store.stage_delete(r, deadline),
+                _ => Err(Error::internal("not a document write")),
+            };
+            (i, staged)
+        })
+        .collect();
+    staged
+        .into_iter()
+        .map(|(i, staged)| (i, staged.and_then(|s| store.finish(s)).map(Resp::Doc)))
+        .collect()
+}
