@@ -71,14 +71,19 @@ fn status_error(s: tonic::Status) -> OpError {
     {
         return OpError::new(code, s.message());
     }
-    let mut code = String::new();
-    for (i, c) in format!("{:?}", s.code()).chars().enumerate() {
+    OpError::new(code_name(s.code()), s.message())
+}
+
+/// A gRPC code's name in snake case (`DeadlineExceeded` → `deadline_exceeded`).
+pub(crate) fn code_name(code: tonic::Code) -> String {
+    let mut name = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
         if c.is_ascii_uppercase() && i > 0 {
-            code.push('_');
+            name.push('_');
         }
-        code.push(c.to_ascii_lowercase());
+        name.push(c.to_ascii_lowercase());
     }
-    OpError::new(code, s.message())
+    name
 }
 
 impl Driver for Grpc {

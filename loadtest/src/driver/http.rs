@@ -1,4 +1,4 @@
-//! What the HTTP drivers (REST, GraphQL, etcd) share: one client per worker, and how a
+//! What the HTTP drivers (REST, GraphQL) share: one client per worker, and how a
 //! request and its answer become an operation's outcome.
 
 use super::{OpError, REQUEST_TIMEOUT};

@@ -88,7 +88,7 @@ pub enum Protocol {
     Ws,
     /// AerolithDB's GraphQL API.
     Graphql,
-    /// etcd's HTTP/JSON v3 API (the comparison peer).
+    /// etcd's native gRPC KV API (the comparison peer).
     Etcd,
 }
 
