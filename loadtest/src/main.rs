@@ -29,13 +29,14 @@ struct Cli {
 #[derive(Debug, clap::Args)]
 struct TargetArgs {
     /// Base URL of the server: a gateway's HTTP port for rest, ws and graphql, its gRPC
-    /// port for grpc, etcd's client URL for etcd.
+    /// port for grpc, etcd's client URL for etcd, a connection URL for postgres
+    /// (`postgresql://USER@HOST:PORT/DB`).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     target: String,
     /// The protocol to drive.
     #[arg(long, value_enum, default_value = "rest")]
     protocol: Protocol,
-    /// The collection holding the records (AerolithDB protocols).
+    /// The collection holding the records (AerolithDB protocols; PostgreSQL's table).
     #[arg(long, default_value = "usertable")]
     collection: String,
     /// Records of the load phase (a run reads and updates records 0..N).
@@ -79,8 +80,8 @@ enum Command {
     Load {
         #[command(flatten)]
         target: TargetArgs,
-        /// Records per request (REST and gRPC bulk take up to 500, etcd's txn 100; the
-        /// others insert one at a time).
+        /// Records per request (REST and gRPC bulk and PostgreSQL's multi-row insert take
+        /// up to 500, etcd's txn 100; the others insert one at a time).
         #[arg(long, default_value_t = 500)]
         batch: usize,
     },

@@ -5,6 +5,7 @@ pub mod etcd;
 pub mod graphql;
 pub mod grpc;
 pub(crate) mod http;
+pub mod postgres;
 pub mod rest;
 pub mod ws;
 
@@ -88,8 +89,10 @@ pub enum Protocol {
     Ws,
     /// AerolithDB's GraphQL API.
     Graphql,
-    /// etcd's native gRPC KV API (the comparison peer).
+    /// etcd's native gRPC KV API (a comparison peer).
     Etcd,
+    /// PostgreSQL's wire protocol, a `jsonb` table (a comparison peer).
+    Postgres,
 }
 
 impl Protocol {
@@ -101,12 +104,14 @@ impl Protocol {
             Protocol::Ws => "ws",
             Protocol::Graphql => "graphql",
             Protocol::Etcd => "etcd",
+            Protocol::Postgres => "postgres",
         }
     }
 }
 
 /// The connector of `protocol` for the server at `target` (a base URL such as
-/// `http://127.0.0.1:8080`); AerolithDB protocols use `collection`.
+/// `http://127.0.0.1:8080`, or a connection URL for PostgreSQL); AerolithDB protocols use
+/// `collection`, PostgreSQL uses it as the table's name.
 pub fn connector(protocol: Protocol, target: &str, collection: &str) -> Arc<dyn Connector> {
     let target = target.trim_end_matches('/').to_string();
     let collection = collection.to_string();
@@ -116,6 +121,10 @@ pub fn connector(protocol: Protocol, target: &str, collection: &str) -> Arc<dyn 
         Protocol::Ws => Arc::new(ws::WsConnector { target, collection }),
         Protocol::Graphql => Arc::new(graphql::GraphqlConnector { target, collection }),
         Protocol::Etcd => Arc::new(etcd::EtcdConnector { target }),
+        Protocol::Postgres => Arc::new(postgres::PostgresConnector {
+            target,
+            table: collection,
+        }),
     }
 }
 
