@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-build-deps.sh
 scripts/ensure-etcd.sh
+scripts/ensure-postgres.sh
 cargo test --workspace --locked "$@"
 target_dir=$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
