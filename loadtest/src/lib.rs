@@ -1,8 +1,9 @@
 //! AerolithDB's load and fault harnesses, which drive real servers over the wire.
 //!
 //! - `ycsb`, `driver`, `load`, `run`, `stats`, `report`, `plot`, `progress`: the YCSB core
-//!   workloads over every protocol (and etcd's), closed or open loop, with HDR histograms.
-//! - `compare`: AerolithDB against this machine's ceilings and etcd, in one run.
+//!   workloads over every protocol (and etcd's and PostgreSQL's), closed or open loop,
+//!   with HDR histograms.
+//! - `compare`: AerolithDB against this machine's ceilings, etcd and PostgreSQL, in rounds.
 //! - `faults`: a workload under injected faults (process kills, a partitioned replicator
 //!   link, a skewed clock), checked against what every DC holds afterwards.
 

@@ -109,7 +109,9 @@ enum Command {
     },
     /// Compare, in one run with the same client and record sizes: AerolithDB (`aerolith
     /// dev`, REST and gRPC), this machine's ceilings (a bare HTTP server; RocksDB with the
-    /// storage node's options) and etcd. Prints the ratios and the targets met or missed.
+    /// storage node's options), etcd (gRPC) and PostgreSQL (a jsonb table), each workload
+    /// once per round, rounds interleaved. Prints medians, ratios and the targets met or
+    /// missed.
     Compare {
         /// Workloads, run in this order on every target.
         #[arg(long, value_delimiter = ',', default_value = "a,b,c")]
@@ -132,10 +134,15 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         dcs: usize,
         /// `aerolith dev --port-base` (its gRPC port is P + 41971, so at most 23564); the
-        /// HTTP ceiling listens at P+919, etcd at P+920 and P+921.
+        /// HTTP ceiling listens at P+919, etcd at P+920 and P+921, PostgreSQL at P+922.
         #[arg(long, default_value_t = 20080)]
         port_base: u16,
-        /// Skip the open-loop runs at half of each AerolithDB throughput.
+        /// Rounds: each runs every workload on every target once, the targets' order
+        /// rotating; tables and targets use the medians.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Skip the open-loop runs (AerolithDB at half of each protocol's throughput, etcd
+        /// and PostgreSQL at REST's half).
         #[arg(long)]
         no_open_loop: bool,
         /// The `aerolith` binary (default: next to this one).
@@ -147,6 +154,13 @@ enum Command {
         /// The etcd binary (Debian's etcd-server package installs /usr/bin/etcd).
         #[arg(long, default_value = "etcd")]
         etcd: PathBuf,
+        /// PostgreSQL's server binaries (initdb, postgres) (default: the highest version in
+        /// /usr/lib/postgresql/*/bin, where Debian's postgresql package puts them).
+        #[arg(long)]
+        postgres_bin_dir: Option<PathBuf>,
+        /// wrk, for the client check against the HTTP ceiling (skipped if not found).
+        #[arg(long, default_value = "wrk")]
+        wrk: PathBuf,
         /// Seed of every random choice.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -365,10 +379,13 @@ async fn run_command(command: Command) -> anyhow::Result<std::process::ExitCode>
             shape,
             dcs,
             port_base,
+            rounds,
             no_open_loop,
             aerolith,
             ceiling,
             etcd,
+            postgres_bin_dir,
+            wrk,
             seed,
             out_dir,
             quiet,
@@ -385,10 +402,14 @@ async fn run_command(command: Command) -> anyhow::Result<std::process::ExitCode>
                 seed,
                 dcs,
                 port_base,
+                rounds,
                 open_loop: !no_open_loop,
                 aerolith: aerolith_binary(aerolith)?,
                 ceiling: sibling(ceiling, "aerolith-ceiling")?,
                 etcd,
+                postgres_bin_dir: postgres_bin_dir
+                    .unwrap_or_else(compare::postgres::default_bin_dir),
+                wrk: Some(wrk),
                 dir: dir.clone(),
                 progress: !quiet,
             };
@@ -413,6 +434,7 @@ async fn run_command(command: Command) -> anyhow::Result<std::process::ExitCode>
                 &out_dir.join("compare.json"),
                 serde_json::to_vec_pretty(&serde_json::json!({
                     "comparison": comparison,
+                    "medians": verdict::summaries(&comparison),
                     "checks": checks,
                 }))?,
             )?;

@@ -1,5 +1,5 @@
-//! The servers a comparison starts: `aerolith dev`, the HTTP ceiling and etcd, each a child
-//! process with its output in a log file, killed when dropped.
+//! The servers a comparison starts: `aerolith dev`, the HTTP ceiling, etcd and PostgreSQL,
+//! each a child process with its output in a log file, stopped when dropped.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -11,19 +11,40 @@ use anyhow::{Context, bail};
 /// How long a server may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long a server stopped by its signal may take to exit before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// A running server process.
 pub struct Service {
     name: String,
     child: Child,
     log: PathBuf,
+    /// The signal that shuts the server down cleanly (`INT` for PostgreSQL's fast
+    /// shutdown); none: SIGKILL.
+    stop_signal: Option<&'static str>,
 }
 
 impl Service {
     /// Starts `program` with `args`, logging to `<dir>/<name>.log`.
     pub fn spawn(name: &str, program: &Path, args: &[String], dir: &Path) -> anyhow::Result<Self> {
+        Service::spawn_in(name, program, args, dir, None)
+    }
+
+    /// [`Service::spawn`], the process working in `cwd` instead of this one's directory.
+    pub fn spawn_in(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        dir: &Path,
+        cwd: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let log = dir.join(format!("{name}.log"));
         let out = File::create(&log)?;
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
+        let child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
@@ -34,7 +55,20 @@ impl Service {
             name: name.to_string(),
             child,
             log,
+            stop_signal: None,
         })
+    }
+
+    /// Stops the server with `signal` (a name `kill -s` takes) when dropped, waiting a while
+    /// for it to exit before killing it.
+    pub fn stop_with(mut self, signal: &'static str) -> Self {
+        self.stop_signal = Some(signal);
+        self
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits until `ready` holds, failing early if the process exits (with the end of its
@@ -90,6 +124,19 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
+        if let Some(signal) = self.stop_signal
+            && matches!(self.child.try_wait(), Ok(None))
+        {
+            let sent = Command::new("kill")
+                .args(["-s", signal, &self.child.id().to_string()])
+                .status();
+            if matches!(sent, Ok(s) if s.success()) {
+                let deadline = Instant::now() + STOP_TIMEOUT;
+                while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -59,7 +59,7 @@ pub enum Distribution {
 }
 
 /// The YCSB core workloads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Workload {
     /// Update heavy: 50% reads, 50% updates, zipfian.
