@@ -369,9 +369,7 @@ async fn send_batch<S: Service>(link: &Link, mut batch: Vec<Taken<S>>) {
     let resp = match out {
         Ok(resp) => resp,
         Err(failure) => {
-            for reply in replies {
-                let _ = reply.send(Err(failure.clone()));
-            }
+            fail_all::<S>(replies, &failure);
             return;
         }
     };
@@ -402,9 +400,7 @@ async fn send_batch<S: Service>(link: &Link, mut batch: Vec<Taken<S>>) {
                 )),
                 fate: Fate::Unknown,
             };
-            for reply in replies {
-                let _ = reply.send(Err(failure.clone()));
-            }
+            fail_all::<S>(replies, &failure);
         }
         Err(whole) => match answer_of::<S>(whole, &addr) {
             // An older peer answers a batch as a call it does not know: it did nothing.
@@ -413,9 +409,7 @@ async fn send_batch<S: Service>(link: &Link, mut batch: Vec<Taken<S>>) {
                 resend_alone::<S>(link, replies, copies).await;
             }
             Err(f) => {
-                for reply in replies {
-                    let _ = reply.send(Err(f.clone()));
-                }
+                fail_all::<S>(replies, &f);
             }
             Ok(_) => {
                 let failure = Failure {
@@ -425,11 +419,19 @@ async fn send_batch<S: Service>(link: &Link, mut batch: Vec<Taken<S>>) {
                     )),
                     fate: Fate::Unknown,
                 };
-                for reply in replies {
-                    let _ = reply.send(Err(failure.clone()));
-                }
+                fail_all::<S>(replies, &failure);
             }
         },
+    }
+}
+
+/// Gives every caller of `replies` the same failure.
+fn fail_all<S: Service>(
+    replies: Vec<oneshot::Sender<Result<S::Answer, Failure>>>,
+    failure: &Failure,
+) {
+    for reply in replies {
+        let _ = reply.send(Err(failure.clone()));
     }
 }
 
@@ -449,9 +451,7 @@ async fn resend_alone<S: Service>(
             )),
             fate: Fate::NotSent,
         };
-        for reply in replies {
-            let _ = reply.send(Err(failure.clone()));
-        }
+        fail_all::<S>(replies, &failure);
         return;
     };
     for (reply, (mut request, deadline)) in replies.into_iter().zip(copies) {

@@ -5,35 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aerolith_common::json::Limits;
 use aerolith_common::pb;
 use aerolith_common::rpc::{DevCa, RpcClient};
 use aerolith_common::shard::shard_of;
-use aerolith_storagenode::{Durability, MemoryProfile, NodeOptions, Retention, StorageNode};
+use aerolith_storagenode::StorageNode;
 use pb::request::Body as Req;
 use pb::response::Body as Resp;
 
 const SHARDS: u16 = 8;
 const WAIT: Duration = Duration::from_secs(10);
-
-async fn start(dir: &std::path::Path, ca: &DevCa) -> StorageNode {
-    StorageNode::start(NodeOptions {
-        data_dir: dir.join("n1"),
-        dc: "dc1".into(),
-        node: "n1".into(),
-        shards: SHARDS,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        durability: Durability::Durable,
-        memory: MemoryProfile::Small,
-        limits: Limits::default(),
-        tls: ca.issue("dc1-n1").unwrap(),
-        scan_budget: aerolith_storagenode::DEFAULT_SCAN_BUDGET,
-        retention: Retention::default(),
-        new_store: Default::default(),
-    })
-    .await
-    .expect("storage node starts")
-}
 
 fn put(id: &str, body: &str) -> pb::PutRequest {
     pb::PutRequest {
@@ -64,7 +44,7 @@ fn item(body: Req) -> pb::Request {
 /// A node with collection `c` holding `keep` = {"v":1} and `gone` = {"v":2}, and a client.
 async fn node_with_documents(dir: &std::path::Path) -> (StorageNode, RpcClient, String) {
     let ca = DevCa::generate().unwrap();
-    let node = start(dir, &ca).await;
+    let node = super::start_node(dir, &ca, SHARDS).await;
     let addr = node.addr().to_string();
     let client = RpcClient::new(&ca.issue("gateway").unwrap()).unwrap();
     let collection = pb::PutCollectionRequest {

@@ -6,35 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aerolith_common::json::Limits;
 use aerolith_common::pb;
 use aerolith_common::rpc::frame::{DEFAULT_MAX_FRAME, read_frame};
 use aerolith_common::rpc::{DevCa, RpcClient};
 use aerolith_common::shard::shard_of;
-use aerolith_storagenode::{Durability, MemoryProfile, NodeOptions, Retention, StorageNode};
 use pb::request::Body as Req;
 use pb::response::Body as Resp;
 
 const SHARDS: u16 = 8;
-
-async fn start(dir: &std::path::Path, ca: &DevCa) -> StorageNode {
-    StorageNode::start(NodeOptions {
-        data_dir: dir.join("n1"),
-        dc: "dc1".into(),
-        node: "n1".into(),
-        shards: SHARDS,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        durability: Durability::Durable,
-        memory: MemoryProfile::Small,
-        limits: Limits::default(),
-        tls: ca.issue("dc1-n1").unwrap(),
-        scan_budget: aerolith_storagenode::DEFAULT_SCAN_BUDGET,
-        retention: Retention::default(),
-        new_store: Default::default(),
-    })
-    .await
-    .expect("storage node starts")
-}
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -94,7 +73,7 @@ fn error_code(resp: Option<pb::Response>) -> String {
 async fn hostile_frames_and_uncertified_clients_leave_the_node_serving() {
     let dir = tempfile::tempdir().unwrap();
     let ca = DevCa::generate().unwrap();
-    let node = start(dir.path(), &ca).await;
+    let node = super::start_node(dir.path(), &ca, SHARDS).await;
     let addr = node.addr();
     let a = addr.to_string();
     let client = RpcClient::new(&ca.issue("gateway").unwrap()).unwrap();

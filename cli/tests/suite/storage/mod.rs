@@ -4,3 +4,27 @@
 mod batched_calls;
 mod hostile_rpc;
 mod process;
+
+use aerolith_common::json::Limits;
+use aerolith_common::rpc::DevCa;
+use aerolith_storagenode::{Durability, MemoryProfile, NodeOptions, Retention, StorageNode};
+
+/// One durable storage node of dc1 with `shards` shards, in this process, on a loopback port.
+async fn start_node(dir: &std::path::Path, ca: &DevCa, shards: u16) -> StorageNode {
+    StorageNode::start(NodeOptions {
+        data_dir: dir.join("n1"),
+        dc: "dc1".into(),
+        node: "n1".into(),
+        shards,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        durability: Durability::Durable,
+        memory: MemoryProfile::Small,
+        limits: Limits::default(),
+        tls: ca.issue("dc1-n1").unwrap(),
+        scan_budget: aerolith_storagenode::DEFAULT_SCAN_BUDGET,
+        retention: Retention::default(),
+        new_store: Default::default(),
+    })
+    .await
+    .expect("storage node starts")
+}
