@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use aerolith_common::pb;
 use aerolith_common::shard::{DEFAULT_SHARDS, shard_of};
 use aerolith_loadtest::faults::cluster::{ProcCluster, Role};
+
+const WAIT: Duration = Duration::from_secs(2);
 
 /// Ids of collection `k` whose shards dc1's first node (of two) owns.
 fn ids_on_first_node(prefix: &str, n: usize) -> Vec<String> {
@@ -57,10 +60,23 @@ async fn a_killed_node_fails_its_shards_over_and_back() {
     }
     // Shipped to dc2 before the kill (a `local` write still on its only disk would wait for
     // the node's return, as API.md's durability paragraph says).
-    let dc2 = cluster.http[1].clone();
+    // Asked of dc2's owner itself: dc2's gateway would answer from dc1 while dc2's nodes
+    // wait for their replicator's first decision (a new store serves nothing until then).
+    let nodes = crate::support::procs::Nodes::of(&cluster);
+    let rpc = nodes.client.node();
     let deadline = Instant::now() + Duration::from_secs(60);
     for id in &before {
-        while get(&http, &dc2, id).await.0 != 200 {
+        let req = pb::GetRequest {
+            shard: u32::from(shard_of("k", id, DEFAULT_SHARDS)),
+            collection: "k".into(),
+            id: id.clone(),
+            session: Vec::new(),
+        };
+        loop {
+            let read = rpc.get(nodes.node("dc2"), req.clone(), WAIT);
+            if read.await.is_ok_and(|d| d.record.is_some()) {
+                break;
+            }
             assert!(Instant::now() < deadline, "{id} did not reach dc2");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
