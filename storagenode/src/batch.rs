@@ -14,60 +14,64 @@ use pb::request::Body as Req;
 use pb::response::Body as Resp;
 
 use crate::service::session_marks;
-use crate::store::{Staging, Store};
+use crate::store::Store;
 
 /// Most calls a batch may hold (the client sends at most 32).
 const MAX_ITEMS: usize = 256;
 
 /// Serves `items`, answering each in its place.
 pub(crate) async fn serve(store: Arc<Store>, items: Vec<pb::Request>) -> pb::ResponseBatch {
-    if items.len() > MAX_ITEMS {
-        let refused = Error::invalid(format!("a batch holds at most {MAX_ITEMS} calls"));
-        return pb::ResponseBatch {
-            items: items
-                .iter()
-                .map(|_| Node::response(Err(refused.clone())))
-                .collect(),
-        };
+    let refused = if items.len() > MAX_ITEMS {
+        Err(Error::invalid(format!(
+            "a batch holds at most {MAX_ITEMS} calls"
+        )))
+    } else {
+        // A node not serving (being rebuilt, or undecided) refuses every call alike.
+        store.serving()
+    };
+    if let Err(e) = refused {
+        let items = items
+            .iter()
+            .map(|_| Node::response(Err(e.clone())))
+            .collect();
+        return pb::ResponseBatch { items };
     }
     let now = Instant::now();
-    let serving = store.serving();
     let mut answers: Vec<Option<Result<Resp>>> = Vec::with_capacity(items.len());
     let mut reads = Vec::new();
     let mut writes = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let deadline = now + request_timeout(item.timeout_ms);
-        let plain = item
-            .body
-            .as_ref()
-            .is_some_and(|body| session_marks(body).is_empty());
-        let answer = match item.body {
-            None => Some(Err(Error::invalid("empty call in a batch"))),
-            Some(Req::Get(_) | Req::Put(_) | Req::Patch(_) | Req::Delete(_)) if plain => {
-                match (&serving, item.body) {
-                    (Err(e), _) => Some(Err(e.clone())),
-                    (Ok(()), Some(Req::Get(r))) => match store.get_cached(&r) {
-                        Ok(Some(doc)) => Some(Ok(Resp::Doc(doc))),
-                        Ok(None) => {
-                            reads.push((i, r));
-                            None
-                        }
-                        Err(e) => Some(Err(e)),
-                    },
-                    (Ok(()), Some(body)) => {
-                        writes.push((i, body, deadline));
-                        None
-                    }
-                    (Ok(()), None) => Some(Err(Error::invalid("empty call in a batch"))),
-                }
-            }
+        answers.push(None);
+        let out = match item.body {
+            None => Err(Error::invalid("empty call in a batch")),
             // The client batches neither calls with session marks (they may wait for
             // replication and hold up the rest) nor any other kind.
-            Some(_) => Some(Err(Error::invalid(
-                "a batch carries only point reads and document writes without session marks",
-            ))),
+            Some(ref body)
+                if !session_marks(body).is_empty()
+                    || !matches!(
+                        body,
+                        Req::Get(_) | Req::Put(_) | Req::Patch(_) | Req::Delete(_)
+                    ) =>
+            {
+                Err(Error::invalid(
+                    "a batch carries only point reads and document writes without session marks",
+                ))
+            }
+            Some(Req::Get(r)) => match store.get_cached(&r) {
+                Ok(Some(doc)) => Ok(Resp::Doc(doc)),
+                Ok(None) => {
+                    reads.push((i, r));
+                    continue;
+                }
+                Err(e) => Err(e),
+            },
+            Some(body) => {
+                writes.push((i, body, deadline));
+                continue;
+            }
         };
-        answers.push(answer);
+        answers[i] = Some(out);
     }
     let read_ids: Vec<usize> = reads.iter().map(|(i, _)| *i).collect();
     let write_ids: Vec<usize> = writes.iter().map(|(i, _, _)| *i).collect();
@@ -110,11 +114,10 @@ pub(crate) async fn serve(store: Arc<Store>, items: Vec<pb::Request>) -> pb::Res
     pb::ResponseBatch { items }
 }
 
-/// Stages every write, each against the state the ones before it left, then waits for the
-/// commit groups that hold them (usually one): each write is answered by its own group, so a
-/// failure of a later group never turns a durable write's answer into an error.
+/// Stages every write, each against the state the ones before it left, then waits for
+/// the commit groups that hold them (usually one; see [`Store::finish_each`]).
 fn write_group(store: &Store, writes: Vec<(usize, Req, Instant)>) -> Vec<(usize, Result<Resp>)> {
-    let staged: Vec<(usize, Result<Staging<pb::DocResponse>>)> = writes
+    let (ids, staged): (Vec<usize>, Vec<_>) = writes
         .into_iter()
         .map(|(i, body, deadline)| {
             let staged = match &body {
@@ -125,9 +128,10 @@ fn write_group(store: &Store, writes: Vec<(usize, Req, Instant)>) -> Vec<(usize,
             };
             (i, staged)
         })
-        .collect();
-    staged
-        .into_iter()
-        .map(|(i, staged)| (i, staged.and_then(|s| store.finish(s)).map(Resp::Doc)))
+        .unzip();
+    let done = store.finish_each(staged);
+    ids.into_iter()
+        .zip(done)
+        .map(|(i, out)| (i, out.map(Resp::Doc)))
         .collect()
 }

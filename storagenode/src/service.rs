@@ -13,7 +13,7 @@ use pb::request::Body as Req;
 use pb::response::Body as Resp;
 
 use crate::session::wait_covered;
-use crate::store::{Staging, Store};
+use crate::store::Store;
 
 /// Serves one store over the internal RPC.
 pub struct NodeService {
@@ -117,12 +117,11 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
 }
 
 /// Applies a bulk request's writes in order, each with its own result, as one commit
-/// group: every write is staged, then each waits for its own group (all but the first wait
-/// find it written), so a failed later group never takes back a durable write's answer.
+/// group: every write is staged, then waited for (see [`Store::finish_each`]).
 fn bulk(store: &Store, req: pb::BulkRequest, deadline: Instant) -> pb::BulkResponse {
     use pb::bulk_op::Op;
     use pb::bulk_result::Outcome;
-    let staged: Vec<Result<Staging<pb::DocResponse>>> = req
+    let staged = req
         .ops
         .into_iter()
         .map(|op| match op.op {
@@ -132,10 +131,11 @@ fn bulk(store: &Store, req: pb::BulkRequest, deadline: Instant) -> pb::BulkRespo
             None => Err(Error::invalid("empty bulk operation")),
         })
         .collect();
-    let results = staged
+    let results = store
+        .finish_each(staged)
         .into_iter()
-        .map(|staged| pb::BulkResult {
-            outcome: Some(match staged.and_then(|s| store.finish(s)) {
+        .map(|outcome| pb::BulkResult {
+            outcome: Some(match outcome {
                 Ok(doc) => Outcome::Doc(doc),
                 Err(e) => Outcome::Error(pb::RpcError {
                     code: e.code.as_str().to_string(),

@@ -339,6 +339,17 @@ impl Store {
         out
     }
 
+    /// Waits for each of several staged writes (staged first, all of them, so they share
+    /// groups) on its own ticket: a failure of a later group never takes back the answer of
+    /// a write an earlier group made durable. Every wait after the first usually finds its
+    /// group written.
+    pub(crate) fn finish_each<T>(&self, staged: Vec<Result<Staging<T>>>) -> Vec<Result<T>> {
+        staged
+            .into_iter()
+            .map(|s| s.and_then(|s| self.finish(s)))
+            .collect()
+    }
+
     /// Queues `staged` under the lock `st` of the shard it writes, without waiting for it.
     pub(crate) fn stage(&self, st: &mut ShardState, staged: Staged) -> Result<Ticket> {
         if staged.is_empty() {

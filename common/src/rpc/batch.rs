@@ -168,14 +168,8 @@ pub(super) async fn send<S: Service>(
     deadline: Instant,
 ) -> Result<S::Answer, Failure> {
     let addr = link.addr().to_string();
-    let alone = |call| async {
-        let resp = link
-            .round_trip::<S>(deadline, |ms| S::request(ms, call), || {})
-            .await?;
-        answer_of::<S>(resp, &addr)
-    };
     let Some(queue) = link.lanes().queue::<S>(lane) else {
-        return alone(call).await;
+        return link.send_alone::<S>(S::request(0, call), deadline).await;
     };
     let (reply, answer) = oneshot::channel();
     let status = Arc::new(AtomicU8::new(QUEUED));
@@ -196,21 +190,9 @@ pub(super) async fn send<S: Service>(
     };
     let start = match queued {
         Ok(start) => start,
-        Err(waiting) => {
-            let resp = link
-                .round_trip::<S>(
-                    deadline,
-                    |ms| {
-                        let mut request = waiting.request;
-                        S::set_timeout(&mut request, ms);
-                        request
-                    },
-                    || {},
-                )
-                .await?;
-            return answer_of::<S>(resp, &addr);
-        }
+        Err(waiting) => return link.send_alone::<S>(waiting.request, deadline).await,
     };
+
     let guard = GiveUpOnDrop(status);
     if start {
         tokio::spawn(drive(queue, link.clone()));
@@ -391,16 +373,12 @@ async fn send_batch<S: Service>(link: &Link, mut batch: Vec<Taken<S>>) {
             }
         }
         Ok(items) => {
-            let failure = Failure {
-                error: Error::internal(format!(
-                    "{} {addr} answered {} of a batch of {} calls",
-                    S::SERVER,
-                    items.len(),
-                    replies.len()
-                )),
-                fate: Fate::Unknown,
-            };
-            fail_all::<S>(replies, &failure);
+            let why = format!(
+                "answered {} of a batch of {} calls",
+                items.len(),
+                replies.len()
+            );
+            fail_all::<S>(replies, &garbled::<S>(&addr, &why));
         }
         Err(whole) => match answer_of::<S>(whole, &addr) {
             // An older peer answers a batch as a call it does not know: it did nothing.
@@ -412,16 +390,19 @@ async fn send_batch<S: Service>(link: &Link, mut batch: Vec<Taken<S>>) {
                 fail_all::<S>(replies, &f);
             }
             Ok(_) => {
-                let failure = Failure {
-                    error: Error::internal(format!(
-                        "{} {addr} answered a batch with a single answer",
-                        S::SERVER
-                    )),
-                    fate: Fate::Unknown,
-                };
-                fail_all::<S>(replies, &failure);
+                let why = "answered a batch with a single answer";
+                fail_all::<S>(replies, &garbled::<S>(&addr, why));
             }
         },
+    }
+}
+
+/// The failure of calls whose batch came back in a shape that does not match it (a bug on
+/// one side): what the peer did with them is unknown.
+fn garbled<S: Service>(addr: &str, why: &str) -> Failure {
+    Failure {
+        error: Error::internal(format!("{} {addr} {why}", S::SERVER)),
+        fate: Fate::Unknown,
     }
 }
 
@@ -454,19 +435,8 @@ async fn resend_alone<S: Service>(
         fail_all::<S>(replies, &failure);
         return;
     };
-    for (reply, (mut request, deadline)) in replies.into_iter().zip(copies) {
-        let out = link
-            .round_trip::<S>(
-                deadline,
-                |ms| {
-                    S::set_timeout(&mut request, ms);
-                    request
-                },
-                || {},
-            )
-            .await
-            .and_then(|resp| answer_of::<S>(resp, &addr));
-        let _ = reply.send(out);
+    for (reply, (request, deadline)) in replies.into_iter().zip(copies) {
+        let _ = reply.send(link.send_alone::<S>(request, deadline).await);
     }
 }
 

@@ -115,10 +115,7 @@ impl RpcClient {
         if let Some(lane) = S::lane(&call) {
             return batch::send::<S>(link, lane, call, deadline).await;
         }
-        let resp = link
-            .round_trip::<S>(deadline, |ms| S::request(ms, call), || {})
-            .await?;
-        answer_of::<S>(resp, addr)
+        link.send_alone::<S>(S::request(0, call), deadline).await
     }
 
     /// Calls sent to any peer in batches of two or more (see [`Service::lane`]).
@@ -184,6 +181,21 @@ impl Link {
     /// The peer's lanes.
     pub(super) fn lanes(&self) -> &batch::Lanes {
         &self.peer.lanes
+    }
+
+    /// Sends `request` on a stream of its own, with the time left until `deadline` as its
+    /// budget, and takes its answer.
+    pub(super) async fn send_alone<S: Service>(
+        &self,
+        mut request: S::Request,
+        deadline: Instant,
+    ) -> std::result::Result<S::Answer, Failure> {
+        let make = |ms| {
+            S::set_timeout(&mut request, ms);
+            request
+        };
+        let resp = self.round_trip::<S>(deadline, make, || {}).await?;
+        answer_of::<S>(resp, self.addr())
     }
 
     /// Sends the request `make` builds (given the milliseconds left) on one stream and

@@ -3,17 +3,16 @@
 //! get exactly the answers they would have got alone.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aerolith_common::pb;
-use aerolith_common::rpc::{DevCa, RpcClient};
+use aerolith_common::rpc::RpcClient;
 use aerolith_common::shard::shard_of;
 use aerolith_storagenode::StorageNode;
 use pb::request::Body as Req;
 use pb::response::Body as Resp;
 
 const SHARDS: u16 = 8;
-const WAIT: Duration = Duration::from_secs(10);
+use super::WAIT;
 
 fn put(id: &str, body: &str) -> pb::PutRequest {
     pb::PutRequest {
@@ -43,19 +42,8 @@ fn item(body: Req) -> pb::Request {
 
 /// A node with collection `c` holding `keep` = {"v":1} and `gone` = {"v":2}, and a client.
 async fn node_with_documents(dir: &std::path::Path) -> (StorageNode, RpcClient, String) {
-    let ca = DevCa::generate().unwrap();
-    let node = super::start_node(dir, &ca, SHARDS).await;
+    let (node, client, _) = super::node_with_collection(dir, SHARDS).await;
     let addr = node.addr().to_string();
-    let client = RpcClient::new(&ca.issue("gateway").unwrap()).unwrap();
-    let collection = pb::PutCollectionRequest {
-        name: "c".into(),
-        ..Default::default()
-    };
-    client
-        .node()
-        .put_collection(&addr, collection, WAIT)
-        .await
-        .expect("collection created");
     for (id, body) in [("keep", r#"{"v":1}"#), ("gone", r#"{"v":2}"#)] {
         client
             .node()

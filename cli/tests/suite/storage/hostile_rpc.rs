@@ -4,7 +4,6 @@
 //! written before.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aerolith_common::pb;
 use aerolith_common::rpc::frame::{DEFAULT_MAX_FRAME, read_frame};
@@ -15,7 +14,7 @@ use pb::response::Body as Resp;
 
 const SHARDS: u16 = 8;
 
-const WAIT: Duration = Duration::from_secs(10);
+use super::WAIT;
 
 /// The node answers a ping and still holds the sentinel document.
 async fn still_serving(client: &RpcClient, addr: &str) {
@@ -72,20 +71,9 @@ fn error_code(resp: Option<pb::Response>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_frames_and_uncertified_clients_leave_the_node_serving() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = DevCa::generate().unwrap();
-    let node = super::start_node(dir.path(), &ca, SHARDS).await;
+    let (node, client, ca) = super::node_with_collection(dir.path(), SHARDS).await;
     let addr = node.addr();
     let a = addr.to_string();
-    let client = RpcClient::new(&ca.issue("gateway").unwrap()).unwrap();
-    let collection = pb::PutCollectionRequest {
-        name: "c".into(),
-        ..Default::default()
-    };
-    client
-        .node()
-        .put_collection(&a, collection, WAIT)
-        .await
-        .expect("collection created");
     let sentinel = pb::PutRequest {
         after_delete_hlc: 0,
         shard: u32::from(shard_of("c", "keep", SHARDS)),

@@ -28,3 +28,27 @@ async fn start_node(dir: &std::path::Path, ca: &DevCa, shards: u16) -> StorageNo
     .await
     .expect("storage node starts")
 }
+
+/// A node as [`start_node`] makes it, with collection `c` created, and a gateway's client
+/// of it; the CA, for clients of other kinds.
+async fn node_with_collection(
+    dir: &std::path::Path,
+    shards: u16,
+) -> (StorageNode, aerolith_common::rpc::RpcClient, DevCa) {
+    let ca = DevCa::generate().unwrap();
+    let node = start_node(dir, &ca, shards).await;
+    let client = aerolith_common::rpc::RpcClient::new(&ca.issue("gateway").unwrap()).unwrap();
+    let collection = aerolith_common::pb::PutCollectionRequest {
+        name: "c".into(),
+        ..Default::default()
+    };
+    client
+        .node()
+        .put_collection(&node.addr().to_string(), collection, WAIT)
+        .await
+        .expect("collection created");
+    (node, client, ca)
+}
+
+/// How long the storage tests' calls wait.
+const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
