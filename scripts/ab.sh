@@ -4,8 +4,9 @@
 # records (bulk requests, 16 in flight: the "load" row, in documents/s) and run through the
 # same YCSB workloads over REST; prints every run and the medians per (binary, workload),
 # with B's ratio to A and the WAL syncs per acknowledged update or loaded document
-# (RocksDB's count over every storage node, from the gateway's /metrics). The client is
-# the same binary every time, so only the server differs.
+# (RocksDB's count over every storage node, from the gateway's /metrics) and the server's
+# CPU time per operation (user + system of the `aerolith dev` process, from /proc). The
+# client is the same binary every time, so only the server differs.
 #
 #   scripts/ab.sh A_AEROLITH B_AEROLITH [ROUNDS]
 #
@@ -46,6 +47,11 @@ stop() {
 }
 trap stop EXIT
 
+# The server's CPU time so far in clock ticks (user + system, /proc/PID/stat fields 14-15).
+cpu_ticks() {
+    awk '{print $14 + $15}' "/proc/$server/stat"
+}
+
 # Every storage node's WAL syncs so far, summed (`n/a` for a binary without the metric).
 wal_syncs() {
     curl -fsS "$rest/metrics" 2>/dev/null | python3 -c '
@@ -76,8 +82,9 @@ round() {
         tries=$((tries + 1))
     done
     for w in load $WORKLOADS; do
-        local syncs_before
+        local syncs_before cpu_before
         syncs_before=$(wal_syncs)
+        cpu_before=$(cpu_ticks)
         if [[ $w == load ]]; then
             "$LOADTEST" load --target "$target" --protocol "$PROTOCOL" --records "$RECORDS" \
                 --threads "$THREADS" --quiet --out "$OUT/$label-$n-$w.json" >/dev/null
@@ -86,9 +93,12 @@ round() {
                 --threads "$THREADS" --workload "$w" --duration "$DURATION" --quiet \
                 --out "$OUT/$label-$n-$w.json" >/dev/null
         fi
+        local cpu_after
+        cpu_after=$(cpu_ticks)
         # The nodes publish their WAL sync counts every second.
         sleep 1.5
-        python3 - "$OUT/$label-$n-$w.json" "$label" "$n" "$w" "$syncs_before" "$(wal_syncs)" <<'EOF'
+        python3 - "$OUT/$label-$n-$w.json" "$label" "$n" "$w" "$syncs_before" "$(wal_syncs)" \
+            "$cpu_before" "$cpu_after" "$(getconf CLK_TCK)" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
 p99 = max(o["p99_ms"] for o in r["operations"])
@@ -96,15 +106,19 @@ if sys.argv[4] == "load":
     # A load's operations are bulk requests: count documents, not requests.
     r["ops_per_s"] = r["info"]["records"] / r["seconds"]
     updates = r["info"]["records"]
+    ops = updates
 else:
+    ops = sum(o["ok"] for o in r["operations"])
     updates = sum(o["ok"] for o in r["operations"] if o["op"] in ("update", "insert", "read_modify_write"))
 before, after = sys.argv[5], sys.argv[6]
 per = "n/a"
 if updates and before != "n/a" and after != "n/a":
     per = f"{(float(after) - float(before)) / updates:.2f}"
     r["wal_syncs_per_update"] = float(per)
+cpu_us = (float(sys.argv[8]) - float(sys.argv[7])) / float(sys.argv[9]) * 1e6 / ops if ops else 0.0
+r["server_cpu_us_per_op"] = cpu_us
 json.dump(r, open(sys.argv[1], "w"))
-print(f"{sys.argv[2]} round {sys.argv[3]} workload {sys.argv[4]}: {r['ops_per_s']:.0f} ops/s, p99 {p99:.2f} ms, errors {r['errors']}, WAL syncs per update {per}")
+print(f"{sys.argv[2]} round {sys.argv[3]} workload {sys.argv[4]}: {r['ops_per_s']:.0f} ops/s, p99 {p99:.2f} ms, errors {r['errors']}, WAL syncs per update {per}, server CPU {cpu_us:.1f} us/op")
 EOF
     done
     stop
@@ -119,8 +133,8 @@ python3 - "$OUT" "$ROUNDS" load $WORKLOADS <<'EOF'
 import json, statistics, sys
 out, rounds, workloads = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 print(f"\nmedians of {rounds} interleaved rounds")
-print("| workload | A ops/s | B ops/s | B/A | A p99 ms | B p99 ms | A syncs/update | B syncs/update |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| workload | A ops/s | B ops/s | B/A | A p99 ms | B p99 ms | A syncs/update | B syncs/update | A CPU us/op | B CPU us/op |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for w in workloads:
     med = {}
     for label in "AB":
@@ -135,5 +149,6 @@ for w in workloads:
         per = [json.load(open(f"{out}/{label}-{n}-{w}.json")).get("wal_syncs_per_update") for n in range(1, rounds + 1)]
         per = [p for p in per if p is not None]
         syncs.append(f"{statistics.median(per):.2f}" if per else "n/a")
-    print(f"| {w} | {a:.0f} | {b:.0f} | {b / a:.2f} | {ap:.2f} | {bp:.2f} | {syncs[0]} | {syncs[1]} |")
+    cpu = [statistics.median(json.load(open(f"{out}/{label}-{n}-{w}.json"))["server_cpu_us_per_op"] for n in range(1, rounds + 1)) for label in "AB"]
+    print(f"| {w} | {a:.0f} | {b:.0f} | {b / a:.2f} | {ap:.2f} | {bp:.2f} | {syncs[0]} | {syncs[1]} | {cpu[0]:.1f} | {cpu[1]:.1f} |")
 EOF
