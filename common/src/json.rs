@@ -81,6 +81,19 @@ pub fn encode_object(map: &Map<String, Value>, limits: Limits) -> Result<Vec<u8>
     Ok(bytes)
 }
 
+/// Checks a body a peer sent already canonical ([`encode_object`]'s output under the same
+/// limits): its size and that it is an object's text, nothing that costs a parse (peers
+/// hold the cluster's certificate).
+pub fn check_canonical(bytes: &[u8], limits: Limits) -> Result<()> {
+    if bytes.len() > limits.max_bytes {
+        return Err(too_large(bytes.len(), limits));
+    }
+    if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
+        return Err(Error::invalid("the body must be a JSON object"));
+    }
+    Ok(())
+}
+
 /// Decodes a stored canonical body (trusted: written by a storage node).
 pub fn decode_stored(bytes: &[u8]) -> Result<Map<String, Value>> {
     if bytes.is_empty() {
@@ -220,6 +233,27 @@ impl<'de> Visitor<'de> for StrictValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_canonical_body_is_checked_without_a_parse() {
+        let limits = Limits::default();
+        let canonical = encode_object(
+            &parse_object(br#"{"b":1,"a":[2]}"#, limits).unwrap(),
+            limits,
+        )
+        .unwrap();
+        assert!(check_canonical(&canonical, limits).is_ok());
+        for bad in [&b""[..], b"[1]", b"12", b"{\"a\":1"] {
+            let e = check_canonical(bad, limits).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidArgument, "{bad:?}");
+        }
+        let small = Limits {
+            max_bytes: 4,
+            ..limits
+        };
+        let e = check_canonical(b"{\"a\":1}", small).unwrap_err();
+        assert_eq!(e.code, ErrorCode::PayloadTooLarge);
+    }
 
     fn nested(depth: usize) -> String {
         let mut s = String::new();

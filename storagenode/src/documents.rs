@@ -8,7 +8,9 @@ use prost::Message;
 use serde_json::{Map, Value};
 
 use aerolith_common::document::version_of;
-use aerolith_common::json::{decode_stored, encode_object, parse_object, parse_value};
+use aerolith_common::json::{
+    check_canonical, decode_stored, encode_object, parse_object, parse_value,
+};
 use aerolith_common::name::{validate_collection, validate_doc_id};
 use aerolith_common::patch::{self, PatchKind};
 use aerolith_common::version::VersionVector;
@@ -339,11 +341,17 @@ impl Store {
         deadline: Instant,
     ) -> Result<Staging<pb::DocResponse>> {
         let shard = self.admit(&req.collection, &req.id, req.shard)?;
-        let body = parse_object(&req.body, self.limits)?;
-        let bytes = encode_object(&body, self.limits)?;
+        // The gateway sent the canonical encoding it made under the same limits: stored as
+        // sent, parsed only where field-level merge stamps the fields.
+        check_canonical(&req.body, self.limits)?;
         let to = (req.collection.as_str(), shard, req.idempotency.as_ref());
         self.stage_local(to, req.after_delete_hlc, deadline, |st| {
             let meta = self.collection_for_write(&req.collection)?;
+            let body = if meta.strategy == pb::ConflictStrategy::FieldMerge as i32 {
+                parse_object(&req.body, self.limits)?
+            } else {
+                Map::new()
+            };
             let current = self.latest_record(shard, &req.collection, &req.id)?;
             let live = current.as_ref().filter(|r| !r.tombstone);
             check_precondition(live, req.precondition.as_ref())?;
@@ -354,7 +362,7 @@ impl Store {
                 (&req.collection, &req.id),
                 current.as_ref(),
                 &meta,
-                Some(bytes),
+                Some(req.body.clone()),
                 Stamping::Put(&body),
                 created,
                 req.idempotency.as_ref(),
