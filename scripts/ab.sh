@@ -139,16 +139,13 @@ for w in workloads:
     med = {}
     for label in "AB":
         runs = [json.load(open(f"{out}/{label}-{n}-{w}.json")) for n in range(1, rounds + 1)]
+        per = [r["wal_syncs_per_update"] for r in runs if "wal_syncs_per_update" in r]
         med[label] = (
             statistics.median(r["ops_per_s"] for r in runs),
             statistics.median(max(o["p99_ms"] for o in r["operations"]) for r in runs),
+            f"{statistics.median(per):.2f}" if per else "n/a",
+            statistics.median(r["server_cpu_us_per_op"] for r in runs),
         )
-    (a, ap), (b, bp) = med["A"], med["B"]
-    syncs = []
-    for label in "AB":
-        per = [json.load(open(f"{out}/{label}-{n}-{w}.json")).get("wal_syncs_per_update") for n in range(1, rounds + 1)]
-        per = [p for p in per if p is not None]
-        syncs.append(f"{statistics.median(per):.2f}" if per else "n/a")
-    cpu = [statistics.median(json.load(open(f"{out}/{label}-{n}-{w}.json"))["server_cpu_us_per_op"] for n in range(1, rounds + 1)) for label in "AB"]
-    print(f"| {w} | {a:.0f} | {b:.0f} | {b / a:.2f} | {ap:.2f} | {bp:.2f} | {syncs[0]} | {syncs[1]} | {cpu[0]:.1f} | {cpu[1]:.1f} |")
+    (a, ap, asy, ac), (b, bp, bsy, bc) = med["A"], med["B"]
+    print(f"| {w} | {a:.0f} | {b:.0f} | {b / a:.2f} | {ap:.2f} | {bp:.2f} | {asy} | {bsy} | {ac:.1f} | {bc:.1f} |")
 EOF

@@ -32,6 +32,11 @@ enum Stamping<'a> {
     Delete,
 }
 
+/// Whether writes to a collection with `meta` stamp each field (field-level merge).
+fn stamps_fields(meta: &pb::CollectionMeta) -> bool {
+    meta.strategy == pb::ConflictStrategy::FieldMerge as i32
+}
+
 fn keys(collection: &str, id: &str) -> Result<()> {
     validate_collection(collection)?;
     validate_doc_id(id)
@@ -154,7 +159,7 @@ impl Store {
             self.hlc.observe(newest_stamp(c));
         }
         let hlc = self.hlc.now();
-        let field_merge = meta.strategy == pb::ConflictStrategy::FieldMerge as i32;
+        let field_merge = stamps_fields(meta);
         let stamp = |deleted: bool| pb::FieldStamp {
             field: String::new(),
             hlc,
@@ -347,7 +352,8 @@ impl Store {
         let to = (req.collection.as_str(), shard, req.idempotency.as_ref());
         self.stage_local(to, req.after_delete_hlc, deadline, |st| {
             let meta = self.collection_for_write(&req.collection)?;
-            let body = if meta.strategy == pb::ConflictStrategy::FieldMerge as i32 {
+            // Only field stamps read the fields; other collections never look at `body`.
+            let body = if stamps_fields(&meta) {
                 parse_object(&req.body, self.limits)?
             } else {
                 Map::new()

@@ -31,7 +31,7 @@ const HELD_BYTES: usize = 4096;
 
 /// A TCP connection of the gRPC port whose small writes go out together.
 #[derive(Debug)]
-pub struct Coalesced<S = TcpStream> {
+pub struct Coalesced<S> {
     inner: S,
     held: Vec<u8>,
     /// Whether a flush may let small writes wait for the connection's next turn.
