@@ -28,6 +28,7 @@
 //! - `$and`/`$or` need a non-empty array of filter objects.
 
 mod filter;
+pub mod index_key;
 mod keyset;
 mod order;
 mod projection;

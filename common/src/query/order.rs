@@ -77,15 +77,15 @@ pub fn values_equal(a: &Value, b: &Value) -> bool {
 const EXP_CAP: i128 = 1_000_000_000_000_000_000_000_000_000_000;
 
 /// A JSON number's text taken apart: sign, digits before and after the point, exponent.
-struct Decimal<'a> {
-    negative: bool,
+pub(crate) struct Decimal<'a> {
+    pub(crate) negative: bool,
     int: &'a [u8],
     frac: &'a [u8],
     exp: i128,
 }
 
 impl<'a> Decimal<'a> {
-    fn parse(text: &'a str) -> Self {
+    pub(crate) fn parse(text: &'a str) -> Self {
         let mut s = text.as_bytes();
         let negative = s.first() == Some(&b'-');
         if matches!(s.first(), Some(b'-' | b'+')) {
@@ -121,7 +121,7 @@ impl<'a> Decimal<'a> {
     }
 
     /// The significant digits `D` and exponent `E` with value `0.D × 10^E`, or None for zero.
-    fn normalized(&self) -> Option<(impl Iterator<Item = u8> + '_, i128)> {
+    pub(crate) fn normalized(&self) -> Option<(impl Iterator<Item = u8> + '_, i128)> {
         let total = self.int.len() + self.frac.len();
         let lead = self.digits().take_while(|&c| c == b'0').count();
         if lead == total {
