@@ -12,10 +12,12 @@
 #
 # Settings from the environment (defaults in brackets): LOADTEST [the aerolith-loadtest
 # next to A], DCS [1], WORKLOADS [c a; empty: the load only], RECORDS [20000], DURATION
-# [20s], THREADS [16], PROTOCOL [rest], PORT_BASE [21080], OUT [./ab-results].
+# [20s], THREADS [16], PROTOCOL [rest], PORT_BASE [21080], OUT [./ab-results], RATE [none:
+# closed loop; N: every workload run open loop at N ops/s, so both binaries do the same
+# work and their CPU per operation compares directly].
 set -euo pipefail
 if [[ $# -lt 2 ]]; then
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 A=$(realpath "$1")
@@ -91,7 +93,7 @@ round() {
         else
             "$LOADTEST" run --target "$target" --protocol "$PROTOCOL" --records "$RECORDS" \
                 --threads "$THREADS" --workload "$w" --duration "$DURATION" --quiet \
-                --out "$OUT/$label-$n-$w.json" >/dev/null
+                ${RATE:+--rate "$RATE"} --out "$OUT/$label-$n-$w.json" >/dev/null
         fi
         local cpu_after
         cpu_after=$(cpu_ticks)

@@ -1,11 +1,10 @@
 //! The public representation of a document, rendered from its stored record.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
 
+use crate::body::Body;
 use crate::error::Result;
 use crate::hlc;
-use crate::json::decode_stored;
 use crate::pb;
 use crate::time::rfc3339_ms;
 use crate::version::VersionVector;
@@ -23,8 +22,8 @@ pub struct Document {
     pub updated_at: String,
     /// DC of the winning write.
     pub origin: String,
-    /// The body.
-    pub data: Map<String, Value>,
+    /// The body, as stored.
+    pub data: Body,
     /// Unresolved concurrent versions (`siblings` collections only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conflicts: Option<Vec<ConflictVersion>>,
@@ -39,8 +38,8 @@ pub struct ConflictVersion {
     pub updated_at: String,
     /// Its DC.
     pub origin: String,
-    /// Its body.
-    pub data: Map<String, Value>,
+    /// Its body, as stored.
+    pub data: Body,
 }
 
 /// The version string of a stored record: its version vector, plus the collection's
@@ -75,7 +74,7 @@ impl Document {
                 version: VersionVector::from_proto(s.vv.as_ref()).to_string(),
                 updated_at: rfc3339_ms(hlc::wall_ms(s.hlc)),
                 origin: s.origin.clone(),
-                data: decode_stored(&s.body)?,
+                data: Body::from_stored(&s.body)?,
             };
             siblings.push(((s.hlc, s.origin.clone()), version));
         }
@@ -88,7 +87,7 @@ impl Document {
             version: version_of(rec),
             updated_at: rfc3339_ms(hlc::wall_ms(rec.hlc)),
             origin: rec.origin.clone(),
-            data: decode_stored(&rec.body)?,
+            data: Body::from_stored(&rec.body)?,
             conflicts: (!conflicts.is_empty()).then_some(conflicts),
         }))
     }

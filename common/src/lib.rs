@@ -2,6 +2,7 @@
 //! and the internal QUIC RPC layer.
 
 pub mod auth;
+pub mod body;
 pub mod dc_state;
 pub mod document;
 pub mod error;

@@ -133,7 +133,7 @@ impl Router {
 
     /// Owners of `shard`: the local DC's first, then the other DCs' in configuration order
     /// after the local one; DCs marked down come last, tried only when no other answers.
-    fn owners(&self, shard: u16) -> Vec<String> {
+    fn owners(&self, shard: u16) -> Vec<&str> {
         let dcs = &self.cluster.dcs;
         let local = dcs.iter().position(|d| d.id == self.dc.id).unwrap_or(0);
         let (up, down): (Vec<_>, Vec<_>) = (0..dcs.len())
@@ -141,7 +141,7 @@ impl Router {
             .partition(|d| !self.health.is_dc_down(&d.id));
         up.into_iter()
             .chain(down)
-            .map(|d| d.owner(shard).rpc.clone())
+            .map(|d| d.owner(shard).rpc.as_str())
             .collect()
     }
 
@@ -153,7 +153,7 @@ impl Router {
             .iter()
             .find(|a| !self.health.is_down(a))
             .unwrap_or(&owners[0])
-            .clone()
+            .to_string()
     }
 
     /// Whether `addr` is a node of this gateway's DC.
@@ -236,7 +236,7 @@ impl Router {
         self.check_unsettled(&keys)?;
         let deadline = std::time::Instant::now() + timeout;
         let pinned = self.unsettled.node_of(&keys);
-        let (up, down): (Vec<String>, Vec<String>) = match pinned.clone() {
+        let (up, down): (Vec<&str>, Vec<&str>) = match pinned.as_deref() {
             // The node an earlier attempt of this keyed write reached, and no other.
             Some(pinned) => (vec![pinned], Vec::new()),
             None => self

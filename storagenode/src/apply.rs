@@ -534,7 +534,7 @@ mod tests {
                 let conflicts = doc.conflicts.expect("conflicts");
                 assert_eq!(conflicts.len(), 1);
                 assert_eq!(
-                    serde_json::Value::Object(conflicts[0].data.clone()),
+                    serde_json::Value::Object(conflicts[0].data.object().unwrap()),
                     json!({"a": 1})
                 );
                 assert_eq!(doc.version, "dc1@1:1.dc2@1:1", "the join");

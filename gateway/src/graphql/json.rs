@@ -5,7 +5,9 @@
 use async_graphql::{
     InputValueError, InputValueResult, Name, Number, Scalar, ScalarType, Value as ConstValue,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use aerolith_common::body::Body;
 
 /// serde_json's marker for a number carried as text (`arbitrary_precision`).
 const NUMBER_TOKEN: &str = "$serde_json::private::Number";
@@ -64,7 +66,7 @@ fn to_json(v: ConstValue) -> Result<Value, String> {
             None => Value::Object(
                 map.into_iter()
                     .map(|(k, v)| Ok((k.to_string(), to_json(v)?)))
-                    .collect::<Result<Map<_, _>, String>>()?,
+                    .collect::<Result<serde_json::Map<_, _>, String>>()?,
             ),
         },
     })
@@ -86,9 +88,9 @@ pub fn from_json(v: &Value) -> ConstValue {
     }
 }
 
-/// An object as the `JSON` scalar.
-pub fn object(map: &Map<String, Value>) -> Json {
-    Json(Value::Object(map.clone()))
+/// A stored body as the `JSON` scalar (parsed here: GraphQL answers are built as values).
+pub fn body(b: &Body) -> aerolith_common::Result<Json> {
+    b.object().map(|map| Json(Value::Object(map)))
 }
 
 #[cfg(test)]

@@ -39,7 +39,10 @@ impl SubscriptionRoot {
         let items = stream::unfold(Some((watch, collection)), |state| async move {
             let (mut watch, collection) = state?;
             let event = match watch.next().await? {
-                WatchItem::Change(v) => ChangeEvent::change(v),
+                WatchItem::Change(v) => match ChangeEvent::change(v) {
+                    Ok(event) => event,
+                    Err(e) => return Some((Err(gql(e)), None)),
+                },
                 WatchItem::Checkpoint(token) => ChangeEvent::checkpoint(&collection, token),
                 WatchItem::Failed(e) => return Some((Err(gql(e)), None)),
             };

@@ -4,7 +4,8 @@ use async_graphql::{Enum, ID, InputObject, Object, SimpleObject};
 
 use aerolith_common::document::{ConflictVersion as Conflict, Document as Doc};
 
-use super::json::{Json, object};
+use super::gql;
+use super::json::{Json, body};
 use crate::ops::{ChangeView, CollectionInfo, Page};
 
 /// A collection's conflict strategy.
@@ -67,8 +68,8 @@ impl ConflictVersion {
     async fn origin(&self) -> &str {
         &self.0.origin
     }
-    async fn data(&self) -> Json {
-        object(&self.0.data)
+    async fn data(&self) -> async_graphql::Result<Json> {
+        body(&self.0.data).map_err(gql)
     }
 }
 
@@ -92,8 +93,8 @@ impl Document {
     async fn origin(&self) -> &str {
         &self.0.origin
     }
-    async fn data(&self) -> Json {
-        object(&self.0.data)
+    async fn data(&self) -> async_graphql::Result<Json> {
+        body(&self.0.data).map_err(gql)
     }
     async fn conflicts(&self) -> Option<Vec<ConflictVersion>> {
         self.0
@@ -134,17 +135,17 @@ pub struct ChangeEvent {
 
 impl ChangeEvent {
     /// A change.
-    pub fn change(v: ChangeView) -> ChangeEvent {
-        ChangeEvent {
+    pub fn change(v: ChangeView) -> aerolith_common::Result<ChangeEvent> {
+        Ok(ChangeEvent {
             op: v.op.to_string(),
-            data: v.data.as_ref().map(object),
+            data: v.data.as_ref().map(body).transpose()?,
             collection: v.collection,
             id: Some(ID(v.id)),
             version: Some(v.version),
             updated_at: Some(v.updated_at),
             origin: Some(v.origin),
             token: v.token,
-        }
+        })
     }
 
     /// A checkpoint of `collection`'s feed.

@@ -1,7 +1,6 @@
 //! Conversions between the operation layer's values and the `aerolith.v1` messages. Bodies
 //! are serialized exactly as REST serializes them, so every protocol returns the same bytes.
 
-use serde::Serialize;
 use serde_json::Value;
 
 use aerolith_common::document::Document;
@@ -19,10 +18,6 @@ use crate::ops::{
 
 /// Nesting accepted in a filter (a 64-deep value under operators), as for REST.
 const FILTER_DEPTH: usize = 80;
-
-fn json_text<T: Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(Error::internal)
-}
 
 /// A collection as gRPC returns it.
 pub fn collection(c: CollectionInfo) -> api::Collection {
@@ -44,12 +39,12 @@ pub fn document(d: Document) -> Result<api::Document> {
                 version: c.version,
                 updated_at: c.updated_at,
                 origin: c.origin,
-                data_json: json_text(&c.data)?,
+                data_json: c.data.as_str().to_owned(),
             })
         })
         .collect::<Result<_>>()?;
     Ok(api::Document {
-        data_json: json_text(&d.data)?,
+        data_json: d.data.as_str().to_owned(),
         collection: d.collection,
         id: d.id,
         version: d.version,
@@ -74,7 +69,7 @@ pub fn page(p: Page) -> Result<api::DocumentPage> {
 /// A change event as gRPC returns it.
 pub fn change(v: ChangeView) -> Result<api::ChangeEvent> {
     Ok(api::ChangeEvent {
-        data_json: v.data.as_ref().map(json_text).transpose()?,
+        data_json: v.data.as_ref().map(|d| d.as_str().to_owned()),
         op: v.op.to_string(),
         collection: v.collection,
         id: v.id,

@@ -6,10 +6,10 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use aerolith_common::body::Body;
 use aerolith_common::document::version_of;
-use aerolith_common::json::decode_stored;
 use aerolith_common::name::validate_collection;
 use aerolith_common::query::Filter;
 use aerolith_common::time::rfc3339_ms;
@@ -39,7 +39,7 @@ pub struct ChangeView {
     /// DC that made the change.
     pub origin: String,
     /// The new body; `None` for a delete.
-    pub data: Option<Map<String, Value>>,
+    pub data: Option<Body>,
     /// Resumes the feed right after this change.
     pub token: String,
 }
@@ -79,7 +79,7 @@ impl ChangeView {
             data: if rec.tombstone {
                 None
             } else {
-                Some(decode_stored(&rec.body)?)
+                Some(Body::from_stored(&rec.body)?)
             },
             token,
         })

@@ -193,7 +193,7 @@ async fn deliver(feed: &Feed, st: &mut Shared, fetched: Fetched) -> Result<bool>
     for v in views {
         let pass = v.op == "delete"
             || match (&feed.filter, &v.data) {
-                (Some(f), Some(data)) => f.matches(&v.id, data),
+                (Some(f), Some(data)) => f.matches(&v.id, &data.object()?),
                 _ => true,
             };
         tail_filtered = !pass;
