@@ -1,9 +1,18 @@
-//! Validation of collection names, document ids and DC ids (API.md "Data model").
+//! Validation of collection and index names, document ids and DC ids (API.md "Data model").
 
 use crate::error::{Error, Result};
 
 /// Checks a collection name: `^[A-Za-z][A-Za-z0-9_-]{0,63}$`.
 pub fn validate_collection(name: &str) -> Result<()> {
+    validate_name("collection", name)
+}
+
+/// Checks an index name: the collection-name rule (issue 24).
+pub fn validate_index(name: &str) -> Result<()> {
+    validate_name("index", name)
+}
+
+fn validate_name(what: &str, name: &str) -> Result<()> {
     let b = name.as_bytes();
     let ok = !b.is_empty()
         && b.len() <= 64
@@ -15,8 +24,28 @@ pub fn validate_collection(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid(format!(
-            "invalid collection name {:?}: it must match ^[A-Za-z][A-Za-z0-9_-]{{0,63}}$",
+            "invalid {what} name {:?}: it must match ^[A-Za-z][A-Za-z0-9_-]{{0,63}}$",
             truncate(name)
+        )))
+    }
+}
+
+/// Checks an indexed field's dotted path: non-empty segments of at most 1 024 bytes in all,
+/// none starting with `$`, and not the document id (`_id`, which every query can already
+/// range over).
+pub fn validate_index_path(path: &str) -> Result<()> {
+    let ok = !path.is_empty()
+        && path.len() <= 1024
+        && path
+            .split('.')
+            .all(|s| !s.is_empty() && !s.starts_with('$'))
+        && path.split('.').next() != Some("_id");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid index field path {:?}: a dotted path of non-empty segments, none starting with $, and not _id",
+            truncate(path)
         )))
     }
 }
@@ -70,6 +99,19 @@ fn truncate(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_names_and_paths() {
+        assert!(validate_index("by_age").is_ok());
+        let e = validate_index("1x").unwrap_err();
+        assert!(e.message.contains("invalid index name"), "{}", e.message);
+        for ok in ["age", "address.city", "a.b.c", "x_id"] {
+            assert!(validate_index_path(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".a", "a.", "a..b", "$a", "a.$b", "_id", "_id.x"] {
+            assert!(validate_index_path(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn collection_names() {

@@ -1,9 +1,12 @@
 //! Collection settings as one storage node holds them: explicit and implicit creation,
 //! lookups, and deletion (a collection tombstone plus a range delete of its documents).
 
+use std::collections::HashMap;
+
 use prost::Message;
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 
+use aerolith_common::json::decode_stored;
 use aerolith_common::name::validate_collection;
 use aerolith_common::shard::shard_of;
 use aerolith_common::strategy::strategy_name;
@@ -12,12 +15,17 @@ use aerolith_common::{Error, Result, pb};
 
 use crate::engine::Cf;
 use crate::engine::db_err;
-use crate::keys::{doc_prefix, doc_prefix_end, meta_collection};
+use crate::keys::{doc_prefix, doc_prefix_end, meta_collection, split_doc_key};
 use crate::newest::written_hlc;
 use crate::store::{ShardState, Store};
 
 impl Store {
-    fn save_collection(&self, meta: &pb::CollectionMeta, batch: &mut WriteBatch) -> Result<()> {
+    pub(crate) fn save_collection(
+        &self,
+        meta: &mut pb::CollectionMeta,
+        batch: &mut WriteBatch,
+    ) -> Result<()> {
+        crate::index_defs::tidy(meta);
         batch.put_cf(
             self.engine.cf(Cf::Meta)?,
             meta_collection(&meta.name),
@@ -26,7 +34,7 @@ impl Store {
         Ok(())
     }
 
-    fn new_meta(
+    pub(crate) fn new_meta(
         &self,
         name: &str,
         strategy: i32,
@@ -47,11 +55,13 @@ impl Store {
             created_at_ms: now_ms(),
             deleted: false,
             deleted_hlc: 0,
+            // Definitions made after the deletion `prev` records belong to this incarnation.
+            indexes: prev.map(|p| p.indexes.clone()).unwrap_or_default(),
         }
     }
 
     /// The shard whose change log carries a collection's settings.
-    fn settings_shard(&self, name: &str) -> u16 {
+    pub(crate) fn settings_shard(&self, name: &str) -> u16 {
         shard_of(name, "", self.shard_count())
     }
 
@@ -59,7 +69,7 @@ impl Store {
     /// entry carrying `meta`, so replicators ship settings even where no document of the
     /// collection is ever written. `st` is the settings shard's lock, taken before the
     /// collections lock (the order document writes use too).
-    fn commit_settings(
+    pub(crate) fn commit_settings(
         &self,
         st: &mut ShardState,
         meta: &pb::CollectionMeta,
@@ -82,8 +92,22 @@ impl Store {
     /// deletion, was acknowledged after it, and stays. Nearly always nothing is that new
     /// ([`crate::newest::Newest`]) and one range delete per shard does; otherwise the
     /// collection is scanned. Called with every shard lock held.
-    fn delete_documents(&self, name: &str, floor: u64, batch: &mut WriteBatch) -> Result<bool> {
+    ///
+    /// Index entries go with them: all of the collection's, then, for the documents that
+    /// outlive the deletion, those of `next`'s indexes made after it (the ones the next
+    /// incarnation keeps).
+    fn delete_documents(
+        &self,
+        next: &pb::CollectionMeta,
+        floor: u64,
+        batch: &mut WriteBatch,
+    ) -> Result<bool> {
+        let name = next.name.as_str();
         let docs = self.engine.cf(Cf::Docs)?;
+        let index = self.engine.cf(Cf::Index)?;
+        for shard in 0..self.shard_count() {
+            batch.delete_range_cf(index, doc_prefix(shard, name), doc_prefix_end(shard, name));
+        }
         let newer = self
             .newest
             .lock()
@@ -95,6 +119,9 @@ impl Store {
             }
             return Ok(false);
         }
+        let kept: Vec<&pb::IndexDef> = crate::index_defs::live(next)
+            .filter(|d| d.hlc > floor)
+            .collect();
         let mut outlived = false;
         for shard in 0..self.shard_count() {
             let mut ro = ReadOptions::default();
@@ -111,6 +138,21 @@ impl Store {
                     .map_err(|e| Error::internal(format!("corrupt record {key:?}: {e}")))?;
                 if written_hlc(&rec) > floor {
                     outlived = true;
+                    if !rec.tombstone
+                        && !kept.is_empty()
+                        && let Some((_, id)) = split_doc_key(&key)
+                    {
+                        let body = decode_stored(&rec.body)?;
+                        for k in crate::index_entries::entries(
+                            shard,
+                            name,
+                            id,
+                            kept.iter().copied(),
+                            &body,
+                        ) {
+                            batch.put_cf(index, k, []);
+                        }
+                    }
                 } else {
                     batch.delete_cf(docs, key);
                 }
@@ -133,6 +175,7 @@ impl Store {
             created_at_ms: deleted_hlc >> 16,
             deleted: false,
             deleted_hlc: 0,
+            indexes: Vec::new(),
         }
     }
 
@@ -147,9 +190,13 @@ impl Store {
         if held.deleted {
             return Ok(next);
         }
-        let outlived = self.delete_documents(&next.name, deleted_through(&next), batch)?;
+        let outlived = self.delete_documents(&next, deleted_through(&next), batch)?;
         Ok(if outlived && next.deleted {
-            self.reborn(&next.name, next.deleted_hlc)
+            // Index definitions made after the deletion belong to the incarnation it begins.
+            pb::CollectionMeta {
+                indexes: next.indexes.clone(),
+                ..self.reborn(&next.name, next.deleted_hlc)
+            }
         } else {
             next
         })
@@ -159,9 +206,12 @@ impl Store {
     /// ordered it after the deletion): it lives again, as [`Store::reborn`]. Called under the
     /// document's shard lock; the settings held afterwards.
     pub(crate) fn revive(&self, deleted: &pb::CollectionMeta) -> Result<pb::CollectionMeta> {
-        let meta = self.reborn(&deleted.name, deleted.deleted_hlc);
+        let mut meta = pb::CollectionMeta {
+            indexes: deleted.indexes.clone(),
+            ..self.reborn(&deleted.name, deleted.deleted_hlc)
+        };
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
-        self.save_unlogged(&meta, WriteBatch::default())?;
+        self.save_unlogged(&mut meta, WriteBatch::default())?;
         cache.insert(deleted.name.clone(), meta.clone());
         Ok(meta)
     }
@@ -169,7 +219,7 @@ impl Store {
     /// Writes settings (with `batch`, perhaps a range delete) and the HLC, durably, with no
     /// change-log entry: settings a node derives itself (an implicit creation, a deletion
     /// taken early) reach the peers with the documents that carry them.
-    fn save_unlogged(&self, meta: &pb::CollectionMeta, mut batch: WriteBatch) -> Result<()> {
+    fn save_unlogged(&self, meta: &mut pb::CollectionMeta, mut batch: WriteBatch) -> Result<()> {
         self.save_collection(meta, &mut batch)?;
         self.hlc_into(&mut batch)?;
         self.engine
@@ -185,14 +235,14 @@ impl Store {
             return Ok(m.clone());
         }
         validate_collection(name)?;
-        let meta = self.new_meta(
+        let mut meta = self.new_meta(
             name,
             pb::ConflictStrategy::Lww as i32,
             false,
             self.hlc.now(),
             cache.get(name),
         );
-        self.save_unlogged(&meta, WriteBatch::default())?;
+        self.save_unlogged(&mut meta, WriteBatch::default())?;
         cache.insert(name.to_string(), meta.clone());
         Ok(meta)
     }
@@ -230,8 +280,8 @@ impl Store {
             deleted_hlc: floor,
             ..before.clone()
         };
-        let meta = self.leave(&before, deletion, &mut batch)?;
-        self.save_unlogged(&meta, batch)?;
+        let mut meta = self.leave(&before, deletion, &mut batch)?;
+        self.save_unlogged(&mut meta, batch)?;
         cache.insert(name.to_string(), meta);
         Ok(())
     }
@@ -240,6 +290,34 @@ impl Store {
     pub(crate) fn collection_meta(&self, name: &str) -> Option<pb::CollectionMeta> {
         let cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
         cache.get(name).cloned()
+    }
+
+    /// Applies a deletion recorded elsewhere in the DC at `after_delete_hlc` that never
+    /// reached this node, when its live incarnation is older: the removal goes into `batch`
+    /// and the deletion into `cache` (the caller saves what follows it). Called with every
+    /// shard lock held.
+    pub(crate) fn take_stale_deletion(
+        &self,
+        cache: &mut HashMap<String, pb::CollectionMeta>,
+        name: &str,
+        after_delete_hlc: u64,
+        batch: &mut WriteBatch,
+    ) -> Result<()> {
+        let stale = cache
+            .get(name)
+            .filter(|m| !m.deleted && m.incarnation < after_delete_hlc)
+            .cloned();
+        if let Some(stale) = stale {
+            self.hlc.observe(after_delete_hlc);
+            let deletion = pb::CollectionMeta {
+                deleted: true,
+                deleted_hlc: after_delete_hlc,
+                ..stale.clone()
+            };
+            let held = self.leave(&stale, deletion, batch)?;
+            cache.insert(name.to_string(), held);
+        }
+        Ok(())
     }
 
     /// Creates a collection or makes an implicit one explicit; a different strategy than an
@@ -256,23 +334,9 @@ impl Store {
         let st = &mut all[usize::from(self.settings_shard(&req.name))];
         let mut cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = WriteBatch::default();
-        let stale = cache
-            .get(&req.name)
-            .filter(|m| !m.deleted && m.incarnation < req.after_delete_hlc)
-            .cloned();
-        if let Some(stale) = stale {
-            // A deletion recorded elsewhere in the DC never reached this node: apply it now.
-            self.hlc.observe(req.after_delete_hlc);
-            let deletion = pb::CollectionMeta {
-                deleted: true,
-                deleted_hlc: req.after_delete_hlc,
-                ..stale.clone()
-            };
-            let held = self.leave(&stale, deletion, &mut batch)?;
-            cache.insert(req.name.clone(), held);
-        }
+        self.take_stale_deletion(&mut cache, &req.name, req.after_delete_hlc, &mut batch)?;
         let current = cache.get(&req.name).filter(|m| !m.deleted).cloned();
-        let (meta, created) = match current {
+        let (mut meta, created) = match current {
             Some(cur) if cur.strategy == req.strategy => {
                 if cur.explicit || !req.explicit {
                     return Ok(pb::PutCollectionResponse {
@@ -317,7 +381,7 @@ impl Store {
                 true,
             ),
         };
-        self.save_collection(&meta, &mut batch)?;
+        self.save_collection(&mut meta, &mut batch)?;
         self.commit_settings(st, &meta, batch)?;
         cache.insert(req.name.clone(), meta.clone());
         Ok(pb::PutCollectionResponse {
@@ -343,7 +407,8 @@ impl Store {
             remote
                 .settings_hlc
                 .max(remote.deleted_hlc)
-                .max(remote.incarnation),
+                .max(remote.incarnation)
+                .max(remote.indexes.iter().map(|d| d.hlc).max().unwrap_or(0)),
         );
         // Every shipped change carries its collection's settings, nearly always the ones
         // held already: answer those without taking the settings shard's lock.
@@ -365,13 +430,13 @@ impl Store {
             return Ok((local.unwrap_or_else(|| remote.clone()), false));
         };
         // Leaving an incarnation (by a deletion or for a newer one) removes its documents.
-        let merged = match &local {
+        let mut merged = match &local {
             Some(l) if merged.deleted || merged.incarnation != l.incarnation => {
                 self.leave(l, merged, &mut batch)?
             }
             _ => merged,
         };
-        self.save_collection(&merged, &mut batch)?;
+        self.save_collection(&mut merged, &mut batch)?;
         self.commit_settings(st, &merged, batch)?;
         cache.insert(remote.name.clone(), merged.clone());
         Ok((merged, true))
@@ -415,11 +480,11 @@ impl Store {
             },
         };
         let mut batch = WriteBatch::default();
-        let held = match &current {
+        let mut held = match &current {
             Some(cur) => self.leave(cur, deletion.clone(), &mut batch)?,
             None => deletion.clone(),
         };
-        self.save_collection(&held, &mut batch)?;
+        self.save_collection(&mut held, &mut batch)?;
         self.commit_settings(st, &held, batch)?;
         cache.insert(req.name.clone(), held);
         Ok(deletion)
@@ -495,6 +560,9 @@ pub(crate) fn settings_join(a: &pb::CollectionMeta, b: &pb::CollectionMeta) -> p
     if !a.deleted && !b.deleted && a.incarnation == b.incarnation {
         joined.created_at_ms = a.created_at_ms.min(b.created_at_ms);
     }
+    // Index definitions join by name on their own stamps, whichever settings won.
+    joined.indexes = crate::index_defs::join(&a.indexes, &b.indexes);
+    crate::index_defs::tidy(&mut joined);
     joined
 }
 
@@ -517,6 +585,7 @@ mod tests {
             created_at_ms: hlc,
             deleted: false,
             deleted_hlc: 0,
+            indexes: Vec::new(),
         }
     }
 

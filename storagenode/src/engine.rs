@@ -28,11 +28,14 @@ pub enum Cf {
     Changes,
     /// Counters, identity, watermarks and collection settings.
     Meta,
+    /// Secondary index entries (`index_entries.rs`): keys only, written in the batch of
+    /// the document write they follow.
+    Index,
 }
 
 impl Cf {
     /// Every column family, created at open.
-    const ALL: [Cf; 3] = [Cf::Docs, Cf::Changes, Cf::Meta];
+    const ALL: [Cf; 4] = [Cf::Docs, Cf::Changes, Cf::Meta, Cf::Index];
 
     /// Its name in RocksDB.
     fn name(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Cf {
             Cf::Docs => "docs",
             Cf::Changes => "changes",
             Cf::Meta => "meta",
+            Cf::Index => "index",
         }
     }
 }

@@ -15,6 +15,8 @@ pub mod documents;
 mod engine;
 mod group;
 mod idempotency;
+pub mod index_defs;
+mod index_entries;
 mod keys;
 pub mod merge;
 mod newest;

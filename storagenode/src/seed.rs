@@ -183,6 +183,11 @@ impl Store {
         if req.reset {
             // Whatever an untrusted store held for the shard goes; the copy replaces it.
             batch.delete_range_cf(docs, shard_start(shard), shard_end(shard));
+            batch.delete_range_cf(
+                self.engine.cf(Cf::Index)?,
+                shard_start(shard),
+                shard_end(shard),
+            );
             let tombs = meta_tomb_prefix(shard);
             let mut tombs_end = tombs.clone();
             tombs_end.push(0xff);
@@ -209,7 +214,22 @@ impl Store {
                     self.actor_epoch()
                 )));
             }
-            batch.put_cf(docs, doc_key(shard, &r.collection, &r.id), &r.record);
+            let key = doc_key(shard, &r.collection, &r.id);
+            // A copy overwrites the record as it is: the entries of the one it replaces go.
+            let old = if req.reset {
+                None
+            } else {
+                crate::index_entries::decode_record(&key, self.engine.get(Cf::Docs, &key)?)?
+            };
+            self.index_change(
+                &mut batch,
+                shard,
+                &r.collection,
+                &r.id,
+                old.as_ref(),
+                Some(&record),
+            )?;
+            batch.put_cf(docs, key, &r.record);
             self.newest
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

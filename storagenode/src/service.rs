@@ -93,6 +93,8 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
             collections: store.list_collections(),
         }),
         Req::DeleteCollection(r) => Resp::Collection(store.delete_collection(&r)?),
+        Req::PutIndex(r) => Resp::PutCollection(store.put_index(&r)?),
+        Req::DropIndex(r) => Resp::Collection(store.drop_index(&r)?),
         Req::Ping(_) => Resp::Empty(pb::Empty {}),
         Req::Bulk(r) => Resp::Bulk(bulk(store, r, deadline)),
         Req::SeedStatus(_) => Resp::SeedStatus(store.seed_status()),

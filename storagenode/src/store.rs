@@ -446,6 +446,7 @@ impl Store {
         let seq = st.seq + 1;
         if let Some(record) = &event.record {
             let key = doc_key(shard, &event.collection, &event.id);
+            self.index_delta(&mut staged.batch, shard, event, &key, record)?;
             let bytes = record.encode_to_vec();
             staged.track(Cf::Docs, &key, &bytes);
             staged.batch.put_cf(self.engine.cf(Cf::Docs)?, key, bytes);

@@ -269,6 +269,8 @@ calls! {
         get_collection(GetCollection: GetCollectionRequest) -> Collection: CollectionMeta;
         list_collections(ListCollections: ListCollectionsRequest) -> Collections: ListCollectionsResponse;
         delete_collection(DeleteCollection: DeleteCollectionRequest) -> Collection: CollectionMeta;
+        put_index(PutIndex: PutIndexRequest) -> PutCollection: PutCollectionResponse;
+        drop_index(DropIndex: DropIndexRequest) -> Collection: CollectionMeta;
         ping(Ping: PingRequest) -> Pong: PingResponse;
         bulk(Bulk: BulkRequest) -> Bulk: BulkResponse;
         query(Query: QueryRequest) -> Query: QueryResponse;
