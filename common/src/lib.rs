@@ -9,6 +9,7 @@ pub mod error;
 pub mod healthcheck;
 pub mod hlc;
 pub mod idempotency;
+pub mod index_def;
 pub mod json;
 pub mod name;
 pub mod patch;

@@ -462,8 +462,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (dc1, dc2) = (store(dir.path(), "dc1"), store(dir.path(), "dc2"));
         collection(&dc1, pb::ConflictStrategy::Lww);
-        // The same settings on dc2 first: the hold must catch the apply's own group.
-        collection(&dc2, pb::ConflictStrategy::Lww);
+        // The very same settings on dc2 first (its own creation could differ in its
+        // creation time, and the join would then commit a settings group of its own): the
+        // hold must catch the apply's own group.
+        dc2.apply_collection(&dc1.collection_meta("c").unwrap())
+            .unwrap();
         put(&dc1, "x", serde_json::json!({"v": 1}));
         let (reached_tx, reached) = std::sync::mpsc::channel();
         let (release, release_rx) = std::sync::mpsc::channel();

@@ -8,45 +8,15 @@
 //! deletion that ended it) belongs to an earlier incarnation and is gone: indexes go with
 //! their collection, as in MongoDB, ordered against a deletion by HLC like any write.
 
-use std::cmp::Ordering;
-use std::collections::BTreeMap;
-
-use prost::Message;
 use rocksdb::WriteBatch;
 
 use aerolith_common::error::{Error, Result};
-use aerolith_common::name::{validate_collection, validate_index, validate_index_path};
+pub use aerolith_common::index_def::{MAX_INDEXES, join, live, validate_fields};
+use aerolith_common::name::{validate_collection, validate_index};
 use aerolith_common::pb;
 
 use crate::collections::deleted_through;
 use crate::store::Store;
-
-/// The most live indexes one collection may hold.
-pub const MAX_INDEXES: usize = 16;
-
-/// The most fields one index may have.
-pub const MAX_FIELDS: usize = 8;
-
-/// The join of two definition lists: per name the later (HLC, DC) wins, remaining ties go
-/// to the greater encoding; ordered by name. Commutative, associative and idempotent.
-pub(crate) fn join(a: &[pb::IndexDef], b: &[pb::IndexDef]) -> Vec<pb::IndexDef> {
-    let mut by_name: BTreeMap<&str, &pb::IndexDef> = BTreeMap::new();
-    for def in a.iter().chain(b) {
-        match by_name.get(def.name.as_str()) {
-            Some(held) if later(held, def) != Ordering::Less => {}
-            _ => {
-                by_name.insert(&def.name, def);
-            }
-        }
-    }
-    by_name.into_values().cloned().collect()
-}
-
-fn later(a: &pb::IndexDef, b: &pb::IndexDef) -> Ordering {
-    (a.hlc, &a.dc)
-        .cmp(&(b.hlc, &b.dc))
-        .then_with(|| a.encode_to_vec().cmp(&b.encode_to_vec()))
-}
 
 /// Drops the definitions of earlier incarnations and orders the rest by name: every meta a
 /// node stores goes through this, so equal histories give equal bytes.
@@ -56,41 +26,38 @@ pub(crate) fn tidy(meta: &mut pb::CollectionMeta) {
     meta.indexes.sort_by(|a, b| a.name.cmp(&b.name));
 }
 
-/// The definitions in force: not dropped.
-pub fn live(meta: &pb::CollectionMeta) -> impl Iterator<Item = &pb::IndexDef> {
-    meta.indexes.iter().filter(|d| !d.dropped)
-}
-
-/// Checks an index's fields: one to [`MAX_FIELDS`] valid dotted paths, none twice.
-pub fn validate_fields(fields: &[pb::IndexField]) -> Result<()> {
-    if fields.is_empty() || fields.len() > MAX_FIELDS {
-        return Err(Error::invalid(format!(
-            "an index has 1 to {MAX_FIELDS} fields, not {}",
-            fields.len()
-        )));
-    }
-    for (i, f) in fields.iter().enumerate() {
-        validate_index_path(&f.path)?;
-        if fields[..i].iter().any(|g| g.path == f.path) {
-            return Err(Error::invalid(format!(
-                "field {} appears twice in the index",
-                f.path
-            )));
-        }
-    }
-    Ok(())
-}
-
 impl Store {
-    /// Defines an index on a collection (created implicitly if needed). The same definition
-    /// again answers `created: false`; another one under a live name is `invalid_argument`,
-    /// as is a seventeenth index.
+    /// Defines an index on a collection (created implicitly if needed). On the DC's first
+    /// node (`hlc` 0) the same definition again answers `created: false`, another one under
+    /// a live name is `invalid_argument`, as is a seventeenth index; the other nodes take
+    /// the definition the first one recorded as it is.
     pub fn put_index(&self, req: &pb::PutIndexRequest) -> Result<pb::PutCollectionResponse> {
         validate_collection(&req.collection)?;
         validate_index(&req.name)?;
         validate_fields(&req.fields)?;
         let hlc = self.hlc.adopt_or_now(req.hlc);
+        let first = req.hlc == 0;
         self.change_settings(&req.collection, req.after_delete_hlc, hlc, |meta| {
+            // The first node stamps past whatever the name held (a drop stamped ahead of
+            // the clock included), so a re-creation always wins over it.
+            let hlc = match meta.indexes.iter().find(|d| d.name == req.name) {
+                Some(held) if first => hlc.max(held.hlc + 1),
+                _ => hlc,
+            };
+            self.hlc.observe(hlc);
+            let def = pb::IndexDef {
+                name: req.name.clone(),
+                fields: req.fields.clone(),
+                hlc,
+                dc: self.dc.clone(),
+                dropped: false,
+            };
+            if !first {
+                let joined = join(&meta.indexes, &[def]);
+                let changed = joined != meta.indexes;
+                meta.indexes = joined;
+                return Ok(changed);
+            }
             if let Some(held) = live(meta).find(|d| d.name == req.name) {
                 if held.fields == req.fields {
                     return Ok(false);
@@ -106,23 +73,35 @@ impl Store {
                     req.collection
                 )));
             }
-            let def = pb::IndexDef {
-                name: req.name.clone(),
-                fields: req.fields.clone(),
-                hlc,
-                dc: self.dc.clone(),
-                dropped: false,
-            };
             meta.indexes = join(&meta.indexes, &[def]);
             Ok(true)
         })
     }
 
-    /// Drops an index; `not_found` when the collection has no live index of that name.
+    /// Drops an index: on the DC's first node (`hlc` 0) `not_found` when the collection has
+    /// no live index of that name; the other nodes record the first one's drop as it is.
     pub fn drop_index(&self, req: &pb::DropIndexRequest) -> Result<pb::CollectionMeta> {
         validate_collection(&req.collection)?;
         validate_index(&req.name)?;
         let hlc = self.hlc.adopt_or_now(req.hlc);
+        if req.hlc != 0 {
+            let drop = pb::IndexDef {
+                name: req.name.clone(),
+                fields: Vec::new(),
+                hlc,
+                dc: self.dc.clone(),
+                dropped: true,
+            };
+            let out = self.change_settings(&req.collection, 0, hlc, |meta| {
+                let joined = join(&meta.indexes, &[drop]);
+                let changed = joined != meta.indexes;
+                meta.indexes = joined;
+                Ok(changed)
+            })?;
+            return out
+                .meta
+                .ok_or_else(|| Error::internal("index drop without settings"));
+        }
         let missing = || {
             Error::not_found(format!(
                 "index {} of collection {} not found",
@@ -139,11 +118,15 @@ impl Store {
             let Some(held) = live(meta).find(|d| d.name == req.name) else {
                 return Err(missing());
             };
+            // A drop carries no fields, so every node records the same bytes for it.
+            let stamp = hlc.max(held.hlc + 1);
+            self.hlc.observe(stamp);
             let drop = pb::IndexDef {
-                hlc: hlc.max(held.hlc + 1),
+                name: held.name.clone(),
+                fields: Vec::new(),
+                hlc: stamp,
                 dc: self.dc.clone(),
                 dropped: true,
-                ..held.clone()
             };
             meta.indexes = join(&meta.indexes, &[drop]);
             Ok(true)
@@ -208,32 +191,6 @@ mod tests {
     }
 
     #[test]
-    fn join_is_a_semilattice() {
-        let lists = [
-            vec![def("a", 5, "dc1", false)],
-            vec![def("a", 7, "dc2", true), def("b", 3, "dc1", false)],
-            vec![def("a", 7, "dc1", false)],
-            vec![def("b", 3, "dc1", true)],
-            vec![],
-        ];
-        for x in &lists {
-            assert_eq!(join(x, x), join(x, &[]), "idempotent");
-            for y in &lists {
-                assert_eq!(join(x, y), join(y, x), "commutative");
-                for z in &lists {
-                    assert_eq!(join(&join(x, y), z), join(x, &join(y, z)), "associative");
-                }
-            }
-        }
-        let all = lists.iter().fold(Vec::new(), |acc, l| join(&acc, l));
-        assert_eq!(
-            all,
-            vec![def("a", 7, "dc2", true), def("b", 3, "dc1", true)],
-            "the later stamp wins per name; equal stamps go to the greater encoding"
-        );
-    }
-
-    #[test]
     fn tidy_drops_earlier_incarnations() {
         let mut meta = pb::CollectionMeta {
             name: "c".into(),
@@ -250,18 +207,5 @@ mod tests {
             meta.indexes.is_empty(),
             "a deletion takes its indexes along"
         );
-    }
-
-    #[test]
-    fn fields_are_checked() {
-        let f = |p: &str| pb::IndexField {
-            path: p.into(),
-            desc: false,
-        };
-        assert!(validate_fields(&[f("a"), f("b.c")]).is_ok());
-        assert!(validate_fields(&[]).is_err());
-        assert!(validate_fields(&[f("a"), f("a")]).is_err());
-        let nine: Vec<_> = (0..9).map(|i| f(&format!("f{i}"))).collect();
-        assert!(validate_fields(&nine).is_err());
     }
 }

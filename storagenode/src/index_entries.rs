@@ -192,7 +192,7 @@ type Pair = (Box<[u8]>, Box<[u8]>);
 #[cfg(test)]
 impl Store {
     /// How many index entries the node holds.
-    fn index_entry_count(&self) -> Result<usize> {
+    pub(crate) fn index_entry_count(&self) -> Result<usize> {
         let cf = self.engine.cf(Cf::Index)?;
         Ok(self
             .engine

@@ -15,6 +15,7 @@ pub mod documents;
 mod engine;
 mod group;
 mod idempotency;
+pub mod index_build;
 pub mod index_defs;
 mod index_entries;
 mod keys;

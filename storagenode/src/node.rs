@@ -48,6 +48,7 @@ pub struct NodeOptions {
 pub struct StorageNode {
     server: RpcServer,
     trimmer: tokio::task::JoinHandle<()>,
+    builder: tokio::task::JoinHandle<()>,
     stats: tokio::task::JoinHandle<()>,
     store: Arc<Store>,
     addr: SocketAddr,
@@ -88,6 +89,7 @@ impl StorageNode {
         Ok(StorageNode {
             server,
             trimmer: tokio::spawn(trim_by_age(store.clone())),
+            builder: tokio::spawn(build_indexes(store.clone())),
             stats: tokio::spawn(report_engine_stats(
                 store.clone(),
                 opts.dc.clone(),
@@ -112,6 +114,8 @@ impl StorageNode {
     pub async fn shutdown(self) -> Result<()> {
         self.trimmer.abort();
         let _ = self.trimmer.await;
+        self.builder.abort();
+        let _ = self.builder.await;
         self.stats.abort();
         let _ = self.stats.await;
         self.server.shutdown().await;
@@ -143,6 +147,42 @@ async fn report_engine_stats(store: Arc<Store>, dc: String, node: String) {
             .absolute(store.wal_syncs());
     }
 }
+
+/// Builds the indexes still building, a chunk at a time on the blocking pool, and looks
+/// for new ones every second once none is left; every so often, removes the entries of
+/// indexes that are no longer live.
+async fn build_indexes(store: Arc<Store>) {
+    let mut swept = tokio::time::Instant::now();
+    loop {
+        let s = store.clone();
+        let left = match tokio::task::spawn_blocking(move || s.build_indexes()).await {
+            Ok(Ok(left)) => left,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e.message, "index build failed; retrying");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "index build task failed; retrying");
+                false
+            }
+        };
+        if !left {
+            if swept.elapsed() >= SWEEP_EVERY {
+                swept = tokio::time::Instant::now();
+                let s = store.clone();
+                match tokio::task::spawn_blocking(move || s.collect_dropped_indexes()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e.message, "index sweep failed"),
+                    Err(e) => tracing::warn!(error = %e, "index sweep task failed"),
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+/// How often the entries of dropped indexes are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Trims change-log entries older than the retention age and collects tombstones, every so
 /// often.

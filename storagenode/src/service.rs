@@ -95,6 +95,7 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
         Req::DeleteCollection(r) => Resp::Collection(store.delete_collection(&r)?),
         Req::PutIndex(r) => Resp::PutCollection(store.put_index(&r)?),
         Req::DropIndex(r) => Resp::Collection(store.drop_index(&r)?),
+        Req::IndexStates(r) => Resp::IndexStates(store.index_states(&r.collection)?),
         Req::Ping(_) => Resp::Empty(pb::Empty {}),
         Req::Bulk(r) => Resp::Bulk(bulk(store, r, deadline)),
         Req::SeedStatus(_) => Resp::SeedStatus(store.seed_status()),

@@ -8,6 +8,7 @@ mod api;
 mod bulk;
 mod documents;
 mod failure;
+mod indexes;
 mod output;
 mod query;
 mod watch;
@@ -152,11 +153,45 @@ pub enum ClientCommand {
         /// The backup directory, an absolute path.
         dir: PathBuf,
     },
+    /// A collection's secondary indexes: `aerolith index create|list|drop`.
+    Index {
+        /// What to do.
+        #[command(subcommand)]
+        command: IndexCommand,
+    },
     /// Replication administration (the replicator admin API).
     Admin {
         /// What to do.
         #[command(subcommand)]
         command: AdminCommand,
+    },
+}
+
+/// The `index` commands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum IndexCommand {
+    /// Define an index, built in the background: `aerolith index create COLLECTION NAME
+    /// FIELD[:asc|desc]...` (dotted paths; the same definition again changes nothing).
+    Create {
+        /// The collection.
+        collection: String,
+        /// The index's name.
+        name: String,
+        /// Its fields in key order, each `PATH`, `PATH:asc` or `PATH:desc`.
+        #[arg(required = true)]
+        fields: Vec<String>,
+    },
+    /// List a collection's indexes with their build state.
+    List {
+        /// The collection.
+        collection: String,
+    },
+    /// Drop an index.
+    Drop {
+        /// The collection.
+        collection: String,
+        /// The index's name.
+        name: String,
     },
 }
 
@@ -179,6 +214,16 @@ fn check_names(command: &ClientCommand) -> Result<(), Failure> {
         C::Query { collection, .. } | C::Watch { collection, .. } | C::Bulk { collection, .. } => {
             (Some(collection), None)
         }
+        C::Index { command } => match command {
+            IndexCommand::Create {
+                collection, name, ..
+            }
+            | IndexCommand::Drop { collection, name } => {
+                indexes::name_arg(name)?;
+                (Some(collection), None)
+            }
+            IndexCommand::List { collection } => (Some(collection), None),
+        },
         C::Collections | C::Admin { .. } | C::Backup { .. } => (None, None),
     };
     if let Some(c) = collection {
@@ -258,5 +303,16 @@ pub async fn run(command: ClientCommand, global: Global) -> Result<(), Failure> 
             command: AdminCommand::Status,
         } => admin::status(&api, &out).await,
         ClientCommand::Backup { dir } => admin::backup(&api, &out, &dir).await,
+        ClientCommand::Index { command } => match command {
+            IndexCommand::Create {
+                collection,
+                name,
+                fields,
+            } => indexes::create(&api, &out, &collection, &name, &fields).await,
+            IndexCommand::List { collection } => indexes::list(&api, &out, &collection).await,
+            IndexCommand::Drop { collection, name } => {
+                indexes::drop(&api, &collection, &name).await
+            }
+        },
     }
 }

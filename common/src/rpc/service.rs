@@ -271,6 +271,7 @@ calls! {
         delete_collection(DeleteCollection: DeleteCollectionRequest) -> Collection: CollectionMeta;
         put_index(PutIndex: PutIndexRequest) -> PutCollection: PutCollectionResponse;
         drop_index(DropIndex: DropIndexRequest) -> Collection: CollectionMeta;
+        index_states(IndexStates: IndexStatesRequest) -> IndexStates: IndexStatesResponse;
         ping(Ping: PingRequest) -> Pong: PingResponse;
         bulk(Bulk: BulkRequest) -> Bulk: BulkResponse;
         query(Query: QueryRequest) -> Query: QueryResponse;

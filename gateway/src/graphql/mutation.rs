@@ -7,7 +7,7 @@ use aerolith_common::json::object_of;
 use aerolith_common::patch::PatchKind;
 
 use super::json::Json;
-use super::types::{Collection, ConflictStrategy, Document};
+use super::types::{Collection, ConflictStrategy, Document, Index, IndexFieldInput};
 use super::{ctx, gql, ops, require};
 use crate::ops::{Ctx, Precondition, WriteConcern};
 
@@ -66,6 +66,49 @@ impl MutationRoot {
             .await
             .map_err(gql)?;
         Ok(info.into())
+    }
+
+    /// Defines a secondary index, built in the background (the same definition again is a
+    /// no-op; other fields under a live name are `invalid_argument`).
+    async fn create_index(
+        &self,
+        c: &Context<'_>,
+        collection: String,
+        name: String,
+        fields: Vec<IndexFieldInput>,
+    ) -> Result<Index> {
+        require(c, Role::Write)?;
+        let fields = fields
+            .into_iter()
+            .map(|f| match f.order.as_deref() {
+                None | Some("asc") => Ok(aerolith_common::pb::IndexField {
+                    path: f.path,
+                    desc: false,
+                }),
+                Some("desc") => Ok(aerolith_common::pb::IndexField {
+                    path: f.path,
+                    desc: true,
+                }),
+                Some(other) => Err(gql(aerolith_common::Error::invalid(format!(
+                    "an index field's order must be \"asc\" or \"desc\", not {other:?}"
+                )))),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (info, _) = ops(c)?
+            .put_index(ctx(c), &collection, &name, fields)
+            .await
+            .map_err(gql)?;
+        Ok(info.into())
+    }
+
+    /// Drops a secondary index; `not_found` if it does not exist.
+    async fn drop_index(&self, c: &Context<'_>, collection: String, name: String) -> Result<bool> {
+        require(c, Role::Write)?;
+        ops(c)?
+            .drop_index(ctx(c), &collection, &name)
+            .await
+            .map_err(gql)?;
+        Ok(true)
     }
 
     /// Creates or replaces a document (without `id`, creates one under a generated id).

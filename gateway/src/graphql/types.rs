@@ -1,12 +1,12 @@
 //! GraphQL object types (API.md "GraphQL"), each a view of an operation-layer value.
 
-use async_graphql::{Enum, ID, InputObject, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 
 use aerolith_common::document::{ConflictVersion as Conflict, Document as Doc};
 
-use super::gql;
 use super::json::{Json, body};
-use crate::ops::{ChangeView, CollectionInfo, Page};
+use super::{ctx, gql, ops};
+use crate::ops::{ChangeView, CollectionInfo, IndexInfo, Page};
 
 /// A collection's conflict strategy.
 #[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
@@ -40,9 +40,68 @@ impl ConflictStrategy {
 
 /// A collection.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct Collection {
     name: String,
     conflict_strategy: ConflictStrategy,
+}
+
+#[ComplexObject]
+impl Collection {
+    /// Its live secondary indexes and how far this DC has built each.
+    async fn indexes(&self, c: &Context<'_>) -> async_graphql::Result<Vec<Index>> {
+        let list = ops(c)?
+            .list_indexes(ctx(c), &self.name)
+            .await
+            .map_err(gql)?;
+        Ok(list.into_iter().map(Index::from).collect())
+    }
+}
+
+/// One field of a secondary index.
+#[derive(SimpleObject)]
+pub struct IndexField {
+    path: String,
+    order: String,
+}
+
+/// A field of an index to define.
+#[derive(InputObject)]
+pub struct IndexFieldInput {
+    /// A dotted path (not `_id`).
+    pub path: String,
+    /// `asc` or `desc`.
+    #[graphql(default_with = "Some(\"asc\".to_string())")]
+    pub order: Option<String>,
+}
+
+/// A secondary index and how far this DC has built it.
+#[derive(SimpleObject)]
+pub struct Index {
+    name: String,
+    fields: Vec<IndexField>,
+    state: String,
+    progress: Option<f64>,
+    reason: Option<String>,
+}
+
+impl From<IndexInfo> for Index {
+    fn from(i: IndexInfo) -> Index {
+        Index {
+            name: i.name,
+            fields: i
+                .fields
+                .into_iter()
+                .map(|f| IndexField {
+                    path: f.path,
+                    order: f.order.to_string(),
+                })
+                .collect(),
+            state: i.state.to_string(),
+            progress: i.progress,
+            reason: i.reason,
+        }
+    }
 }
 
 impl From<CollectionInfo> for Collection {

@@ -12,7 +12,7 @@ use aerolith_common::patch::PatchKind;
 use aerolith_common::query::{SortKey, projection_paths};
 
 use crate::ops::{
-    BadOp, BulkInput, BulkItem, BulkOp, ChangeView, CollectionInfo, DEFAULT_LIMIT, Page,
+    BadOp, BulkInput, BulkItem, BulkOp, ChangeView, CollectionInfo, DEFAULT_LIMIT, IndexInfo, Page,
     Precondition, QueryInput, check_limit,
 };
 
@@ -26,6 +26,46 @@ pub fn collection(c: CollectionInfo) -> api::Collection {
         conflict_strategy: c.conflict_strategy,
         created_at: c.created_at,
     }
+}
+
+/// An index as gRPC returns it.
+pub fn index(i: IndexInfo) -> api::Index {
+    api::Index {
+        name: i.name,
+        fields: i
+            .fields
+            .into_iter()
+            .map(|f| api::IndexField {
+                path: f.path,
+                order: f.order.to_string(),
+            })
+            .collect(),
+        state: i.state.to_string(),
+        progress: i.progress,
+        reason: i.reason,
+    }
+}
+
+/// An index definition's fields from gRPC (`order` empty, `asc` or `desc`).
+pub fn index_fields(fields: &[api::IndexField]) -> Result<Vec<aerolith_common::pb::IndexField>> {
+    fields
+        .iter()
+        .map(|f| {
+            let desc = match f.order.as_str() {
+                "" | "asc" => false,
+                "desc" => true,
+                other => {
+                    return Err(Error::invalid(format!(
+                        "an index field's order must be \"asc\" or \"desc\", not {other:?}"
+                    )));
+                }
+            };
+            Ok(aerolith_common::pb::IndexField {
+                path: f.path.clone(),
+                desc,
+            })
+        })
+        .collect()
 }
 
 /// A document as gRPC returns it.

@@ -9,7 +9,7 @@ use aerolith_common::auth::Role::{self, Admin, Read, Write};
 const DOCUMENTS: &str = "/aerolith.v1.Documents/";
 
 /// Every method of `aerolith.v1.Documents` and the least role that may call it.
-pub const METHODS: [(&str, Role); 11] = [
+pub const METHODS: [(&str, Role); 14] = [
     ("ListCollections", Read),
     ("CreateCollection", Write),
     ("GetCollection", Read),
@@ -21,6 +21,9 @@ pub const METHODS: [(&str, Role); 11] = [
     ("Query", Read),
     ("BulkWrite", Write),
     ("Watch", Read),
+    ("CreateIndex", Write),
+    ("ListIndexes", Read),
+    ("DropIndex", Write),
 ];
 
 /// What a call's path names.

@@ -246,4 +246,49 @@ impl Documents for DocumentsService {
             stream::once(async { Ok(first) }).chain(items).boxed(),
         ))
     }
+
+    async fn create_index(
+        &self,
+        req: Request<api::CreateIndexRequest>,
+    ) -> Reply<api::CreateIndexResponse> {
+        let ctx = ctx_of(&req)?;
+        let r = req.into_inner();
+        let fields = convert::index_fields(&r.fields).map_err(to_status)?;
+        reply(
+            self.ops
+                .put_index(ctx, &r.collection, &r.name, fields)
+                .await
+                .map(|(info, created)| api::CreateIndexResponse {
+                    index: Some(convert::index(info)),
+                    created,
+                }),
+        )
+    }
+
+    async fn list_indexes(
+        &self,
+        req: Request<api::ListIndexesRequest>,
+    ) -> Reply<api::ListIndexesResponse> {
+        let ctx = ctx_of(&req)?;
+        let r = req.into_inner();
+        reply(self.ops.list_indexes(ctx, &r.collection).await.map(|list| {
+            api::ListIndexesResponse {
+                indexes: list.into_iter().map(convert::index).collect(),
+            }
+        }))
+    }
+
+    async fn drop_index(
+        &self,
+        req: Request<api::DropIndexRequest>,
+    ) -> Reply<api::DropIndexResponse> {
+        let ctx = ctx_of(&req)?;
+        let r = req.into_inner();
+        reply(
+            self.ops
+                .drop_index(ctx, &r.collection, &r.name)
+                .await
+                .map(|()| api::DropIndexResponse {}),
+        )
+    }
 }

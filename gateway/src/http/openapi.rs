@@ -291,6 +291,7 @@ fn path_param_component(name: &str) -> Option<&'static str> {
     match name {
         "c" => Some("Collection"),
         "id" => Some("DocumentId"),
+        "name" => Some("IndexName"),
         _ => None,
     }
 }
@@ -397,6 +398,11 @@ fn parameters() -> Value {
             "description": "Collection name; names starting with _ are reserved.",
             "schema": {"type": "string", "pattern": COLLECTION_PATTERN},
         },
+        "IndexName": {
+            "name": "name", "in": "path", "required": true,
+            "description": "Index name (the collection-name rule).",
+            "schema": {"type": "string", "pattern": COLLECTION_PATTERN},
+        },
         "DocumentId": {
             "name": "id", "in": "path", "required": true,
             "description": "Document id (not . or ..).",
@@ -494,7 +500,7 @@ fn schemas() -> Value {
         }
         props
     };
-    json!({
+    let mut all = json!({
         "ErrorCode": {"type": "string", "enum": codes},
         "ErrorDetail": object(&["code", "message"], json!({
             "code": reference("schemas", "ErrorCode"),
@@ -630,6 +636,34 @@ fn schemas() -> Value {
             "errors": {"type": "array", "items": {"type": "object", "additionalProperties": true}}},
             "description": "A GraphQL response; errors[].extensions.code holds the error code."},
         "Html": {"type": "string", "description": "An HTML page."},
+    });
+    if let (Some(map), Value::Object(more)) = (all.as_object_mut(), index_schemas()) {
+        map.extend(more);
+    }
+    all
+}
+
+/// The schemas of secondary indexes (a block of their own: one `json!` of every schema
+/// passes the macro's recursion limit).
+fn index_schemas() -> Value {
+    json!({
+        "IndexField": {"type": "object", "additionalProperties": false, "required": ["path"],
+            "properties": {"path": {"type": "string", "description": "A dotted path, not _id."},
+                "order": {"type": "string", "enum": ["asc", "desc"], "default": "asc"}}},
+        "IndexDefinition": {"type": "object", "additionalProperties": false,
+            "required": ["fields"],
+            "properties": {"fields": {"type": "array", "minItems": 1, "maxItems": 8,
+                "items": reference("schemas", "IndexField")}}},
+        "Index": object(&["name", "fields", "state"], json!({
+            "name": {"type": "string", "pattern": COLLECTION_PATTERN},
+            "fields": {"type": "array", "items": reference("schemas", "IndexField")},
+            "state": {"type": "string", "enum": ["building", "ready", "failed"]},
+            "progress": {"type": "number", "minimum": 0, "maximum": 1,
+                "description": "While building: the share of the DC's shards built."},
+            "reason": {"type": "string", "description": "Why a build failed."},
+        })),
+        "IndexList": object(&["indexes"], json!({"indexes": {"type": "array",
+            "items": reference("schemas", "Index")}})),
     })
 }
 

@@ -87,7 +87,7 @@ impl Ops {
     }
 
     /// What every node of the DC holds for one collection (tombstones included).
-    async fn metas_of(&self, ctx: Ctx, name: &str) -> Result<Vec<pb::CollectionMeta>> {
+    pub(super) async fn metas_of(&self, ctx: Ctx, name: &str) -> Result<Vec<pb::CollectionMeta>> {
         let results = self
             .router
             .call_all(
@@ -173,7 +173,7 @@ impl Ops {
     /// ends meanwhile (the caller then gets `deadline_exceeded`, the rest still goes on):
     /// a change only the first node knows would be lost with it, and a deletion only it
     /// knows cannot be handed to a write that fails over while it is down.
-    async fn first_then_rest<C>(
+    pub(super) async fn first_then_rest<C>(
         &self,
         ctx: Ctx,
         request: impl Fn(u64) -> C,
@@ -220,7 +220,7 @@ impl Ops {
 const COMPLETE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The HLC of the newest deletion of a collection any node recorded (0 if none).
-fn newest_deletion(metas: &[pb::CollectionMeta]) -> u64 {
+pub(super) fn newest_deletion(metas: &[pb::CollectionMeta]) -> u64 {
     metas
         .iter()
         .filter(|m| m.deleted)

@@ -9,6 +9,7 @@ mod cluster;
 mod collections;
 mod documents;
 pub mod extract;
+mod indexes;
 pub mod query;
 
 use aerolith_common::ErrorCode as E;
@@ -82,6 +83,45 @@ pub fn routes() -> Vec<Route> {
             .errors(&[E::NotFound, E::Unavailable, E::Internal]),
         )
         .needs(Admin),
+        Route::new(
+            Put,
+            "/v1/collections/{c}/indexes/{name}",
+            indexes::put,
+            Op::new("putIndex", "indexes", "Define a secondary index")
+                .describe(
+                    "Builds in the background (202, state building); the same definition again \
+                    is a no-op (200); another one under a live name is invalid_argument, as is \
+                    a seventeenth index. A missing collection is created with the defaults. \
+                    Indexes never change a query's answer, only its cost.",
+                )
+                .body(true, &[("application/json", "IndexDefinition")])
+                .reply(Reply::json(202, "Defined; building", "Index"))
+                .reply(Reply::json(200, "Already defined, unchanged", "Index"))
+                .errors(&[E::PayloadTooLarge, E::Unavailable, E::Internal]),
+        )
+        .needs(Write),
+        Route::new(
+            Get,
+            "/v1/collections/{c}/indexes",
+            indexes::list,
+            Op::new(
+                "listIndexes",
+                "indexes",
+                "List a collection's indexes and their build state",
+            )
+            .reply(Reply::json(200, "Every live index", "IndexList"))
+            .errors(&[E::NotFound, E::Unavailable, E::Internal]),
+        )
+        .needs(Read),
+        Route::new(
+            Delete,
+            "/v1/collections/{c}/indexes/{name}",
+            indexes::delete,
+            Op::new("dropIndex", "indexes", "Drop a secondary index")
+                .reply(Reply::empty(204, "Dropped"))
+                .errors(&[E::NotFound, E::Unavailable, E::Internal]),
+        )
+        .needs(Write),
         Route::new(
             Get,
             DOCS,

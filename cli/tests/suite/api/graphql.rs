@@ -210,3 +210,48 @@ impl GraphqlFeed {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexes_over_graphql() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path(), 3).await;
+    let create = "mutation($f: [IndexFieldInput!]!) { createIndex(collection: \"gq\", name: \"by_n\", fields: $f) { name fields { path order } state } }";
+    let r = run(
+        &c,
+        create,
+        json!({"f": [{"path": "n"}, {"path": "m", "order": "desc"}]}),
+    )
+    .await;
+    assert_eq!(
+        r["data"]["createIndex"]["fields"],
+        json!([{"path": "n", "order": "asc"}, {"path": "m", "order": "desc"}]),
+        "{r}"
+    );
+    let r = run(&c, create, json!({"f": [{"path": "other"}]})).await;
+    assert_eq!(first_error(&r).as_deref(), Some("invalid_argument"), "{r}");
+    let r = run(&c, create, json!({"f": [{"path": "n", "order": "up"}]})).await;
+    assert_eq!(first_error(&r).as_deref(), Some("invalid_argument"), "{r}");
+    let r = run(
+        &c,
+        "{ collection(name: \"gq\") { name indexes { name state } } }",
+        json!({}),
+    )
+    .await;
+    let indexes = &r["data"]["collection"]["indexes"];
+    assert_eq!(indexes[0]["name"], "by_n", "{r}");
+    let r = run(
+        &c,
+        "mutation { dropIndex(collection: \"gq\", name: \"by_n\") }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(r["data"]["dropIndex"], true, "{r}");
+    let r = run(
+        &c,
+        "mutation { dropIndex(collection: \"gq\", name: \"by_n\") }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(first_error(&r).as_deref(), Some("not_found"), "{r}");
+    c.stop().await;
+}

@@ -292,3 +292,68 @@ async fn watch_filters_and_ends_on_collection_delete_and_on_shutdown() {
     );
     stop.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexes_over_grpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path(), 3).await;
+    let mut client = Grpc::connect(&c.grpc_addr).await.client();
+    let field = |path: &str, order: &str| api::IndexField {
+        path: path.into(),
+        order: order.into(),
+    };
+    let create = |fields: Vec<api::IndexField>| api::CreateIndexRequest {
+        collection: "g".into(),
+        name: "by_n".into(),
+        fields,
+    };
+    let r = client
+        .create_index(create(vec![field("n", ""), field("m", "desc")]))
+        .await
+        .expect("index defined")
+        .into_inner();
+    assert!(r.created);
+    let index = r.index.expect("the index");
+    assert_eq!(index.fields, vec![field("n", "asc"), field("m", "desc")]);
+    let again = client
+        .create_index(create(vec![field("n", "asc"), field("m", "desc")]))
+        .await
+        .expect("the same definition")
+        .into_inner();
+    assert!(!again.created);
+    let other = client
+        .create_index(create(vec![field("x", "")]))
+        .await
+        .expect_err("other fields under the name");
+    assert_eq!(code_of(&other), "invalid_argument");
+    let bad = client
+        .create_index(create(vec![field("n", "up")]))
+        .await
+        .expect_err("an unknown order");
+    assert_eq!(code_of(&bad), "invalid_argument");
+    let list = client
+        .list_indexes(api::ListIndexesRequest {
+            collection: "g".into(),
+        })
+        .await
+        .expect("listed")
+        .into_inner();
+    assert_eq!(list.indexes.len(), 1);
+    assert!(["building", "ready"].contains(&list.indexes[0].state.as_str()));
+    client
+        .drop_index(api::DropIndexRequest {
+            collection: "g".into(),
+            name: "by_n".into(),
+        })
+        .await
+        .expect("dropped");
+    let gone = client
+        .drop_index(api::DropIndexRequest {
+            collection: "g".into(),
+            name: "by_n".into(),
+        })
+        .await
+        .expect_err("dropped already");
+    assert_eq!(code_of(&gone), "not_found");
+    c.stop().await;
+}

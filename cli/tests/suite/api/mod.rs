@@ -10,6 +10,7 @@ mod query;
 mod rest_collections;
 mod rest_documents;
 mod rest_errors;
+mod rest_indexes;
 mod session;
 mod websocket;
 mod ws_slow_consumer;

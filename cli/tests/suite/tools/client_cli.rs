@@ -163,6 +163,46 @@ async fn documents_queries_and_collections_from_the_command_line() {
     let j = json_of(&run(e, &["collections", "--output", "json"], None));
     assert_eq!(j["collections"][0]["name"], "users");
 
+    // index create | list | drop.
+    let j = json_of(&run(
+        e,
+        &["index", "create", "users", "by_born", "born:desc", "name"],
+        None,
+    ));
+    assert_eq!(j["name"], "by_born");
+    assert_eq!(
+        j["fields"],
+        serde_json::json!([{"path": "born", "order": "desc"}, {"path": "name", "order": "asc"}])
+    );
+    let t = stdout(&run(e, &["index", "list", "users"], None));
+    assert!(
+        t.starts_with("NAME") && t.contains("by_born") && t.contains("born:desc,name:asc"),
+        "{t}"
+    );
+    fails(
+        &run(e, &["index", "create", "users", "by_born", "other"], None),
+        3,
+        "invalid_argument",
+    );
+    fails(
+        &run(e, &["index", "create", "users", "../x", "a"], None),
+        2,
+        "invalid index name",
+    );
+    fails(
+        &run(e, &["index", "create", "users", "i", "a:up"], None),
+        2,
+        "asc or desc",
+    );
+    let o = run(e, &["index", "drop", "users", "by_born"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "dropped index users/by_born");
+    fails(
+        &run(e, &["index", "drop", "users", "by_born"], None),
+        1,
+        "not_found",
+    );
+
     // delete, then not found (exit 1).
     let o = run(e, &["delete", "users", "bob"], None);
     assert!(o.status.success(), "{}", stderr(&o));
