@@ -351,6 +351,67 @@ mod tests {
         assert_eq!(Cursor::decode(None), Cursor::Start);
     }
 
+    /// A build stopped by a restart resumes from its cursor, not from the start, and ends
+    /// exact.
+    #[test]
+    fn a_build_resumes_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let def = {
+            let s = crate::store::test_store(dir.path(), "dc1", 2);
+            for i in 0..CHUNK * 2 + 5 {
+                s.put(
+                    &pb::PutRequest {
+                        shard: 1,
+                        collection: "c".into(),
+                        id: format!("d{i:05}"),
+                        body: serde_json::to_vec(&json!({"n": i})).unwrap(),
+                        ..Default::default()
+                    },
+                    Instant::now() + Duration::from_secs(30),
+                )
+                .unwrap();
+            }
+            let mut meta = s
+                .put_index(&pb::PutIndexRequest {
+                    collection: "c".into(),
+                    name: "by_n".into(),
+                    fields: vec![pb::IndexField {
+                        path: "n".into(),
+                        desc: false,
+                    }],
+                    ..Default::default()
+                })
+                .unwrap()
+                .meta
+                .unwrap();
+            let def = meta.indexes.remove(0);
+            assert!(s.build_indexes().unwrap(), "one chunk, more to do");
+            assert_eq!(
+                s.cursor("c", &def, 1).unwrap(),
+                Cursor::After(format!("d{:05}", CHUNK - 1))
+            );
+            s.close().unwrap();
+            def
+        };
+        let s = crate::store::test_store(dir.path(), "dc1", 2);
+        assert_eq!(
+            s.cursor("c", &def, 1).unwrap(),
+            Cursor::After(format!("d{:05}", CHUNK - 1)),
+            "the cursor survived the restart"
+        );
+        let mut chunks = 0;
+        while s.build_indexes().unwrap() {
+            chunks += 1;
+        }
+        assert_eq!(chunks, 1, "only the rest was built");
+        assert!(s.build_progress("c", &def).unwrap().ready());
+        let (extra, missing) = s.index_mismatches(1).unwrap();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "{extra:?} {missing:?}"
+        );
+    }
+
     /// An index defined over documents written before it is built in chunks, also while
     /// writes go on between chunks, and ends exact and ready.
     #[test]
