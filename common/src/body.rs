@@ -28,11 +28,6 @@ impl Body {
         Body::from_text(text.to_owned())
     }
 
-    /// The canonical text of a parsed body (test fixtures and locally built documents).
-    pub fn from_object(map: &Map<String, Value>) -> Result<Body> {
-        Body::from_text(serde_json::to_string(map).map_err(Error::internal)?)
-    }
-
     fn from_text(text: String) -> Result<Body> {
         if !text.starts_with('{') {
             return Err(Error::internal("corrupt stored body: not a JSON object"));

@@ -19,7 +19,7 @@ use aerolith_common::{Error, Result, pb};
 use crate::collections::visible;
 use crate::engine::{Cf, db_err};
 use crate::index_defs::live;
-use crate::index_entries::entries;
+use crate::index_entries::{entries, index_prefix};
 use crate::keys::{doc_key, doc_prefix, doc_prefix_end, split_doc_key};
 use crate::store::Store;
 
@@ -185,7 +185,7 @@ impl Store {
                 };
                 let next = prefix_end(&prefix);
                 let wanted = self.collection_meta(&collection).is_some_and(|m| {
-                    !m.deleted && live(&m).any(|d| index_prefix_of(shard, &collection, d) == prefix)
+                    !m.deleted && live(&m).any(|d| index_prefix(shard, &collection, d) == prefix)
                 });
                 if !wanted {
                     batch.delete_range_cf(index, &prefix, &next);
@@ -331,10 +331,6 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
         *last = 1;
     }
     end
-}
-
-fn index_prefix_of(shard: u16, collection: &str, def: &pb::IndexDef) -> Vec<u8> {
-    crate::index_entries::index_prefix(shard, collection, def)
 }
 
 #[cfg(test)]

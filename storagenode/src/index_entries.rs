@@ -112,7 +112,7 @@ fn record_entries(
 impl Store {
     /// A collection's live settings when it has indexes (cloned only then: a collection
     /// without indexes costs its writes one map lookup).
-    fn indexed_meta(&self, collection: &str) -> Option<pb::CollectionMeta> {
+    pub(crate) fn indexed_meta(&self, collection: &str) -> Option<pb::CollectionMeta> {
         let cache = self.collections.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .get(collection)
@@ -132,36 +132,26 @@ impl Store {
         key: &[u8],
         record: &pb::DocRecord,
     ) -> Result<()> {
-        if self.indexed_meta(&event.collection).is_none() {
+        let Some(meta) = self.indexed_meta(&event.collection) else {
             return Ok(());
-        }
+        };
         let old = decode_record(key, self.latest(Cf::Docs, key)?)?;
-        self.index_change(
-            batch,
-            shard,
-            &event.collection,
-            &event.id,
-            old.as_ref(),
-            Some(record),
-        )
+        self.index_change(batch, shard, &meta, &event.id, old.as_ref(), Some(record))
     }
 
     /// Adds to `batch` the index entries `old` has and `new` has not (they go) and those
-    /// `new` has and `old` has not (they come), under the collection's indexes now.
+    /// `new` has and `old` has not (they come), under `meta`'s indexes.
     pub(crate) fn index_change(
         &self,
         batch: &mut WriteBatch,
         shard: u16,
-        collection: &str,
+        meta: &pb::CollectionMeta,
         id: &str,
         old: Option<&pb::DocRecord>,
         new: Option<&pb::DocRecord>,
     ) -> Result<()> {
-        let Some(meta) = self.indexed_meta(collection) else {
-            return Ok(());
-        };
-        let before = record_entries(shard, id, &meta, old)?;
-        let after = record_entries(shard, id, &meta, new)?;
+        let before = record_entries(shard, id, meta, old)?;
+        let after = record_entries(shard, id, meta, new)?;
         let cf = self.engine.cf(Cf::Index)?;
         for k in before.difference(&after) {
             batch.delete_cf(cf, k);

@@ -215,20 +215,16 @@ impl Store {
                 )));
             }
             let key = doc_key(shard, &r.collection, &r.id);
-            // A copy overwrites the record as it is: the entries of the one it replaces go.
-            let old = if req.reset {
-                None
-            } else {
-                crate::index_entries::decode_record(&key, self.engine.get(Cf::Docs, &key)?)?
-            };
-            self.index_change(
-                &mut batch,
-                shard,
-                &r.collection,
-                &r.id,
-                old.as_ref(),
-                Some(&record),
-            )?;
+            // A copy overwrites the record as it is: the entries of the one it replaces go
+            // (read only when the collection has indexes).
+            if let Some(meta) = self.indexed_meta(&r.collection) {
+                let old = if req.reset {
+                    None
+                } else {
+                    crate::index_entries::decode_record(&key, self.engine.get(Cf::Docs, &key)?)?
+                };
+                self.index_change(&mut batch, shard, &meta, &r.id, old.as_ref(), Some(&record))?;
+            }
             batch.put_cf(docs, key, &r.record);
             self.newest
                 .lock()

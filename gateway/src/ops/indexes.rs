@@ -75,7 +75,8 @@ impl Ops {
         validate_fields(&fields)?;
         let metas = self.metas_of(ctx.clone(), collection).await?;
         let defs = dc_definitions(&metas);
-        if let Some(held) = defs.iter().find(|d| d.name == name) {
+        let held = defs.iter().find(|d| d.name == name);
+        if let Some(held) = held {
             if held.fields != fields {
                 return Err(Error::invalid(format!(
                     "index {name} of collection {collection} already exists with other fields; drop it first"
@@ -94,10 +95,8 @@ impl Ops {
             hlc,
             after_delete_hlc,
         };
-        let created = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let first_created = created.clone();
-        self.first_then_rest(ctx.clone(), request, move |r: pb::PutCollectionResponse| {
-            first_created.store(r.created, std::sync::atomic::Ordering::Relaxed);
+        let created = held.is_none();
+        self.first_then_rest(ctx.clone(), request, |r: pb::PutCollectionResponse| {
             r.meta
                 .and_then(|m| live(&m).find(|d| d.name == name).map(|d| d.hlc))
                 .unwrap_or(0)
@@ -113,7 +112,7 @@ impl Ops {
                     "index {name} was defined but no node lists it yet; retry"
                 ))
             })?;
-        Ok((info, created.load(std::sync::atomic::Ordering::Relaxed)))
+        Ok((info, created))
     }
 
     /// A collection's live indexes with the DC's build state of each; `not_found` when the
