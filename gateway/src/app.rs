@@ -9,7 +9,7 @@ use aerolith_common::auth::Role;
 
 use crate::http::error::{method_not_allowed, not_found};
 use crate::http::stack::{Part, layered};
-use crate::http::{AppState, Route, openapi, probes};
+use crate::http::{AppState, Route, Shared, openapi, probes};
 
 /// Every part of the port with its routes.
 fn parts() -> Vec<(Part, Vec<Route>)> {
@@ -37,10 +37,11 @@ pub fn served_routes() -> Vec<(&'static str, &'static str)> {
 /// The HTTP port's router. Axum merges the entries that share a path into one method
 /// router (it panics only on a repeated method). Unknown routes and methods are answered
 /// in the REST part's layers, to any caller with a token.
-pub fn router(mut state: AppState) -> Router {
-    state.openapi = serde_json::to_vec(&openapi::build(&routes()))
+pub fn router(mut shared: Shared) -> Router {
+    shared.openapi = serde_json::to_vec(&openapi::build(&routes()))
         .unwrap_or_default()
         .into();
+    let state = AppState::new(shared);
     let mut router = Router::new();
     for (part, routes) in parts() {
         for route in routes {

@@ -15,7 +15,7 @@ use aerolith_common::topology::ClusterConfig;
 use aerolith_common::{Error, Result};
 
 use crate::grpc;
-use crate::http::AppState;
+use crate::http::Shared;
 use crate::ops::Ops;
 use crate::router::Router;
 
@@ -72,7 +72,7 @@ impl Gateway {
         let in_flight = Arc::new(tokio::sync::Semaphore::new(
             opts.requests.max_in_flight.max(1),
         ));
-        let state = AppState {
+        let state = Shared {
             graphql: crate::graphql::schema(ops.clone()),
             ops: ops.clone(),
             metrics: aerolith_common::telemetry::prometheus(),

@@ -324,8 +324,8 @@ pub async fn upgrade(
     let mut data = Data::default();
     data.insert(caller);
     let charged = Charged {
-        inner: s.graphql,
-        admission: s.admission,
+        inner: s.graphql.clone(),
+        admission: s.admission.clone(),
         caller,
     };
     ws.protocols(ALL_WEBSOCKET_PROTOCOLS)

@@ -21,9 +21,28 @@ use crate::ops::Ops;
 pub use route::{Access, Route};
 pub use stack::Part;
 
-/// State shared by the handlers.
+/// State shared by the handlers: one reference count per request, however many parts the
+/// state has (axum clones the state into every handler call).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(std::sync::Arc<Shared>);
+
+impl AppState {
+    /// The handlers' state over `shared`.
+    pub fn new(shared: Shared) -> AppState {
+        AppState(std::sync::Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What the handlers share.
+pub struct Shared {
     /// The operation layer.
     pub ops: Ops,
     /// The GraphQL schema over the same operation layer.

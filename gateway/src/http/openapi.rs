@@ -226,7 +226,7 @@ const EVERY_ROUTE: [ErrorCode; 2] = [ErrorCode::InvalidArgument, ErrorCode::Dead
 
 /// `GET /openapi.json`: the document `crate::app` built from the served routes.
 pub async fn serve(State(s): State<AppState>) -> Response {
-    ([(CONTENT_TYPE, "application/json")], s.openapi).into_response()
+    ([(CONTENT_TYPE, "application/json")], s.openapi.clone()).into_response()
 }
 
 /// Builds the OpenAPI document of `routes`.

@@ -68,5 +68,6 @@ pub fn layered(part: Part, route: Route, state: &AppState) -> MethodRouter<AppSt
         };
         handler = handler.layer(from_fn_with_state(gate, authenticate));
     }
-    handler.layer(from_fn_with_state(part.protocol(), metrics::track))
+    let labels = metrics::RouteMetrics::new(part.protocol(), route.method.as_str(), route.path);
+    handler.layer(from_fn_with_state(labels, metrics::track))
 }

@@ -83,9 +83,15 @@ pub async fn upgrade(
         .on_upgrade(move |socket| {
             let who = Who {
                 caller,
-                admission: s.admission,
+                admission: s.admission.clone(),
             };
-            serve(s.ops, who, s.ws_queue_frames, s.ws_heartbeat, socket)
+            serve(
+                s.ops.clone(),
+                who,
+                s.ws_queue_frames,
+                s.ws_heartbeat,
+                socket,
+            )
         })
 }
 
