@@ -1,8 +1,11 @@
 //! Query benchmark: a selective filtered query over 100k documents on a three-node dev cluster
-//! (durable writes, real QUIC and HTTP on loopback), with baselines measured in the same run.
+//! (durable writes, real QUIC and HTTP on loopback), with baselines measured in the same run:
+//! the queries by scan, then an online index build (with writes going on), the same queries
+//! with the indexes, and bulk-load throughput with and without two indexes (issue 24).
 //!
 //! Run: `cargo bench -p aerolith-cli --bench query` (options after `--`: `--docs N`,
-//! `--rounds N`). Prints a Markdown table of medians for `docs/BENCHMARKS.md`.
+//! `--rounds N`, `--write-docs N` per write round). Prints Markdown tables of medians for
+//! `docs/BENCHMARKS.md`.
 
 use std::time::{Duration, Instant};
 
@@ -21,12 +24,14 @@ const CATEGORIES: usize = 1000;
 struct Options {
     docs: usize,
     rounds: usize,
+    write_docs: usize,
 }
 
 fn options() -> Options {
     let mut o = Options {
         docs: 100_000,
         rounds: 30,
+        write_docs: 20_000,
     };
     let args: Vec<String> = std::env::args().collect();
     for pair in args.windows(2) {
@@ -34,6 +39,7 @@ fn options() -> Options {
         match (pair[0].as_str(), value) {
             ("--docs", Some(n)) => o.docs = n,
             ("--rounds", Some(n)) => o.rounds = n,
+            ("--write-docs", Some(n)) => o.write_docs = n,
             _ => {}
         }
     }
@@ -60,16 +66,24 @@ struct Client {
 }
 
 impl Client {
-    async fn post(&self, path: &str, body: &Value) -> Value {
+    async fn send(&self, method: reqwest::Method, path: &str, body: &Value) -> Value {
         let r = self
             .http
-            .post(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .json(body)
             .send()
             .await
             .expect("request sent");
         assert!(r.status().is_success(), "{path}: {}", r.status());
         r.json().await.expect("JSON answer")
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Value {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    async fn put(&self, path: &str, body: &Value) -> Value {
+        self.send(reqwest::Method::PUT, path, body).await
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -99,26 +113,86 @@ impl Client {
     }
 }
 
-async fn load(c: &Client, docs: usize) -> Duration {
+async fn load(c: &Client, collection: &str, range: std::ops::Range<usize>) -> Duration {
     let start = Instant::now();
-    let batches: Vec<(usize, usize)> = (0..docs)
+    let batches: Vec<(usize, usize)> = range
+        .clone()
         .step_by(BULK)
-        .map(|s| (s, (s + BULK).min(docs)))
+        .map(|s| (s, (s + BULK).min(range.end)))
         .collect();
+    let path = format!("/v1/collections/{collection}/bulk");
     for group in batches.chunks(LOADERS) {
-        join_all(group.iter().map(|&(from, to)| async move {
-            let ops: Vec<Value> = (from..to)
-                .map(|i| json!({"op": "put", "id": format!("d{i:07}"), "data": doc(i)}))
-                .collect();
-            let r = c
-                .post("/v1/collections/bench/bulk", &json!({ "ops": ops }))
-                .await;
-            let results = r["results"].as_array().map_or(0, Vec::len);
-            assert_eq!(results, to - from);
+        join_all(group.iter().map(|&(from, to)| {
+            let path = &path;
+            async move {
+                let ops: Vec<Value> = (from..to)
+                    .map(|i| json!({"op": "put", "id": format!("d{i:07}"), "data": doc(i)}))
+                    .collect();
+                let r = c.post(path, &json!({ "ops": ops })).await;
+                let results = r["results"].as_array().map_or(0, Vec::len);
+                assert_eq!(results, to - from);
+            }
         }))
         .await;
     }
     start.elapsed()
+}
+
+/// The benchmark's queries, each run to its end `rounds` times: (name, median ms, p90 ms,
+/// what it returned).
+async fn queries(c: &Client, docs: usize, rounds: usize) -> Vec<(String, f64, f64, String)> {
+    let mid = format!("d{:07}", docs / 2);
+    let cases = [
+        (
+            "selective filter `{category: c42}` (0.1%), id order, all pages",
+            json!({"filter": {"category": "c42"}, "limit": 100, "explain": true}),
+            false,
+        ),
+        (
+            "same filter, sorted by age desc, all pages",
+            json!({"filter": {"category": "c42"}, "sort": [{"field": "age", "order": "desc"}],
+                "limit": 100, "explain": true}),
+            false,
+        ),
+        (
+            "`$in` + range + dotted path + projection, all pages",
+            json!({"filter": {"category": {"$in": ["c1", "c2"]}, "age": {"$gte": 30},
+                "address.city": "Lima"}, "limit": 100, "projection": ["name", "age"],
+                "explain": true}),
+            false,
+        ),
+        (
+            "everything sorted by age desc, first page of 100",
+            json!({"sort": [{"field": "age", "order": "desc"}], "limit": 100, "explain": true}),
+            true,
+        ),
+        (
+            "`_id` range query (`$gte` the middle id), every page of 100",
+            json!({"filter": {"_id": {"$gte": mid}}, "limit": 100, "explain": true}),
+            false,
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (name, mut body, first_page_only) in cases {
+        // The first page says which plan the nodes chose; the measured runs do not ask.
+        let page = c.post("/v1/collections/bench/query", &body).await;
+        let plan = page["plan"].as_array().cloned().unwrap_or_default();
+        let index = plan.first().map(|s| s["index"].clone()).unwrap_or_default();
+        let examined: u64 = plan.iter().filter_map(|s| s["examined"].as_u64()).sum();
+        println!("{name}: index {index}, {examined} records examined for the first page");
+        body["explain"] = json!(false);
+        let (m, p, what) = if first_page_only {
+            let (m, p, page) =
+                measure(rounds, || c.post("/v1/collections/bench/query", &body)).await;
+            let n = page["documents"].as_array().map_or(0, Vec::len);
+            (m, p, format!("{n} docs, first page"))
+        } else {
+            let (m, p, (d, pages)) = measure(rounds, || c.query_all(&body)).await;
+            (m, p, format!("{d} docs, {pages} page(s)"))
+        };
+        rows.push((name.to_owned(), m, p, what));
+    }
+    rows
 }
 
 /// Median and 90th percentile of `rounds` runs of `f`, in milliseconds.
@@ -156,7 +230,7 @@ async fn main() {
         base: format!("http://{}", cluster.endpoints().dcs[0].http),
     };
 
-    let took = load(&c, o.docs).await;
+    let took = load(&c, "bench", 0..o.docs).await;
     println!(
         "loaded {} documents in {:.1} s ({:.0} docs/s, bulk {BULK} x {LOADERS} in flight, durable)",
         o.docs,
@@ -164,69 +238,108 @@ async fn main() {
         o.docs as f64 / took.as_secs_f64()
     );
 
-    let mid = format!("d{:07}", o.docs / 2);
-    let selective = json!({"filter": {"category": "c42"}, "limit": 100});
-    let selective_sorted = json!({
-        "filter": {"category": "c42"},
-        "sort": [{"field": "age", "order": "desc"}], "limit": 100
-    });
-    let compound = json!({
-        "filter": {"category": {"$in": ["c1", "c2"]}, "age": {"$gte": 30}, "address.city": "Lima"},
-        "limit": 100, "projection": ["name", "age"]
-    });
-    let id_range = json!({"filter": {"_id": {"$gte": mid}}, "limit": 100});
-
     let rounds = o.rounds;
-    let mut rows: Vec<(String, f64, f64, String)> = Vec::new();
-    let point = format!("/v1/collections/bench/docs/{mid}");
-    let (m, p, _) = measure(rounds, || c.get(&point)).await;
-    rows.push((
-        "point read (GET one document), baseline".into(),
-        m,
-        p,
-        "1 doc".into(),
-    ));
-    let (m, p, _) = measure(rounds, || c.get("/v1/collections/bench/docs?limit=100")).await;
-    rows.push(("list first page, limit 100".into(), m, p, "100 docs".into()));
-    let (m, p, (d, pages)) = measure(rounds, || c.query_all(&id_range)).await;
-    rows.push((
-        "`_id` range query (`$gte` the middle id), every page of 100".into(),
-        m,
-        p,
-        format!("{d} docs, {pages} page(s)"),
-    ));
-    let (m, p, (d, pages)) = measure(rounds, || c.query_all(&selective)).await;
-    rows.push((
-        "selective filter `{category: c42}` (0.1%), id order, all pages".into(),
-        m,
-        p,
-        format!("{d} docs, {pages} page(s)"),
-    ));
-    let (m, p, (d, pages)) = measure(rounds, || c.query_all(&selective_sorted)).await;
-    rows.push((
-        "same filter, sorted by age desc, all pages".into(),
-        m,
-        p,
-        format!("{d} docs, {pages} page(s)"),
-    ));
-    let (m, p, (d, pages)) = measure(rounds, || c.query_all(&compound)).await;
-    rows.push((
-        "`$in` + range + dotted path + projection, all pages".into(),
-        m,
-        p,
-        format!("{d} docs, {pages} page(s)"),
-    ));
+    let point = format!("/v1/collections/bench/docs/d{:07}", o.docs / 2);
+    let (point_ms, point_p90, _) = measure(rounds, || c.get(&point)).await;
+    let (list_ms, list_p90, _) =
+        measure(rounds, || c.get("/v1/collections/bench/docs?limit=100")).await;
+    let scans = queries(&c, o.docs, rounds).await;
 
-    let base = rows[0].1;
+    // Two indexes built online while a writer rewrites documents, timed until every node
+    // of the DC has built them.
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writer = {
+        let (http, base, writing) = (c.http.clone(), c.base.clone(), writing.clone());
+        let docs = o.docs;
+        tokio::spawn(async move {
+            let w = Client { http, base };
+            let mut i = 0usize;
+            let mut written = 0usize;
+            while writing.load(std::sync::atomic::Ordering::Relaxed) {
+                let from = (i * 97) % docs.saturating_sub(100).max(1);
+                load(&w, "bench", from..from + 100).await;
+                written += 100;
+                i += 1;
+            }
+            written
+        })
+    };
+    let built = Instant::now();
+    for (name, field, order) in [
+        ("by_category", "category", "asc"),
+        ("by_age", "age", "desc"),
+    ] {
+        c.put(
+            &format!("/v1/collections/bench/indexes/{name}"),
+            &json!({"fields": [{"path": field, "order": order}]}),
+        )
+        .await;
+    }
+    loop {
+        let list = c.get("/v1/collections/bench/indexes").await;
+        let ready = list["indexes"]
+            .as_array()
+            .is_some_and(|l| l.len() == 2 && l.iter().all(|i| i["state"] == "ready"));
+        if ready {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let build = built.elapsed();
+    writing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.await.unwrap_or(0);
+    let indexed = queries(&c, o.docs, rounds).await;
+
     println!(
-        "\n{} documents, 3 storage nodes, {rounds} rounds each\n",
+        "\n{} documents, 3 storage nodes, {rounds} rounds each; point read {point_ms:.1} ms (p90 {point_p90:.1}), list first page {list_ms:.1} ms (p90 {list_p90:.1})\n",
         o.docs
     );
-    println!("| operation | median ms | p90 ms | × point read | result |");
-    println!("|---|---:|---:|---:|---|");
-    for (name, m, p, what) in &rows {
-        println!("| {name} | {m:.1} | {p:.1} | {:.1} | {what} |", m / base);
+    println!(
+        "| query | scan median ms | scan p90 | index median ms | index p90 | scan / index | result |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---|");
+    for ((name, m, p, what), (_, im, ip, iwhat)) in scans.iter().zip(&indexed) {
+        assert_eq!(what, iwhat, "{name}: the index changed the answer");
+        println!(
+            "| {name} | {m:.1} | {p:.1} | {im:.1} | {ip:.1} | {:.1}x | {what} |",
+            m / im
+        );
     }
+    println!(
+        "\nbuilt `by_category` and `by_age` on {} documents in {:.2} s with {written} documents rewritten meanwhile",
+        o.docs,
+        build.as_secs_f64()
+    );
+
+    // Write throughput with and without two indexes: fresh collections, three interleaved
+    // rounds of the same bulk load.
+    let mut plain = Vec::new();
+    let mut with = Vec::new();
+    for round in 0..3 {
+        let bare = format!("w{round}_plain");
+        let idx = format!("w{round}_indexed");
+        c.put(&format!("/v1/collections/{bare}"), &json!({})).await;
+        for (name, field) in [("by_category", "category"), ("by_age", "age")] {
+            c.put(
+                &format!("/v1/collections/{idx}/indexes/{name}"),
+                &json!({"fields": [{"path": field}]}),
+            )
+            .await;
+        }
+        let rate = |d: Duration| o.write_docs as f64 / d.as_secs_f64();
+        plain.push(rate(load(&c, &bare, 0..o.write_docs).await));
+        with.push(rate(load(&c, &idx, 0..o.write_docs).await));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (p, w) = (median(&mut plain), median(&mut with));
+    println!(
+        "\nbulk load of {} documents (bulk {BULK} x {LOADERS} in flight, durable), medians of 3 interleaved rounds: without indexes {p:.0} docs/s, with two {w:.0} docs/s = {:.0} %",
+        o.write_docs,
+        100.0 * w / p
+    );
     if let Err(e) = cluster.shutdown().await {
         eprintln!("shutdown: {e:#}");
     }

@@ -38,6 +38,12 @@ fn later(a: &pb::IndexDef, b: &pb::IndexDef) -> Ordering {
         .then_with(|| a.encode_to_vec().cmp(&b.encode_to_vec()))
 }
 
+/// The key direction of an index field.
+pub fn order(field: &pb::IndexField) -> crate::query::index_key::Order {
+    use crate::query::index_key::Order;
+    if field.desc { Order::Desc } else { Order::Asc }
+}
+
 /// The definitions in force: not dropped.
 pub fn live(meta: &pb::CollectionMeta) -> impl Iterator<Item = &pb::IndexDef> {
     meta.indexes.iter().filter(|d| !d.dropped)

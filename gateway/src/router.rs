@@ -409,12 +409,13 @@ impl Router {
 
     /// Calls, concurrently, the nodes that serve every shard ([`Router::serving_nodes`]);
     /// a call that finds its node unreachable marks it down and is made again, once, to
-    /// the owners of its shards in the next DC. Answers come in no particular order.
+    /// the owners of its shards in the next DC. Answers come in no particular order, each
+    /// with the id of the node that gave it.
     pub async fn scatter<C: Call<Node>>(
         &self,
         make: impl Fn(&NodeShards) -> C,
         timeout: Duration,
-    ) -> Vec<Result<C::Answer>> {
+    ) -> Vec<(String, Result<C::Answer>)> {
         let deadline = std::time::Instant::now() + timeout;
         let targets = self.serving_nodes();
         let first = join_all(
@@ -431,20 +432,20 @@ impl Router {
                     self.unreachable(&t.addr);
                     retry.push((t, e));
                 }
-                other => out.push(other),
+                other => out.push((t.id, other)),
             }
         }
         for (failed, e) in retry {
             let targets = self.group_by_server(failed.shards.iter().copied());
             if targets.iter().any(|t| t.addr == failed.addr) {
                 // No other DC can serve these shards.
-                out.push(Err(e));
+                out.push((failed.id, Err(e)));
                 continue;
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let again = targets.into_iter().map(|t| {
                 let body = make(&t);
-                async move { self.call_node(&t.addr, body, left).await }
+                async move { (t.id.clone(), self.call_node(&t.addr, body, left).await) }
             });
             out.extend(join_all(again).await);
         }

@@ -150,15 +150,25 @@ async fn metrics(State(s): State<AdminState>) -> String {
     s.metrics.render()
 }
 
+/// `?indexes=true` of `GET /admin/digests`.
+#[derive(Debug, Deserialize)]
+struct DigestParams {
+    indexes: Option<bool>,
+}
+
 /// `GET /admin/digests`: every shard's content digest, read from its owner in this DC. Two
-/// DCs with equal digests for a shard hold byte-identical records for it.
-async fn digests(State(s): State<AdminState>) -> Answer {
+/// DCs with equal digests for a shard hold byte-identical records for it. With
+/// `?indexes=true` each shard also says how many of its built secondary-index entries
+/// disagree with its documents (`index_mismatches`, 0 when exact).
+async fn digests(State(s): State<AdminState>, Query(q): Query<DigestParams>) -> Answer {
+    let check_indexes = q.indexes.unwrap_or(false);
     let mut shards = Vec::new();
     for (i, node) in s.local.nodes.iter().enumerate() {
         let owned = s.local.shards_of(i, s.shards);
         let req = pb::DigestRequest {
             shards: owned.iter().map(|s| u32::from(*s)).collect(),
             ranges: 0,
+            check_indexes,
         };
         let d = s
             .client
@@ -170,7 +180,13 @@ async fn digests(State(s): State<AdminState>) -> Answer {
     shards.sort_by_key(|d| d.shard);
     let shards: Vec<Value> = shards
         .iter()
-        .map(|d| json!({"shard": d.shard, "records": d.records, "digest": hex(&d.digest)}))
+        .map(|d| {
+            let mut v = json!({"shard": d.shard, "records": d.records, "digest": hex(&d.digest)});
+            if check_indexes {
+                v["index_mismatches"] = json!(d.index_mismatches);
+            }
+            v
+        })
         .collect();
     Ok(Json(json!({"dc": s.local.id, "shards": shards})))
 }

@@ -779,6 +779,7 @@ mod tests {
                 &pb::DigestRequest {
                     shards: vec![99],
                     ranges: 0,
+                    check_indexes: false,
                 },
                 deadline(),
             )

@@ -55,7 +55,12 @@ impl Store {
         };
         let mut out = Vec::with_capacity(shards.len());
         for shard in shards {
-            out.push(self.shard_digest(shard, ranges, deadline)?);
+            let mut d = self.shard_digest(shard, ranges, deadline)?;
+            if req.check_indexes {
+                let (extra, missing) = self.index_mismatches(shard)?;
+                d.index_mismatches = (extra.len() + missing.len()) as u64;
+            }
+            out.push(d);
         }
         Ok(pb::DigestResponse { shards: out })
     }
@@ -110,6 +115,7 @@ impl Store {
                 .into_iter()
                 .map(|c| c.finish().as_ref().to_vec())
                 .collect(),
+            index_mismatches: 0,
         })
     }
 

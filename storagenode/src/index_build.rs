@@ -116,6 +116,21 @@ impl Store {
         Ok(BuildProgress { done, of })
     }
 
+    /// Whether `def` is built on every one of `shards`, so a query over them may use it.
+    pub(crate) fn ready_on(
+        &self,
+        collection: &str,
+        def: &pb::IndexDef,
+        shards: &[u16],
+    ) -> Result<bool> {
+        for shard in shards {
+            if self.cursor(collection, def, *shard)? != Cursor::Done {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Every live index of a collection with this node's progress on it (none when the
     /// node does not hold the collection live).
     pub fn index_states(&self, collection: &str) -> Result<pb::IndexStatesResponse> {

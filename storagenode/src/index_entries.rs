@@ -17,8 +17,9 @@ use prost::Message;
 use rocksdb::WriteBatch;
 use serde_json::{Map, Value};
 
+use aerolith_common::index_def::order;
 use aerolith_common::json::decode_stored;
-use aerolith_common::query::index_key::{Order, encode_value};
+use aerolith_common::query::index_key::encode_value;
 use aerolith_common::query::lookup;
 use aerolith_common::{Error, Result, pb};
 
@@ -42,10 +43,6 @@ pub(crate) fn index_prefix(shard: u16, collection: &str, def: &pb::IndexDef) -> 
     k
 }
 
-fn order(field: &pb::IndexField) -> Order {
-    if field.desc { Order::Desc } else { Order::Asc }
-}
-
 /// Every entry `body` (a live, visible document `id` of `shard`) puts into `defs`.
 pub(crate) fn entries<'a>(
     shard: u16,
@@ -64,10 +61,7 @@ pub(crate) fn entries<'a>(
             .collect();
         let mut whole = prefix.clone();
         whole.push(WHOLE);
-        for (f, v) in def.fields.iter().zip(&values) {
-            encode_value(&mut whole, v.as_deref(), order(f));
-        }
-        whole.extend_from_slice(id.as_bytes());
+        whole_tail(&mut whole, def, id, &values);
         out.insert(whole);
         let (Some(first), Some(Some(leading))) = (def.fields.first(), values.first()) else {
             continue;
@@ -87,6 +81,32 @@ pub(crate) fn entries<'a>(
             out.insert(k);
         }
     }
+    out
+}
+
+/// Appends a `WHOLE` entry's bytes after its kind: the fields' values, then the id.
+fn whole_tail(
+    out: &mut Vec<u8>,
+    def: &pb::IndexDef,
+    id: &str,
+    values: &[Option<std::borrow::Cow<'_, Value>>],
+) {
+    for (f, v) in def.fields.iter().zip(values) {
+        encode_value(out, v.as_deref(), order(f));
+    }
+    out.extend_from_slice(id.as_bytes());
+}
+
+/// The bytes after the kind of the `WHOLE` entry document `id` with `body` has in `def`,
+/// what an ordered walk of the index meets it as.
+pub(crate) fn whole_entry(def: &pb::IndexDef, id: &str, body: &Map<String, Value>) -> Vec<u8> {
+    let values: Vec<_> = def
+        .fields
+        .iter()
+        .map(|f| lookup(id, body, &f.path))
+        .collect();
+    let mut out = Vec::new();
+    whole_tail(&mut out, def, id, &values);
     out
 }
 
@@ -172,11 +192,9 @@ pub(crate) fn decode_record(key: &[u8], bytes: Option<Vec<u8>>) -> Result<Option
 }
 
 /// Sets of index keys.
-#[cfg(test)]
 type Keys = BTreeSet<Vec<u8>>;
 
 /// A key and its value as an iterator yields them.
-#[cfg(test)]
 type Pair = (Box<[u8]>, Box<[u8]>);
 
 #[cfg(test)]
@@ -190,9 +208,13 @@ impl Store {
             .iterator_cf(cf, rocksdb::IteratorMode::Start)
             .count())
     }
+}
 
+impl Store {
     /// Every index entry of `shard` the index family holds that its documents do not call
-    /// for, and every one they call for that it lacks: both empty when the index is exact.
+    /// for, and every one they call for that it lacks, over the indexes built on the shard
+    /// (a build under way lacks entries by design): both empty when the indexes are exact.
+    /// One read of the shard's documents and entries; for checks, not the hot path.
     pub(crate) fn index_mismatches(&self, shard: u16) -> Result<(Keys, Keys)> {
         use crate::keys::{shard_end, shard_start, split_doc_key};
         let scan = |cf: Cf| -> Result<Vec<Pair>> {
@@ -213,15 +235,28 @@ impl Store {
             let Some((collection, id)) = split_doc_key(&key) else {
                 continue;
             };
-            let Some(meta) = self.indexed_meta(collection) else {
+            let Some(mut meta) = self.indexed_meta(collection) else {
                 continue;
             };
+            meta.indexes
+                .retain(|d| self.ready_on(collection, d, &[shard]).unwrap_or(false));
             let rec = decode_record(&key, Some(value.to_vec()))?;
             wanted.extend(record_entries(shard, id, &meta, rec.as_ref())?);
+        }
+        // Entries of an index still building on the shard are not compared; every other
+        // entry is (a leftover of a deleted collection would be extra).
+        let mut building = Vec::new();
+        for meta in self.list_collections().iter().filter(|m| !m.deleted) {
+            for def in live(meta) {
+                if !self.ready_on(&meta.name, def, &[shard])? {
+                    building.push(index_prefix(shard, &meta.name, def));
+                }
+            }
         }
         let held: BTreeSet<Vec<u8>> = scan(Cf::Index)?
             .into_iter()
             .map(|(k, _)| k.to_vec())
+            .filter(|k| !building.iter().any(|p| k.starts_with(p)))
             .collect();
         Ok((
             held.difference(&wanted).cloned().collect(),

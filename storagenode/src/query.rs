@@ -10,16 +10,23 @@ use std::collections::BinaryHeap;
 use std::rc::Rc;
 use std::time::Instant;
 
+use rocksdb::{DB, ReadOptions, SnapshotWithThreadMode};
 use serde_json::{Map, Value};
 
+use aerolith_common::index_def::order;
 use aerolith_common::json::{decode_stored, parse_value};
 use aerolith_common::name::validate_collection;
+use aerolith_common::query::index_key::encode_value;
 use aerolith_common::query::{
-    Filter, Position, SortKey, normalize_sort, parse_projection, parse_sort, project,
+    Filter, KeyBounds, Position, SortKey, normalize_sort, parse_projection, parse_sort, project,
 };
 use aerolith_common::{Error, Result, pb};
 
 use crate::collections::visible;
+use crate::index_entries::whole_entry;
+use crate::index_scan::{OrderedEntries, entry_id};
+use crate::keys::doc_key;
+use crate::query_plan::Access;
 use crate::scan::{MergedScan, Start};
 use crate::store::Store;
 
@@ -223,10 +230,52 @@ impl TopPage {
 /// A matching document: id, record and parsed body.
 type Match = (String, pb::DocRecord, Map<String, Value>);
 
-/// The live, visible records of a scan whose body matches the filter, in id order.
+/// Where a query's records come from, in id order.
+enum Source<'a> {
+    /// Every record of the shards within the filter's id range.
+    Scan(MergedScan<'a>),
+    /// The records of the ids an index named (read through its snapshot; an id whose
+    /// record is gone is skipped).
+    Ids {
+        store: &'a Store,
+        collection: &'a str,
+        read: ReadOptions,
+        ids: std::iter::Peekable<std::vec::IntoIter<(String, u16)>>,
+    },
+}
+
+impl Source<'_> {
+    fn peek_id(&mut self) -> Option<&[u8]> {
+        match self {
+            Source::Scan(scan) => scan.peek_id(),
+            Source::Ids { ids, .. } => ids.peek().map(|(id, _)| id.as_bytes()),
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<(String, Option<pb::DocRecord>)>> {
+        match self {
+            Source::Scan(scan) => Ok(scan.next()?.map(|(id, rec)| (id, Some(rec)))),
+            Source::Ids {
+                store,
+                collection,
+                read,
+                ids,
+            } => {
+                let Some((id, shard)) = ids.next() else {
+                    return Ok(None);
+                };
+                let key = doc_key(shard, collection, &id);
+                let rec = store.get_record(&key, read)?;
+                Ok(Some((id, rec)))
+            }
+        }
+    }
+}
+
+/// The live, visible records of a source whose body matches the filter, in id order.
 struct Matches<'a> {
-    scan: MergedScan<'a>,
-    meta: Option<pb::CollectionMeta>,
+    source: Source<'a>,
+    meta: Option<&'a pb::CollectionMeta>,
     plan: &'a Plan,
     examined: usize,
     /// The last id examined.
@@ -237,10 +286,9 @@ struct Matches<'a> {
 
 impl Matches<'_> {
     /// True when no record within the filter's id range is left.
-    fn exhausted(&self) -> bool {
-        self.scan
-            .peek_id()
-            .is_none_or(|id| self.plan.beyond_upper(id))
+    fn exhausted(&mut self) -> bool {
+        let plan = self.plan;
+        self.source.peek_id().is_none_or(|id| plan.beyond_upper(id))
     }
 
     fn out_of_budget(&self) -> bool {
@@ -251,14 +299,15 @@ impl Matches<'_> {
     fn next(&mut self) -> Result<Option<Match>> {
         while !self.exhausted() && !self.out_of_budget() {
             self.examined += 1;
-            if self.examined.is_multiple_of(DEADLINE_EVERY) && Instant::now() >= self.deadline {
-                return Err(Error::deadline("query ran out of time on a storage node"));
-            }
-            let Some((id, rec)) = self.scan.next()? else {
+            check_deadline(self.examined, self.deadline)?;
+            let Some((id, rec)) = self.source.next()? else {
                 break;
             };
             self.last = Some(id.clone());
-            if rec.tombstone || !visible(self.meta.as_ref(), &rec) {
+            let Some(rec) = rec else {
+                continue;
+            };
+            if rec.tombstone || !visible(self.meta, &rec) {
                 continue;
             }
             let data = decode_stored(&rec.body)?;
@@ -268,6 +317,14 @@ impl Matches<'_> {
         }
         Ok(None)
     }
+}
+
+/// `deadline_exceeded` once the deadline has passed (looked at every so many records).
+fn check_deadline(examined: usize, deadline: Instant) -> Result<()> {
+    if examined.is_multiple_of(DEADLINE_EVERY) && Instant::now() >= deadline {
+        return Err(Error::deadline("query ran out of time on a storage node"));
+    }
+    Ok(())
 }
 
 impl Store {
@@ -292,79 +349,238 @@ impl Store {
         budget: usize,
     ) -> Result<pb::QueryResponse> {
         let plan = Plan::parse(req)?;
+        let shards = req
+            .shards
+            .iter()
+            .map(|s| self.check_shard(*s))
+            .collect::<Result<Vec<u16>>>()?;
+        let meta = self.collection_meta(&req.collection);
+        let access = self.choose_access(meta.as_ref(), &shards, &plan.filter, &plan.keys)?;
+        // Entries and documents are read as of one moment, so they agree.
+        let snap = self.engine.db().snapshot();
+        let source = match &access {
+            Access::Ordered { def, range } => {
+                let (mut out, examined) = self.ordered_page(
+                    &plan,
+                    (&req.collection, meta.as_ref()),
+                    &shards,
+                    &snap,
+                    (def, range),
+                    deadline,
+                )?;
+                if req.explain {
+                    out.plan = Some(explained(&access, examined));
+                }
+                return Ok(out);
+            }
+            Access::Scan => Source::Scan(MergedScan::new(
+                self,
+                &req.shards,
+                &req.collection,
+                plan.start(),
+            )?),
+            Access::Lookup { def, bounds } => {
+                let (ids, _) = self.index_lookup(&snap, &shards, &req.collection, def, bounds)?;
+                let start = plan.start();
+                let ids: Vec<_> = ids.into_iter().filter(|(id, _)| start.admits(id)).collect();
+                let mut read = ReadOptions::default();
+                read.set_snapshot(&snap);
+                Source::Ids {
+                    store: self,
+                    collection: &req.collection,
+                    read,
+                    ids: ids.into_iter().peekable(),
+                }
+            }
+        };
         let mut m = Matches {
-            scan: MergedScan::new(self, &req.shards, &req.collection, plan.start())?,
-            meta: self.collection_meta(&req.collection),
+            source,
+            meta: meta.as_ref(),
             plan: &plan,
             examined: 0,
             last: None,
             deadline,
-            // Sorted queries must see every record, so only id order has a budget.
-            budget: if plan.keys.is_empty() {
+            // Sorted queries and counts must see every record, so only an id-ordered page
+            // has a budget.
+            budget: if plan.keys.is_empty() && !req.count_only {
                 budget
             } else {
                 usize::MAX
             },
         };
-        let mut out = pb::QueryResponse::default();
-        if plan.keys.is_empty() {
-            let mut bytes = 0u64;
-            while let Some((id, rec, _)) = m.next()? {
-                let pos = Position::of_id(&id);
-                let hit = plan.hit(id, rec, &pos)?;
-                bytes += hit.record.as_ref().map_or(0, |r| r.body.len() as u64);
-                out.hits.push(hit);
-                if out.hits.len() >= plan.limit || bytes >= plan.max_bytes || m.out_of_budget() {
-                    break;
-                }
+        let mut out = if req.count_only {
+            let mut count = 0;
+            while m.next()?.is_some() {
+                count += 1;
             }
-            out.done = m.exhausted();
-            if !out.done {
-                out.scanned_through = m
-                    .last
-                    .map(|id| Position::of_id(&id).to_bytes())
-                    .unwrap_or_default();
+            pb::QueryResponse {
+                done: true,
+                count,
+                ..Default::default()
             }
-            return Ok(out);
-        }
-
-        let mut page = TopPage {
-            heap: BinaryHeap::new(),
-            bytes: 0,
-            limit: plan.limit,
-            max_bytes: plan.max_bytes,
-            truncated: false,
+        } else if plan.keys.is_empty() {
+            id_page(&plan, &mut m)?
+        } else {
+            sorted_page(&plan, &mut m)?
         };
-        while let Some((id, rec, data)) = m.next()? {
-            let pos = Position::of(&plan.keys, &id, &data);
-            if plan
-                .after
-                .as_ref()
-                .is_some_and(|a| pos.compare(a, &plan.keys) != Ordering::Greater)
-            {
-                continue;
-            }
-            if !page.admits(&pos, &plan.keys) {
-                page.truncated = true;
-                continue;
-            }
-            let hit = plan.hit(id, rec, &pos)?;
-            page.push(Ranked {
-                bytes: hit.record.as_ref().map_or(0, |r| r.body.len() as u64),
-                pos,
-                keys: plan.keys.clone(),
-                hit,
-            });
+        if req.explain {
+            out.plan = Some(explained(&access, m.examined));
         }
-        let truncated = page.truncated;
-        let ranked = page.heap.into_sorted_vec();
-        out.done = !truncated;
-        if truncated {
-            out.scanned_through = ranked.last().map(|r| r.pos.to_bytes()).unwrap_or_default();
-        }
-        out.hits = ranked.into_iter().map(|r| r.hit).collect();
         Ok(out)
     }
+
+    /// One page in an index's order, which is the query's: entries are walked from the
+    /// cursor, each document fetched and checked, until the page is full and one more
+    /// match shows it is not the last (as a scan's page would say). Also returns how many
+    /// entries were read.
+    fn ordered_page(
+        &self,
+        plan: &Plan,
+        (collection, meta): (&str, Option<&pb::CollectionMeta>),
+        shards: &[u16],
+        snap: &SnapshotWithThreadMode<'_, DB>,
+        (def, range): (&pb::IndexDef, &Option<KeyBounds>),
+        deadline: Instant,
+    ) -> Result<(pb::QueryResponse, usize)> {
+        let (lo, hi) = match range {
+            Some(KeyBounds::Range { lo, hi }) => (lo.clone(), hi.clone()),
+            _ => (Vec::new(), None),
+        };
+        // The cursor's own entry bytes: the walk starts strictly after them, or at the
+        // range's start when that is further.
+        let start = match &plan.after {
+            Some(after) => {
+                let mut key = Vec::new();
+                for (f, v) in def.fields.iter().zip(&after.values) {
+                    encode_value(&mut key, v.as_ref(), order(f));
+                }
+                key.extend_from_slice(after.id.as_bytes());
+                if key >= lo { (key, true) } else { (lo, false) }
+            }
+            None => (lo, false),
+        };
+        let mut entries = OrderedEntries::new(
+            self,
+            snap,
+            shards,
+            collection,
+            def,
+            (&start.0, start.1),
+            hi.as_deref(),
+        )?;
+        let mut read = ReadOptions::default();
+        read.set_snapshot(snap);
+        let mut out = pb::QueryResponse::default();
+        let (mut bytes, mut examined) = (0u64, 0usize);
+        let mut last: Option<Position> = None;
+        let mut truncated = false;
+        while let Some((shard, entry)) = entries.next()? {
+            examined += 1;
+            check_deadline(examined, deadline)?;
+            let Some(id) = entry_id(def, &entry) else {
+                continue;
+            };
+            let Some(rec) = self.get_record(&doc_key(shard, collection, id), &read)? else {
+                continue;
+            };
+            if rec.tombstone || !visible(meta, &rec) {
+                continue;
+            }
+            let data = decode_stored(&rec.body)?;
+            // Only the document's own entry counts (one snapshot makes every entry so).
+            if whole_entry(def, id, &data) != entry || !plan.filter.matches(id, &data) {
+                continue;
+            }
+            if out.hits.len() >= plan.limit || bytes >= plan.max_bytes {
+                truncated = true;
+                break;
+            }
+            let pos = Position::of(&plan.keys, id, &data);
+            let hit = plan.hit(id.to_owned(), rec, &pos)?;
+            bytes += hit.record.as_ref().map_or(0, |r| r.body.len() as u64);
+            out.hits.push(hit);
+            last = Some(pos);
+        }
+        out.done = !truncated;
+        if truncated {
+            out.scanned_through = last.map(|p| p.to_bytes()).unwrap_or_default();
+        }
+        Ok((out, examined))
+    }
+}
+
+/// What `explain` says of a node's plan.
+fn explained(access: &Access, examined: usize) -> pb::QueryPlan {
+    pb::QueryPlan {
+        index: access.index().unwrap_or_default().to_owned(),
+        examined: examined as u64,
+    }
+}
+
+/// An id-ordered page: the matches in id order up to the limit, the byte budget or the
+/// scan budget.
+fn id_page(plan: &Plan, m: &mut Matches<'_>) -> Result<pb::QueryResponse> {
+    let mut out = pb::QueryResponse::default();
+    let mut bytes = 0u64;
+    while let Some((id, rec, _)) = m.next()? {
+        let pos = Position::of_id(&id);
+        let hit = plan.hit(id, rec, &pos)?;
+        bytes += hit.record.as_ref().map_or(0, |r| r.body.len() as u64);
+        out.hits.push(hit);
+        if out.hits.len() >= plan.limit || bytes >= plan.max_bytes || m.out_of_budget() {
+            break;
+        }
+    }
+    out.done = m.exhausted();
+    if !out.done {
+        out.scanned_through = m
+            .last
+            .as_ref()
+            .map(|id| Position::of_id(id).to_bytes())
+            .unwrap_or_default();
+    }
+    Ok(out)
+}
+
+/// A sorted page: every match is ranked, and the first ones after the cursor kept.
+fn sorted_page(plan: &Plan, m: &mut Matches<'_>) -> Result<pb::QueryResponse> {
+    let mut out = pb::QueryResponse::default();
+    let mut page = TopPage {
+        heap: BinaryHeap::new(),
+        bytes: 0,
+        limit: plan.limit,
+        max_bytes: plan.max_bytes,
+        truncated: false,
+    };
+    while let Some((id, rec, data)) = m.next()? {
+        let pos = Position::of(&plan.keys, &id, &data);
+        if plan
+            .after
+            .as_ref()
+            .is_some_and(|a| pos.compare(a, &plan.keys) != Ordering::Greater)
+        {
+            continue;
+        }
+        if !page.admits(&pos, &plan.keys) {
+            page.truncated = true;
+            continue;
+        }
+        let hit = plan.hit(id, rec, &pos)?;
+        page.push(Ranked {
+            bytes: hit.record.as_ref().map_or(0, |r| r.body.len() as u64),
+            pos,
+            keys: plan.keys.clone(),
+            hit,
+        });
+    }
+    let truncated = page.truncated;
+    let ranked = page.heap.into_sorted_vec();
+    out.done = !truncated;
+    if truncated {
+        out.scanned_through = ranked.last().map(|r| r.pos.to_bytes()).unwrap_or_default();
+    }
+    out.hits = ranked.into_iter().map(|r| r.hit).collect();
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -420,7 +636,7 @@ mod tests {
             after,
             limit,
             max_bytes,
-            session: Vec::new(),
+            ..Default::default()
         }
     }
 

@@ -24,6 +24,17 @@ pub(crate) enum Start<'s> {
     After(&'s str),
 }
 
+impl Start<'_> {
+    /// Whether `id` is at or past where the scan begins.
+    pub(crate) fn admits(&self, id: &str) -> bool {
+        match self {
+            Start::First => true,
+            Start::At(s) => id.as_bytes() >= s.as_bytes(),
+            Start::After(s) => id.as_bytes() > s.as_bytes(),
+        }
+    }
+}
+
 /// An id-ordered scan over some shards of one collection.
 pub(crate) struct MergedScan<'a> {
     collection: String,

@@ -17,11 +17,11 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// A parsed, validated filter; build it once per query and test every document with it.
 #[derive(Debug, Clone)]
 pub struct Filter {
-    root: Node,
+    pub(super) root: Node,
 }
 
 #[derive(Debug, Clone)]
-enum Node {
+pub(super) enum Node {
     And(Vec<Node>),
     Or(Vec<Node>),
     Not(Box<Node>),
@@ -29,7 +29,7 @@ enum Node {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RangeOp {
+pub(super) enum RangeOp {
     Gt,
     Gte,
     Lt,
@@ -48,7 +48,7 @@ impl RangeOp {
 }
 
 #[derive(Debug, Clone)]
-enum Pred {
+pub(super) enum Pred {
     Eq(Value),
     Ne(Value),
     Range(RangeOp, Value),

@@ -91,23 +91,111 @@ pub fn string_prefix_range(prefix: &str, order: Order) -> (Vec<u8>, Vec<u8>) {
     if order == Order::Desc {
         complement(&mut lo);
     }
-    let hi = prefix_successor(&lo);
+    // Never `None`: `lo` starts with a string tag (0x40 or its complement 0xBF).
+    let hi = successor(&lo).unwrap_or_default();
     (lo, hi)
 }
 
-/// The smallest byte string greater than every string that starts with `bytes`.
-fn prefix_successor(bytes: &[u8]) -> Vec<u8> {
+/// The length of the one encoded value `bytes` starts with (in direction `order`), so a key
+/// of several fields and an id can be split; `None` when `bytes` does not start with one.
+pub fn encoded_len(bytes: &[u8], order: Order) -> Option<usize> {
+    let mut r = Reader {
+        bytes,
+        at: 0,
+        flip: if order == Order::Desc { 0xFF } else { 0 },
+    };
+    r.skip_value(0)?;
+    Some(r.at)
+}
+
+/// Walks an encoding in its ascending view (`flip` undoes a descending complement).
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    flip: u8,
+}
+
+impl Reader<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let b = self.bytes.get(self.at)? ^ self.flip;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).map(|b| b ^ self.flip)
+    }
+
+    /// Skips one value; `depth` bounds the recursion on hostile input.
+    fn skip_value(&mut self, depth: usize) -> Option<()> {
+        if depth > 256 {
+            return None;
+        }
+        match self.byte()? {
+            MISSING | NULL | FALSE | TRUE | NUMBER_ZERO => Some(()),
+            NUMBER_POSITIVE => self.skip_number(0),
+            NUMBER_NEGATIVE => self.skip_number(0xFF),
+            STRING => self.skip_string(),
+            ARRAY => loop {
+                if self.peek()? == END {
+                    self.at += 1;
+                    return Some(());
+                }
+                self.skip_value(depth + 1)?;
+            },
+            OBJECT => loop {
+                if self.peek()? == END {
+                    self.at += 1;
+                    return Some(());
+                }
+                if self.byte()? != STRING {
+                    return None;
+                }
+                self.skip_string()?;
+                self.skip_value(depth + 1)?;
+            },
+            _ => None,
+        }
+    }
+
+    /// Skips a number's exponent and digits; `neg` is `0xFF` when they are complemented.
+    fn skip_number(&mut self, neg: u8) -> Option<()> {
+        let header = self.byte()? ^ neg;
+        // Small exponents lie between the two headers and carry no payload.
+        let payload = if header > LARGE_POSITIVE {
+            header - LARGE_POSITIVE
+        } else {
+            LARGE_NEGATIVE.saturating_sub(header)
+        };
+        self.at += usize::from(payload);
+        while self.byte()? ^ neg != DIGITS_END {}
+        Some(())
+    }
+
+    fn skip_string(&mut self) -> Option<()> {
+        loop {
+            if self.byte()? == 0x00 {
+                match self.byte()? {
+                    STRING_TERMINATOR => return Some(()),
+                    STRING_ESCAPED_NUL => {}
+                    _ => return None,
+                }
+            }
+        }
+    }
+}
+
+/// The smallest byte string greater than every string that starts with `bytes` (`None`
+/// when there is none: `bytes` is empty or all `0xFF`), the end of a "starts with" range.
+pub fn successor(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut hi = bytes.to_vec();
     while let Some(last) = hi.pop() {
         if last != 0xFF {
             hi.push(last + 1);
-            return hi;
+            return Some(hi);
         }
     }
-    // Unreachable for our callers: the first byte is a string tag (0x40 or its complement
-    // 0xBF), never 0xFF. All-0xFF input has no finite successor.
-    debug_assert!(false, "prefix_successor of an all-0xFF string");
-    hi
+    None
 }
 
 fn complement(bytes: &mut [u8]) {
@@ -792,6 +880,39 @@ mod tests {
             let j = rng.random_range(0..values.len());
             check_pair(values[i].as_ref(), values[j].as_ref());
         }
+    }
+
+    #[test]
+    fn encoded_len_splits_concatenated_values() {
+        let mut rng = StdRng::seed_from_u64(0x0005_B117);
+        let values = random_values(&mut rng, 3000);
+        for w in values.windows(2) {
+            for order in [Order::Asc, Order::Desc] {
+                let first = enc(w[0].as_ref(), order);
+                let mut key = first.clone();
+                encode_value(&mut key, w[1].as_ref(), order);
+                key.extend_from_slice(b"doc-id");
+                assert_eq!(
+                    encoded_len(&key, order),
+                    Some(first.len()),
+                    "{:?} then {:?} {order:?}",
+                    w[0],
+                    w[1]
+                );
+                let rest = &key[first.len()..];
+                let second = encoded_len(rest, order).expect("the second value");
+                assert_eq!(&rest[second..], b"doc-id");
+            }
+        }
+        for big in ["1e400", "-1e-400", "-123456789e-300", "5e99999"] {
+            let mut key = asc(&parse(big));
+            let len = key.len();
+            key.push(0x00);
+            assert_eq!(encoded_len(&key, Order::Asc), Some(len), "{big}");
+        }
+        assert_eq!(encoded_len(&[], Order::Asc), None);
+        assert_eq!(encoded_len(&[STRING, b'a'], Order::Asc), None);
+        assert_eq!(encoded_len(&[0x99], Order::Asc), None);
     }
 
     #[test]

@@ -27,6 +27,7 @@
 //!   instead of `$options`), compiled once with a size limit.
 //! - `$and`/`$or` need a non-empty array of filter objects.
 
+mod bounds;
 mod filter;
 pub mod index_key;
 mod keyset;
@@ -40,6 +41,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
+pub use bounds::KeyBounds;
 pub use filter::Filter;
 pub use keyset::Position;
 pub use order::{compare_numbers, compare_values, type_rank, values_equal};

@@ -357,14 +357,16 @@ input IndexFieldInput { path: String!, order: String = "asc" }
 type Index { name: String!, fields: [IndexField!]!, state: String!, progress: Float, reason: String }
 type ConflictVersion { version: String!, updatedAt: String!, origin: String!, data: JSON! }
 type Document { collection: String!, id: ID!, version: String!, updatedAt: String!, origin: String!, data: JSON!, conflicts: [ConflictVersion!] }
-type DocumentPage { documents: [Document!]!, nextCursor: String }
+type DocumentPage { documents: [Document!]!, nextCursor: String, plan: [PlanStep!] }
+type PlanStep { node: String!, index: String, examined: Int! }
 type ChangeEvent { op: String!, collection: String!, id: ID, version: String, updatedAt: String, origin: String, data: JSON, token: String! }
 input SortInput { field: String!, order: String = "asc" }
 type Query {
   collections: [Collection!]!
   collection(name: String!): Collection
   document(collection: String!, id: ID!): Document
-  documents(collection: String!, filter: JSON, sort: [SortInput!], limit: Int = 100, cursor: String, projection: [String!]): DocumentPage!
+  documents(collection: String!, filter: JSON, sort: [SortInput!], limit: Int = 100, cursor: String, projection: [String!], explain: Boolean): DocumentPage!
+  count(collection: String!, filter: JSON): Int!
 }
 type Mutation {
   createCollection(name: String!, conflictStrategy: ConflictStrategy = LWW): Collection!
@@ -454,7 +456,7 @@ type Subscription { changes(collection: String!, filter: JSON, since: String): C
             .sdl();
         let want = members(API_SCHEMA);
         let have = members(&sdl);
-        assert_eq!(want.len(), 38 + 12, "{want:#?}");
+        assert_eq!(want.len(), 38 + 12 + 5, "{want:#?}");
         assert_eq!(have, want, "SDL:\n{sdl}");
     }
 }

@@ -55,6 +55,7 @@ impl QueryRoot {
         #[graphql(default = 100)] limit: Option<i32>,
         cursor: Option<String>,
         projection: Option<Vec<String>>,
+        explain: Option<bool>,
     ) -> Result<DocumentPage> {
         let sort = sort
             .unwrap_or_default()
@@ -71,11 +72,26 @@ impl QueryRoot {
             },
             cursor,
             projection: projection.map(projection_paths).transpose().map_err(gql)?,
+            explain: explain.unwrap_or(false),
         };
         let page = ops(c)?
             .query(ctx(c), &collection, &input)
             .await
             .map_err(gql)?;
         Ok(page.into())
+    }
+
+    /// How many documents of a collection match `filter` (all of them without one).
+    async fn count(
+        &self,
+        c: &Context<'_>,
+        collection: String,
+        filter: Option<Json>,
+    ) -> Result<u64> {
+        let filter = filter.map(|f| f.0).filter(|f| !f.is_null());
+        ops(c)?
+            .count(ctx(c), &collection, filter.as_ref())
+            .await
+            .map_err(gql)
     }
 }

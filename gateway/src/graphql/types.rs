@@ -168,6 +168,19 @@ impl Document {
 pub struct DocumentPage {
     documents: Vec<Document>,
     next_cursor: Option<String>,
+    /// With `explain: true`: how each storage node reached its documents.
+    plan: Option<Vec<PlanStep>>,
+}
+
+/// One storage node's part of a query plan.
+#[derive(SimpleObject)]
+pub struct PlanStep {
+    /// The storage node's id.
+    node: String,
+    /// The index it used; null for a scan of the collection.
+    index: Option<String>,
+    /// The records (or, walking an index in the sort's order, entries) it read.
+    examined: u64,
 }
 
 impl From<Page> for DocumentPage {
@@ -175,6 +188,16 @@ impl From<Page> for DocumentPage {
         DocumentPage {
             documents: p.documents.into_iter().map(Document).collect(),
             next_cursor: p.next_cursor,
+            plan: p.plan.map(|steps| {
+                steps
+                    .into_iter()
+                    .map(|s| PlanStep {
+                        node: s.node,
+                        index: s.index,
+                        examined: s.examined,
+                    })
+                    .collect()
+            }),
         }
     }
 }

@@ -103,6 +103,16 @@ pub fn page(p: Page) -> Result<api::DocumentPage> {
             .map(document)
             .collect::<Result<_>>()?,
         next_cursor: p.next_cursor,
+        plan: p
+            .plan
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| api::PlanStep {
+                node: s.node,
+                index: s.index,
+                examined: s.examined,
+            })
+            .collect(),
     })
 }
 
@@ -168,6 +178,7 @@ pub fn query(r: &api::QueryRequest) -> Result<QueryInput> {
         limit,
         cursor: non_empty(&r.cursor).map(str::to_string),
         projection,
+        explain: r.explain,
     })
 }
 

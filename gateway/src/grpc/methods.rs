@@ -9,7 +9,7 @@ use aerolith_common::auth::Role::{self, Admin, Read, Write};
 const DOCUMENTS: &str = "/aerolith.v1.Documents/";
 
 /// Every method of `aerolith.v1.Documents` and the least role that may call it.
-pub const METHODS: [(&str, Role); 14] = [
+pub const METHODS: [(&str, Role); 15] = [
     ("ListCollections", Read),
     ("CreateCollection", Write),
     ("GetCollection", Read),
@@ -19,6 +19,7 @@ pub const METHODS: [(&str, Role); 14] = [
     ("PatchDocument", Write),
     ("DeleteDocument", Write),
     ("Query", Read),
+    ("Count", Read),
     ("BulkWrite", Write),
     ("Watch", Read),
     ("CreateIndex", Write),

@@ -191,6 +191,18 @@ impl Documents for DocumentsService {
         )
     }
 
+    async fn count(&self, req: Request<api::CountRequest>) -> Reply<api::CountResponse> {
+        let ctx = ctx_of(&req)?;
+        let r = req.into_inner();
+        let filter = convert::optional_json(&r.filter_json, "filter_json").map_err(to_status)?;
+        reply(
+            self.ops
+                .count(ctx, &r.collection, filter.as_ref())
+                .await
+                .map(|count| api::CountResponse { count }),
+        )
+    }
+
     async fn bulk_write(
         &self,
         req: Request<api::BulkWriteRequest>,

@@ -543,6 +543,8 @@ fn schemas() -> Value {
             "documents": {"type": "array", "items": reference("schemas", "Document")},
             "next_cursor": {"type": "string", "nullable": true,
                 "description": "Where the next page starts; null ends the scan."},
+            "plan": {"type": "array", "items": reference("schemas", "PlanStep"),
+                "description": "Only with explain: one step per storage node."},
         })),
         "Change": object(&["op", "collection", "id", "version", "updated_at", "origin", "data", "token"], json!({
             "op": {"type": "string", "enum": ["put", "delete"],
@@ -582,6 +584,8 @@ fn schemas() -> Value {
             "cursor": {"type": "string", "nullable": true},
             "projection": {"type": "array", "nullable": true, "items": {"type": "string"},
                 "description": "Dotted paths to keep in data."},
+            "explain": {"type": "boolean", "nullable": true, "default": false,
+                "description": "Add plan to the page: how each storage node reached its documents."},
         }},
         "SortKey": object(&["field"], json!({
             "field": {"type": "string"},
@@ -637,10 +641,33 @@ fn schemas() -> Value {
             "description": "A GraphQL response; errors[].extensions.code holds the error code."},
         "Html": {"type": "string", "description": "An HTML page."},
     });
-    if let (Some(map), Value::Object(more)) = (all.as_object_mut(), index_schemas()) {
-        map.extend(more);
+    for more in [index_schemas(), plan_schemas()] {
+        if let (Some(map), Value::Object(more)) = (all.as_object_mut(), more) {
+            map.extend(more);
+        }
     }
     all
+}
+
+/// The schemas of `count` and of `explain`'s plan (a block of their own, as
+/// [`index_schemas`]).
+fn plan_schemas() -> Value {
+    json!({
+        "CountQuery": {"type": "object", "additionalProperties": false, "properties": {
+            "filter": {"type": "object", "nullable": true, "additionalProperties": true,
+                "description": "A query filter; absent or null counts every document."},
+        }},
+        "Count": object(&["count"], json!({
+            "count": {"type": "integer", "minimum": 0},
+        })),
+        "PlanStep": object(&["node", "index", "examined"], json!({
+            "node": {"type": "string", "description": "The storage node's id."},
+            "index": {"type": "string", "nullable": true,
+                "description": "The index the node used; null for a scan of the collection."},
+            "examined": {"type": "integer", "minimum": 0,
+                "description": "Records (or, walking an index in the sort's order, entries) read."},
+        })),
+    })
 }
 
 /// The schemas of secondary indexes (a block of their own: one `json!` of every schema

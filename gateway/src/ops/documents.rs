@@ -81,6 +81,20 @@ pub struct Page {
     pub documents: Vec<Document>,
     /// Where the next page starts; `None` ends the scan.
     pub next_cursor: Option<String>,
+    /// How each node reached the documents, when the query asked (`explain`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Vec<PlanStep>>,
+}
+
+/// One node's part of a query plan (API.md "Query", `explain`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanStep {
+    /// The storage node's id.
+    pub node: String,
+    /// The index it used; `None` for a scan of the collection.
+    pub index: Option<String>,
+    /// The records (or index entries, walking an index in order) it read.
+    pub examined: u64,
 }
 
 fn ids(collection: &str, id: &str) -> Result<()> {
@@ -369,7 +383,7 @@ impl Ops {
             .await;
         let mut docs = Vec::new();
         let mut bound: Option<String> = None;
-        for r in results {
+        for (_, r) in results {
             let list = r?;
             ctx.session.observe_all(&list.marks);
             if !list.done && bound.as_ref().is_none_or(|b| list.scanned_through < *b) {
@@ -403,6 +417,7 @@ impl Ops {
             bound.map(|b| cursor::encode(&b))
         };
         Ok(Page {
+            plan: None,
             documents: page,
             next_cursor,
         })

@@ -8,7 +8,7 @@ mod collections;
 pub mod cursor;
 mod documents;
 mod indexes;
-mod query;
+pub mod query;
 mod session;
 mod token;
 mod watch;
@@ -130,7 +130,7 @@ impl Ops {
             .router
             .scatter(|_| aerolith_common::pb::PingRequest {}, ctx.remaining()?)
             .await;
-        for r in results {
+        for (_, r) in results {
             let pong = r.map_err(|e| {
                 Error::unavailable(format!(
                     "some shards have no reachable owner: {}",

@@ -14,7 +14,7 @@ use aerolith_common::query::{
 };
 use aerolith_common::{Error, Result, pb};
 
-use super::documents::Page;
+use super::documents::{Page, PlanStep};
 use super::{Ctx, DEFAULT_LIMIT, MAX_LIMIT, Ops, PAGE_BYTES, check_limit, cursor};
 
 /// A query as every adapter hands it over: sort keys and projection paths already read,
@@ -31,13 +31,15 @@ pub struct QueryInput {
     pub cursor: Option<String>,
     /// Paths to keep in `data`; `None` keeps whole bodies.
     pub projection: Option<Vec<String>>,
+    /// Whether the page says how each node reached its documents.
+    pub explain: bool,
 }
 
 /// Nesting accepted in a query body (a 64-deep value under a filter operator).
 const QUERY_DEPTH: usize = 80;
 
 /// The fields a query body may have.
-const FIELDS: [&str; 5] = ["filter", "sort", "limit", "cursor", "projection"];
+const FIELDS: [&str; 6] = ["filter", "sort", "limit", "cursor", "projection", "explain"];
 
 impl QueryInput {
     /// Parses a query body; an empty body is the empty query (everything, in id order).
@@ -83,14 +85,41 @@ impl QueryInput {
             .as_ref()
             .map(parse_projection)
             .transpose()?;
+        let explain = match take("explain") {
+            None => false,
+            Some(Value::Bool(b)) => b,
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "explain must be a boolean, not {}",
+                    type_name(&other)
+                )));
+            }
+        };
         Ok(QueryInput {
             filter: take("filter"),
             sort: sort.unwrap_or_default(),
             limit,
             cursor,
             projection,
+            explain,
         })
     }
+}
+
+/// Reads a count body, `{"filter": {…}}` (empty: every document), into its filter.
+pub fn count_filter(body: &[u8]) -> Result<Option<Value>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let Value::Object(mut obj) = parse_value(body, QUERY_DEPTH)? else {
+        return Err(Error::invalid("a count body must be a JSON object"));
+    };
+    if let Some(k) = obj.keys().find(|k| *k != "filter") {
+        return Err(Error::invalid(format!(
+            "unknown count field \"{k}\" (expected filter)"
+        )));
+    }
+    Ok(obj.remove("filter").filter(|v| !v.is_null()))
 }
 
 /// One node's answer, positions decoded.
@@ -124,37 +153,25 @@ impl Ops {
             .projection
             .as_ref()
             .map(|p| Value::Array(p.iter().cloned().map(Value::String).collect()));
-        let (filter, sort, projection) = (
-            to_bytes(&input.filter)?,
-            to_bytes(&sort)?,
-            to_bytes(&projection)?,
-        );
-        let after = after.map(|p| p.to_bytes()).unwrap_or_default();
-        let results = self
-            .router
-            .scatter(
-                |n| pb::QueryRequest {
-                    shards: n.shards.iter().map(|s| *s as u32).collect(),
-                    collection: collection.to_string(),
-                    filter: filter.clone(),
-                    sort: sort.clone(),
-                    projection: projection.clone(),
-                    after: after.clone(),
-                    limit,
-                    max_bytes: PAGE_BYTES,
-                    session: ctx.session.marks(|s| n.shards.contains(&s)),
-                },
-                ctx.remaining()?,
-            )
-            .await;
+        let template = pb::QueryRequest {
+            collection: collection.to_string(),
+            filter: to_bytes(&input.filter)?,
+            sort: to_bytes(&sort)?,
+            projection: to_bytes(&projection)?,
+            after: after.map(|p| p.to_bytes()).unwrap_or_default(),
+            limit,
+            max_bytes: PAGE_BYTES,
+            explain: input.explain,
+            ..Default::default()
+        };
+        let results = self.ask_nodes(&ctx, &template).await?;
 
         // A node that did not finish has returned everything up to its `scanned_through`; the
         // page may not go past the smallest of those, or it could skip a document.
         let mut bound: Option<Position> = None;
         let mut answers = Vec::with_capacity(results.len());
-        for r in results {
-            let q = r?;
-            ctx.session.observe_all(&q.marks);
+        let mut plan = Vec::new();
+        for (node, q) in results {
             if !q.done {
                 let through = Position::from_bytes(&q.scanned_through, keys.len())?;
                 if bound
@@ -163,6 +180,13 @@ impl Ops {
                 {
                     bound = Some(through);
                 }
+            }
+            if let Some(p) = q.plan {
+                plan.push(PlanStep {
+                    node,
+                    index: (!p.index.is_empty()).then_some(p.index),
+                    examined: p.examined,
+                });
             }
             let hits = q
                 .hits
@@ -173,7 +197,57 @@ impl Ops {
                 hits: hits.into_iter().peekable(),
             });
         }
-        merge(collection, &keys, answers, bound, limit)
+        let mut page = merge(collection, &keys, answers, bound, limit)?;
+        if input.explain {
+            plan.sort_by(|a, b| a.node.cmp(&b.node));
+            page.plan = Some(plan);
+        }
+        Ok(page)
+    }
+
+    /// How many documents of a collection match `filter` (`None`: all of them).
+    pub async fn count(&self, ctx: Ctx, collection: &str, filter: Option<&Value>) -> Result<u64> {
+        validate_collection(collection)?;
+        if let Some(f) = filter {
+            Filter::parse(f)?;
+        }
+        let template = pb::QueryRequest {
+            collection: collection.to_string(),
+            filter: to_bytes(&filter.cloned())?,
+            limit: 1,
+            count_only: true,
+            ..Default::default()
+        };
+        let results = self.ask_nodes(&ctx, &template).await?;
+        Ok(results.iter().map(|(_, q)| q.count).sum())
+    }
+
+    /// Sends `template` to the nodes serving every shard, each with its own shards and
+    /// session marks, and takes in their answers' marks: every node's answer, or the
+    /// first error.
+    async fn ask_nodes(
+        &self,
+        ctx: &Ctx,
+        template: &pb::QueryRequest,
+    ) -> Result<Vec<(String, pb::QueryResponse)>> {
+        let results = self
+            .router
+            .scatter(
+                |n| pb::QueryRequest {
+                    shards: n.shards.iter().map(|s| *s as u32).collect(),
+                    session: ctx.session.marks(|s| n.shards.contains(&s)),
+                    ..template.clone()
+                },
+                ctx.remaining()?,
+            )
+            .await;
+        let mut out = Vec::with_capacity(results.len());
+        for (node, r) in results {
+            let q = r?;
+            ctx.session.observe_all(&q.marks);
+            out.push((node, q));
+        }
+        Ok(out)
     }
 }
 
@@ -223,6 +297,7 @@ fn merge(
     Ok(Page {
         documents,
         next_cursor: next.as_ref().map(cursor::encode_position),
+        plan: None,
     })
 }
 

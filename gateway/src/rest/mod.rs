@@ -275,6 +275,25 @@ pub fn routes() -> Vec<Route> {
         .needs(Read),
         Route::new(
             Post,
+            "/v1/collections/{c}/count",
+            query::count,
+            Op::new(
+                "countDocuments",
+                "documents",
+                "Count the documents that match a filter",
+            )
+            .describe("An empty body counts every document. Uses an index where a query would.")
+            .body(false, &[("application/json", "CountQuery")])
+            .reply(Reply::json(
+                200,
+                "The number of matching documents",
+                "Count",
+            ))
+            .errors(&[E::PayloadTooLarge, E::Unavailable, E::Internal]),
+        )
+        .needs(Read),
+        Route::new(
+            Post,
             "/v1/collections/{c}/bulk",
             documents::bulk,
             Op::new(

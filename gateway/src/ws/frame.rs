@@ -55,6 +55,8 @@ pub enum RequestKind {
     Delete,
     /// A query page.
     Query,
+    /// How many documents match a filter.
+    Count,
     /// Create (or confirm) a collection.
     CreateCollection,
 }
@@ -63,7 +65,7 @@ impl RequestKind {
     /// The role a request of this kind needs (API.md "Authentication").
     pub fn role(self) -> Role {
         match self {
-            RequestKind::Get | RequestKind::Query => Role::Read,
+            RequestKind::Get | RequestKind::Query | RequestKind::Count => Role::Read,
             RequestKind::Put
             | RequestKind::Patch
             | RequestKind::Delete
@@ -139,9 +141,10 @@ pub fn parse(text: &str) -> std::result::Result<ClientFrame, FrameError> {
         "patch" => request(RequestKind::Patch),
         "delete" => request(RequestKind::Delete),
         "query" => request(RequestKind::Query),
+        "count" => request(RequestKind::Count),
         "create_collection" => request(RequestKind::CreateCollection),
         other => Err(untagged(Error::invalid(format!(
-            "unknown frame type \"{other}\" (expected subscribe, unsubscribe, get, put, patch, delete, query, create_collection or ping)"
+            "unknown frame type \"{other}\" (expected subscribe, unsubscribe, get, put, patch, delete, query, count, create_collection or ping)"
         )))),
     }
 }

@@ -107,6 +107,11 @@ async fn execute(
             let page = ops.query(ctx, collection, &input).await?;
             json!({"status": 200, "page": page})
         }
+        RequestKind::Count => {
+            let filter = fields.get("filter").filter(|f| !f.is_null());
+            let count = ops.count(ctx, collection, filter).await?;
+            json!({"status": 200, "count": count})
+        }
         RequestKind::CreateCollection => {
             let strategy = text(fields, "conflict_strategy")?;
             let (info, created) = ops.put_collection(ctx, collection, strategy).await?;

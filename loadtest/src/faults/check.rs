@@ -35,6 +35,95 @@ pub async fn converge(http: &reqwest::Client, admins: &[String], timeout: Durati
     }
 }
 
+/// The secondary indexes the fault run defines on its collection while the workload runs.
+const INDEXES: [(&str, &str); 2] = [
+    ("by_n", r#"{"fields":[{"path":"n"}]}"#),
+    (
+        "by_w_n",
+        r#"{"fields":[{"path":"w"},{"path":"n","order":"desc"}]}"#,
+    ),
+];
+
+/// Defines [`INDEXES`] through `gateway` at `at` (retrying through faults); false if no
+/// attempt succeeded within a minute of it.
+pub async fn define_indexes(http: reqwest::Client, gateway: String, at: Instant) -> bool {
+    tokio::time::sleep_until(at.into()).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (name, def) in INDEXES {
+        loop {
+            let done = http
+                .put(format!(
+                    "{gateway}/v1/collections/{COLLECTION}/indexes/{name}"
+                ))
+                .header("content-type", "application/json")
+                .body(def)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if done {
+                break;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    true
+}
+
+/// Waits until every gateway lists [`INDEXES`] as ready, then sums the index entries that
+/// disagree with their documents over every DC's shards; `None` if the builds did not
+/// finish within `timeout`.
+pub async fn indexes_exact(
+    http: &reqwest::Client,
+    gateways: &[String],
+    admins: &[String],
+    timeout: Duration,
+) -> Option<u64> {
+    let deadline = Instant::now() + timeout;
+    for gw in gateways {
+        loop {
+            let ready = match http
+                .get(format!("{gw}/v1/collections/{COLLECTION}/indexes"))
+                .send()
+                .await
+            {
+                Ok(r) => r.json::<Value>().await.ok().is_some_and(|v| {
+                    v["indexes"].as_array().is_some_and(|l| {
+                        l.len() == INDEXES.len() && l.iter().all(|i| i["state"] == "ready")
+                    })
+                }),
+                Err(_) => false,
+            };
+            if ready {
+                break;
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let mut mismatches = 0;
+    for admin in admins {
+        let d: Value = http
+            .get(format!("{admin}/admin/digests?indexes=true"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        mismatches += d["shards"]
+            .as_array()?
+            .iter()
+            .map(|s| s["index_mismatches"].as_u64().unwrap_or(u64::MAX / 1024))
+            .sum::<u64>();
+    }
+    Some(mismatches)
+}
+
 /// What the final reads found.
 #[derive(Debug, Default)]
 pub struct Found {

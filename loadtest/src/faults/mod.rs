@@ -79,6 +79,10 @@ pub struct Summary {
     pub converged: bool,
     /// Seconds from the last fault's heal to equal digests.
     pub time_to_converge_s: Option<f64>,
+    /// Secondary-index entries (of the indexes defined while the workload and the faults
+    /// ran) that disagree with their documents once built in every DC; `None` if the
+    /// builds did not finish in time.
+    pub index_mismatches: Option<u64>,
     /// The faults injected.
     pub faults: Vec<FaultRecord>,
     /// The first problems found, for the reader.
@@ -93,6 +97,7 @@ impl Summary {
             && self.stale_session_reads == 0
             && self.all_writes_missing == 0
             && self.converged
+            && self.index_mismatches == Some(0)
     }
 
     /// The summary as a table for people.
@@ -126,6 +131,11 @@ impl Summary {
             "time to converge",
             self.time_to_converge_s
                 .map_or("-".into(), |t| format!("{t:.2} s")),
+        );
+        row(
+            "index mismatches",
+            self.index_mismatches
+                .map_or("builds unfinished".into(), |n| n.to_string()),
         );
         for p in &self.problems {
             out.push_str(&format!("  problem: {p}\n"));
@@ -188,6 +198,12 @@ pub async fn run(opts: FaultOptions) -> anyhow::Result<Summary> {
         hold: opts.hold,
         until: started + opts.duration,
     };
+    // Indexes defined once the workload runs, so they build under writes and faults.
+    let indexing = tokio::spawn(check::define_indexes(
+        http.clone(),
+        cluster.http[0].clone(),
+        started + opts.duration / 4,
+    ));
     let faults = nemesis::run(&mut cluster, opts.seed, schedule, started).await;
     stop.store(true, Ordering::Relaxed);
     let mut histories: Vec<History> = Vec::new();
@@ -204,6 +220,12 @@ pub async fn run(opts: FaultOptions) -> anyhow::Result<Summary> {
     let converged = check::converge(&http, &cluster.admin, opts.converge_timeout).await;
     let time_to_converge_s = converged.then(|| healed.elapsed().as_secs_f64());
     let found = check::final_states(&http, &cluster.http, &histories).await;
+    let index_mismatches = match indexing.await {
+        Ok(true) => {
+            check::indexes_exact(&http, &cluster.http, &cluster.admin, opts.converge_timeout).await
+        }
+        _ => None,
+    };
 
     let mut problems: Vec<String> = histories
         .iter()
@@ -225,6 +247,7 @@ pub async fn run(opts: FaultOptions) -> anyhow::Result<Summary> {
         resurrected: found.resurrected,
         converged,
         time_to_converge_s,
+        index_mismatches,
         faults,
         problems,
     })

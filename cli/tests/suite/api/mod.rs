@@ -4,6 +4,7 @@ mod bad_input;
 mod changes;
 mod graphql;
 mod grpc;
+mod indexed_queries;
 mod openapi;
 mod parity;
 mod query;

@@ -262,6 +262,27 @@ async fn scenario(c: &mut Client, coll: &str) -> Vec<(&'static str, Outcome)> {
         t.push(("query, third page", c.query(coll, &q3).await));
     }
 
+    // Counts, and a plan (reduced to what does not depend on where each protocol's own
+    // collection's documents fall: the indexes used, and the records read in all).
+    t.push(("count", c.count(coll, &json!({"g": 0})).await));
+    t.push(("count everything", c.count(coll, &Value::Null).await));
+    t.push((
+        "count with a bad filter",
+        c.count(coll, &json!({"a": {"$near": 1}})).await,
+    ));
+    let explained = c
+        .query(coll, &json!({"filter": {"g": 1}, "explain": true}))
+        .await
+        .map(|p| {
+            let steps = p["plan"].as_array().cloned().unwrap_or_default();
+            json!({
+                "documents": p["documents"],
+                "indexes": steps.iter().map(|s| s["index"].clone()).collect::<Vec<_>>(),
+                "examined": steps.iter().filter_map(|s| s["examined"].as_u64()).sum::<u64>(),
+            })
+        });
+    t.push(("query with explain", explained));
+
     // A watch, interrupted and resumed by token. Order is guaranteed per document only, so
     // the resumed events (three documents) are compared sorted.
     let mut feed = c.watch(coll, None).await.expect("watch opens");

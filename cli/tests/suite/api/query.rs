@@ -38,7 +38,7 @@ fn value() -> impl Strategy<Value = Value> + Clone {
 }
 
 /// A body: each field may be missing; `n` is usually an object so dotted paths reach in.
-fn body() -> impl Strategy<Value = Map<String, Value>> {
+pub(super) fn body() -> impl Strategy<Value = Map<String, Value>> {
     (
         proptest::option::of(value()),
         proptest::option::of(leaf()),
@@ -131,14 +131,14 @@ fn projection() -> impl Strategy<Value = Option<Value>> {
 
 /// A random query: filter (or none), sort (or none), page size, projection.
 #[derive(Debug, Clone)]
-struct QueryCase {
-    filter: Option<Value>,
-    sort: Option<Value>,
-    limit: u32,
-    projection: Option<Value>,
+pub(super) struct QueryCase {
+    pub(super) filter: Option<Value>,
+    pub(super) sort: Option<Value>,
+    pub(super) limit: u32,
+    pub(super) projection: Option<Value>,
 }
 
-fn query_case() -> impl Strategy<Value = QueryCase> {
+pub(super) fn query_case() -> impl Strategy<Value = QueryCase> {
     (
         proptest::option::weighted(0.85, filter()),
         proptest::option::weighted(0.7, sort()),
@@ -154,7 +154,10 @@ fn query_case() -> impl Strategy<Value = QueryCase> {
 }
 
 /// The ids and data the query should return, computed over every document.
-fn brute_force(docs: &[(String, Map<String, Value>)], q: &QueryCase) -> Vec<(String, Value)> {
+pub(super) fn brute_force(
+    docs: &[(String, Map<String, Value>)],
+    q: &QueryCase,
+) -> Vec<(String, Value)> {
     let filter = Filter::parse(q.filter.as_ref().unwrap_or(&json!({}))).expect("valid filter");
     let keys = parse_sort(q.sort.as_ref().unwrap_or(&json!([]))).expect("valid sort");
     let mut hits: Vec<&(String, Map<String, Value>)> = docs
@@ -178,7 +181,7 @@ fn brute_force(docs: &[(String, Map<String, Value>)], q: &QueryCase) -> Vec<(Str
 }
 
 /// Pages through a query, returning every (id, data) in the order received.
-async fn run_paged(
+pub(super) async fn run_paged(
     c: &TestCluster,
     collection: &str,
     q: &QueryCase,
@@ -222,7 +225,7 @@ async fn run_paged(
 }
 
 /// Writes `docs` into `collection` with one bulk request.
-async fn load(c: &TestCluster, collection: &str, docs: &[(String, Map<String, Value>)]) {
+pub(super) async fn load(c: &TestCluster, collection: &str, docs: &[(String, Map<String, Value>)]) {
     for chunk in docs.chunks(1000) {
         let ops: Vec<Value> = chunk
             .iter()

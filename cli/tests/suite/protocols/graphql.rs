@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use super::{Outcome, doc, event};
+use super::{Outcome, doc, event, with_plan};
 
 const DOC_FIELDS: &str = "collection id version updatedAt origin data";
 
@@ -138,10 +138,10 @@ impl Graphql {
 
     pub async fn query(&mut self, coll: &str, body: &Value) -> Outcome {
         let q = format!(
-            "query($c: String!, $f: JSON, $s: [SortInput!], $l: Int, $cur: String, $p: [String!]) {{ documents(collection: $c, filter: $f, sort: $s, limit: $l, cursor: $cur, projection: $p) {{ documents {{ {DOC_FIELDS} }} nextCursor }} }}"
+            "query($c: String!, $f: JSON, $s: [SortInput!], $l: Int, $cur: String, $p: [String!], $e: Boolean) {{ documents(collection: $c, filter: $f, sort: $s, limit: $l, cursor: $cur, projection: $p, explain: $e) {{ documents {{ {DOC_FIELDS} }} nextCursor plan {{ node index examined }} }} }}"
         );
         let mut vars = json!({"c": coll, "f": body["filter"], "s": body["sort"],
-            "cur": body["cursor"], "p": body["projection"]});
+            "cur": body["cursor"], "p": body["projection"], "e": body["explain"]});
         if !body["limit"].is_null() {
             vars["l"] = body["limit"].clone();
         }
@@ -150,7 +150,18 @@ impl Graphql {
             .as_array()
             .map(|d| d.iter().map(doc_from_graphql).collect())
             .unwrap_or_default();
-        Ok(json!({"documents": docs, "next_cursor": page["nextCursor"]}))
+        Ok(with_plan(
+            json!({"documents": docs, "next_cursor": page["nextCursor"]}),
+            &page["plan"],
+        ))
+    }
+
+    pub async fn count(&mut self, coll: &str, filter: &Value) -> Outcome {
+        let q = "query($c: String!, $f: JSON) { count(collection: $c, filter: $f) }";
+        let n = self
+            .run(q, json!({"c": coll, "f": filter}), "count")
+            .await?;
+        Ok(json!({ "count": n }))
     }
 
     pub async fn watch(&mut self, coll: &str, since: Option<&str>) -> Result<GraphqlFeed, String> {

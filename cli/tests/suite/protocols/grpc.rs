@@ -8,7 +8,7 @@ use tonic_types::StatusExt;
 use aerolith_proto::v1 as api;
 use api::documents_client::DocumentsClient;
 
-use super::{Outcome, doc, event};
+use super::{Outcome, doc, event, with_plan};
 
 /// API.md's gRPC status of each error code.
 pub fn grpc_code(code: &str) -> Code {
@@ -236,12 +236,43 @@ impl Grpc {
                 limit: q["limit"].as_u64().map(|n| n as u32),
                 cursor: q["cursor"].as_str().unwrap_or_default().into(),
                 projection,
+                explain: q["explain"].as_bool().unwrap_or(false),
             })
             .await
             .map_err(|s| code_of(&s))?
             .into_inner();
         let docs: Vec<Value> = page.documents.iter().map(doc_from_grpc).collect();
-        Ok(json!({"documents": docs, "next_cursor": page.next_cursor}))
+        let plan: Vec<Value> = page
+            .plan
+            .iter()
+            .map(|s| json!({"node": s.node, "index": s.index, "examined": s.examined}))
+            .collect();
+        let plan = if q["explain"] == json!(true) {
+            json!(plan)
+        } else {
+            Value::Null
+        };
+        Ok(with_plan(
+            json!({"documents": docs, "next_cursor": page.next_cursor}),
+            &plan,
+        ))
+    }
+
+    pub async fn count(&mut self, coll: &str, filter: &Value) -> Outcome {
+        let r = self
+            .client
+            .count(api::CountRequest {
+                collection: coll.into(),
+                filter_json: if filter.is_null() {
+                    String::new()
+                } else {
+                    filter.to_string()
+                },
+            })
+            .await
+            .map_err(|s| code_of(&s))?
+            .into_inner();
+        Ok(json!({"count": r.count}))
     }
 
     pub async fn watch(&mut self, coll: &str, since: Option<&str>) -> Result<GrpcFeed, String> {

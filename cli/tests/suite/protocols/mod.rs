@@ -48,7 +48,19 @@ pub fn page_from_json(p: &Value) -> Value {
         .as_array()
         .map(|d| d.iter().map(doc_from_json).collect())
         .unwrap_or_default();
-    json!({"documents": docs, "next_cursor": p["next_cursor"]})
+    with_plan(
+        json!({"documents": docs, "next_cursor": p["next_cursor"]}),
+        &p["plan"],
+    )
+}
+
+/// A page with `explain`'s plan added when there is one (`{"node","index","examined"}`
+/// steps, as REST gives them).
+pub fn with_plan(mut page: Value, plan: &Value) -> Value {
+    if !plan.is_null() {
+        page["plan"] = plan.clone();
+    }
+    page
 }
 
 /// A change event reduced; checkpoints are `{"op": "checkpoint", "token"}`.
@@ -166,6 +178,11 @@ impl Client {
     /// Runs a query given as REST's body: `{"documents": [...], "next_cursor"}`.
     pub async fn query(&mut self, coll: &str, q: &Value) -> Outcome {
         each!(self, c => c.query(coll, q).await)
+    }
+
+    /// Counts the documents matching `filter`: `{"count": N}`.
+    pub async fn count(&mut self, coll: &str, filter: &Value) -> Outcome {
+        each!(self, c => c.count(coll, filter).await)
     }
 
     /// Opens a change feed; its first item is a checkpoint with the starting token.

@@ -198,6 +198,20 @@ impl Rest {
         Ok(page_from_json(&b))
     }
 
+    pub async fn count(&mut self, coll: &str, filter: &Value) -> Outcome {
+        let path = format!("/v1/collections/{coll}/count");
+        let body = json!({ "filter": filter });
+        let (_, b) = send(
+            &self.http,
+            Method::POST,
+            self.url(&path),
+            Some(("application/json", body.to_string())),
+            &[],
+        )
+        .await?;
+        Ok(json!({"count": b["count"]}))
+    }
+
     /// The polling feed, from `since` or (like a subscription) from the current head.
     pub async fn watch(&mut self, coll: &str, since: Option<&str>) -> Result<RestFeed, String> {
         let mut feed = RestFeed {

@@ -156,6 +156,13 @@ impl Ws {
         Ok(page_from_json(&r["page"]))
     }
 
+    pub async fn count(&mut self, coll: &str, filter: &Value) -> Outcome {
+        let r = self
+            .request("count", json!({"collection": coll, "filter": filter}))
+            .await?;
+        Ok(json!({"count": r["count"]}))
+    }
+
     /// Subscribes on a connection of its own, so dropping the feed interrupts it.
     pub async fn watch(&mut self, coll: &str, since: Option<&str>) -> Result<WsFeed, String> {
         let mut socket = connect(&self.http).await;

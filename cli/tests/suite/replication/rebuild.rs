@@ -4,7 +4,8 @@
 //! and catches up; nothing acknowledged is lost and nothing deleted comes back. Tombstones
 //! are collected as soon as the rules allow (no grace), so "nothing deleted comes back"
 //! holds with and without them, and digests only agree once the copied ones went too.
-//! A single-DC node restored `--as-is` serves its backup's data under a new epoch.
+//! A single-DC node restored `--as-is` serves its backup's data under a new epoch. A
+//! secondary index stays exact through a rebuild and a restore (issue 24).
 
 use std::path::Path;
 use std::time::Duration;
@@ -118,6 +119,65 @@ async fn check(
     }
 }
 
+/// Defines index `by_v` on `c.v` through `base`.
+async fn index_v(http: &reqwest::Client, base: &str) {
+    let r = http
+        .put(format!("{base}/v1/collections/c/indexes/by_v"))
+        .json(&json!({"fields": [{"path": "v"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+/// Once `by_v` is built in both DCs, every shard's entries agree with its documents and a
+/// count by the index finds the `n` documents holding `v`.
+async fn index_exact(http: &reqwest::Client, bases: [&str; 2], admins: [&str; 2], v: i64, n: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for base in bases {
+        loop {
+            let (_, list) = status(http, &format!("{base}/v1/collections/c/indexes")).await;
+            if list["indexes"][0]["state"] == "ready" {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never built: {list}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let r: Value = http
+            .post(format!("{base}/v1/collections/c/query"))
+            .json(&json!({"filter": {"v": v}, "limit": 1000, "explain": true}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            r["documents"].as_array().map(Vec::len),
+            Some(n as usize),
+            "{base}"
+        );
+        assert!(
+            r["plan"]
+                .as_array()
+                .is_some_and(|p| p.iter().all(|s| s["index"] == "by_v")),
+            "{base}: {}",
+            r["plan"]
+        );
+    }
+    for admin in admins {
+        let (_, d) = status(http, &format!("{admin}/admin/digests?indexes=true")).await;
+        let shards = d["shards"].as_array().expect("shards");
+        assert!(!shards.is_empty());
+        for s in shards {
+            assert_eq!(s["index_mismatches"], 0, "{admin}: {s}");
+        }
+    }
+}
+
 fn ids(prefix: &str, range: std::ops::Range<i64>) -> impl Iterator<Item = String> + '_ {
     range.map(move |i| format!("{prefix}{i}"))
 }
@@ -129,6 +189,7 @@ async fn a_wiped_node_is_rebuilt_from_the_peer_dc() {
     let mut c = start_with(opts(dir.path())).await;
     let http = reqwest::Client::new();
     let (dc1, dc2, admin1, admin2) = urls(&c);
+    index_v(&http, &dc1).await;
     // Writes from both DCs, and deletes, so the wiped node's shards hold documents of both
     // origins and tombstones.
     put_all(&http, &dc1, ids("a", 0..120), 1).await;
@@ -148,6 +209,8 @@ async fn a_wiped_node_is_rebuilt_from_the_peer_dc() {
     let mut gone: Vec<String> = ids("a", 0..20).collect();
     gone.extend(ids("b", 0..10));
     check(&http, (&dc1, &dc2), &live, &gone).await;
+    // The rebuilt node's index is exact too (copied records are indexed as they land).
+    index_exact(&http, [&dc1, &dc2], [&admin1, &admin2], 2, 50).await;
 
     // The rebuilt node takes writes again (under a new epoch) and they replicate: updates
     // of copied documents supersede them everywhere, new documents appear in dc2.
@@ -174,6 +237,7 @@ async fn a_node_restored_from_an_old_backup_catches_up() {
     let mut c = start_with(opts(dir.path())).await;
     let http = reqwest::Client::new();
     let (dc1, _, admin1, admin2) = urls(&c);
+    index_v(&http, &dc1).await;
     put_all(&http, &dc1, ids("a", 0..80), 1).await;
     converged(&http, &admin1, &admin2).await;
 
@@ -224,6 +288,8 @@ async fn a_node_restored_from_an_old_backup_catches_up() {
     live.extend(ids("p", 0..40).map(|i| (i, 3)));
     let gone: Vec<String> = ids("a", 20..40).collect();
     check(&http, (&dc1, &dc2), &live, &gone).await;
+    // The restored node's entries caught up with its documents.
+    index_exact(&http, [&dc1, &dc2], [&admin1, &admin2], 1, 40).await;
     c.stop().await;
 }
 
