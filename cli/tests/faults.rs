@@ -57,6 +57,11 @@ async fn faults_lose_nothing_and_converge() {
     );
     assert_eq!(summary.all_writes_missing, 0, "{:?}", summary.problems);
     assert!(summary.converged, "the DCs converged");
+    assert_eq!(
+        summary.index_mismatches,
+        Some(0),
+        "the indexes defined during the faults agree with their documents"
+    );
 }
 
 /// Every fault class of issue 20 (`aerolith-loadtest faults --class all`, fixed seed), each
