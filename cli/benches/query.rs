@@ -299,7 +299,13 @@ async fn main() {
     );
     println!("|---|---:|---:|---:|---:|---:|---|");
     for ((name, m, p, what), (_, im, ip, iwhat)) in scans.iter().zip(&indexed) {
-        assert_eq!(what, iwhat, "{name}: the index changed the answer");
+        // Pages may differ (an index has no scan budget to cut them short); documents not.
+        let docs = |w: &str| w.split(',').next().unwrap_or_default().to_owned();
+        assert_eq!(
+            docs(what),
+            docs(iwhat),
+            "{name}: the index changed the answer"
+        );
         println!(
             "| {name} | {m:.1} | {p:.1} | {im:.1} | {ip:.1} | {:.1}x | {what} |",
             m / im

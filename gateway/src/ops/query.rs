@@ -324,6 +324,24 @@ mod tests {
     }
 
     #[test]
+    fn count_bodies() {
+        assert_eq!(count_filter(b"").expect("empty"), None);
+        assert_eq!(count_filter(b"{}").expect("no filter"), None);
+        assert_eq!(count_filter(br#"{"filter": null}"#).expect("null"), None);
+        assert_eq!(
+            count_filter(br#"{"filter": {"a": 1}}"#).expect("a filter"),
+            Some(json!({"a": 1}))
+        );
+        for bad in [r#"{"filter": {}, "limit": 5}"#, "[]", "{"] {
+            let e = count_filter(bad.as_bytes()).expect_err(bad);
+            assert_eq!(e.code, aerolith_common::ErrorCode::InvalidArgument, "{bad}");
+        }
+        let q = parse(r#"{"explain": true}"#).expect("explain");
+        assert!(q.explain);
+        assert!(parse(r#"{"explain": "yes"}"#).is_err());
+    }
+
+    #[test]
     fn rejects_bad_bodies() {
         for bad in [
             "[]",
