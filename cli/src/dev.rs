@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use aerolith_common::json::Limits;
 use aerolith_common::rpc::DevCa;
 use aerolith_common::shard::DEFAULT_SHARDS;
-use aerolith_common::topology::{ClusterConfig, DcConfig, NodeConfig};
+use aerolith_common::topology::{ClusterConfig, DcConfig, MAX_SHARDS, MIN_SHARDS, NodeConfig};
 use aerolith_gateway::{Gateway, GatewayOptions};
 use aerolith_replicator::{Peer, Replicator, ReplicatorOptions};
 use aerolith_storagenode::{
@@ -37,6 +37,9 @@ pub struct DevOptions {
     pub dcs: usize,
     /// Storage nodes per DC.
     pub nodes_per_dc: usize,
+    /// Virtual shards (a power of two from 16 to 1024), fixed when the data directory is
+    /// created.
+    pub shards: u16,
     /// Moves every default port by `port_base - 8080`; `None` picks free ports (tests).
     pub port_base: Option<u16>,
     /// Write acknowledgement rule.
@@ -82,6 +85,7 @@ impl DevOptions {
             data_dir,
             dcs: 1,
             nodes_per_dc: 3,
+            shards: DEFAULT_SHARDS,
             port_base: None,
             durability: Durability::Durable,
             scan_budget: aerolith_storagenode::DEFAULT_SCAN_BUDGET,
@@ -153,12 +157,14 @@ fn check_topology(data_dir: &Path, want: &Topology) -> anyhow::Result<bool> {
                 .with_context(|| format!("{} is corrupt", path.display()))?;
             if have != *want {
                 bail!(
-                    "{} was created with --dcs {} --nodes-per-dc {}; it cannot be restarted with --dcs {} --nodes-per-dc {} (use another --data-dir)",
+                    "{} was created with --dcs {} --nodes-per-dc {} --shards {}; it cannot be restarted with --dcs {} --nodes-per-dc {} --shards {} (use another --data-dir)",
                     data_dir.display(),
                     have.dcs,
                     have.nodes_per_dc,
+                    have.shards,
                     want.dcs,
-                    want.nodes_per_dc
+                    want.nodes_per_dc,
+                    want.shards
                 );
             }
             Ok(true)
@@ -188,8 +194,14 @@ impl DevCluster {
         if opts.dcs > 9 {
             bail!("--dcs must be from 1 to 9");
         }
-        if opts.nodes_per_dc == 0 || opts.nodes_per_dc > DEFAULT_SHARDS as usize {
-            bail!("--nodes-per-dc must be from 1 to {DEFAULT_SHARDS}");
+        if !(MIN_SHARDS..=MAX_SHARDS).contains(&opts.shards) || !opts.shards.is_power_of_two() {
+            bail!("--shards must be a power of two from {MIN_SHARDS} to {MAX_SHARDS}");
+        }
+        if opts.nodes_per_dc == 0 || opts.nodes_per_dc > usize::from(opts.shards) {
+            bail!(
+                "--nodes-per-dc must be from 1 to the shard count, {}",
+                opts.shards
+            );
         }
         std::fs::create_dir_all(&opts.data_dir)
             .with_context(|| format!("cannot create {}", opts.data_dir.display()))?;
@@ -204,14 +216,14 @@ impl DevCluster {
             &Topology {
                 dcs: opts.dcs,
                 nodes_per_dc: opts.nodes_per_dc,
-                shards: DEFAULT_SHARDS,
+                shards: opts.shards,
             },
         )?;
 
         let ca = DevCa::generate()?;
         let mut cluster = ClusterConfig {
             name: "dev".into(),
-            shards: DEFAULT_SHARDS,
+            shards: opts.shards,
             tls: None,
             dcs: Vec::new(),
         };
@@ -236,7 +248,7 @@ impl DevCluster {
                     data_dir,
                     dc: dc.clone(),
                     node: id.clone(),
-                    shards: DEFAULT_SHARDS,
+                    shards: opts.shards,
                     listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                     durability: opts.durability,
                     memory: MemoryProfile::Small,

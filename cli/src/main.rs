@@ -38,6 +38,10 @@ enum Command {
         /// Storage nodes per datacenter.
         #[arg(long, default_value_t = 3)]
         nodes_per_dc: usize,
+        /// Virtual shards, a power of two from 16 to 1024; fixed when the data directory is
+        /// created (a restart with another count is refused).
+        #[arg(long, default_value_t = aerolith_common::shard::DEFAULT_SHARDS)]
+        shards: u16,
         /// Moves every default port (REST 8080, gRPC 50051, admin 9090) by P - 8080.
         #[arg(long, default_value_t = 8080)]
         port_base: u16,
@@ -112,6 +116,7 @@ async fn main() -> std::process::ExitCode {
             data_dir,
             dcs,
             nodes_per_dc,
+            shards,
             port_base,
             durability,
             auth,
@@ -122,6 +127,7 @@ async fn main() -> std::process::ExitCode {
                 run_dev(DevOptions {
                     dcs,
                     nodes_per_dc,
+                    shards,
                     port_base: Some(port_base),
                     durability,
                     tokens,

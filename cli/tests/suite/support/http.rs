@@ -39,7 +39,7 @@ pub async fn get_with(http: &reqwest::Client, url: &str, headers: &[(&str, &str)
 pub async fn gateway_to_nowhere(blackhole: &std::net::UdpSocket) -> Gateway {
     let cluster = ClusterConfig {
         name: "t".into(),
-        shards: 4,
+        shards: 16,
         tls: None,
         dcs: vec![DcConfig {
             id: "dc1".into(),

@@ -5,3 +5,4 @@ mod cluster_tools;
 mod compare;
 mod dev_process;
 mod loadtest;
+mod shard_counts;
