@@ -355,7 +355,14 @@ impl Store {
             .map(|s| self.check_shard(*s))
             .collect::<Result<Vec<u16>>>()?;
         let meta = self.collection_meta(&req.collection);
-        let access = self.choose_access(meta.as_ref(), &shards, &plan.filter, &plan.keys)?;
+        let built = self.newly_built(meta.as_ref(), &shards, &req.usable)?;
+        let access = self.choose_access(
+            meta.as_ref(),
+            &shards,
+            &req.usable,
+            &plan.filter,
+            &plan.keys,
+        )?;
         // Entries and documents are read as of one moment, so they agree.
         let snap = self.engine.db().snapshot();
         let source = match &access {
@@ -371,6 +378,7 @@ impl Store {
                 if req.explain {
                     out.plan = Some(explained(&access, examined));
                 }
+                out.built = built;
                 return Ok(out);
             }
             Access::Scan => Source::Scan(MergedScan::new(
@@ -426,6 +434,7 @@ impl Store {
         if req.explain {
             out.plan = Some(explained(&access, m.examined));
         }
+        out.built = built;
         Ok(out)
     }
 

@@ -1,7 +1,8 @@
 //! How a node reaches the documents of a query (issue 24): a scan of the collection in id
 //! order, or one of its secondary indexes.
 //!
-//! An index is a candidate only once it is built on every shard the query covers. Without
+//! An index is a candidate only once the gateway lists it as built on every node of the DC
+//! (`QueryRequest.usable`) and it is built here on every shard the query covers. Without
 //! statistics the choice follows fixed rules, best first:
 //! 1. equality or `$in` on an index's leading field: look the values up (few documents);
 //! 2. a sort that is exactly an index's fields and directions: walk the index in order and
@@ -62,13 +63,46 @@ fn sorts_as(def: &pb::IndexDef, keys: &[SortKey]) -> bool {
             .all(|(f, k)| f.path == k.field && f.desc == k.descending)
 }
 
+/// Whether `def` is among `stamps`.
+fn listed(stamps: &[pb::IndexStamp], def: &pb::IndexDef) -> bool {
+    stamps.iter().any(|s| s.hlc == def.hlc && s.dc == def.dc)
+}
+
+/// The stamp of a definition.
+pub(crate) fn stamp(def: &pb::IndexDef) -> pb::IndexStamp {
+    pb::IndexStamp {
+        hlc: def.hlc,
+        dc: def.dc.clone(),
+    }
+}
+
 impl Store {
+    /// The live indexes of `meta` built here on every one of `shards` that `usable` does
+    /// not list yet: what a gateway needs to learn that one is built DC-wide.
+    pub(crate) fn newly_built(
+        &self,
+        meta: Option<&pb::CollectionMeta>,
+        shards: &[u16],
+        usable: &[pb::IndexStamp],
+    ) -> Result<Vec<pb::IndexStamp>> {
+        let mut out = Vec::new();
+        if let Some(meta) = meta.filter(|m| !m.deleted) {
+            for def in live(meta).filter(|d| !listed(usable, d)) {
+                if self.ready_on(&meta.name, def, shards)? {
+                    out.push(stamp(def));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Chooses how to answer a query with `filter` and sort `keys` over `shards` of
     /// `meta`'s collection.
     pub(crate) fn choose_access(
         &self,
         meta: Option<&pb::CollectionMeta>,
         shards: &[u16],
+        usable: &[pb::IndexStamp],
         filter: &Filter,
         keys: &[SortKey],
     ) -> Result<Access> {
@@ -85,7 +119,7 @@ impl Store {
             let bounds = filter.key_bounds(&first.path, order(first));
             let sorted = ordered.is_none() && sorts_as(def, keys);
             let useful = sorted || bounds.is_some();
-            if !useful || !self.ready_on(&meta.name, def, shards)? {
+            if !useful || !listed(usable, def) || !self.ready_on(&meta.name, def, shards)? {
                 continue;
             }
             match bounds {
@@ -288,9 +322,17 @@ mod answers {
         .expect("index");
     }
 
+    /// The stamps of every index of collection `c`: all usable, as far as a gateway knows.
+    fn every_index(s: &Store) -> Vec<pb::IndexStamp> {
+        s.collection_meta("c")
+            .map(|m| m.indexes.iter().map(super::stamp).collect())
+            .unwrap_or_default()
+    }
+
     /// Every page of a query: the ids in order, and the indexes the pages used.
     fn run(s: &Store, filter: &Value, keys: &[SortKey]) -> Result<(Vec<String>, Vec<String>)> {
         let sort = aerolith_common::query::sort_json(keys);
+        let usable = every_index(s);
         let mut after = Vec::new();
         let (mut ids, mut used) = (Vec::new(), Vec::new());
         for _ in 0..1000 {
@@ -307,6 +349,7 @@ mod answers {
                     after: after.clone(),
                     limit: 7,
                     explain: true,
+                    usable: usable.clone(),
                     ..Default::default()
                 },
                 deadline(),
@@ -413,7 +456,8 @@ mod answers {
             put(&s, i, &json!({"a": i % 10, "tags": [i % 3, "x"]}));
         }
         index(&s, "by_a", &[("a", false)]);
-        let count = |f: Value| {
+        let usable = every_index(&s);
+        let ask = |f: Value, usable: Vec<pb::IndexStamp>| {
             s.query(
                 &pb::QueryRequest {
                     shards: (0..SHARDS as u32).collect(),
@@ -421,6 +465,7 @@ mod answers {
                     filter: serde_json::to_vec(&f).expect("json"),
                     count_only: true,
                     explain: true,
+                    usable,
                     ..Default::default()
                 },
                 deadline(),
@@ -428,13 +473,21 @@ mod answers {
             )
             .expect("count")
         };
+        let count = |f: Value| ask(f, usable.clone());
         // Before the build the index is not used; counts ignore the scan budget.
         let before = count(json!({"a": 3}));
         assert_eq!(before.count, 20);
         assert_eq!(before.plan.as_ref().map(|p| p.index.as_str()), Some(""));
         assert_eq!(before.plan.map(|p| p.examined), Some(200));
+        assert!(before.built.is_empty(), "not built yet");
         while s.build_indexes().expect("build") {}
+        // Built here, but not yet known built on every node of the DC: not used, and
+        // reported so the gateway learns of it.
+        let unlisted = ask(json!({"a": 3}), Vec::new());
+        assert_eq!(unlisted.plan.map(|p| p.index), Some(String::new()));
+        assert_eq!(unlisted.built, usable);
         let after = count(json!({"a": 3}));
+        assert!(after.built.is_empty(), "already listed: nothing to report");
         assert_eq!(after.count, 20);
         let plan = after.plan.expect("plan");
         assert_eq!((plan.index.as_str(), plan.examined), ("by_a", 20));

@@ -159,6 +159,15 @@ impl Ops {
             .filter_map(|def| {
                 let (_, n, done, of) = seen.iter().find(|(d, ..)| *d == def)?;
                 let ready = *n == nodes && done == of;
+                if ready {
+                    self.built.mark(
+                        collection,
+                        &pb::IndexStamp {
+                            hlc: def.hlc,
+                            dc: def.dc.clone(),
+                        },
+                    );
+                }
                 Some(IndexInfo {
                     name: def.name.clone(),
                     fields: fields_info(&def.fields),

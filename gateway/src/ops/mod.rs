@@ -1,6 +1,7 @@
 //! The operation layer: every protocol adapter calls these and only these, so the protocols
 //! agree by construction. Inputs are validated here, once.
 
+mod built_indexes;
 mod bulk;
 mod changes;
 mod cluster;
@@ -104,12 +105,18 @@ impl Ctx {
 pub struct Ops {
     router: Arc<Router>,
     limits: Limits,
+    /// Secondary indexes known built on every node of the DC.
+    built: Arc<built_indexes::BuiltIndexes>,
 }
 
 impl Ops {
     /// Operations routed by `router`, with body `limits`.
     pub fn new(router: Arc<Router>, limits: Limits) -> Ops {
-        Ops { router, limits }
+        Ops {
+            router,
+            limits,
+            built: Arc::default(),
+        }
     }
 
     /// Body limits in force.

@@ -162,6 +162,7 @@ impl Ops {
             limit,
             max_bytes: PAGE_BYTES,
             explain: input.explain,
+            usable: self.built.usable(collection),
             ..Default::default()
         };
         let results = self.ask_nodes(&ctx, &template).await?;
@@ -216,6 +217,7 @@ impl Ops {
             filter: to_bytes(&filter.cloned())?,
             limit: 1,
             count_only: true,
+            usable: self.built.usable(collection),
             ..Default::default()
         };
         let results = self.ask_nodes(&ctx, &template).await?;
@@ -247,6 +249,10 @@ impl Ops {
             ctx.session.observe_all(&q.marks);
             out.push((node, q));
         }
+        self.built.learn(
+            &template.collection,
+            out.iter().map(|(_, q)| q.built.as_slice()),
+        );
         Ok(out)
     }
 }

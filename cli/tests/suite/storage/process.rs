@@ -389,7 +389,22 @@ async fn indexes_stay_exact_through_sigkill_during_build_and_writes() {
     assert_eq!(mismatches, 0, "index entries disagree with their documents");
     let records: u64 = digest.shards.iter().map(|d| d.records).sum();
     assert_eq!(records, 16_000);
-    // The index and a scan (`$or` keeps the planner off the index) answer alike.
+    // The index and a scan (`$or` keeps the planner off the index) answer alike; the node
+    // reports the index built, and uses it once told it is built DC-wide.
+    let probe = call_until_up(
+        &client,
+        &addr,
+        pb::QueryRequest {
+            shards: (0..u32::from(DEFAULT_SHARDS)).collect(),
+            collection: "c".into(),
+            limit: 1,
+            count_only: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(probe.built.len(), 1, "{probe:?}");
+    let usable = probe.built;
     let count = |filter: &str| pb::QueryRequest {
         shards: (0..u32::from(DEFAULT_SHARDS)).collect(),
         collection: "c".into(),
@@ -397,6 +412,7 @@ async fn indexes_stay_exact_through_sigkill_during_build_and_writes() {
         limit: 1,
         count_only: true,
         explain: true,
+        usable: usable.clone(),
         ..Default::default()
     };
     let by_index = call_until_up(&client, &addr, count(r#"{"n": 7}"#)).await;
