@@ -80,6 +80,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/status", get(status))
         .route("/admin/conflicts", get(conflicts))
         .route("/admin/digests", get(digests))
+        .route("/admin/nodes", get(nodes))
         .route("/admin/peers/{dc}/pause", post(pause))
         .route("/admin/peers/{dc}/resume", post(resume))
         .route("/admin/resync", post(resync))
@@ -148,6 +149,27 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
 
 async fn metrics(State(s): State<AdminState>) -> String {
     s.metrics.render()
+}
+
+/// The epoch of a DC's shard map while shards cannot move: the assignment `cluster.toml`
+/// implies (issue 25 makes the map data that changes, and its epoch with it).
+const FIXED_MAP_EPOCH: u64 = 1;
+
+/// `GET /admin/nodes`: the DC's storage nodes and its shard map, with the map's epoch.
+async fn nodes(State(s): State<AdminState>) -> Answer {
+    let nodes: Vec<Value> = s
+        .local
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| json!({"id": n.id, "rpc": n.rpc, "shards": s.local.shards_of(i, s.shards)}))
+        .collect();
+    Ok(Json(json!({
+        "dc": s.local.id,
+        "epoch": FIXED_MAP_EPOCH,
+        "shards": s.shards,
+        "nodes": nodes,
+    })))
 }
 
 /// `?indexes=true` of `GET /admin/digests`.

@@ -1,4 +1,5 @@
-//! `aerolith admin status` (the replicator's view of each peer DC) and `aerolith backup`.
+//! `aerolith admin status` (the replicator's view of each peer DC), `aerolith admin nodes`
+//! (the DC's storage nodes and shard map) and `aerolith backup`.
 
 use super::Failure;
 use super::api::Api;
@@ -42,6 +43,33 @@ pub async fn status(api: &Api, out: &Printer) -> Result<(), Failure> {
                 ],
                 &rows,
             );
+        }
+    }
+    Ok(())
+}
+
+/// Prints the DC's storage nodes and the shards each owns.
+pub async fn nodes(api: &Api, out: &Printer) -> Result<(), Failure> {
+    let a = api.admin_get("/admin/nodes").await?;
+    match out.format(Output::Table) {
+        Output::Json => out.pretty(&a.body),
+        Output::Table => {
+            super::output::emit(&format!(
+                "dc {} shards {} map epoch {}",
+                cell(&a.body["dc"]),
+                cell(&a.body["shards"]),
+                cell(&a.body["epoch"])
+            ));
+            let rows: Vec<Vec<String>> = a.body["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|n| {
+                    let owned = n["shards"].as_array().map_or(0, Vec::len);
+                    vec![cell(&n["id"]), cell(&n["rpc"]), owned.to_string()]
+                })
+                .collect();
+            table(&["NODE", "RPC", "SHARDS"], &rows);
         }
     }
     Ok(())

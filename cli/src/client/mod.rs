@@ -200,6 +200,8 @@ pub enum IndexCommand {
 pub enum AdminCommand {
     /// Replication state per peer DC: link state, lag, traffic and conflicts.
     Status,
+    /// The DC's storage nodes and the shards each owns, with the shard map's epoch.
+    Nodes,
 }
 
 /// Checks the command's collection name and document id against API.md's rules, so that
@@ -302,6 +304,9 @@ pub async fn run(command: ClientCommand, global: Global) -> Result<(), Failure> 
         ClientCommand::Admin {
             command: AdminCommand::Status,
         } => admin::status(&api, &out).await,
+        ClientCommand::Admin {
+            command: AdminCommand::Nodes,
+        } => admin::nodes(&api, &out).await,
         ClientCommand::Backup { dir } => admin::backup(&api, &out, &dir).await,
         ClientCommand::Index { command } => match command {
             IndexCommand::Create {

@@ -383,6 +383,40 @@ async fn admin_status_and_tokens() {
         None,
     ));
     assert_eq!(j["peers"][0]["dc"], "dc2");
+    // The DC's nodes and shard map: every shard owned once, the fixed map's epoch 1.
+    let o = run(&dc1, &["admin", "nodes", "--admin-endpoint", &admin], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t = stdout(&o);
+    assert!(t.starts_with("dc dc1 shards 64 map epoch 1\nNODE"), "{t}");
+    let j = json_of(&run(
+        &dc1,
+        &[
+            "admin",
+            "nodes",
+            "--admin-endpoint",
+            &admin,
+            "--output",
+            "json",
+        ],
+        None,
+    ));
+    assert_eq!(
+        (&j["dc"], &j["epoch"], &j["shards"]),
+        (
+            &serde_json::json!("dc1"),
+            &serde_json::json!(1),
+            &serde_json::json!(64)
+        )
+    );
+    let mut owned: Vec<u64> = j["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .flat_map(|n| n["shards"].as_array().cloned().unwrap_or_default())
+        .filter_map(|s| s.as_u64())
+        .collect();
+    owned.sort_unstable();
+    assert_eq!(owned, (0..64).collect::<Vec<u64>>(), "{j}");
     c.stop().await;
 
     // --token reaches a cluster that requires one.
