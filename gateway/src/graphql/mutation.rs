@@ -80,19 +80,7 @@ impl MutationRoot {
         require(c, Role::Write)?;
         let fields = fields
             .into_iter()
-            .map(|f| match f.order.as_deref() {
-                None | Some("asc") => Ok(aerolith_common::pb::IndexField {
-                    path: f.path,
-                    desc: false,
-                }),
-                Some("desc") => Ok(aerolith_common::pb::IndexField {
-                    path: f.path,
-                    desc: true,
-                }),
-                Some(other) => Err(gql(aerolith_common::Error::invalid(format!(
-                    "an index field's order must be \"asc\" or \"desc\", not {other:?}"
-                )))),
-            })
+            .map(|f| crate::ops::index_field(f.path, f.order.as_deref()).map_err(gql))
             .collect::<Result<Vec<_>>>()?;
         let (info, _) = ops(c)?
             .put_index(ctx(c), &collection, &name, fields)

@@ -50,21 +50,7 @@ pub fn index(i: IndexInfo) -> api::Index {
 pub fn index_fields(fields: &[api::IndexField]) -> Result<Vec<aerolith_common::pb::IndexField>> {
     fields
         .iter()
-        .map(|f| {
-            let desc = match f.order.as_str() {
-                "" | "asc" => false,
-                "desc" => true,
-                other => {
-                    return Err(Error::invalid(format!(
-                        "an index field's order must be \"asc\" or \"desc\", not {other:?}"
-                    )));
-                }
-            };
-            Ok(aerolith_common::pb::IndexField {
-                path: f.path.clone(),
-                desc,
-            })
-        })
+        .map(|f| crate::ops::index_field(f.path.clone(), non_empty(&f.order)))
         .collect()
 }
 

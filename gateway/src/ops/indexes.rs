@@ -12,6 +12,21 @@ use aerolith_common::{Error, Result, pb};
 use super::collections::newest_deletion;
 use super::{Ctx, Ops};
 
+/// An index field as every adapter reads it: a path and an order, `asc` (also when
+/// absent) or `desc`; the path is checked with the rest of the definition.
+pub fn index_field(path: String, order: Option<&str>) -> Result<pb::IndexField> {
+    let desc = match order {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "an index field's order must be \"asc\" or \"desc\", not {other:?}"
+            )));
+        }
+    };
+    Ok(pb::IndexField { path, desc })
+}
+
 /// One field of an index as clients see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IndexFieldInfo {

@@ -30,7 +30,7 @@ pub use changes::{ChangePage, ChangeView, FeedStart, Fetched, assemble};
 pub use cluster::{ClusterView, DcView, NodeView};
 pub use collections::CollectionInfo;
 pub use documents::{Data, Page, Precondition, unquote};
-pub use indexes::{IndexFieldInfo, IndexInfo};
+pub use indexes::{IndexFieldInfo, IndexInfo, index_field};
 pub use query::QueryInput;
 pub use session::{Session, WriteConcern};
 pub use token::Positions;

@@ -47,12 +47,11 @@ fn field(v: Value) -> Result<pb::IndexField, Error> {
             "each index field must be an object {\"path\", \"order\"?}",
         ));
     };
-    let (mut path, mut desc) = (None, false);
+    let (mut path, mut order) = (None, None);
     for (k, v) in map {
         match (k.as_str(), v) {
             ("path", Value::String(p)) => path = Some(p),
-            ("order", Value::String(o)) if o == "asc" => desc = false,
-            ("order", Value::String(o)) if o == "desc" => desc = true,
+            ("order", Value::String(o)) => order = Some(o),
             ("path", _) => return Err(Error::invalid("an index field's path must be a string")),
             ("order", _) => {
                 return Err(Error::invalid(
@@ -63,7 +62,7 @@ fn field(v: Value) -> Result<pb::IndexField, Error> {
         }
     }
     let path = path.ok_or_else(|| Error::invalid("an index field needs a path"))?;
-    Ok(pb::IndexField { path, desc })
+    crate::ops::index_field(path, order.as_deref())
 }
 
 /// `PUT /v1/collections/{c}/indexes/{name}`: 202 building, 200 unchanged.
