@@ -11,7 +11,7 @@
 //! holds an array, one `ELEMENT` entry per distinct element, because equality and `$in`
 //! match an array by any of its elements (the query language's array rule).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use prost::Message;
 use rocksdb::WriteBatch;
@@ -230,28 +230,35 @@ impl Store {
                 .map(|i| i.map_err(crate::engine::db_err))
                 .collect()
         };
+        // Per collection with indexes, once: the definitions built on the shard (compared)
+        // and the prefixes of those still building (whose entries are lacking by design).
+        // Every other entry is compared (a leftover of a deleted collection would be extra).
+        let mut built: HashMap<String, pb::CollectionMeta> = HashMap::new();
+        let mut building = Vec::new();
+        for mut meta in self.list_collections().into_iter().filter(|m| !m.deleted) {
+            let mut defs = Vec::new();
+            for def in live(&meta) {
+                if self.ready_on(&meta.name, def, &[shard])? {
+                    defs.push(def.clone());
+                } else {
+                    building.push(index_prefix(shard, &meta.name, def));
+                }
+            }
+            if !defs.is_empty() {
+                meta.indexes = defs;
+                built.insert(meta.name.clone(), meta);
+            }
+        }
         let mut wanted = BTreeSet::new();
         for (key, value) in scan(Cf::Docs)? {
             let Some((collection, id)) = split_doc_key(&key) else {
                 continue;
             };
-            let Some(mut meta) = self.indexed_meta(collection) else {
+            let Some(meta) = built.get(collection) else {
                 continue;
             };
-            meta.indexes
-                .retain(|d| self.ready_on(collection, d, &[shard]).unwrap_or(false));
             let rec = decode_record(&key, Some(value.to_vec()))?;
-            wanted.extend(record_entries(shard, id, &meta, rec.as_ref())?);
-        }
-        // Entries of an index still building on the shard are not compared; every other
-        // entry is (a leftover of a deleted collection would be extra).
-        let mut building = Vec::new();
-        for meta in self.list_collections().iter().filter(|m| !m.deleted) {
-            for def in live(meta) {
-                if !self.ready_on(&meta.name, def, &[shard])? {
-                    building.push(index_prefix(shard, &meta.name, def));
-                }
-            }
+            wanted.extend(record_entries(shard, id, meta, rec.as_ref())?);
         }
         let held: BTreeSet<Vec<u8>> = scan(Cf::Index)?
             .into_iter()

@@ -89,7 +89,7 @@ impl Store {
     }
 
     /// The ids (with their shards) of every document of `shards` whose entries in `def`
-    /// lie within `bounds`, ascending and each once, and how many entries were read.
+    /// lie within `bounds`, ascending and each once.
     pub(crate) fn index_lookup(
         &self,
         snap: &SnapshotWithThreadMode<'_, DB>,
@@ -97,20 +97,18 @@ impl Store {
         collection: &str,
         def: &pb::IndexDef,
         bounds: &KeyBounds,
-    ) -> Result<(Vec<(String, u16)>, usize)> {
+    ) -> Result<Vec<(String, u16)>> {
         let cf = self.engine.cf(Cf::Index)?;
         let mut ids = Vec::new();
-        let mut read = 0;
+        if bounds.is_empty() {
+            return Ok(ids);
+        }
         for &shard in shards {
             let prefix = index_prefix(shard, collection, def);
             for (start, end) in ranges(&prefix, bounds) {
-                if end.as_ref().is_some_and(|e| *e <= start) {
-                    continue;
-                }
                 let mut it = self.engine.db().raw_iterator_cf_opt(cf, options(snap, end));
                 it.seek(&start);
                 while let Some(k) = it.key() {
-                    read += 1;
                     if let Some(id) = k.get(prefix.len() + 1..).and_then(|e| entry_id(def, e)) {
                         ids.push((id.to_owned(), shard));
                     }
@@ -121,7 +119,7 @@ impl Store {
         }
         ids.sort_unstable();
         ids.dedup();
-        Ok((ids, read))
+        Ok(ids)
     }
 }
 

@@ -388,7 +388,7 @@ impl Store {
                 plan.start(),
             )?),
             Access::Lookup { def, bounds } => {
-                let (ids, _) = self.index_lookup(&snap, &shards, &req.collection, def, bounds)?;
+                let ids = self.index_lookup(&snap, &shards, &req.collection, def, bounds)?;
                 let start = plan.start();
                 let ids: Vec<_> = ids.into_iter().filter(|(id, _)| start.admits(id)).collect();
                 let mut read = ReadOptions::default();
