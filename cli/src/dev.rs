@@ -37,7 +37,7 @@ pub struct DevOptions {
     pub dcs: usize,
     /// Storage nodes per DC.
     pub nodes_per_dc: usize,
-    /// Virtual shards (a power of two from 16 to 1024), fixed when the data directory is
+    /// Virtual shards (a power of two from 16 to 4096), fixed when the data directory is
     /// created.
     pub shards: u16,
     /// Moves every default port by `port_base - 8080`; `None` picks free ports (tests).

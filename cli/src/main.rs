@@ -38,7 +38,7 @@ enum Command {
         /// Storage nodes per datacenter.
         #[arg(long, default_value_t = 3)]
         nodes_per_dc: usize,
-        /// Virtual shards, a power of two from 16 to 1024; fixed when the data directory is
+        /// Virtual shards, a power of two from 16 to 4096; fixed when the data directory is
         /// created (a restart with another count is refused).
         #[arg(long, default_value_t = aerolith_common::shard::DEFAULT_SHARDS)]
         shards: u16,

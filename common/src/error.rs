@@ -29,6 +29,10 @@ pub enum ErrorCode {
     DeadlineExceeded,
     /// A bug; details go to the log.
     Internal,
+    /// Internal RPC only, never shown to clients: the storage node does not own the shard
+    /// in the shard map it holds, whose epoch the message names. The gateway refreshes its
+    /// map and retries (answering `unavailable` if it cannot); not in [`ErrorCode::ALL`].
+    NotOwner,
 }
 
 impl ErrorCode {
@@ -63,6 +67,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::DeadlineExceeded => "deadline_exceeded",
             ErrorCode::Internal => "internal",
+            ErrorCode::NotOwner => "not_owner",
         }
     }
 
@@ -70,8 +75,17 @@ impl ErrorCode {
     pub fn from_wire(s: &str) -> ErrorCode {
         Self::ALL
             .into_iter()
+            .chain([ErrorCode::NotOwner])
             .find(|c| c.as_str() == s)
             .unwrap_or(ErrorCode::Internal)
+    }
+
+    /// The code a client is shown for this one: internal codes become `unavailable`.
+    pub fn public(self) -> ErrorCode {
+        match self {
+            ErrorCode::NotOwner => ErrorCode::Unavailable,
+            c => c,
+        }
     }
 
     /// The gRPC status code (its number in `google.rpc.Code`) that carries this code.
@@ -86,7 +100,7 @@ impl ErrorCode {
             ErrorCode::PreconditionFailed => 9,
             ErrorCode::ResumeTokenExpired => 11,
             ErrorCode::Internal => 13,
-            ErrorCode::Unavailable => 14,
+            ErrorCode::Unavailable | ErrorCode::NotOwner => 14,
             ErrorCode::Unauthenticated => 16,
         }
     }
@@ -102,7 +116,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::RateLimited => 429,
             ErrorCode::ResumeTokenExpired => 410,
-            ErrorCode::Unavailable => 503,
+            ErrorCode::Unavailable | ErrorCode::NotOwner => 503,
             ErrorCode::DeadlineExceeded => 504,
             ErrorCode::Internal => 500,
         }

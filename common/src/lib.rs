@@ -16,6 +16,7 @@ pub mod patch;
 pub mod query;
 pub mod rpc;
 pub mod shard;
+pub mod shard_map;
 pub mod signal;
 pub mod strategy;
 pub mod telemetry;

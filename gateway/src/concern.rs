@@ -20,16 +20,17 @@ impl Router {
     /// or fails with `deadline_exceeded` at `deadline`: the writes stand either way.
     pub async fn confirm(&self, marks: &[pb::SessionMark], deadline: Instant) -> Result<()> {
         let mut by_node: BTreeMap<(String, String), Vec<pb::SessionMark>> = BTreeMap::new();
-        for dc in self
+        for (i, dc) in self
             .cluster()
             .dcs
             .iter()
-            .filter(|d| !self.health().is_dc_down(&d.id))
+            .enumerate()
+            .filter(|(_, d)| !self.health().is_dc_down(&d.id))
         {
             for m in marks {
-                let owner = dc.owner(m.shard as u16);
+                let owner = self.owner_addr(i, m.shard as u16);
                 by_node
-                    .entry((dc.id.clone(), owner.rpc.clone()))
+                    .entry((dc.id.clone(), owner.to_string()))
                     .or_default()
                     .push(m.clone());
             }

@@ -165,6 +165,11 @@ async fn heartbeat(router: &Router) {
             )
         });
         for (addr, answer) in futures::future::join_all(pings).await {
+            if let Ok(pong) = &answer
+                && pong.map_epoch > router.maps().epoch(router.dc())
+            {
+                router.learn_map_from(addr).await;
+            }
             match answer {
                 // Up, but serving no data (a new store, a rebuild): its shards fail over.
                 Ok(pong) if !pong.not_serving.is_empty() => router.health().mark_refusing(addr),
@@ -221,12 +226,13 @@ async fn caught_up(router: &Router, node: &crate::router::NodeShards) -> bool {
     else {
         return false;
     };
-    for dc in router.cluster().dcs.iter().filter(|d| d.id != router.dc()) {
+    let dcs = router.cluster().dcs.iter().enumerate();
+    for (i, dc) in dcs.filter(|(_, d)| d.id != router.dc()) {
         // One heads call per owner in that DC, for the shards it owns of this node's.
         let mut by_owner: std::collections::BTreeMap<&str, Vec<u32>> = Default::default();
         for &shard in &node.shards {
             by_owner
-                .entry(dc.owner(shard).rpc.as_str())
+                .entry(router.owner_addr(i, shard))
                 .or_default()
                 .push(u32::from(shard));
         }

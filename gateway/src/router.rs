@@ -1,4 +1,5 @@
-//! Routing to storage nodes: the shard map of the local DC and the RPC client.
+//! Routing to storage nodes: every DC's shard map (learned from the nodes, refreshed when
+//! a node says it no longer owns a shard) and the RPC client.
 
 use std::time::Duration;
 
@@ -6,6 +7,7 @@ use futures::future::join_all;
 
 use aerolith_common::rpc::client::{Failure, Fate, expect_answer};
 use aerolith_common::rpc::{Call, Node, RpcClient, Service};
+use aerolith_common::shard_map::ShardMaps;
 use aerolith_common::topology::{ClusterConfig, DcConfig};
 use aerolith_common::{Error, ErrorCode, Result, pb};
 
@@ -14,11 +16,19 @@ use crate::health::NodeHealth;
 /// How long a write failing over to another DC waits for its own DC's record of the
 /// collection's deletions (`deletion_floor`): a node that does not answer by then is skipped.
 const LOCAL_FLOOR_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long fetching a node's shard map may take.
+const MAP_FETCH_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often one call is sent again after a node answered that it does not own the shard.
+const NOT_OWNER_RETRIES: u32 = 8;
 
 /// Sends internal RPCs to the storage nodes that own shards in this gateway's DC.
 pub struct Router {
     cluster: ClusterConfig,
     dc: DcConfig,
+    /// Position of this gateway's DC in `cluster.dcs`.
+    dc_index: usize,
+    /// Every DC's newest shard map this gateway knows.
+    maps: ShardMaps,
     client: RpcClient,
     health: NodeHealth,
     /// Set once the gateway starts shutting down, so long-lived feeds can end.
@@ -42,9 +52,12 @@ impl Router {
     /// A router for DC `dc` of `cluster`.
     pub fn new(cluster: ClusterConfig, dc: &str, client: RpcClient) -> Result<Router> {
         let dc = cluster.dc(dc)?.clone();
+        let dc_index = cluster.dcs.iter().position(|d| d.id == dc.id).unwrap_or(0);
         Ok(Router {
+            maps: ShardMaps::new(&cluster),
             cluster,
             dc,
+            dc_index,
             client,
             health: NodeHealth::default(),
             closing: tokio::sync::watch::Sender::new(false),
@@ -67,22 +80,72 @@ impl Router {
         self.cluster.shard_of(collection, id)
     }
 
-    /// Every node of the local DC with its shards.
+    /// Every node of the local DC with the shards it owns in the newest map known.
     pub fn nodes(&self) -> Vec<NodeShards> {
+        let mut shards = vec![Vec::new(); self.dc.nodes.len()];
+        for s in 0..self.cluster.shards {
+            if let Some(v) = shards.get_mut(self.maps.owner_position(self.dc_index, s)) {
+                v.push(s);
+            }
+        }
         self.dc
             .nodes
             .iter()
-            .enumerate()
-            .map(|(i, n)| NodeShards {
+            .zip(shards)
+            .map(|(n, shards)| NodeShards {
                 id: n.id.clone(),
                 addr: n.rpc.clone(),
-                shards: self.dc.shards_of(i, self.cluster.shards),
+                shards,
             })
             .collect()
     }
 
-    /// Calls one node, recording the RPC's latency and outcome.
+    /// Every DC's shard map as this gateway knows it.
+    pub fn maps(&self) -> &ShardMaps {
+        &self.maps
+    }
+
+    /// The address of DC number `dc_index`'s owner of `shard` in the newest map known.
+    pub fn owner_addr(&self, dc_index: usize, shard: u16) -> &str {
+        let dc = &self.cluster.dcs[dc_index];
+        dc.nodes
+            .get(self.maps.owner_position(dc_index, shard))
+            .map_or("", |n| n.rpc.as_str())
+    }
+
+    /// Fetches the shard map the node at `addr` holds and keeps it if it is newer.
+    pub async fn learn_map_from(&self, addr: &str) {
+        let fetched = self
+            .client
+            .exchange::<Node>(
+                addr,
+                pb::request::Body::GetShardMap(pb::GetShardMapRequest {}),
+                MAP_FETCH_TIMEOUT,
+            )
+            .await;
+        if let Ok(pb::response::Body::ShardMap(m)) = fetched
+            && m.epoch > 0
+            && let Err(e) = self.maps.learn(&m)
+        {
+            tracing::warn!(node = addr, error = %e.message, "a storage node holds a shard map this gateway cannot use");
+        }
+    }
+
+    /// Calls one node, recording the RPC's latency and outcome; a node that does not own a
+    /// shard the call names answers `unavailable` (the gateway's map is refreshed).
     pub async fn call_node<C: Call<Node>>(
+        &self,
+        addr: &str,
+        req: C,
+        timeout: Duration,
+    ) -> Result<C::Answer> {
+        self.call_node_raw(addr, req, timeout)
+            .await
+            .map_err(|e| Error::new(e.code.public(), e.message))
+    }
+
+    /// [`Router::call_node`], answering `not_owner` as the node did.
+    async fn call_node_raw<C: Call<Node>>(
         &self,
         addr: &str,
         req: C,
@@ -93,7 +156,8 @@ impl Router {
             .map_err(|f| f.error)
     }
 
-    /// [`Router::call_node`], telling on failure whether the node can have acted on it.
+    /// [`Router::call_node`], telling on failure whether the node can have acted on it, and
+    /// answering `not_owner` as the node did (the caller routes again by the refreshed map).
     pub async fn try_call_node<C: Call<Node>>(
         &self,
         addr: &str,
@@ -117,6 +181,12 @@ impl Router {
         in_flight.increment(1.0);
         let out = self.client.exchange::<Node>(addr, body, timeout).await;
         in_flight.decrement(1.0);
+        if let Err(f) = &out
+            && f.error.code == ErrorCode::NotOwner
+        {
+            // Its shard moved: learn where before the caller routes again.
+            self.learn_map_from(addr).await;
+        }
         let code = match &out {
             Ok(_) => "ok",
             Err(f) => f.error.code.as_str(),
@@ -135,13 +205,12 @@ impl Router {
     /// after the local one; DCs marked down come last, tried only when no other answers.
     fn owners(&self, shard: u16) -> Vec<&str> {
         let dcs = &self.cluster.dcs;
-        let local = dcs.iter().position(|d| d.id == self.dc.id).unwrap_or(0);
         let (up, down): (Vec<_>, Vec<_>) = (0..dcs.len())
-            .map(|i| &dcs[(local + i) % dcs.len()])
-            .partition(|d| !self.health.is_dc_down(&d.id));
+            .map(|i| (self.dc_index + i) % dcs.len())
+            .partition(|i| !self.health.is_dc_down(&dcs[*i].id));
         up.into_iter()
             .chain(down)
-            .map(|d| d.owner(shard).rpc.as_str())
+            .map(|i| self.owner_addr(i, shard))
             .collect()
     }
 
@@ -224,6 +293,10 @@ impl Router {
     /// did nothing (it was never reached, or it answered that it serves nothing now); once
     /// a write may have reached a node that then failed to answer, its outcome is unknown
     /// and it is not sent anywhere else: the answer is `unavailable`, saying so (API.md).
+    ///
+    /// A node that answers that it does not own the shard (its shard moved) did nothing:
+    /// the call goes again to the owner in the map it handed over (see
+    /// [`Router::learn_map_from`]); clients never see that answer.
     pub async fn call_shard<C: Call<Node>>(
         &self,
         shard: u16,
@@ -231,10 +304,36 @@ impl Router {
         timeout: Duration,
     ) -> Result<C::Answer> {
         let mut body = req.into_call();
-        let write = is_write(&body);
-        let keys = crate::unsettled::keys_of(&body);
-        self.check_unsettled(&keys)?;
         let deadline = std::time::Instant::now() + timeout;
+        let mut attempt = 0;
+        loop {
+            let generation = self.maps.generation();
+            match self.call_owners::<C>(shard, &mut body, deadline).await {
+                Err(e) if e.code == ErrorCode::NotOwner => {
+                    attempt += 1;
+                    if attempt > NOT_OWNER_RETRIES {
+                        return Err(Error::unavailable(format!(
+                            "the owner of shard {shard} kept changing; retry ({})",
+                            e.message
+                        )));
+                    }
+                    self.await_map(generation, attempt, deadline).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One round of [`Router::call_shard`] over the shard's owners in the map known now.
+    async fn call_owners<C: Call<Node>>(
+        &self,
+        shard: u16,
+        body: &mut pb::request::Body,
+        deadline: std::time::Instant,
+    ) -> Result<C::Answer> {
+        let write = is_write(body);
+        let keys = crate::unsettled::keys_of(body);
+        self.check_unsettled(&keys)?;
         let pinned = self.unsettled.node_of(&keys);
         let (up, down): (Vec<&str>, Vec<&str>) = match pinned.as_deref() {
             // The node an earlier attempt of this keyed write reached, and no other.
@@ -253,9 +352,9 @@ impl Router {
             }
             if write && !floored && !self.is_local(addr) {
                 floored = true;
-                if let Some(c) = crate::deletion_floor::collection_of(&body) {
+                if let Some(c) = crate::deletion_floor::collection_of(body) {
                     let floor = self.local_deletion_floor(c, remaining).await;
-                    crate::deletion_floor::attach(&mut body, floor);
+                    crate::deletion_floor::attach(body, floor);
                 }
             }
             // A keyed write is pinned to the node before it is sent, not after it failed:
@@ -279,6 +378,12 @@ impl Router {
                 Ok(answer) => {
                     self.settled(&keys);
                     return expect_answer::<Node, C>(answer, addr).map_err(|f| f.error);
+                }
+                Err(f) if f.error.code == ErrorCode::NotOwner => {
+                    // Refused before anything was done, also by a pinned node: a shard's
+                    // idempotency records move with it, so its new owner answers the key.
+                    self.settled(&keys);
+                    return Err(f.error);
                 }
                 Err(f) if f.error.code != ErrorCode::Unavailable => {
                     // A write that ran out of time after it was sent may still be applied:
@@ -353,19 +458,50 @@ impl Router {
         self.unsettled.settle(keys);
     }
 
-    /// Calls every node of the DC concurrently, in node order.
+    /// Calls every node of the DC concurrently, in node order, each with its shards; if a
+    /// node no longer owns some of them, every node is called again with its shards in
+    /// the map it handed over (the calls made this way are reads, or settings every node
+    /// takes more than once alike).
     pub async fn call_all<C: Call<Node>>(
         &self,
         make: impl Fn(&NodeShards) -> C,
         timeout: Duration,
     ) -> Vec<Result<C::Answer>> {
-        let nodes = self.nodes();
-        join_all(
-            nodes
+        let deadline = std::time::Instant::now() + timeout;
+        let mut attempt = 0;
+        loop {
+            let generation = self.maps.generation();
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let nodes = self.nodes();
+            let out = join_all(
+                nodes
+                    .iter()
+                    .map(|n| self.call_node_raw(&n.addr, make(n), left)),
+            )
+            .await;
+            attempt += 1;
+            let refused = out
                 .iter()
-                .map(|n| self.call_node(&n.addr, make(n), timeout)),
-        )
-        .await
+                .any(|r| r.as_ref().is_err_and(|e| e.code == ErrorCode::NotOwner));
+            if !refused || attempt > NOT_OWNER_RETRIES || left.is_zero() {
+                return out
+                    .into_iter()
+                    .map(|r| r.map_err(|e| Error::new(e.code.public(), e.message)))
+                    .collect();
+            }
+            self.await_map(generation, attempt, deadline).await;
+        }
+    }
+
+    /// After a node refused a call as `not_owner`: if that taught this gateway nothing new
+    /// (the map is as at `generation`), the map that moved the shard is still on its way to
+    /// the nodes; waits a little longer on each `attempt`, never past `deadline`.
+    async fn await_map(&self, generation: u64, attempt: u32, deadline: std::time::Instant) {
+        if self.maps.generation() == generation {
+            let pause = Duration::from_millis(10 << attempt.min(5));
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            tokio::time::sleep(pause.min(left)).await;
+        }
     }
 
     /// Every shard grouped by the node that serves it now: the local DC's owners, and for
@@ -409,8 +545,9 @@ impl Router {
 
     /// Calls, concurrently, the nodes that serve every shard ([`Router::serving_nodes`]);
     /// a call that finds its node unreachable marks it down and is made again, once, to
-    /// the owners of its shards in the next DC. Answers come in no particular order, each
-    /// with the id of the node that gave it.
+    /// the owners of its shards in the next DC, and one whose node no longer owns some of
+    /// its shards is made again, once, to their owners in the map that node handed over.
+    /// Answers come in no particular order, each with the id of the node that gave it.
     pub async fn scatter<C: Call<Node>>(
         &self,
         make: impl Fn(&NodeShards) -> C,
@@ -421,7 +558,7 @@ impl Router {
         let first = join_all(
             targets
                 .iter()
-                .map(|t| self.call_node(&t.addr, make(t), timeout)),
+                .map(|t| self.call_node_raw(&t.addr, make(t), timeout)),
         )
         .await;
         let mut out = Vec::with_capacity(first.len());
@@ -432,10 +569,12 @@ impl Router {
                     self.unreachable(&t.addr);
                     retry.push((t, e));
                 }
+                Err(e) if e.code == ErrorCode::NotOwner => retry.push((t, e)),
                 other => out.push((t.id, other)),
             }
         }
         for (failed, e) in retry {
+            let e = Error::new(e.code.public(), e.message);
             let targets = self.group_by_server(failed.shards.iter().copied());
             if targets.iter().any(|t| t.addr == failed.addr) {
                 // No other DC can serve these shards.

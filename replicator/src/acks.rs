@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aerolith_common::rpc::RpcClient;
+use aerolith_common::shard_map::ShardMaps;
 use aerolith_common::topology::{ClusterConfig, DcConfig};
 use aerolith_common::{Result, pb};
 
@@ -21,6 +22,7 @@ const CALL: Duration = Duration::from_secs(5);
 /// Reports to every local node, every [`REPORT_EVERY`], until aborted.
 pub async fn keep_reporting(
     client: Arc<RpcClient>,
+    maps: Arc<ShardMaps>,
     cluster: ClusterConfig,
     local: DcConfig,
     links: Vec<Arc<PeerLink>>,
@@ -38,8 +40,8 @@ pub async fn keep_reporting(
             }
         }
         for (i, node) in local.nodes.iter().enumerate() {
-            let shards = local.shards_of(i, cluster.shards);
-            match report(&client, &node.rpc, &shards, &peers, &links).await {
+            let shards = maps.shards_of(&local, i);
+            match report(&client, &maps, &node.rpc, &shards, &peers, &links).await {
                 Ok(()) => {}
                 Err(e) => {
                     tracing::debug!(node = %node.id, error = %e.message, "acknowledgement report failed")
@@ -54,13 +56,14 @@ pub async fn keep_reporting(
 /// answer).
 async fn heads(
     client: &RpcClient,
+    maps: &ShardMaps,
     dc: &DcConfig,
     shards: &[u16],
 ) -> BTreeMap<u16, pb::ShardPosition> {
     let mut by_owner: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
     for &s in shards {
         by_owner
-            .entry(dc.owner(s).rpc.as_str())
+            .entry(maps.owner_of(dc, s).rpc.as_str())
             .or_default()
             .push(u32::from(s));
     }
@@ -94,6 +97,7 @@ async fn rewind(client: &RpcClient, dc: &str, link: &PeerLink) -> Result<()> {
 
 async fn report(
     client: &RpcClient,
+    maps: &ShardMaps,
     node: &str,
     shards: &[u16],
     peers: &[DcConfig],
@@ -107,7 +111,7 @@ async fn report(
         // Checkpoints first, heads after: a head read later is at or past the one at the
         // acknowledgement, which only makes the tombstone rule wait longer.
         let acked = link.acknowledged();
-        let heads = heads(client, peer, shards).await;
+        let heads = heads(client, maps, peer, shards).await;
         for &s in shards {
             let (epoch, seq) = acked.get(&s).copied().unwrap_or((0, 0));
             acks.push(pb::PeerAck {

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use aerolith_common::auth::{Role, Tokens, bearer};
 use aerolith_common::rpc::RpcClient;
+use aerolith_common::shard_map::ShardMaps;
 use aerolith_common::topology::DcConfig;
 use aerolith_common::{Error, ErrorCode, Result, pb};
 
@@ -52,6 +53,8 @@ pub struct AdminState {
     pub peer_dcs: Vec<DcConfig>,
     /// Records an anti-entropy pass may scan a second.
     pub resync_rate: u64,
+    /// Every DC's shard map (the local one kept by this replicator).
+    pub maps: Arc<ShardMaps>,
 }
 
 /// An error as the REST error body.
@@ -151,22 +154,18 @@ async fn metrics(State(s): State<AdminState>) -> String {
     s.metrics.render()
 }
 
-/// The epoch of a DC's shard map while shards cannot move: the assignment `cluster.toml`
-/// implies (issue 25 makes the map data that changes, and its epoch with it).
-const FIXED_MAP_EPOCH: u64 = 1;
-
 /// `GET /admin/nodes`: the DC's storage nodes and its shard map, with the map's epoch.
 async fn nodes(State(s): State<AdminState>) -> Answer {
+    let map = s.maps.get(&s.local.id)?;
     let nodes: Vec<Value> = s
         .local
         .nodes
         .iter()
-        .enumerate()
-        .map(|(i, n)| json!({"id": n.id, "rpc": n.rpc, "shards": s.local.shards_of(i, s.shards)}))
+        .map(|n| json!({"id": n.id, "rpc": n.rpc, "shards": map.shards_of(&n.id)}))
         .collect();
     Ok(Json(json!({
         "dc": s.local.id,
-        "epoch": FIXED_MAP_EPOCH,
+        "epoch": map.epoch,
         "shards": s.shards,
         "nodes": nodes,
     })))
@@ -186,7 +185,7 @@ async fn digests(State(s): State<AdminState>, Query(q): Query<DigestParams>) -> 
     let check_indexes = q.indexes.unwrap_or(false);
     let mut shards = Vec::new();
     for (i, node) in s.local.nodes.iter().enumerate() {
-        let owned = s.local.shards_of(i, s.shards);
+        let owned = s.maps.shards_of(&s.local, i);
         let req = pb::DigestRequest {
             shards: owned.iter().map(|s| u32::from(*s)).collect(),
             ranges: 0,
@@ -328,6 +327,7 @@ async fn resync(State(s): State<AdminState>, body: axum::body::Bytes) -> Answer 
         .ok_or_else(|| Error::not_found(format!("no DC {} in this cluster", body.peer)))?;
     let sum = crate::resync::resync(
         &s.client,
+        &s.maps,
         &s.local,
         peer,
         s.shards,

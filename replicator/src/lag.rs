@@ -17,7 +17,7 @@ use crate::admin::AdminState;
 async fn heads(s: &AdminState) -> Result<BTreeMap<u16, (u64, u64)>> {
     let mut out = BTreeMap::new();
     for (i, node) in s.local.nodes.iter().enumerate() {
-        let shards = s.local.shards_of(i, s.shards);
+        let shards = s.maps.shards_of(&s.local, i);
         let req = pb::ChangeHeadsRequest {
             shards: shards.iter().map(|s| u32::from(*s)).collect(),
         };
@@ -37,7 +37,7 @@ async fn heads(s: &AdminState) -> Result<BTreeMap<u16, (u64, u64)>> {
 
 /// Age of the oldest change of `shard` not yet acknowledged (ms), read from the log.
 async fn oldest_unshipped_ms(s: &AdminState, shard: u16, acked: (u64, u64)) -> Result<u64> {
-    let node = &s.local.owner(shard).rpc;
+    let node = &s.maps.owner_of(&s.local, shard).rpc;
     let req = pb::ReadChangesRequest {
         collection: String::new(),
         from: vec![pb::ShardPosition {

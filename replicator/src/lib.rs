@@ -13,6 +13,7 @@ pub mod receiver;
 pub mod resync;
 pub mod seed;
 pub mod settings;
+pub mod shard_map;
 pub mod shipper;
 pub mod stats;
 
@@ -65,6 +66,9 @@ pub struct Replicator {
     links: Vec<Arc<PeerLink>>,
     stats: Arc<Stats>,
     states: Arc<DcStates>,
+    /// Every DC's shard map; this replicator keeps the local one.
+    maps: Arc<aerolith_common::shard_map::ShardMaps>,
+    map_store: shard_map::MapStore,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -91,9 +95,12 @@ impl Replicator {
         let client = Arc::new(RpcClient::new(&opts.tls)?);
         let states = Arc::new(DcStates::load(&opts.data_dir)?);
         let stats = Arc::new(Stats::default());
+        let map_store = shard_map::MapStore::new(&opts.data_dir);
+        let maps = shard_map::open(&map_store, &opts.cluster, &dc, &client).await?;
         let receiver = Arc::new(Receiver::new(
             dc.clone(),
             opts.cluster.shards,
+            maps.clone(),
             client.clone(),
             stats.clone(),
         ));
@@ -114,6 +121,8 @@ impl Replicator {
             links: Vec::new(),
             stats,
             states,
+            maps,
+            map_store,
             tasks: Vec::new(),
         })
     }
@@ -127,12 +136,11 @@ impl Replicator {
         let link = Arc::new(PeerLink::open(peer, file)?);
         let local = self.opts.cluster.dc(&self.opts.dc)?.clone();
         for i in 0..local.nodes.len() {
-            let shards = local.shards_of(i, self.opts.cluster.shards);
             self.tasks.push(tokio::spawn(shipper::ship_node(
                 link.clone(),
+                self.maps.clone(),
                 local.clone(),
                 i,
-                shards,
                 self.client.clone(),
             )));
         }
@@ -166,6 +174,7 @@ impl Replicator {
                 .cloned()
                 .collect(),
             resync_rate: self.opts.resync_rate,
+            maps: self.maps.clone(),
         })
     }
 
@@ -177,6 +186,7 @@ impl Replicator {
         if let Some(every) = self.opts.resync_every {
             self.tasks.push(tokio::spawn(resync::every(
                 self.client.clone(),
+                self.maps.clone(),
                 state.local.clone(),
                 state.peer_dcs.clone(),
                 state.shards,
@@ -190,12 +200,20 @@ impl Replicator {
         )));
         self.tasks.push(tokio::spawn(seed::keep_seeding(
             self.client.clone(),
+            self.maps.clone(),
             state.local.clone(),
             state.peer_dcs.clone(),
-            state.shards,
+        )));
+        self.tasks.push(tokio::spawn(shard_map::keep_handing_out(
+            self.client.clone(),
+            self.maps.clone(),
+            self.map_store.clone(),
+            self.opts.cluster.clone(),
+            state.local.clone(),
         )));
         self.tasks.push(tokio::spawn(acks::keep_reporting(
             self.client.clone(),
+            self.maps.clone(),
             self.opts.cluster.clone(),
             state.local.clone(),
             self.links.clone(),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use aerolith_common::rpc::Handler;
 use aerolith_common::rpc::RpcClient;
+use aerolith_common::shard_map::ShardMaps;
 use aerolith_common::topology::DcConfig;
 use aerolith_common::{Error, Result, pb};
 
@@ -20,6 +21,8 @@ use pb::replicator_response::Body as Answer;
 /// Applies shipped batches to this DC's storage nodes.
 pub struct Receiver {
     dc: DcConfig,
+    /// Which local node owns each shard.
+    maps: Arc<ShardMaps>,
     shards: u16,
     pub(crate) client: Arc<RpcClient>,
     stats: Arc<Stats>,
@@ -29,9 +32,16 @@ pub struct Receiver {
 
 impl Receiver {
     /// A receiver applying to the nodes of `dc`, a cluster of `shards` shards.
-    pub fn new(dc: DcConfig, shards: u16, client: Arc<RpcClient>, stats: Arc<Stats>) -> Receiver {
+    pub fn new(
+        dc: DcConfig,
+        shards: u16,
+        maps: Arc<ShardMaps>,
+        client: Arc<RpcClient>,
+        stats: Arc<Stats>,
+    ) -> Receiver {
         Receiver {
             dc,
+            maps,
             shards,
             client,
             stats,
@@ -64,7 +74,7 @@ impl Receiver {
     pub async fn watermarks(&self, timeout: Duration) -> Result<Vec<pb::Watermark>> {
         let mut out = Vec::new();
         for (i, node) in self.dc.nodes.iter().enumerate() {
-            let shards = self.dc.shards_of(i, self.shards);
+            let shards = self.maps.shards_of(&self.dc, i);
             let req = pb::WatermarksRequest {
                 shards: shards.iter().map(|s| u32::from(*s)).collect(),
             };
@@ -98,7 +108,7 @@ impl Receiver {
                 .ok()
                 .filter(|s| *s < self.shards)
                 .ok_or_else(|| Error::invalid(format!("shard {} out of range", m.shard)))?;
-            let owner = self.dc.owner(shard).rpc.clone();
+            let owner = self.maps.owner_of(&self.dc, shard).rpc.clone();
             by_node.entry(owner.clone()).or_default();
             relayed.entry(owner).or_default().push(m);
         }
@@ -107,7 +117,9 @@ impl Receiver {
                 .ok()
                 .filter(|s| *s < self.shards)
                 .ok_or_else(|| Error::invalid(format!("shard {} out of range", c.shard)))?;
-            let (applies, seen) = by_node.entry(self.dc.owner(shard).rpc.clone()).or_default();
+            let (applies, seen) = by_node
+                .entry(self.maps.owner_of(&self.dc, shard).rpc.clone())
+                .or_default();
             seen.push(Applied {
                 collection: c.collection.clone(),
                 id: c.id.clone(),

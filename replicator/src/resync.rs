@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use prost::Message;
 
 use aerolith_common::rpc::{Call, Node, RpcClient};
+use aerolith_common::shard_map::ShardMaps;
 use aerolith_common::topology::DcConfig;
 use aerolith_common::{Error, ErrorCode, Result, pb};
 
@@ -53,6 +54,7 @@ pub struct Summary {
 /// is aborted.
 pub async fn every(
     client: std::sync::Arc<RpcClient>,
+    maps: std::sync::Arc<ShardMaps>,
     local: DcConfig,
     peers: Vec<DcConfig>,
     shards: u16,
@@ -62,7 +64,17 @@ pub async fn every(
     loop {
         tokio::time::sleep(every).await;
         for peer in &peers {
-            match resync(&client, &local, peer, shards, None, records_per_second).await {
+            match resync(
+                &client,
+                &maps,
+                &local,
+                peer,
+                shards,
+                None,
+                records_per_second,
+            )
+            .await
+            {
                 Ok(sum) => tracing::info!(peer = %peer.id, repaired = sum.documents_repaired,
                     shards_differing = sum.shards_differing, took_ms = sum.took_ms,
                     "anti-entropy pass"),
@@ -174,6 +186,7 @@ impl Settings {
 /// Merges `records` (read from `from`'s store) into `to_addr`.
 async fn repair(
     client: &RpcClient,
+    maps: &ShardMaps,
     settings: &mut Settings,
     from: &DcConfig,
     to: &DcConfig,
@@ -183,7 +196,10 @@ async fn repair(
     if records.is_empty() {
         return Ok(0);
     }
-    let (from_addr, to_addr) = (&from.owner(shard).rpc, &to.owner(shard).rpc);
+    let (from_addr, to_addr) = (
+        &maps.owner_of(from, shard).rpc,
+        &maps.owner_of(to, shard).rpc,
+    );
     let mut applies = Vec::with_capacity(records.len());
     for (collection, id, record) in records {
         let meta = settings.of(client, &from.id, from_addr, &collection).await;
@@ -221,6 +237,7 @@ fn decode(bytes: &[u8], what: &str) -> Result<pb::DocRecord> {
 /// `collection` when one is named. Scans are paced to `records_per_second` (0: unpaced).
 pub async fn resync(
     client: &RpcClient,
+    maps: &ShardMaps,
     local: &DcConfig,
     peer: &DcConfig,
     shards: u16,
@@ -231,6 +248,8 @@ pub async fn resync(
     let pacer = Pacer {
         per_second: records_per_second,
     };
+    // The peer's owners as its nodes know them now.
+    crate::shard_map::learn_from(client, maps, peer).await;
     let mut settings = Settings::default();
     let mut sum = Summary {
         peer: peer.id.clone(),
@@ -247,7 +266,10 @@ pub async fn resync(
         .collect();
     sum.settings_repaired = crate::settings::reconcile(client, &nodes).await?;
     for shard in 0..shards {
-        let (a, b) = (&local.owner(shard).rpc, &peer.owner(shard).rpc);
+        let (a, b) = (
+            &maps.owner_of(local, shard).rpc,
+            &maps.owner_of(peer, shard).rpc,
+        );
         let (da, db) = tokio::try_join!(
             shard_digest(client, a, shard),
             shard_digest(client, b, shard)
@@ -307,8 +329,10 @@ pub async fn resync(
                 to_local.push((key.0.clone(), key.1.clone(), t));
             }
         }
-        sum.repaired_there += repair(client, &mut settings, local, peer, shard, to_peer).await?;
-        sum.repaired_here += repair(client, &mut settings, peer, local, shard, to_local).await?;
+        sum.repaired_there +=
+            repair(client, maps, &mut settings, local, peer, shard, to_peer).await?;
+        sum.repaired_here +=
+            repair(client, maps, &mut settings, peer, local, shard, to_local).await?;
     }
     sum.took_ms = started.elapsed().as_millis() as u64;
     if sum.documents_repaired > 0 {

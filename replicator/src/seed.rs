@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aerolith_common::rpc::{Call, Node, RpcClient};
+use aerolith_common::shard_map::ShardMaps;
 use aerolith_common::topology::DcConfig;
 use aerolith_common::{Error, Result, pb};
 
@@ -22,33 +23,32 @@ const PAGE: u32 = 2000;
 /// Seeds local nodes that wait for it (each node on its own), until the task is aborted.
 pub async fn keep_seeding(
     client: Arc<RpcClient>,
+    maps: Arc<ShardMaps>,
     local: DcConfig,
     peers: Vec<DcConfig>,
-    shards: u16,
 ) {
-    let loops = (0..local.nodes.len()).map(|i| {
-        let owned = local.shards_of(i, shards);
-        seed_node(&client, &local.id, &local.nodes[i], owned, &peers)
-    });
+    let loops = (0..local.nodes.len()).map(|i| seed_node(&client, &maps, &local, i, &peers));
     futures::future::join_all(loops).await;
 }
 
 async fn seed_node(
     client: &RpcClient,
-    dc: &str,
-    node: &aerolith_common::topology::NodeConfig,
-    owned: Vec<u16>,
+    maps: &ShardMaps,
+    local: &DcConfig,
+    node_index: usize,
     peers: &[DcConfig],
 ) {
+    let (dc, node) = (&local.id, &local.nodes[node_index]);
     let mut vetted = false;
     loop {
+        let owned = maps.shards_of(local, node_index);
         let status = call(client, &node.rpc, pb::SeedStatusRequest {}).await.ok();
         if status.is_none() {
             // Down (or restarting): vetted again once it answers.
             vetted = false;
         }
         if status.as_ref().is_some_and(|s| s.undecided) {
-            match must_seed(client, dc, &owned, peers).await {
+            match must_seed(client, maps, dc, &owned, peers).await {
                 Ok(seed) => {
                     let req = pb::SeedDecideRequest { seed };
                     if let Err(e) = call(client, &node.rpc, req).await {
@@ -69,7 +69,17 @@ async fn seed_node(
             continue;
         }
         if let Some(status) = status.as_ref().filter(|s| !s.unseeded && !vetted) {
-            match lost_store(client, dc, &node.rpc, &owned, peers, status.actor_epoch).await {
+            match lost_store(
+                client,
+                maps,
+                dc,
+                &node.rpc,
+                &owned,
+                peers,
+                status.actor_epoch,
+            )
+            .await
+            {
                 Ok(None) => vetted = true,
                 Ok(Some(peer)) => {
                     vetted = true;
@@ -90,7 +100,7 @@ async fn seed_node(
                 };
                 // A store has room for every shard, but only the node's own hold data.
                 let done = if owned.contains(&shard) {
-                    seed_shard(client, dc, &node.rpc, peers, shard).await
+                    seed_shard(client, maps, dc, &node.rpc, peers, shard).await
                 } else {
                     finish(client, &node.rpc, shard, Vec::new())
                         .await
@@ -121,6 +131,7 @@ async fn seed_node(
 /// new cluster starting). An error when a peer owner does not answer: nobody can tell yet.
 async fn must_seed(
     client: &RpcClient,
+    maps: &ShardMaps,
     dc: &str,
     owned: &[u16],
     peers: &[DcConfig],
@@ -129,7 +140,7 @@ async fn must_seed(
         let mut by_owner: std::collections::BTreeMap<&str, Vec<u32>> = Default::default();
         for s in owned {
             by_owner
-                .entry(peer.owner(*s).rpc.as_str())
+                .entry(maps.owner_of(peer, *s).rpc.as_str())
                 .or_default()
                 .push(u32::from(*s));
         }
@@ -170,6 +181,7 @@ async fn must_seed(
 /// that saw the old log; an error when a peer could not be asked.
 async fn lost_store(
     client: &RpcClient,
+    maps: &ShardMaps,
     dc: &str,
     node: &str,
     owned: &[u16],
@@ -187,7 +199,10 @@ async fn lost_store(
     let log_epochs: std::collections::BTreeMap<u32, u64> =
         h.heads.iter().map(|p| (p.shard, p.epoch)).collect();
     for peer in peers {
-        let mut owners: Vec<&str> = owned.iter().map(|s| peer.owner(*s).rpc.as_str()).collect();
+        let mut owners: Vec<&str> = owned
+            .iter()
+            .map(|s| maps.owner_of(peer, *s).rpc.as_str())
+            .collect();
         owners.sort_unstable();
         owners.dedup();
         for owner in owners {
@@ -243,13 +258,14 @@ struct Source<'a> {
 /// copy; first in configuration order on a tie).
 async fn source<'a>(
     client: &RpcClient,
+    maps: &ShardMaps,
     dc: &str,
     peers: &'a [DcConfig],
     shard: u16,
 ) -> Option<Source<'a>> {
     let mut best: Option<((u64, u64), Source<'a>)> = None;
     for peer in peers {
-        let addr = peer.owner(shard).rpc.as_str();
+        let addr = maps.owner_of(peer, shard).rpc.as_str();
         match call(client, addr, pb::SeedStatusRequest {}).await {
             Ok(s) if !s.unseeded => {}
             _ => continue,
@@ -309,6 +325,7 @@ async fn copy(client: &RpcClient, source: &str, target: &str, shard: u16) -> Res
 /// cluster) there is nothing to copy from, and the node serves what its store holds.
 pub async fn seed_shard(
     client: &RpcClient,
+    maps: &ShardMaps,
     dc: &str,
     target: &str,
     peers: &[DcConfig],
@@ -322,7 +339,7 @@ pub async fn seed_shard(
         peer,
         addr,
         mut marks,
-    }) = source(client, dc, peers, shard).await
+    }) = source(client, maps, dc, peers, shard).await
     else {
         return Err(Error::unavailable(format!(
             "no peer DC has a seeded owner of shard {shard} that answers"

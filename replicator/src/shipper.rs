@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aerolith_common::rpc::RpcClient;
+use aerolith_common::shard_map::ShardMaps;
 use aerolith_common::topology::DcConfig;
 use aerolith_common::{ErrorCode, Result, pb};
 
@@ -167,9 +168,9 @@ impl PeerLink {
 /// Ships one local node's shards to one peer until aborted.
 pub async fn ship_node(
     link: Arc<PeerLink>,
+    maps: Arc<ShardMaps>,
     local: DcConfig,
     node_index: usize,
-    shards: Vec<u16>,
     client: Arc<RpcClient>,
 ) {
     let node = local.nodes[node_index].rpc.clone();
@@ -181,6 +182,9 @@ pub async fn ship_node(
             tokio::time::sleep(BACKOFF_MAX.min(Duration::from_millis(200))).await;
             continue;
         }
+        // The node's shards in the map now: a shard moved to another node is shipped from
+        // there, from the same checkpoint (its log moved with it).
+        let shards = maps.shards_of(&local, node_index);
         let cut = link.cut_shards();
         let cut_here: Vec<u16> = shards.iter().copied().filter(|s| cut.contains(s)).collect();
         if !cut_here.is_empty() && rechecked.elapsed() >= RECHECK_CUT {

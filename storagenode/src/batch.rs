@@ -43,6 +43,10 @@ pub(crate) async fn serve(store: Arc<Store>, items: Vec<pb::Request>) -> pb::Res
     for (i, item) in items.into_iter().enumerate() {
         let deadline = now + request_timeout(item.timeout_ms);
         answers.push(None);
+        if let Some(Err(e)) = item.body.as_ref().map(|b| store.check_owned(b)) {
+            answers[i] = Some(Err(e));
+            continue;
+        }
         let out = match item.body {
             None => Err(Error::invalid("empty call in a batch")),
             // The client batches neither calls with session marks (they may wait for

@@ -192,6 +192,9 @@ pub fn meta_tomb_before(shard: u16, seq: u64) -> Vec<u8> {
     k
 }
 
+/// Meta key of the DC's shard map as this node last adopted it (`pb::ShardMap`).
+pub const META_SHARD_MAP: &[u8] = b"shard_map";
+
 /// Meta key of what the peers acknowledged of this node's logs (the last `PeerAcks`).
 pub const META_PEER_ACKS: &[u8] = b"peer_acks";
 

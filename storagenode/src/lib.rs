@@ -24,6 +24,7 @@ pub mod merge;
 mod newest;
 pub mod node;
 mod open;
+mod ownership;
 pub mod query;
 mod query_plan;
 mod relay;

@@ -51,6 +51,8 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
             | Req::SeedWrite(_)
             | Req::SeedFinish(_)
             | Req::PeerAcks(_)
+            | Req::SetShardMap(_)
+            | Req::GetShardMap(_)
     ) {
         store.serving()?;
     }
@@ -114,6 +116,8 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
         }
         Req::PeerAcks(r) => Resp::PeerAcks(store.peer_acks(&r)?),
         Req::Backup(r) => Resp::Backup(store.backup(&r)?),
+        Req::SetShardMap(r) => Resp::ShardMap(store.set_shard_map(&r)?),
+        Req::GetShardMap(_) => Resp::ShardMap(store.shard_map()),
         // Served in `handle`, item by item.
         Req::Batch(_) => return Err(Error::internal("a batch is served before storage")),
     })
@@ -225,6 +229,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Runs a request on the blocking pool, after waiting for any session marks it carries
 /// (a session read, or an `all` write's confirmation, waits for replication first).
 async fn run(store: Arc<Store>, body: Req, deadline: Instant, budget: usize) -> Result<Resp> {
+    store.check_owned(&body)?;
     let marks = session_marks(&body);
     if !marks.is_empty() {
         store.serving()?;
@@ -258,6 +263,7 @@ impl Handler for NodeService {
             node: self.node.clone(),
             dc_states: lock(&states).values().cloned().collect(),
             not_serving: store.serving().err().map(|e| e.message).unwrap_or_default(),
+            map_epoch: store.map_epoch(),
         });
         let budget = self.scan_budget;
         async move {
@@ -270,6 +276,7 @@ impl Handler for NodeService {
                 Req::Batch(b) => Ok(Resp::Batch(crate::batch::serve(store, b.items).await)),
                 Req::ReadChanges(r) if r.wait_ms > 0 => {
                     store.serving()?;
+                    store.check_owner(r.from.iter().map(|p| p.shard))?;
                     tail(store, r, deadline).await.map(Resp::Changes)
                 }
                 body => run(store, body, deadline, budget).await,

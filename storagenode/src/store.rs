@@ -178,6 +178,8 @@ pub struct Store {
     pub(crate) acks: Mutex<crate::acks::AckState>,
     /// Coverage of third DCs' logs learnt through forwarding DCs.
     pub(crate) relays: Mutex<crate::relay::Relays>,
+    /// The DC's shard map this node holds.
+    pub(crate) ownership: crate::ownership::Ownership,
 }
 
 impl Store {
@@ -217,6 +219,7 @@ impl Store {
         let persisted_hlc = open::load_u64(&engine, META_HLC)?.unwrap_or(0);
         hlc.observe(persisted_hlc);
         let acks = crate::acks::AckState::load(&engine)?;
+        let ownership = crate::ownership::Ownership::load(&engine, &cfg.node, cfg.shards)?;
         let heads = Heads::new(shards.iter().map(|st| {
             let st = st.lock().unwrap_or_else(|p| p.into_inner());
             (st.log_epoch, st.seq)
@@ -247,6 +250,7 @@ impl Store {
             unseeded: Mutex::new(unseeded),
             acks: Mutex::new(acks),
             relays: Mutex::default(),
+            ownership,
         })
     }
 

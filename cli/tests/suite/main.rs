@@ -13,3 +13,4 @@ mod replication;
 mod security;
 mod storage;
 mod tools;
+mod topology;

@@ -293,6 +293,8 @@ calls! {
         backup(Backup: BackupRequest) -> Backup: BackupResponse;
         seed_decide(SeedDecide: SeedDecideRequest) -> Empty: Empty;
         batch(Batch: RequestBatch) -> Batch: ResponseBatch;
+        set_shard_map(SetShardMap: SetShardMapRequest) -> ShardMap: ShardMap;
+        get_shard_map(GetShardMap: GetShardMapRequest) -> ShardMap: ShardMap;
     }
     Replicator(replicator_request, replicator_response) {
         ping(Ping: PingRequest) -> Pong: PingResponse;

@@ -20,6 +20,19 @@ use super::{Ctx, Ops, Precondition};
 /// Most ops one bulk request may hold.
 pub const MAX_BULK_OPS: usize = 1000;
 
+/// How often a bulk's ops refused with `not_owner` are sent again to their new owners.
+const NOT_OWNER_ROUNDS: u32 = 8;
+
+/// The shard a bulk op writes.
+fn shard_of(op: &pb::BulkOp) -> u16 {
+    match &op.op {
+        Some(pb::bulk_op::Op::Put(r)) => r.shard as u16,
+        Some(pb::bulk_op::Op::Patch(r)) => r.shard as u16,
+        Some(pb::bulk_op::Op::Delete(r)) => r.shard as u16,
+        None => 0,
+    }
+}
+
 /// Largest bulk request body: keeps every per-node bulk RPC within the internal frame cap.
 pub const BULK_MAX_BYTES: usize = 16 * 1024 * 1024;
 
@@ -256,50 +269,40 @@ impl Ops {
             by_node.entry(addr).or_default().push((i, rpc));
         }
         let timeout = ctx.remaining()?;
-        let calls = by_node.into_iter().map(|(addr, items)| async move {
-            let (indexes, rpcs): (Vec<usize>, Vec<pb::BulkOp>) = items.into_iter().unzip();
-            let mut body = pb::BulkRequest { ops: rpcs };
-            // Sent to another DC (this DC's owner is down): carries this DC's deletions of
-            // the collection (crate::deletion_floor).
-            let floor = self.router.floor_for(&addr, collection, timeout).await;
-            crate::deletion_floor::attach_bulk(&mut body, floor);
-            let keys = crate::unsettled::bulk_keys(&body);
-            if let Err(e) = self.router.check_unsettled(&keys) {
-                return (indexes, Err(e));
+        let mut sent = Vec::new();
+        let mut pending: Vec<_> = by_node.into_iter().collect();
+        let mut round = 0;
+        while !pending.is_empty() {
+            round += 1;
+            let generation = self.router.maps().generation();
+            let calls = pending
+                .into_iter()
+                .map(|(addr, items)| self.send_bulk(collection, addr, items, timeout));
+            pending = Vec::new();
+            for (items, out) in join_all(calls).await {
+                match out {
+                    // The node owns some of these shards no more and did nothing: they go
+                    // to their owners in the map it handed over.
+                    Err(e) if e.code == ErrorCode::NotOwner && round <= NOT_OWNER_ROUNDS => {
+                        let mut again: BTreeMap<String, Vec<(usize, pb::BulkOp)>> = BTreeMap::new();
+                        for (i, op) in items {
+                            let addr = self.router.serving_addr(shard_of(&op));
+                            again.entry(addr).or_default().push((i, op));
+                        }
+                        pending.extend(again);
+                    }
+                    out => sent.push((
+                        items.into_iter().map(|(i, _)| i).collect::<Vec<_>>(),
+                        out.map_err(|e| Error::new(e.code.public(), e.message)),
+                    )),
+                }
             }
-            // Pinned before sending (as Router::call_shard does): the request's deadline may
-            // drop this future while the call is in flight.
-            let fresh: Vec<_> = keys
-                .iter()
-                .filter(|k| self.router.pinned(std::slice::from_ref(*k)).is_none())
-                .cloned()
-                .collect();
-            self.router.remember_unsettled(&fresh, &addr);
-            let out = match self.router.try_call_node(&addr, body, timeout).await {
-                Ok(answer) => {
-                    self.router.settled(&keys);
-                    Ok(answer)
-                }
-                // Not retried elsewhere: the ops may have been applied.
-                Err(f) if f.error.code == ErrorCode::Unavailable && f.fate == Fate::Unknown => {
-                    Err(self.router.outcome_unknown(&keys, &addr, &f.error))
-                }
-                Err(f) => {
-                    if f.fate != Fate::Unknown {
-                        // It did nothing there.
-                        self.router.settled(&fresh);
-                    }
-                    if f.error.code == ErrorCode::Unavailable {
-                        // Later requests go to the next DC's owners of its shards.
-                        self.router.unreachable(&addr);
-                    }
-                    Err(f.error)
-                }
-            };
-            (indexes, out)
-        });
+            if !pending.is_empty() && self.router.maps().generation() == generation {
+                tokio::time::sleep(std::time::Duration::from_millis(20 << round.min(4))).await;
+            }
+        }
         let mut written = Vec::new();
-        for (indexes, out) in join_all(calls).await {
+        for (indexes, out) in sent {
             let answers = match out {
                 Ok(b) if b.results.len() == indexes.len() => b.results,
                 Ok(b) => {
@@ -350,5 +353,63 @@ impl Ops {
                 r.unwrap_or_else(|| failed(id, &Error::internal("bulk op without a result")))
             })
             .collect())
+    }
+
+    /// Sends one node its ops of a bulk request as one call; answers the ops back with the
+    /// outcome, so ops refused with `not_owner` can go to their new owner.
+    async fn send_bulk(
+        &self,
+        collection: &str,
+        addr: String,
+        items: Vec<(usize, pb::BulkOp)>,
+        timeout: std::time::Duration,
+    ) -> (Vec<(usize, pb::BulkOp)>, Result<pb::BulkResponse>) {
+        let mut body = pb::BulkRequest {
+            ops: items.iter().map(|(_, op)| op.clone()).collect(),
+        };
+        // Sent to another DC (this DC's owner is down): carries this DC's deletions of
+        // the collection (crate::deletion_floor).
+        let floor = self.router.floor_for(&addr, collection, timeout).await;
+        crate::deletion_floor::attach_bulk(&mut body, floor);
+        let keys = crate::unsettled::bulk_keys(&body);
+        if let Err(e) = self.router.check_unsettled(&keys) {
+            return (items, Err(e));
+        }
+        // Pinned before sending (as Router::call_shard does): the request's deadline may
+        // drop this future while the call is in flight.
+        let fresh: Vec<_> = keys
+            .iter()
+            .filter(|k| self.router.pinned(std::slice::from_ref(*k)).is_none())
+            .cloned()
+            .collect();
+        self.router.remember_unsettled(&fresh, &addr);
+        let out = match self.router.try_call_node(&addr, body, timeout).await {
+            Ok(answer) => {
+                self.router.settled(&keys);
+                Ok(answer)
+            }
+            // Refused before anything was done; the shard's idempotency records moved
+            // with it, so its new owner answers any key.
+            Err(f) if f.error.code == ErrorCode::NotOwner => {
+                self.router.settled(&keys);
+                Err(f.error)
+            }
+            // Not retried elsewhere: the ops may have been applied.
+            Err(f) if f.error.code == ErrorCode::Unavailable && f.fate == Fate::Unknown => {
+                Err(self.router.outcome_unknown(&keys, &addr, &f.error))
+            }
+            Err(f) => {
+                if f.fate != Fate::Unknown {
+                    // It did nothing there.
+                    self.router.settled(&fresh);
+                }
+                if f.error.code == ErrorCode::Unavailable {
+                    // Later requests go to the next DC's owners of its shards.
+                    self.router.unreachable(&addr);
+                }
+                Err(f.error)
+            }
+        };
+        (items, out)
     }
 }

@@ -57,15 +57,24 @@ impl Ops {
                 .iter()
                 .map(|n| self.router.call_node(&n.rpc, pb::PingRequest {}, timeout));
             let answers = join_all(probes).await;
+            let known = self.router.maps().epoch(&dc.id);
+            let newer = dc
+                .nodes
+                .iter()
+                .zip(&answers)
+                .find(|(_, a)| a.as_ref().is_ok_and(|p| p.map_epoch > known));
+            if let Some((n, _)) = newer {
+                self.router.learn_map_from(&n.rpc).await;
+            }
+            let map = self.router.maps().get(&dc.id)?;
             let nodes: Vec<NodeView> = dc
                 .nodes
                 .iter()
                 .zip(answers)
-                .enumerate()
-                .map(|(i, (n, answer))| NodeView {
+                .map(|(n, answer)| NodeView {
                     id: n.id.clone(),
                     healthy: answer.is_ok(),
-                    shards: dc.shards_of(i, cluster.shards),
+                    shards: map.shards_of(&n.id),
                 })
                 .collect();
             let marked_down = self.router.health().is_dc_down(&dc.id);

@@ -122,13 +122,31 @@ impl Ops {
     }
 }
 
-/// Tails one node's shards until a fatal error or a reader that went away.
-async fn tail_node(feed: Arc<Feed>, node: NodeShards) {
+/// Tails one node's shards until a fatal error or a reader that went away. The node's
+/// shards are read from the shard map each round: a shard that moves to another node is
+/// tailed there from the same position (its log moved with it).
+async fn tail_node(feed: Arc<Feed>, mut node: NodeShards) {
     // The collection incarnation this node reported once the collection existed there: if
     // the collection is then deleted (or re-created), the node answers `not_found` and the
     // feed ends (API.md). Each node keeps its own copy of the settings.
     let mut incarnation = None;
     loop {
+        if let Some(now) = feed
+            .ops
+            .router
+            .nodes()
+            .into_iter()
+            .find(|n| n.id == node.id)
+        {
+            node = now;
+        }
+        if node.shards.is_empty() {
+            tokio::time::sleep(RETRY).await;
+            if feed.shared.lock().await.failed {
+                return;
+            }
+            continue;
+        }
         let from = feed.shared.lock().await.positions.clone();
         let ctx = Ctx::new(LIVE_WAIT + Duration::from_secs(10));
         let fetched = feed

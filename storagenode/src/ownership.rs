@@ -1,0 +1,140 @@
+//! The DC's shard map as this node holds it (common `shard_map.rs`): kept durably, replaced
+//! only by a later epoch, and the reason a call for a shard the node does not own is
+//! refused with `not_owner` (the caller refreshes its map and goes to the owner). A node
+//! that has no map yet (a store from before maps, until its replicator hands one over)
+//! refuses nothing, as before.
+
+use std::sync::{Arc, RwLock};
+
+use prost::Message;
+use rocksdb::{WriteBatch, WriteOptions};
+
+use aerolith_common::shard_map::ShardMap;
+use aerolith_common::{Error, ErrorCode, Result, pb};
+use pb::request::Body as Req;
+
+use crate::engine::{Cf, Engine, db_err};
+use crate::keys::META_SHARD_MAP;
+use crate::store::Store;
+
+/// This node's id and the map it holds.
+pub(crate) struct Ownership {
+    node: String,
+    map: RwLock<Option<Arc<ShardMap>>>,
+}
+
+impl Ownership {
+    /// The map stored in `engine`, if any, for node `node` of a cluster of `shards` shards.
+    pub(crate) fn load(engine: &Engine, node: &str, shards: u16) -> Result<Ownership> {
+        let map = match engine.get(Cf::Meta, META_SHARD_MAP)? {
+            Some(bytes) => {
+                let m = pb::ShardMap::decode(bytes.as_slice())
+                    .map_err(|e| Error::internal(format!("stored shard map: {e}")))?;
+                Some(Arc::new(ShardMap::from_pb(&m, shards)?))
+            }
+            None => None,
+        };
+        Ok(Ownership {
+            node: node.to_string(),
+            map: RwLock::new(map),
+        })
+    }
+
+    fn held(&self) -> Option<Arc<ShardMap>> {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Store {
+    /// The epoch of the map this node holds (0: none yet).
+    pub fn map_epoch(&self) -> u64 {
+        self.ownership.held().map_or(0, |m| m.epoch)
+    }
+
+    /// The map this node holds (epoch 0 and no owners: none yet).
+    pub fn shard_map(&self) -> pb::ShardMap {
+        self.ownership
+            .held()
+            .map(|m| m.to_pb())
+            .unwrap_or_else(|| pb::ShardMap {
+                dc: self.dc.clone(),
+                ..Default::default()
+            })
+    }
+
+    /// Keeps `req`'s map, durably, if it is a later one of this node's DC; answers the map
+    /// held afterwards.
+    pub fn set_shard_map(&self, req: &pb::SetShardMapRequest) -> Result<pb::ShardMap> {
+        let m = req
+            .map
+            .as_ref()
+            .ok_or_else(|| Error::invalid("a shard map is required"))?;
+        if m.dc != self.dc {
+            return Err(Error::invalid(format!(
+                "a shard map of DC {} was handed to a node of DC {}",
+                m.dc, self.dc
+            )));
+        }
+        let map = ShardMap::from_pb(m, self.shard_count())?;
+        let mut held = self
+            .ownership
+            .map
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if held.as_ref().is_none_or(|h| h.epoch < map.epoch) {
+            let mut batch = WriteBatch::default();
+            batch.put_cf(self.engine.cf(Cf::Meta)?, META_SHARD_MAP, m.encode_to_vec());
+            let mut wo = WriteOptions::default();
+            wo.set_sync(true);
+            self.engine.db().write_opt(batch, &wo).map_err(db_err)?;
+            tracing::info!(dc = %self.dc, node = %self.ownership.node, epoch = map.epoch, shards = map.shards_of(&self.ownership.node).len(), "shard map adopted");
+            *held = Some(Arc::new(map));
+        }
+        Ok(held.as_ref().map(|m| m.to_pb()).unwrap_or_default())
+    }
+
+    /// `not_owner` if the map this node holds gives one of `shards` to another node.
+    pub(crate) fn check_owner(&self, shards: impl IntoIterator<Item = u32>) -> Result<()> {
+        let Some(map) = self.ownership.held() else {
+            return Ok(());
+        };
+        for s in shards {
+            let owner = u16::try_from(s).map_or("", |s| map.owner(s));
+            if owner != self.ownership.node {
+                return Err(Error::new(
+                    ErrorCode::NotOwner,
+                    format!(
+                        "storage node {}/{} does not own shard {s} in shard map epoch {} (node {owner:?} does); refresh the map",
+                        self.dc, self.ownership.node, map.epoch
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Store::check_owner`] for the shards a call reads or writes, for the calls that
+    /// serve documents, feeds and replication applies.
+    pub(crate) fn check_owned(&self, body: &Req) -> Result<()> {
+        use pb::bulk_op::Op;
+        match body {
+            Req::Get(r) => self.check_owner([r.shard]),
+            Req::Put(r) => self.check_owner([r.shard]),
+            Req::Patch(r) => self.check_owner([r.shard]),
+            Req::Delete(r) => self.check_owner([r.shard]),
+            Req::List(r) => self.check_owner(r.shards.iter().copied()),
+            Req::Query(r) => self.check_owner(r.shards.iter().copied()),
+            Req::ReadChanges(r) => self.check_owner(r.from.iter().map(|p| p.shard)),
+            Req::ChangeHeads(r) => self.check_owner(r.shards.iter().copied()),
+            Req::Apply(r) => self.check_owner([r.shard]),
+            Req::ApplyBatch(b) => self.check_owner(b.applies.iter().map(|a| a.shard)),
+            Req::Bulk(b) => self.check_owner(b.ops.iter().filter_map(|op| match &op.op {
+                Some(Op::Put(r)) => Some(r.shard),
+                Some(Op::Patch(r)) => Some(r.shard),
+                Some(Op::Delete(r)) => Some(r.shard),
+                None => None,
+            })),
+            _ => Ok(()),
+        }
+    }
+}
