@@ -148,16 +148,50 @@ fn port(default: u16, dc: usize, base: Option<u16>) -> anyhow::Result<u16> {
         .with_context(|| format!("--port-base {base} moves a port out of range ({p})"))
 }
 
-/// Checks (or records, for a new data directory) its topology; true when it existed.
-fn check_topology(data_dir: &Path, want: &Topology) -> anyhow::Result<bool> {
+/// How a data directory's recorded topology compares with the flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    /// A new data directory.
+    New,
+    /// The same topology.
+    Same,
+    /// More nodes per DC than it had (this many): they are added and the DCs rebalanced.
+    Grown(usize),
+}
+
+/// Checks (or records, for a new data directory) its topology.
+fn check_topology(data_dir: &Path, want: &Topology) -> anyhow::Result<Existing> {
     let path = data_dir.join("topology.json");
     match std::fs::read(&path) {
         Ok(bytes) => {
             let have: Topology = serde_json::from_slice(&bytes)
                 .with_context(|| format!("{} is corrupt", path.display()))?;
+            let grown = have.dcs == want.dcs
+                && have.shards == want.shards
+                && want.nodes_per_dc > have.nodes_per_dc;
+            // A directory from before shard maps has none yet: its first map would deal the
+            // shards over every node, new ones too, as if they held data.
+            let mapped = (1..=have.dcs).all(|d| {
+                data_dir
+                    .join(format!("dc{d}"))
+                    .join("replicator")
+                    .join("shard-map.json")
+                    .exists()
+            });
+            if grown && !mapped {
+                bail!(
+                    "{} has no shard map yet (it was created by an older release): start it once with --nodes-per-dc {}, then with more",
+                    data_dir.display(),
+                    have.nodes_per_dc
+                );
+            }
+            if grown {
+                write_atomically(&path, &serde_json::to_vec_pretty(want)?)?;
+                return Ok(Existing::Grown(have.nodes_per_dc));
+            }
             if have != *want {
                 bail!(
-                    "{} was created with --dcs {} --nodes-per-dc {} --shards {}; it cannot be restarted with --dcs {} --nodes-per-dc {} --shards {} (use another --data-dir)",
+                    "{} was created with --dcs {} --nodes-per-dc {} --shards {}; it cannot be restarted with --dcs {} --nodes-per-dc {} --shards {} (a larger --nodes-per-dc adds nodes; fewer nodes need `aerolith admin nodes decommission` and another --data-dir; otherwise use another --data-dir)",
                     data_dir.display(),
                     have.dcs,
                     have.nodes_per_dc,
@@ -167,11 +201,11 @@ fn check_topology(data_dir: &Path, want: &Topology) -> anyhow::Result<bool> {
                     want.shards
                 );
             }
-            Ok(true)
+            Ok(Existing::Same)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             write_atomically(&path, &serde_json::to_vec_pretty(want)?)?;
-            Ok(false)
+            Ok(Existing::New)
         }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
@@ -211,7 +245,7 @@ impl DevCluster {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).context("cannot remove the stale endpoints.json"),
         }
-        let existed = check_topology(
+        let existing = check_topology(
             &opts.data_dir,
             &Topology {
                 dcs: opts.dcs,
@@ -238,7 +272,10 @@ impl DevCluster {
                 // A node of an existing cluster whose store is gone (or empty) lost its
                 // disk: it is rebuilt from a peer DC, never restarted empty as a new one.
                 let lost = std::fs::read_dir(&data_dir).map_or(true, |mut d| d.next().is_none());
-                let new_store = if existed && opts.dcs > 1 && lost {
+                // A node added by a larger --nodes-per-dc starts empty: it owns nothing
+                // until the rebalance below moves shards to it.
+                let added = matches!(existing, Existing::Grown(had) if n >= had);
+                let new_store = if existing != Existing::New && !added && opts.dcs > 1 && lost {
                     tracing::warn!(%dc, node = %id, "store missing; the node will be rebuilt from a peer DC");
                     NewStore::Seed
                 } else {
@@ -313,6 +350,13 @@ impl DevCluster {
                     })?;
                 }
                 r.start_loops()?;
+                if let Existing::Grown(had) = existing {
+                    for node in &dc.nodes[had..] {
+                        r.mover().add_node(&node.id, &node.rpc).await?;
+                    }
+                    let planned = r.mover().rebalance()?;
+                    tracing::info!(dc = %dc.id, nodes = dc.nodes.len(), moves = planned.len(), "nodes added; shards move to them in the background (aerolith admin moves)");
+                }
                 let admin = port(DEFAULT_ADMIN_PORT, d, opts.port_base)?;
                 let bound = r
                     .serve_admin(SocketAddr::from(([127, 0, 0, 1], admin)))

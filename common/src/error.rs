@@ -161,6 +161,11 @@ impl Error {
         Self::new(ErrorCode::NotFound, message)
     }
 
+    /// `already_exists`.
+    pub fn already_exists(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::AlreadyExists, message)
+    }
+
     /// `unavailable`.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unavailable, message)

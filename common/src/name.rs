@@ -88,6 +88,25 @@ pub fn validate_dc(id: &str) -> Result<()> {
     }
 }
 
+/// Checks a storage node id given to the admin API: `^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`.
+pub fn validate_node(id: &str) -> Result<()> {
+    let b = id.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid node id {:?}: it must match ^[A-Za-z0-9][A-Za-z0-9_-]{{0,63}}$",
+            truncate(id)
+        )))
+    }
+}
+
 /// Shortens user input quoted in messages so an error never echoes a huge value.
 fn truncate(s: &str) -> &str {
     match s.char_indices().nth(80) {

@@ -229,7 +229,8 @@ async fn caught_up(router: &Router, node: &crate::router::NodeShards) -> bool {
     let dcs = router.cluster().dcs.iter().enumerate();
     for (i, dc) in dcs.filter(|(_, d)| d.id != router.dc()) {
         // One heads call per owner in that DC, for the shards it owns of this node's.
-        let mut by_owner: std::collections::BTreeMap<&str, Vec<u32>> = Default::default();
+        let mut by_owner: std::collections::BTreeMap<std::sync::Arc<str>, Vec<u32>> =
+            Default::default();
         for &shard in &node.shards {
             by_owner
                 .entry(router.owner_addr(i, shard))
@@ -238,7 +239,7 @@ async fn caught_up(router: &Router, node: &crate::router::NodeShards) -> bool {
         }
         for (owner, shards) in by_owner {
             let req = pb::ChangeHeadsRequest { shards };
-            let Ok(h) = router.call_node(owner, req, PROBE_TIMEOUT).await else {
+            let Ok(h) = router.call_node(&owner, req, PROBE_TIMEOUT).await else {
                 continue;
             };
             for head in h.heads.iter().filter(|h| h.seq > 0) {

@@ -1,6 +1,7 @@
 //! Routing to storage nodes: every DC's shard map (learned from the nodes, refreshed when
 //! a node says it no longer owns a shard) and the RPC client.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -18,8 +19,12 @@ use crate::health::NodeHealth;
 const LOCAL_FLOOR_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long fetching a node's shard map may take.
 const MAP_FETCH_TIMEOUT: Duration = Duration::from_secs(1);
-/// How often one call is sent again after a node answered that it does not own the shard.
-const NOT_OWNER_RETRIES: u32 = 8;
+/// How often one call is sent again after a node answered that it does not own the shard
+/// (or that the shard is being moved): within the call's deadline, about 10 s of waiting
+/// at most, which outlasts any move's pause.
+pub const NOT_OWNER_RETRIES: u32 = 100;
+/// The longest wait between two of those attempts.
+const NOT_OWNER_PAUSE_MAX: Duration = Duration::from_millis(100);
 
 /// Sends internal RPCs to the storage nodes that own shards in this gateway's DC.
 pub struct Router {
@@ -82,20 +87,13 @@ impl Router {
 
     /// Every node of the local DC with the shards it owns in the newest map known.
     pub fn nodes(&self) -> Vec<NodeShards> {
-        let mut shards = vec![Vec::new(); self.dc.nodes.len()];
-        for s in 0..self.cluster.shards {
-            if let Some(v) = shards.get_mut(self.maps.owner_position(self.dc_index, s)) {
-                v.push(s);
-            }
-        }
-        self.dc
-            .nodes
-            .iter()
-            .zip(shards)
-            .map(|(n, shards)| NodeShards {
-                id: n.id.clone(),
-                addr: n.rpc.clone(),
-                shards,
+        self.maps
+            .nodes(&self.dc.id)
+            .into_iter()
+            .map(|n| NodeShards {
+                id: n.id,
+                addr: n.rpc,
+                shards: n.shards,
             })
             .collect()
     }
@@ -106,11 +104,21 @@ impl Router {
     }
 
     /// The address of DC number `dc_index`'s owner of `shard` in the newest map known.
-    pub fn owner_addr(&self, dc_index: usize, shard: u16) -> &str {
-        let dc = &self.cluster.dcs[dc_index];
-        dc.nodes
-            .get(self.maps.owner_position(dc_index, shard))
-            .map_or("", |n| n.rpc.as_str())
+    pub fn owner_addr(&self, dc_index: usize, shard: u16) -> Arc<str> {
+        self.maps.owner_addr(dc_index, shard)
+    }
+
+    /// Asks every node of every DC for its shard map, at once, and keeps the newest of each
+    /// DC (a node that does not answer within a second is skipped).
+    pub async fn learn_maps(&self) {
+        let addrs: Vec<String> = self
+            .cluster
+            .dcs
+            .iter()
+            .flat_map(|d| self.maps.nodes(&d.id))
+            .map(|n| n.rpc)
+            .collect();
+        join_all(addrs.iter().map(|a| self.learn_map_from(a))).await;
     }
 
     /// Fetches the shard map the node at `addr` holds and keeps it if it is newer.
@@ -203,7 +211,7 @@ impl Router {
 
     /// Owners of `shard`: the local DC's first, then the other DCs' in configuration order
     /// after the local one; DCs marked down come last, tried only when no other answers.
-    fn owners(&self, shard: u16) -> Vec<&str> {
+    fn owners(&self, shard: u16) -> Vec<Arc<str>> {
         let dcs = &self.cluster.dcs;
         let (up, down): (Vec<_>, Vec<_>) = (0..dcs.len())
             .map(|i| (self.dc_index + i) % dcs.len())
@@ -227,7 +235,7 @@ impl Router {
 
     /// Whether `addr` is a node of this gateway's DC.
     fn is_local(&self, addr: &str) -> bool {
-        self.dc.nodes.iter().any(|n| n.rpc == addr)
+        self.maps.nodes(&self.dc.id).iter().any(|n| n.rpc == addr)
     }
 
     /// For a write of `collection` about to go to `addr`: 0 for a node of this DC, else the
@@ -244,16 +252,13 @@ impl Router {
     /// or if none answers in time: a DC of one node that is down knows nothing).
     async fn local_deletion_floor(&self, collection: &str, timeout: Duration) -> u64 {
         let timeout = timeout.min(LOCAL_FLOOR_TIMEOUT);
-        let asked = self
-            .dc
-            .nodes
-            .iter()
-            .filter(|n| !self.health.is_down(&n.rpc));
+        let nodes = self.nodes();
+        let asked = nodes.iter().filter(|n| !self.health.is_down(&n.addr));
         let answers = join_all(asked.map(|n| {
             let req = pb::GetCollectionRequest {
                 name: collection.to_string(),
             };
-            self.call_node(&n.rpc, req, timeout)
+            self.call_node(&n.addr, req, timeout)
         }))
         .await;
         answers
@@ -311,7 +316,7 @@ impl Router {
             match self.call_owners::<C>(shard, &mut body, deadline).await {
                 Err(e) if e.code == ErrorCode::NotOwner => {
                     attempt += 1;
-                    if attempt > NOT_OWNER_RETRIES {
+                    if attempt > NOT_OWNER_RETRIES || std::time::Instant::now() >= deadline {
                         return Err(Error::unavailable(format!(
                             "the owner of shard {shard} kept changing; retry ({})",
                             e.message
@@ -335,9 +340,9 @@ impl Router {
         let keys = crate::unsettled::keys_of(body);
         self.check_unsettled(&keys)?;
         let pinned = self.unsettled.node_of(&keys);
-        let (up, down): (Vec<&str>, Vec<&str>) = match pinned.as_deref() {
+        let (up, down): (Vec<Arc<str>>, Vec<Arc<str>>) = match pinned.as_deref() {
             // The node an earlier attempt of this keyed write reached, and no other.
-            Some(pinned) => (vec![pinned], Vec::new()),
+            Some(pinned) => (vec![Arc::from(pinned)], Vec::new()),
             None => self
                 .owners(shard)
                 .into_iter()
@@ -345,7 +350,7 @@ impl Router {
         };
         let mut last = None;
         let mut floored = false;
-        for addr in up.iter().chain(&down) {
+        for addr in up.iter().chain(&down).map(|a| &**a) {
             let remaining = deadline.saturating_duration_since(std::time::Instant::now());
             if remaining.is_zero() {
                 break;
@@ -498,7 +503,7 @@ impl Router {
     /// the nodes; waits a little longer on each `attempt`, never past `deadline`.
     async fn await_map(&self, generation: u64, attempt: u32, deadline: std::time::Instant) {
         if self.maps.generation() == generation {
-            let pause = Duration::from_millis(10 << attempt.min(5));
+            let pause = Duration::from_millis(10 << attempt.min(4)).min(NOT_OWNER_PAUSE_MAX);
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             tokio::time::sleep(pause.min(left)).await;
         }
@@ -535,8 +540,9 @@ impl Router {
             .dcs
             .iter()
             .find_map(|d| {
-                d.nodes
-                    .iter()
+                self.maps
+                    .nodes(&d.id)
+                    .into_iter()
                     .find(|n| n.rpc == addr)
                     .map(|n| format!("{}/{}", d.id, n.id))
             })
@@ -554,7 +560,9 @@ impl Router {
         timeout: Duration,
     ) -> Vec<(String, Result<C::Answer>)> {
         let deadline = std::time::Instant::now() + timeout;
+        let mut generation = self.maps.generation();
         let targets = self.serving_nodes();
+        let mut refused: Vec<u16> = Vec::new();
         let first = join_all(
             targets
                 .iter()
@@ -569,12 +577,11 @@ impl Router {
                     self.unreachable(&t.addr);
                     retry.push((t, e));
                 }
-                Err(e) if e.code == ErrorCode::NotOwner => retry.push((t, e)),
+                Err(e) if e.code == ErrorCode::NotOwner => refused.extend(t.shards),
                 other => out.push((t.id, other)),
             }
         }
         for (failed, e) in retry {
-            let e = Error::new(e.code.public(), e.message);
             let targets = self.group_by_server(failed.shards.iter().copied());
             if targets.iter().any(|t| t.addr == failed.addr) {
                 // No other DC can serve these shards.
@@ -587,6 +594,40 @@ impl Router {
                 async move { (t.id.clone(), self.call_node(&t.addr, body, left).await) }
             });
             out.extend(join_all(again).await);
+        }
+        // Shards whose node no longer owned them go to their owners in the map it handed
+        // over, as often as the map keeps changing under the call.
+        let mut attempt = 0;
+        while !refused.is_empty() {
+            attempt += 1;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if attempt > NOT_OWNER_RETRIES || left.is_zero() {
+                let e = Error::unavailable(format!(
+                    "the owners of shards {refused:?} kept changing; retry"
+                ));
+                out.push((String::new(), Err(e)));
+                break;
+            }
+            if attempt > 1 {
+                self.await_map(generation, attempt, deadline).await;
+            }
+            generation = self.maps.generation();
+            let targets = self.group_by_server(std::mem::take(&mut refused));
+            let answers = join_all(
+                targets
+                    .iter()
+                    .map(|t| self.call_node_raw(&t.addr, make(t), left)),
+            )
+            .await;
+            for (t, r) in targets.into_iter().zip(answers) {
+                match r {
+                    Err(e) if e.code == ErrorCode::NotOwner => refused.extend(t.shards),
+                    other => out.push((
+                        t.id,
+                        other.map_err(|e| Error::new(e.code.public(), e.message)),
+                    )),
+                }
+            }
         }
         out
     }

@@ -66,6 +66,9 @@ impl Gateway {
     pub async fn start(opts: GatewayOptions) -> Result<Gateway> {
         let client = RpcClient::new(&opts.tls)?;
         let router = Arc::new(Router::new(opts.cluster, &opts.dc, client)?);
+        // Every DC's map as its nodes hold it, before the first request is routed by a
+        // guess (best effort: nodes that do not answer now are asked when they refuse).
+        router.learn_maps().await;
         tokio::spawn(crate::health::probe(router.clone()));
         let ops = Ops::new(router.clone(), opts.limits);
         let admission = Arc::new(crate::admission::Admission::new(opts.tokens, opts.requests));

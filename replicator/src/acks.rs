@@ -39,9 +39,8 @@ pub async fn keep_reporting(
                 tracing::debug!(peer = %link.peer.dc, error = %e.message, "cannot read the peer's watermarks");
             }
         }
-        for (i, node) in local.nodes.iter().enumerate() {
-            let shards = maps.shards_of(&local, i);
-            match report(&client, &maps, &node.rpc, &shards, &peers, &links).await {
+        for node in maps.nodes(&local.id) {
+            match report(&client, &maps, &node.rpc, &node.shards, &peers, &links).await {
                 Ok(()) => {}
                 Err(e) => {
                     tracing::debug!(node = %node.id, error = %e.message, "acknowledgement report failed")
@@ -60,17 +59,17 @@ async fn heads(
     dc: &DcConfig,
     shards: &[u16],
 ) -> BTreeMap<u16, pb::ShardPosition> {
-    let mut by_owner: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    let mut by_owner: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     for &s in shards {
         by_owner
-            .entry(maps.owner_of(dc, s).rpc.as_str())
+            .entry(maps.owner_of(dc, s).rpc)
             .or_default()
             .push(u32::from(s));
     }
     let mut out = BTreeMap::new();
     for (owner, shards) in by_owner {
         let req = pb::ChangeHeadsRequest { shards };
-        if let Ok(h) = client.node().change_heads(owner, req, CALL).await {
+        if let Ok(h) = client.node().change_heads(&owner, req, CALL).await {
             for p in h.heads {
                 if let Ok(s) = u16::try_from(p.shard) {
                     out.insert(s, p);

@@ -55,10 +55,12 @@ pub struct AdminState {
     pub resync_rate: u64,
     /// Every DC's shard map (the local one kept by this replicator).
     pub maps: Arc<ShardMaps>,
+    /// The DC's shard moves.
+    pub mover: Arc<crate::moves::Mover>,
 }
 
 /// An error as the REST error body.
-struct AdminError(Error);
+pub(crate) struct AdminError(pub(crate) Error);
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
@@ -75,7 +77,8 @@ impl From<Error> for AdminError {
     }
 }
 
-type Answer = std::result::Result<Json<Value>, AdminError>;
+/// What an admin handler answers.
+pub(crate) type Answer = std::result::Result<Json<Value>, AdminError>;
 
 /// The admin router.
 pub fn router(state: AdminState) -> Router {
@@ -83,7 +86,16 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/status", get(status))
         .route("/admin/conflicts", get(conflicts))
         .route("/admin/digests", get(digests))
-        .route("/admin/nodes", get(nodes))
+        .route(
+            "/admin/nodes",
+            get(crate::admin_nodes::nodes).post(crate::admin_nodes::add),
+        )
+        .route(
+            "/admin/nodes/{id}/decommission",
+            post(crate::admin_nodes::decommission),
+        )
+        .route("/admin/rebalance", post(crate::admin_nodes::rebalance))
+        .route("/admin/moves", get(crate::admin_nodes::moves))
         .route("/admin/peers/{dc}/pause", post(pause))
         .route("/admin/peers/{dc}/resume", post(resume))
         .route("/admin/resync", post(resync))
@@ -154,23 +166,6 @@ async fn metrics(State(s): State<AdminState>) -> String {
     s.metrics.render()
 }
 
-/// `GET /admin/nodes`: the DC's storage nodes and its shard map, with the map's epoch.
-async fn nodes(State(s): State<AdminState>) -> Answer {
-    let map = s.maps.get(&s.local.id)?;
-    let nodes: Vec<Value> = s
-        .local
-        .nodes
-        .iter()
-        .map(|n| json!({"id": n.id, "rpc": n.rpc, "shards": map.shards_of(&n.id)}))
-        .collect();
-    Ok(Json(json!({
-        "dc": s.local.id,
-        "epoch": map.epoch,
-        "shards": s.shards,
-        "nodes": nodes,
-    })))
-}
-
 /// `?indexes=true` of `GET /admin/digests`.
 #[derive(Debug, Deserialize)]
 struct DigestParams {
@@ -184,10 +179,9 @@ struct DigestParams {
 async fn digests(State(s): State<AdminState>, Query(q): Query<DigestParams>) -> Answer {
     let check_indexes = q.indexes.unwrap_or(false);
     let mut shards = Vec::new();
-    for (i, node) in s.local.nodes.iter().enumerate() {
-        let owned = s.maps.shards_of(&s.local, i);
+    for node in s.maps.nodes(&s.local.id) {
         let req = pb::DigestRequest {
-            shards: owned.iter().map(|s| u32::from(*s)).collect(),
+            shards: node.shards.iter().map(|s| u32::from(*s)).collect(),
             ranges: 0,
             check_indexes,
         };
@@ -282,7 +276,8 @@ struct BackupBody {
 async fn backup(State(s): State<AdminState>, body: axum::body::Bytes) -> Answer {
     let body: BackupBody = serde_json::from_slice(&body)
         .map_err(|e| Error::invalid(format!("bad backup request: {e}")))?;
-    let done = crate::backup::backup(&s.client, &s.local, std::path::Path::new(&body.dir)).await?;
+    let nodes = s.maps.nodes(&s.local.id);
+    let done = crate::backup::backup(&s.client, &nodes, std::path::Path::new(&body.dir)).await?;
     let nodes: Vec<Value> = done
         .iter()
         .map(|(node, b)| {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use aerolith_common::rpc::RpcClient;
-use aerolith_common::topology::DcConfig;
+use aerolith_common::shard_map::RoutedNode;
 use aerolith_common::{Error, Result, pb};
 
 /// Time one node's checkpoint may take.
@@ -15,7 +15,7 @@ const BACKUP_TIMEOUT: Duration = Duration::from_secs(300);
 /// in node order.
 pub async fn backup(
     client: &RpcClient,
-    local: &DcConfig,
+    nodes: &[RoutedNode],
     root: &Path,
 ) -> Result<Vec<(String, pb::BackupResponse)>> {
     if !root.is_absolute() {
@@ -24,8 +24,8 @@ pub async fn backup(
             root.display().to_string()
         )));
     }
-    let mut done = Vec::with_capacity(local.nodes.len());
-    for node in &local.nodes {
+    let mut done = Vec::with_capacity(nodes.len());
+    for node in nodes {
         let dir = root.join(&node.id).to_string_lossy().into_owned();
         let req = pb::BackupRequest { dir };
         let b = client.node().backup(&node.rpc, req, BACKUP_TIMEOUT).await?;

@@ -91,24 +91,28 @@ impl CheckpointFile {
     }
 
     fn write(&self, cp: &Checkpoint, durable: bool) -> Result<()> {
-        let io = |e: std::io::Error| {
-            Error::internal(format!("cannot write {}: {e}", self.path.display()))
-        };
-        let tmp = self.path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec(cp).map_err(Error::internal)?;
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        if durable {
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        if durable && let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
-        }
-        Ok(())
+        write_json(&self.path, cp, durable)
     }
+}
+
+/// Replaces the JSON file at `path` with `value` atomically (temp file, rename), and with
+/// `durable` durably (the file and its directory synced).
+pub(crate) fn write_json(path: &Path, value: &impl Serialize, durable: bool) -> Result<()> {
+    let io = |e: std::io::Error| Error::internal(format!("cannot write {}: {e}", path.display()));
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec(value).map_err(Error::internal)?;
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(&bytes).map_err(io)?;
+    if durable {
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if durable && let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -16,10 +16,9 @@ use crate::admin::AdminState;
 /// Every local shard's log head.
 async fn heads(s: &AdminState) -> Result<BTreeMap<u16, (u64, u64)>> {
     let mut out = BTreeMap::new();
-    for (i, node) in s.local.nodes.iter().enumerate() {
-        let shards = s.maps.shards_of(&s.local, i);
+    for node in s.maps.nodes(&s.local.id) {
         let req = pb::ChangeHeadsRequest {
-            shards: shards.iter().map(|s| u32::from(*s)).collect(),
+            shards: node.shards.iter().map(|s| u32::from(*s)).collect(),
         };
         let h = s
             .client

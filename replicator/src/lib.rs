@@ -4,11 +4,14 @@
 
 pub mod acks;
 pub mod admin;
+mod admin_nodes;
 pub mod backup;
 pub mod checkpoint;
 pub mod cli;
 pub mod failover;
 pub mod lag;
+pub mod moves;
+pub mod per_node;
 pub mod receiver;
 pub mod resync;
 pub mod seed;
@@ -69,6 +72,7 @@ pub struct Replicator {
     /// Every DC's shard map; this replicator keeps the local one.
     maps: Arc<aerolith_common::shard_map::ShardMaps>,
     map_store: shard_map::MapStore,
+    mover: Arc<moves::Mover>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -97,6 +101,13 @@ impl Replicator {
         let stats = Arc::new(Stats::default());
         let map_store = shard_map::MapStore::new(&opts.data_dir);
         let maps = shard_map::open(&map_store, &opts.cluster, &dc, &client).await?;
+        let mover = Arc::new(moves::Mover::open(
+            &opts.data_dir,
+            client.clone(),
+            maps.clone(),
+            map_store.clone(),
+            dc.clone(),
+        )?);
         let receiver = Arc::new(Receiver::new(
             dc.clone(),
             opts.cluster.shards,
@@ -123,6 +134,7 @@ impl Replicator {
             states,
             maps,
             map_store,
+            mover,
             tasks: Vec::new(),
         })
     }
@@ -135,15 +147,20 @@ impl Replicator {
         let file = CheckpointFile::new(&self.opts.data_dir, &peer.dc);
         let link = Arc::new(PeerLink::open(peer, file)?);
         let local = self.opts.cluster.dc(&self.opts.dc)?.clone();
-        for i in 0..local.nodes.len() {
-            self.tasks.push(tokio::spawn(shipper::ship_node(
-                link.clone(),
-                self.maps.clone(),
-                local.clone(),
-                i,
-                self.client.clone(),
-            )));
-        }
+        let (maps, client, ship) = (self.maps.clone(), self.client.clone(), link.clone());
+        self.tasks.push(tokio::spawn(per_node::for_each_node(
+            self.maps.clone(),
+            local.id.clone(),
+            move |node| {
+                shipper::ship_node(
+                    ship.clone(),
+                    maps.clone(),
+                    local.id.clone(),
+                    node,
+                    client.clone(),
+                )
+            },
+        )));
         self.links.push(link);
         Ok(())
     }
@@ -175,6 +192,7 @@ impl Replicator {
                 .collect(),
             resync_rate: self.opts.resync_rate,
             maps: self.maps.clone(),
+            mover: self.mover.clone(),
         })
     }
 
@@ -196,6 +214,7 @@ impl Replicator {
         }
         self.tasks.push(tokio::spawn(settings::keep_converged(
             self.client.clone(),
+            self.maps.clone(),
             state.local.clone(),
         )));
         self.tasks.push(tokio::spawn(seed::keep_seeding(
@@ -204,6 +223,7 @@ impl Replicator {
             state.local.clone(),
             state.peer_dcs.clone(),
         )));
+        self.tasks.push(tokio::spawn(self.mover.clone().run()));
         self.tasks.push(tokio::spawn(shard_map::keep_handing_out(
             self.client.clone(),
             self.maps.clone(),
@@ -236,6 +256,11 @@ impl Replicator {
         self.tasks.push(tokio::spawn(admin::serve(listener, state)));
         tracing::info!(dc = %self.opts.dc, %bound, "replicator admin serving");
         Ok(bound)
+    }
+
+    /// The DC's shard moves (adding, decommissioning, rebalancing).
+    pub fn mover(&self) -> &Arc<moves::Mover> {
+        &self.mover
     }
 
     /// The RPC address peers ship to.

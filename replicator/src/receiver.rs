@@ -56,7 +56,7 @@ impl Receiver {
         if self.lock().contains(&key) {
             return Ok(());
         }
-        for node in &self.dc.nodes {
+        for node in self.maps.nodes(&self.dc.id) {
             self.client
                 .node()
                 .apply_collection(&node.rpc, meta.clone(), timeout)
@@ -73,10 +73,9 @@ impl Receiver {
     /// This DC's applied watermarks (of every other DC's logs), from each shard's owner.
     pub async fn watermarks(&self, timeout: Duration) -> Result<Vec<pb::Watermark>> {
         let mut out = Vec::new();
-        for (i, node) in self.dc.nodes.iter().enumerate() {
-            let shards = self.maps.shards_of(&self.dc, i);
+        for node in self.maps.nodes(&self.dc.id) {
             let req = pb::WatermarksRequest {
-                shards: shards.iter().map(|s| u32::from(*s)).collect(),
+                shards: node.shards.iter().map(|s| u32::from(*s)).collect(),
             };
             let w = self
                 .client

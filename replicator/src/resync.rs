@@ -258,12 +258,12 @@ pub async fn resync(
     // Collection settings first, across both DCs' nodes: records are repaired within one
     // incarnation only, so both sides must hold the same one (and a deletion either side
     // took reaches the other).
-    let nodes: Vec<&str> = local
-        .nodes
-        .iter()
-        .chain(&peer.nodes)
-        .map(|n| n.rpc.as_str())
+    let listed: Vec<_> = maps
+        .nodes(&local.id)
+        .into_iter()
+        .chain(maps.nodes(&peer.id))
         .collect();
+    let nodes: Vec<&str> = listed.iter().map(|n| n.rpc.as_str()).collect();
     sum.settings_repaired = crate::settings::reconcile(client, &nodes).await?;
     for shard in 0..shards {
         let (a, b) = (

@@ -27,21 +27,28 @@ pub async fn keep_seeding(
     local: DcConfig,
     peers: Vec<DcConfig>,
 ) {
-    let loops = (0..local.nodes.len()).map(|i| seed_node(&client, &maps, &local, i, &peers));
-    futures::future::join_all(loops).await;
+    let dc = local.id.clone();
+    let peers = Arc::new(peers);
+    crate::per_node::for_each_node(maps.clone(), dc.clone(), move |node| {
+        let (client, maps, dc, peers) = (client.clone(), maps.clone(), dc.clone(), peers.clone());
+        async move { seed_node(&client, &maps, &dc, &node, &peers).await }
+    })
+    .await;
 }
 
 async fn seed_node(
     client: &RpcClient,
     maps: &ShardMaps,
-    local: &DcConfig,
-    node_index: usize,
+    dc: &str,
+    node_id: &str,
     peers: &[DcConfig],
 ) {
-    let (dc, node) = (&local.id, &local.nodes[node_index]);
     let mut vetted = false;
     loop {
-        let owned = maps.shards_of(local, node_index);
+        let Some(node) = maps.nodes(dc).into_iter().find(|n| n.id == node_id) else {
+            return;
+        };
+        let owned = node.shards.clone();
         let status = call(client, &node.rpc, pb::SeedStatusRequest {}).await.ok();
         if status.is_none() {
             // Down (or restarting): vetted again once it answers.
@@ -137,15 +144,15 @@ async fn must_seed(
     peers: &[DcConfig],
 ) -> Result<bool> {
     for peer in peers {
-        let mut by_owner: std::collections::BTreeMap<&str, Vec<u32>> = Default::default();
+        let mut by_owner: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
         for s in owned {
             by_owner
-                .entry(maps.owner_of(peer, *s).rpc.as_str())
+                .entry(maps.owner_of(peer, *s).rpc)
                 .or_default()
                 .push(u32::from(*s));
         }
         for (owner, shards) in by_owner {
-            let status = call(client, owner, pb::SeedStatusRequest {}).await?;
+            let status = call(client, &owner, pb::SeedStatusRequest {}).await?;
             if status.undecided {
                 continue;
             }
@@ -155,7 +162,7 @@ async fn must_seed(
             let req = pb::WatermarksRequest {
                 shards: shards.clone(),
             };
-            let w = call(client, owner, req).await?;
+            let w = call(client, &owner, req).await?;
             let ours = w
                 .watermarks
                 .iter()
@@ -164,7 +171,7 @@ async fn must_seed(
                 tracing::info!(%dc, peer = %peer.id, "a peer DC has applied this DC's changes of a new store's shards");
                 return Ok(true);
             }
-            let h = call(client, owner, pb::ChangeHeadsRequest { shards }).await?;
+            let h = call(client, &owner, pb::ChangeHeadsRequest { shards }).await?;
             if h.oldest.iter().any(|o| o.seq > 0) {
                 tracing::info!(%dc, peer = %peer.id, "a peer DC's log of a new store's shards no longer holds its whole history");
                 return Ok(true);
@@ -199,17 +206,14 @@ async fn lost_store(
     let log_epochs: std::collections::BTreeMap<u32, u64> =
         h.heads.iter().map(|p| (p.shard, p.epoch)).collect();
     for peer in peers {
-        let mut owners: Vec<&str> = owned
-            .iter()
-            .map(|s| maps.owner_of(peer, *s).rpc.as_str())
-            .collect();
+        let mut owners: Vec<String> = owned.iter().map(|s| maps.owner_of(peer, *s).rpc).collect();
         owners.sort_unstable();
         owners.dedup();
         for owner in owners {
             let req = pb::WatermarksRequest {
                 shards: shards.clone(),
             };
-            let w = call(client, owner, req).await?;
+            let w = call(client, &owner, req).await?;
             let seen = w.watermarks.iter().any(|m| {
                 m.origin_dc == dc
                     && m.position.is_some_and(|p| {
@@ -249,7 +253,7 @@ async fn head(client: &RpcClient, source: &str, dc: &str, shard: u16) -> Result<
 /// copy begins.
 struct Source<'a> {
     peer: &'a DcConfig,
-    addr: &'a str,
+    addr: String,
     marks: Vec<pb::Watermark>,
 }
 
@@ -265,15 +269,15 @@ async fn source<'a>(
 ) -> Option<Source<'a>> {
     let mut best: Option<((u64, u64), Source<'a>)> = None;
     for peer in peers {
-        let addr = maps.owner_of(peer, shard).rpc.as_str();
-        match call(client, addr, pb::SeedStatusRequest {}).await {
+        let addr = maps.owner_of(peer, shard).rpc;
+        match call(client, &addr, pb::SeedStatusRequest {}).await {
             Ok(s) if !s.unseeded => {}
             _ => continue,
         }
         let req = pb::WatermarksRequest {
             shards: vec![u32::from(shard)],
         };
-        let Ok(w) = call(client, addr, req).await else {
+        let Ok(w) = call(client, &addr, req).await else {
             continue;
         };
         let applied = w
@@ -345,8 +349,8 @@ pub async fn seed_shard(
             "no peer DC has a seeded owner of shard {shard} that answers"
         )));
     };
-    marks.push(head(client, addr, &peer.id, shard).await?);
-    let copied = copy(client, addr, target, shard).await?;
+    marks.push(head(client, &addr, &peer.id, shard).await?);
+    let copied = copy(client, &addr, target, shard).await?;
     finish(client, target, shard, marks).await?;
     Ok(copied)
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use prost::Message;
 
 use aerolith_common::rpc::RpcClient;
+use aerolith_common::shard_map::ShardMaps;
 use aerolith_common::topology::DcConfig;
 use aerolith_common::{Result, pb};
 
@@ -22,10 +23,15 @@ const EVERY: Duration = Duration::from_secs(1);
 const CALL: Duration = Duration::from_secs(10);
 
 /// Reconciles the local nodes' collection settings every [`EVERY`], until aborted.
-pub async fn keep_converged(client: std::sync::Arc<RpcClient>, local: DcConfig) {
+pub async fn keep_converged(
+    client: std::sync::Arc<RpcClient>,
+    maps: std::sync::Arc<ShardMaps>,
+    local: DcConfig,
+) {
     loop {
         tokio::time::sleep(EVERY).await;
-        let nodes: Vec<&str> = local.nodes.iter().map(|n| n.rpc.as_str()).collect();
+        let listed = maps.nodes(&local.id);
+        let nodes: Vec<&str> = listed.iter().map(|n| n.rpc.as_str()).collect();
         match reconcile(&client, &nodes).await {
             Ok(0) => {}
             Ok(n) => {

@@ -4,7 +4,6 @@
 //! learned from their nodes. A node that answers a later map than the file's (the file
 //! was lost or restored from an older copy) wins: the map never goes back.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +29,12 @@ struct MapFile {
     epoch: u64,
     nodes: Vec<String>,
     owners: Vec<u32>,
+    #[serde(default)]
+    moving: Vec<u32>,
+    #[serde(default)]
+    addrs: Vec<String>,
+    #[serde(default)]
+    leaving: Vec<String>,
 }
 
 /// Where the local DC's map lives.
@@ -61,6 +66,9 @@ impl MapStore {
                     epoch: f.epoch,
                     nodes: f.nodes,
                     owners: f.owners,
+                    moving: f.moving,
+                    addrs: f.addrs,
+                    leaving: f.leaving,
                 }))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -73,28 +81,17 @@ impl MapStore {
 
     /// Replaces the stored map atomically and durably.
     pub fn save(&self, m: &ShardMap) -> Result<()> {
-        let io = |e: std::io::Error| {
-            Error::internal(format!("cannot write {}: {e}", self.path.display()))
-        };
         let p = m.to_pb();
         let f = MapFile {
             dc: p.dc,
             epoch: p.epoch,
             nodes: p.nodes,
             owners: p.owners,
+            moving: p.moving,
+            addrs: p.addrs,
+            leaving: p.leaving,
         };
-        let tmp = self.path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec(&f).map_err(Error::internal)?;
-        let mut file = std::fs::File::create(&tmp).map_err(io)?;
-        file.write_all(&bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
-        }
-        Ok(())
+        crate::checkpoint::write_json(&self.path, &f, true)
     }
 }
 
@@ -119,13 +116,24 @@ pub async fn open(
             .map(|n| node.get_shard_map(&n.rpc, pb::GetShardMapRequest {}, CALL)),
     )
     .await;
+    let from_file = maps.epoch(&local.id);
     for m in held.into_iter().flatten() {
         if m.epoch > maps.epoch(&local.id) {
-            tracing::warn!(dc = %local.id, epoch = m.epoch, "a storage node holds a later shard map than this replicator's file: taking it");
             maps.learn(&m)?;
         }
     }
+    if from_file > 0 && maps.epoch(&local.id) > from_file {
+        tracing::warn!(dc = %local.id, epoch = maps.epoch(&local.id), "a storage node holds a later shard map than this replicator's file: taking it");
+    }
+    if maps.epoch(&local.id) == 0 {
+        // A new DC (or one from before maps): its first map.
+        maps.learn(&ShardMap::initial(local, cluster.shards).to_pb())?;
+    }
     store.save(maps.get(&local.id)?.as_ref())?;
+    // Handed out before anything else starts, so gateways starting next find it.
+    if let Err(e) = hand_out(client, &maps, store, local).await {
+        tracing::debug!(error = %e.message, "the shard map is handed out again in a second");
+    }
     Ok(maps)
 }
 
@@ -165,7 +173,8 @@ pub async fn hand_out(
 ) -> Result<()> {
     let map = maps.get(&local.id)?.to_pb();
     let node = client.node();
-    let answers = futures::future::join_all(local.nodes.iter().map(|n| {
+    let listed = maps.nodes(&local.id);
+    let answers = futures::future::join_all(listed.iter().map(|n| {
         let req = pb::SetShardMapRequest {
             map: Some(map.clone()),
         };
@@ -183,7 +192,7 @@ pub async fn hand_out(
 
 /// Reads DC `dc`'s map from the first of its nodes that answers, keeping it if later.
 pub async fn learn_from(client: &RpcClient, maps: &ShardMaps, dc: &DcConfig) {
-    for n in &dc.nodes {
+    for n in maps.nodes(&dc.id) {
         let req = pb::GetShardMapRequest {};
         if let Ok(m) = client.node().get_shard_map(&n.rpc, req, CALL).await {
             if m.epoch > 0

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use aerolith_common::rpc::RpcClient;
 use aerolith_common::shard_map::ShardMaps;
-use aerolith_common::topology::DcConfig;
 use aerolith_common::{ErrorCode, Result, pb};
 
 use crate::checkpoint::{Checkpoint, CheckpointFile};
@@ -169,11 +168,10 @@ impl PeerLink {
 pub async fn ship_node(
     link: Arc<PeerLink>,
     maps: Arc<ShardMaps>,
-    local: DcConfig,
-    node_index: usize,
+    dc: String,
+    node_id: String,
     client: Arc<RpcClient>,
 ) {
-    let node = local.nodes[node_index].rpc.clone();
     let mut relay = RelaySent::default();
     let mut backoff = BACKOFF_MIN;
     let mut rechecked = std::time::Instant::now();
@@ -184,12 +182,15 @@ pub async fn ship_node(
         }
         // The node's shards in the map now: a shard moved to another node is shipped from
         // there, from the same checkpoint (its log moved with it).
-        let shards = maps.shards_of(&local, node_index);
+        let Some(me) = maps.nodes(&dc).into_iter().find(|n| n.id == node_id) else {
+            return;
+        };
+        let (node, shards) = (me.rpc, me.shards);
         let cut = link.cut_shards();
         let cut_here: Vec<u16> = shards.iter().copied().filter(|s| cut.contains(s)).collect();
         if !cut_here.is_empty() && rechecked.elapsed() >= RECHECK_CUT {
             rechecked = std::time::Instant::now();
-            if let Err(e) = resolve_gap(&link, &local.id, &node, &cut_here, &client).await {
+            if let Err(e) = resolve_gap(&link, &dc, &node, &cut_here, &client).await {
                 tracing::debug!(peer = %link.peer.dc, error = %e.message, "cannot recheck a gap");
             }
             continue;
@@ -203,10 +204,10 @@ pub async fn ship_node(
             tokio::time::sleep(RECHECK_CUT).await;
             continue;
         }
-        match round(&link, &local.id, &node, &active, &client, &mut relay).await {
+        match round(&link, &dc, &node, &active, &client, &mut relay).await {
             Ok(()) => backoff = BACKOFF_MIN,
             Err(e) if e.code == ErrorCode::ResumeTokenExpired => {
-                if let Err(e) = resolve_gap(&link, &local.id, &node, &active, &client).await {
+                if let Err(e) = resolve_gap(&link, &dc, &node, &active, &client).await {
                     tracing::warn!(peer = %link.peer.dc, error = %e.message, "cannot resolve a replication gap");
                 }
                 tokio::time::sleep(backoff).await;

@@ -85,8 +85,8 @@ fn overlay_key(cf: Cf, key: &[u8]) -> Vec<u8> {
 
 /// Each shard's log heads as readers may see them.
 pub(crate) struct Heads {
-    /// The log epoch of each shard (fixed while the store is open).
-    epochs: Vec<u64>,
+    /// The log epoch of each shard (changed only when a moved shard is imported).
+    epochs: Vec<AtomicU64>,
     /// The last position handed out (staged or durable).
     assigned: Vec<AtomicU64>,
     /// The last position whose write is durable and visible.
@@ -98,7 +98,7 @@ impl Heads {
     pub(crate) fn new(logs: impl Iterator<Item = (u64, u64)>) -> Heads {
         let (epochs, seqs): (Vec<u64>, Vec<u64>) = logs.unzip();
         Heads {
-            epochs,
+            epochs: epochs.into_iter().map(AtomicU64::new).collect(),
             assigned: seqs.iter().map(|s| AtomicU64::new(*s)).collect(),
             durable: seqs.iter().map(|s| AtomicU64::new(*s)).collect(),
         }
@@ -107,14 +107,29 @@ impl Heads {
     /// `(epoch, seq)` of the last durable position of `shard`.
     pub(crate) fn durable(&self, shard: u16) -> (u64, u64) {
         let s = usize::from(shard);
-        (self.epochs[s], self.durable[s].load(Ordering::Acquire))
+        (
+            self.epochs[s].load(Ordering::Acquire),
+            self.durable[s].load(Ordering::Acquire),
+        )
     }
 
     /// `(epoch, seq)` of the last position handed out for `shard`: at least every position
     /// a reader can have seen.
     pub(crate) fn assigned(&self, shard: u16) -> (u64, u64) {
         let s = usize::from(shard);
-        (self.epochs[s], self.assigned[s].load(Ordering::Acquire))
+        (
+            self.epochs[s].load(Ordering::Acquire),
+            self.assigned[s].load(Ordering::Acquire),
+        )
+    }
+
+    /// Sets `shard`'s log to `(epoch, seq)`, all durable: a moved shard's imported log
+    /// (under the shard's lock, while the node does not serve it).
+    pub(crate) fn reset(&self, shard: u16, epoch: u64, seq: u64) {
+        let s = usize::from(shard);
+        self.epochs[s].store(epoch, Ordering::Release);
+        self.assigned[s].store(seq, Ordering::Release);
+        self.durable[s].store(seq, Ordering::Release);
     }
 
     /// Records that `seq` of `shard` was handed out (under the shard's lock).

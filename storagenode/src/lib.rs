@@ -32,6 +32,7 @@ mod scan;
 pub mod seed;
 pub mod service;
 pub mod session;
+mod shard_move;
 pub mod store;
 
 pub use changes::Retention;

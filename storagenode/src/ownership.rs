@@ -3,6 +3,12 @@
 //! refused with `not_owner` (the caller refreshes its map and goes to the owner). A node
 //! that has no map yet (a store from before maps, until its replicator hands one over)
 //! refuses nothing, as before.
+//!
+//! A shard the map marks as moving is fenced on its owner: reads go on, writes (local ones
+//! and peer DCs' applies) are refused with `not_owner` until the map that ends the move
+//! arrives, so the copy the new owner takes misses nothing. The check is made again under
+//! the shard's lock (`Store::lock_shard_by`), and adopting a map that fences a shard waits
+//! for the writes already holding its lock to be durable before it answers.
 
 use std::sync::{Arc, RwLock};
 
@@ -46,6 +52,34 @@ impl Ownership {
 }
 
 impl Store {
+    /// Whether this node owns `shard` in the map it holds (false with no map).
+    pub(crate) fn owns(&self, shard: u16) -> bool {
+        self.ownership
+            .held()
+            .is_some_and(|m| m.owner(shard) == self.ownership.node)
+    }
+
+    /// Whether this node owns `shard` and the map marks it as moving: no writes of it.
+    pub(crate) fn fenced(&self, shard: u16) -> bool {
+        self.ownership
+            .held()
+            .is_some_and(|m| m.is_moving(shard) && m.owner(shard) == self.ownership.node)
+    }
+
+    /// `not_owner` for a write of a fenced shard.
+    pub(crate) fn refuse_fenced(&self, shard: u16) -> Result<()> {
+        if self.fenced(shard) {
+            return Err(Error::new(
+                ErrorCode::NotOwner,
+                format!(
+                    "shard {shard} is being moved from storage node {}/{}; its writes wait for the move to end",
+                    self.dc, self.ownership.node
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The epoch of the map this node holds (0: none yet).
     pub fn map_epoch(&self) -> u64 {
         self.ownership.held().map_or(0, |m| m.epoch)
@@ -81,16 +115,36 @@ impl Store {
             .map
             .write()
             .unwrap_or_else(|p| p.into_inner());
+        let mut newly_fenced = Vec::new();
         if held.as_ref().is_none_or(|h| h.epoch < map.epoch) {
             let mut batch = WriteBatch::default();
             batch.put_cf(self.engine.cf(Cf::Meta)?, META_SHARD_MAP, m.encode_to_vec());
             let mut wo = WriteOptions::default();
             wo.set_sync(true);
             self.engine.db().write_opt(batch, &wo).map_err(db_err)?;
-            tracing::info!(dc = %self.dc, node = %self.ownership.node, epoch = map.epoch, shards = map.shards_of(&self.ownership.node).len(), "shard map adopted");
+            let me = &self.ownership.node;
+            newly_fenced = map
+                .moving()
+                .iter()
+                .copied()
+                .filter(|s| map.owner(*s) == me)
+                .filter(|s| {
+                    held.as_ref()
+                        .is_none_or(|h| !h.is_moving(*s) || h.owner(*s) != me)
+                })
+                .collect();
+            tracing::info!(dc = %self.dc, node = %me, epoch = map.epoch, shards = map.shards_of(me).len(), moving = ?map.moving(), "shard map adopted");
             *held = Some(Arc::new(map));
         }
-        Ok(held.as_ref().map(|m| m.to_pb()).unwrap_or_default())
+        let answer = held.as_ref().map(|m| m.to_pb()).unwrap_or_default();
+        drop(held);
+        // A write that holds a newly fenced shard's lock committed before the fence: once
+        // it is durable, the shard holds everything it will until the move ends.
+        for shard in newly_fenced {
+            let st = self.lock_shard(shard);
+            self.settle(&st)?;
+        }
+        Ok(answer)
     }
 
     /// `not_owner` if the map this node holds gives one of `shards` to another node.
@@ -117,6 +171,27 @@ impl Store {
     /// serve documents, feeds and replication applies.
     pub(crate) fn check_owned(&self, body: &Req) -> Result<()> {
         use pb::bulk_op::Op;
+        let written: Vec<u32> = match body {
+            Req::Put(r) => vec![r.shard],
+            Req::Patch(r) => vec![r.shard],
+            Req::Delete(r) => vec![r.shard],
+            Req::Apply(r) => vec![r.shard],
+            Req::ApplyBatch(b) => b.applies.iter().map(|a| a.shard).collect(),
+            Req::Bulk(b) => b
+                .ops
+                .iter()
+                .filter_map(|op| match &op.op {
+                    Some(Op::Put(r)) => Some(r.shard),
+                    Some(Op::Patch(r)) => Some(r.shard),
+                    Some(Op::Delete(r)) => Some(r.shard),
+                    None => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        for s in written {
+            self.refuse_fenced(u16::try_from(s).unwrap_or(u16::MAX))?;
+        }
         match body {
             Req::Get(r) => self.check_owner([r.shard]),
             Req::Put(r) => self.check_owner([r.shard]),

@@ -118,6 +118,15 @@ fn dispatch(store: &Store, body: Req, deadline: Instant, budget: usize) -> Resul
         Req::Backup(r) => Resp::Backup(store.backup(&r)?),
         Req::SetShardMap(r) => Resp::ShardMap(store.set_shard_map(&r)?),
         Req::GetShardMap(_) => Resp::ShardMap(store.shard_map()),
+        Req::ShardExport(r) => Resp::ShardExport(store.shard_export(&r)?),
+        Req::ShardImport(r) => {
+            store.shard_import(&r)?;
+            Resp::Empty(pb::Empty {})
+        }
+        Req::ShardDrop(r) => {
+            store.shard_drop(&r)?;
+            Resp::Empty(pb::Empty {})
+        }
         // Served in `handle`, item by item.
         Req::Batch(_) => return Err(Error::internal("a batch is served before storage")),
     })

@@ -180,6 +180,8 @@ pub struct Store {
     pub(crate) relays: Mutex<crate::relay::Relays>,
     /// The DC's shard map this node holds.
     pub(crate) ownership: crate::ownership::Ownership,
+    /// Exports of shards being moved away, being read.
+    pub(crate) exports: crate::shard_move::Exports,
 }
 
 impl Store {
@@ -251,6 +253,7 @@ impl Store {
             acks: Mutex::new(acks),
             relays: Mutex::default(),
             ownership,
+            exports: Default::default(),
         })
     }
 
@@ -387,7 +390,31 @@ impl Store {
                 "the request expired while waiting for its shard; nothing was written",
             ));
         }
+        // Checked under the lock: a write that got past the call's check before the map
+        // fencing the shard arrived still finds the fence here (see `ownership.rs`).
+        self.refuse_fenced(shard)?;
         Ok(guard)
+    }
+
+    /// Loads `shard`'s counters and log head from what the store holds (a moved shard just
+    /// imported).
+    pub(crate) fn reload_shard(&self, shard: u16) -> Result<()> {
+        let mut st = self.lock_shard(shard);
+        let seq = crate::open::load_u64(&self.engine, &crate::keys::meta_seq(shard))?.unwrap_or(0);
+        let epoch = crate::open::load_u64(&self.engine, &crate::keys::meta_log_epoch(shard))?
+            .unwrap_or(st.log_epoch);
+        st.seq = seq;
+        st.log_epoch = epoch;
+        st.first =
+            crate::open::load_u64(&self.engine, &crate::keys::meta_log_first(shard))?.unwrap_or(1);
+        st.counter_floor =
+            crate::open::load_u64(&self.engine, &crate::keys::meta_counter_floor(shard))?
+                .unwrap_or(0);
+        self.heads.reset(shard, epoch, seq);
+        drop(st);
+        self.note_progress();
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(())
     }
 
     /// Write options for acknowledged writes.

@@ -66,10 +66,15 @@ pub async fn nodes(api: &Api, out: &Printer) -> Result<(), Failure> {
                 .flatten()
                 .map(|n| {
                     let owned = n["shards"].as_array().map_or(0, Vec::len);
-                    vec![cell(&n["id"]), cell(&n["rpc"]), owned.to_string()]
+                    vec![
+                        cell(&n["id"]),
+                        cell(&n["rpc"]),
+                        cell(&n["state"]),
+                        owned.to_string(),
+                    ]
                 })
                 .collect();
-            table(&["NODE", "RPC", "SHARDS"], &rows);
+            table(&["NODE", "RPC", "STATE", "SHARDS"], &rows);
         }
     }
     Ok(())

@@ -11,6 +11,7 @@ mod failure;
 mod indexes;
 mod output;
 mod query;
+mod topology;
 mod watch;
 
 use std::path::PathBuf;
@@ -200,8 +201,35 @@ pub enum IndexCommand {
 pub enum AdminCommand {
     /// Replication state per peer DC: link state, lag, traffic and conflicts.
     Status,
-    /// The DC's storage nodes and the shards each owns, with the shard map's epoch.
-    Nodes,
+    /// The DC's storage nodes and the shards each owns, with the shard map's epoch; with a
+    /// subcommand, add a node or decommission one.
+    Nodes {
+        /// What to do (none: list the nodes).
+        #[command(subcommand)]
+        command: Option<NodesCommand>,
+    },
+    /// Plan the shard moves that balance the DC's nodes (no node above ⌈shards/N⌉); they
+    /// run in the background (see `admin moves`).
+    Rebalance,
+    /// The DC's shard moves, with state and progress.
+    Moves,
+}
+
+/// The `admin nodes` subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum NodesCommand {
+    /// List a running storage node in the DC's shard map; it owns nothing until a rebalance.
+    Add {
+        /// The node's id (as its `--node` flag names it).
+        id: String,
+        /// The `host:port` of its internal RPC endpoint, as the DC's other processes reach it.
+        rpc: String,
+    },
+    /// Move a node's shards away; once it owns none it leaves the map and may be stopped.
+    Decommission {
+        /// The node's id.
+        id: String,
+    },
 }
 
 /// Checks the command's collection name and document id against API.md's rules, so that
@@ -305,8 +333,20 @@ pub async fn run(command: ClientCommand, global: Global) -> Result<(), Failure> 
             command: AdminCommand::Status,
         } => admin::status(&api, &out).await,
         ClientCommand::Admin {
-            command: AdminCommand::Nodes,
-        } => admin::nodes(&api, &out).await,
+            command: AdminCommand::Nodes { command },
+        } => match command {
+            None => admin::nodes(&api, &out).await,
+            Some(NodesCommand::Add { id, rpc }) => topology::add(&api, &out, &id, &rpc).await,
+            Some(NodesCommand::Decommission { id }) => {
+                topology::decommission(&api, &out, &id).await
+            }
+        },
+        ClientCommand::Admin {
+            command: AdminCommand::Rebalance,
+        } => topology::rebalance(&api, &out).await,
+        ClientCommand::Admin {
+            command: AdminCommand::Moves,
+        } => topology::moves(&api, &out).await,
         ClientCommand::Backup { dir } => admin::backup(&api, &out, &dir).await,
         ClientCommand::Index { command } => match command {
             IndexCommand::Create {

@@ -295,6 +295,9 @@ calls! {
         batch(Batch: RequestBatch) -> Batch: ResponseBatch;
         set_shard_map(SetShardMap: SetShardMapRequest) -> ShardMap: ShardMap;
         get_shard_map(GetShardMap: GetShardMapRequest) -> ShardMap: ShardMap;
+        shard_export(ShardExport: ShardExportRequest) -> ShardExport: ShardExportResponse;
+        shard_import(ShardImport: ShardImportRequest) -> Empty: Empty;
+        shard_drop(ShardDrop: ShardDropRequest) -> Empty: Empty;
     }
     Replicator(replicator_request, replicator_response) {
         ping(Ping: PingRequest) -> Pong: PingResponse;

@@ -21,7 +21,7 @@ use super::{Ctx, Ops, Precondition};
 pub const MAX_BULK_OPS: usize = 1000;
 
 /// How often a bulk's ops refused with `not_owner` are sent again to their new owners.
-const NOT_OWNER_ROUNDS: u32 = 8;
+const NOT_OWNER_ROUNDS: u32 = crate::router::NOT_OWNER_RETRIES;
 
 /// The shard a bulk op writes.
 fn shard_of(op: &pb::BulkOp) -> u16 {
@@ -268,12 +268,15 @@ impl Ops {
                 .unwrap_or_else(|| self.router.serving_addr(shard as u16));
             by_node.entry(addr).or_default().push((i, rpc));
         }
-        let timeout = ctx.remaining()?;
+        let mut timeout = ctx.remaining()?;
         let mut sent = Vec::new();
         let mut pending: Vec<_> = by_node.into_iter().collect();
         let mut round = 0;
         while !pending.is_empty() {
             round += 1;
+            if round > 1 {
+                timeout = ctx.remaining().unwrap_or_default();
+            }
             let generation = self.router.maps().generation();
             let calls = pending
                 .into_iter()
@@ -283,7 +286,11 @@ impl Ops {
                 match out {
                     // The node owns some of these shards no more and did nothing: they go
                     // to their owners in the map it handed over.
-                    Err(e) if e.code == ErrorCode::NotOwner && round <= NOT_OWNER_ROUNDS => {
+                    Err(e)
+                        if e.code == ErrorCode::NotOwner
+                            && round <= NOT_OWNER_ROUNDS
+                            && ctx.remaining().is_ok() =>
+                    {
                         let mut again: BTreeMap<String, Vec<(usize, pb::BulkOp)>> = BTreeMap::new();
                         for (i, op) in items {
                             let addr = self.router.serving_addr(shard_of(&op));
@@ -298,7 +305,8 @@ impl Ops {
                 }
             }
             if !pending.is_empty() && self.router.maps().generation() == generation {
-                tokio::time::sleep(std::time::Duration::from_millis(20 << round.min(4))).await;
+                let pause = std::time::Duration::from_millis(10 << round.min(3));
+                tokio::time::sleep(pause.min(timeout)).await;
             }
         }
         let mut written = Vec::new();

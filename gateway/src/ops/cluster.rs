@@ -52,29 +52,37 @@ impl Ops {
         let timeout = ctx.remaining()?.min(PROBE_TIMEOUT);
         let mut dcs = Vec::new();
         for dc in &cluster.dcs {
-            let probes = dc
-                .nodes
+            // The DC's nodes as its map lists them; a node holding a later map (one added
+            // or moved shards since) is asked for it first.
+            let listed = self.router.maps().nodes(&dc.id);
+            let probes = listed
                 .iter()
                 .map(|n| self.router.call_node(&n.rpc, pb::PingRequest {}, timeout));
             let answers = join_all(probes).await;
             let known = self.router.maps().epoch(&dc.id);
-            let newer = dc
-                .nodes
+            let newer = listed
                 .iter()
                 .zip(&answers)
                 .find(|(_, a)| a.as_ref().is_ok_and(|p| p.map_epoch > known));
-            if let Some((n, _)) = newer {
-                self.router.learn_map_from(&n.rpc).await;
-            }
-            let map = self.router.maps().get(&dc.id)?;
-            let nodes: Vec<NodeView> = dc
-                .nodes
-                .iter()
+            let (listed, answers) = match newer {
+                Some((n, _)) => {
+                    self.router.learn_map_from(&n.rpc).await;
+                    let listed = self.router.maps().nodes(&dc.id);
+                    let probes = listed
+                        .iter()
+                        .map(|n| self.router.call_node(&n.rpc, pb::PingRequest {}, timeout));
+                    let answers = join_all(probes).await;
+                    (listed, answers)
+                }
+                None => (listed, answers),
+            };
+            let nodes: Vec<NodeView> = listed
+                .into_iter()
                 .zip(answers)
                 .map(|(n, answer)| NodeView {
-                    id: n.id.clone(),
+                    id: n.id,
                     healthy: answer.is_ok(),
-                    shards: map.shards_of(&n.id),
+                    shards: n.shards,
                 })
                 .collect();
             let marked_down = self.router.health().is_dc_down(&dc.id);

@@ -417,6 +417,63 @@ async fn admin_status_and_tokens() {
         .collect();
     owned.sort_unstable();
     assert_eq!(owned, (0..64).collect::<Vec<u64>>(), "{j}");
+    // Growing and shrinking: a balanced DC plans no move; bad input is a usage error, a
+    // node that does not answer is refused by the server.
+    let o = run(
+        &dc1,
+        &["admin", "rebalance", "--admin-endpoint", &admin],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("0 shard moves planned"),
+        "{}",
+        stdout(&o)
+    );
+    let j = json_of(&run(
+        &dc1,
+        &[
+            "admin",
+            "moves",
+            "--admin-endpoint",
+            &admin,
+            "--output",
+            "json",
+        ],
+        None,
+    ));
+    assert_eq!(
+        (&j["queued"], &j["moves"]),
+        (&serde_json::json!(0), &serde_json::json!([]))
+    );
+    let o = run(
+        &dc1,
+        &[
+            "admin",
+            "nodes",
+            "decommission",
+            "no/such",
+            "--admin-endpoint",
+            &admin,
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = run(
+        &dc1,
+        &[
+            "admin",
+            "nodes",
+            "add",
+            "n9",
+            "127.0.0.1:1",
+            "--admin-endpoint",
+            &admin,
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unavailable"), "{}", stderr(&o));
     c.stop().await;
 
     // --token reaches a cluster that requires one.

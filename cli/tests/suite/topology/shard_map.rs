@@ -19,23 +19,10 @@ use aerolith_common::shard::{DEFAULT_SHARDS, shard_of};
 use aerolith_common::shard_map::ShardMap;
 use aerolith_loadtest::faults::cluster::{ProcCluster, Role};
 
+use super::call;
 use crate::support::procs::{admin, wait_until};
 
 const WAIT: Duration = Duration::from_secs(5);
-
-async fn send(
-    http: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = http.request(method, url);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.expect("the gateway answers");
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
 
 async fn map_epochs(client: &RpcClient, addrs: &[String]) -> Vec<u64> {
     let mut out = Vec::new();
@@ -63,7 +50,9 @@ async fn a_later_shard_map_reroutes_every_caller_without_a_restart() {
     let _turn = crate::support::TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let aerolith = std::path::Path::new(env!("CARGO_BIN_EXE_aerolith"));
-    let mut cluster = ProcCluster::start(dir.path(), aerolith, 2, 2)
+    // New stores serve at once (a new cluster), so the gateways never fail over to dc2.
+    let genesis = vec!["--new-store".to_string(), "genesis".to_string()];
+    let mut cluster = ProcCluster::start_with(dir.path(), aerolith, 2, 2, genesis)
         .await
         .expect("the cluster starts");
     let http = reqwest::Client::new();
@@ -110,7 +99,7 @@ async fn a_later_shard_map_reroutes_every_caller_without_a_restart() {
     }
     // Clients never see it: the gateway, most likely still at epoch 1 (its heartbeat would
     // tell it within 250 ms), is refused by n1, learns the map and goes to n2.
-    let (status, body) = send(
+    let (status, body) = call(
         &http,
         reqwest::Method::PUT,
         format!("{gw1}/v1/collections/m/docs/{id}"),
@@ -118,6 +107,7 @@ async fn a_later_shard_map_reroutes_every_caller_without_a_restart() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
+    assert_eq!(body["origin"], json!("dc1"), "written in dc1: {body}");
     // An older map changes nothing on a node.
     let req = pb::SetShardMapRequest {
         map: Some(ShardMap::initial(&dc1, DEFAULT_SHARDS).to_pb()),
@@ -139,10 +129,10 @@ async fn a_later_shard_map_reroutes_every_caller_without_a_restart() {
 
     let on_n2 = client.node().get(&addrs[1], get_req(&id), WAIT).await;
     assert!(
-        on_n2.is_ok_and(|d| d.record.is_some()),
-        "the write is on n2"
+        on_n2.as_ref().is_ok_and(|d| d.record.is_some()),
+        "the write is on n2: {on_n2:?}"
     );
-    let (status, body) = send(
+    let (status, body) = call(
         &http,
         reqwest::Method::GET,
         format!("{gw1}/v1/collections/m/docs/{id}"),
@@ -153,7 +143,7 @@ async fn a_later_shard_map_reroutes_every_caller_without_a_restart() {
     let ops: Vec<Value> = (0..40)
         .map(|i| json!({"op": "put", "id": format!("b{i}"), "data": {"v": i}}))
         .collect();
-    let (status, body) = send(
+    let (status, body) = call(
         &http,
         reqwest::Method::POST,
         format!("{gw1}/v1/collections/m/bulk"),
@@ -168,7 +158,7 @@ async fn a_later_shard_map_reroutes_every_caller_without_a_restart() {
         .filter(|r| !r["error"].is_null())
         .collect();
     assert!(failed.is_empty(), "{failed:?}");
-    let (status, body) = send(
+    let (status, body) = call(
         &http,
         reqwest::Method::POST,
         format!("{gw1}/v1/collections/m/count"),
@@ -176,7 +166,7 @@ async fn a_later_shard_map_reroutes_every_caller_without_a_restart() {
     )
     .await;
     assert_eq!((status, &body), (200, &json!({"count": 41})), "{body}");
-    let (status, body) = send(
+    let (status, body) = call(
         &http,
         reqwest::Method::GET,
         format!("{gw1}/v1/collections/m/changes?limit=1000"),
@@ -185,7 +175,7 @@ async fn a_later_shard_map_reroutes_every_caller_without_a_restart() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["changes"].as_array().map(Vec::len), Some(41), "{body}");
-    let (status, view) = send(
+    let (status, view) = call(
         &http,
         reqwest::Method::GET,
         format!("{gw1}/v1/cluster"),
@@ -220,14 +210,14 @@ async fn a_later_shard_map_reroutes_every_caller_without_a_restart() {
     // Replication goes through the new owner both ways.
     wait_until("the write reaches dc2", 60, || async {
         let url = format!("{gw2}/v1/collections/m/docs/{id}");
-        send(&http, reqwest::Method::GET, url, None).await.0 == 200
+        call(&http, reqwest::Method::GET, url, None).await.0 == 200
     })
     .await;
     let other = (0..)
         .map(|i| format!("y{i}"))
         .find(|y| shard_of("m", y, DEFAULT_SHARDS) == shard)
         .unwrap();
-    let (status, body) = send(
+    let (status, body) = call(
         &http,
         reqwest::Method::PUT,
         format!("{gw2}/v1/collections/m/docs/{other}"),

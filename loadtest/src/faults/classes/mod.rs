@@ -15,7 +15,12 @@
 //! - `sigterm`: storage nodes stopped with SIGTERM (and restarted) during conditional writes;
 //! - `session-writes`: a session's PATCHes and `If-Match` replaces through a DC whose storage
 //!   node died while its shipping was paused;
-//! - `idempotent-creates`: creates retried under idempotency keys while nodes die.
+//! - `idempotent-creates`: creates retried under idempotency keys while nodes die;
+//! - `reshard`: dc1's storage nodes decommissioned one at a time (their shards moved to the
+//!   others, then the node stopped and its disk wiped), added back empty and the DC
+//!   rebalanced, while writes, `all` writes, deletes and session reads go on; in the middle
+//!   of each rebalance the coordinator (dc1's replicator), a receiving node or a sending
+//!   node, in turn, is killed and restarted.
 //!
 //! Each reports lost acknowledged writes, resurrected deletes, split collections (DCs that
 //! disagree about a collection), stale session reads and writes, unconfirmed `all` writes,
@@ -63,10 +68,12 @@ pub enum Class {
     SessionWrites,
     /// Creates retried under idempotency keys across failures.
     IdempotentCreates,
+    /// Storage nodes decommissioned, wiped, added back and rebalanced.
+    Reshard,
 }
 
 /// Every class, in the order a full run takes them.
-pub const ALL: [Class; 9] = [
+pub const ALL: [Class; 10] = [
     Class::Recreate,
     Class::MergeDeletes,
     Class::Collections,
@@ -76,6 +83,7 @@ pub const ALL: [Class; 9] = [
     Class::Sigterm,
     Class::SessionWrites,
     Class::IdempotentCreates,
+    Class::Reshard,
 ];
 
 impl Class {
@@ -91,6 +99,7 @@ impl Class {
             Class::Sigterm => "sigterm",
             Class::SessionWrites => "session-writes",
             Class::IdempotentCreates => "idempotent-creates",
+            Class::Reshard => "reshard",
         }
     }
 
@@ -115,6 +124,7 @@ impl Class {
     fn shape(self) -> (usize, usize) {
         match self {
             Class::ThreeDcs => (3, 1),
+            Class::Reshard => (2, 3),
             _ => (2, 2),
         }
     }
@@ -290,7 +300,7 @@ pub async fn run(class: Class, opts: &ClassOptions, seed: u64) -> anyhow::Result
     workers::prepare(class, &api, &cluster).await?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let hush = Arc::new(AtomicBool::new(false));
+    let flags = Arc::new(workers::Flags::default());
     let tasks: Vec<_> = (0..opts.workers.max(1))
         .map(|n| {
             let ctx = workers::Worker {
@@ -298,14 +308,14 @@ pub async fn run(class: Class, opts: &ClassOptions, seed: u64) -> anyhow::Result
                 n,
                 seed: seed.wrapping_mul(31).wrapping_add(n as u64),
                 gateways: cluster.http.clone(),
-                hush: hush.clone(),
+                flags: flags.clone(),
                 api: api.clone(),
             };
             tokio::spawn(ctx.run(stop.clone()))
         })
         .collect();
     let started = Instant::now();
-    let faults = nemesis(class, &mut cluster, &api, opts, seed, started, &hush).await;
+    let faults = nemesis(class, &mut cluster, &api, opts, seed, started, &flags).await;
     stop.store(true, Ordering::Relaxed);
     let mut tally = Tally::default();
     for t in tasks {
@@ -479,8 +489,9 @@ async fn nemesis(
     opts: &ClassOptions,
     seed: u64,
     started: Instant,
-    hush: &AtomicBool,
+    flags: &Arc<workers::Flags>,
 ) -> anyhow::Result<Vec<String>> {
+    let hush = &flags.hush;
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6e656d65736973);
     let mut done = Vec::new();
     loop {
@@ -557,6 +568,7 @@ async fn nemesis(
                 cluster.launch(node).await?;
                 format!("{} killed", cluster.procs[node].name)
             }
+            Class::Reshard => reshard(cluster, done.len(), flags).await?,
             Class::ClockBack => {
                 let in_dc1: Vec<usize> = nodes
                     .into_iter()
@@ -590,6 +602,173 @@ async fn nemesis(
         };
         tracing::info!(class = class.name(), %target, "fault healed");
         done.push(target);
+    }
+}
+
+/// How long the `reshard` class waits for a DC's moves to finish.
+const RESHARD_WITHIN: Duration = Duration::from_secs(180);
+
+/// The `reshard` fault, round `round`: dc1's node number `round` (of its nodes, in turn) is
+/// decommissioned; once it owns nothing and has left the map it is stopped and its disk
+/// wiped; it starts again empty, is added back and the DC rebalanced. Answers what it did,
+/// with the longest pause a move made.
+async fn reshard(
+    cluster: &mut ProcCluster,
+    round: usize,
+    flags: &Arc<workers::Flags>,
+) -> anyhow::Result<String> {
+    let http = reqwest::Client::new();
+    let admin = cluster.admin[0].clone();
+    let dc = cluster.config.dcs[0].clone();
+    let node = dc.nodes[round % dc.nodes.len()].clone();
+    let proc = cluster
+        .procs
+        .iter()
+        .position(|p| p.name == format!("{}-{}", dc.id, node.id))
+        .ok_or_else(|| anyhow::anyhow!("no process for {}", node.id))?;
+    let post = |path: String, body: serde_json::Value| {
+        let http = http.clone();
+        async move {
+            let r = http.post(path).json(&body).send().await?;
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap_or_default();
+            anyhow::ensure!((200..300).contains(&status), "{status}: {text}");
+            Ok::<(), anyhow::Error>(())
+        }
+    };
+    let started = Instant::now();
+    post(
+        format!("{admin}/admin/nodes/{}/decommission", node.id),
+        serde_json::json!({}),
+    )
+    .await?;
+    wait_admin(&http, &admin, "the node to leave the map", |nodes, _| {
+        nodes["nodes"]
+            .as_array()
+            .is_some_and(|l| l.iter().all(|n| n["id"] != node.id.as_str()))
+    })
+    .await?;
+    let drained = started.elapsed();
+    // Nothing is served from it now: it goes, disk and all, while the workload runs.
+    cluster.wipe(proc)?;
+    cluster.launch(proc).await?;
+    post(
+        format!("{admin}/admin/nodes"),
+        serde_json::json!({"id": node.id, "rpc": node.rpc}),
+    )
+    .await?;
+    post(format!("{admin}/admin/rebalance"), serde_json::json!({})).await?;
+    // Mid-move, one of the three parties dies and comes back.
+    let killed = kill_mid_move(cluster, &http, &admin, round, flags).await?;
+    let shards = usize::from(cluster.config.shards);
+    let most = shards.div_ceil(dc.nodes.len());
+    wait_admin(&http, &admin, "the rebalance to finish", |nodes, moves| {
+        let idle = moves["queued"] == 0 && moves["running"] == 0;
+        let balanced = nodes["nodes"].as_array().is_some_and(|l| {
+            l.len() == dc.nodes.len()
+                && l.iter()
+                    .all(|n| n["shards"].as_array().is_some_and(|s| s.len() <= most))
+        });
+        idle && balanced
+    })
+    .await?;
+    let moves = admin_moves(&http, &admin).await?;
+    let list = moves["moves"].as_array().cloned().unwrap_or_default();
+    let failed = list.iter().filter(|m| m["state"] == "failed").count();
+    anyhow::ensure!(failed == 0, "{failed} moves failed: {moves}");
+    let pause = list
+        .iter()
+        .filter_map(|m| m["pause_ms"].as_u64())
+        .max()
+        .unwrap_or(0);
+    Ok(format!(
+        "{} decommissioned in {:.1} s, wiped, added back and rebalanced with {killed} killed mid-move ({} moves so far, longest pause {pause} ms)",
+        node.id,
+        drained.as_secs_f64(),
+        list.len()
+    ))
+}
+
+/// A DC's `GET /admin/moves`.
+async fn admin_moves(http: &reqwest::Client, admin: &str) -> anyhow::Result<serde_json::Value> {
+    Ok(http
+        .get(format!("{admin}/admin/moves"))
+        .send()
+        .await?
+        .json()
+        .await?)
+}
+
+/// Waits for a move of dc1 to be running, then kills and restarts, by `round`, the
+/// coordinator (dc1's replicator), the move's receiving node or its sending node; answers
+/// which ("nothing" if every move ended first).
+async fn kill_mid_move(
+    cluster: &mut ProcCluster,
+    http: &reqwest::Client,
+    admin: &str,
+    round: usize,
+    flags: &Arc<workers::Flags>,
+) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let running = loop {
+        let moves = admin_moves(http, admin).await?;
+        let list = moves["moves"].as_array().cloned().unwrap_or_default();
+        if let Some(m) = list.iter().find(|m| m["state"] == "running") {
+            break m.clone();
+        }
+        if moves["queued"] == 0 || Instant::now() >= deadline {
+            return Ok("nothing".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let dc = &cluster.dcs[0];
+    let name = match round % 3 {
+        0 => format!("{dc}-replicator"),
+        1 => format!("{dc}-{}", running["to"].as_str().unwrap_or_default()),
+        _ => format!("{dc}-{}", running["from"].as_str().unwrap_or_default()),
+    };
+    let victim = cluster
+        .procs
+        .iter()
+        .position(|p| p.name == name)
+        .ok_or_else(|| anyhow::anyhow!("no process {name}"))?;
+    let excuse = |ms: u64| {
+        flags
+            .node_down_until_ms
+            .store(aerolith_common::time::now_ms() + ms, Ordering::Relaxed)
+    };
+    excuse(60_000);
+    cluster.kill(victim);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.launch(victim).await?;
+    // Writes sent while it was down get their deadline (and some) before `all` counts again.
+    excuse(12_000);
+    Ok(format!("{name} (shard {})", running["shard"]))
+}
+
+/// Polls the DC's `/admin/nodes` and `/admin/moves` until `done` holds of them.
+async fn wait_admin(
+    http: &reqwest::Client,
+    admin: &str,
+    what: &str,
+    done: impl Fn(&serde_json::Value, &serde_json::Value) -> bool,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + RESHARD_WITHIN;
+    loop {
+        let get = |path: &str| {
+            let url = format!("{admin}{path}");
+            async move {
+                let r = http.get(url).send().await.ok()?;
+                r.json::<serde_json::Value>().await.ok()
+            }
+        };
+        if let (Some(nodes), Some(moves)) = (get("/admin/nodes").await, get("/admin/moves").await)
+            && done(&nodes, &moves)
+        {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

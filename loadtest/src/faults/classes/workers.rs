@@ -33,6 +33,8 @@ const CREATE_ATTEMPTS: usize = 60;
 /// Deadline of `three-dcs` writes under `all` and of its session reads: shorter than a
 /// fault's hold, so a DC that only a cut link could bring the write to fails them.
 const THREE_DCS_DEADLINE_MS: u64 = 2_000;
+/// The deadline of the `reshard` class's writes.
+const RESHARD_DEADLINE_MS: u64 = 8_000;
 
 /// What workers did and saw.
 #[derive(Debug, Default)]
@@ -119,7 +121,8 @@ fn collections(class: Class) -> &'static [(&'static str, &'static str)] {
         | Class::ThreeDcs
         | Class::Sigterm
         | Class::SessionWrites
-        | Class::IdempotentCreates => &[("docs", "lww")],
+        | Class::IdempotentCreates
+        | Class::Reshard => &[("docs", "lww")],
         Class::MergeDeletes => &[("fm", "field_merge"), ("sb", "siblings")],
         Class::Collections => &[],
         Class::ClockBack => &[("cb", "field_merge")],
@@ -164,11 +167,29 @@ pub struct Worker {
     pub seed: u64,
     /// Every DC's gateway, in DC order.
     pub gateways: Vec<String>,
-    /// Set by the nemesis while no request may be sent (it restarts a node and its
-    /// gateway, and writes during that would fail over to another DC).
-    pub hush: Arc<AtomicBool>,
+    /// What the nemesis tells the workers.
+    pub flags: Arc<Flags>,
     /// The client.
     pub api: Api,
+}
+
+/// What the nemesis tells the workers while a fault is on.
+#[derive(Debug, Default)]
+pub struct Flags {
+    /// No request may be sent (a node and its gateway restart, and writes meanwhile would
+    /// fail over to another DC).
+    pub hush: AtomicBool,
+    /// Until when (ms since the epoch) a storage node killed on purpose may make an `all`
+    /// write miss its confirmation (API.md: `all` waits for every DC not marked down, and a
+    /// DC whose owner is down cannot confirm).
+    pub node_down_until_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Flags {
+    /// Whether a node killed on purpose may be down now (or was, within a write's deadline).
+    pub fn node_down(&self) -> bool {
+        aerolith_common::time::now_ms() < self.node_down_until_ms.load(Ordering::Relaxed)
+    }
 }
 
 /// A document in play: its id, and operations made on it so far.
@@ -213,7 +234,7 @@ impl Worker {
         let mut session = String::new();
         let mut docs: Vec<(String, Doc)> = Vec::new();
         while !stop.load(Ordering::Relaxed) {
-            if self.hush.load(Ordering::Relaxed) {
+            if self.flags.hush.load(Ordering::Relaxed) {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
@@ -250,6 +271,10 @@ impl Worker {
                 Class::MergeDeletes => self.siblings_op(t, rng, &key, next).await,
                 Class::ClockBack => self.clock_back_op(t, &key, doc.ops, next).await,
                 Class::ThreeDcs => self.three_dcs_op(t, rng, &key, next).await,
+                // Writes (half under `all`) with session reads in the other DC, and deletes.
+                Class::Reshard if rng.random_bool(0.6) => {
+                    self.three_dcs_op(t, rng, &key, next).await
+                }
                 Class::Sigterm => self.conditional_op(t, rng, &key, next).await,
                 Class::SessionWrites => self.session_op(t, rng, &mut session, &key, next).await,
                 _ => self.lww_op(t, rng, &key, next).await,
@@ -419,7 +444,12 @@ impl Worker {
     async fn three_dcs_op(&self, t: &mut Tally, rng: &mut StdRng, key: &(String, String), n: u64) {
         let all = rng.random_bool(0.5);
         let body = json!({"n": n});
-        let mut headers = vec![("x-aerolith-timeout-ms", THREE_DCS_DEADLINE_MS.to_string())];
+        // A `reshard` write may wait out a shard move's pause.
+        let deadline = match self.class {
+            Class::Reshard => RESHARD_DEADLINE_MS,
+            _ => THREE_DCS_DEADLINE_MS,
+        };
+        let mut headers = vec![("x-aerolith-timeout-ms", deadline.to_string())];
         if all {
             headers.push(("x-aerolith-write-concern", "all".to_string()));
         }
@@ -427,10 +457,18 @@ impl Worker {
             .api
             .put(&self.url(0, &key.0, &key.1), body.clone(), &headers)
             .await;
-        if all && matches!(outcome, Outcome::Unknown(_)) {
+        // `reshard` kills nodes mid-move: a write in flight to one is answered as of
+        // unknown outcome (allowed, counted), and an `all` write may not be confirmed
+        // while a DC's owner is down; any other failure of an `all` write is a problem.
+        let killed =
+            self.class == Class::Reshard && (outcome.outcome_unknown() || self.flags.node_down());
+        if let Outcome::Unknown(answer) = &outcome
+            && all
+            && !killed
+        {
             t.unconfirmed_all_writes += 1;
             t.problem(format!(
-                "{}/{}: an `all` write was not confirmed",
+                "{}/{}: an `all` write was not confirmed ({answer})",
                 key.0, key.1
             ));
         }
@@ -583,7 +621,7 @@ impl Worker {
     async fn creates_loop(&self, t: &mut Tally, stop: &AtomicBool) {
         let mut next = 0u64;
         while !stop.load(Ordering::Relaxed) {
-            if self.hush.load(Ordering::Relaxed) {
+            if self.flags.hush.load(Ordering::Relaxed) {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
@@ -655,7 +693,7 @@ impl Worker {
         let mut docs: Vec<Vec<String>> = vec![Vec::new(); names.len()];
         let mut next = 0u64;
         while !stop.load(Ordering::Relaxed) {
-            if self.hush.load(Ordering::Relaxed) {
+            if self.flags.hush.load(Ordering::Relaxed) {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
