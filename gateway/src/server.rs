@@ -66,9 +66,13 @@ impl Gateway {
     pub async fn start(opts: GatewayOptions) -> Result<Gateway> {
         let client = RpcClient::new(&opts.tls)?;
         let router = Arc::new(Router::new(opts.cluster, &opts.dc, client)?);
-        // Every DC's map as its nodes hold it, before the first request is routed by a
-        // guess (best effort: nodes that do not answer now are asked when they refuse).
-        router.learn_maps().await;
+        // Every DC's map as its nodes hold it, in the background: until it arrives requests
+        // go by a guess, and a node the guess sends a shard it does not own refuses it (in a
+        // multi-DC cluster a node added since the first map serves nothing before it is in
+        // the map: a new store waits for its replicator, which decides only for the map's
+        // nodes; `aerolith dev` adds its new nodes before its gateways start).
+        let learning = router.clone();
+        tokio::spawn(async move { learning.learn_maps().await });
         tokio::spawn(crate::health::probe(router.clone()));
         let ops = Ops::new(router.clone(), opts.limits);
         let admission = Arc::new(crate::admission::Admission::new(opts.tokens, opts.requests));
