@@ -5,7 +5,10 @@
 # every document (its shards from dc2); restarts it; cuts the replicators off the inter-DC
 # network, writes on both sides, reconnects them and checks both DCs converge to equal
 # digests; then dc2-n1 loses its volume and is recreated with the default flags: it
-# is copied from dc1 and the DCs' digests agree again. Tears everything down at the end, also on failure (printing the logs first).
+# is copied from dc1 and the DCs' digests agree again; finally dc1 grows by a fourth
+# storage node (profile `grow`), added to its shard map and rebalanced while it serves, and
+# every document stays readable. Tears everything down at the end, also on failure
+# (printing the logs first).
 # The cluster runs with tokens: an admin token of the script's own (AEROLITH_AUTH_TOKENS)
 # beside the ones the certs service generates, which are checked too.
 #
@@ -20,9 +23,9 @@ cd "$(dirname "$0")/.."
 
 project=aerolith-smoke
 if docker compose version >/dev/null 2>&1; then
-    compose() { docker compose -p "$project" "$@"; }
+    compose() { docker compose -p "$project" --profile grow "$@"; }
 else
-    compose() { docker-compose -p "$project" "$@"; }
+    compose() { docker-compose -p "$project" --profile grow "$@"; }
 fi
 
 cleanup() {
@@ -106,7 +109,9 @@ PY
 }
 
 scripts/stage-images.sh
-compose up --build -d
+# The fourth dc1 node of the `grow` profile joins at the end, not now.
+compose up --build -d certs dc1-n1 dc1-n2 dc1-n3 dc1-gateway dc1-replicator \
+    dc2-n1 dc2-n2 dc2-n3 dc2-gateway dc2-replicator
 
 wait_until 180 "dc1's gateway ready" curl -sf "http://127.0.0.1:$http1/readyz"
 wait_until 180 "dc2's gateway ready" curl -sf "http://127.0.0.1:$http2/readyz"
@@ -170,4 +175,35 @@ docker volume rm "${project}_dc2-n1-data" >/dev/null
 compose up -d --no-deps dc2-n1
 wait_until 120 "dc2-n1 rebuilt from dc1: both DCs' digests equal" same_digests
 wait_until 60 "dc2 serves dc1's first write after the rebuild" has "$http2" left '"side":"dc1"'
+# dc1 grows: a fourth node starts empty, joins dc1's shard map and receives a quarter of
+# the shards while the DC serves; the gateways reach it by the map's address.
+admin_post() {
+    curl -sf "${auth[@]}" -X POST "http://127.0.0.1:$admin1$1" -H 'content-type: application/json' -d "$2"
+}
+compose up -d --no-deps dc1-n4
+wait_until 120 "dc1-n4 added to dc1's shard map" admin_post /admin/nodes '{"id":"n4","rpc":"dc1-n4:7000"}'
+admin_post /admin/rebalance '{}' >/dev/null
+balanced() {
+    python3 - "$admin1" "$ADMIN_TOKEN" <<'PY'
+import json, sys, urllib.request
+def get(path):
+    req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}{path}",
+                                 headers={"authorization": f"Bearer {sys.argv[2]}"})
+    return json.load(urllib.request.urlopen(req, timeout=5))
+nodes, moves = get("/admin/nodes")["nodes"], get("/admin/moves")
+counts = [len(n["shards"]) for n in nodes]
+ok = moves["queued"] == 0 and moves["running"] == 0 and moves["failed"] == 0
+sys.exit(0 if ok and len(counts) == 4 and max(counts) <= 16 else 1)
+PY
+}
+wait_until 180 "dc1 rebalanced over four nodes" balanced
+for id in first left right; do
+    has "$http1" "$id" '"' || { echo "compose-smoke: dc1 lost $id after growing" >&2; exit 1; }
+done
+for i in $(seq 1 24); do
+    has "$http1" "d$i" "\"i\":$i" || { echo "compose-smoke: dc1 lost d$i after growing" >&2; exit 1; }
+done
+put "$http1" grown '{"nodes":4}' >/dev/null
+wait_until 60 "dc2 reads a write made after dc1 grew" has "$http2" grown '"nodes":4'
+wait_until 120 "both DCs' digests equal after dc1 grew" same_digests
 echo "compose-smoke: passed"
