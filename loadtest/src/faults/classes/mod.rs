@@ -20,7 +20,8 @@
 //!   others, then the node stopped and its disk wiped), added back empty and the DC
 //!   rebalanced, while writes, `all` writes, deletes and session reads go on; in the middle
 //!   of each rebalance the coordinator (dc1's replicator), a receiving node or a sending
-//!   node, in turn, is killed and restarted.
+//!   node, in turn, is killed and restarted; a WebSocket subscriber follows the collection
+//!   throughout and must receive every acknowledged write.
 //!
 //! Each reports lost acknowledged writes, resurrected deletes, split collections (DCs that
 //! disagree about a collection), stale session reads and writes, unconfirmed `all` writes,
@@ -29,6 +30,7 @@
 //! converged.
 
 pub mod api;
+mod feed;
 pub mod ledger;
 mod workers;
 
@@ -195,6 +197,9 @@ pub struct ClassReport {
     pub applied_despite_error: u64,
     /// Answers that said a write's outcome is unknown (allowed; counted).
     pub outcome_unknown: u64,
+    /// Acknowledged writes a WebSocket subscriber of the whole run never received (the
+    /// `reshard` class subscribes; 0 for the others).
+    pub feed_missed: u64,
     /// Whether every DC reported the same digests after healing.
     pub converged: bool,
     /// Seconds from the last heal to equal digests.
@@ -215,6 +220,7 @@ impl ClassReport {
             && self.duplicate_creates == 0
             && self.phantom_creates == 0
             && self.applied_despite_error == 0
+            && self.feed_missed == 0
             && self.converged
     }
 }
@@ -235,6 +241,7 @@ pub fn table(reports: &[ClassReport]) -> String {
         "dup/ph",
         "applied",
         "unknown",
+        "feed",
         "converged",
         "time",
     ];
@@ -262,6 +269,7 @@ pub fn table(reports: &[ClassReport]) -> String {
             format!("{}/{}", r.duplicate_creates, r.phantom_creates),
             r.applied_despite_error.to_string(),
             r.outcome_unknown.to_string(),
+            r.feed_missed.to_string(),
             if r.converged { "yes" } else { "no" }.to_string(),
             r.time_to_converge_s
                 .map_or("-".into(), |t| format!("{t:.2} s")),
@@ -298,6 +306,11 @@ pub async fn run(class: Class, opts: &ClassOptions, seed: u64) -> anyhow::Result
         ProcCluster::start_with(&dir, &opts.aerolith, dcs, nodes, class.node_args()).await?;
     let api = Api::default();
     workers::prepare(class, &api, &cluster).await?;
+    // Shards move under a live subscription: it must still get every change.
+    let feed = match class {
+        Class::Reshard => Some(feed::Feed::subscribe(&cluster.http[0], "docs").await?),
+        _ => None,
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     let flags = Arc::new(workers::Flags::default());
@@ -335,6 +348,28 @@ pub async fn run(class: Class, opts: &ClassOptions, seed: u64) -> anyhow::Result
     let split = splits(&api, &cluster.http, &tally.collections).await;
     let created = creates(&api, &cluster.http, &tally.creates).await;
     let mut problems = tally.problems.clone();
+    let mut feed_missed = 0;
+    if let Some(feed) = feed {
+        let expected: Vec<(String, String)> = tally
+            .ledger
+            .iter()
+            .filter(|((c, _), e)| c == "docs" && matches!(e.acked, ledger::State::Body(_)))
+            .filter_map(|((_, id), e)| e.last_version.clone().map(|v| (id.clone(), v)))
+            .collect();
+        let (missed, reconnects) = feed.finish(&expected, FEED_WITHIN).await;
+        tracing::info!(
+            checked = expected.len(),
+            missed = missed.len(),
+            reconnects,
+            "feed check"
+        );
+        feed_missed = missed.len() as u64;
+        for (id, version) in missed.iter().take(5) {
+            problems.push(format!(
+                "docs/{id}: the subscriber never received acknowledged version {version}"
+            ));
+        }
+    }
     problems.extend(found.problems);
     problems.extend(split.1);
     problems.extend(created.problems);
@@ -356,6 +391,7 @@ pub async fn run(class: Class, opts: &ClassOptions, seed: u64) -> anyhow::Result
         phantom_creates: created.phantoms,
         applied_despite_error: found.applied_despite_error,
         outcome_unknown: tally.outcome_unknown,
+        feed_missed,
         converged,
         time_to_converge_s,
         problems,
@@ -604,6 +640,9 @@ async fn nemesis(
         done.push(target);
     }
 }
+
+/// How long a subscriber may take, after the DCs converged, to deliver every write.
+const FEED_WITHIN: Duration = Duration::from_secs(60);
 
 /// How long the `reshard` class waits for a DC's moves to finish.
 const RESHARD_WITHIN: Duration = Duration::from_secs(180);

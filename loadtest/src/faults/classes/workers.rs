@@ -675,6 +675,10 @@ impl Worker {
         let Some(e) = t.ledger.get_mut(key) else {
             return;
         };
+        if let Outcome::Done(_, body, _) = outcome {
+            // The version it was answered with (a delete has none): what a feed delivers.
+            e.last_version = body["version"].as_str().map(str::to_string);
+        }
         match outcome {
             Outcome::Done(..) => e.done(after),
             Outcome::Refused(_) => e.refused(after),
