@@ -1,13 +1,40 @@
 //! The admin API that grows and shrinks a DC (issue 25; API.md "Replicator admin"), over
 //! the wire against `aerolith dev` (two DCs of two nodes): bad requests get their codes;
 //! decommissioning a node moves all its shards to the other one while the data stays
-//! readable, writable and countable; adding it back and rebalancing splits them again.
+//! readable, writable and countable, and a feed token from before the moves resumes after
+//! them with every change; adding it back and rebalancing splits them again.
 
 use serde_json::{Value, json};
 
 use super::{call, until};
 use crate::support::start_with;
 use aerolith_cli::dev::DevOptions;
+
+/// Reads collection `g`'s feed from `since` to its end: the ids of the changes and the token
+/// to resume from.
+async fn drain(c: &crate::support::TestCluster, since: Option<&str>) -> (Vec<String>, String) {
+    let mut ids = Vec::new();
+    let mut token = since.map(str::to_string);
+    loop {
+        let from = token
+            .as_deref()
+            .map_or(String::new(), |t| format!("&since={t}"));
+        let page = c
+            .get(&format!("/v1/collections/g/changes?limit=1000{from}"))
+            .await;
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        let changes = page.body["changes"].as_array().cloned().unwrap_or_default();
+        ids.extend(
+            changes
+                .iter()
+                .filter_map(|e| e["id"].as_str().map(str::to_string)),
+        );
+        token = page.body["next"].as_str().map(str::to_string);
+        if changes.is_empty() {
+            return (ids, token.unwrap_or_default());
+        }
+    }
+}
 
 fn owned(nodes: &Value, id: &str) -> Option<usize> {
     nodes["nodes"]
@@ -76,8 +103,10 @@ async fn decommission_and_add_back_keep_every_document_served() {
     let (s, b) = call(&http, M::POST, format!("{admin}/admin/rebalance"), None).await;
     assert_eq!((s, &b["moves"]), (202, &json!([])), "balanced already: {b}");
 
-    // Data in every shard.
+    // Data in every shard, and a feed token from before any move.
     c.bulk_puts("g", 300).await;
+    let (ids, before_moves) = drain(&c, None).await;
+    assert_eq!(ids.len(), 300);
 
     // Decommission n2: its shards move to n1, every document stays served.
     let (s, b) = call(
@@ -89,6 +118,17 @@ async fn decommission_and_add_back_keep_every_document_served() {
     .await;
     assert_eq!(s, 202, "{b}");
     assert_eq!(b["moves"].as_array().map(Vec::len), Some(32), "{b}");
+    // Writes while the shards move: each is acknowledged once, wherever its shard is.
+    for i in 0..40 {
+        let r = c
+            .put_json(
+                &format!("/v1/collections/g/docs/during{i}"),
+                &json!({"i": i}),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 201, "during{i}: {:?}", r.body);
+    }
     let (s, b) = call(
         &http,
         M::POST,
@@ -114,7 +154,7 @@ async fn decommission_and_add_back_keep_every_document_served() {
     let count = c
         .post_json("/v1/collections/g/count", &json!({"filter": {}}))
         .await;
-    assert_eq!(count.body, json!({"count": 300}), "{:?}", count.body);
+    assert_eq!(count.body, json!({"count": 340}), "{:?}", count.body);
     for i in [0, 7, 150, 299] {
         let r = c.get(&format!("/v1/collections/g/docs/k{i}")).await;
         assert_eq!(r.status, 200, "k{i}: {:?}", r.body);
@@ -123,6 +163,17 @@ async fn decommission_and_add_back_keep_every_document_served() {
         .put_json("/v1/collections/g/docs/after", &json!({"i": -1}), &[])
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
+    // The token from before the moves resumes after them with every change since.
+    let (ids, _) = drain(&c, Some(&before_moves)).await;
+    for want in (0..40)
+        .map(|i| format!("during{i}"))
+        .chain(["after".to_string()])
+    {
+        assert!(
+            ids.contains(&want),
+            "{want} missing from the resumed feed: {ids:?}"
+        );
+    }
 
     // Added back: it answers as n2 at its address; a rebalance gives it half.
     let (s, b) = add(json!({"id": "n2", "rpc": n2_rpc})).await;
@@ -137,7 +188,7 @@ async fn decommission_and_add_back_keep_every_document_served() {
     let count = c
         .post_json("/v1/collections/g/count", &json!({"filter": {}}))
         .await;
-    assert_eq!(count.body, json!({"count": 301}), "{:?}", count.body);
+    assert_eq!(count.body, json!({"count": 341}), "{:?}", count.body);
     let r = c.get("/v1/collections/g/docs/after").await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     c.stop().await;
