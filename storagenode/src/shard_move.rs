@@ -284,6 +284,139 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
+
+    /// DC dc1's map at `epoch`: every shard n1's but `shard`, which is `owner`'s, moving or
+    /// not.
+    fn map(epoch: u64, shard: u16, owner: u32, moving: bool) -> pb::SetShardMapRequest {
+        pb::SetShardMapRequest {
+            map: Some(pb::ShardMap {
+                dc: "dc1".into(),
+                epoch,
+                nodes: vec!["n1".into(), "n2".into()],
+                owners: (0..4u16)
+                    .map(|s| if s == shard { owner } else { 0 })
+                    .collect(),
+                moving: if moving {
+                    vec![u32::from(shard)]
+                } else {
+                    vec![]
+                },
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn put(id: &str, i: usize) -> pb::PutRequest {
+        pb::PutRequest {
+            shard: u32::from(aerolith_common::shard::shard_of("c", id, 4)),
+            collection: "c".into(),
+            id: id.into(),
+            body: format!("{{\"i\":{i}}}").into_bytes(),
+            idempotency: Some(pb::Idempotency {
+                key: format!("k-{id}"),
+                fingerprint: vec![1],
+                scope: id.into(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_moved_shard_arrives_byte_for_byte_with_its_log_head_and_is_dropped_behind() {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = crate::store::test_store_of(da.path(), "dc1", "n1", 4);
+        let b = crate::store::test_store_of(db.path(), "dc1", "n2", 4);
+        let far = Instant::now() + Duration::from_secs(10);
+        let shard = 2u16;
+        for s in [&a, &b] {
+            s.set_shard_map(&map(1, shard, 0, false)).unwrap();
+        }
+        let ids: Vec<String> = (0..400)
+            .map(|i| format!("d{i}"))
+            .filter(|id| aerolith_common::shard::shard_of("c", id, 4) == shard)
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            a.put(&put(id, i), far).unwrap();
+        }
+        // Not fenced: no export. Fenced: writes refused, the export taken in small pages.
+        assert!(
+            a.shard_export(&pb::ShardExportRequest {
+                shard: 2,
+                ..Default::default()
+            })
+            .is_err()
+        );
+        a.set_shard_map(&map(2, shard, 0, true)).unwrap();
+        let e = a.put(&put(&ids[0], 9), far).unwrap_err();
+        assert_eq!(e.code, aerolith_common::ErrorCode::NotOwner, "{e}");
+        let (mut offset, mut first) = (0, true);
+        loop {
+            let req = pb::ShardExportRequest {
+                shard: 2,
+                offset,
+                max_bytes: 4096,
+            };
+            let page = a.shard_export(&req).unwrap();
+            b.shard_import(&pb::ShardImportRequest {
+                shard: 2,
+                reset: first,
+                entries: page.entries,
+                finish: page.done,
+            })
+            .unwrap();
+            first = false;
+            offset = page.next;
+            if page.done {
+                break;
+            }
+        }
+        assert_eq!(
+            a.log_head(shard),
+            b.log_head(shard),
+            "the log moved with its epoch and head"
+        );
+        // The flip: B serves the shard as A did, idempotency keys included; A drops its copy.
+        for s in [&b, &a] {
+            s.set_shard_map(&map(3, shard, 1, false)).unwrap();
+        }
+        let digest = |s: &Store| {
+            let req = pb::DigestRequest {
+                shards: vec![2],
+                ..Default::default()
+            };
+            s.digest(&req, far).unwrap().shards
+        };
+        let on_b = digest(&b);
+        assert_eq!(on_b[0].records, ids.len() as u64);
+        assert_eq!(on_b, digest(&a), "the same records, byte for byte");
+        let replay = b.put(&put(&ids[3], 3), far).unwrap();
+        assert!(
+            replay.replayed,
+            "the idempotency record moved with the shard"
+        );
+        assert!(
+            b.shard_import(&pb::ShardImportRequest {
+                shard: 2,
+                ..Default::default()
+            })
+            .is_err(),
+            "a served shard is never overwritten"
+        );
+        a.shard_drop(&pb::ShardDropRequest { shard: 2 }).unwrap();
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(shard_end(shard));
+        let left = a
+            .engine
+            .db()
+            .iterator_cf_opt(
+                a.engine.cf(Cf::Docs).unwrap(),
+                ro,
+                IteratorMode::From(&shard_start(shard), Direction::Forward),
+            )
+            .count();
+        assert_eq!(left, 0, "the old copy is gone");
+    }
 
     #[test]
     fn shared_meta_keys_are_told_apart_by_shard() {

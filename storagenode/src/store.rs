@@ -598,10 +598,16 @@ impl Sink for Store {
 /// A small store for unit tests: `shards` shards, relaxed durability, under `dir`.
 #[cfg(test)]
 pub(crate) fn test_store(dir: &std::path::Path, dc: &str, shards: u16) -> Store {
+    test_store_of(dir, dc, "n1", shards)
+}
+
+/// [`test_store`] of node `node`.
+#[cfg(test)]
+pub(crate) fn test_store_of(dir: &std::path::Path, dc: &str, node: &str, shards: u16) -> Store {
     Store::open(&StoreConfig {
         path: dir.to_path_buf(),
         dc: dc.into(),
-        node: "n1".into(),
+        node: node.into(),
         shards,
         durability: Durability::Relaxed,
         memory: MemoryProfile::Small,
