@@ -407,6 +407,14 @@ impl ShardMaps {
             .unwrap_or_else(|| Arc::from(""))
     }
 
+    /// Whether DC number `dc_index`'s newest known map lists a node at `addr` (without the
+    /// allocations of [`ShardMaps::nodes`]: routers ask it on every write).
+    pub fn lists_addr(&self, dc_index: usize, addr: &str) -> bool {
+        self.read()
+            .get(dc_index)
+            .is_some_and(|r| r.addrs.iter().any(|a| &**a == addr))
+    }
+
     /// DC `dc`'s owner of `shard` in the newest map known (an empty id and address for a
     /// DC not in `cluster.toml`).
     pub fn owner_of(&self, dc: &DcConfig, shard: u16) -> NodeConfig {
@@ -581,6 +589,7 @@ nodes = [ { id = "m1", rpc = "b:1" }, { id = "m2", rpc = "b:2" } ]
         grown.set_owner(7, "n4").unwrap();
         assert!(book.learn(&grown.to_pb()).unwrap());
         assert_eq!(&*book.owner_addr(0, 7), "a:4");
+        assert!(book.lists_addr(0, "a:4") && !book.lists_addr(1, "a:4"));
         let nodes = book.nodes("dc1");
         assert_eq!(nodes.len(), 4);
         assert_eq!(nodes[3].shards, vec![7]);

@@ -235,7 +235,7 @@ impl Router {
 
     /// Whether `addr` is a node of this gateway's DC.
     fn is_local(&self, addr: &str) -> bool {
-        self.maps.nodes(&self.dc.id).iter().any(|n| n.rpc == addr)
+        self.maps.lists_addr(self.dc_index, addr)
     }
 
     /// For a write of `collection` about to go to `addr`: 0 for a node of this DC, else the
