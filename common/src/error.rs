@@ -176,6 +176,15 @@ impl Error {
         Self::new(ErrorCode::DeadlineExceeded, message)
     }
 
+    /// The error as a client is shown it: an internal code becomes `unavailable`
+    /// ([`ErrorCode::public`]), the message kept.
+    pub fn public(self) -> Self {
+        Error {
+            code: self.code.public(),
+            message: self.message,
+        }
+    }
+
     /// `internal`: logs the detail and returns a generic message, so internals never reach clients.
     pub fn internal(detail: impl fmt::Display) -> Self {
         tracing::error!(%detail, "internal error");

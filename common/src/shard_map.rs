@@ -310,20 +310,16 @@ pub struct RoutedNode {
 #[derive(Debug)]
 struct Resolved {
     map: Arc<ShardMap>,
-    /// Per map node, its address.
+    /// Per map node, its address (the map's `owners` index it too).
     addrs: Vec<Arc<str>>,
-    /// Per shard, the owner's position in the map's nodes.
-    positions: Vec<u16>,
 }
 
 impl Resolved {
     fn new(map: ShardMap, dc: &DcConfig) -> Result<Resolved> {
         let addrs = map.addresses(dc)?.into_iter().map(Arc::from).collect();
-        let positions = map.owners.clone();
         Ok(Resolved {
             map: Arc::new(map),
             addrs,
-            positions,
         })
     }
 }
@@ -353,9 +349,6 @@ impl ShardMaps {
                     ..ShardMap::initial(dc, cluster.shards)
                 }),
                 addrs: dc.nodes.iter().map(|n| Arc::from(n.rpc.as_str())).collect(),
-                positions: (0..cluster.shards)
-                    .map(|s| (usize::from(s) % dc.nodes.len().max(1)) as u16)
-                    .collect(),
             })
             .collect();
         ShardMaps {
@@ -401,7 +394,7 @@ impl ShardMaps {
         let maps = self.read();
         maps.get(dc_index)
             .and_then(|r| {
-                let pos = r.positions.get(usize::from(shard))?;
+                let pos = r.map.owners.get(usize::from(shard))?;
                 r.addrs.get(usize::from(*pos)).cloned()
             })
             .unwrap_or_else(|| Arc::from(""))
@@ -427,7 +420,8 @@ impl ShardMaps {
         let maps = self.read();
         let r = &maps[i];
         let pos = r
-            .positions
+            .map
+            .owners
             .get(usize::from(shard))
             .map_or(0, |p| usize::from(*p));
         NodeConfig {
@@ -449,7 +443,7 @@ impl ShardMaps {
         let maps = self.read();
         let r = &maps[i];
         let mut shards = vec![Vec::new(); r.map.nodes.len()];
-        for (s, pos) in r.positions.iter().enumerate() {
+        for (s, pos) in r.map.owners.iter().enumerate() {
             if let Some(v) = shards.get_mut(usize::from(*pos)) {
                 v.push(s as u16);
             }

@@ -149,7 +149,7 @@ impl Router {
     ) -> Result<C::Answer> {
         self.call_node_raw(addr, req, timeout)
             .await
-            .map_err(|e| Error::new(e.code.public(), e.message))
+            .map_err(Error::public)
     }
 
     /// [`Router::call_node`], answering `not_owner` as the node did.
@@ -489,10 +489,7 @@ impl Router {
                 .iter()
                 .any(|r| r.as_ref().is_err_and(|e| e.code == ErrorCode::NotOwner));
             if !refused || attempt > NOT_OWNER_RETRIES || left.is_zero() {
-                return out
-                    .into_iter()
-                    .map(|r| r.map_err(|e| Error::new(e.code.public(), e.message)))
-                    .collect();
+                return out.into_iter().map(|r| r.map_err(Error::public)).collect();
             }
             self.await_map(generation, attempt, deadline).await;
         }
@@ -551,8 +548,9 @@ impl Router {
 
     /// Calls, concurrently, the nodes that serve every shard ([`Router::serving_nodes`]);
     /// a call that finds its node unreachable marks it down and is made again, once, to
-    /// the owners of its shards in the next DC, and one whose node no longer owns some of
-    /// its shards is made again, once, to their owners in the map that node handed over.
+    /// the owners of its shards in the next DC; the shards of a node that no longer owns
+    /// them go again to their owners in the map that node handed over, as often as the map
+    /// keeps changing under the call (within the deadline).
     /// Answers come in no particular order, each with the id of the node that gave it.
     pub async fn scatter<C: Call<Node>>(
         &self,
@@ -622,10 +620,7 @@ impl Router {
             for (t, r) in targets.into_iter().zip(answers) {
                 match r {
                     Err(e) if e.code == ErrorCode::NotOwner => refused.extend(t.shards),
-                    other => out.push((
-                        t.id,
-                        other.map_err(|e| Error::new(e.code.public(), e.message)),
-                    )),
+                    other => out.push((t.id, other.map_err(Error::public))),
                 }
             }
         }

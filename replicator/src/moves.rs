@@ -479,30 +479,26 @@ impl Mover {
             )
             .await;
         let pause = fenced_at.elapsed().as_millis() as u64;
+        let map = self.maps.get(&self.local.id)?;
         match flipped {
-            Ok(map) => {
-                self.update(m.id, |r| r.pause_ms = Some(pause));
-                tracing::info!(shard, %from, %to, pause_ms = pause, "shard moved");
-                metrics::counter!("aerolith_shard_moves_total").increment(1);
-                metrics::histogram!("aerolith_shard_move_pause_seconds")
-                    .record(pause as f64 / 1000.0);
-                self.finish(&m, &map).await;
-                Ok(())
-            }
-            // The flip is saved (the map is durable) even when a node did not take it: it
-            // gets it from the hand-out loop; the move is done.
-            Err(e) if self.maps.get(&self.local.id)?.owner(shard) == to => {
-                tracing::warn!(shard, error = %e.message, "a node did not take the shard map that ends a move yet");
-                let map = self.maps.get(&self.local.id)?;
-                self.update(m.id, |r| r.pause_ms = Some(pause));
-                self.finish(&m, &map).await;
-                Ok(())
-            }
-            Err(e) => {
+            // Not saved: the shard stays where it was.
+            Err(e) if map.owner(shard) != to => {
                 self.roll_back(shard, &from).await;
-                Err(e)
+                return Err(e);
             }
+            // Saved (the map is durable) though a node did not take it yet: it gets it from
+            // the hand-out loop; the move is done.
+            Err(e) => {
+                tracing::warn!(shard, error = %e.message, "a node did not take the shard map that ends a move yet");
+            }
+            Ok(_) => {}
         }
+        self.update(m.id, |r| r.pause_ms = Some(pause));
+        tracing::info!(shard, %from, %to, pause_ms = pause, "shard moved");
+        metrics::counter!("aerolith_shard_moves_total").increment(1);
+        metrics::histogram!("aerolith_shard_move_pause_seconds").record(pause as f64 / 1000.0);
+        self.finish(&m, &map).await;
+        Ok(())
     }
 
     /// Copies the fenced shard from its owner to the new one, page by page.
@@ -584,12 +580,7 @@ impl Mover {
     }
 
     async fn drop_copy(&self, shard: u16, from: &str, map: &ShardMap) -> bool {
-        let Some(n) = self
-            .maps
-            .nodes(&self.local.id)
-            .into_iter()
-            .find(|n| n.id == from)
-        else {
+        let Ok(addr) = self.addr_of(from) else {
             return false;
         };
         if self.hand_to(from, map).await.is_err() {
@@ -600,7 +591,7 @@ impl Mover {
         };
         self.client
             .node()
-            .shard_drop(&n.rpc, req, CALL)
+            .shard_drop(&addr, req, CALL)
             .await
             .is_ok()
     }

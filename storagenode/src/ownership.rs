@@ -69,13 +69,7 @@ impl Store {
     /// `not_owner` for a write of a fenced shard.
     pub(crate) fn refuse_fenced(&self, shard: u16) -> Result<()> {
         if self.fenced(shard) {
-            return Err(Error::new(
-                ErrorCode::NotOwner,
-                format!(
-                    "shard {shard} is being moved from storage node {}/{}; its writes wait for the move to end",
-                    self.dc, self.ownership.node
-                ),
-            ));
+            return Err(self.moving_error(u32::from(shard)));
         }
         Ok(())
     }
@@ -152,64 +146,73 @@ impl Store {
         let Some(map) = self.ownership.held() else {
             return Ok(());
         };
-        for s in shards {
-            let owner = u16::try_from(s).map_or("", |s| map.owner(s));
-            if owner != self.ownership.node {
-                return Err(Error::new(
-                    ErrorCode::NotOwner,
-                    format!(
-                        "storage node {}/{} does not own shard {s} in shard map epoch {} (node {owner:?} does); refresh the map",
-                        self.dc, self.ownership.node, map.epoch
-                    ),
-                ));
-            }
+        shards
+            .into_iter()
+            .try_for_each(|s| self.owned_in(&map, s, false))
+    }
+
+    /// [`Store::check_owner`] for the shards a call reads or writes, for the calls that
+    /// serve documents, feeds and replication applies; a write of a shard being moved is
+    /// refused too. One read of the map, whatever the call's size.
+    pub(crate) fn check_owned(&self, body: &Req) -> Result<()> {
+        use pb::bulk_op::Op;
+        let Some(map) = self.ownership.held() else {
+            return Ok(());
+        };
+        let check = |s: u32, write: bool| self.owned_in(&map, s, write);
+        let op_shard = |op: &pb::BulkOp| match &op.op {
+            Some(Op::Put(r)) => Some(r.shard),
+            Some(Op::Patch(r)) => Some(r.shard),
+            Some(Op::Delete(r)) => Some(r.shard),
+            None => None,
+        };
+        match body {
+            Req::Get(r) => check(r.shard, false),
+            Req::Put(r) => check(r.shard, true),
+            Req::Patch(r) => check(r.shard, true),
+            Req::Delete(r) => check(r.shard, true),
+            Req::Apply(r) => check(r.shard, true),
+            Req::List(r) => r.shards.iter().try_for_each(|s| check(*s, false)),
+            Req::Query(r) => r.shards.iter().try_for_each(|s| check(*s, false)),
+            Req::ReadChanges(r) => r.from.iter().try_for_each(|p| check(p.shard, false)),
+            Req::ChangeHeads(r) => r.shards.iter().try_for_each(|s| check(*s, false)),
+            Req::ApplyBatch(b) => b.applies.iter().try_for_each(|a| check(a.shard, true)),
+            Req::Bulk(b) => b
+                .ops
+                .iter()
+                .filter_map(op_shard)
+                .try_for_each(|s| check(s, true)),
+            _ => Ok(()),
+        }
+    }
+
+    /// `not_owner` unless `map` gives `shard` to this node (and, for a `write`, the shard
+    /// is not being moved).
+    fn owned_in(&self, map: &ShardMap, shard: u32, write: bool) -> Result<()> {
+        let owner = u16::try_from(shard).map_or("", |s| map.owner(s));
+        if owner != self.ownership.node {
+            return Err(Error::new(
+                ErrorCode::NotOwner,
+                format!(
+                    "storage node {}/{} does not own shard {shard} in shard map epoch {} (node {owner:?} does); refresh the map",
+                    self.dc, self.ownership.node, map.epoch
+                ),
+            ));
+        }
+        if write && u16::try_from(shard).is_ok_and(|s| map.is_moving(s)) {
+            return Err(self.moving_error(shard));
         }
         Ok(())
     }
 
-    /// [`Store::check_owner`] for the shards a call reads or writes, for the calls that
-    /// serve documents, feeds and replication applies.
-    pub(crate) fn check_owned(&self, body: &Req) -> Result<()> {
-        use pb::bulk_op::Op;
-        let written: Vec<u32> = match body {
-            Req::Put(r) => vec![r.shard],
-            Req::Patch(r) => vec![r.shard],
-            Req::Delete(r) => vec![r.shard],
-            Req::Apply(r) => vec![r.shard],
-            Req::ApplyBatch(b) => b.applies.iter().map(|a| a.shard).collect(),
-            Req::Bulk(b) => b
-                .ops
-                .iter()
-                .filter_map(|op| match &op.op {
-                    Some(Op::Put(r)) => Some(r.shard),
-                    Some(Op::Patch(r)) => Some(r.shard),
-                    Some(Op::Delete(r)) => Some(r.shard),
-                    None => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        for s in written {
-            self.refuse_fenced(u16::try_from(s).unwrap_or(u16::MAX))?;
-        }
-        match body {
-            Req::Get(r) => self.check_owner([r.shard]),
-            Req::Put(r) => self.check_owner([r.shard]),
-            Req::Patch(r) => self.check_owner([r.shard]),
-            Req::Delete(r) => self.check_owner([r.shard]),
-            Req::List(r) => self.check_owner(r.shards.iter().copied()),
-            Req::Query(r) => self.check_owner(r.shards.iter().copied()),
-            Req::ReadChanges(r) => self.check_owner(r.from.iter().map(|p| p.shard)),
-            Req::ChangeHeads(r) => self.check_owner(r.shards.iter().copied()),
-            Req::Apply(r) => self.check_owner([r.shard]),
-            Req::ApplyBatch(b) => self.check_owner(b.applies.iter().map(|a| a.shard)),
-            Req::Bulk(b) => self.check_owner(b.ops.iter().filter_map(|op| match &op.op {
-                Some(Op::Put(r)) => Some(r.shard),
-                Some(Op::Patch(r)) => Some(r.shard),
-                Some(Op::Delete(r)) => Some(r.shard),
-                None => None,
-            })),
-            _ => Ok(()),
-        }
+    /// The refusal of a write of a shard being moved away from this node.
+    fn moving_error(&self, shard: u32) -> Error {
+        Error::new(
+            ErrorCode::NotOwner,
+            format!(
+                "shard {shard} is being moved from storage node {}/{}; its writes wait for the move to end",
+                self.dc, self.ownership.node
+            ),
+        )
     }
 }

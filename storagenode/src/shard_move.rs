@@ -44,10 +44,9 @@ const BUILD_CURSOR_PREFIX: &[u8] = b"idxb/";
 
 /// The meta ranges that hold a shard's keys: `(start, end)` pairs of whole prefixes.
 fn meta_ranges(shard: u16) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let prefixed = |mut p: Vec<u8>| {
+    let prefixed = |p: Vec<u8>| {
         let mut end = p.clone();
         end.push(0xff);
-        p.shrink_to_fit();
         (p, end)
     };
     let mut idem = META_IDEM_PREFIX.to_vec();

@@ -27,33 +27,33 @@ pub async fn decommission(api: &Api, out: &Printer, id: &str) -> Result<(), Fail
     let a = api
         .admin_post(&format!("/admin/nodes/{id}/decommission"), b"{}".to_vec())
         .await?;
-    match out.format(Output::Table) {
-        Output::Json => out.pretty(&a.body),
-        Output::Table => {
-            emit(&format!(
-                "node {id} is leaving: {} shard moves planned; it leaves the map once it owns none (`aerolith admin nodes`), then it may be stopped",
-                count(&a.body["moves"])
-            ));
-            move_table(&a.body["moves"]);
-        }
-    }
+    planned(out, &a.body, |n| {
+        format!(
+            "node {id} is leaving: {n} shard moves planned; it leaves the map once it owns none (`aerolith admin nodes`), then it may be stopped"
+        )
+    });
     Ok(())
 }
 
 /// Plans the moves that balance the DC.
 pub async fn rebalance(api: &Api, out: &Printer) -> Result<(), Failure> {
     let a = api.admin_post("/admin/rebalance", b"{}".to_vec()).await?;
+    planned(out, &a.body, |n| {
+        format!("{n} shard moves planned (`aerolith admin moves` follows them)")
+    });
+    Ok(())
+}
+
+/// Prints an answer that planned moves: as JSON, or a headline (given their number) and
+/// the moves.
+fn planned(out: &Printer, body: &Value, headline: impl FnOnce(usize) -> String) {
     match out.format(Output::Table) {
-        Output::Json => out.pretty(&a.body),
+        Output::Json => out.pretty(body),
         Output::Table => {
-            emit(&format!(
-                "{} shard moves planned (`aerolith admin moves` follows them)",
-                count(&a.body["moves"])
-            ));
-            move_table(&a.body["moves"]);
+            emit(&headline(body["moves"].as_array().map_or(0, Vec::len)));
+            move_table(&body["moves"]);
         }
     }
-    Ok(())
 }
 
 /// Prints the DC's moves.
@@ -73,10 +73,6 @@ pub async fn moves(api: &Api, out: &Printer) -> Result<(), Failure> {
         }
     }
     Ok(())
-}
-
-fn count(moves: &Value) -> usize {
-    moves.as_array().map_or(0, Vec::len)
 }
 
 fn move_table(moves: &Value) {

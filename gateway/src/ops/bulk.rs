@@ -300,7 +300,7 @@ impl Ops {
                     }
                     out => sent.push((
                         items.into_iter().map(|(i, _)| i).collect::<Vec<_>>(),
-                        out.map_err(|e| Error::new(e.code.public(), e.message)),
+                        out.map_err(Error::public),
                     )),
                 }
             }
