@@ -84,6 +84,8 @@ impl Caller {
 #[derive(Clone, Default)]
 pub struct Tokens {
     entries: Vec<(Vec<u8>, Role)>,
+    /// Each token's id for logs, in `entries`' order (see [`token_id`]).
+    ids: Vec<String>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -143,7 +145,16 @@ impl Tokens {
             ));
         }
         self.entries.push((token.as_bytes().to_vec(), role));
+        self.ids.push(token_id(token));
         Ok(())
+    }
+
+    /// The id of the caller's token for logs and audit lines (`-` with authentication off).
+    pub fn id_of(&self, caller: &Caller) -> &str {
+        caller
+            .token
+            .and_then(|i| self.ids.get(i))
+            .map_or("-", String::as_str)
     }
 
     /// Tokens from a `ROLE TOKEN` file and an `AEROLITH_AUTH_TOKENS` list, either or both.
@@ -204,6 +215,18 @@ impl Tokens {
         self.role_of(token)
             .ok_or_else(|| Error::new(ErrorCode::Unauthenticated, "unknown token"))
     }
+}
+
+/// A token's id for logs: `tok-` and the first 12 hex digits of its SHA-256. It names the
+/// token across restarts and reorderings of the token file, and tells nothing usable about
+/// the secret (tokens are at least 16 characters; `aerolith certs` writes 256-bit ones).
+pub fn token_id(token: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let hex: String = digest.as_ref()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("tok-{hex}")
 }
 
 /// The token of an `Authorization: Bearer <token>` header value (the scheme is

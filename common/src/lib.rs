@@ -1,6 +1,7 @@
 //! Shared foundations of AerolithDB: domain types, the error type, topology, shard mapping
 //! and the internal QUIC RPC layer.
 
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod dc_state;
