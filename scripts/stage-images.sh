@@ -2,7 +2,7 @@
 # Stages what the container image holds into docker/rootfs: the `aerolith` binary and exactly
 # the shared libraries it loads (from `ldd`), so `docker/Dockerfile` can start FROM scratch
 # and no base image is pulled from any registry. The image then runs every role (node,
-# gateway, replicator, certs, healthcheck).
+# gateway, replicator, certs, healthcheck), as the unprivileged user 10001.
 #
 #   scripts/stage-images.sh                       # builds the release binary first
 #   AEROLITH_BIN=path/to/aerolith scripts/stage-images.sh   # stages that binary instead
@@ -19,7 +19,9 @@ fi
 [ -x "$bin" ] || { echo "stage-images: $bin is not an executable" >&2; exit 1; }
 
 root=docker/rootfs
-rm -rf "$root"
+rm -rf "$root" docker/owned
+# The image's writable directories (volumes' mount points), chowned in the Dockerfile.
+mkdir -p docker/owned/data docker/owned/certs
 mkdir -p "$root/usr/local/bin" "$root/tmp" "$root/etc"
 cp "$bin" "$root/usr/local/bin/aerolith"
 # Shared libraries, by the paths the dynamic loader looks for them at.

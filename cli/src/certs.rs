@@ -1,18 +1,29 @@
 //! `aerolith certs`: the internal RPC's certificates for a cluster started from
-//! `cluster.toml` (processes, containers): a new cluster CA, and one certificate and key that
-//! every process presents. Peers check the CA and the cluster's server name, not which
-//! process it is, so one certificate serves them all.
+//! `cluster.toml` (processes, containers): a new cluster CA, and one certificate and key per
+//! role (storage node, gateway, replicator), the role carried in the certificate. Peers
+//! check the CA, and each call checks the caller's role; every process of a role presents
+//! the same certificate, so adding a node needs no new one.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use aerolith_common::rpc::DevCa;
+use aerolith_common::rpc::tls::IssuedPem;
+use aerolith_common::rpc::{DevCa, PeerRole};
 
-/// The files written, in the order `cluster.toml`'s `[tls]` names them: `ca`, `cert`, `key`.
-pub const FILES: [&str; 3] = ["ca.pem", "node.pem", "node.key"];
+/// The files written: the CA, then each role's certificate and key (as
+/// `TlsFiles::in_dir` names them).
+pub const FILES: [&str; 7] = [
+    "ca.pem",
+    "storagenode.pem",
+    "storagenode.key",
+    "gateway.pem",
+    "gateway.key",
+    "replicator.pem",
+    "replicator.key",
+];
 
 /// What [`write`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,29 +34,72 @@ pub enum Outcome {
     Kept,
 }
 
-/// Writes the CA, certificate and key into `dir`, unless all three exist already (kept) or
-/// only some do (an error: half a set is a mistake). `force` replaces them.
+/// Writes the CA and every role's certificate and key into `dir`, unless all exist already
+/// (kept) or only some do (an error: half a set is a mistake). `force` replaces them.
 pub fn write(dir: &Path, force: bool) -> anyhow::Result<Outcome> {
-    let paths: Vec<PathBuf> = FILES.iter().map(|f| dir.join(f)).collect();
-    let present = paths.iter().filter(|p| p.exists()).count();
-    if !force && present == FILES.len() {
+    if !must_write(dir, &FILES, force)? {
         return Ok(Outcome::Kept);
+    }
+    let ca = DevCa::generate()?;
+    write_file(&dir.join(FILES[0]), ca.ca_pem().as_bytes(), 0o644)?;
+    for role in PeerRole::ALL {
+        let issued = ca.issue_pem(&format!("aerolith {role}"), role)?;
+        write_pair(dir, role.as_str(), &issued)?;
+    }
+    Ok(Outcome::Created)
+}
+
+/// The public ports' files: a CA of their own (for clients to trust) and a server
+/// certificate and key.
+pub const PUBLIC_FILES: [&str; 3] = ["public-ca.pem", "public.pem", "public.key"];
+
+/// Writes a CA for the public ports and a server certificate for `names` (the DNS names and
+/// addresses clients connect to) into `dir`, with the same keep/refuse/force rule as
+/// [`write`]. The public CA is not the cluster's: a public certificate carries no role and
+/// is worth nothing inside the cluster.
+pub fn write_public(dir: &Path, names: &[String], force: bool) -> anyhow::Result<Outcome> {
+    if names.is_empty() {
+        bail!("--public-names needs at least one DNS name or address");
+    }
+    if !must_write(dir, &PUBLIC_FILES, force)? {
+        return Ok(Outcome::Kept);
+    }
+    let ca = DevCa::generate()?;
+    write_file(&dir.join(PUBLIC_FILES[0]), ca.ca_pem().as_bytes(), 0o644)?;
+    write_pair(dir, "public", &ca.issue_server_pem(names)?)?;
+    Ok(Outcome::Created)
+}
+
+/// Whether `files` in `dir` are to be written: all present and not forced, no; none (or
+/// forced), yes (creating `dir`); some, an error.
+fn must_write(dir: &Path, files: &[&str], force: bool) -> anyhow::Result<bool> {
+    let present = files.iter().filter(|f| dir.join(f).exists()).count();
+    if !force && present == files.len() {
+        return Ok(false);
     }
     if !force && present > 0 {
         bail!(
             "{} holds only some of {}: remove them or pass --force to replace them",
             dir.display(),
-            FILES.join(", ")
+            files.join(", ")
         );
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let ca = DevCa::generate()?;
-    let issued = ca.issue_pem("aerolith")?;
-    write_file(&paths[0], ca.ca_pem().as_bytes(), 0o644)?;
-    write_file(&paths[1], issued.cert_pem.as_bytes(), 0o644)?;
-    // The key is readable by its owner only.
-    write_file(&paths[2], issued.key_pem.as_bytes(), 0o600)?;
-    Ok(Outcome::Created)
+    Ok(true)
+}
+
+/// Writes `<name>.pem` and `<name>.key`; keys are readable by their owner only.
+fn write_pair(dir: &Path, name: &str, issued: &IssuedPem) -> anyhow::Result<()> {
+    write_file(
+        &dir.join(format!("{name}.pem")),
+        issued.cert_pem.as_bytes(),
+        0o644,
+    )?;
+    write_file(
+        &dir.join(format!("{name}.key")),
+        issued.key_pem.as_bytes(),
+        0o600,
+    )
 }
 
 /// The file of API tokens [`write_tokens`] writes beside the certificates.

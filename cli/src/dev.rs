@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use aerolith_common::json::Limits;
-use aerolith_common::rpc::DevCa;
+use aerolith_common::rpc::{DevCa, PeerRole};
 use aerolith_common::shard::DEFAULT_SHARDS;
 use aerolith_common::topology::{ClusterConfig, DcConfig, MAX_SHARDS, MIN_SHARDS, NodeConfig};
 use aerolith_gateway::{Gateway, GatewayOptions};
@@ -60,7 +60,7 @@ pub struct DevOptions {
     /// Every gateway's request rate and concurrency limits.
     pub requests: aerolith_gateway::admission::RequestLimits,
     /// TLS on every gateway's HTTP and gRPC ports; `None`: plain TCP.
-    pub public_tls: Option<aerolith_gateway::tls::PublicTls>,
+    pub public_tls: Option<aerolith_common::https::PublicTls>,
     /// How often each replicator runs an anti-entropy pass; `None`: only on request.
     pub resync_every: Option<std::time::Duration>,
 }
@@ -290,10 +290,11 @@ impl DevCluster {
                     durability: opts.durability,
                     memory: MemoryProfile::Small,
                     limits: Limits::default(),
-                    tls: ca.issue(&format!("{dc}-{id}"))?,
+                    tls: ca.issue(&format!("{dc}-{id}"), PeerRole::StorageNode)?,
                     scan_budget: opts.scan_budget,
                     retention: opts.retention,
                     new_store,
+                    backup_dir: Some(opts.data_dir.join(&dc).join("backups")),
                 };
                 let node = StorageNode::start(node_opts.clone())
                     .await
@@ -323,7 +324,7 @@ impl DevCluster {
                     cluster: cluster.clone(),
                     dc: dc.id.clone(),
                     listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-                    tls: ca.issue(&format!("{}-replicator", dc.id))?,
+                    tls: ca.issue(&format!("{}-replicator", dc.id), PeerRole::Replicator)?,
                     data_dir: opts.data_dir.join(&dc.id).join("replicator"),
                     tokens: opts.tokens.clone(),
                     resync_every: opts.resync_every,
@@ -359,7 +360,10 @@ impl DevCluster {
                 }
                 let admin = port(DEFAULT_ADMIN_PORT, d, opts.port_base)?;
                 let bound = r
-                    .serve_admin(SocketAddr::from(([127, 0, 0, 1], admin)))
+                    .serve_admin(
+                        SocketAddr::from(([127, 0, 0, 1], admin)),
+                        opts.public_tls.clone(),
+                    )
                     .await
                     .with_context(|| format!("replicator admin of {} failed to start", dc.id))?;
                 admin_addrs.push(bound.to_string());
@@ -376,7 +380,7 @@ impl DevCluster {
                 dc: dc.id.clone(),
                 http_listen: SocketAddr::from(([127, 0, 0, 1], http_port)),
                 grpc_listen: SocketAddr::from(([127, 0, 0, 1], grpc_port)),
-                tls: ca.issue(&format!("{}-gateway", dc.id))?,
+                tls: ca.issue(&format!("{}-gateway", dc.id), PeerRole::Gateway)?,
                 limits: Limits::default(),
                 ws_queue_frames: opts.ws_queue_frames,
                 ws_heartbeat: opts.ws_heartbeat,

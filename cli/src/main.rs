@@ -56,7 +56,7 @@ enum Command {
         requests: aerolith_gateway::admission::RequestLimits,
         /// TLS on every gateway's HTTP and gRPC ports.
         #[command(flatten)]
-        tls: aerolith_gateway::tls::TlsArgs,
+        tls: aerolith_common::https::TlsArgs,
     },
     /// Run one storage node of a cluster described by cluster.toml (as `aerolith-storagenode`).
     Node(aerolith_storagenode::cli::Args),
@@ -65,10 +65,11 @@ enum Command {
     /// Run one DC's replicator of a cluster described by cluster.toml (as
     /// `aerolith-replicator`).
     Replicator(aerolith_replicator::cli::Args),
-    /// Write the internal RPC's certificates for a cluster.toml cluster into DIR: ca.pem,
-    /// node.pem and node.key (kept if all three exist; an error if only some do).
+    /// Write the internal RPC's certificates for a cluster.toml cluster into DIR: ca.pem and
+    /// one certificate and key per role (storagenode, gateway, replicator .pem/.key; kept if
+    /// all exist; an error if only some do).
     Certs {
-        /// Directory for the three files (created if missing).
+        /// Directory for the files (created if missing).
         #[arg(long, env = "AEROLITH_CERTS_DIR")]
         out: PathBuf,
         /// Replace existing files.
@@ -78,6 +79,12 @@ enum Command {
         /// lines, for `--auth-tokens`), kept if it exists.
         #[arg(long)]
         tokens: bool,
+        /// Also write a TLS certificate for the public ports (gateway HTTP and gRPC, the
+        /// replicator admin API) valid for these comma-separated DNS names and addresses:
+        /// DIR/public.pem and public.key (for `--tls-cert`/`--tls-key`), signed by a CA of
+        /// their own, DIR/public-ca.pem, for clients to trust (`--ca`).
+        #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+        public_names: Vec<String>,
     },
     /// Put a storage node's backup (one node's directory of `aerolith backup`) in place of
     /// its data directory, with the node stopped. At its next start the node takes a new
@@ -142,7 +149,12 @@ async fn main() -> std::process::ExitCode {
         Command::Node(args) => aerolith_storagenode::cli::run(args).await,
         Command::Gateway(args) => aerolith_gateway::cli::run(args).await,
         Command::Replicator(args) => aerolith_replicator::cli::run(args).await,
-        Command::Certs { out, force, tokens } => certs_command(&out, force, tokens),
+        Command::Certs {
+            out,
+            force,
+            tokens,
+            public_names,
+        } => certs_command(&out, force, tokens, &public_names),
         Command::Restore {
             from,
             data_dir,
@@ -201,12 +213,31 @@ fn restore_command(
 }
 
 /// `aerolith certs`: the certificates, and the tokens file when asked for.
-fn certs_command(out: &std::path::Path, force: bool, tokens: bool) -> anyhow::Result<()> {
+fn certs_command(
+    out: &std::path::Path,
+    force: bool,
+    tokens: bool,
+    public_names: &[String],
+) -> anyhow::Result<()> {
     match certs::write(out, force)? {
         certs::Outcome::Created => {
             println!("wrote {} to {}", certs::FILES.join(", "), out.display())
         }
         certs::Outcome::Kept => println!("kept the certificates already in {}", out.display()),
+    }
+    if !public_names.is_empty() {
+        match certs::write_public(out, public_names, force)? {
+            certs::Outcome::Created => {
+                println!(
+                    "wrote {} to {}",
+                    certs::PUBLIC_FILES.join(", "),
+                    out.display()
+                )
+            }
+            certs::Outcome::Kept => {
+                println!("kept the public certificate already in {}", out.display())
+            }
+        }
     }
     if tokens {
         if certs::write_tokens(out, force)? {

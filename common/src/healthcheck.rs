@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 
 use aerolith_proto::internal::v1 as pb;
 
-use crate::rpc::{RpcClient, TlsMaterial};
+use crate::rpc::{PeerRole, RpcClient, TlsMaterial};
 use crate::topology::ClusterConfig;
 use crate::{Error, Result};
 
@@ -24,11 +24,14 @@ pub enum Probe {
     /// A gateway or replicator: an HTTP GET that must answer 2xx (e.g.
     /// http://127.0.0.1:8080/readyz, http://127.0.0.1:9090/healthz).
     Http {
-        /// The URL to GET (http:// only).
+        /// The URL to GET (http://, or https:// with `--ca`).
         url: String,
         /// Seconds to wait for the answer.
         #[arg(long, default_value_t = 3)]
         timeout: u64,
+        /// PEM file of the CA that signed an https:// server's certificate.
+        #[arg(long, env = "AEROLITH_CA", value_name = "PEM")]
+        ca: Option<PathBuf>,
     },
     /// A storage node: a ping over the internal RPC, with cluster.toml's certificates.
     Node {
@@ -57,7 +60,9 @@ struct HealthcheckCmd {
 /// Runs a probe.
 pub async fn probe(p: Probe) -> Result<()> {
     match p {
-        Probe::Http { url, timeout } => http(&url, Duration::from_secs(timeout)).await,
+        Probe::Http { url, timeout, ca } => {
+            http(&url, ca.as_deref(), Duration::from_secs(timeout)).await
+        }
         Probe::Node {
             config,
             dc,
@@ -86,31 +91,43 @@ pub async fn run_if_asked(bin: &str) -> Option<i32> {
     })
 }
 
-/// Succeeds if a GET of `url` answers with a 2xx status within `timeout`.
-pub async fn http(url: &str, timeout: Duration) -> Result<()> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| Error::invalid(format!("{url}: only http:// URLs are probed")))?;
+/// Succeeds if a GET of `url` answers with a 2xx status within `timeout` (over TLS for
+/// https://, trusting only the CA in `ca`).
+pub async fn http(url: &str, ca: Option<&std::path::Path>, timeout: Duration) -> Result<()> {
+    let (rest, tls) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(rest), _) => (rest, None),
+        (None, Some(rest)) => {
+            let ca =
+                ca.ok_or_else(|| Error::invalid(format!("{url}: an https:// URL needs --ca PEM")))?;
+            (rest, Some(tls_connector(ca)?))
+        }
+        _ => {
+            return Err(Error::invalid(format!(
+                "{url}: only http:// and https:// URLs are probed"
+            )));
+        }
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, "/"),
     };
     let exchange = async {
-        let mut stream = TcpStream::connect(authority).await?;
+        let tcp = TcpStream::connect(authority).await?;
         let request =
             format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        // The status line is all that is needed; it comes first.
-        let mut head = Vec::with_capacity(64);
-        let mut buf = [0u8; 64];
-        while !head.contains(&b'\n') && head.len() < 1024 {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
+        match tls {
+            None => status_line(tcp, &request).await,
+            Some(connector) => {
+                let host = authority
+                    .rsplit_once(':')
+                    .map_or(authority, |(h, _)| h)
+                    .trim_start_matches('[')
+                    .trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                status_line(connector.connect(name, tcp).await?, &request).await
             }
-            head.extend_from_slice(&buf[..n]);
         }
-        Ok::<_, std::io::Error>(head)
     };
     let head = tokio::time::timeout(timeout, exchange)
         .await
@@ -136,7 +153,7 @@ pub async fn node(config: &std::path::Path, dc: &str, id: &str, timeout: Duratio
             config.display()
         ))
     })?;
-    let client = RpcClient::new(&TlsMaterial::from_files(tls)?)?;
+    let client = RpcClient::new(&TlsMaterial::from_files(tls, PeerRole::StorageNode)?)?;
     let addr = &cfg
         .dc(dc)?
         .nodes
@@ -150,6 +167,54 @@ pub async fn node(config: &std::path::Path, dc: &str, id: &str, timeout: Duratio
         .await
         .map_err(|e| Error::unavailable(format!("ping {dc}/{id} at {addr}: {}", e.message)))?;
     Ok(())
+}
+
+/// Sends `request` and reads up to the status line, which is all a probe needs.
+async fn status_line(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    request: &str,
+) -> std::io::Result<Vec<u8>> {
+    stream.write_all(request.as_bytes()).await?;
+    let mut head = Vec::with_capacity(64);
+    let mut buf = [0u8; 64];
+    while !head.contains(&b'\n') && head.len() < 1024 {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Ok(head)
+}
+
+/// A TLS client trusting only the CA certificates in the PEM file `ca`.
+fn tls_connector(ca: &std::path::Path) -> Result<tokio_rustls::TlsConnector> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(ca)
+        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| Error::invalid(format!("cannot read --ca {}: {e}", ca.display())))?;
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| Error::invalid(format!("--ca {}: {e}", ca.display())))?;
+    }
+    if roots.is_empty() {
+        return Err(Error::invalid(format!(
+            "--ca {} holds no certificate",
+            ca.display()
+        )));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::invalid(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+        config,
+    )))
 }
 
 #[cfg(test)]
@@ -176,29 +241,39 @@ mod tests {
     #[tokio::test]
     async fn http_probes_pass_on_2xx_only() {
         let t = Duration::from_secs(3);
-        assert!(http(&answering("HTTP/1.1 200 OK").await, t).await.is_ok());
         assert!(
-            http(&answering("HTTP/1.1 204 No Content").await, t)
+            http(&answering("HTTP/1.1 200 OK").await, None, t)
                 .await
                 .is_ok()
         );
-        let e = http(&answering("HTTP/1.1 503 Service Unavailable").await, t)
-            .await
-            .unwrap_err();
+        assert!(
+            http(&answering("HTTP/1.1 204 No Content").await, None, t)
+                .await
+                .is_ok()
+        );
+        let e = http(
+            &answering("HTTP/1.1 503 Service Unavailable").await,
+            None,
+            t,
+        )
+        .await
+        .unwrap_err();
         assert!(e.message.contains("503"), "{}", e.message);
         let closed = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap();
-        assert!(http(&format!("http://{closed}/"), t).await.is_err());
-        assert!(http("https://example.com/", t).await.is_err());
+        assert!(http(&format!("http://{closed}/"), None, t).await.is_err());
+        assert!(http("https://example.com/", None, t).await.is_err());
     }
 
     #[tokio::test]
     async fn a_silent_server_fails_the_probe_at_its_timeout() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
-        let e = http(&url, Duration::from_millis(200)).await.unwrap_err();
+        let e = http(&url, None, Duration::from_millis(200))
+            .await
+            .unwrap_err();
         assert!(e.message.contains("no answer"), "{}", e.message);
         drop(listener);
     }

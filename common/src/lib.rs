@@ -9,6 +9,7 @@ pub mod document;
 pub mod error;
 pub mod healthcheck;
 pub mod hlc;
+pub mod https;
 pub mod idempotency;
 pub mod index_def;
 pub mod json;

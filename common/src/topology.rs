@@ -4,9 +4,10 @@
 //! name = "prod"
 //! shards = 64
 //! [tls]                        # PEM files; absent in dev (certificates are generated)
-//! ca = "/certs/ca.pem"
-//! cert = "/certs/node.pem"
-//! key = "/certs/node.key"
+//! ca = "/certs/ca.pem"          # each process reads the CA and its own role's pair
+//! storagenode = { cert = "/certs/storagenode.pem", key = "/certs/storagenode.key" }
+//! gateway = { cert = "/certs/gateway.pem", key = "/certs/gateway.key" }
+//! replicator = { cert = "/certs/replicator.pem", key = "/certs/replicator.key" }
 //! [[dcs]]
 //! id = "dc1"
 //! nodes = [ { id = "n1", rpc = "10.0.0.1:7000" }, { id = "n2", rpc = "10.0.0.2:7000" } ]
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::name::validate_dc;
+use crate::rpc::PeerRole;
 use crate::shard::{DEFAULT_SHARDS, shard_of};
 
 /// The fewest shards a cluster may have.
@@ -46,15 +48,79 @@ pub struct ClusterConfig {
     pub dcs: Vec<DcConfig>,
 }
 
-/// PEM files of the cluster CA and this process's certificate and key.
+/// PEM files of the cluster CA and of each role's certificate and key (`aerolith certs`
+/// writes them; every process reads the CA and its own role's pair).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsFiles {
     /// The cluster CA certificate.
     pub ca: PathBuf,
-    /// This process's certificate (chain), signed by the CA.
+    /// The storage nodes' certificate and key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storagenode: Option<CertPair>,
+    /// The gateways' certificate and key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<CertPair>,
+    /// The replicators' certificate and key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicator: Option<CertPair>,
+    /// One certificate for every process, as `aerolith certs` wrote before roles: a process
+    /// given it (no pair for its role) refuses to start, naming the command that issues
+    /// role certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// The key of `cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+}
+
+/// A certificate (chain) and its private key, in PEM files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertPair {
+    /// The certificate (chain), signed by the cluster CA.
     pub cert: PathBuf,
-    /// This process's private key.
+    /// Its private key.
     pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The files `aerolith certs` writes into `dir`: `ca.pem` and `<role>.pem`/`<role>.key`
+    /// for every role.
+    pub fn in_dir(dir: &Path) -> TlsFiles {
+        let pair = |role: PeerRole| {
+            Some(CertPair {
+                cert: dir.join(format!("{role}.pem")),
+                key: dir.join(format!("{role}.key")),
+            })
+        };
+        TlsFiles {
+            ca: dir.join("ca.pem"),
+            storagenode: pair(PeerRole::StorageNode),
+            gateway: pair(PeerRole::Gateway),
+            replicator: pair(PeerRole::Replicator),
+            cert: None,
+            key: None,
+        }
+    }
+
+    /// The certificate and key a process of `role` presents: its role's pair, else the
+    /// one shared certificate of an older deployment (whose missing role the loader then
+    /// reports).
+    pub fn pair(&self, role: PeerRole) -> Result<(&Path, &Path)> {
+        let own = match role {
+            PeerRole::StorageNode => &self.storagenode,
+            PeerRole::Gateway => &self.gateway,
+            PeerRole::Replicator => &self.replicator,
+        };
+        if let Some(p) = own {
+            return Ok((&p.cert, &p.key));
+        }
+        match (&self.cert, &self.key) {
+            (Some(c), Some(k)) => Ok((c, k)),
+            _ => Err(Error::invalid(format!(
+                "cluster.toml's [tls] names no {role} certificate: add `{role} = {{ cert = \"…/{role}.pem\", key = \"…/{role}.key\" }}` (`aerolith certs --out DIR` writes them)"
+            ))),
+        }
+    }
 }
 
 /// One datacenter.

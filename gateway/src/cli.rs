@@ -3,7 +3,7 @@
 
 use crate::{Gateway, GatewayOptions};
 use aerolith_common::json::Limits;
-use aerolith_common::rpc::TlsMaterial;
+use aerolith_common::rpc::{PeerRole, TlsMaterial};
 use aerolith_common::topology::ClusterConfig;
 use anyhow::bail;
 use std::net::SocketAddr;
@@ -39,7 +39,7 @@ pub struct Args {
     pub requests: crate::admission::RequestLimits,
     /// TLS on the public ports.
     #[command(flatten)]
-    pub tls: crate::tls::TlsArgs,
+    pub tls: aerolith_common::https::TlsArgs,
 }
 
 /// Runs a gateway until SIGINT or SIGTERM, then drains and stops it.
@@ -54,7 +54,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "cluster.toml has no [tls] section; a gateway needs its certificate (aerolith dev generates them)"
         );
     };
-    let tls = TlsMaterial::from_files(files)?;
+    let tls = TlsMaterial::from_files(files, PeerRole::Gateway)?;
     let public_tls = args.tls.load()?;
     let scheme = if public_tls.is_some() {
         "https"

@@ -15,7 +15,6 @@ pub mod ops;
 pub mod rest;
 pub mod router;
 pub mod server;
-pub mod tls;
 pub mod unsettled;
 pub mod ws;
 

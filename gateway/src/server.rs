@@ -47,7 +47,7 @@ pub struct GatewayOptions {
     /// Request rate and concurrency limits.
     pub requests: crate::admission::RequestLimits,
     /// TLS on the HTTP and gRPC ports; `None`: plain TCP.
-    pub public_tls: Option<crate::tls::PublicTls>,
+    pub public_tls: Option<aerolith_common::https::PublicTls>,
 }
 
 /// A started gateway.
@@ -103,7 +103,8 @@ impl Gateway {
                 let stop = async {
                     let _ = stopped.await;
                 };
-                if let Err(e) = crate::tls::serve_https(listener, app, tls, stop).await {
+                if let Err(e) = aerolith_common::https::serve_https(listener, app, tls, stop).await
+                {
                     tracing::error!(error = %e.message, "HTTPS server failed");
                 }
                 return;
@@ -120,10 +121,7 @@ impl Gateway {
             }
         });
         let (grpc_stop, grpc_stopped) = oneshot::channel::<()>();
-        let grpc_tls = opts
-            .public_tls
-            .as_ref()
-            .map(crate::tls::PublicTls::grpc_config);
+        let grpc_tls = opts.public_tls.as_ref().map(grpc_tls);
         let grpc_task = tokio::spawn(async move {
             let stop = async {
                 let _ = grpc_stopped.await;
@@ -185,4 +183,12 @@ impl Gateway {
         }
         self.router.close();
     }
+}
+
+/// tonic's TLS settings for the gRPC port, from the public ports' certificate and key.
+fn grpc_tls(tls: &aerolith_common::https::PublicTls) -> tonic::transport::ServerTlsConfig {
+    let identity = tonic::transport::Identity::from_pem(tls.cert_pem(), tls.key_pem());
+    tonic::transport::ServerTlsConfig::new()
+        .identity(identity)
+        .timeout(aerolith_common::https::HANDSHAKE_TIMEOUT)
 }

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use aerolith_common::auth::{Role, Tokens, bearer};
+use aerolith_common::https::{PublicTls, serve_https};
 use aerolith_common::rpc::RpcClient;
 use aerolith_common::shard_map::ShardMaps;
 use aerolith_common::topology::DcConfig;
@@ -148,9 +149,15 @@ async fn authenticate(
     }
 }
 
-/// Serves the admin API on `listener` until the task is aborted.
-pub async fn serve(listener: tokio::net::TcpListener, state: AdminState) {
-    if let Err(e) = axum::serve(listener, router(state)).await {
+/// Serves the admin API on `listener` until the task is aborted, over TLS when `tls` is
+/// given (the admin token then never crosses the network in clear).
+pub async fn serve(listener: tokio::net::TcpListener, state: AdminState, tls: Option<PublicTls>) {
+    let app = router(state);
+    let served = match tls {
+        Some(tls) => serve_https(listener, app, tls, std::future::pending()).await,
+        None => axum::serve(listener, app).await.map_err(Error::internal),
+    };
+    if let Err(e) = served {
         tracing::error!(error = %e, "admin server failed");
     }
 }

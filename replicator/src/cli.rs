@@ -2,7 +2,7 @@
 //! and the run loop.
 
 use crate::{Peer, Replicator, ReplicatorOptions};
-use aerolith_common::rpc::TlsMaterial;
+use aerolith_common::rpc::{PeerRole, TlsMaterial};
 use aerolith_common::topology::ClusterConfig;
 use anyhow::{Context, bail};
 use std::net::SocketAddr;
@@ -49,6 +49,9 @@ pub struct Args {
     /// without them.
     #[command(flatten)]
     pub auth: aerolith_common::auth::AuthArgs,
+    /// TLS on the admin API.
+    #[command(flatten)]
+    pub tls: aerolith_common::https::TlsArgs,
 }
 
 fn peer(s: &str) -> anyhow::Result<Peer> {
@@ -66,11 +69,12 @@ fn peer(s: &str) -> anyhow::Result<Peer> {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     // Exposure is checked first: nothing starts that could serve without authentication.
     let tokens = args.auth.tokens_for(&[args.admin_listen])?;
+    let admin_tls = args.tls.load()?;
     let cluster = ClusterConfig::load(&args.config)?;
     let Some(files) = &cluster.tls else {
         bail!("cluster.toml has no [tls] section; a replicator needs its certificate");
     };
-    let tls = TlsMaterial::from_files(files)?;
+    let tls = TlsMaterial::from_files(files, PeerRole::Replicator)?;
     let peers = args
         .peers
         .iter()
@@ -92,9 +96,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         replicator.ship_to(p)?;
     }
     replicator.start_loops()?;
-    let admin = replicator.serve_admin(args.admin_listen).await?;
+    let scheme = if admin_tls.is_some() { "https" } else { "http" };
+    let admin = replicator.serve_admin(args.admin_listen, admin_tls).await?;
     println!(
-        "aerolith-replicator listening on {} (admin http://{admin})",
+        "aerolith-replicator listening on {} (admin {scheme}://{admin})",
         replicator.addr()
     );
     aerolith_common::signal::shutdown_signal().await;

@@ -248,13 +248,19 @@ impl Replicator {
         Ok(())
     }
 
-    /// Serves the admin API on `addr`; returns its address.
-    pub async fn serve_admin(&mut self, addr: SocketAddr) -> Result<SocketAddr> {
+    /// Serves the admin API on `addr`, over TLS when `tls` is given; returns its address.
+    pub async fn serve_admin(
+        &mut self,
+        addr: SocketAddr,
+        tls: Option<aerolith_common::https::PublicTls>,
+    ) -> Result<SocketAddr> {
         let listener = admin::bind(addr).await?;
         let bound = listener.local_addr().map_err(Error::internal)?;
         let state = self.admin_state()?;
-        self.tasks.push(tokio::spawn(admin::serve(listener, state)));
-        tracing::info!(dc = %self.opts.dc, %bound, "replicator admin serving");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        self.tasks
+            .push(tokio::spawn(admin::serve(listener, state, tls)));
+        tracing::info!(dc = %self.opts.dc, %bound, scheme, "replicator admin serving");
         Ok(bound)
     }
 

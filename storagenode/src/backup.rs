@@ -2,7 +2,7 @@
 //! system allows), with a manifest naming the node, its epoch, its log heads and its applied
 //! watermarks. A store restored from one takes a new epoch (see `Restored`).
 
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use rocksdb::checkpoint::Checkpoint;
 
@@ -14,6 +14,38 @@ use crate::store::Store;
 
 /// The manifest file written beside a backup's RocksDB files.
 pub const MANIFEST: &str = "AEROLITH-BACKUP.json";
+
+/// Where a backup asked for as `asked` goes: below `root`, the node's configured backup
+/// directory, whether `asked` is relative to it or an absolute path inside it. Anything
+/// else is refused, so that no caller, whatever its certificate, can make the node write
+/// a checkpoint over another file of its machine.
+pub fn resolve_dir(root: Option<&Path>, asked: &str) -> Result<PathBuf> {
+    let Some(root) = root else {
+        return Err(Error::new(
+            aerolith_common::ErrorCode::PermissionDenied,
+            "this storage node takes no backups: start it with --backup-dir DIR",
+        ));
+    };
+    let path = Path::new(asked);
+    let plain = path
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::RootDir));
+    let dir = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        root.join(path)
+    };
+    if asked.is_empty() || !plain || !dir.starts_with(root) || dir == root {
+        return Err(Error::new(
+            aerolith_common::ErrorCode::PermissionDenied,
+            format!(
+                "a backup goes to a new directory below this node's backup directory {} (a path relative to it, or an absolute one inside it, without `.` or `..`), not {asked:?}",
+                root.display()
+            ),
+        ));
+    }
+    Ok(dir)
+}
 
 impl Store {
     /// Writes a checkpoint of the store to `req.dir`, which must be an absolute path that
@@ -79,5 +111,35 @@ impl Store {
             watermarks,
             heads,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_dir;
+    use aerolith_common::ErrorCode;
+    use std::path::Path;
+
+    #[test]
+    fn backups_go_only_below_the_configured_directory() {
+        let root = Path::new("/var/backups/aerolith");
+        let ok = |asked: &str| resolve_dir(Some(root), asked).unwrap();
+        assert_eq!(ok("nightly/n1"), root.join("nightly/n1"));
+        assert_eq!(ok("/var/backups/aerolith/b/n1"), root.join("b/n1"));
+        for bad in [
+            "",
+            "/etc/cron.d/x",
+            "/var/backups/aerolith",
+            "/var/backups/aerolith-other/n1",
+            "../escape/n1",
+            "b/../../../etc/n1",
+            "/var/backups/aerolith/../../etc/n1",
+            "./b/n1",
+        ] {
+            let e = resolve_dir(Some(root), bad).unwrap_err();
+            assert_eq!(e.code, ErrorCode::PermissionDenied, "{bad}: {e}");
+        }
+        let e = resolve_dir(None, "/tmp/b/n1").unwrap_err();
+        assert!(e.message.contains("--backup-dir"), "{e}");
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 
 use aerolith_common::json::Limits;
-use aerolith_common::rpc::TlsMaterial;
+use aerolith_common::rpc::{PeerRole, TlsMaterial};
 use aerolith_common::topology::ClusterConfig;
 
 use crate::{
@@ -68,6 +68,10 @@ pub struct Args {
     /// a single-DC cluster `auto` is `genesis` (there is nothing to copy from).
     #[arg(long, value_enum, env = "AEROLITH_NEW_STORE", default_value = "auto")]
     pub new_store: NewStore,
+    /// The directory this node writes backups below (`POST /admin/backup`'s `dir` is a path
+    /// relative to it, or an absolute one inside it); without it the node refuses backups.
+    #[arg(long, env = "AEROLITH_BACKUP_DIR", value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
     /// Fault testing only: shifts this node's wall clock by MS milliseconds (negative: behind),
     /// to check how the cluster copes with a skewed clock.
     #[arg(
@@ -103,7 +107,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "cluster.toml has no [tls] section; a storage node needs its certificate (aerolith dev generates them)"
         );
     };
-    let tls = TlsMaterial::from_files(files)?;
+    let tls = TlsMaterial::from_files(files, PeerRole::StorageNode)?;
     let node = StorageNode::start(NodeOptions {
         data_dir: args.data_dir,
         dc: args.dc,
@@ -125,6 +129,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             NewStore::Auto if cluster.dcs.len() < 2 => NewStore::Genesis,
             other => other,
         },
+        backup_dir: args.backup_dir,
         tls,
     })
     .await?;

@@ -42,6 +42,8 @@ pub struct NodeOptions {
     pub retention: Retention,
     /// What to do when the store does not exist yet.
     pub new_store: NewStore,
+    /// The directory backups are written below (`None`: backups are refused).
+    pub backup_dir: Option<PathBuf>,
 }
 
 /// A started storage node.
@@ -72,11 +74,10 @@ impl StorageNode {
             .await
             .map_err(Error::internal)??;
         let store = Arc::new(store);
-        let service = Arc::new(NodeService::new(
-            store.clone(),
-            opts.node.clone(),
-            opts.scan_budget,
-        ));
+        let service = Arc::new(
+            NodeService::new(store.clone(), opts.node.clone(), opts.scan_budget)
+                .with_backup_dir(opts.backup_dir.clone()),
+        );
         let server = RpcServer::bind(
             opts.listen,
             &opts.tls,

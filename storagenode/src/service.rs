@@ -24,6 +24,8 @@ pub struct NodeService {
     /// pings answer with them, which is how gateways learn them. Held in memory only: the
     /// replicator keeps them and hands them over again every few seconds.
     dc_states: Arc<Mutex<BTreeMap<String, pb::DcState>>>,
+    /// The directory backups are written below; `None` refuses them.
+    backup_dir: Option<std::path::PathBuf>,
 }
 
 impl NodeService {
@@ -35,7 +37,14 @@ impl NodeService {
             node,
             scan_budget: scan_budget.max(1),
             dc_states: Arc::default(),
+            backup_dir: None,
         }
+    }
+
+    /// The service writing backups only below `dir` (`None`: refusing them).
+    pub fn with_backup_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.backup_dir = dir;
+        self
     }
 }
 
@@ -275,8 +284,14 @@ impl Handler for NodeService {
             map_epoch: store.map_epoch(),
         });
         let budget = self.scan_budget;
+        let backup_dir = self.backup_dir.clone();
         async move {
             match call {
+                Req::Backup(mut r) => {
+                    let dir = crate::backup::resolve_dir(backup_dir.as_deref(), &r.dir)?;
+                    r.dir = dir.to_string_lossy().into_owned();
+                    run(store, Req::Backup(r), deadline, budget).await
+                }
                 Req::Ping(_) => Ok(Resp::Pong(pong.unwrap_or_default())),
                 Req::DcStates(r) => {
                     aerolith_common::dc_state::merge(&mut lock(&states), &r.states);

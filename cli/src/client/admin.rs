@@ -80,11 +80,12 @@ pub async fn nodes(api: &Api, out: &Printer) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Checkpoints every storage node of the admin endpoint's DC into `dir/<node id>`.
+/// Checkpoints every storage node of the admin endpoint's DC into `dir/<node id>`, below
+/// each node's backup directory (`dir` relative to it, or an absolute path inside it).
 pub async fn backup(api: &Api, out: &Printer, dir: &std::path::Path) -> Result<(), Failure> {
-    let Some(dir_str) = dir.to_str().filter(|_| dir.is_absolute()) else {
+    let Some(dir_str) = dir.to_str().filter(|s| !s.is_empty()) else {
         return Err(Failure::usage(format!(
-            "the backup directory must be an absolute path (on the storage nodes' machines), got {}",
+            "the backup directory must be a UTF-8 path below the storage nodes' --backup-dir, got {}",
             dir.display()
         )));
     };

@@ -22,33 +22,60 @@ pub struct Api {
     token: Option<String>,
 }
 
-fn base(url: &str, what: &str) -> Result<String, Failure> {
+/// A base URL: `http://`, or `https://` when a CA to trust was given.
+fn base(url: &str, what: &str, tls: bool) -> Result<String, Failure> {
     let trimmed = url.trim_end_matches('/');
-    if trimmed.starts_with("https://") {
+    if trimmed.starts_with("https://") && !tls {
         return Err(Failure::usage(format!(
-            "{what} {url:?}: this client speaks plain http:// only (no TLS yet)"
+            "{what} {url:?} is https://: pass --ca PEM (the CA that signed its certificate; \
+             `aerolith certs --public-names` writes public-ca.pem)"
         )));
     }
-    if !trimmed.starts_with("http://") {
+    if !trimmed.starts_with("http://") && !trimmed.starts_with("https://") {
         return Err(Failure::usage(format!(
-            "{what} {url:?} is not an http:// URL"
+            "{what} {url:?} is not an http:// or https:// URL"
         )));
     }
     Ok(trimmed.to_string())
 }
 
+/// The HTTP client: trusting only `ca` (and no system roots) for https:// when given.
+fn http_client(ca: Option<&std::path::Path>) -> Result<reqwest::Client, Failure> {
+    // Longer than the longest server deadline (60 s), so the server's answer wins.
+    let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(75));
+    if let Some(path) = ca {
+        let pem = std::fs::read(path)
+            .map_err(|e| Failure::usage(format!("cannot read --ca {}: {e}", path.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            Failure::usage(format!(
+                "--ca {}: not PEM certificates: {e}",
+                path.display()
+            ))
+        })?;
+        if certs.is_empty() {
+            return Err(Failure::usage(format!(
+                "--ca {} holds no certificate",
+                path.display()
+            )));
+        }
+        builder = builder.tls_built_in_root_certs(false);
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| Failure::other(format!("HTTP client: {e}")))
+}
+
 impl Api {
-    /// A client for `global`'s endpoints and token.
+    /// A client for `global`'s endpoints, token and CA.
     pub fn new(global: &Global) -> Result<Api, Failure> {
-        // Longer than the longest server deadline (60 s), so the server's answer wins.
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(75))
-            .build()
-            .map_err(|e| Failure::other(format!("HTTP client: {e}")))?;
+        let tls = global.ca.is_some();
         Ok(Api {
-            http,
-            endpoint: base(&global.endpoint, "--endpoint")?,
-            admin: base(&global.admin_endpoint, "--admin-endpoint")?,
+            http: http_client(global.ca.as_deref())?,
+            endpoint: base(&global.endpoint, "--endpoint", tls)?,
+            admin: base(&global.admin_endpoint, "--admin-endpoint", tls)?,
             token: global.token.clone(),
         })
     }

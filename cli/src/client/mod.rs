@@ -41,6 +41,11 @@ pub struct Global {
     /// A bearer token (API.md "Authentication"), sent with every request.
     #[arg(long, global = true, env = "AEROLITH_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM file of the CA to trust for https:// endpoints (`aerolith certs --public-names`
+    /// writes public-ca.pem); without it, https:// endpoints are refused, as this client
+    /// trusts no CA by default.
+    #[arg(long, global = true, env = "AEROLITH_CA", value_name = "PEM")]
+    pub ca: Option<std::path::PathBuf>,
     /// `json` (machine-readable, the default for documents) or `table` (the default for
     /// lists and status).
     #[arg(long, global = true, value_enum)]

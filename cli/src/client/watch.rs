@@ -19,6 +19,11 @@ pub async fn run(
     filter: Option<Value>,
     count: Option<u64>,
 ) -> Result<(), Failure> {
+    if api.endpoint().starts_with("https://") {
+        return Err(Failure::usage(
+            "watch speaks ws:// only for now: point --endpoint at a plain http:// gateway port",
+        ));
+    }
     let url = format!("{}/v1/ws", api.endpoint().replacen("http://", "ws://", 1));
     let mut req = url
         .as_str()

@@ -365,6 +365,14 @@ impl Peer {
         let connect_by = deadline.min(Instant::now() + CONNECT_TIMEOUT);
         let outcome = timeout_at(connect_by, dial(endpoint, &self.addr)).await;
         let why = match outcome {
+            Ok(Ok(c)) if !serves_as::<S>(&c) => {
+                c.close(0u32.into(), b"wrong role");
+                format!(
+                    "it presented a certificate that is not a {}'s (role {})",
+                    S::SERVER,
+                    super::server::peer_role(&c).map_or("none", |r| r.as_str())
+                )
+            }
             Ok(Ok(c)) => {
                 st.conn = Some(c.clone());
                 st.failures = 0;
@@ -399,6 +407,13 @@ impl Peer {
             st.conn = None;
         }
     }
+}
+
+/// Whether the server on `conn` presented the certificate of the role that serves `S`: a
+/// process of another role (a gateway's certificate, say) cannot pose as a storage node
+/// and feed a replicator forged changes.
+fn serves_as<S: Service>(conn: &Connection) -> bool {
+    super::server::peer_role(conn) == Some(S::SERVER_ROLE)
 }
 
 async fn dial(endpoint: &Endpoint, addr: &str) -> std::result::Result<Connection, String> {

@@ -4,11 +4,13 @@
 mod batch;
 pub mod client;
 pub mod frame;
+pub mod role;
 pub mod server;
 pub mod service;
 pub mod tls;
 
 pub use client::{RpcClient, Typed};
+pub use role::PeerRole;
 pub use server::{Handler, RpcServer};
 pub use service::{Call, Lane, Node, Replicator, Service};
 pub use tls::{DevCa, TlsMaterial};

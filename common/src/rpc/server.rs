@@ -11,6 +11,7 @@ use std::time::Instant;
 use tokio::task::JoinHandle;
 
 use super::frame::{FrameError, read_frame, write_frame};
+use super::role::PeerRole;
 use super::service::Service;
 use super::tls::TlsMaterial;
 use crate::error::{Error, ErrorCode, Result};
@@ -137,17 +138,44 @@ impl RpcServer {
     }
 }
 
+/// The role of the certificate a connection's peer presented (the handshake checked it
+/// against the cluster CA); `None` when it carries none, which every call then refuses.
+pub(super) fn peer_role(conn: &quinn::Connection) -> Option<PeerRole> {
+    let identity = conn.peer_identity()?;
+    let chain = identity.downcast_ref::<Vec<rustls::pki_types::CertificateDer<'static>>>()?;
+    PeerRole::of_certificate(chain.first()?)
+}
+
 async fn serve_connection<H: Handler>(
     conn: quinn::Connection,
     handler: Arc<H>,
     max_frame: usize,
     drain: Arc<Drain>,
 ) {
+    let role = peer_role(&conn);
+    if role.is_none() {
+        tracing::warn!(
+            remote = %conn.remote_address(),
+            "a peer presented a cluster certificate without a role; its calls are refused \
+             (issue role certificates with `aerolith certs`)"
+        );
+    }
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
                 let handler = handler.clone();
-                tokio::spawn(serve_stream(handler, send, recv, max_frame, drain.clone()));
+                let peer = Peer {
+                    role,
+                    addr: conn.remote_address(),
+                };
+                tokio::spawn(serve_stream(
+                    handler,
+                    send,
+                    recv,
+                    max_frame,
+                    drain.clone(),
+                    peer,
+                ));
             }
             Err(e) => {
                 tracing::debug!(error = %e, remote = %conn.remote_address(), "connection ended");
@@ -157,12 +185,20 @@ async fn serve_connection<H: Handler>(
     }
 }
 
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    role: Option<PeerRole>,
+    addr: SocketAddr,
+}
+
 async fn serve_stream<H: Handler>(
     handler: Arc<H>,
     mut send: SendStream,
     mut recv: RecvStream,
     max_frame: usize,
     drain: Arc<Drain>,
+    peer: Peer,
 ) {
     let out = match read_frame::<Request<H>>(&mut recv, max_frame).await {
         Ok(Some(req)) => {
@@ -174,7 +210,7 @@ async fn serve_stream<H: Handler>(
                     "this process is shutting down; the request was not acted on",
                 ))
             } else {
-                serve_request(&*handler, req).await
+                serve_request(&*handler, req, peer).await
             };
             answer::<H::Service>(&mut send, out).await;
             drain.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -196,8 +232,9 @@ async fn serve_stream<H: Handler>(
 type Request<H> = <<H as Handler>::Service as Service>::Request;
 type Answer<H> = <<H as Handler>::Service as Service>::Answer;
 
-/// Runs one request through the handler, within the time the caller gave it.
-async fn serve_request<H: Handler>(handler: &H, req: Request<H>) -> Result<Answer<H>> {
+/// Runs one request through the handler, within the time the caller gave it, if the
+/// caller's role may make it.
+async fn serve_request<H: Handler>(handler: &H, req: Request<H>, peer: Peer) -> Result<Answer<H>> {
     let (timeout_ms, call) = H::Service::open(req);
     let Some(call) = call else {
         return Err(Error::invalid(format!(
@@ -205,6 +242,12 @@ async fn serve_request<H: Handler>(handler: &H, req: Request<H>) -> Result<Answe
             H::Service::SERVER
         )));
     };
+    if !peer
+        .role
+        .is_some_and(|role| H::Service::permits(role, &call))
+    {
+        return Err(refuse::<H::Service>(&call, peer));
+    }
     let timeout = request_timeout(timeout_ms);
     let deadline = Instant::now() + timeout;
     match tokio::time::timeout(timeout + ANSWER_GRACE, handler.handle(call, deadline)).await {
@@ -214,6 +257,29 @@ async fn serve_request<H: Handler>(handler: &H, req: Request<H>) -> Result<Answe
             H::Service::SERVER
         ))),
     }
+}
+
+/// The `permission_denied` answer to a call the peer's role may not make, logged and counted
+/// (`aerolith_rpc_refused_total{call,role}`): a refusal means a misconfigured or
+/// compromised process, which an operator wants to see.
+fn refuse<S: Service>(call: &S::Call, peer: Peer) -> Error {
+    let name = S::call_name(call);
+    let role = peer.role.map_or("none", PeerRole::as_str);
+    metrics::counter!("aerolith_rpc_refused_total", "call" => name, "role" => role).increment(1);
+    tracing::warn!(
+        call = name,
+        role,
+        remote = %peer.addr,
+        "refused an internal call the peer's role may not make"
+    );
+    let who = peer.role.map_or_else(
+        || "a certificate without a role".to_string(),
+        |r| format!("a {r}"),
+    );
+    Error::new(
+        ErrorCode::PermissionDenied,
+        format!("{who} may not call {name} on a {}", S::SERVER),
+    )
 }
 
 /// How long past a call's deadline the server waits before answering `deadline_exceeded`

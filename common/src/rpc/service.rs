@@ -6,6 +6,7 @@
 use aerolith_proto::internal::v1 as pb;
 use prost::Message;
 
+use super::role::PeerRole;
 use crate::error::{Error, ErrorCode};
 
 /// One service of the internal RPC: its envelope messages and their bodies.
@@ -20,6 +21,8 @@ pub trait Service: Send + Sync + 'static {
     type Answer: Send + 'static;
     /// Who serves it, for messages ("storage node", "replicator").
     const SERVER: &'static str;
+    /// The role a server of this service presents: a client refuses a peer with another.
+    const SERVER_ROLE: PeerRole;
 
     /// The request envelope of `call`, telling the server it has `timeout_ms` to answer.
     fn request(timeout_ms: u32, call: Self::Call) -> Self::Request;
@@ -34,6 +37,13 @@ pub trait Service: Send + Sync + 'static {
     fn answer(resp: Self::Response) -> Option<Result<Self::Answer, Error>>;
     /// The call's name, for metrics and messages.
     fn call_name(call: &Self::Call) -> &'static str;
+    /// The roles that may make `call` (as the `calls!` list declares them).
+    fn callers(call: &Self::Call) -> &'static [PeerRole];
+
+    /// Whether a peer of `role` may make `call`; the server refuses it otherwise.
+    fn permits(role: PeerRole, call: &Self::Call) -> bool {
+        Self::callers(call).contains(&role)
+    }
 
     /// The lane in which `call` may wait to be sent with others (see [`Lane`]); `None`
     /// sends it on a stream of its own at once.
@@ -104,13 +114,14 @@ fn from_rpc_error(e: pb::RpcError) -> Error {
 /// Writes a [`Service`] implementation for an envelope pair whose bodies are
 /// `$req::Body` / `$resp::Body`, with the `Error` variant carrying failures.
 macro_rules! envelope {
-    ($svc:ty, $server:literal, $req:ident, $req_mod:ident, $resp:ident, $resp_mod:ident $(, { $($extra:item)* })?) => {
+    ($svc:ty, $server:literal, $server_role:ident, $req:ident, $req_mod:ident, $resp:ident, $resp_mod:ident $(, { $($extra:item)* })?) => {
         impl Service for $svc {
             type Request = pb::$req;
             type Response = pb::$resp;
             type Call = pb::$req_mod::Body;
             type Answer = pb::$resp_mod::Body;
             const SERVER: &'static str = $server;
+            const SERVER_ROLE: PeerRole = PeerRole::$server_role;
 
             fn request(timeout_ms: u32, call: Self::Call) -> Self::Request {
                 pb::$req {
@@ -146,6 +157,10 @@ macro_rules! envelope {
                 call_name_of(call)
             }
 
+            fn callers(call: &Self::Call) -> &'static [PeerRole] {
+                call.callers()
+            }
+
             $($($extra)*)?
         }
     };
@@ -154,6 +169,7 @@ macro_rules! envelope {
 envelope!(
     Node,
     "storage node",
+    StorageNode,
     Request,
     request,
     Response,
@@ -170,6 +186,18 @@ envelope!(
                 Body::Delete(r) if r.session.is_empty() => Some(Lane::Writes),
                 _ => None,
             }
+        }
+
+        fn permits(role: PeerRole, call: &Self::Call) -> bool {
+            // A batch carries calls: each must be one the caller may make on its own.
+            Self::callers(call).contains(&role)
+                && match call {
+                    pb::request::Body::Batch(b) => b
+                        .items
+                        .iter()
+                        .all(|i| i.body.as_ref().is_none_or(|c| Self::permits(role, c))),
+                    _ => true,
+                }
         }
 
         fn batch(timeout_ms: u32, items: Vec<Self::Request>) -> Option<Self::Request> {
@@ -190,15 +218,17 @@ envelope!(
 envelope!(
     Replicator,
     "replicator",
+    Replicator,
     ReplicatorRequest,
     replicator_request,
     ReplicatorResponse,
     replicator_response
 );
 
-/// The name of a call body, whichever service's.
+/// The name of a call body, whichever service's, and who may make it.
 trait CallName {
     fn call_name(&self) -> &'static str;
+    fn callers(&self) -> &'static [PeerRole];
 }
 
 fn call_name_of<C: CallName>(call: &C) -> &'static str {
@@ -206,12 +236,13 @@ fn call_name_of<C: CallName>(call: &C) -> &'static str {
 }
 
 /// The calls of each service, one line each: `name(RequestVariant: RequestMessage) ->
-/// AnswerVariant: AnswerMessage`. Everything typed about a call (its [`Call`] impl, its
-/// name, its method on the typed client) is written from this list.
+/// AnswerVariant: AnswerMessage by [Roles]`. Everything typed about a call (its [`Call`]
+/// impl, its name, who may make it, its method on the typed client) is written from this
+/// list.
 macro_rules! calls {
     ($(
         $svc:ident ($req_mod:ident, $resp_mod:ident) {
-            $( $name:ident ($variant:ident : $msg:ident) -> $answer:ident : $answer_msg:ident; )*
+            $( $name:ident ($variant:ident : $msg:ident) -> $answer:ident : $answer_msg:ident by [$($role:ident),+]; )*
         }
     )*) => {
         $(
@@ -239,6 +270,12 @@ macro_rules! calls {
                         $( pb::$req_mod::Body::$variant(_) => stringify!($name), )*
                     }
                 }
+
+                fn callers(&self) -> &'static [PeerRole] {
+                    match self {
+                        $( pb::$req_mod::Body::$variant(_) => &[$(PeerRole::$role),+], )*
+                    }
+                }
             }
 
             impl super::client::Typed<'_, $svc> {
@@ -260,50 +297,50 @@ macro_rules! calls {
 
 calls! {
     Node(request, response) {
-        get(Get: GetRequest) -> Doc: DocResponse;
-        put(Put: PutRequest) -> Doc: DocResponse;
-        patch(Patch: PatchRequest) -> Doc: DocResponse;
-        delete(Delete: DeleteRequest) -> Doc: DocResponse;
-        list(List: ListRequest) -> List: ListResponse;
-        put_collection(PutCollection: PutCollectionRequest) -> PutCollection: PutCollectionResponse;
-        get_collection(GetCollection: GetCollectionRequest) -> Collection: CollectionMeta;
-        list_collections(ListCollections: ListCollectionsRequest) -> Collections: ListCollectionsResponse;
-        delete_collection(DeleteCollection: DeleteCollectionRequest) -> Collection: CollectionMeta;
-        put_index(PutIndex: PutIndexRequest) -> PutCollection: PutCollectionResponse;
-        drop_index(DropIndex: DropIndexRequest) -> Collection: CollectionMeta;
-        index_states(IndexStates: IndexStatesRequest) -> IndexStates: IndexStatesResponse;
-        ping(Ping: PingRequest) -> Pong: PingResponse;
-        bulk(Bulk: BulkRequest) -> Bulk: BulkResponse;
-        query(Query: QueryRequest) -> Query: QueryResponse;
-        read_changes(ReadChanges: ReadChangesRequest) -> Changes: ReadChangesResponse;
-        change_heads(ChangeHeads: ChangeHeadsRequest) -> Heads: ChangeHeadsResponse;
-        apply(Apply: ApplyRequest) -> Apply: ApplyResponse;
-        watermarks(Watermarks: WatermarksRequest) -> Watermarks: WatermarksResponse;
-        apply_collection(ApplyCollection: CollectionMeta) -> Collection: CollectionMeta;
-        digest(Digest: DigestRequest) -> Digests: DigestResponse;
-        apply_batch(ApplyBatch: ApplyBatchRequest) -> AppliedBatch: ApplyBatchResponse;
-        await_marks(AwaitMarks: AwaitRequest) -> Empty: Empty;
-        dc_states(DcStates: DcStatesRequest) -> Empty: Empty;
-        range(Range: RangeRequest) -> Range: RangeResponse;
-        seed_status(SeedStatus: SeedStatusRequest) -> SeedStatus: SeedStatusResponse;
-        seed_read(SeedRead: SeedReadRequest) -> SeedRead: SeedReadResponse;
-        seed_write(SeedWrite: SeedWriteRequest) -> Empty: Empty;
-        seed_finish(SeedFinish: SeedFinishRequest) -> Empty: Empty;
-        peer_acks(PeerAcks: PeerAcksRequest) -> PeerAcks: PeerAcksResponse;
-        backup(Backup: BackupRequest) -> Backup: BackupResponse;
-        seed_decide(SeedDecide: SeedDecideRequest) -> Empty: Empty;
-        batch(Batch: RequestBatch) -> Batch: ResponseBatch;
-        set_shard_map(SetShardMap: SetShardMapRequest) -> ShardMap: ShardMap;
-        get_shard_map(GetShardMap: GetShardMapRequest) -> ShardMap: ShardMap;
-        shard_export(ShardExport: ShardExportRequest) -> ShardExport: ShardExportResponse;
-        shard_import(ShardImport: ShardImportRequest) -> Empty: Empty;
-        shard_drop(ShardDrop: ShardDropRequest) -> Empty: Empty;
+        get(Get: GetRequest) -> Doc: DocResponse by [Gateway, Replicator];
+        put(Put: PutRequest) -> Doc: DocResponse by [Gateway, Replicator];
+        patch(Patch: PatchRequest) -> Doc: DocResponse by [Gateway, Replicator];
+        delete(Delete: DeleteRequest) -> Doc: DocResponse by [Gateway, Replicator];
+        list(List: ListRequest) -> List: ListResponse by [Gateway, Replicator];
+        put_collection(PutCollection: PutCollectionRequest) -> PutCollection: PutCollectionResponse by [Gateway, Replicator];
+        get_collection(GetCollection: GetCollectionRequest) -> Collection: CollectionMeta by [Gateway, Replicator];
+        list_collections(ListCollections: ListCollectionsRequest) -> Collections: ListCollectionsResponse by [Gateway, Replicator];
+        delete_collection(DeleteCollection: DeleteCollectionRequest) -> Collection: CollectionMeta by [Gateway, Replicator];
+        put_index(PutIndex: PutIndexRequest) -> PutCollection: PutCollectionResponse by [Gateway, Replicator];
+        drop_index(DropIndex: DropIndexRequest) -> Collection: CollectionMeta by [Gateway, Replicator];
+        index_states(IndexStates: IndexStatesRequest) -> IndexStates: IndexStatesResponse by [Gateway, Replicator];
+        ping(Ping: PingRequest) -> Pong: PingResponse by [Gateway, Replicator, StorageNode];
+        bulk(Bulk: BulkRequest) -> Bulk: BulkResponse by [Gateway, Replicator];
+        query(Query: QueryRequest) -> Query: QueryResponse by [Gateway, Replicator];
+        read_changes(ReadChanges: ReadChangesRequest) -> Changes: ReadChangesResponse by [Gateway, Replicator];
+        change_heads(ChangeHeads: ChangeHeadsRequest) -> Heads: ChangeHeadsResponse by [Gateway, Replicator];
+        apply(Apply: ApplyRequest) -> Apply: ApplyResponse by [Replicator];
+        watermarks(Watermarks: WatermarksRequest) -> Watermarks: WatermarksResponse by [Gateway, Replicator];
+        apply_collection(ApplyCollection: CollectionMeta) -> Collection: CollectionMeta by [Replicator];
+        digest(Digest: DigestRequest) -> Digests: DigestResponse by [Replicator];
+        apply_batch(ApplyBatch: ApplyBatchRequest) -> AppliedBatch: ApplyBatchResponse by [Replicator];
+        await_marks(AwaitMarks: AwaitRequest) -> Empty: Empty by [Gateway, Replicator];
+        dc_states(DcStates: DcStatesRequest) -> Empty: Empty by [Replicator];
+        range(Range: RangeRequest) -> Range: RangeResponse by [Replicator];
+        seed_status(SeedStatus: SeedStatusRequest) -> SeedStatus: SeedStatusResponse by [Replicator];
+        seed_read(SeedRead: SeedReadRequest) -> SeedRead: SeedReadResponse by [Replicator];
+        seed_write(SeedWrite: SeedWriteRequest) -> Empty: Empty by [Replicator];
+        seed_finish(SeedFinish: SeedFinishRequest) -> Empty: Empty by [Replicator];
+        peer_acks(PeerAcks: PeerAcksRequest) -> PeerAcks: PeerAcksResponse by [Replicator];
+        backup(Backup: BackupRequest) -> Backup: BackupResponse by [Replicator];
+        seed_decide(SeedDecide: SeedDecideRequest) -> Empty: Empty by [Replicator];
+        batch(Batch: RequestBatch) -> Batch: ResponseBatch by [Gateway, Replicator];
+        set_shard_map(SetShardMap: SetShardMapRequest) -> ShardMap: ShardMap by [Replicator];
+        get_shard_map(GetShardMap: GetShardMapRequest) -> ShardMap: ShardMap by [Gateway, Replicator];
+        shard_export(ShardExport: ShardExportRequest) -> ShardExport: ShardExportResponse by [Replicator];
+        shard_import(ShardImport: ShardImportRequest) -> Empty: Empty by [Replicator];
+        shard_drop(ShardDrop: ShardDropRequest) -> Empty: Empty by [Replicator];
     }
     Replicator(replicator_request, replicator_response) {
-        ping(Ping: PingRequest) -> Pong: PingResponse;
-        watermarks(Watermarks: WatermarksRequest) -> Watermarks: WatermarksResponse;
-        ship(Ship: ShipRequest) -> Shipped: ShipResponse;
-        dc_states(DcStates: DcStatesRequest) -> Empty: Empty;
+        ping(Ping: PingRequest) -> Pong: PingResponse by [Gateway, Replicator, StorageNode];
+        watermarks(Watermarks: WatermarksRequest) -> Watermarks: WatermarksResponse by [Replicator];
+        ship(Ship: ShipRequest) -> Shipped: ShipResponse by [Replicator];
+        dc_states(DcStates: DcStatesRequest) -> Empty: Empty by [Replicator];
     }
 }
 
@@ -362,5 +399,58 @@ mod tests {
             "seed_decide"
         );
         assert_eq!(<pb::ShipRequest as Call<Replicator>>::NAME, "ship");
+    }
+
+    #[test]
+    fn a_gateway_may_serve_clients_but_not_replicate_seed_move_or_back_up() {
+        use pb::request::Body as B;
+        let gateway_may = |b: B| Node::permits(PeerRole::Gateway, &b);
+        assert!(gateway_may(B::Get(Default::default())));
+        assert!(gateway_may(B::Put(Default::default())));
+        assert!(gateway_may(B::Query(Default::default())));
+        assert!(gateway_may(B::ReadChanges(Default::default())));
+        for forbidden in [
+            B::Apply(Default::default()),
+            B::ApplyBatch(Default::default()),
+            B::ApplyCollection(Default::default()),
+            B::PeerAcks(Default::default()),
+            B::SeedWrite(Default::default()),
+            B::SeedDecide(Default::default()),
+            B::Backup(Default::default()),
+            B::SetShardMap(Default::default()),
+            B::ShardImport(Default::default()),
+            B::ShardDrop(Default::default()),
+            B::DcStates(Default::default()),
+        ] {
+            assert!(
+                !gateway_may(forbidden.clone()),
+                "{}",
+                Node::call_name(&forbidden)
+            );
+            assert!(Node::permits(PeerRole::Replicator, &forbidden));
+            assert!(!Node::permits(PeerRole::StorageNode, &forbidden));
+        }
+        // A batch is judged by every call it carries.
+        let item = |b: B| pb::Request {
+            timeout_ms: 1,
+            body: Some(b),
+        };
+        let fine = B::Batch(pb::RequestBatch {
+            items: vec![item(B::Get(Default::default()))],
+        });
+        assert!(gateway_may(fine));
+        let smuggled = B::Batch(pb::RequestBatch {
+            items: vec![
+                item(B::Get(Default::default())),
+                item(B::Apply(Default::default())),
+            ],
+        });
+        assert!(!gateway_may(smuggled));
+        // Peers' replicators alone ship; anyone certified may ping.
+        let ship = pb::replicator_request::Body::Ship(Default::default());
+        assert!(!Replicator::permits(PeerRole::Gateway, &ship));
+        assert!(Replicator::permits(PeerRole::Replicator, &ship));
+        let ping = pb::replicator_request::Body::Ping(Default::default());
+        assert!(PeerRole::ALL.iter().all(|r| Replicator::permits(*r, &ping)));
     }
 }

@@ -1,5 +1,5 @@
-//! Mutual TLS for the internal RPC: a cluster CA signs every process's certificate, and
-//! both ends of every connection must present one.
+//! Mutual TLS for the internal RPC: a cluster CA signs one certificate per role (see
+//! `role.rs`), and both ends of every connection must present one.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,13 +8,14 @@ use std::time::Duration;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 
+use super::role::PeerRole;
 use crate::error::{Error, Result};
 use crate::topology::TlsFiles;
 
@@ -49,8 +50,12 @@ fn tls_err(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 impl TlsMaterial {
-    /// Loads PEM files named in `cluster.toml`.
-    pub fn from_files(files: &TlsFiles) -> Result<TlsMaterial> {
+    /// Loads the CA and the certificate and key of `role` named in `cluster.toml`, and
+    /// checks that the certificate speaks for `role`: a certificate without a role (one
+    /// shared by every process, as before roles) is refused with the command that issues
+    /// role certificates, never used with less checking.
+    pub fn from_files(files: &TlsFiles, role: PeerRole) -> Result<TlsMaterial> {
+        let (cert, key) = files.pair(role)?;
         let read = |p: &Path| -> Result<Vec<CertificateDer<'static>>> {
             CertificateDer::pem_file_iter(p)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
@@ -60,20 +65,44 @@ impl TlsMaterial {
             .into_iter()
             .next()
             .ok_or_else(|| Error::invalid(format!("no certificate in {}", files.ca.display())))?;
-        let chain = read(&files.cert)?;
-        if chain.is_empty() {
+        let chain = read(cert)?;
+        let Some(leaf) = chain.first() else {
             return Err(Error::invalid(format!(
                 "no certificate in {}",
-                files.cert.display()
+                cert.display()
             )));
+        };
+        match PeerRole::of_certificate(leaf) {
+            Some(r) if r == role => {}
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "{} is a {other} certificate; a {role} presents its own (cluster.toml's [tls] `{role}` entry)",
+                    cert.display()
+                )));
+            }
+            None => {
+                return Err(Error::invalid(format!(
+                    "{} carries no AerolithDB role: it is a certificate every process shared before role \
+                     certificates, and peers now refuse it. Issue one per role with \
+                     `aerolith certs --out DIR --force` (it writes ca.pem and storagenode, gateway and \
+                     replicator .pem/.key) and name them in cluster.toml's [tls] as \
+                     `{role} = {{ cert = \"DIR/{role}.pem\", key = \"DIR/{role}.key\" }}`",
+                    cert.display()
+                )));
+            }
         }
-        let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
+        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
             tls_err(
-                &format!("cannot read private key from {}", files.key.display()),
+                &format!("cannot read private key from {}", key.display()),
                 e,
             )
         })?;
         Ok(TlsMaterial { ca, chain, key })
+    }
+
+    /// The role this process's certificate speaks for.
+    pub fn role(&self) -> Option<PeerRole> {
+        self.chain.first().and_then(PeerRole::of_certificate)
     }
 
     fn roots(&self) -> Result<Arc<RootCertStore>> {
@@ -200,13 +229,18 @@ impl DevCa {
         self.issuer.pem()
     }
 
-    /// Signs a fresh key for one process (`name` goes in the subject).
-    fn sign(&self, name: &str) -> Result<(rcgen::Certificate, KeyPair)> {
+    /// Signs a fresh key for processes of `role` (`name` goes in the subject, the role in a
+    /// SAN URI).
+    fn sign(&self, name: &str, role: Option<PeerRole>) -> Result<(rcgen::Certificate, KeyPair)> {
         let mut params = CertificateParams::new(vec![
             CLUSTER_SERVER_NAME.to_string(),
             "localhost".to_string(),
         ])
         .map_err(|e| tls_err("certificate params", e))?;
+        if let Some(role) = role {
+            let uri = role.uri().try_into().map_err(|e| tls_err("role URI", e))?;
+            params.subject_alt_names.push(SanType::URI(uri));
+        }
         params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
@@ -219,22 +253,58 @@ impl DevCa {
         Ok((cert, key))
     }
 
-    /// Issues a certificate for one process, in PEM (for files).
-    pub fn issue_pem(&self, name: &str) -> Result<IssuedPem> {
-        let (cert, key) = self.sign(name)?;
+    /// Issues a certificate for processes of `role`, in PEM (for files).
+    pub fn issue_pem(&self, name: &str, role: PeerRole) -> Result<IssuedPem> {
+        let (cert, key) = self.sign(name, Some(role))?;
         Ok(IssuedPem {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         })
     }
 
-    /// Issues a certificate for one process as ready-to-use material.
-    pub fn issue(&self, name: &str) -> Result<TlsMaterial> {
-        let (cert, key) = self.sign(name)?;
-        Ok(TlsMaterial {
+    /// Issues a server certificate for the public ports (HTTPS, gRPC, the admin API) valid
+    /// for `names` (DNS names or IP addresses), in PEM: server authentication only and no
+    /// role, so it is worth nothing inside the cluster.
+    pub fn issue_server_pem(&self, names: &[String]) -> Result<IssuedPem> {
+        let mut params =
+            CertificateParams::new(names.to_vec()).map_err(|e| tls_err("server names", e))?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "AerolithDB public endpoint");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate().map_err(|e| tls_err("key", e))?;
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(|e| tls_err("signing", e))?;
+        Ok(IssuedPem {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Issues a certificate for one process of `role` as ready-to-use material.
+    pub fn issue(&self, name: &str, role: PeerRole) -> Result<TlsMaterial> {
+        let (cert, key) = self.sign(name, Some(role))?;
+        Ok(self.material(&cert, &key))
+    }
+
+    /// Issues a certificate without a role, as `aerolith certs` did before roles (one for
+    /// every process): for checking that such a certificate is refused, in PEM and as
+    /// material.
+    pub fn issue_without_role(&self, name: &str) -> Result<(IssuedPem, TlsMaterial)> {
+        let (cert, key) = self.sign(name, None)?;
+        let pem = IssuedPem {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        };
+        Ok((pem, self.material(&cert, &key)))
+    }
+
+    fn material(&self, cert: &rcgen::Certificate, key: &KeyPair) -> TlsMaterial {
+        TlsMaterial {
             ca: self.issuer.der().clone(),
             chain: vec![cert.der().clone()],
             key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        })
+        }
     }
 }

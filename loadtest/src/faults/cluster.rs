@@ -166,11 +166,7 @@ impl ProcCluster {
         let mut config = ClusterConfig {
             name: "faults".into(),
             shards: DEFAULT_SHARDS,
-            tls: Some(TlsFiles {
-                ca: certs.join("ca.pem"),
-                cert: certs.join("node.pem"),
-                key: certs.join("node.key"),
-            }),
+            tls: Some(TlsFiles::in_dir(&certs)),
             dcs: Vec::new(),
         };
         for id in &ids {
@@ -211,6 +207,9 @@ impl ProcCluster {
                         data.display().to_string(),
                         "--memory".into(),
                         "small".into(),
+                        // Every node of the cluster writes its backups below one directory.
+                        "--backup-dir".into(),
+                        dir.join("backups").display().to_string(),
                     ]
                     .into_iter()
                     .chain(node_args.iter().cloned())

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::support::{converged, digests, start_with};
 use aerolith_cli::dev::DevOptions;
-use aerolith_common::rpc::{RpcClient, TlsMaterial};
+use aerolith_common::rpc::{PeerRole, RpcClient, TlsMaterial};
 use aerolith_common::shard::{DEFAULT_SHARDS, shard_of};
 use aerolith_loadtest::faults::cluster::{ProcCluster, Role};
 use aerolith_storagenode::Retention;
@@ -491,7 +491,7 @@ async fn converge(http: &reqwest::Client, admin: &[String]) {
 /// cut short after its first call leaves it; the client, to close at the end.
 async fn delete_on_first_node(cluster: &ProcCluster, name: &str) -> RpcClient {
     let tls = cluster.config.tls.as_ref().expect("certificates");
-    let client = RpcClient::new(&TlsMaterial::from_files(tls).unwrap()).unwrap();
+    let client = RpcClient::new(&TlsMaterial::from_files(tls, PeerRole::Gateway).unwrap()).unwrap();
     let first = &cluster.config.dcs[0].nodes[0].rpc;
     let req = aerolith_common::pb::DeleteCollectionRequest {
         name: name.into(),

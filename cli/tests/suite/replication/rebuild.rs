@@ -233,7 +233,7 @@ async fn a_wiped_node_is_rebuilt_from_the_peer_dc() {
 async fn a_node_restored_from_an_old_backup_catches_up() {
     let _turn = crate::support::TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let backups = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
     let mut c = start_with(opts(dir.path())).await;
     let http = reqwest::Client::new();
     let (dc1, _, admin1, admin2) = urls(&c);
@@ -241,8 +241,15 @@ async fn a_node_restored_from_an_old_backup_catches_up() {
     put_all(&http, &dc1, ids("a", 0..80), 1).await;
     converged(&http, &admin1, &admin2).await;
 
-    // A backup of every dc1 node through the admin API.
-    let target = backups.path().join("b1");
+    // A backup outside the nodes' backup directory is refused and writes nothing.
+    let outside = elsewhere.path().join("b1");
+    let (status_code, body) = backup(&http, &admin1, &outside).await;
+    assert_eq!(status_code, 403, "{body}");
+    assert_eq!(body["error"]["code"], "permission_denied", "{body}");
+    assert!(!outside.exists());
+    // A backup of every dc1 node through the admin API, below their backup directory
+    // (`aerolith dev` gives each DC's nodes `<data dir>/<dc>/backups`).
+    let target = dir.path().join("dc1").join("backups").join("b1");
     let (status_code, body) = backup(&http, &admin1, &target).await;
     assert_eq!(status_code, 200, "{body}");
     assert_eq!(body["nodes"].as_array().map(Vec::len), Some(2), "{body}");
@@ -399,7 +406,6 @@ fn restore(args: &[&std::ffi::OsStr]) -> String {
 async fn a_single_dc_node_restored_as_is_serves_its_backup_under_a_new_epoch() {
     let _turn = crate::support::TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let backups = tempfile::tempdir().unwrap();
     let single = || DevOptions {
         dcs: 1,
         nodes_per_dc: 1,
@@ -413,8 +419,9 @@ async fn a_single_dc_node_restored_as_is_serves_its_backup_under_a_new_epoch() {
         format!("http://{}", e[0].admin),
     );
     put_all(&http, &dc1, ids("a", 0..10), 1).await;
-    let target = backups.path().join("b");
-    assert_eq!(backup(&http, &admin1, &target).await.0, 200);
+    // A relative dir is below the nodes' backup directory.
+    assert_eq!(backup(&http, &admin1, Path::new("b")).await.0, 200);
+    let target = dir.path().join("dc1").join("backups").join("b");
     // After the backup: an update and new documents, which the restore will lose.
     put_all(&http, &dc1, ids("a", 0..1), 2).await;
     let lost = until_status(&http, &format!("{dc1}/v1/collections/c/docs/a0"), 200).await;

@@ -1,5 +1,6 @@
 //! TLS on the public ports (`--tls-cert`/`--tls-key`): REST, WebSocket and gRPC over TLS
-//! with a certificate the client trusts; plain-text clients get no answer.
+//! with a certificate the client trusts, and the replicator admin API over TLS with the
+//! CLI; plain-text clients get no answer.
 
 use std::sync::Arc;
 
@@ -15,8 +16,9 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use crate::support::start_with;
 use aerolith_cli::dev::DevOptions;
+use aerolith_common::auth::Tokens;
+use aerolith_common::https::PublicTls;
 use aerolith_common::rpc::DevCa;
-use aerolith_gateway::tls::PublicTls;
 use aerolith_proto::v1 as api;
 use aerolith_proto::v1::documents_client::DocumentsClient;
 
@@ -52,7 +54,7 @@ async fn https(addr: &str, ca: &str, request: String) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_websocket_and_grpc_speak_tls_when_configured() {
     let ca = DevCa::generate().unwrap();
-    let issued = ca.issue_pem("public").unwrap();
+    let issued = ca.issue_server_pem(&["localhost".into()]).unwrap();
     let ca_pem = ca.ca_pem();
     let tls = PublicTls::from_pem(issued.cert_pem.into(), issued.key_pem.into()).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -133,10 +135,141 @@ async fn rest_websocket_and_grpc_speak_tls_when_configured() {
 #[test]
 fn mismatched_or_bad_pem_is_refused_at_start() {
     let ca = DevCa::generate().unwrap();
-    let a = ca.issue_pem("a").unwrap();
-    let b = ca.issue_pem("b").unwrap();
+    let a = ca.issue_server_pem(&["a.example".into()]).unwrap();
+    let b = ca.issue_server_pem(&["b.example".into()]).unwrap();
     let e = PublicTls::from_pem(a.cert_pem.clone().into(), b.key_pem.into()).unwrap_err();
     assert!(e.message.contains("do not fit"), "{}", e.message);
     let e = PublicTls::from_pem(b"not pem".to_vec(), a.key_pem.into()).unwrap_err();
     assert!(e.message.contains("no certificate"), "{}", e.message);
+    // A certificate without its key is an error, never a silent fall back to plain TCP.
+    let half = aerolith_common::https::TlsArgs {
+        tls_cert: Some("/nonexistent/public.pem".into()),
+        tls_key: None,
+    };
+    if std::env::var_os("AEROLITH_TLS_KEY").is_none() {
+        let e = half.load().unwrap_err();
+        assert!(e.message.contains("needs --tls-key"), "{}", e.message);
+    }
+}
+
+/// Runs the `aerolith` CLI; its exit code and its output.
+fn cli(args: &[&str]) -> (Option<i32>, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_aerolith"))
+        .args(args)
+        .env_remove("AEROLITH_TOKEN")
+        .env_remove("AEROLITH_CA")
+        .output()
+        .expect("aerolith runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.code(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_speaks_tls_to_the_cli_with_the_generated_ca() {
+    // The files a deployment gets: `aerolith certs` with a public certificate and tokens.
+    let certs = tempfile::tempdir().unwrap();
+    let out = certs.path().to_str().unwrap();
+    let (code, text) = cli(&[
+        "certs",
+        "--out",
+        out,
+        "--tokens",
+        "--public-names",
+        "localhost,127.0.0.1",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let file = |f: &str| certs.path().join(f);
+    let tls = PublicTls::from_files(&file("public.pem"), &file("public.key")).unwrap();
+    let mut tokens = Tokens::default();
+    tokens.add_file(&file("tokens")).unwrap();
+    let tokens_text = std::fs::read_to_string(file("tokens")).unwrap();
+    let admin_token = tokens_text
+        .lines()
+        .find_map(|l| l.strip_prefix("admin "))
+        .expect("an admin token")
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start_with(DevOptions {
+        nodes_per_dc: 1,
+        public_tls: Some(tls),
+        tokens,
+        ..DevOptions::new(dir.path().to_path_buf())
+    })
+    .await;
+    let endpoints = c.cluster.as_ref().unwrap().endpoints().dcs.clone();
+    let admin = format!("https://{}", endpoints[0].admin);
+    let gateway = format!("https://{}", endpoints[0].http);
+    let ca = file("public-ca.pem");
+    let ca = ca.to_str().unwrap();
+
+    // The CLI's admin commands over TLS, trusting the generated public CA; documents
+    // through the gateway over TLS with the same options.
+    let over_tls = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend([
+            "--admin-endpoint",
+            &admin,
+            "--endpoint",
+            &gateway,
+            "--ca",
+            ca,
+            "--token",
+            &admin_token,
+        ]);
+        let (code, text) = cli(&all);
+        assert_eq!(code, Some(0), "{args:?}: {text}");
+        text
+    };
+    assert!(over_tls(&["admin", "status"]).contains("dc1"));
+    over_tls(&["admin", "moves"]);
+    over_tls(&["put", "t", "a", r#"{"n":1}"#]);
+    let text = over_tls(&["get", "t", "a"]);
+    assert!(
+        text.contains(r#""n":1"#) || text.contains(r#""n": 1"#),
+        "{text}"
+    );
+    // The container healthcheck probes the admin API over TLS too.
+    let health = format!("{admin}/healthz");
+    let (code, text) = cli(&["healthcheck", "http", &health, "--ca", ca]);
+    assert_eq!(code, Some(0), "{text}");
+
+    // Without a CA the CLI says what it needs; a CA that did not sign the certificate (the
+    // cluster's internal one) fails the handshake; plain HTTP gets no answer.
+    let (code, text) = cli(&[
+        "admin",
+        "status",
+        "--admin-endpoint",
+        &admin,
+        "--token",
+        &admin_token,
+    ]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("--ca"), "{text}");
+    let other = file("ca.pem");
+    let (code, text) = cli(&[
+        "admin",
+        "status",
+        "--admin-endpoint",
+        &admin,
+        "--ca",
+        other.to_str().unwrap(),
+        "--token",
+        &admin_token,
+    ]);
+    assert_ne!(code, Some(0), "{text}");
+    let plain = c
+        .http
+        .get(format!("http://{}/healthz", endpoints[0].admin))
+        .send()
+        .await;
+    assert!(plain.is_err(), "{plain:?}");
+    assert!(
+        !text.contains(&admin_token),
+        "the token is never printed: {text}"
+    );
+    c.stop().await;
 }

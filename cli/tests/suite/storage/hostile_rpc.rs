@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use aerolith_common::pb;
 use aerolith_common::rpc::frame::{DEFAULT_MAX_FRAME, read_frame};
-use aerolith_common::rpc::{DevCa, RpcClient};
+use aerolith_common::rpc::{DevCa, PeerRole, RpcClient};
 use aerolith_common::shard::shard_of;
 use pb::request::Body as Req;
 use pb::response::Body as Resp;
@@ -42,7 +42,12 @@ async fn still_serving(client: &RpcClient, addr: &str) {
 /// answer frame.
 async fn exchange(ca: &DevCa, addr: std::net::SocketAddr, bytes: &[u8]) -> Option<pb::Response> {
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(ca.issue("probe").unwrap().client_config().unwrap());
+    endpoint.set_default_client_config(
+        ca.issue("probe", PeerRole::Gateway)
+            .unwrap()
+            .client_config()
+            .unwrap(),
+    );
     let conn = endpoint
         .connect(addr, aerolith_common::rpc::tls::CLUSTER_SERVER_NAME)
         .unwrap()

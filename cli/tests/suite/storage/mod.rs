@@ -1,16 +1,18 @@
 //! One storage node on its own: its process surviving SIGKILL, hostile input on its
-//! internal RPC, and batched calls.
+//! internal RPC, the roles that may make each call, and batched calls.
 
 mod batched_calls;
 mod hostile_rpc;
+mod internal_roles;
 mod process;
 
 use aerolith_common::json::Limits;
-use aerolith_common::rpc::DevCa;
+use aerolith_common::rpc::{DevCa, PeerRole};
 use aerolith_storagenode::{Durability, MemoryProfile, NodeOptions, Retention, StorageNode};
 
-/// One durable storage node of dc1 with `shards` shards, in this process, on a loopback port.
-async fn start_node(dir: &std::path::Path, ca: &DevCa, shards: u16) -> StorageNode {
+/// One durable storage node of dc1 with `shards` shards, in this process, on a loopback port,
+/// presenting a certificate of `role` (a storage node's, but for tests of impostors).
+async fn start_node(dir: &std::path::Path, ca: &DevCa, shards: u16, role: PeerRole) -> StorageNode {
     StorageNode::start(NodeOptions {
         data_dir: dir.join("n1"),
         dc: "dc1".into(),
@@ -20,10 +22,11 @@ async fn start_node(dir: &std::path::Path, ca: &DevCa, shards: u16) -> StorageNo
         durability: Durability::Durable,
         memory: MemoryProfile::Small,
         limits: Limits::default(),
-        tls: ca.issue("dc1-n1").unwrap(),
+        tls: ca.issue("dc1-n1", role).unwrap(),
         scan_budget: aerolith_storagenode::DEFAULT_SCAN_BUDGET,
         retention: Retention::default(),
         new_store: Default::default(),
+        backup_dir: Some(dir.join("backups")),
     })
     .await
     .expect("storage node starts")
@@ -36,8 +39,10 @@ async fn node_with_collection(
     shards: u16,
 ) -> (StorageNode, aerolith_common::rpc::RpcClient, DevCa) {
     let ca = DevCa::generate().unwrap();
-    let node = start_node(dir, &ca, shards).await;
-    let client = aerolith_common::rpc::RpcClient::new(&ca.issue("gateway").unwrap()).unwrap();
+    let node = start_node(dir, &ca, shards, PeerRole::StorageNode).await;
+    let client =
+        aerolith_common::rpc::RpcClient::new(&ca.issue("gateway", PeerRole::Gateway).unwrap())
+            .unwrap();
     let collection = aerolith_common::pb::PutCollectionRequest {
         name: "c".into(),
         ..Default::default()

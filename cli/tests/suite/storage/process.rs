@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use aerolith_common::rpc::{Call, DevCa, Node, RpcClient};
+use aerolith_common::rpc::{Call, DevCa, Node, PeerRole, RpcClient};
 use aerolith_common::shard::{DEFAULT_SHARDS, shard_of};
 use aerolith_common::{ErrorCode, pb};
 use aerolith_loadtest::faults::cluster::{ProcCluster, Role};
@@ -437,7 +437,8 @@ async fn peers_without_a_cluster_certificate_are_refused() {
     assert_eq!(pong.dc, "dc1", "{pong:?}");
 
     let stranger_ca = DevCa::generate().unwrap();
-    let stranger = RpcClient::new(&stranger_ca.issue("stranger").unwrap()).unwrap();
+    let stranger =
+        RpcClient::new(&stranger_ca.issue("stranger", PeerRole::Replicator).unwrap()).unwrap();
     let err = stranger
         .node()
         .ping(&addr, ping, Duration::from_secs(5))

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use aerolith_common::json::Limits;
-use aerolith_common::rpc::DevCa;
+use aerolith_common::rpc::{DevCa, PeerRole};
 use aerolith_common::topology::{ClusterConfig, DcConfig, NodeConfig};
 use aerolith_gateway::{Gateway, GatewayOptions};
 use serde_json::Value;
@@ -55,7 +55,10 @@ pub async fn gateway_to_nowhere(blackhole: &std::net::UdpSocket) -> Gateway {
         dc: "dc1".into(),
         http_listen: loopback,
         grpc_listen: loopback,
-        tls: DevCa::generate().unwrap().issue("gateway").unwrap(),
+        tls: DevCa::generate()
+            .unwrap()
+            .issue("gateway", PeerRole::Gateway)
+            .unwrap(),
         limits: Limits::default(),
         ws_queue_frames: aerolith_gateway::ws::DEFAULT_QUEUE_FRAMES,
         ws_heartbeat: aerolith_gateway::ws::DEFAULT_HEARTBEAT,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aerolith_common::pb;
-use aerolith_common::rpc::{Call, Node, RpcClient, TlsMaterial};
+use aerolith_common::rpc::{Call, Node, PeerRole, RpcClient, TlsMaterial};
 use aerolith_common::shard::{DEFAULT_SHARDS, shard_of};
 use aerolith_loadtest::faults::cluster::{ProcCluster, Role};
 use serde_json::Value;
@@ -70,7 +70,7 @@ impl Nodes {
     /// A client of `cluster`'s nodes.
     pub fn of(cluster: &ProcCluster) -> Nodes {
         let tls = cluster.config.tls.as_ref().expect("certificates");
-        let tls = TlsMaterial::from_files(tls).expect("certificates read");
+        let tls = TlsMaterial::from_files(tls, PeerRole::Replicator).expect("certificates read");
         let client = Arc::new(RpcClient::new(&tls).expect("rpc client"));
         Nodes {
             client,

@@ -240,8 +240,14 @@ async fn documents_queries_and_collections_from_the_command_line() {
         3,
         "cannot reach",
     );
+    // https:// needs a CA to trust (this client trusts none by default).
     fails(
         &run("https://example.invalid", &["collections"], None),
+        2,
+        "--ca",
+    );
+    fails(
+        &run("ftp://example.invalid", &["collections"], None),
         2,
         "http://",
     );

@@ -13,6 +13,8 @@ use futures::StreamExt;
 use tokio_tungstenite::connect_async;
 
 use aerolith_common::auth::{Role as TokenRole, Tokens};
+use aerolith_common::rpc::{PeerRole, TlsMaterial};
+use aerolith_common::topology::TlsFiles;
 
 use aerolith_loadtest::faults::cluster::{ProcCluster, Role};
 
@@ -43,16 +45,28 @@ fn certs_are_written_once_kept_on_a_rerun_and_never_half_replaced() {
     let o = aerolith(&["certs", "--out", out_arg]);
     assert!(o.status.success(), "{}", text(&o));
     let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
-    let (ca, cert, key) = (read("ca.pem"), read("node.pem"), read("node.key"));
+    let ca = read("ca.pem");
     assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
-    assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
-    assert!(key.contains("PRIVATE KEY"));
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(out.join("node.key"))
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600, "the key is private");
+    // One certificate per role, each carrying its role and loading only as that role.
+    let files = TlsFiles::in_dir(&out);
+    for role in PeerRole::ALL {
+        let cert = read(&format!("{role}.pem"));
+        assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(read(&format!("{role}.key")).contains("PRIVATE KEY"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join(format!("{role}.key")))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the {role} key is private");
+        let material = TlsMaterial::from_files(&files, role).expect("a role loads its own pair");
+        assert_eq!(material.role(), Some(role));
+    }
+    // A process given another role's certificate refuses to start, saying whose it is.
+    let mut swapped = files.clone();
+    swapped.gateway = swapped.replicator.clone();
+    let err = TlsMaterial::from_files(&swapped, PeerRole::Gateway).unwrap_err();
+    assert!(err.message.contains("is a replicator certificate"), "{err}");
 
     // An init step that runs again keeps what is there.
     let o = aerolith(&["certs", "--out", out_arg]);
@@ -61,7 +75,7 @@ fn certs_are_written_once_kept_on_a_rerun_and_never_half_replaced() {
     assert_eq!(read("ca.pem"), ca);
 
     // Half a set is refused, with one line saying what to do; --force replaces it.
-    std::fs::remove_file(out.join("node.pem")).unwrap();
+    std::fs::remove_file(out.join("gateway.pem")).unwrap();
     let o = aerolith(&["certs", "--out", out_arg]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("--force"), "{}", text(&o));
@@ -271,4 +285,77 @@ async fn dev_takes_tokens_from_a_file_and_the_environment_and_never_logs_them() 
         !logged.contains("authentication is off"),
         "tokens are configured"
     );
+}
+
+#[test]
+fn processes_given_one_shared_certificate_refuse_to_start_naming_the_command() {
+    // A deployment from before role certificates: one certificate without a role, named
+    // as `cert`/`key` for every process.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = aerolith_common::rpc::DevCa::generate().unwrap();
+    let (pem, _) = ca.issue_without_role("aerolith").unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.ca_pem()).unwrap();
+    std::fs::write(dir.path().join("node.pem"), &pem.cert_pem).unwrap();
+    std::fs::write(dir.path().join("node.key"), &pem.key_pem).unwrap();
+    let d = dir.path().display();
+    let config = dir.path().join("cluster.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tls]\nca = \"{d}/ca.pem\"\ncert = \"{d}/node.pem\"\nkey = \"{d}/node.key\"\n\
+             [[dcs]]\nid = \"dc1\"\nnodes = [{{ id = \"n1\", rpc = \"127.0.0.1:1\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let any = "127.0.0.1:0";
+    for args in [
+        vec![
+            "node",
+            "--config",
+            config,
+            "--dc",
+            "dc1",
+            "--node",
+            "n1",
+            "--data-dir",
+            data,
+        ],
+        vec![
+            "gateway",
+            "--config",
+            config,
+            "--dc",
+            "dc1",
+            "--http-listen",
+            any,
+            "--grpc-listen",
+            any,
+        ],
+        vec![
+            "replicator",
+            "--config",
+            config,
+            "--dc",
+            "dc1",
+            "--listen",
+            any,
+            "--admin-listen",
+            any,
+            "--data-dir",
+            data,
+        ],
+    ] {
+        let o = aerolith(&args);
+        assert!(!o.status.success(), "{}: {}", args[0], text(&o));
+        let t = text(&o);
+        assert!(t.contains("carries no AerolithDB role"), "{}: {t}", args[0]);
+        assert!(
+            t.contains("aerolith certs --out DIR --force"),
+            "{}: {t}",
+            args[0]
+        );
+    }
 }

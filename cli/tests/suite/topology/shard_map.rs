@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use aerolith_common::ErrorCode;
 use aerolith_common::pb;
-use aerolith_common::rpc::{RpcClient, TlsMaterial};
+use aerolith_common::rpc::{PeerRole, RpcClient, TlsMaterial};
 use aerolith_common::shard::{DEFAULT_SHARDS, shard_of};
 use aerolith_common::shard_map::ShardMap;
 use aerolith_loadtest::faults::cluster::{ProcCluster, Role};
@@ -61,8 +61,11 @@ async fn a_later_shard_map_reroutes_every_caller_without_a_restart() {
         cluster.http[1].clone(),
         cluster.admin[0].clone(),
     );
-    let tls = TlsMaterial::from_files(cluster.config.tls.as_ref().expect("certificates"))
-        .expect("certificates read");
+    let tls = TlsMaterial::from_files(
+        cluster.config.tls.as_ref().expect("certificates"),
+        PeerRole::Replicator,
+    )
+    .expect("certificates read");
     let client = RpcClient::new(&tls).expect("rpc client");
     let dc1 = cluster.config.dcs[0].clone();
     let addrs: Vec<String> = dc1.nodes.iter().map(|n| n.rpc.clone()).collect();

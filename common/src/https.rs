@@ -1,6 +1,7 @@
-//! TLS on the public ports (optional): the HTTP port (REST, GraphQL, WebSocket) served over
-//! rustls by hyper, the gRPC port by tonic's own rustls acceptor, from one PEM certificate
-//! chain and key.
+//! TLS on the ports a person or client connects to (optional): the gateway's HTTP port
+//! (REST, GraphQL, WebSocket) and the replicator's admin API served over rustls by hyper (the
+//! gateway's gRPC port by tonic's own acceptor, from the same files), from one PEM
+//! certificate chain and key.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -12,36 +13,51 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use aerolith_common::{Error, Result};
+use crate::{Error, Result};
 
-/// Where the public ports' certificate and key are (`--tls-cert`, `--tls-key`).
+/// Where the public ports' certificate and key are (`--tls-cert`, `--tls-key`, or the
+/// environment).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TlsArgs {
-    /// PEM certificate chain for TLS on the HTTP and gRPC ports (with `--tls-key`); without
-    /// it, both ports speak plain TCP.
-    #[arg(
-        long,
-        env = "AEROLITH_TLS_CERT",
-        requires = "tls_key",
-        value_name = "PEM"
-    )]
+    /// PEM certificate chain for TLS on this process's public ports (a gateway's HTTP and
+    /// gRPC ports, a replicator's admin API), with `--tls-key`; without it, they speak
+    /// plain TCP. Also AEROLITH_TLS_CERT (an empty value counts as none, so a compose
+    /// override can turn TLS off).
+    #[arg(long, value_name = "PEM")]
     pub tls_cert: Option<PathBuf>,
-    /// PEM private key of `--tls-cert`.
-    #[arg(
-        long,
-        env = "AEROLITH_TLS_KEY",
-        requires = "tls_cert",
-        value_name = "PEM"
-    )]
+    /// PEM private key of `--tls-cert`. Also AEROLITH_TLS_KEY (empty: none).
+    #[arg(long, value_name = "PEM")]
     pub tls_key: Option<PathBuf>,
 }
 
+/// A path from the environment variable `var`; unset and empty are both none.
+fn env_path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
 impl TlsArgs {
-    /// The certificate and key read, when both are given.
+    /// The certificate and key read, when both are given (by flag or environment): one
+    /// without the other is an error, never plain TCP by mistake.
     pub fn load(&self) -> Result<Option<PublicTls>> {
-        match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => PublicTls::from_files(cert, key).map(Some),
-            _ => Ok(None),
+        let cert = self
+            .tls_cert
+            .clone()
+            .or_else(|| env_path("AEROLITH_TLS_CERT"));
+        let key = self
+            .tls_key
+            .clone()
+            .or_else(|| env_path("AEROLITH_TLS_KEY"));
+        match (cert, key) {
+            (Some(cert), Some(key)) => PublicTls::from_files(&cert, &key).map(Some),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(Error::invalid(
+                "--tls-cert (AEROLITH_TLS_CERT) needs --tls-key (AEROLITH_TLS_KEY)",
+            )),
+            (None, Some(_)) => Err(Error::invalid(
+                "--tls-key (AEROLITH_TLS_KEY) needs --tls-cert (AEROLITH_TLS_CERT)",
+            )),
         }
     }
 }
@@ -101,12 +117,14 @@ impl PublicTls {
         Ok(Arc::new(config))
     }
 
-    /// tonic's TLS settings for the gRPC port.
-    pub fn grpc_config(&self) -> tonic::transport::ServerTlsConfig {
-        let identity = tonic::transport::Identity::from_pem(&self.cert_pem, &self.key_pem);
-        tonic::transport::ServerTlsConfig::new()
-            .identity(identity)
-            .timeout(HANDSHAKE_TIMEOUT)
+    /// The certificate chain, in PEM.
+    pub fn cert_pem(&self) -> &[u8] {
+        &self.cert_pem
+    }
+
+    /// The private key, in PEM.
+    pub fn key_pem(&self) -> &[u8] {
+        &self.key_pem
     }
 }
 
@@ -114,7 +132,7 @@ impl PublicTls {
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How long a client has to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves `app` over TLS on `listener` (HTTP/2 and HTTP/1.1 by ALPN, WebSocket upgrades
 /// included) until `stop` resolves, then lets open connections finish.
