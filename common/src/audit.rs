@@ -66,7 +66,7 @@ pub fn record(event: &Event<'_>) {
         target: TARGET,
         process = event.process,
         action = event.action,
-        target_name = event.target,
+        object = event.target,
         role,
         token_id = event.token_id,
         peer = %peer,

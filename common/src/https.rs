@@ -135,7 +135,8 @@ const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves `app` over TLS on `listener` (HTTP/2 and HTTP/1.1 by ALPN, WebSocket upgrades
-/// included) until `stop` resolves, then lets open connections finish.
+/// included) until `stop` resolves, then lets open connections finish. Requests carry the
+/// client's `ConnectInfo<SocketAddr>`, as with `axum::serve`'s connect info.
 pub async fn serve_https(
     listener: TcpListener,
     app: axum::Router,
@@ -155,7 +156,7 @@ pub async fn serve_https(
     let mut connections = JoinSet::new();
     tokio::pin!(stop);
     loop {
-        let (tcp, _) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -169,7 +170,13 @@ pub async fn serve_https(
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(app.clone());
+        // Handlers and layers see the client's address as with `axum::serve`'s connect
+        // info (the audit trail names it).
+        let with_peer = tower::Layer::layer(
+            &axum::Extension(axum::extract::ConnectInfo(peer)),
+            app.clone(),
+        );
+        let service = TowerToHyperService::new(with_peer);
         let watcher = graceful.watcher();
         connections.spawn(async move {
             // A client that fails the handshake (plain HTTP, a bad hello) or stalls in it

@@ -4,14 +4,28 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-/// Installs a `tracing` subscriber writing to stderr, filtered by `RUST_LOG` (default `info`).
+/// Installs a `tracing` subscriber writing to stderr, filtered by `RUST_LOG` (default
+/// `info`), with colours only on a terminal (a log file gets plain lines). The audit trail
+/// (`aerolith::audit`) stays at `info` whatever `RUST_LOG` says, unless it names that target
+/// itself: turning the logs down must not turn the audit off.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter(std::env::var("RUST_LOG").ok().as_deref()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// The log filter of `RUST_LOG`'s value, with the audit target kept at `info`.
+fn filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let audit = format!("{}=info", crate::audit::TARGET);
+    let directives = match rust_log {
+        Some(d) if d.contains(crate::audit::TARGET) => d.to_string(),
+        Some(d) if !d.trim().is_empty() => format!("{d},{audit}"),
+        _ => format!("info,{audit}"),
+    };
+    tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{audit}")))
 }
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();

@@ -16,6 +16,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use aerolith_common::audit;
 use aerolith_common::auth::{Role, Tokens, bearer};
 use aerolith_common::https::{PublicTls, serve_https};
 use aerolith_common::rpc::RpcClient;
@@ -119,7 +120,8 @@ pub fn router(state: AdminState) -> Router {
 }
 
 /// Middleware: `/healthz` and `/metrics` are open; everything else needs an `admin` token
-/// once tokens are configured (API.md "Authentication").
+/// once tokens are configured (API.md "Authentication"). It also keeps the audit trail:
+/// every refused request, and every admin action (a `POST`) with its outcome.
 async fn authenticate(
     State(tokens): State<Arc<Tokens>>,
     req: axum::extract::Request,
@@ -133,10 +135,61 @@ async fn authenticate(
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
         .and_then(bearer);
-    match tokens.caller(token).and_then(|c| c.require(Role::Admin)) {
-        Ok(()) => next.run(req).await,
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let path = req.uri().path().to_string();
+    // The route's pattern names the action (bounded, for the metric's label).
+    let action = format!(
+        "{} {}",
+        req.method(),
+        req.extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map_or("(no route)", |m| m.as_str())
+    );
+    let caller = tokens.caller(token);
+    let audit = |role, token_id: &str, outcome, reason: &str| {
+        audit::record(&audit::Event {
+            process: "replicator",
+            action: &action,
+            target: &path,
+            role,
+            token_id,
+            peer,
+            outcome,
+            reason,
+        })
+    };
+    match caller
+        .clone()
+        .and_then(|c| c.require(Role::Admin).map(|()| c))
+    {
+        Ok(c) => {
+            let mutates = req.method() == axum::http::Method::POST;
+            let resp = next.run(req).await;
+            if mutates {
+                let status = resp.status();
+                let outcome = if status.is_success() {
+                    audit::Outcome::Done
+                } else {
+                    audit::Outcome::Failed
+                };
+                audit(Some(c.role), tokens.id_of(&c), outcome, status.as_str());
+            }
+            resp
+        }
         Err(e) => {
             let unauthenticated = e.code == ErrorCode::Unauthenticated;
+            match &caller {
+                Ok(c) => audit(
+                    Some(c.role),
+                    tokens.id_of(c),
+                    audit::Outcome::Denied,
+                    e.code.as_str(),
+                ),
+                Err(_) => audit(None, "-", audit::Outcome::Unauthenticated, e.code.as_str()),
+            }
             let mut resp = AdminError(e).into_response();
             if unauthenticated {
                 resp.headers_mut().insert(
@@ -155,7 +208,12 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AdminState, tls: Op
     let app = router(state);
     let served = match tls {
         Some(tls) => serve_https(listener, app, tls, std::future::pending()).await,
-        None => axum::serve(listener, app).await.map_err(Error::internal),
+        None => axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .map_err(Error::internal),
     };
     if let Err(e) = served {
         tracing::error!(error = %e, "admin server failed");

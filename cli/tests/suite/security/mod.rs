@@ -2,3 +2,4 @@
 
 mod auth;
 mod public_tls;
+mod replicator_audit;
