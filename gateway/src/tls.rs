@@ -14,6 +14,8 @@ use tokio_rustls::TlsAcceptor;
 
 use aerolith_common::{Error, Result};
 
+use crate::conn::ClientConn;
+
 /// Where the public ports' certificate and key are (`--tls-cert`, `--tls-key`).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TlsArgs {
@@ -124,9 +126,11 @@ pub async fn serve_https(
     tls: PublicTls,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    use axum::Extension;
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
+    use tower::Layer;
 
     let acceptor =
         TlsAcceptor::from(tls.rustls_config(vec![b"h2".to_vec(), b"http/1.1".to_vec()])?);
@@ -137,7 +141,7 @@ pub async fn serve_https(
     let mut connections = JoinSet::new();
     tokio::pin!(stop);
     loop {
-        let (tcp, _) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -151,7 +155,10 @@ pub async fn serve_https(
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(app.clone());
+        // The connection as admission sees it, in every request's extensions (as axum's
+        // `ConnectInfo` puts it on the plain port).
+        let conn = axum::extract::ConnectInfo(ClientConn::new(Some(peer)));
+        let service = TowerToHyperService::new(Extension(conn).layer(app.clone()));
         let watcher = graceful.watcher();
         connections.spawn(async move {
             // A client that fails the handshake (plain HTTP, a bad hello) or stalls in it

@@ -1,4 +1,9 @@
 //! Authentication, roles and TLS on the public ports.
 
+mod audit;
 mod auth;
+mod caps;
+mod graphql_init;
+mod in_flight;
 mod public_tls;
+mod wire;
