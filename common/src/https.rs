@@ -135,17 +135,24 @@ const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves `app` over TLS on `listener` (HTTP/2 and HTTP/1.1 by ALPN, WebSocket upgrades
-/// included) until `stop` resolves, then lets open connections finish. Requests carry the
-/// client's `ConnectInfo<SocketAddr>`, as with `axum::serve`'s connect info.
-pub async fn serve_https(
+/// included) until `stop` resolves, then lets open connections finish. Every request of a
+/// connection carries `ConnectInfo(connect_info(peer address))`, as with `axum::serve`'s
+/// connect info (the replicator's is the address, the gateway's its connection's state).
+pub async fn serve_https<C>(
     listener: TcpListener,
     app: axum::Router,
     tls: PublicTls,
+    connect_info: impl Fn(std::net::SocketAddr) -> C,
     stop: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
+) -> Result<()>
+where
+    C: Clone + Send + Sync + 'static,
+{
+    use axum::Extension;
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
+    use tower::Layer;
 
     let acceptor =
         TlsAcceptor::from(tls.rustls_config(vec![b"h2".to_vec(), b"http/1.1".to_vec()])?);
@@ -170,13 +177,11 @@ pub async fn serve_https(
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
-        // Handlers and layers see the client's address as with `axum::serve`'s connect
-        // info (the audit trail names it).
-        let with_peer = tower::Layer::layer(
-            &axum::Extension(axum::extract::ConnectInfo(peer)),
-            app.clone(),
-        );
-        let service = TowerToHyperService::new(with_peer);
+        // Handlers and layers find the connection's info in every request's extensions, as
+        // `axum::serve`'s connect info puts it on a plain port (the audit trail names the
+        // peer; the gateway's caps count by connection).
+        let info = axum::extract::ConnectInfo(connect_info(peer));
+        let service = TowerToHyperService::new(Extension(info).layer(app.clone()));
         let watcher = graceful.watcher();
         connections.spawn(async move {
             // A client that fails the handshake (plain HTTP, a bad hello) or stalls in it

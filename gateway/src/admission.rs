@@ -1,13 +1,20 @@
 //! Admission of a request, the same on every protocol: who is calling (their token), may
-//! they do this (the role), and are they within their request rate (a token bucket per
-//! token). The protocol adapters' layers ask; this module decides.
+//! they do this (the role), are they within their request rate (a token bucket per token)
+//! and within their caps of open connections, WebSockets and subscriptions (`crate::caps`).
+//! The protocol adapters' layers ask; this module decides, and writes the audit line of
+//! every refused authentication or authorisation, on every protocol, here and only here.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aerolith_common::audit::{self, Outcome};
 use aerolith_common::auth::{Caller, Role, Tokens};
 use aerolith_common::{Error, ErrorCode, Result};
+
+use crate::caps::{Caps, Kind, Slot};
 
 /// Request limits of a gateway (README "Limits").
 #[derive(Debug, Clone, Copy, PartialEq, clap::Args)]
@@ -25,6 +32,9 @@ pub struct RequestLimits {
     #[arg(long, env = "AEROLITH_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_in_flight: usize,
+    /// Caps per token on open connections, WebSockets and subscriptions.
+    #[command(flatten)]
+    pub caps: crate::caps::CapLimits,
 }
 
 /// Default of [`RequestLimits::max_in_flight`].
@@ -36,6 +46,7 @@ impl Default for RequestLimits {
             rate_per_second: 0,
             burst: 0,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            caps: crate::caps::CapLimits::default(),
         }
     }
 }
@@ -87,10 +98,23 @@ impl RateLimiter {
 pub struct Admission {
     tokens: Tokens,
     rate: Option<RateLimiter>,
+    caps: Arc<Caps>,
+}
+
+/// Longest request target an audit line repeats (paths are the client's to choose).
+const MAX_TARGET: usize = 256;
+
+/// `target` cut to [`MAX_TARGET`] bytes at a character boundary, for an audit line.
+pub(crate) fn audit_target(target: &str) -> &str {
+    let mut end = target.len().min(MAX_TARGET);
+    while !target.is_char_boundary(end) {
+        end -= 1;
+    }
+    &target[..end]
 }
 
 impl Admission {
-    /// Admission by `tokens` (none: everyone is let in) within `limits`' rate.
+    /// Admission by `tokens` (none: everyone is let in) within `limits`' rate and caps.
     pub fn new(tokens: Tokens, limits: RequestLimits) -> Admission {
         let rate = (limits.rate_per_second > 0).then(|| {
             let per_second = f64::from(limits.rate_per_second);
@@ -104,26 +128,123 @@ impl Admission {
                 buckets: Mutex::new(HashMap::new()),
             }
         });
-        Admission { tokens, rate }
+        Admission {
+            tokens,
+            rate,
+            caps: Caps::new(limits.caps),
+        }
     }
 
-    /// The caller presenting `token`, if it has `needed` and is within its rate:
-    /// `unauthenticated`, `permission_denied` or `rate_limited` otherwise. Refused requests
-    /// cost nothing from the rate.
-    pub fn admit(&self, token: Option<&str>, needed: Role) -> Result<Caller> {
-        let caller = self.tokens.caller(token)?;
-        caller.require(needed)?;
-        self.charge(&caller)?;
-        Ok(caller)
+    /// Whether tokens are configured (authentication on).
+    pub fn auth_on(&self) -> bool {
+        !self.tokens.is_empty()
     }
 
-    /// Counts one request of an admitted caller (a WebSocket request frame, say) against
-    /// its rate.
-    pub fn charge(&self, caller: &Caller) -> Result<()> {
-        match &self.rate {
-            Some(r) => r.charge(caller, Instant::now()),
+    /// The caller presenting `token` from `peer`, if it has `needed`: `unauthenticated` or
+    /// `permission_denied` otherwise, with an audit line naming `target` (what was asked:
+    /// a method and path, a gRPC method; written out only for a refusal). Nothing is
+    /// charged yet: see [`Who::charge`].
+    pub fn identify(
+        self: &Arc<Self>,
+        token: Option<&str>,
+        needed: Role,
+        peer: Option<SocketAddr>,
+        target: impl Display,
+    ) -> Result<Who> {
+        let caller = match self.tokens.caller(token) {
+            Ok(c) => c,
+            Err(e) => {
+                self.refused(&e, None, peer, &target);
+                return Err(e);
+            }
+        };
+        let who = Who {
+            caller,
+            peer,
+            admission: self.clone(),
+        };
+        who.require(needed, target)?;
+        Ok(who)
+    }
+
+    /// Writes the audit line of a refused authentication or authorisation (other errors are
+    /// not refusals of the caller's credentials and write none).
+    fn refused(
+        &self,
+        e: &Error,
+        caller: Option<&Caller>,
+        peer: Option<SocketAddr>,
+        target: &dyn Display,
+    ) {
+        let outcome = match e.code {
+            ErrorCode::Unauthenticated => Outcome::Unauthenticated,
+            ErrorCode::PermissionDenied => Outcome::Denied,
+            _ => return,
+        };
+        let target = target.to_string();
+        audit::record(&audit::Event {
+            process: "gateway",
+            action: "request",
+            target: audit_target(&target),
+            role: caller.map(|c| c.role),
+            token_id: caller.map_or("-", |c| self.tokens.id_of(c)),
+            peer,
+            outcome,
+            reason: e.code.as_str(),
+        });
+    }
+}
+
+/// An admitted caller: their role and token, where they call from, and the admission that
+/// checks, charges and caps what they do next (each WebSocket frame, each GraphQL
+/// operation, each subscription).
+#[derive(Clone)]
+pub struct Who {
+    /// The caller's role and token.
+    pub caller: Caller,
+    /// The caller's address, when known.
+    pub peer: Option<SocketAddr>,
+    admission: Arc<Admission>,
+}
+
+impl std::fmt::Debug for Who {
+    // The admission holds the token values: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Who")
+            .field("caller", &self.caller)
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+impl Who {
+    /// `permission_denied` unless the caller has `needed`, with an audit line naming `target`
+    /// (written out only for a refusal).
+    pub fn require(&self, needed: Role, target: impl Display) -> Result<()> {
+        self.caller.require(needed).inspect_err(|e| {
+            self.admission
+                .refused(e, Some(&self.caller), self.peer, &target)
+        })
+    }
+
+    /// Counts one request (an HTTP request, a WebSocket frame, a GraphQL operation) against
+    /// the caller's rate.
+    pub fn charge(&self) -> Result<()> {
+        match &self.admission.rate {
+            Some(r) => r.charge(&self.caller, Instant::now()),
             None => Ok(()),
         }
+    }
+
+    /// A place of `kind` for the caller's token, held until the slot drops; `rate_limited`
+    /// naming the cap when the token holds all of them.
+    pub fn take(&self, kind: Kind) -> Result<Slot> {
+        self.admission.caps.take(kind, &self.caller)
+    }
+
+    /// The caller's token id for audit lines (`-` with authentication off).
+    pub fn token_id(&self) -> &str {
+        self.admission.tokens.id_of(&self.caller)
     }
 }
 
@@ -180,19 +301,34 @@ mod tests {
             rate_per_second: 1,
             ..RequestLimits::default()
         };
-        let adm = Admission::new(tokens, limits);
-        let code = |r: Result<Caller>| r.map(|_| ()).unwrap_err().code;
-        assert_eq!(
-            code(adm.admit(None, Role::Read)),
-            ErrorCode::Unauthenticated
-        );
+        let adm = Arc::new(Admission::new(tokens, limits));
+        let admit = |t, role| {
+            adm.identify(t, role, None, "GET /")
+                .and_then(|who| who.charge().map(|()| who))
+        };
+        let code = |r: Result<Who>| r.map(|_| ()).unwrap_err().code;
+        assert_eq!(code(admit(None, Role::Read)), ErrorCode::Unauthenticated);
         let t = Some("read-token-0123456789");
-        assert_eq!(code(adm.admit(t, Role::Write)), ErrorCode::PermissionDenied);
-        adm.admit(t, Role::Read).expect("the refusals cost nothing");
-        assert_eq!(code(adm.admit(t, Role::Read)), ErrorCode::RateLimited);
-        let open = Admission::new(Tokens::default(), RequestLimits::default());
+        assert_eq!(code(admit(t, Role::Write)), ErrorCode::PermissionDenied);
+        let who = admit(t, Role::Read).expect("the refusals cost nothing");
+        assert_eq!(
+            who.token_id(),
+            aerolith_common::auth::token_id("read-token-0123456789")
+        );
+        assert_eq!(code(admit(t, Role::Read)), ErrorCode::RateLimited);
+        let open = Arc::new(Admission::new(Tokens::default(), RequestLimits::default()));
         for _ in 0..1000 {
-            open.admit(None, Role::Admin).unwrap();
+            let who = open.identify(None, Role::Admin, None, "GET /").unwrap();
+            who.charge().unwrap();
+            assert_eq!(who.token_id(), "-");
         }
+    }
+
+    #[test]
+    fn audit_targets_are_bounded_at_a_character_boundary() {
+        let long = "é".repeat(200);
+        let cut = audit_target(&long);
+        assert!(cut.len() <= MAX_TARGET && long.starts_with(cut));
+        assert_eq!(audit_target("GET /v1/collections"), "GET /v1/collections");
     }
 }

@@ -4,8 +4,10 @@
 
 pub mod admission;
 pub mod app;
+pub mod caps;
 pub mod cli;
 pub mod concern;
+pub mod conn;
 pub mod deletion_floor;
 pub mod graphql;
 pub mod grpc;

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -14,6 +13,7 @@ use aerolith_common::rpc::{RpcClient, TlsMaterial};
 use aerolith_common::topology::ClusterConfig;
 use aerolith_common::{Error, Result};
 
+use crate::conn::{ClientConn, HttpListener};
 use crate::grpc;
 use crate::http::Shared;
 use crate::ops::Ops;
@@ -103,17 +103,19 @@ impl Gateway {
                 let stop = async {
                     let _ = stopped.await;
                 };
-                if let Err(e) = aerolith_common::https::serve_https(listener, app, tls, stop).await
+                // Each connection is a `ClientConn`, as on the plain port below.
+                let conn = |peer| ClientConn::new(Some(peer));
+                if let Err(e) =
+                    aerolith_common::https::serve_https(listener, app, tls, conn, stop).await
                 {
                     tracing::error!(error = %e.message, "HTTPS server failed");
                 }
                 return;
             }
-            // TCP_NODELAY: responses and WebSocket frames go out as soon as written.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            // Each connection is a `ClientConn` (its peer, the token places it holds), which
+            // every request on it finds in its extensions.
+            let app = app.into_make_service_with_connect_info::<ClientConn>();
+            let serve = axum::serve(HttpListener(listener), app).with_graceful_shutdown(async {
                 let _ = stopped.await;
             });
             if let Err(e) = serve.await {

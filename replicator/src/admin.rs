@@ -207,7 +207,7 @@ async fn authenticate(
 pub async fn serve(listener: tokio::net::TcpListener, state: AdminState, tls: Option<PublicTls>) {
     let app = router(state);
     let served = match tls {
-        Some(tls) => serve_https(listener, app, tls, std::future::pending()).await,
+        Some(tls) => serve_https(listener, app, tls, |peer| peer, std::future::pending()).await,
         None => axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

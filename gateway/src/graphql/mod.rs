@@ -6,6 +6,7 @@ mod body;
 pub mod json;
 mod mutation;
 mod query;
+mod socket;
 mod subscription;
 mod types;
 
@@ -13,11 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::futures_util::stream::BoxStream;
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::http::GraphiQLSource;
 use async_graphql::{BatchRequest, Data, Executor, Request, Response, Schema, ServerError, Value};
-use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::GraphQLResponse;
 use axum::Extension;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse};
 use futures::StreamExt;
@@ -25,6 +26,7 @@ use futures::StreamExt;
 use aerolith_common::auth::{Caller, Role};
 use aerolith_common::{Error, ErrorCode};
 
+use crate::admission::Who;
 use crate::http::context::{request_ctx, with_session};
 use crate::http::error::ApiError;
 use crate::http::openapi::{Method, Op, Reply};
@@ -72,7 +74,7 @@ pub fn routes() -> Vec<Route> {
         Route::new(
             Method::Get,
             "/graphql/ws",
-            upgrade,
+            socket::upgrade,
             Op::new(
                 "graphqlWebSocket",
                 "graphql",
@@ -81,13 +83,17 @@ pub fn routes() -> Vec<Route> {
             .describe(
                 "The graphql-transport-ws protocol (graphql-ws is also accepted), chosen with \
                     Sec-WebSocket-Protocol. Subscription changes(collection, filter, since) yields \
-                    a checkpoint first, then ChangeEvents.",
+                    a checkpoint first, then ChangeEvents. The token comes on the upgrade or, \
+                    without one there, in connection_init's payload (Authorization: Bearer, \
+                    also under headers, or token, authToken or access_token); a refused one \
+                    closes the socket with 4403 (4429 over the WebSocket cap).",
             )
             .reply(Reply::empty(101, "Switching to the WebSocket protocol"))
             .errors(&[]),
         )
         .needs(Role::Read)
-        .token_in_query(),
+        .token_in_query()
+        .token_later(),
     ]
 }
 
@@ -159,35 +165,6 @@ impl Executor for GraphqlExecutor {
     }
 }
 
-/// The schema as one WebSocket connection runs it: each operation (query, mutation or
-/// subscription) is charged to the connection's caller like an HTTP request.
-#[derive(Clone)]
-struct Charged {
-    inner: GraphqlExecutor,
-    admission: Arc<crate::admission::Admission>,
-    caller: Caller,
-}
-
-impl Executor for Charged {
-    async fn execute(&self, request: Request) -> Response {
-        match self.admission.charge(&self.caller) {
-            Ok(()) => self.inner.execute(request).await,
-            Err(e) => error_response(e),
-        }
-    }
-
-    fn execute_stream(
-        &self,
-        request: Request,
-        session_data: Option<Arc<Data>>,
-    ) -> BoxStream<'static, Response> {
-        match self.admission.charge(&self.caller) {
-            Ok(()) => self.inner.execute_stream(request, session_data),
-            Err(e) => futures::stream::once(async move { error_response(e) }).boxed(),
-        }
-    }
-}
-
 /// An operation-layer error as a GraphQL error carrying its code.
 pub(crate) fn gql(e: Error) -> async_graphql::Error {
     let code = e.code.as_str();
@@ -212,11 +189,12 @@ pub(crate) fn null_if_not_found<T>(
     }
 }
 
-/// The request's deadline (subscriptions, which have none, get the default for each call).
+/// The request's context (operations over a WebSocket, which have no request of their own,
+/// get the default deadline for each call, and the connection's caller).
 pub(crate) fn ctx(c: &async_graphql::Context<'_>) -> Ctx {
     c.data_opt::<Ctx>()
         .cloned()
-        .unwrap_or_else(|| Ctx::new(DEFAULT_TIMEOUT))
+        .unwrap_or_else(|| Ctx::new(DEFAULT_TIMEOUT).by(c.data_opt::<Who>().cloned()))
 }
 
 /// The operation layer.
@@ -224,11 +202,17 @@ pub(crate) fn ops<'a>(c: &async_graphql::Context<'a>) -> async_graphql::Result<&
     c.data::<Ops>()
 }
 
-/// `permission_denied` unless the request's caller has `role`. The HTTP middleware puts the
-/// caller in every request's (and WebSocket connection's) data; without one, only reads.
+/// `permission_denied` (with an audit line) unless the request's caller has `role`. The
+/// HTTP middleware puts the caller in every request's (and WebSocket connection's) data;
+/// without one, only reads.
 pub(crate) fn require(c: &async_graphql::Context<'_>, role: Role) -> async_graphql::Result<()> {
-    let caller = c.data_opt::<Caller>().copied().unwrap_or(Caller::READ_ONLY);
-    caller.require(role).map_err(gql)
+    match c.data_opt::<Who>() {
+        Some(who) => {
+            let target = format_args!("graphql {}", c.field().name());
+            who.require(role, target).map_err(gql)
+        }
+        None => Caller::READ_ONLY.require(role).map_err(gql),
+    }
 }
 
 /// An authentication failure on `POST /graphql`: GraphQL's errors list, under the code's
@@ -250,7 +234,7 @@ const MAX_BATCH: usize = 16;
 const DEADLINE_GRACE: Duration = Duration::from_millis(250);
 
 /// A GraphQL response holding one coded error.
-fn error_response(e: Error) -> Response {
+pub(crate) fn error_response(e: Error) -> Response {
     let mut err = ServerError::new(e.message, None);
     err.extensions
         .get_or_insert_with(Default::default)
@@ -276,7 +260,7 @@ fn parse_batch(body: Result<GraphqlBody, ApiError>) -> Result<BatchRequest, Erro
 /// failure is a GraphQL error with a code.
 pub async fn execute(
     State(s): State<AppState>,
-    caller: Option<Extension<Caller>>,
+    who: Option<Extension<Who>>,
     headers: HeaderMap,
     body: Result<GraphqlBody, ApiError>,
 ) -> axum::response::Response {
@@ -294,8 +278,13 @@ pub async fn execute(
         Err(e) => return answer(error_response(e).into()),
     };
     let timeout = ctx.remaining().unwrap_or_default();
-    let caller = caller.map_or(Caller::READ_ONLY, |Extension(c)| c);
-    let run = s.graphql.execute_batch(batch.data(ctx).data(caller));
+    let who = who.map(|Extension(w)| w);
+    let mut batch = batch.data(ctx.by(who.clone()));
+    // Without a caller (the route's authentication always gives one) resolvers allow reads.
+    if let Some(who) = who {
+        batch = batch.data(who);
+    }
+    let run = s.graphql.execute_batch(batch);
     match tokio::time::timeout(timeout + DEADLINE_GRACE, run).await {
         Ok(resp) => answer(resp.into()),
         Err(_) => answer(error_response(Error::deadline("request deadline exceeded")).into()),
@@ -310,32 +299,6 @@ pub async fn graphiql() -> impl IntoResponse {
             .subscription_endpoint("/graphql/ws")
             .finish(),
     )
-}
-
-/// `GET /graphql/ws`: subscriptions (and queries and mutations) over a WebSocket.
-pub async fn upgrade(
-    State(s): State<AppState>,
-    caller: Option<Extension<Caller>>,
-    protocol: GraphQLProtocol,
-    ws: WebSocketUpgrade,
-) -> impl IntoResponse {
-    let max = graphql_max_bytes(s.ops.limits());
-    let caller = caller.map_or(Caller::READ_ONLY, |Extension(c)| c);
-    let mut data = Data::default();
-    data.insert(caller);
-    let charged = Charged {
-        inner: s.graphql.clone(),
-        admission: s.admission.clone(),
-        caller,
-    };
-    ws.protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |stream| {
-            GraphQLWebSocket::new(stream, charged, protocol)
-                .with_data(data)
-                .serve()
-        })
 }
 
 #[cfg(test)]

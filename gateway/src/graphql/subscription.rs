@@ -6,7 +6,7 @@ use futures::{Stream, StreamExt, stream};
 use super::json::Json;
 use super::types::ChangeEvent;
 use super::{gql, ops};
-use crate::ops::{Ctx, DEFAULT_TIMEOUT, WatchItem};
+use crate::ops::WatchItem;
 
 /// The root of subscriptions.
 pub struct SubscriptionRoot;
@@ -27,7 +27,7 @@ impl SubscriptionRoot {
         let filter = filter.map(|f| f.0).filter(|f| !f.is_null());
         let start = ops
             .open_feed(
-                Ctx::new(DEFAULT_TIMEOUT),
+                super::ctx(c),
                 &collection,
                 filter.as_ref(),
                 since.as_deref(),

@@ -24,7 +24,9 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
+
+use crate::conn::ClientConn;
 
 /// Writes up to this many bytes in all wait in memory for the next write or flush.
 const HELD_BYTES: usize = 4096;
@@ -132,11 +134,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesced<S> {
     }
 }
 
+/// The connection as admission sees it: tonic asks once per connection and puts a clone in
+/// every call's extensions (under TLS too), so the token places it holds last as long as
+/// the connection.
 impl Connected for Coalesced<TcpStream> {
-    type ConnectInfo = TcpConnectInfo;
+    type ConnectInfo = ClientConn;
 
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.inner.connect_info()
+    fn connect_info(&self) -> ClientConn {
+        ClientConn::new(self.inner.peer_addr().ok())
     }
 }
 

@@ -5,6 +5,7 @@
 mod auth;
 mod coalesce;
 mod convert;
+mod in_flight;
 mod methods;
 mod metrics;
 mod oversize;
@@ -104,11 +105,9 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .tcp_keepalive(Some(KEEPALIVE_INTERVAL))
         .layer(metrics::GrpcMetricsLayer)
-        .layer(auth::GrpcAuthLayer::new(admission))
-        // A call waits for a place in flight (shared with the HTTP port) within its deadline.
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(
-            in_flight,
-        ))
+        // Admission, then a place in flight (shared with the HTTP port) within the call's
+        // deadline.
+        .layer(auth::GrpcAuthLayer::new(admission, in_flight))
         .layer(session::GrpcSessionLayer)
         .layer(tower::util::MapResponseLayer::new(
             oversize::coded::<tonic::body::Body>,

@@ -12,7 +12,7 @@ use aerolith_proto::v1 as api;
 use api::documents_server::Documents;
 
 use super::convert::{self, non_empty, optional_json};
-use super::status::{ctx_of, to_status};
+use super::status::{ctx_of, to_status, who_of};
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops, Precondition, WatchItem};
 
 /// The gRPC service over the operation layer.
@@ -228,16 +228,12 @@ impl Documents for DocumentsService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, req: Request<api::WatchRequest>) -> Reply<WatchStream> {
+        let ctx = Ctx::new(DEFAULT_TIMEOUT).by(who_of(&req));
         let r = req.into_inner();
         let filter = optional_json(&r.filter_json, "filter_json").map_err(to_status)?;
         let start = self
             .ops
-            .open_feed(
-                Ctx::new(DEFAULT_TIMEOUT),
-                &r.collection,
-                filter.as_ref(),
-                non_empty(&r.since),
-            )
+            .open_feed(ctx, &r.collection, filter.as_ref(), non_empty(&r.since))
             .await
             .map_err(to_status)?;
         let first = checkpoint(start.token.clone());

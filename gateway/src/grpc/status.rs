@@ -14,6 +14,7 @@ use aerolith_common::{Error, ErrorCode};
 use std::sync::Arc;
 
 use super::session::{SESSION_KEY, SessionSlot};
+use crate::admission::Who;
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, MAX_TIMEOUT, Session, WriteConcern};
 
 /// The `google.rpc.ErrorInfo` domain of every AerolithDB error.
@@ -35,16 +36,24 @@ fn answer_margin(timeout: Duration) -> Duration {
     (timeout / 10).min(Duration::from_millis(100))
 }
 
-/// The request's context: its deadline ([`deadline_ctx`]), its session from
-/// `x-aerolith-session` (left in the call's [`SessionSlot`] so that the answer carries it)
-/// and its `x-aerolith-write-concern`.
+/// When a call runs out of time, as admission computed it on the call's arrival (in the
+/// call's extensions), so that time spent waiting for a place in flight counts.
+#[derive(Debug, Clone, Copy)]
+pub struct CallDeadline(pub tokio::time::Instant);
+
+/// The request's context: its deadline ([`deadline_ctx`], or the [`CallDeadline`] set on
+/// arrival), its session from `x-aerolith-session` (left in the call's [`SessionSlot`] so
+/// that the answer carries it), its `x-aerolith-write-concern` and its admitted caller.
 pub fn ctx_of<T>(req: &tonic::Request<T>) -> Result<Ctx, Status> {
     let slot = req.extensions().get::<SessionSlot>();
     // Every answer carries a token: a new session's until the client's has been read.
     if let Some(slot) = slot {
         slot.fill(Arc::default());
     }
-    let ctx = deadline_ctx(req.metadata())?;
+    let mut ctx = deadline_ctx(req.metadata())?;
+    if let Some(CallDeadline(by)) = req.extensions().get::<CallDeadline>() {
+        ctx.deadline = ctx.deadline.min(*by);
+    }
     let text = |key: &str| -> Result<Option<&str>, Status> {
         req.metadata()
             .get(key)
@@ -61,17 +70,28 @@ pub fn ctx_of<T>(req: &tonic::Request<T>) -> Result<Ctx, Status> {
     let concern = WriteConcern::parse(text("x-aerolith-write-concern")?).map_err(to_status)?;
     ctx.with(session, concern)
         .with_idempotency_key(text("idempotency-key")?)
+        .map(|ctx| ctx.by(who_of(req)))
         .map_err(to_status)
+}
+
+/// The call's admitted caller (set by the authentication layer).
+pub fn who_of<T>(req: &tonic::Request<T>) -> Option<Who> {
+    req.extensions().get::<Who>().cloned()
 }
 
 /// A context with the client's `grpc-timeout` (at most 60 s, less the [`answer_margin`]),
 /// or the default 10 s.
 pub fn deadline_ctx(metadata: &MetadataMap) -> Result<Ctx, Status> {
-    let timeout = match metadata.get("grpc-timeout") {
-        None => DEFAULT_TIMEOUT,
+    let header = metadata.get("grpc-timeout").map(|v| v.to_str().ok());
+    Ok(Ctx::new(call_timeout(header)?))
+}
+
+/// How long a call may take, from its `grpc-timeout` value (`None`: no header;
+/// `Some(None)`: unreadable): at most 60 s less the [`answer_margin`], or the default 10 s.
+pub fn call_timeout(header: Option<Option<&str>>) -> Result<Duration, Status> {
+    match header {
+        None => Ok(DEFAULT_TIMEOUT),
         Some(v) => v
-            .to_str()
-            .ok()
             .and_then(parse_timeout)
             .ok_or_else(|| {
                 to_status(Error::new(
@@ -80,9 +100,8 @@ pub fn deadline_ctx(metadata: &MetadataMap) -> Result<Ctx, Status> {
                 ))
             })
             .map(|t| t.min(MAX_TIMEOUT))
-            .map(|t| t - answer_margin(t))?,
-    };
-    Ok(Ctx::new(timeout))
+            .map(|t| t - answer_margin(t)),
+    }
 }
 
 /// Parses a `grpc-timeout` value: up to 8 digits and a unit (H, M, S, m, u, n).

@@ -1,13 +1,13 @@
 //! Admission on the HTTP port as middleware: the request's token (the `Authorization`
 //! header, or `access_token` where the route allows it) becomes a
-//! [`Caller`](aerolith_common::auth::Caller) in the request's extensions, and a caller
-//! below the route's role ([`Gate`]), or over its rate, is refused before the handler
-//! runs. GraphQL and WebSocket frames check per operation.
+//! [`Who`](crate::admission::Who) in the request's extensions, and a caller below the
+//! route's role ([`Gate`]), over its cap of connections or over its rate, is refused before
+//! the handler runs. GraphQL and WebSocket frames check per operation.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Version, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -15,6 +15,7 @@ use aerolith_common::auth::{Role, bearer};
 use aerolith_common::{Error, ErrorCode};
 
 use crate::admission::Admission;
+use crate::conn::ClientConn;
 
 /// What one route asks of its callers (the middleware's state).
 #[derive(Clone)]
@@ -25,6 +26,9 @@ pub struct Gate {
     pub role: Role,
     /// Whether the token may come as `?access_token=`.
     pub token_in_query: bool,
+    /// Whether a request without a token goes on to the handler, which reads the token
+    /// from the protocol's first message (GraphQL's `connection_init`).
+    pub token_later: bool,
     /// How a refusal is answered.
     pub refuse: fn(Error) -> Response,
 }
@@ -91,15 +95,42 @@ fn refuse(gate: &Gate, e: Error) -> Response {
 }
 
 /// Middleware: authenticates the request, checks the route's role (API.md
-/// "Authentication") and charges the caller's rate; the caller goes into the request's
-/// extensions.
+/// "Authentication"), holds the connection for the caller's token (its cap of connections)
+/// and charges the caller's rate; the caller goes into the request's extensions.
 pub async fn authenticate(State(gate): State<Gate>, mut req: Request, next: Next) -> Response {
     let token = presented(&req, gate.token_in_query);
-    let caller = match gate.admission.admit(token.as_deref(), gate.role) {
-        Ok(c) => c,
+    if token.is_none() && gate.token_later && gate.admission.auth_on() {
+        return next.run(req).await;
+    }
+    let conn = ClientConn::of(req.extensions()).cloned();
+    let peer = conn.as_ref().and_then(ClientConn::peer);
+    // The target is the path only (the query may hold an access token), written out only
+    // for a refusal.
+    let (method, path) = (req.method(), req.uri().path());
+    let admitted = gate.admission.identify(
+        token.as_deref(),
+        gate.role,
+        peer,
+        format_args!("{method} {path}"),
+    );
+    let who = match admitted {
+        Ok(who) => who,
         Err(e) => return refuse(&gate, e),
     };
-    req.extensions_mut().insert(caller);
+    if let Some(Err(e)) = conn.map(|c| c.hold(&who)) {
+        let mut resp = refuse(&gate, e);
+        // An HTTP/1 connection over the cap is closed: it will not be served (HTTP/2 has
+        // no such header; its connection stays, carrying whatever else is allowed).
+        if req.version() <= Version::HTTP_11 {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        return resp;
+    }
+    if let Err(e) = who.charge() {
+        return refuse(&gate, e);
+    }
+    req.extensions_mut().insert(who);
     next.run(req).await
 }
 

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use aerolith_common::Error;
 
 use super::error::ApiError;
+use crate::admission::Who;
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, MAX_TIMEOUT, Session, WriteConcern};
 
 /// The header that sets a request's deadline in milliseconds.
@@ -95,12 +96,14 @@ pub fn with_session(mut resp: Response, session: &Session) -> Response {
     resp
 }
 
-/// Middleware: gives the request its context from its headers, answers `deadline_exceeded`
-/// when the deadline passes, and hands the session token back on every answer. (GraphQL's
-/// routes go without it: they answer their own deadline errors, in GraphQL's shape.)
+/// Middleware: gives the request its context from its headers and its admitted caller,
+/// answers `deadline_exceeded` when the deadline passes, and hands the session token back
+/// on every answer. (GraphQL's routes go without it: they answer their own deadline
+/// errors, in GraphQL's shape.)
 pub async fn deadline(mut req: Request, next: Next) -> Response {
+    let who = req.extensions().get::<Who>().cloned();
     let ctx = match request_ctx(req.headers()) {
-        Ok(c) => c,
+        Ok(c) => c.by(who),
         Err(e) => return with_session(ApiError::from(e).into_response(), &Session::default()),
     };
     let session = ctx.session.clone();

@@ -36,6 +36,9 @@ pub struct Route {
     /// Whether the token may come as `?access_token=` (WebSocket upgrades, which a browser
     /// opens with `new WebSocket(url)` and cannot give headers).
     pub token_in_query: bool,
+    /// Whether an upgrade may come without a token, which the protocol's first message
+    /// then carries (GraphQL's `connection_init`); a token given on the upgrade still holds.
+    pub token_later: bool,
     /// How a refused request is answered (the REST error body, or GraphQL's shape).
     pub refuse: fn(Error) -> Response,
     /// What `/openapi.json` says about the route.
@@ -60,6 +63,7 @@ impl Route {
             handler: on(method.filter(), handler),
             access: Access::Role(Role::Admin),
             token_in_query: false,
+            token_later: false,
             refuse: rest_refusal,
             doc,
         }
@@ -85,6 +89,14 @@ impl Route {
     pub fn token_in_query(self) -> Route {
         Route {
             token_in_query: true,
+            ..self
+        }
+    }
+
+    /// The token may come in the protocol's first message instead of on the upgrade.
+    pub fn token_later(self) -> Route {
+        Route {
+            token_later: true,
             ..self
         }
     }

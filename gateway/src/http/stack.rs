@@ -64,6 +64,7 @@ pub fn layered(part: Part, route: Route, state: &AppState) -> MethodRouter<AppSt
             admission: state.admission.clone(),
             role,
             token_in_query: route.token_in_query,
+            token_later: route.token_later,
             refuse: route.refuse,
         };
         handler = handler.layer(from_fn_with_state(gate, authenticate));

@@ -17,6 +17,7 @@ use aerolith_common::{Error, ErrorCode, Result, hlc, pb};
 
 use super::token::Positions;
 use super::{Ctx, MAX_LIMIT, Ops};
+use crate::caps::{Kind, Slot};
 use crate::router::NodeShards;
 
 /// Bytes of changes one node read returns at most (one change more at worst), well within
@@ -94,6 +95,8 @@ pub struct FeedStart {
     pub positions: Positions,
     /// Their token, for the client.
     pub token: String,
+    /// The caller's subscription place, held by the feed while it runs.
+    pub slot: Slot,
 }
 
 impl From<pb::ReadChangesResponse> for Fetched {
@@ -109,7 +112,8 @@ impl From<pb::ReadChangesResponse> for Fetched {
 
 impl Ops {
     /// Validates a subscription: its collection, its filter, and where it starts (after
-    /// `since`, or at the current head without one).
+    /// `since`, or at the current head without one); first of all it takes one of the
+    /// caller's subscription places (`rate_limited` when they hold all of theirs).
     pub async fn open_feed(
         &self,
         ctx: Ctx,
@@ -117,6 +121,10 @@ impl Ops {
         filter: Option<&Value>,
         since: Option<&str>,
     ) -> Result<FeedStart> {
+        let slot = match &ctx.who {
+            Some(who) => who.take(Kind::Subscription)?,
+            None => Slot::unheld(),
+        };
         validate_collection(collection)?;
         let filter = filter.map(Filter::parse).transpose()?;
         let positions = match since.filter(|t| !t.is_empty()) {
@@ -127,6 +135,7 @@ impl Ops {
             filter,
             token: positions.encode(self.router.dc()),
             positions,
+            slot,
         })
     }
 

@@ -11,6 +11,7 @@ use aerolith_common::strategy::{parse_strategy, strategy_name};
 use aerolith_common::time::rfc3339_ms;
 use aerolith_common::{Error, Result, pb};
 
+use super::audit::audited;
 use super::{Ctx, Ops};
 use aerolith_common::rpc::{Call, Node};
 
@@ -109,8 +110,19 @@ impl Ops {
     }
 
     /// Creates a collection (true) or confirms an existing one (false). Without a strategy,
-    /// an existing collection is left as it is and a new one gets the defaults.
+    /// an existing collection is left as it is and a new one gets the defaults. Audited.
     pub async fn put_collection(
+        &self,
+        ctx: Ctx,
+        name: &str,
+        strategy: Option<&str>,
+    ) -> Result<(CollectionInfo, bool)> {
+        let who = ctx.who.clone();
+        let run = self.create_collection(ctx, name, strategy);
+        audited(who, "collection.create", name, run).await
+    }
+
+    async fn create_collection(
         &self,
         ctx: Ctx,
         name: &str,
@@ -151,8 +163,14 @@ impl Ops {
 
     /// Deletes a collection and all its documents in this DC; `not_found` if no node holds it.
     /// Retrying after a partial failure finishes the job: any node still holding a live
-    /// incarnation counts as the collection existing.
+    /// incarnation counts as the collection existing. Audited.
     pub async fn delete_collection(&self, ctx: Ctx, name: &str) -> Result<()> {
+        let who = ctx.who.clone();
+        let run = self.drop_collection(ctx, name);
+        audited(who, "collection.delete", name, run).await
+    }
+
+    async fn drop_collection(&self, ctx: Ctx, name: &str) -> Result<()> {
         validate_collection(name)?;
         let metas = self.metas_of(ctx.clone(), name).await?;
         if !metas.iter().any(|m| !m.deleted) {

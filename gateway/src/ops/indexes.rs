@@ -9,6 +9,7 @@ use aerolith_common::index_def::{MAX_INDEXES, join, live, validate_fields};
 use aerolith_common::name::{validate_collection, validate_index};
 use aerolith_common::{Error, Result, pb};
 
+use super::audit::audited;
 use super::collections::newest_deletion;
 use super::{Ctx, Ops};
 
@@ -77,8 +78,21 @@ fn dc_definitions(metas: &[pb::CollectionMeta]) -> Vec<pb::IndexDef> {
 impl Ops {
     /// Defines an index: `(info, true)` when this call added it, `(info, false)` when the
     /// same definition was there. A missing collection is created with the defaults, as a
-    /// first write would.
+    /// first write would. Audited.
     pub async fn put_index(
+        &self,
+        ctx: Ctx,
+        collection: &str,
+        name: &str,
+        fields: Vec<pb::IndexField>,
+    ) -> Result<(IndexInfo, bool)> {
+        let who = ctx.who.clone();
+        let target = format!("{collection}/{name}");
+        let run = self.define_index(ctx, collection, name, fields);
+        audited(who, "index.create", &target, run).await
+    }
+
+    async fn define_index(
         &self,
         ctx: Ctx,
         collection: &str,
@@ -198,8 +212,15 @@ impl Ops {
             .collect())
     }
 
-    /// Drops an index; `not_found` when the collection or the index does not exist.
+    /// Drops an index; `not_found` when the collection or the index does not exist. Audited.
     pub async fn drop_index(&self, ctx: Ctx, collection: &str, name: &str) -> Result<()> {
+        let who = ctx.who.clone();
+        let target = format!("{collection}/{name}");
+        let run = self.undefine_index(ctx, collection, name);
+        audited(who, "index.delete", &target, run).await
+    }
+
+    async fn undefine_index(&self, ctx: Ctx, collection: &str, name: &str) -> Result<()> {
         validate_collection(collection)?;
         validate_index(name)?;
         let metas = self.metas_of(ctx.clone(), collection).await?;

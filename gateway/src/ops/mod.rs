@@ -1,6 +1,7 @@
 //! The operation layer: every protocol adapter calls these and only these, so the protocols
 //! agree by construction. Inputs are validated here, once.
 
+mod audit;
 mod built_indexes;
 mod bulk;
 mod changes;
@@ -23,6 +24,7 @@ use aerolith_common::idempotency::IdempotencyKey;
 use aerolith_common::json::Limits;
 use aerolith_common::{Error, Result};
 
+use crate::admission::Who;
 use crate::router::Router;
 
 pub use bulk::{BULK_MAX_BYTES, BadOp, BulkError, BulkInput, BulkItem, BulkOp, MAX_BULK_OPS};
@@ -48,7 +50,7 @@ pub const MAX_LIMIT: u32 = 1000;
 pub const PAGE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Per-request context: the deadline every internal call inherits, the client's session,
-/// its write concern and its idempotency key.
+/// its write concern, its idempotency key and who is asking.
 #[derive(Debug, Clone)]
 pub struct Ctx {
     /// When the request runs out of time.
@@ -59,6 +61,9 @@ pub struct Ctx {
     pub write_concern: WriteConcern,
     /// The write's `Idempotency-Key`, if the client sent one.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// The admitted caller (for audit lines and subscription caps); `None` for the
+    /// gateway's own calls (readiness).
+    pub who: Option<Who>,
 }
 
 impl Ctx {
@@ -69,7 +74,13 @@ impl Ctx {
             session: Arc::default(),
             write_concern: WriteConcern::Local,
             idempotency_key: None,
+            who: None,
         }
+    }
+
+    /// The same context on behalf of `who`.
+    pub fn by(self, who: Option<Who>) -> Ctx {
+        Ctx { who, ..self }
     }
 
     /// The same context with the client's idempotency key (validated), if it sent one.

@@ -18,6 +18,7 @@ use aerolith_common::{Error, ErrorCode, Result};
 use super::changes::{ChangeView, FeedStart, Fetched, assemble};
 use super::token::Positions;
 use super::{Ctx, Ops};
+use crate::caps::Slot;
 use crate::router::NodeShards;
 
 /// How long a caught-up node read waits for the next change.
@@ -45,10 +46,12 @@ pub enum WatchItem {
     Failed(Error),
 }
 
-/// A running feed: a stream of [`WatchItem`]s. Dropping it stops the node tasks.
+/// A running feed: a stream of [`WatchItem`]s. Dropping it stops the node tasks and gives
+/// back the caller's subscription place.
 pub struct Watch {
     rx: mpsc::Receiver<WatchItem>,
     _tasks: JoinSet<()>,
+    _slot: Slot,
 }
 
 impl Watch {
@@ -118,7 +121,11 @@ impl Ops {
                 .await;
             }
         });
-        Watch { rx, _tasks: tasks }
+        Watch {
+            rx,
+            _tasks: tasks,
+            _slot: start.slot,
+        }
     }
 }
 

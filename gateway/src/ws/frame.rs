@@ -72,6 +72,19 @@ impl RequestKind {
             | RequestKind::CreateCollection => Role::Write,
         }
     }
+
+    /// The frame's `type`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestKind::Get => "get",
+            RequestKind::Put => "put",
+            RequestKind::Patch => "patch",
+            RequestKind::Delete => "delete",
+            RequestKind::Query => "query",
+            RequestKind::Count => "count",
+            RequestKind::CreateCollection => "create_collection",
+        }
+    }
 }
 
 /// A frame-level failure, tagged with the `sub` or `req` it concerns when one is known.

@@ -14,16 +14,17 @@ use std::time::{Duration, Instant};
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use aerolith_common::auth::Caller;
 use aerolith_common::{Error, ErrorCode};
 
-use crate::admission::Admission;
+use crate::admission::Who;
+use crate::caps::{Kind, Slot};
+use crate::http::error::ApiError;
 use crate::http::openapi::{Method, Op, Reply};
 use crate::http::{AppState, Route};
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops};
@@ -71,28 +72,36 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// `GET /v1/ws`: upgrades to a WebSocket connection.
+/// `GET /v1/ws`: upgrades to a WebSocket connection, which holds one of its token's
+/// WebSocket places while it is open (over the cap: 429 `rate_limited`).
 pub async fn upgrade(
     State(s): State<AppState>,
-    caller: Option<Extension<Caller>>,
+    who: Option<Extension<Who>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let caller = caller.map_or(Caller::READ_ONLY, |Extension(c)| c);
+    // The route's authentication put the caller there; without one, fail closed.
+    let Some(Extension(who)) = who else {
+        return ApiError::from(Error::new(ErrorCode::Unauthenticated, "no caller")).into_response();
+    };
+    let place = match who.take(Kind::WebSocket) {
+        Ok(p) => p,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     ws.max_message_size(HARD_FRAME_BYTES)
         .max_frame_size(HARD_FRAME_BYTES)
         .on_upgrade(move |socket| {
-            let who = Who {
-                caller,
-                admission: s.admission.clone(),
+            let sizes = Sizes {
+                queue_frames: s.ws_queue_frames,
+                heartbeat_every: s.ws_heartbeat,
             };
-            serve(
-                s.ops.clone(),
-                who,
-                s.ws_queue_frames,
-                s.ws_heartbeat,
-                socket,
-            )
+            serve(s.ops.clone(), who, place, sizes, socket)
         })
+}
+
+/// A connection's outgoing queue and heartbeat.
+struct Sizes {
+    queue_frames: usize,
+    heartbeat_every: Duration,
 }
 
 fn close(code: u16, reason: &'static str) -> Message {
@@ -103,17 +112,13 @@ fn close(code: u16, reason: &'static str) -> Message {
 }
 
 /// Serves one connection until the client leaves, dies, sends an oversized frame or falls
-/// too far behind.
-async fn serve(
-    ops: Ops,
-    who: Who,
-    queue_frames: usize,
-    heartbeat_every: Duration,
-    socket: WebSocket,
-) {
+/// too far behind; its WebSocket `place` is given back when it returns.
+async fn serve(ops: Ops, who: Who, place: Slot, sizes: Sizes, socket: WebSocket) {
+    let _place = place;
+    let heartbeat_every = sizes.heartbeat_every;
     let dead_after = heartbeat_every * 3;
     let (mut sink, mut stream) = socket.split();
-    let (out, mut queue, slow) = Outbox::new(queue_frames);
+    let (out, mut queue, slow) = Outbox::new(sizes.queue_frames);
     let writer = tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -205,17 +210,11 @@ async fn serve(
     }
 }
 
-/// The connection's caller, and what admits its requests (each frame counts against the
-/// caller's rate like an HTTP request).
-struct Who {
-    caller: Caller,
-    admission: Arc<Admission>,
-}
-
 /// One connection's state: its subscriptions by name, and room for requests in flight.
 struct Connection {
     ops: Ops,
-    /// Whose token opened the connection: each request frame needs its kind's role.
+    /// Whose token opened the connection: each request frame needs its kind's role and
+    /// counts against the caller's rate like an HTTP request.
     who: Who,
     out: Outbox,
     subs: HashMap<String, JoinHandle<()>>,
@@ -254,8 +253,9 @@ impl Connection {
                 }
             }
             ClientFrame::Request { req, kind, fields } => {
-                let admitted = (self.who.caller.require(kind.role()))
-                    .and_then(|()| self.who.admission.charge(&self.who.caller));
+                let name = kind.name();
+                let admitted = (self.who.require(kind.role(), format_args!("/v1/ws {name}")))
+                    .and_then(|()| self.who.charge());
                 if let Err(e) = admitted {
                     self.out.reply(frame::error(Some(("req", &req)), &e)).await;
                     return;
@@ -267,9 +267,10 @@ impl Connection {
                 };
                 let ops = self.ops.clone();
                 let out = self.out.clone();
+                let who = self.who.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
-                    let reply = match requests::run(&ops, kind, &fields).await {
+                    let reply = match requests::run(&ops, who, kind, &fields).await {
                         Ok(mut v) => {
                             v["type"] = json!("result");
                             v["req"] = json!(req);
@@ -299,7 +300,7 @@ impl Connection {
         let start = self
             .ops
             .open_feed(
-                Ctx::new(DEFAULT_TIMEOUT),
+                Ctx::new(DEFAULT_TIMEOUT).by(Some(self.who.clone())),
                 &collection,
                 filter.as_ref(),
                 since.as_deref(),

@@ -10,6 +10,7 @@ use aerolith_common::{Error, Result};
 use super::frame::RequestKind;
 use std::sync::Arc;
 
+use crate::admission::Who;
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops, Precondition, QueryInput, Session, WriteConcern};
 
 fn text<'a>(fields: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>> {
@@ -44,14 +45,20 @@ fn body_of(fields: &Map<String, Value>, key: &str) -> Result<Value> {
     }
 }
 
-/// Runs one request; the `result` frame's fields beyond `type` and `req`, with the
-/// request's `session` token merged with what it read or wrote.
-pub async fn run(ops: &Ops, kind: RequestKind, fields: &Map<String, Value>) -> Result<Value> {
+/// Runs one request of `who`; the `result` frame's fields beyond `type` and `req`, with
+/// the request's `session` token merged with what it read or wrote.
+pub async fn run(
+    ops: &Ops,
+    who: Who,
+    kind: RequestKind,
+    fields: &Map<String, Value>,
+) -> Result<Value> {
     let session = Arc::new(Session::parse(text(fields, "session")?)?);
     let concern = WriteConcern::parse(text(fields, "write_concern")?)?;
     let ctx = Ctx::new(DEFAULT_TIMEOUT)
         .with(session.clone(), concern)
-        .with_idempotency_key(text(fields, "idempotency_key")?)?;
+        .with_idempotency_key(text(fields, "idempotency_key")?)?
+        .by(Some(who));
     let mut result = execute(ops, ctx, kind, fields).await?;
     result["session"] = Value::String(session.token());
     Ok(result)

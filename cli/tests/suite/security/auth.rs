@@ -2,40 +2,27 @@
 //! admin tokens, checked identically on REST, GraphQL (HTTP and WebSocket), the WebSocket
 //! API, gRPC (Watch and reflection included) and the replicator admin API.
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tonic::Code;
-use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
-use crate::support::{TestCluster, start_with};
+use super::wire::{self, Open, Socket, bearer, frame, grpc_client, with_token};
+
+use crate::support::{TestCluster, start_with, start_with_tokens};
 use aerolith_cli::dev::DevOptions;
 use aerolith_common::auth::Tokens;
 use aerolith_proto::v1 as api;
-use aerolith_proto::v1::documents_client::DocumentsClient;
 
 const READ: &str = "read-token-for-the-auth-suite";
 const WRITE: &str = "write-token-for-the-auth-suite";
 const ADMIN: &str = "admin-token-for-the-auth-suite";
 
 async fn cluster(dir: &std::path::Path) -> TestCluster {
-    let mut tokens = Tokens::default();
-    tokens
-        .add_list(&format!("read:{READ},write:{WRITE},admin:{ADMIN}"))
-        .unwrap();
-    start_with(DevOptions {
-        nodes_per_dc: 1,
-        tokens,
-        ..DevOptions::new(dir.to_path_buf())
-    })
-    .await
-}
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
+    let tokens = format!("read:{READ},write:{WRITE},admin:{ADMIN}");
+    start_with_tokens(dir, &tokens, Default::default()).await
 }
 
 /// A REST call with an optional token: its status and JSON body.
@@ -240,46 +227,14 @@ async fn websocket(
     header: Option<&str>,
     query: Option<&str>,
     protocol: Option<&str>,
-) -> Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    u16,
-> {
-    let mut url = format!("{}{path}", c.base.replacen("http://", "ws://", 1));
-    if let Some(t) = query {
-        url.push_str(&format!("?access_token={t}"));
-    }
-    let mut req = url.into_client_request().unwrap();
-    if let Some(t) = header {
-        req.headers_mut()
-            .insert("authorization", bearer(t).parse().unwrap());
-    }
-    if let Some(p) = protocol {
-        req.headers_mut()
-            .insert("sec-websocket-protocol", p.parse().unwrap());
-    }
-    match connect_async(req).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
-        Err(e) => panic!("connecting to {path}: {e}"),
-    }
-}
-
-/// The next JSON text frame.
-async fn frame<S>(ws: &mut S) -> Value
-where
-    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    let deadline = std::time::Duration::from_secs(10);
-    loop {
-        let msg = tokio::time::timeout(deadline, ws.next())
-            .await
-            .expect("a frame within 10 s")
-            .expect("connection open")
-            .expect("frame read");
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
+) -> Result<Socket, u16> {
+    let open = Open {
+        header,
+        query,
+        protocol,
+        source: None,
+    };
+    wire::websocket(&c.http_addr, path, open).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,11 +300,19 @@ async fn graphql_and_websockets_check_every_operation() {
     let f = frame(&mut ws).await;
     assert_eq!(f["type"], "result", "{f}");
 
-    // GraphQL over a WebSocket: the upgrade's token holds for the connection.
+    // GraphQL over a WebSocket: without a token on the upgrade, `connection_init` must
+    // bring one (see graphql_init.rs); the upgrade's token holds for the connection.
     let proto = Some("graphql-transport-ws");
+    let mut bare = websocket(&c, "/graphql/ws", None, None, proto)
+        .await
+        .expect("the upgrade waits for connection_init's token");
+    let init = json!({"type": "connection_init"}).to_string();
+    bare.send(Message::text(init)).await.unwrap();
+    let closed = wire::next_message(&mut bare).await.err().flatten();
     assert_eq!(
-        websocket(&c, "/graphql/ws", None, None, proto).await.err(),
-        Some(401)
+        closed.map(|(code, _)| code),
+        Some(4403),
+        "no token: refused"
     );
     let mut gws = websocket(&c, "/graphql/ws", None, Some(READ), proto)
         .await
@@ -380,29 +343,11 @@ async fn graphql_and_websockets_check_every_operation() {
     c.stop().await;
 }
 
-async fn grpc_client(addr: &str) -> DocumentsClient<Channel> {
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    DocumentsClient::new(channel)
-}
-
-fn with_token<T>(msg: T, token: Option<&str>) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(msg);
-    if let Some(t) = token {
-        let v: MetadataValue<_> = bearer(t).parse().unwrap();
-        req.metadata_mut().insert("authorization", v);
-    }
-    req
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_checks_every_method_including_watch_and_reflection() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = cluster(dir.path()).await;
-    let mut client = grpc_client(&c.grpc_addr).await;
+    let mut client = grpc_client(&c.grpc_addr, None).await;
     let put = |token| {
         with_token(
             api::PutDocumentRequest {
@@ -516,6 +461,7 @@ async fn each_token_has_a_request_rate_on_every_protocol() {
             burst: 5,
             // One place in flight: concurrent requests queue rather than fail.
             max_in_flight: 1,
+            ..RequestLimits::default()
         },
         ..DevOptions::new(dir.path().to_path_buf())
     })
@@ -556,7 +502,7 @@ async fn each_token_has_a_request_rate_on_every_protocol() {
     assert_eq!(other.0, 200);
 
     // gRPC shares the token's bucket.
-    let mut client = grpc_client(&c.grpc_addr).await;
+    let mut client = grpc_client(&c.grpc_addr, None).await;
     let mut code = Code::Ok;
     for _ in 0..30 {
         let req = with_token(api::ListCollectionsRequest::default(), Some(READ));
@@ -626,15 +572,11 @@ async fn each_token_has_a_request_rate_on_every_protocol() {
 
     // With one place in flight, concurrent requests wait their turn and all succeed.
     let c2dir = tempfile::tempdir().unwrap();
-    let c2 = start_with(DevOptions {
-        nodes_per_dc: 1,
-        requests: RequestLimits {
-            max_in_flight: 1,
-            ..RequestLimits::default()
-        },
-        ..DevOptions::new(c2dir.path().to_path_buf())
-    })
-    .await;
+    let one_place = RequestLimits {
+        max_in_flight: 1,
+        ..RequestLimits::default()
+    };
+    let c2 = start_with_tokens(c2dir.path(), "", one_place).await;
     let calls = (0..16).map(|i| {
         let body = json!({ "i": i });
         let path = format!("/v1/collections/q/docs/d{i}");

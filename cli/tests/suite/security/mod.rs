@@ -1,5 +1,10 @@
 //! Authentication, roles and TLS on the public ports.
 
+mod audit;
 mod auth;
+mod caps;
+mod graphql_init;
+mod in_flight;
 mod public_tls;
 mod replicator_audit;
+mod wire;

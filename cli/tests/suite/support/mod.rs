@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod audit_log;
 pub mod http;
 pub mod procs;
 
@@ -87,6 +88,24 @@ pub async fn start_with(opts: DevOptions) -> TestCluster {
         grpc_addr,
         http: reqwest::Client::new(),
     }
+}
+
+/// Starts a one-DC cluster of one storage node whose gateways ask for the tokens of
+/// `tokens` (`role:token,…`; empty: authentication off), within `requests`' limits.
+pub async fn start_with_tokens(
+    dir: &Path,
+    tokens: &str,
+    requests: aerolith_gateway::admission::RequestLimits,
+) -> TestCluster {
+    let mut set = aerolith_common::auth::Tokens::default();
+    set.add_list(tokens).expect("valid tokens");
+    start_with(DevOptions {
+        nodes_per_dc: 1,
+        tokens: set,
+        requests,
+        ..DevOptions::new(dir.to_path_buf())
+    })
+    .await
 }
 
 /// A response reduced to what the tests look at.
@@ -293,7 +312,8 @@ pub async fn converged(http: &reqwest::Client, a: &str, b: &str) {
     }
 }
 
-/// The Prometheus text of a replicator admin API's `/metrics` (`http://host:port`).
+/// The Prometheus text of a process's `/metrics` (a replicator admin API or a gateway:
+/// `http://host:port`).
 pub async fn metrics(http: &reqwest::Client, admin: &str) -> String {
     http.get(format!("{admin}/metrics"))
         .send()
