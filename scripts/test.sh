@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite (unit and over-the-wire integration tests), then the shell
-# blocks of README.md and docs/ marked `<!-- check-docs -->` against a fresh `aerolith dev`.
+# blocks of README.md and docs/ marked `<!-- check-docs -->` against a fresh `aerolith dev`,
+# then the offline check of the Kubernetes manifests (deploy/kubernetes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-build-deps.sh
@@ -10,3 +11,4 @@ cargo test --workspace --locked "$@"
 target_dir=$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 python3 scripts/check-docs.py "$target_dir/debug/aerolith"
+python3 scripts/check-kubernetes.py "$target_dir/debug/aerolith"

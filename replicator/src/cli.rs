@@ -34,8 +34,14 @@ pub struct Args {
         default_value = "./aerolith-replicator"
     )]
     pub data_dir: PathBuf,
-    /// A peer DC's replicator, as `DC=HOST:PORT`; repeat for each peer.
-    #[arg(long = "peer", value_name = "DC=HOST:PORT")]
+    /// A peer DC's replicator, as `DC=HOST:PORT`; repeat for each peer (or list them,
+    /// comma-separated, in AEROLITH_PEERS).
+    #[arg(
+        long = "peer",
+        env = "AEROLITH_PEERS",
+        value_delimiter = ',',
+        value_name = "DC=HOST:PORT"
+    )]
     pub peers: Vec<String>,
     /// Seconds between anti-entropy passes against every peer (0: only on
     /// `POST /admin/resync`).
