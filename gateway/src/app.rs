@@ -63,6 +63,8 @@ pub fn router(mut shared: Shared) -> Router {
         layered(Part::Rest, route, &state)
     };
     router
+        // The web console's static pages: no token (they hold no data), their own headers.
+        .merge(crate::console::router())
         .fallback(fallback(any(not_found)))
         .method_not_allowed_fallback(fallback(any(method_not_allowed)))
         .with_state(state)

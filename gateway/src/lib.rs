@@ -8,6 +8,7 @@ pub mod caps;
 pub mod cli;
 pub mod concern;
 pub mod conn;
+pub mod console;
 pub mod deletion_floor;
 pub mod graphql;
 pub mod grpc;

@@ -1,0 +1,427 @@
+// The AerolithDB web console: plain JavaScript, no build step. It talks only to this
+// gateway's public API (REST, and GraphQL over a WebSocket for live changes) with the
+// token the person signs in with, sent as a bearer header (never in a URL). Every value it
+// shows goes in through textContent: document content is hostile input.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const enc = encodeURIComponent;
+const TOKEN_KEY = 'aerolith-console-token';
+const PAGE = 20;
+const LIVE_QUERY =
+  'subscription($c: String!, $s: String) { changes(collection: $c, since: $s) ' +
+  '{ op collection id version updatedAt origin data token } }';
+
+const state = {
+  token: sessionStorage.getItem(TOKEN_KEY),
+  collection: null,
+  cursors: [null], // the cursor of each page seen, for "next" and "first"
+  doc: null, // { collection, id, etag }
+  live: null,
+};
+
+function say(text, kind) {
+  const m = $('message');
+  m.textContent = text;
+  m.className = kind || '';
+}
+
+/** One API call: JSON in and out, the bearer token attached; an error carries the code. */
+async function api(method, path, body, headers) {
+  const h = Object.assign({}, headers || {});
+  if (state.token) h.Authorization = 'Bearer ' + state.token;
+  let payload;
+  if (body !== undefined) {
+    h['Content-Type'] = 'application/json';
+    payload = typeof body === 'string' ? body : JSON.stringify(body);
+  }
+  const r = await fetch(path, { method, headers: h, body: payload, cache: 'no-store' });
+  const text = await r.text();
+  let data = null;
+  if (text) {
+    try { data = JSON.parse(text); } catch (e) { data = text; }
+  }
+  if (!r.ok) {
+    const err = data && data.error ? data.error : { code: 'http_' + r.status, message: text };
+    const e = new Error(err.code + ': ' + err.message);
+    e.status = r.status;
+    e.code = err.code;
+    throw e;
+  }
+  return { status: r.status, data, etag: r.headers.get('ETag') };
+}
+
+/** Runs an action, showing its error (if any) in the message line. */
+function guarded(action) {
+  return async (event) => {
+    if (event) event.preventDefault();
+    try {
+      await action(event);
+    } catch (e) {
+      say(e.message, 'error');
+    }
+  };
+}
+
+function parseJson(text, what) {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(what + ' is not valid JSON: ' + e.message);
+  }
+}
+
+function cell(row, text, cls) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  if (cls) td.className = cls;
+  row.appendChild(td);
+  return td;
+}
+
+function linkButton(text, onClick) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = 'link';
+  b.textContent = text;
+  b.addEventListener('click', guarded(onClick));
+  return b;
+}
+
+function clear(el) {
+  while (el.firstChild) el.removeChild(el.firstChild);
+}
+
+function show(view) {
+  for (const s of document.querySelectorAll('.view')) s.hidden = s.id !== view;
+  for (const b of document.querySelectorAll('#tabs button')) {
+    b.classList.toggle('active', b.dataset.view === view);
+  }
+}
+
+// Signing in: the token is checked against the API before it is kept.
+
+async function signIn(token) {
+  state.token = token || null;
+  try {
+    await api('GET', '/v1/collections');
+  } catch (e) {
+    state.token = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    throw new Error('Sign-in failed: ' + e.message);
+  }
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  $('tabs').hidden = false;
+  $('sign-out').hidden = false;
+  $('who').textContent = token ? 'signed in' : 'no token (authentication off)';
+  say('Signed in.', 'ok');
+  await openCollections();
+}
+
+function signOut() {
+  stopLive();
+  state.token = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  $('tabs').hidden = true;
+  $('sign-out').hidden = true;
+  $('who').textContent = '';
+  $('token').value = '';
+  show('signin');
+  say('Signed out.', 'ok');
+}
+
+// Collections.
+
+async function openCollections() {
+  show('collections');
+  const { data } = await api('GET', '/v1/collections');
+  const body = $('collection-table').tBodies[0];
+  clear(body);
+  for (const c of data.collections) {
+    const row = body.insertRow();
+    cell(row, c.name);
+    cell(row, c.conflict_strategy);
+    const indexes = cell(row, '…');
+    const actions = cell(row, '');
+    actions.appendChild(linkButton('Browse', () => openDocuments(c.name)));
+    api('GET', '/v1/collections/' + enc(c.name) + '/indexes').then(
+      (r) => {
+        indexes.textContent = r.data.indexes.map((i) => i.name + ' (' + i.state + ')').join(', ') || '—';
+      },
+      () => { indexes.textContent = '?'; },
+    );
+  }
+}
+
+async function createCollection() {
+  const name = $('new-collection').value.trim();
+  const r = await api('PUT', '/v1/collections/' + enc(name), { conflict_strategy: $('new-strategy').value });
+  say(r.status === 201 ? 'Created collection ' + name + '.' : 'Collection ' + name + ' exists already.', 'ok');
+  $('new-collection').value = '';
+  await openCollections();
+}
+
+// Documents: pages by keyset cursor.
+
+async function openDocuments(collection) {
+  state.collection = collection;
+  state.cursors = [null];
+  $('doc-collection').textContent = collection;
+  show('documents');
+  await loadPage(0);
+}
+
+async function loadPage(index) {
+  const cursor = state.cursors[index];
+  let path = '/v1/collections/' + enc(state.collection) + '/docs?limit=' + PAGE;
+  if (cursor) path += '&cursor=' + enc(cursor);
+  const { data } = await api('GET', path);
+  state.page = index;
+  state.cursors.length = index + 1;
+  if (data.next_cursor) state.cursors.push(data.next_cursor);
+  $('doc-next').disabled = !data.next_cursor;
+  const body = $('doc-table').tBodies[0];
+  clear(body);
+  for (const d of data.documents) {
+    const row = body.insertRow();
+    row.insertCell().appendChild(linkButton(d.id, () => openDocument(state.collection, d.id)));
+    cell(row, d.version);
+    const text = JSON.stringify(d.data);
+    cell(row, text.length > 200 ? text.slice(0, 200) + '…' : text, 'data');
+  }
+}
+
+async function addDocument() {
+  const data = parseJson($('new-doc-data').value, 'The document');
+  const id = $('new-doc-id').value.trim();
+  const base = '/v1/collections/' + enc(state.collection) + '/docs';
+  const r = id
+    ? await api('PUT', base + '/' + enc(id), data, { 'If-None-Match': '*' })
+    : await api('POST', base, data);
+  say('Added document ' + r.data.id + '.', 'ok');
+  $('new-doc-id').value = '';
+  await loadPage(0);
+}
+
+// The editor: saves with If-Match, so a concurrent change is a clear 412, never lost.
+
+async function openDocument(collection, id) {
+  const r = await api('GET', '/v1/collections/' + enc(collection) + '/docs/' + enc(id));
+  state.doc = { collection, id, etag: r.etag };
+  $('edit-collection').textContent = collection;
+  $('edit-id').textContent = id;
+  $('edit-version').textContent = r.data.version;
+  $('edit-data').value = JSON.stringify(r.data.data, null, 2);
+  show('editor');
+}
+
+function docPath() {
+  return '/v1/collections/' + enc(state.doc.collection) + '/docs/' + enc(state.doc.id);
+}
+
+async function saveDocument() {
+  const data = parseJson($('edit-data').value, 'The document');
+  try {
+    const r = await api('PUT', docPath(), data, { 'If-Match': state.doc.etag });
+    state.doc.etag = r.etag;
+    $('edit-version').textContent = r.data.version;
+    say('Saved ' + state.doc.id + ' as version ' + r.data.version + '.', 'ok');
+  } catch (e) {
+    if (e.status === 412) {
+      throw new Error('Not saved: ' + state.doc.id + ' changed since you opened it ' +
+        '(412 precondition_failed). Reload to see the current version, then edit again.');
+    }
+    throw e;
+  }
+}
+
+async function deleteDocument() {
+  if (!window.confirm('Delete ' + state.doc.id + ' from ' + state.doc.collection + '?')) return;
+  try {
+    await api('DELETE', docPath(), undefined, { 'If-Match': state.doc.etag });
+  } catch (e) {
+    if (e.status === 412) {
+      throw new Error('Not deleted: ' + state.doc.id + ' changed since you opened it (412 precondition_failed).');
+    }
+    throw e;
+  }
+  say('Deleted ' + state.doc.id + '.', 'ok');
+  await openDocuments(state.doc.collection);
+}
+
+// Queries.
+
+async function runQuery() {
+  const collection = $('query-collection').value.trim();
+  const body = { filter: parseJson($('query-filter').value || '{}', 'The filter') };
+  const sort = $('query-sort').value.trim();
+  if (sort) {
+    body.sort = sort.split(',').map((s) => {
+      const [field, order] = s.trim().split(':');
+      return { field, order: order || 'asc' };
+    });
+  }
+  const projection = $('query-projection').value.trim();
+  if (projection) body.projection = projection.split(',').map((p) => p.trim());
+  body.limit = Number($('query-limit').value) || 20;
+  const { data } = await api('POST', '/v1/collections/' + enc(collection) + '/query', body);
+  const out = $('query-result');
+  clear(out);
+  if ($('query-as-json').checked) {
+    const pre = document.createElement('pre');
+    pre.id = 'query-json';
+    pre.textContent = JSON.stringify(data.documents, null, 2);
+    out.appendChild(pre);
+  } else {
+    const fields = [];
+    for (const d of data.documents) {
+      for (const k of Object.keys(d.data || {})) if (!fields.includes(k) && fields.length < 12) fields.push(k);
+    }
+    const table = document.createElement('table');
+    table.id = 'query-table';
+    const head = table.createTHead().insertRow();
+    for (const h of ['id', ...fields]) {
+      const th = document.createElement('th');
+      th.textContent = h;
+      head.appendChild(th);
+    }
+    const tbody = table.createTBody();
+    for (const d of data.documents) {
+      const row = tbody.insertRow();
+      cell(row, d.id);
+      for (const f of fields) {
+        const v = d.data ? d.data[f] : undefined;
+        cell(row, v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v), 'data');
+      }
+    }
+    out.appendChild(table);
+  }
+  say(data.documents.length + ' documents' + (data.next_cursor ? ' (more match)' : '') + '.', 'ok');
+}
+
+// Live changes: a GraphQL subscription over a WebSocket (the token in connection_init's
+// payload, not the URL), resumed from the last change's token after a reconnect.
+
+function setLiveStatus(text) {
+  $('live-status').textContent = text;
+}
+
+function startLive() {
+  stopLive();
+  const live = { collection: $('live-collection').value.trim(), token: null, ws: null, stopped: false, retries: 0 };
+  state.live = live;
+  clear($('live-events'));
+  $('live-token').textContent = '';
+  connectLive(live);
+}
+
+function connectLive(live) {
+  const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
+  const ws = new WebSocket(scheme + location.host + '/graphql/ws', 'graphql-transport-ws');
+  live.ws = ws;
+  setLiveStatus('connecting');
+  ws.onopen = () => {
+    const payload = state.token ? { Authorization: 'Bearer ' + state.token } : {};
+    ws.send(JSON.stringify({ type: 'connection_init', payload }));
+  };
+  ws.onmessage = (m) => {
+    let msg;
+    try { msg = JSON.parse(m.data); } catch (e) { return; }
+    if (msg.type === 'connection_ack') {
+      live.retries = 0;
+      setLiveStatus(live.token ? 'live (resumed)' : 'live');
+      const variables = { c: live.collection, s: live.token };
+      ws.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: LIVE_QUERY, variables } }));
+    } else if (msg.type === 'next') {
+      if (msg.payload.errors) {
+        say('Live changes: ' + msg.payload.errors.map((e) => e.message).join('; '), 'error');
+        return;
+      }
+      const ev = msg.payload.data.changes;
+      live.token = ev.token;
+      $('live-token').textContent = ev.token;
+      const li = document.createElement('li');
+      li.textContent = ev.op + ' ' + ev.id + ' ' + (ev.version || '') + ' ' +
+        (ev.data === null || ev.data === undefined ? '' : JSON.stringify(ev.data));
+      $('live-events').prepend(li);
+    } else if (msg.type === 'error') {
+      say('Live changes: ' + JSON.stringify(msg.payload), 'error');
+    } else if (msg.type === 'ping') {
+      ws.send(JSON.stringify({ type: 'pong' }));
+    }
+  };
+  ws.onclose = (e) => {
+    if (live.stopped || state.live !== live) return;
+    if (e.code === 4403 || e.code === 4401) {
+      setLiveStatus('refused (' + e.reason + ')');
+      return;
+    }
+    const wait = Math.min(5000, 250 * 2 ** live.retries++);
+    setLiveStatus('reconnecting in ' + wait + ' ms');
+    setTimeout(() => { if (!live.stopped && state.live === live) connectLive(live); }, wait);
+  };
+}
+
+function stopLive() {
+  const live = state.live;
+  if (!live) return;
+  live.stopped = true;
+  state.live = null;
+  if (live.ws) live.ws.close();
+  setLiveStatus('stopped');
+}
+
+// The cluster: DCs, nodes, health and shard ownership, refreshed while shown.
+
+async function openCluster() {
+  show('cluster');
+  await loadCluster();
+}
+
+async function loadCluster() {
+  const { data } = await api('GET', '/v1/cluster');
+  $('cluster-dc').textContent = data.dc;
+  $('cluster-shards').textContent = String(data.shards);
+  const body = $('cluster-table').tBodies[0];
+  clear(body);
+  for (const dc of data.dcs) {
+    for (const n of dc.nodes) {
+      const row = body.insertRow();
+      row.dataset.node = dc.id + '/' + n.id;
+      cell(row, dc.id);
+      cell(row, dc.state);
+      cell(row, n.id);
+      cell(row, n.healthy ? 'healthy' : 'unhealthy', n.healthy ? 'healthy' : 'unhealthy');
+      cell(row, String(n.shards.length));
+    }
+  }
+}
+
+setInterval(() => {
+  if (!$('cluster').hidden) loadCluster().catch((e) => say(e.message, 'error'));
+}, 2000);
+
+document.addEventListener('DOMContentLoaded', () => {
+  $('signin-form').addEventListener('submit', guarded(() => signIn($('token').value.trim())));
+  $('sign-out').addEventListener('click', signOut);
+  $('create-collection').addEventListener('submit', guarded(createCollection));
+  $('new-doc').addEventListener('submit', guarded(addDocument));
+  $('doc-first').addEventListener('click', guarded(() => loadPage(0)));
+  $('doc-next').addEventListener('click', guarded(() => loadPage(state.page + 1)));
+  $('save-doc').addEventListener('click', guarded(saveDocument));
+  $('reload-doc').addEventListener('click', guarded(() => openDocument(state.doc.collection, state.doc.id)));
+  $('delete-doc').addEventListener('click', guarded(deleteDocument));
+  $('back-to-docs').addEventListener('click', guarded(() => openDocuments(state.doc.collection)));
+  $('query-form').addEventListener('submit', guarded(runQuery));
+  $('live-form').addEventListener('submit', guarded(startLive));
+  $('live-stop').addEventListener('click', stopLive);
+  const views = { collections: openCollections, query: async () => show('query'), live: async () => show('live'), cluster: openCluster };
+  for (const b of document.querySelectorAll('#tabs button')) {
+    b.addEventListener('click', guarded(() => views[b.dataset.view]()));
+  }
+  if (state.token !== null) {
+    guarded(() => signIn(state.token))();
+  } else {
+    show('signin');
+  }
+});

@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""The web console's tests in a real browser: headless Chromium (Debian's chromium and
+chromium-driver, installed by scripts/ensure-chromium.sh) driven through WebDriver
+(selenium, pinned in scripts/console/requirements.txt, installed into a venv) against a fresh
+`aerolith dev` with tokens on.
+
+It signs in (a wrong token first), creates a collection, adds documents (one whose content
+is an XSS payload, which must render as text and run nothing), edits one while the same
+document changes underneath (the save is refused with a clear 412, a reload and save then
+work), runs a query, watches a change arrive live, sees the cluster view, deletes a
+document, and checks the pages' security headers.
+
+    scripts/test-console.py [PATH_TO_AEROLITH] [--screenshots DIR]
+"""
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+REQUIREMENTS = ROOT / "scripts" / "console" / "requirements.txt"
+VENV = pathlib.Path(os.environ.get("AEROLITH_CONSOLE_VENV", "/var/tmp/aerolith-venv-console"))
+ADMIN = "console-admin-token-0123456789abcdef"
+READ = "console-read-token-0123456789abcdef"
+XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+WAIT = 20
+
+
+def in_venv():
+    """Re-runs this script in the venv with the pinned packages, installing them once."""
+    python = VENV / "bin" / "python"
+    if pathlib.Path(sys.prefix).resolve() == VENV.resolve():
+        return
+    stamp = VENV / ".requirements"
+    if not stamp.exists() or stamp.read_text() != REQUIREMENTS.read_text():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)],
+                       check=True)
+        stamp.write_text(REQUIREMENTS.read_text())
+    os.execv(str(python), [str(python), *sys.argv])
+
+
+def free_base():
+    """A REST port P whose dev-cluster siblings (gRPC, admin) are free too."""
+    for p in range(20080, 30000, 10):
+        ports = (p, p - 8080 + 50051, p - 8080 + 9090)
+        ok = True
+        for port in ports:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+        if ok:
+            return p
+    sys.exit("test-console: no free ports")
+
+
+def call(base, method, path, body=None, headers=None):
+    """One REST call with the admin token: (status, headers, parsed body)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method)
+    req.add_header("Authorization", "Bearer " + ADMIN)
+    req.add_header("Content-Type", "application/json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            text = r.read()
+            return r.status, r.headers, json.loads(text) if text else None
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, None
+
+
+def until(what, check, within=WAIT):
+    """Retries `check` until it returns something truthy, or fails saying `what`."""
+    deadline = time.time() + within
+    last = None
+    while time.time() < deadline:
+        try:
+            got = check()
+            if got:
+                return got
+        except Exception as e:  # a stale element, a page still loading
+            last = e
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {within} s (last: {last})")
+
+
+class Console:
+    """The browser on the console page, with the few actions the tests need."""
+
+    def __init__(self, base, shots):
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+        options = webdriver.ChromeOptions()
+        options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                    "--window-size=1280,900", "--disable-gpu"):
+            options.add_argument(arg)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        service = Service(shutil.which("chromedriver") or "/usr/bin/chromedriver")
+        self.driver = webdriver.Chrome(options=options, service=service)
+        self.base = base
+        self.shots = shots
+
+    def by_id(self, id_):
+        from selenium.webdriver.common.by import By
+        return self.driver.find_element(By.ID, id_)
+
+    def css(self, selector):
+        from selenium.webdriver.common.by import By
+        return self.driver.find_elements(By.CSS_SELECTOR, selector)
+
+    def type(self, id_, text):
+        el = self.by_id(id_)
+        el.clear()
+        el.send_keys(text)
+
+    def message(self, contains):
+        return until(f"the message line says {contains!r}",
+                     lambda: contains in self.by_id("message").text and self.by_id("message").text)
+
+    def shot(self, name):
+        if self.shots:
+            self.driver.save_screenshot(str(self.shots / f"{name}.png"))
+
+    def quit(self):
+        self.driver.quit()
+
+
+def scenario(c, base):
+    d = c.driver
+    d.get(base + "/console")
+    c.shot("signin")
+
+    # A wrong token is refused; the right one signs in.
+    c.type("token", "not-a-token-of-this-cluster")
+    c.by_id("signin-button").click()
+    c.message("Sign-in failed")
+    c.type("token", ADMIN)
+    c.by_id("signin-button").click()
+    c.message("Signed in.")
+    print("ok: sign-in refuses a wrong token and takes the right one")
+
+    # A collection, created from the console.
+    c.type("new-collection", "people")
+    c.by_id("create-collection-button").click()
+    c.message("Created collection people")
+    until("people listed", lambda: any(r.text.startswith("people") for r in c.css("#collection-table tbody tr")))
+    print("ok: a collection created")
+
+    # Documents: one plain, one whose content is an XSS payload.
+    browse = until("a Browse button", lambda: c.css("#collection-table tbody button"))
+    browse[0].click()
+    until("the documents view", lambda: not c.by_id("documents").is_displayed() is False and c.by_id("documents").is_displayed())
+    for id_, data in (("ada", {"name": "Ada", "born": 1815}), ("xss", {"name": XSS})):
+        c.type("new-doc-id", id_)
+        c.type("new-doc-data", json.dumps(data))
+        c.by_id("new-doc-button").click()
+        c.message(f"Added document {id_}")
+    until("both documents listed", lambda: len(c.css("#doc-table tbody tr")) == 2)
+    table = c.by_id("doc-table").text
+    assert "<img src=x" in table and "<script>" in table, table
+    assert not c.css("#doc-table img") and not c.css("#doc-table script"), "the payload became markup"
+    assert d.execute_script("return window.__xss === undefined"), "the payload ran"
+    c.shot("documents")
+    print("ok: documents added; an XSS payload renders as text and runs nothing")
+
+    # The editor: a concurrent change makes the save a clear 412; reload and save work.
+    next(b for b in c.css("#doc-table tbody button") if b.text == "ada").click()
+    until("the editor", lambda: c.by_id("editor").is_displayed())
+    status, _, _ = call(base, "PUT", "/v1/collections/people/docs/ada", {"name": "Ada", "born": 1815, "by": "someone else"})
+    assert status == 200, status
+    c.type("edit-data", json.dumps({"name": "Ada Lovelace", "born": 1815}))
+    c.by_id("save-doc").click()
+    c.message("412")
+    c.shot("editor-conflict")
+    c.by_id("reload-doc").click()
+    until("the reloaded document", lambda: "someone else" in c.by_id("edit-data").get_attribute("value"))
+    c.type("edit-data", json.dumps({"name": "Ada Lovelace", "born": 1815}))
+    c.by_id("save-doc").click()
+    c.message("Saved ada")
+    _, _, doc = call(base, "GET", "/v1/collections/people/docs/ada")
+    assert doc["data"] == {"name": "Ada Lovelace", "born": 1815}, doc
+    c.shot("editor")
+    print("ok: a concurrent edit is refused with a clear 412; reload and save work")
+
+    # A query, as a table.
+    d.find_element("css selector", "#tabs button[data-view=query]").click()
+    c.type("query-collection", "people")
+    c.type("query-filter", json.dumps({"born": {"$lt": 1900}}))
+    c.by_id("query-run").click()
+    c.message("1 documents")
+    rows = c.css("#query-table tbody tr")
+    assert len(rows) == 1 and "ada" in rows[0].text and "Ada Lovelace" in rows[0].text, [r.text for r in rows]
+    c.shot("query")
+    print("ok: a query's results as a table")
+
+    # A change arrives live.
+    d.find_element("css selector", "#tabs button[data-view=live]").click()
+    c.type("live-collection", "people")
+    c.by_id("live-start").click()
+    until("the live view connected", lambda: c.by_id("live-status").text.startswith("live"))
+    until("a change arrives live", lambda: (call(base, "PUT", "/v1/collections/people/docs/lin", {"name": "Lin", "born": 1990}),
+                                            any("lin" in li.text for li in c.css("#live-events li")))[1], within=WAIT)
+    assert c.by_id("live-token").text, "the position is shown"
+    c.shot("live")
+    c.by_id("live-stop").click()
+    print("ok: a change arrives live")
+
+    # The cluster view.
+    d.find_element("css selector", "#tabs button[data-view=cluster]").click()
+    until("the cluster's nodes", lambda: c.css("#cluster-table tbody tr") and all(
+        "healthy" in r.text for r in c.css("#cluster-table tbody tr")))
+    c.shot("cluster")
+    print("ok: the cluster view lists every node healthy")
+
+    # Delete, with the confirmation.
+    d.find_element("css selector", "#tabs button[data-view=collections]").click()
+    until("a Browse button", lambda: c.css("#collection-table tbody button"))[0].click()
+    until("ada listed", lambda: any(b.text == "ada" for b in c.css("#doc-table tbody button")))
+    next(b for b in c.css("#doc-table tbody button") if b.text == "ada").click()
+    until("the editor", lambda: c.by_id("editor").is_displayed())
+    c.by_id("delete-doc").click()
+    until("the confirmation", lambda: d.switch_to.alert).accept()
+    c.message("Deleted ada")
+    status, _, _ = call(base, "GET", "/v1/collections/people/docs/ada")
+    assert status == 404, status
+    print("ok: a document deleted after a confirmation")
+
+    errors = [e for e in d.get_log("browser") if e.get("level") == "SEVERE"
+              and "Content Security Policy" in e.get("message", "")]
+    assert not errors, f"CSP violations: {errors}"
+
+
+def check_headers(base):
+    for path in ("/console", "/console/console.js", "/console/console.css", "/"):
+        with urllib.request.urlopen(base + path, timeout=10) as r:
+            csp = r.headers.get("Content-Security-Policy", "")
+            assert "default-src 'none'" in csp and "script-src 'self'" in csp, (path, csp)
+            assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp, (path, csp)
+            assert r.headers.get("X-Content-Type-Options") == "nosniff", path
+    html = urllib.request.urlopen(base + "/console", timeout=10).read().decode()
+    assert "<script>" not in html and " on" not in html.replace(" only", ""), "no inline script"
+    print("ok: every console asset has the strict Content-Security-Policy; no inline script")
+
+
+def main():
+    in_venv()
+    args = sys.argv[1:]
+    shots = None
+    if "--screenshots" in args:
+        i = args.index("--screenshots")
+        shots = pathlib.Path(args[i + 1])
+        shots.mkdir(parents=True, exist_ok=True)
+        del args[i:i + 2]
+    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
+    aerolith = args[0] if args else f"{target}/debug/aerolith"
+    subprocess.run([str(ROOT / "scripts" / "ensure-chromium.sh")], check=True)
+    work = pathlib.Path(tempfile.mkdtemp(prefix="aerolith-console-"))
+    (work / "tokens").write_text(f"admin {ADMIN}\nread {READ}\n")
+    port = free_base()
+    log = open(work / "dev.log", "w")
+    dev = subprocess.Popen([aerolith, "dev", "--data-dir", str(work / "data"), "--dcs", "1",
+                            "--nodes-per-dc", "2", "--port-base", str(port),
+                            "--auth-tokens", str(work / "tokens")],
+                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    console = None
+    try:
+        until("aerolith dev ready", lambda: (work / "data" / "endpoints.json").exists(), within=120)
+        check_headers(base)
+        console = Console(base, shots)
+        scenario(console, base)
+        print("test-console: passed")
+    except BaseException:
+        if console:
+            console.shot("failure") if shots else None
+        log.flush()
+        sys.stderr.write((work / "dev.log").read_text()[-4000:])
+        raise
+    finally:
+        if console:
+            console.quit()
+        os.killpg(dev.pid, signal.SIGTERM)
+        dev.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
