@@ -28,6 +28,8 @@ import subprocess
 import sys
 import tomllib
 
+from pyvenv import in_venv
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy" / "kubernetes"
 KUBERNETES_VERSION = "1.32.0"
@@ -40,21 +42,6 @@ LISTEN_FLAGS = {
     "gateway": [("--http-listen", "TCP"), ("--grpc-listen", "TCP")],
     "replicator": [("--listen", "UDP"), ("--admin-listen", "TCP")],
 }
-
-
-def in_venv():
-    """Re-runs this script in the venv with the pinned packages, installing them once."""
-    python = VENV / "bin" / "python"
-    if pathlib.Path(sys.prefix).resolve() == VENV.resolve():
-        return
-    requirements = DEPLOY / "requirements.txt"
-    stamp = VENV / ".requirements"
-    if not stamp.exists() or stamp.read_text() != requirements.read_text():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(requirements)],
-                       check=True)
-        stamp.write_text(requirements.read_text())
-    os.execv(str(python), [str(python), *sys.argv])
 
 
 def render():
@@ -318,7 +305,7 @@ def breaks():
 
 
 def main():
-    in_venv()
+    in_venv(VENV, DEPLOY / "requirements.txt")
     target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
     aerolith = sys.argv[1] if len(sys.argv) > 1 else f"{target}/debug/aerolith"
     if not pathlib.Path(aerolith).exists():

@@ -7,8 +7,10 @@ chromium-driver, installed by scripts/ensure-chromium.sh) driven through WebDriv
 It signs in (a wrong token first), creates a collection, adds documents (one whose content
 is an XSS payload, which must render as text and run nothing), edits one while the same
 document changes underneath (the save is refused with a clear 412, a reload and save then
-work), runs a query, watches a change arrive live, sees the cluster view, deletes a
-document, and checks the pages' security headers.
+work), runs a query (and its plan), watches a change arrive live, sees the cluster view,
+deletes a document, and checks the pages' security headers. Last, against a cluster of
+separate processes (where one storage node can be stopped alone), the cluster view marks a
+stopped node unhealthy.
 
     scripts/test-console.py [PATH_TO_AEROLITH] [--screenshots DIR]
 """
@@ -25,6 +27,8 @@ import time
 import urllib.error
 import urllib.request
 
+from pyvenv import in_venv
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "scripts" / "console" / "requirements.txt"
 VENV = pathlib.Path(os.environ.get("AEROLITH_CONSOLE_VENV", "/var/tmp/aerolith-venv-console"))
@@ -32,20 +36,6 @@ ADMIN = "console-admin-token-0123456789abcdef"
 READ = "console-read-token-0123456789abcdef"
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 WAIT = 20
-
-
-def in_venv():
-    """Re-runs this script in the venv with the pinned packages, installing them once."""
-    python = VENV / "bin" / "python"
-    if pathlib.Path(sys.prefix).resolve() == VENV.resolve():
-        return
-    stamp = VENV / ".requirements"
-    if not stamp.exists() or stamp.read_text() != REQUIREMENTS.read_text():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)],
-                       check=True)
-        stamp.write_text(REQUIREMENTS.read_text())
-    os.execv(str(python), [str(python), *sys.argv])
 
 
 def free_base():
@@ -93,6 +83,18 @@ def until(what, check, within=WAIT):
             last = e
         time.sleep(0.1)
     raise AssertionError(f"{what}: not within {within} s (last: {last})")
+
+
+def click(what, find, within=WAIT):
+    """Clicks what `find` returns once it is there, retrying while the page re-renders (an
+    element found just before a view redraws itself goes stale)."""
+    def attempt():
+        el = find()
+        if not el:
+            return False
+        el.click()
+        return True
+    until(what, attempt, within)
 
 
 class Console:
@@ -159,8 +161,7 @@ def scenario(c, base):
     print("ok: a collection created")
 
     # Documents: one plain, one whose content is an XSS payload.
-    browse = until("a Browse button", lambda: c.css("#collection-table tbody button"))
-    browse[0].click()
+    click("a Browse button", lambda: c.css("#collection-table tbody button")[0])
     until("the documents view", lambda: not c.by_id("documents").is_displayed() is False and c.by_id("documents").is_displayed())
     for id_, data in (("ada", {"name": "Ada", "born": 1815}), ("xss", {"name": XSS})):
         c.type("new-doc-id", id_)
@@ -176,7 +177,7 @@ def scenario(c, base):
     print("ok: documents added; an XSS payload renders as text and runs nothing")
 
     # The editor: a concurrent change makes the save a clear 412; reload and save work.
-    next(b for b in c.css("#doc-table tbody button") if b.text == "ada").click()
+    click("ada's link", lambda: next((b for b in c.css("#doc-table tbody button") if b.text == "ada"), None))
     until("the editor", lambda: c.by_id("editor").is_displayed())
     status, _, _ = call(base, "PUT", "/v1/collections/people/docs/ada", {"name": "Ada", "born": 1815, "by": "someone else"})
     assert status == 200, status
@@ -203,7 +204,11 @@ def scenario(c, base):
     rows = c.css("#query-table tbody tr")
     assert len(rows) == 1 and "ada" in rows[0].text and "Ada Lovelace" in rows[0].text, [r.text for r in rows]
     c.shot("query")
-    print("ok: a query's results as a table")
+    c.by_id("query-explain").click()
+    c.by_id("query-run").click()
+    steps = until("the plan", lambda: c.css("#plan-table tbody tr"))
+    assert all(r.text.split()[-1].isdigit() for r in steps), [r.text for r in steps]
+    print("ok: a query's results as a table, and its plan with explain")
 
     # A change arrives live.
     d.find_element("css selector", "#tabs button[data-view=live]").click()
@@ -213,9 +218,18 @@ def scenario(c, base):
     until("a change arrives live", lambda: (call(base, "PUT", "/v1/collections/people/docs/lin", {"name": "Lin", "born": 1990}),
                                             any("lin" in li.text for li in c.css("#live-events li")))[1], within=WAIT)
     assert c.by_id("live-token").text, "the position is shown"
+    # The socket drops; a change made meanwhile arrives once it reconnects, and nothing seen
+    # before comes again: it resumed from its last token.
+    d.execute_script("state.live.ws.close(4000, 'dropped by the test')")
+    call(base, "PUT", "/v1/collections/people/docs/kay", {"name": "Kay", "born": 1940})
+    until("the live view resumed", lambda: c.by_id("live-status").text == "live (resumed)")
+    until("the change made while disconnected arrives", lambda: any(
+        " kay " in li.text for li in c.css("#live-events li")))
+    events = [li.text for li in c.css("#live-events li")]
+    assert sum(" lin " in e for e in events) == 1 and sum(" kay " in e for e in events) == 1, events
     c.shot("live")
     c.by_id("live-stop").click()
-    print("ok: a change arrives live")
+    print("ok: a change arrives live, and the view resumes from its token after a drop")
 
     # The cluster view.
     d.find_element("css selector", "#tabs button[data-view=cluster]").click()
@@ -226,9 +240,8 @@ def scenario(c, base):
 
     # Delete, with the confirmation.
     d.find_element("css selector", "#tabs button[data-view=collections]").click()
-    until("a Browse button", lambda: c.css("#collection-table tbody button"))[0].click()
-    until("ada listed", lambda: any(b.text == "ada" for b in c.css("#doc-table tbody button")))
-    next(b for b in c.css("#doc-table tbody button") if b.text == "ada").click()
+    click("a Browse button", lambda: c.css("#collection-table tbody button")[0])
+    click("ada's link", lambda: next((b for b in c.css("#doc-table tbody button") if b.text == "ada"), None))
     until("the editor", lambda: c.by_id("editor").is_displayed())
     c.by_id("delete-doc").click()
     until("the confirmation", lambda: d.switch_to.alert).accept()
@@ -240,6 +253,83 @@ def scenario(c, base):
     errors = [e for e in d.get_log("browser") if e.get("level") == "SEVERE"
               and "Content Security Policy" in e.get("message", "")]
     assert not errors, f"CSP violations: {errors}"
+
+
+def free_port(kind):
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def process_cluster(aerolith, work):
+    """One DC of two storage nodes, a gateway and a replicator as separate processes, with
+    tokens (`aerolith dev` runs in one process, where no node can be stopped alone): the
+    processes by name and the gateway's base URL, once it is ready."""
+    certs = work / "certs"
+    subprocess.run([aerolith, "certs", "--out", str(certs)], check=True, stdout=subprocess.DEVNULL)
+    nodes = {n: free_port(socket.SOCK_DGRAM) for n in ("n1", "n2")}
+
+    def pair(role):
+        return f'{{ cert = "{certs}/{role}.pem", key = "{certs}/{role}.key" }}'
+    listed = ", ".join(f'{{ id = "{n}", rpc = "127.0.0.1:{p}" }}' for n, p in nodes.items())
+    (work / "cluster.toml").write_text(
+        f'name = "console"\nshards = 16\n[tls]\nca = "{certs}/ca.pem"\n'
+        f'storagenode = {pair("storagenode")}\ngateway = {pair("gateway")}\n'
+        f'replicator = {pair("replicator")}\n[[dcs]]\nid = "dc1"\nnodes = [{listed}]\n')
+    common = ["--config", str(work / "cluster.toml"), "--dc", "dc1"]
+    tokens = ["--auth-tokens", str(work / "tokens")]
+    http = free_port(socket.SOCK_STREAM)
+    procs = {}
+    log = open(work / "procs.log", "w")
+
+    def start(name, args):
+        procs[name] = subprocess.Popen([aerolith, *args], stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+    for n in nodes:
+        start(n, ["node", *common, "--node", n, "--data-dir", str(work / n), "--new-store", "genesis"])
+    start("replicator", ["replicator", *common, *tokens, "--data-dir", str(work / "replicator"),
+                         "--listen", f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}",
+                         "--admin-listen", f"127.0.0.1:{free_port(socket.SOCK_STREAM)}"])
+    start("gateway", ["gateway", *common, *tokens, "--http-listen", f"127.0.0.1:{http}",
+                      "--grpc-listen", f"127.0.0.1:{free_port(socket.SOCK_STREAM)}"])
+    base = f"http://127.0.0.1:{http}"
+
+    def ready():
+        try:
+            return urllib.request.urlopen(base + "/readyz", timeout=2).status == 200
+        except OSError:
+            return False
+    until("the process cluster ready", ready, within=120)
+    return procs, base
+
+
+def stopped_node(c, aerolith, work):
+    """The cluster view marks a node unhealthy once its process stops."""
+    procs, base = process_cluster(aerolith, work)
+    try:
+        d = c.driver
+        d.get(base + "/console")
+        c.type("token", ADMIN)
+        c.by_id("signin-button").click()
+        c.message("Signed in.")
+        d.find_element("css selector", "#tabs button[data-view=cluster]").click()
+
+        def row():
+            return next((r for r in c.css("#cluster-table tbody tr")
+                         if r.get_attribute("data-node") == "dc1/n2"), None)
+        until("n2 healthy", lambda: row() and "unhealthy" not in row().text and "healthy" in row().text)
+        procs["n2"].kill()
+        procs["n2"].wait(timeout=10)
+        until("n2 marked unhealthy after it stopped", lambda: row() and "unhealthy" in row().text,
+              within=60)
+        c.shot("cluster-unhealthy")
+        print("ok: the cluster view marks a stopped node unhealthy")
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs.values():
+            p.wait(timeout=30)
 
 
 def check_headers(base):
@@ -255,7 +345,7 @@ def check_headers(base):
 
 
 def main():
-    in_venv()
+    in_venv(VENV, REQUIREMENTS)
     args = sys.argv[1:]
     shots = None
     if "--screenshots" in args:
@@ -281,6 +371,7 @@ def main():
         check_headers(base)
         console = Console(base, shots)
         scenario(console, base)
+        stopped_node(console, aerolith, work)
         print("test-console: passed")
     except BaseException:
         if console:

@@ -264,6 +264,7 @@ async function runQuery() {
   const projection = $('query-projection').value.trim();
   if (projection) body.projection = projection.split(',').map((p) => p.trim());
   body.limit = Number($('query-limit').value) || 20;
+  if ($('query-explain').checked) body.explain = true;
   const { data } = await api('POST', '/v1/collections/' + enc(collection) + '/query', body);
   const out = $('query-result');
   clear(out);
@@ -296,7 +297,31 @@ async function runQuery() {
     }
     out.appendChild(table);
   }
+  renderPlan(data.plan);
   say(data.documents.length + ' documents' + (data.next_cursor ? ' (more match)' : '') + '.', 'ok');
+}
+
+/** The query's plan (with explain): per storage node, the index used and records examined. */
+function renderPlan(plan) {
+  const out = $('query-plan');
+  clear(out);
+  if (!plan) return;
+  const table = document.createElement('table');
+  table.id = 'plan-table';
+  const head = table.createTHead().insertRow();
+  for (const h of ['node', 'index', 'examined']) {
+    const th = document.createElement('th');
+    th.textContent = h;
+    head.appendChild(th);
+  }
+  const tbody = table.createTBody();
+  for (const step of plan) {
+    const row = tbody.insertRow();
+    cell(row, step.node);
+    cell(row, step.index === null || step.index === undefined ? 'scan' : step.index);
+    cell(row, String(step.examined));
+  }
+  out.appendChild(table);
 }
 
 // Live changes: a GraphQL subscription over a WebSocket (the token in connection_init's
