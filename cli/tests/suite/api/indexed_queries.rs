@@ -123,6 +123,27 @@ async fn index(dcs: &[&TestCluster; 2], collection: &str) {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // The gateway plans with an index only once it has seen it built on every node;
+        // until then it scans (correctly). Waiting for a query on an indexed field to use
+        // one makes the count of queries served by indexes below independent of how fast
+        // the gateway learns, which once left it short under load.
+        let probe = json!({"filter": {"a": 0}, "limit": 1, "explain": true});
+        loop {
+            let r = dc
+                .post_json(&format!("/v1/collections/{collection}/query"), &probe)
+                .await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+            let plan = r.body["plan"].as_array().cloned().unwrap_or_default();
+            if plan.iter().any(|s| s["index"].is_string()) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "an equality on an indexed field never used an index: {:?}",
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
