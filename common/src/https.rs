@@ -193,15 +193,15 @@ where
             };
             let mut builder = Builder::new(TokioExecutor::new());
             // A client must send its request headers within HEADER_READ_TIMEOUT (hyper
-            // enforces it only with a timer); WebSockets over HTTP/2 need CONNECT.
+            // enforces it only with a timer).
             builder
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .enable_connect_protocol();
+            // No extended CONNECT (RFC 8441): the WebSocket routes are GET upgrades, so a
+            // browser told it may open a WebSocket inside HTTP/2 would be refused; without
+            // the setting it opens an HTTP/1.1 connection for the socket, which works.
+            builder.http2().timer(TokioTimer::new());
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             let _ = watcher.watch(conn.into_owned()).await;
         });
