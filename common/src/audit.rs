@@ -56,7 +56,19 @@ pub struct Event<'a> {
     pub reason: &'a str,
 }
 
-/// Logs `event` as one line and counts it.
+/// Longest object an audit line repeats (request paths are the client's to choose).
+const MAX_OBJECT: usize = 256;
+
+/// `object` cut to [`MAX_OBJECT`] bytes at a character boundary.
+fn bounded(object: &str) -> &str {
+    let mut end = object.len().min(MAX_OBJECT);
+    while !object.is_char_boundary(end) {
+        end -= 1;
+    }
+    &object[..end]
+}
+
+/// Logs `event` as one line (its object bounded to [`MAX_OBJECT`] bytes) and counts it.
 pub fn record(event: &Event<'_>) {
     let role = event.role.map_or("-", Role::as_str);
     let peer = event
@@ -66,7 +78,7 @@ pub fn record(event: &Event<'_>) {
         target: TARGET,
         process = event.process,
         action = event.action,
-        object = event.target,
+        object = bounded(event.target),
         role,
         token_id = event.token_id,
         peer = %peer,
@@ -84,7 +96,16 @@ pub fn record(event: &Event<'_>) {
 
 #[cfg(test)]
 mod tests {
+    use super::{MAX_OBJECT, bounded};
     use crate::auth::{Tokens, token_id};
+
+    #[test]
+    fn objects_are_bounded_at_a_character_boundary() {
+        let long = "é".repeat(200);
+        let cut = bounded(&long);
+        assert!(cut.len() <= MAX_OBJECT && long.starts_with(cut));
+        assert_eq!(bounded("GET /v1/collections"), "GET /v1/collections");
+    }
 
     #[test]
     fn a_token_id_names_the_token_without_its_value() {

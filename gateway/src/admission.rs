@@ -101,18 +101,6 @@ pub struct Admission {
     caps: Arc<Caps>,
 }
 
-/// Longest request target an audit line repeats (paths are the client's to choose).
-const MAX_TARGET: usize = 256;
-
-/// `target` cut to [`MAX_TARGET`] bytes at a character boundary, for an audit line.
-pub(crate) fn audit_target(target: &str) -> &str {
-    let mut end = target.len().min(MAX_TARGET);
-    while !target.is_char_boundary(end) {
-        end -= 1;
-    }
-    &target[..end]
-}
-
 impl Admission {
     /// Admission by `tokens` (none: everyone is let in) within `limits`' rate and caps.
     pub fn new(tokens: Tokens, limits: RequestLimits) -> Admission {
@@ -185,7 +173,7 @@ impl Admission {
         audit::record(&audit::Event {
             process: "gateway",
             action: "request",
-            target: audit_target(&target),
+            target: &target,
             role: caller.map(|c| c.role),
             token_id: caller.map_or("-", |c| self.tokens.id_of(c)),
             peer,
@@ -322,13 +310,5 @@ mod tests {
             who.charge().unwrap();
             assert_eq!(who.token_id(), "-");
         }
-    }
-
-    #[test]
-    fn audit_targets_are_bounded_at_a_character_boundary() {
-        let long = "é".repeat(200);
-        let cut = audit_target(&long);
-        assert!(cut.len() <= MAX_TARGET && long.starts_with(cut));
-        assert_eq!(audit_target("GET /v1/collections"), "GET /v1/collections");
     }
 }

@@ -148,7 +148,6 @@ async fn authenticate(
             .get::<axum::extract::MatchedPath>()
             .map_or("(no route)", |m| m.as_str())
     );
-    let caller = tokens.caller(token);
     let audit = |role, token_id: &str, outcome, reason: &str| {
         audit::record(&audit::Event {
             process: "replicator",
@@ -161,45 +160,54 @@ async fn authenticate(
             reason,
         })
     };
-    match caller
-        .clone()
-        .and_then(|c| c.require(Role::Admin).map(|()| c))
-    {
-        Ok(c) => {
-            let mutates = req.method() == axum::http::Method::POST;
-            let resp = next.run(req).await;
-            if mutates {
-                let status = resp.status();
-                let outcome = if status.is_success() {
-                    audit::Outcome::Done
-                } else {
-                    audit::Outcome::Failed
-                };
-                audit(Some(c.role), tokens.id_of(&c), outcome, status.as_str());
-            }
-            resp
-        }
+    let caller = match tokens.caller(token) {
+        Ok(c) => c,
         Err(e) => {
-            let unauthenticated = e.code == ErrorCode::Unauthenticated;
-            match &caller {
-                Ok(c) => audit(
-                    Some(c.role),
-                    tokens.id_of(c),
-                    audit::Outcome::Denied,
-                    e.code.as_str(),
-                ),
-                Err(_) => audit(None, "-", audit::Outcome::Unauthenticated, e.code.as_str()),
-            }
-            let mut resp = AdminError(e).into_response();
-            if unauthenticated {
-                resp.headers_mut().insert(
-                    axum::http::header::WWW_AUTHENTICATE,
-                    axum::http::HeaderValue::from_static("Bearer"),
-                );
-            }
-            resp
+            audit(None, "-", audit::Outcome::Unauthenticated, e.code.as_str());
+            return refusal(e);
         }
+    };
+    if let Err(e) = caller.require(Role::Admin) {
+        let id = tokens.id_of(&caller);
+        audit(
+            Some(caller.role),
+            id,
+            audit::Outcome::Denied,
+            e.code.as_str(),
+        );
+        return refusal(e);
     }
+    let mutates = req.method() == axum::http::Method::POST;
+    let resp = next.run(req).await;
+    if mutates {
+        let status = resp.status();
+        let outcome = if status.is_success() {
+            audit::Outcome::Done
+        } else {
+            audit::Outcome::Failed
+        };
+        audit(
+            Some(caller.role),
+            tokens.id_of(&caller),
+            outcome,
+            status.as_str(),
+        );
+    }
+    resp
+}
+
+/// The answer to a refused request: its error body, with `WWW-Authenticate: Bearer` when
+/// credentials are missing or unknown (RFC 9110 section 11.6.1).
+fn refusal(e: Error) -> Response {
+    let unauthenticated = e.code == ErrorCode::Unauthenticated;
+    let mut resp = AdminError(e).into_response();
+    if unauthenticated {
+        resp.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    resp
 }
 
 /// Serves the admin API on `listener` until the task is aborted, over TLS when `tls` is

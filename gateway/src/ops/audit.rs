@@ -7,7 +7,7 @@ use std::future::Future;
 use aerolith_common::Result;
 use aerolith_common::audit::{self, Outcome};
 
-use crate::admission::{Who, audit_target};
+use crate::admission::Who;
 
 /// Runs `action` on `target` for `who` (the request context's caller) and writes its audit
 /// line: `done`, or `failed` with the error's code.
@@ -26,7 +26,7 @@ pub(super) async fn audited<T>(
     audit::record(&audit::Event {
         process: "gateway",
         action,
-        target: audit_target(target),
+        target,
         role: who.map(|w| w.caller.role),
         token_id: who.map_or("-", |w| w.token_id()),
         peer: who.and_then(|w| w.peer),
