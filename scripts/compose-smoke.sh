@@ -164,6 +164,15 @@ expect_status() {
 }
 expect_status 401 "a read without a token" "https://127.0.0.1:$http1/v1/collections"
 expect_status 401 "the admin API without a token" "https://127.0.0.1:$admin1/admin/status"
+# The console knows its DC's admin API, which answers the console's page and no other.
+curl -sf --cacert "$ca" "https://127.0.0.1:$http1/console/config.json" |
+    grep -q "\"https://127.0.0.1:$admin1\"" ||
+    { echo "compose-smoke: dc1's console does not name its admin API" >&2; exit 1; }
+expect_status 204 "the admin API answers the console's preflight" -X OPTIONS \
+    -H "origin: https://127.0.0.1:$http1" -H 'access-control-request-method: GET' \
+    "https://127.0.0.1:$admin1/admin/status"
+expect_status 403 "the admin API refuses another web page" \
+    -H 'origin: https://evil.example' "https://127.0.0.1:$admin1/admin/status"
 expect_status 200 "a read with the generated read token" \
     -H "authorization: Bearer $read_token" "https://127.0.0.1:$http1/v1/collections"
 expect_status 403 "a write with the read token" -X PUT \

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use aerolith_common::json::Limits;
+use aerolith_common::origin::Origin;
 use aerolith_common::rpc::{DevCa, PeerRole};
 use aerolith_common::shard::DEFAULT_SHARDS;
 use aerolith_common::topology::{ClusterConfig, DcConfig, MAX_SHARDS, MIN_SHARDS, NodeConfig};
@@ -318,6 +319,7 @@ impl DevCluster {
         // receives first, so each can then ship to all the others.
         let mut replicators = Vec::new();
         let mut admin_addrs = Vec::new();
+        let mut admin_listeners = Vec::new();
         {
             for dc in &cluster.dcs {
                 let r = Replicator::bind(ReplicatorOptions {
@@ -358,17 +360,24 @@ impl DevCluster {
                     let planned = r.mover().rebalance()?;
                     tracing::info!(dc = %dc.id, nodes = dc.nodes.len(), moves = planned.len(), "nodes added; shards move to them in the background (aerolith admin moves)");
                 }
+                // Bound now, served once the gateways' addresses (the consoles' origins)
+                // are known.
                 let admin = port(DEFAULT_ADMIN_PORT, d, opts.port_base)?;
-                let bound = r
-                    .serve_admin(
-                        SocketAddr::from(([127, 0, 0, 1], admin)),
-                        opts.public_tls.clone(),
-                    )
-                    .await
-                    .with_context(|| format!("replicator admin of {} failed to start", dc.id))?;
-                admin_addrs.push(bound.to_string());
+                let listener =
+                    aerolith_replicator::admin::bind(SocketAddr::from(([127, 0, 0, 1], admin)))
+                        .await
+                        .with_context(|| {
+                            format!("replicator admin of {} failed to start", dc.id)
+                        })?;
+                admin_addrs.push(listener.local_addr()?);
+                admin_listeners.push(listener);
             }
         }
+        let scheme = if opts.public_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
 
         let mut gateways = Vec::new();
         let mut endpoints = Endpoints { dcs: Vec::new() };
@@ -387,6 +396,10 @@ impl DevCluster {
                 tokens: opts.tokens.clone(),
                 requests: opts.requests,
                 public_tls: opts.public_tls.clone(),
+                // Each gateway's console shows its own DC's replication.
+                console_admin: admin_addrs
+                    .get(d)
+                    .and_then(|a| Origin::for_addr(scheme, *a).into_iter().next()),
             })
             .await
             .with_context(|| format!("gateway of {} failed to start", dc.id))?;
@@ -394,9 +407,27 @@ impl DevCluster {
                 id: dc.id.clone(),
                 http: gateway.http_addr().to_string(),
                 grpc: gateway.grpc_addr().to_string(),
-                admin: admin_addrs.get(d).cloned().unwrap_or_default(),
+                admin: admin_addrs
+                    .get(d)
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
             });
             gateways.push(gateway);
+        }
+        // Every gateway's console may use every DC's admin API (each still asks for an
+        // admin token); no other web page may.
+        let consoles: Vec<Origin> = gateways
+            .iter()
+            .flat_map(|g| Origin::for_addr(scheme, g.http_addr()))
+            .collect();
+        for ((r, listener), dc) in replicators
+            .iter_mut()
+            .zip(admin_listeners)
+            .zip(&cluster.dcs)
+        {
+            r.serve_admin(listener, opts.public_tls.clone(), consoles.clone())
+                .await
+                .with_context(|| format!("replicator admin of {} failed to start", dc.id))?;
         }
 
         // Every shard's owner must answer; on a loaded machine the first handshakes can take

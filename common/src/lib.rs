@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod index_def;
 pub mod json;
 pub mod name;
+pub mod origin;
 pub mod patch;
 pub mod query;
 pub mod rpc;

@@ -41,6 +41,7 @@ pub fn router(mut shared: Shared) -> Router {
     shared.openapi = serde_json::to_vec(&openapi::build(&routes()))
         .unwrap_or_default()
         .into();
+    let console_admin = shared.console_admin.clone();
     let state = AppState::new(shared);
     let mut router = Router::new();
     for (part, routes) in parts() {
@@ -64,7 +65,7 @@ pub fn router(mut shared: Shared) -> Router {
     };
     router
         // The web console's static pages: no token (they hold no data), their own headers.
-        .merge(crate::console::router())
+        .merge(crate::console::router(console_admin))
         .fallback(fallback(any(not_found)))
         .method_not_allowed_fallback(fallback(any(method_not_allowed)))
         .with_state(state)

@@ -40,6 +40,11 @@ pub struct Args {
     /// TLS on the public ports.
     #[command(flatten)]
     pub tls: aerolith_common::https::TlsArgs,
+    /// The replicator admin API (`scheme://host:port`, as the browser reaches it) that the
+    /// web console may use for its replication view; that replicator must name this
+    /// gateway's origin with `--console-origin`. Without it the console has no admin view.
+    #[arg(long, env = "AEROLITH_CONSOLE_ADMIN", value_name = "ORIGIN")]
+    pub console_admin: Option<aerolith_common::origin::Origin>,
 }
 
 /// Runs a gateway until SIGINT or SIGTERM, then drains and stops it.
@@ -73,6 +78,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tokens,
         requests: args.requests,
         public_tls,
+        console_admin: args.console_admin,
     })
     .await?;
     println!(

@@ -48,6 +48,9 @@ pub struct GatewayOptions {
     pub requests: crate::admission::RequestLimits,
     /// TLS on the HTTP and gRPC ports; `None`: plain TCP.
     pub public_tls: Option<aerolith_common::https::PublicTls>,
+    /// The replicator admin API (its origin) the web console may call from the browser;
+    /// `None`: the console shows no admin view.
+    pub console_admin: Option<aerolith_common::origin::Origin>,
 }
 
 /// A started gateway.
@@ -88,6 +91,7 @@ impl Gateway {
             admission: admission.clone(),
             in_flight: in_flight.clone(),
             openapi: bytes::Bytes::new(),
+            console_admin: opts.console_admin.clone(),
         };
         let listener = TcpListener::bind(opts.http_listen).await.map_err(|e| {
             Error::unavailable(format!("cannot listen on {}: {e}", opts.http_listen))

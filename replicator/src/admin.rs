@@ -59,6 +59,8 @@ pub struct AdminState {
     pub maps: Arc<ShardMaps>,
     /// The DC's shard moves.
     pub mover: Arc<crate::moves::Mover>,
+    /// The web consoles whose pages may call this API (`--console-origin`).
+    pub console_origins: crate::admin_cors::ConsoleOrigins,
 }
 
 /// An error as the REST error body.
@@ -115,6 +117,12 @@ pub fn router(state: AdminState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.tokens.clone(),
             authenticate,
+        ))
+        // Outermost: a foreign page is refused, and a console's preflight answered, before
+        // authentication (a preflight carries no token).
+        .layer(axum::middleware::from_fn_with_state(
+            state.console_origins.clone(),
+            crate::admin_cors::console_origins,
         ))
         .with_state(state)
 }

@@ -58,6 +58,16 @@ pub struct Args {
     /// TLS on the admin API.
     #[command(flatten)]
     pub tls: aerolith_common::https::TlsArgs,
+    /// The origin (`scheme://host:port`) of a gateway whose web console may use this admin
+    /// API from the browser; repeat for each (or list them, comma-separated, in
+    /// AEROLITH_CONSOLE_ORIGINS). Requests from any other web page are refused.
+    #[arg(
+        long = "console-origin",
+        env = "AEROLITH_CONSOLE_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub console_origins: Vec<aerolith_common::origin::Origin>,
 }
 
 fn peer(s: &str) -> anyhow::Result<Peer> {
@@ -103,7 +113,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     replicator.start_loops()?;
     let scheme = if admin_tls.is_some() { "https" } else { "http" };
-    let admin = replicator.serve_admin(args.admin_listen, admin_tls).await?;
+    let listener = crate::admin::bind(args.admin_listen).await?;
+    let admin = replicator
+        .serve_admin(listener, admin_tls, args.console_origins)
+        .await?;
     println!(
         "aerolith-replicator listening on {} (admin {scheme}://{admin})",
         replicator.addr()

@@ -4,6 +4,7 @@
 
 pub mod acks;
 pub mod admin;
+mod admin_cors;
 mod admin_nodes;
 pub mod backup;
 pub mod checkpoint;
@@ -193,6 +194,7 @@ impl Replicator {
             resync_rate: self.opts.resync_rate,
             maps: self.maps.clone(),
             mover: self.mover.clone(),
+            console_origins: Default::default(),
         })
     }
 
@@ -248,15 +250,18 @@ impl Replicator {
         Ok(())
     }
 
-    /// Serves the admin API on `addr`, over TLS when `tls` is given; returns its address.
+    /// Serves the admin API on `listener` (see [`admin::bind`]), over TLS when `tls` is
+    /// given, to the CLI and to the web consoles served from `console_origins`; returns its
+    /// address.
     pub async fn serve_admin(
         &mut self,
-        addr: SocketAddr,
+        listener: tokio::net::TcpListener,
         tls: Option<aerolith_common::https::PublicTls>,
+        console_origins: Vec<aerolith_common::origin::Origin>,
     ) -> Result<SocketAddr> {
-        let listener = admin::bind(addr).await?;
         let bound = listener.local_addr().map_err(Error::internal)?;
-        let state = self.admin_state()?;
+        let mut state = self.admin_state()?;
+        state.console_origins = Arc::new(console_origins);
         let scheme = if tls.is_some() { "https" } else { "http" };
         self.tasks
             .push(tokio::spawn(admin::serve(listener, state, tls)));

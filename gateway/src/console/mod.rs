@@ -12,44 +12,73 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use aerolith_common::origin::Origin;
+use bytes::Bytes;
+
 /// The console's pages and scripts only from this origin, its API calls (HTTP and
-/// WebSocket) only to this origin, no inline script or style, no framing, no forms posted
-/// anywhere, no plugins.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-    img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
-    frame-ancestors 'none'";
+/// WebSocket) only to this origin and the replicator admin API it is configured with, no
+/// inline script or style, no framing, no forms posted anywhere, no plugins.
+pub fn csp(admin: Option<&Origin>) -> String {
+    let admin = admin.map(|a| format!(" {a}")).unwrap_or_default();
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'{admin}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+}
 
 const INDEX: &str = include_str!("assets/index.html");
 const SCRIPT: &str = include_str!("assets/console.js");
 const STYLE: &str = include_str!("assets/console.css");
 const ROOT: &str = include_str!("assets/root.html");
 
-/// The console's routes: `/` (a link to it), `/console` and its two assets.
-pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+/// The console's routes: `/` (a link to it), `/console`, its two assets and
+/// `/console/config.json` (the replicator admin API the page may use, `--console-admin`).
+pub fn router<S: Clone + Send + Sync + 'static>(admin: Option<Origin>) -> Router<S> {
+    // Built from a validated origin, so the header value cannot fail; an empty policy
+    // would be worse than none, so fall back to the policy without the admin API.
+    let csp = HeaderValue::from_str(&csp(admin.as_ref()))
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
+    let config = serde_json::json!({ "admin": admin.as_ref().map(Origin::as_str) }).to_string();
+    let asset = move |content_type: &'static str, body: Bytes| {
+        let csp = csp.clone();
+        get(move || {
+            let (body, csp) = (body.clone(), csp.clone());
+            async move { page(content_type, body, csp) }
+        })
+    };
     Router::new()
-        .route(
-            "/",
-            get(|| async { page("text/html; charset=utf-8", ROOT) }),
-        )
+        .route("/", asset(HTML, Bytes::from_static(ROOT.as_bytes())))
         .route(
             "/console",
-            get(|| async { page("text/html; charset=utf-8", INDEX) }),
+            asset(HTML, Bytes::from_static(INDEX.as_bytes())),
         )
         .route(
             "/console/console.js",
-            get(|| async { page("text/javascript; charset=utf-8", SCRIPT) }),
+            asset(
+                "text/javascript; charset=utf-8",
+                Bytes::from_static(SCRIPT.as_bytes()),
+            ),
         )
         .route(
             "/console/console.css",
-            get(|| async { page("text/css; charset=utf-8", STYLE) }),
+            asset(
+                "text/css; charset=utf-8",
+                Bytes::from_static(STYLE.as_bytes()),
+            ),
+        )
+        .route(
+            "/console/config.json",
+            asset("application/json", Bytes::from(config)),
         )
 }
 
+const HTML: &str = "text/html; charset=utf-8";
+
 /// One asset with the console's security headers.
-fn page(content_type: &'static str, body: &'static str) -> Response {
+fn page(content_type: &'static str, body: Bytes, csp: HeaderValue) -> Response {
     let headers: [(HeaderName, HeaderValue); 6] = [
         (CONTENT_TYPE, HeaderValue::from_static(content_type)),
-        (CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
+        (CONTENT_SECURITY_POLICY, csp),
         (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
         (X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
         (REFERRER_POLICY, HeaderValue::from_static("no-referrer")),

@@ -59,4 +59,6 @@ pub struct Shared {
     pub in_flight: std::sync::Arc<tokio::sync::Semaphore>,
     /// The OpenAPI document of the served routes, serialised once at assembly.
     pub openapi: bytes::Bytes,
+    /// The replicator admin API the web console may call from the browser.
+    pub console_admin: Option<aerolith_common::origin::Origin>,
 }

@@ -3,6 +3,7 @@
 mod audit;
 mod auth;
 mod caps;
+mod console_origins;
 mod graphql_init;
 mod in_flight;
 mod public_tls;

@@ -65,6 +65,7 @@ pub async fn gateway_to_nowhere(blackhole: &std::net::UdpSocket) -> Gateway {
         tokens: Default::default(),
         requests: Default::default(),
         public_tls: None,
+        console_admin: None,
     })
     .await
     .unwrap()

@@ -1,7 +1,8 @@
-// The AerolithDB web console: plain JavaScript, no build step. It talks only to this
-// gateway's public API (REST, and GraphQL over a WebSocket for live changes) with the
-// token the person signs in with, sent as a bearer header (never in a URL). Every value it
-// shows goes in through textContent: document content is hostile input.
+// The AerolithDB web console: plain JavaScript, no build step. It talks to this gateway's
+// public API (REST, and GraphQL over a WebSocket for live changes) and, for the replication
+// view, to the replicator admin API named in /console/config.json, with the token the
+// person signs in with, sent as a bearer header (never in a URL). Every value it shows goes
+// in through textContent: document content is hostile input.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
@@ -114,6 +115,7 @@ async function signIn(token) {
   $('tabs').hidden = false;
   $('sign-out').hidden = false;
   $('who').textContent = token ? 'signed in' : 'no token (authentication off)';
+  await detectAdmin();
   say('Signed in.', 'ok');
   await openCollections();
 }
@@ -122,6 +124,9 @@ function signOut() {
   stopLive();
   state.token = null;
   sessionStorage.removeItem(TOKEN_KEY);
+  admin.base = null;
+  admin.history = {};
+  $('tab-replication').hidden = true;
   $('tabs').hidden = true;
   $('sign-out').hidden = true;
   $('who').textContent = '';
@@ -365,6 +370,8 @@ function connectLive(live) {
       const ev = msg.payload.data.changes;
       live.token = ev.token;
       $('live-token').textContent = ev.token;
+      // A checkpoint only moves the position (nothing changed): kept, not listed.
+      if (ev.op === 'checkpoint') return;
       const li = document.createElement('li');
       li.textContent = ev.op + ' ' + ev.id + ' ' + (ev.version || '') + ' ' +
         (ev.data === null || ev.data === undefined ? '' : JSON.stringify(ev.data));
@@ -422,8 +429,184 @@ async function loadCluster() {
   }
 }
 
+// Replication: the replicator admin API of this gateway's DC, when the gateway names one
+// (`--console-admin`) and it answers this token (it asks for the admin role). The browser
+// reaches it across origins; the replicator answers only the consoles it names.
+
+const admin = { base: null, history: {}, peers: [] };
+const HISTORY = 60; // points per series: two minutes at one poll every 2 s
+
+async function detectAdmin() {
+  admin.base = null;
+  admin.history = {};
+  $('tab-replication').hidden = true;
+  let config;
+  try {
+    config = (await api('GET', '/console/config.json')).data;
+  } catch (e) {
+    return;
+  }
+  if (!config || !config.admin) return;
+  try {
+    await api('GET', config.admin + '/admin/status');
+  } catch (e) {
+    // Not an admin token, or the admin API is not reachable from this browser.
+    $('who').textContent += ' · replication view: ' + (e.code || 'unreachable');
+    return;
+  }
+  admin.base = config.admin;
+  $('repl-admin').textContent = config.admin;
+  $('tab-replication').hidden = false;
+}
+
+function adminApi(method, path, body) {
+  return api(method, admin.base + path, body);
+}
+
+async function openReplication() {
+  show('replication');
+  await loadReplication();
+}
+
+async function loadReplication() {
+  const { data } = await adminApi('GET', '/admin/status');
+  $('repl-dc').textContent = data.dc;
+  admin.peers = data.peers.map((p) => p.dc);
+  const body = $('peer-table').tBodies[0];
+  clear(body);
+  for (const p of data.peers) {
+    const row = body.insertRow();
+    row.dataset.peer = p.dc;
+    cell(row, p.dc);
+    cell(row, p.state, p.state);
+    cell(row, String(p.lag_changes));
+    cell(row, String(p.lag_ms));
+    cell(row, String(p.sent));
+    cell(row, String(p.applied));
+    cell(row, String(p.conflicts));
+    const actions = cell(row, '');
+    if (p.state === 'paused') {
+      actions.appendChild(linkButton('Resume', () => peerAction(data.dc, p.dc, 'resume')));
+    } else {
+      actions.appendChild(linkButton('Pause', () => peerAction(data.dc, p.dc, 'pause')));
+    }
+    const series = admin.history[p.dc] || (admin.history[p.dc] = []);
+    series.push(p.lag_ms);
+    if (series.length > HISTORY) series.shift();
+  }
+  drawLag();
+  fillSelect($('resync-peer'), admin.peers);
+  fillSelect($('failover-dc'), [data.dc, ...admin.peers]);
+  await loadConflicts();
+}
+
+/** Replaces a select's options only when they changed, so a choice survives refreshes. */
+function fillSelect(select, values) {
+  const now = Array.from(select.options).map((o) => o.value);
+  if (now.join('\n') === values.join('\n')) return;
+  clear(select);
+  for (const v of values) {
+    const o = document.createElement('option');
+    o.value = v;
+    o.textContent = v;
+    select.appendChild(o);
+  }
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+function svg(name, attrs) {
+  const el = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  return el;
+}
+
+/** The lag of each peer over the last polls, one line each, scaled to the largest value. */
+function drawLag() {
+  const chart = $('lag-chart');
+  const legend = $('lag-legend');
+  clear(chart);
+  clear(legend);
+  const [w, h, top] = [600, 160, 16];
+  const peers = Object.keys(admin.history);
+  const max = Math.max(1, ...peers.flatMap((p) => admin.history[p]));
+  chart.appendChild(svg('line', { x1: 0, y1: top, x2: w, y2: top }));
+  chart.appendChild(svg('line', { x1: 0, y1: h - 1, x2: w, y2: h - 1 }));
+  const label = svg('text', { x: 4, y: 12 });
+  label.textContent = max + ' ms';
+  chart.appendChild(label);
+  peers.forEach((peer, i) => {
+    const series = admin.history[peer];
+    const points = series.map((v, j) => {
+      const x = (w * (HISTORY - series.length + j)) / (HISTORY - 1);
+      const y = h - 1 - ((h - 1 - top) * v) / max;
+      return x.toFixed(1) + ',' + y.toFixed(1);
+    });
+    const line = svg('polyline', { points: points.join(' '), class: 'series-' + (i % 4) });
+    line.dataset.peer = peer;
+    line.dataset.latest = String(series[series.length - 1]);
+    chart.appendChild(line);
+    const key = document.createElement('span');
+    key.className = 'series-' + (i % 4);
+    key.textContent = '— ' + peer + ': ' + series[series.length - 1] + ' ms';
+    legend.appendChild(key);
+  });
+}
+
+async function loadConflicts() {
+  const { data } = await adminApi('GET', '/admin/conflicts?limit=20');
+  const body = $('conflict-table').tBodies[0];
+  clear(body);
+  for (const c of data.conflicts) {
+    const row = body.insertRow();
+    cell(row, c.at);
+    cell(row, c.from_dc);
+    cell(row, c.collection);
+    cell(row, c.id);
+    cell(row, c.strategy);
+    const r = c.resolution;
+    cell(row, r.version + ' from ' + r.origin + (r.deleted ? ' (deleted)' : '') +
+      (r.siblings ? ' with ' + r.siblings + ' siblings' : ''), 'data');
+  }
+}
+
+async function peerAction(local, peer, action) {
+  const question = action === 'pause'
+    ? 'Pause shipping ' + local + "'s changes to " + peer + '? Its backlog is kept and ships on resume.'
+    : 'Resume shipping ' + local + "'s changes to " + peer + '?';
+  if (!window.confirm(question)) return;
+  const { data } = await adminApi('POST', '/admin/peers/' + enc(peer) + '/' + action);
+  say((action === 'pause' ? 'Paused' : 'Resumed') + ' shipping to ' + peer + ' (' + data.state + ').', 'ok');
+  await loadReplication();
+}
+
+async function resync() {
+  const peer = $('resync-peer').value;
+  const collection = $('resync-collection').value.trim();
+  const what = collection ? 'collection ' + collection : 'every collection';
+  if (!window.confirm('Compare ' + what + ' with ' + peer + ' and repair the differences now?')) return;
+  const body = { peer };
+  if (collection) body.collection = collection;
+  $('resync-result').textContent = '';
+  const { data } = await adminApi('POST', '/admin/resync', body);
+  $('resync-result').textContent = JSON.stringify(data, null, 2);
+  say('Resync with ' + peer + ' done.', 'ok');
+}
+
+async function failover() {
+  const dc = $('failover-dc').value;
+  const to = $('failover-state').value;
+  const question = to === 'down'
+    ? 'Mark ' + dc + ' down for every gateway? Its clients are sent to other DCs until it is marked up.'
+    : 'Mark ' + dc + ' up, back in service for every gateway?';
+  if (!window.confirm(question)) return;
+  await adminApi('POST', '/admin/failover', { dc, state: to });
+  say('Marked ' + dc + ' ' + to + '.', 'ok');
+}
+
 setInterval(() => {
   if (!$('cluster').hidden) loadCluster().catch((e) => say(e.message, 'error'));
+  if (!$('replication').hidden && admin.base) loadReplication().catch((e) => say(e.message, 'error'));
 }, 2000);
 
 document.addEventListener('DOMContentLoaded', () => {
@@ -440,7 +623,15 @@ document.addEventListener('DOMContentLoaded', () => {
   $('query-form').addEventListener('submit', guarded(runQuery));
   $('live-form').addEventListener('submit', guarded(startLive));
   $('live-stop').addEventListener('click', stopLive);
-  const views = { collections: openCollections, query: async () => show('query'), live: async () => show('live'), cluster: openCluster };
+  $('resync-form').addEventListener('submit', guarded(resync));
+  $('failover-form').addEventListener('submit', guarded(failover));
+  const views = {
+    collections: openCollections,
+    query: async () => show('query'),
+    live: async () => show('live'),
+    cluster: openCluster,
+    replication: openReplication,
+  };
   for (const b of document.querySelectorAll('#tabs button')) {
     b.addEventListener('click', guarded(() => views[b.dataset.view]()));
   }
