@@ -56,6 +56,12 @@ def _all_free(ports: list[int]) -> bool:
             s.close()
 
 
+def dev_port_base(start: int, dcs: int) -> int:
+    """A `--port-base` from `start` on whose REST, gRPC and admin ports are all free."""
+    return next(p for p in range(start, 65535 - 50051 + 8080 - dcs, 10)
+                if _all_free([p - 8080 + off + i for off in (8080, 50051, 9090) for i in range(dcs)]))
+
+
 def admin(base: str, method: str, path: str, body: Any = None) -> Any:
     req = urllib.request.Request(base + path, method=method,
                                  data=None if body is None else json.dumps(body).encode(),
@@ -70,8 +76,7 @@ class DevCluster:
 
     def __init__(self, dcs: int = 2, nodes_per_dc: int = 2) -> None:
         self.work = pathlib.Path(tempfile.mkdtemp(prefix="aerolith-pyclient-dev-"))
-        base = next(p for p in range(21080, 40000, 10)
-                    if _all_free([p - 8080 + off + i for off in (8080, 50051, 9090) for i in range(dcs)]))
+        base = dev_port_base(21080, dcs)
         self.log = open(self.work / "dev.log", "w")
         self.proc = subprocess.Popen(
             [AEROLITH, "dev", "--data-dir", str(self.work / "data"), "--dcs", str(dcs),
@@ -109,7 +114,7 @@ class ProcessCluster:
             return f'{{ cert = "{certs}/{role}.pem", key = "{certs}/{role}.key" }}'
         listed = ", ".join(f'{{ id = "{n}", rpc = "127.0.0.1:{p}" }}' for n, p in nodes.items())
         (self.work / "cluster.toml").write_text(
-            f'name = "pyclient"\nshards = 8\n[tls]\nca = "{certs}/ca.pem"\n'
+            f'name = "pyclient"\nshards = 16\n[tls]\nca = "{certs}/ca.pem"\n'
             f'storagenode = {pair("storagenode")}\ngateway = {pair("gateway")}\n'
             f'replicator = {pair("replicator")}\n[[dcs]]\nid = "dc1"\nnodes = [{listed}]\n')
         self.common = ["--config", str(self.work / "cluster.toml"), "--dc", "dc1"]
