@@ -2,6 +2,8 @@
 retry-until-deadline helper, and small HTTP servers that stand in for a gateway."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import http.server
 import json
@@ -10,6 +12,7 @@ import pathlib
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -237,3 +240,58 @@ class FakeGateway:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class FakeWsGateway:
+    """A WebSocket endpoint on a free port: connection n (from 1) gets the frames
+    `script(n, subscribe)` returns once its `subscribe` frame arrives, then silence until
+    the client goes. `subscribes` holds every subscribe frame received."""
+
+    GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    def __init__(self, script: Callable[[int, dict[str, Any]], list[dict[str, Any]]]) -> None:
+        from aerolith import _ws
+        self.parse = _ws.parse_frame
+        self.script = script
+        self.subscribes: list[dict[str, Any]] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += conn.recv(4096)
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"sec-websocket-key:"))
+            accept = base64.b64encode(hashlib.sha1(key + self.GUID.encode()).digest()).decode()
+            conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+            while (frame := self.parse(buf)) is None:
+                buf += conn.recv(4096)
+            subscribe = json.loads(frame[2])
+            self.subscribes.append(subscribe)
+            for message in self.script(len(self.subscribes), subscribe):
+                data = json.dumps(message).encode()
+                size = bytes([len(data)]) if len(data) < 126 else bytes([126]) + struct.pack("!H", len(data))
+                conn.sendall(b"\x81" + size + data)
+            try:
+                while conn.recv(4096):
+                    pass
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.sock.close()

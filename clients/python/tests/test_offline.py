@@ -11,7 +11,7 @@ import aerolith
 from aerolith import _ws
 from aerolith._core import _bytes_field, _marks, _varint_field
 
-from support import FakeGateway, free_port
+from support import FakeGateway, FakeWsGateway, free_port
 
 DOC = {"collection": "c", "id": "d", "version": "dc1@1:1", "updated_at": "2026-01-01T00:00:00.000Z",
        "origin": "dc1", "data": {"n": 1}}
@@ -165,6 +165,58 @@ class RetryTest(unittest.TestCase):
         keys = [r[2]["idempotency-key"] for r in a.requests]
         self.assertEqual(len(keys), 2)
         self.assertEqual(keys[0], keys[1])
+
+
+def change(n: int, token: str) -> dict:  # type: ignore[type-arg]
+    return {"type": "change", "sub": "s", "op": "put", "collection": "c", "id": "a",
+            "version": f"dc1@1:{n}", "updated_at": "", "origin": "dc1", "data": {"n": n}, "token": token}
+
+
+def resuming(n: int, subscribe: dict) -> list[dict]:  # type: ignore[type-arg]
+    """A change, then silence; then a slow-consumer error; then the next change."""
+    if n == 1:
+        return [{"type": "subscribed", "sub": "s", "token": "t0"}, change(1, "t1")]
+    if n == 2:
+        return [{"type": "error", "error": {"code": "rate_limited", "message": "slow consumer"}}]
+    return [{"type": "subscribed", "sub": "s", "token": subscribe.get("since")}, change(2, "t2")]
+
+
+class ChangeStreamTest(unittest.TestCase):
+    """Reconnecting and resuming, against a stand-in WebSocket endpoint."""
+
+    def check(self, fake: FakeWsGateway, got: list, stream) -> None:  # type: ignore[no-untyped-def,type-arg]
+        self.assertEqual([c.data for c in got if c], [{"n": 1}, {"n": 2}])
+        self.assertNotIn("since", fake.subscribes[0])
+        self.assertEqual([s.get("since") for s in fake.subscribes[1:]], ["t1", "t1"], "resumed from the last token")
+        self.assertEqual((stream.reconnects, stream.token), (2, "t2"))
+
+    def test_silent_or_slow_connection_is_resumed_from_the_last_token(self) -> None:
+        fake = FakeWsGateway(resuming)
+        self.addCleanup(fake.close)
+        client = aerolith.Client(fake.url)
+        with client.collection("c").changes(idle_timeout=0.3) as stream:
+            got = [stream.next(5), stream.next(5)]
+            self.check(fake, got, stream)
+
+    def test_async_stream_resumes_too(self) -> None:
+        fake = FakeWsGateway(resuming)
+        self.addCleanup(fake.close)
+
+        async def run() -> None:
+            async with aerolith.AsyncClient(fake.url) as client:
+                stream = client.collection("c").changes(idle_timeout=0.3)
+                got = [await stream.next(5), await stream.next(5)]
+                await stream.close()
+                self.check(fake, got, stream)
+        asyncio.run(run())
+
+    def test_expired_token_ends_the_stream(self) -> None:
+        fake = FakeWsGateway(lambda n, sub: [{"type": "error", "sub": "s", "error": {
+            "code": "resume_token_expired", "message": "trimmed"}}])
+        self.addCleanup(fake.close)
+        with self.assertRaises(aerolith.ResumeTokenExpired):
+            aerolith.Client(fake.url).collection("c").changes(since="t9").next(5)
+        self.assertEqual(len(fake.subscribes), 1, "not retried")
 
 
 class FramingTest(unittest.TestCase):

@@ -11,6 +11,7 @@ import os
 import socket
 import ssl
 import struct
+import time
 from typing import Any
 
 from ._core import Endpoint
@@ -172,6 +173,8 @@ class WebSocket:
             sock.close()
             raise
         self.assembler = Assembler()
+        #: When the last frame arrived (time.monotonic()).
+        self.heard = time.monotonic()
 
     def _fill(self) -> None:
         chunk = self.sock.recv(65536)
@@ -193,6 +196,7 @@ class WebSocket:
                 continue
             fin, opcode, payload, used = frame
             self.buf = self.buf[used:]
+            self.heard = time.monotonic()
             text, reply = self.assembler.feed(fin, opcode, payload)
             if reply:
                 self.sock.sendall(reply)
@@ -217,6 +221,8 @@ class AsyncWebSocket:
         self.writer = writer
         self.buf = bytearray()
         self.assembler = Assembler()
+        #: When the last frame arrived (time.monotonic()).
+        self.heard = time.monotonic()
 
     @staticmethod
     async def open(endpoint: Endpoint, path: str, headers: dict[str, str],
@@ -252,6 +258,7 @@ class AsyncWebSocket:
                     continue
                 fin, opcode, payload, used = frame
                 del self.buf[:used]
+                self.heard = time.monotonic()
                 text, reply = self.assembler.feed(fin, opcode, payload)
                 if reply:
                     self.writer.write(reply)

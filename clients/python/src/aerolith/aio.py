@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import builtins
 import asyncio
+import time
 from typing import Any, AsyncIterator, Generic, Iterable, Sequence, TypeVar, overload
 
+from .errors import AerolithError
 from ._core import Attempt, Call, Endpoint, Outcome, Response, Settings, Sleep, plan
 from ._ops import ClientBase, CollectionOps, SortKey, query_body
 from ._stream import CONNECT_ERRORS, IDLE_TIMEOUT, Reconnect, StreamBase, StreamState
@@ -158,10 +160,14 @@ class AsyncChangeStream(StreamBase[T]):
         while True:
             ws = self.ws or await self._connect()
             try:
-                change = self.state.handle(await ws.recv(self.idle_timeout))
+                idle_left = max(0.001, ws.heard + self.idle_timeout - time.monotonic())
+                change = self.state.handle(await ws.recv(idle_left))
             except (Closed, OSError, ValueError, Reconnect, asyncio.IncompleteReadError):
                 await self._drop()
                 continue
+            except AerolithError:
+                await self._drop()  # the feed ended (an expired token, a deleted collection, ...)
+                raise
             if change is not None:
                 return change
 

@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any, Generic, Iterable, Iterator, Sequence, TypeVar, overload
 
+from .errors import AerolithError
 from ._core import Attempt, Call, Endpoint, Outcome, Response, Settings, Sleep, plan
 from ._ops import ClientBase, CollectionOps, SortKey, query_body
 from ._stream import CONNECT_ERRORS, IDLE_TIMEOUT, Reconnect, StreamBase, StreamState
@@ -138,10 +139,13 @@ class ChangeStream(StreamBase[T]):
         while True:
             ws = self.ws or self._connect()
             try:
-                change = self.state.handle(ws.recv(self.idle_timeout))
+                change = self.state.handle(ws.recv(self._idle_left(ws)))
             except (Closed, OSError, ValueError, Reconnect):
-                self._drop()
+                self._drop()  # TimeoutError included: silent for too long, taken for dead
                 continue
+            except AerolithError:
+                self._drop()  # the feed ended (an expired token, a deleted collection, ...)
+                raise
             if change is not None:
                 return change
 
@@ -151,15 +155,23 @@ class ChangeStream(StreamBase[T]):
         while time.monotonic() < deadline:
             ws = self.ws or self._connect()
             try:
-                change = self.state.handle(ws.recv(max(0.001, min(self.idle_timeout, deadline - time.monotonic()))))
+                change = self.state.handle(ws.recv(min(self._idle_left(ws), max(0.001, deadline - time.monotonic()))))
             except TimeoutError:
+                if self._idle_left(ws) <= 0.001:
+                    self._drop()
                 continue
             except (Closed, OSError, ValueError, Reconnect):
                 self._drop()
                 continue
+            except AerolithError:
+                self._drop()
+                raise
             if change is not None:
                 return change
         return None
+
+    def _idle_left(self, ws: WebSocket) -> float:
+        return max(0.001, ws.heard + self.idle_timeout - time.monotonic())
 
     def _connect(self) -> WebSocket:
         steps = self.state.connect_steps(self.reconnect_timeout)
