@@ -262,6 +262,20 @@ class DevTest(unittest.TestCase):
             await session.collection(name).put("s", {"v": 1}, write_concern="all")
             self.assertTrue(session.session_token)
             self.assertEqual((await session.collection(name).get("s")).data, {"v": 1})
+            made = await c.insert({"made": 1})
+            self.assertTrue(made.created)
+            self.assertIsNone(await c.get_if_changed(made.id, made.version))
+            polled = await c.poll_changes(limit=1000)
+            self.assertIn(made.id, [ch.id for ch in polled.changes])
+            self.assertEqual((await c.info()).name, name)
+            self.assertIn(name, [x.name for x in await client.list_collections()])
+            self.assertEqual((await client.cluster())["dc"], "dc1")
+            self.assertEqual((await c.create_index("by_n", ["n"])).name, "by_n")
+            self.assertEqual([i.name for i in await c.indexes()], ["by_n"])
+            await c.drop_index("by_n")
+            await c.drop()
+            with self.assertRaises(aerolith.NotFound):
+                await c.info()
 
 
 class ConcurrentSessionTest(unittest.TestCase):
