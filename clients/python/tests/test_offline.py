@@ -210,6 +210,15 @@ class ChangeStreamTest(unittest.TestCase):
                 self.check(fake, got, stream)
         asyncio.run(run())
 
+    def test_next_keeps_its_timeout_while_no_gateway_answers(self) -> None:
+        stream = aerolith.Client(f"http://127.0.0.1:{free_port()}").collection("c").changes(reconnect_timeout=1)
+        started = time.monotonic()
+        self.assertIsNone(stream.next(0.5))
+        self.assertLess(time.monotonic() - started, 1.0)
+        with self.assertRaises(aerolith.Unavailable):
+            next(stream)  # no gateway within reconnect_timeout
+        self.assertLess(time.monotonic() - started, 5)
+
     def test_expired_token_ends_the_stream(self) -> None:
         fake = FakeWsGateway(lambda n, sub: [{"type": "error", "sub": "s", "error": {
             "code": "resume_token_expired", "message": "trimmed"}}])

@@ -136,35 +136,34 @@ class ChangeStream(StreamBase[T]):
         return self
 
     def __next__(self) -> Change[T]:
-        while True:
-            ws = self.ws or self._connect()
+        change = self._next(None)
+        assert change is not None
+        return change
+
+    def next(self, timeout: float) -> Change[T] | None:
+        """The next change, or None when none came within `timeout` seconds (reconnecting
+        included)."""
+        return self._next(time.monotonic() + timeout)
+
+    def _next(self, deadline: float | None) -> Change[T] | None:
+        while deadline is None or time.monotonic() < deadline:
+            ws = self.ws or self._connect(deadline)
+            if ws is None:
+                return None
+            wait = self._idle_left(ws)
+            if deadline is not None:
+                wait = min(wait, max(0.001, deadline - time.monotonic()))
             try:
-                change = self.state.handle(ws.recv(self._idle_left(ws)))
+                change = self.state.handle(ws.recv(wait))
+            except TimeoutError:
+                if self._idle_left(ws) <= 0.001:
+                    self._drop()  # silent for too long: taken for dead
+                continue
             except (Closed, OSError, ValueError, Reconnect):
-                self._drop()  # TimeoutError included: silent for too long, taken for dead
+                self._drop()
                 continue
             except AerolithError:
                 self._drop()  # the feed ended (an expired token, a deleted collection, ...)
-                raise
-            if change is not None:
-                return change
-
-    def next(self, timeout: float) -> Change[T] | None:
-        """The next change, or None when none came within `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ws = self.ws or self._connect()
-            try:
-                change = self.state.handle(ws.recv(min(self._idle_left(ws), max(0.001, deadline - time.monotonic()))))
-            except TimeoutError:
-                if self._idle_left(ws) <= 0.001:
-                    self._drop()
-                continue
-            except (Closed, OSError, ValueError, Reconnect):
-                self._drop()
-                continue
-            except AerolithError:
-                self._drop()
                 raise
             if change is not None:
                 return change
@@ -173,17 +172,22 @@ class ChangeStream(StreamBase[T]):
     def _idle_left(self, ws: WebSocket) -> float:
         return max(0.001, ws.heard + self.idle_timeout - time.monotonic())
 
-    def _connect(self) -> WebSocket:
+    def _connect(self, deadline: float | None) -> WebSocket | None:
+        """A connection with the subscription sent, or None once `deadline` passed."""
         steps = self.state.connect_steps(self.reconnect_timeout)
         step = next(steps)
         while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                steps.close()
+                return None
             if isinstance(step, float):
-                time.sleep(step)
+                time.sleep(step if left is None else min(step, left))
                 step = next(steps)
                 continue
             try:
                 ws = WebSocket(step, "/v1/ws", self.state.headers(), self.settings.ssl_context,
-                               timeout=self.settings.timeout)
+                               timeout=self.settings.timeout if left is None else min(self.settings.timeout, left))
             except (*CONNECT_ERRORS, Closed) as e:
                 step = steps.send(e)
                 continue
