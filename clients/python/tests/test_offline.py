@@ -219,6 +219,21 @@ class ChangeStreamTest(unittest.TestCase):
             next(stream)  # no gateway within reconnect_timeout
         self.assertLess(time.monotonic() - started, 5)
 
+    def test_token_of_another_dc_goes_to_the_next_gateway(self) -> None:
+        other_dc = [{"type": "error", "sub": "s", "error": {"code": "invalid_argument", "message":
+                     'this resume token belongs to DC "dc1"; this gateway serves DC "dc2"'}}]
+        dc2 = FakeWsGateway(lambda n, sub: other_dc)
+        dc1 = FakeWsGateway(lambda n, sub: [{"type": "subscribed", "sub": "s", "token": "t1"}, change(1, "t2")])
+        for f in (dc1, dc2):
+            self.addCleanup(f.close)
+        with aerolith.Client([dc2.url, dc1.url]).collection("c").changes(since="t1") as stream:
+            got = stream.next(5)
+        self.assertEqual(got.token if got else None, "t2")
+        self.assertEqual([s.get("since") for s in dc1.subscribes], ["t1"])
+        # Refused by every gateway: the error ends the stream.
+        with self.assertRaises(aerolith.InvalidArgument):
+            aerolith.Client([dc2.url]).collection("c").changes(since="t1").next(5)
+
     def test_expired_token_ends_the_stream(self) -> None:
         fake = FakeWsGateway(lambda n, sub: [{"type": "error", "sub": "s", "error": {
             "code": "resume_token_expired", "message": "trimmed"}}])

@@ -39,17 +39,20 @@ class StreamState(Generic[T]):
         #: How many times the stream reconnected after losing its connection.
         self.reconnects = 0
         self.connected_once = False
+        #: Gateways that answered the token belongs to another DC.
+        self.wrong_dc: set[Endpoint] = set()
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": "Bearer " + self.settings.token} if self.settings.token else {}
 
     def order(self) -> list[Endpoint]:
-        """Where to (re)connect: the token's gateway first, then the others."""
+        """Where to (re)connect: the token's gateway first, then the others, those that
+        said the token belongs to another DC last."""
         order = self.settings.order()
         if self.home in order:
             order.remove(self.home)
             order.insert(0, self.home)
-        return order
+        return sorted(order, key=lambda e: e in self.wrong_dc)
 
     def subscribe(self, endpoint: Endpoint) -> dict[str, Any]:
         self.current = endpoint
@@ -67,6 +70,8 @@ class StreamState(Generic[T]):
         """The change a frame carries, or None; raises Reconnect or the API error that ends
         the stream (`resume_token_expired`, `not_found` once the collection is deleted, ...)."""
         kind = frame.get("type")
+        if kind == "subscribed":
+            self.wrong_dc.clear()
         if kind in ("subscribed", "checkpoint"):
             self.token = frame["token"]
             self.home = self.current
@@ -80,9 +85,13 @@ class StreamState(Generic[T]):
             err = errors.from_error(frame.get("error"))
             if isinstance(err, (errors.RateLimited, errors.Unavailable)):
                 raise Reconnect(str(err))  # a slow consumer, a gateway going away
-            if (isinstance(err, errors.InvalidArgument) and self.home is not None
-                    and self.current != self.home):
-                raise Reconnect(str(err))  # a gateway of another DC does not take the token
+            if isinstance(err, errors.InvalidArgument) and "belongs to DC" in err.message:
+                # A gateway of another DC does not take the token: try the others, unless
+                # every one has refused it.
+                assert self.current is not None
+                self.wrong_dc.add(self.current)
+                if not self.wrong_dc.issuperset(self.settings.endpoints):
+                    raise Reconnect(str(err))
             raise err
         return None
 
