@@ -2,8 +2,10 @@
 """Runs the shell blocks of README.md and docs/*.md marked `<!-- check-docs -->` (the line
 right before the opening fence) against a fresh `aerolith dev`, in document order, and fails
 if any command in them fails or prints a server error (5xx, `internal`, `unavailable`,
-`deadline_exceeded`). Blocks use the documented default ports; they are moved to
-free ones here, and the client's AEROLITH_ENDPOINT / AEROLITH_ADMIN_ENDPOINT point at them.
+`deadline_exceeded`). Marked ```python blocks run the same way, with `python` from a venv
+under /var/tmp holding the Python client (`pip install ./clients/python`). Blocks use the
+documented default ports; they are moved to free ones here, and the client's
+AEROLITH_ENDPOINT / AEROLITH_ADMIN_ENDPOINT point at them.
 
     scripts/check-docs.py [PATH_TO_AEROLITH]     # default: $CARGO_TARGET_DIR/debug/aerolith
 """
@@ -17,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from pyvenv import with_package
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MARK = "<!-- check-docs -->"
@@ -34,7 +38,8 @@ def blocks():
                 end = next((j for j in range(i + 2, len(lines)) if lines[j].startswith("```")), None)
                 if end is None:
                     sys.exit(f"check-docs: {f.relative_to(ROOT)}:{i + 2}: the block never closes")
-                yield f.relative_to(ROOT), i + 2, "\n".join(lines[i + 2:end])
+                lang = lines[i + 1][3:].strip()
+                yield f.relative_to(ROOT), i + 2, lang, "\n".join(lines[i + 2:end])
 
 
 def free(port):
@@ -67,6 +72,10 @@ def main():
     binary = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else f"{target}/debug/aerolith")
     if not binary.exists():
         sys.exit(f"check-docs: {binary} is missing; build it first (cargo build -p aerolith-cli)")
+    python = None
+    if any(lang == "python" for _, _, lang, _ in blocks()):
+        python = with_package(pathlib.Path(os.environ.get("AEROLITH_DOCS_VENV", "/var/tmp/aerolith-venv-docs")),
+                              ROOT / "clients" / "python")
     base = port_base()
     work = pathlib.Path(tempfile.mkdtemp(prefix="aerolith-docs-"))
     # The docs assume a plain dev cluster: no tokens, no TLS, whatever this shell has set.
@@ -89,9 +98,10 @@ def main():
         env.update(PATH=f"{binary.parent}:{os.environ['PATH']}",
                    AEROLITH_ENDPOINT=f"http://{dcs[0]['http']}",
                    AEROLITH_ADMIN_ENDPOINT=f"http://{dcs[0]['admin']}")
-        for f, line, text in blocks():
+        for f, line, lang, text in blocks():
             ran += 1
-            r = subprocess.run(["bash", "-eu", "-c", moved(text, base)], cwd=work, env=env,
+            command = [str(python), "-c"] if lang == "python" else ["bash", "-eu", "-c"]
+            r = subprocess.run([*command, moved(text, base)], cwd=work, env=env,
                                capture_output=True, text=True, timeout=120)
             # curl -s exits 0 on any HTTP status: a server error in the output fails too.
             broken = SERVER_ERROR.search(r.stdout)
