@@ -228,8 +228,15 @@ async fn tail(
             resp.start = first_start;
             return Ok(resp);
         }
-        // Nothing of this collection yet: continue from where this read got to.
+        // Nothing of this collection yet: continue from where this read got to, following
+        // the incarnation this read saw, so that the collection deleted (or re-created)
+        // during the wait ends the read with `not_found` instead of an answer that no
+        // longer names any incarnation (a quiet subscriber would never learn of the delete).
         req.from = resp.through.clone();
+        if resp.live && !req.follow {
+            req.follow = true;
+            req.incarnation = resp.incarnation;
+        }
         if tokio::time::timeout_at(until.into(), commits.changed())
             .await
             .is_err()

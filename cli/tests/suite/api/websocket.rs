@@ -1332,6 +1332,26 @@ async fn rest_and_websocket_tokens_are_interchangeable() {
     c.stop().await;
 }
 
+/// A subscription that has seen no change yet ends too (it did not: its node reads learned
+/// the collection's incarnation only from an answer while the collection still existed,
+/// and a delete during the first live wait left them following nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_collection_ends_a_quiet_subscription_with_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path(), 3).await;
+    c.put_json("/v1/collections/quiet/docs/a", &json!({"x": 1}), &[])
+        .await;
+    let mut ws = connect(&c).await;
+    subscribe(&mut ws, "q", "quiet", None, None).await;
+    assert_eq!(c.delete("/v1/collections/quiet", &[]).await.status, 204);
+    let frames = wait_for(&mut ws, FRAME_WAIT, "not_found for `q`", |f| {
+        f["type"] == "error" && f["sub"] == "q"
+    })
+    .await;
+    assert_error_frame(frames.last().unwrap(), "sub", Some("q"), "not_found");
+    c.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_the_collection_ends_its_subscriptions_with_not_found() {
     let dir = tempfile::tempdir().unwrap();
