@@ -31,7 +31,7 @@ pub use bulk::{BULK_MAX_BYTES, BadOp, BulkError, BulkInput, BulkItem, BulkOp, MA
 pub use changes::{ChangePage, ChangeView, FeedStart, Fetched, assemble};
 pub use cluster::{ClusterView, DcView, NodeView};
 pub use collections::CollectionInfo;
-pub use documents::{Data, Page, Precondition, unquote};
+pub use documents::{Data, Page, Precondition, is_version, unquote};
 pub use indexes::{IndexFieldInfo, IndexInfo, index_field};
 pub use query::QueryInput;
 pub use session::{Session, WriteConcern};
