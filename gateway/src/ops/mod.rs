@@ -149,6 +149,9 @@ impl Ops {
             .scatter(|_| aerolith_common::pb::PingRequest {}, ctx.remaining()?)
             .await;
         for (_, r) in results {
+            // A node that could not answer within the request's own deadline says nothing
+            // about readiness: that is deadline_exceeded, as for any request.
+            ctx.remaining()?;
             let pong = r.map_err(|e| {
                 Error::unavailable(format!(
                     "some shards have no reachable owner: {}",

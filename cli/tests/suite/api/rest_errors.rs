@@ -313,3 +313,45 @@ async fn a_stopped_storage_node_makes_its_shards_unavailable() {
     assert_eq!(c.get("/healthz").await.status, 200);
     c.stop().await;
 }
+
+/// A client's own short deadline never takes a healthy storage node down: a call that runs
+/// out of time before it goes out is `deadline_exceeded`, and the node goes on serving every
+/// other request (issue 29: under schemathesis, a 1-2 ms `X-Aerolith-Timeout-Ms` could be
+/// read as the node's sender failing, which marked the node down and answered later requests
+/// 503 "went down").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_deadlines_never_take_a_node_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path(), 1).await;
+    let body = serde_json::to_vec(&json!({"n": 1})).unwrap();
+    for round in 0..10 {
+        let calls = (0..40).map(|i| {
+            let (c, body) = (&c, body.clone());
+            async move {
+                let ms = (1 + i % 3).to_string();
+                let path = format!("/v1/collections/quick/docs/d{round}-{i}");
+                let r = c
+                    .send(
+                        Method::PUT,
+                        &path,
+                        Some(("application/json", body)),
+                        &[("x-aerolith-timeout-ms", ms.as_str())],
+                    )
+                    .await;
+                (r.status.as_u16(), r.body)
+            }
+        });
+        for (status, body) in futures::future::join_all(calls).await {
+            assert!(
+                matches!(status, 200 | 201 | 504),
+                "round {round}: {status} {body}"
+            );
+        }
+    }
+    assert_eq!(c.get("/readyz").await.status, 200);
+    let after = c
+        .put_json("/v1/collections/quick/docs/after", &json!({}), &[])
+        .await;
+    assert_eq!(after.status, 201, "{:?}", after.body);
+    c.stop().await;
+}
