@@ -177,6 +177,17 @@ pub fn parse_limit(raw: Option<&str>) -> Result<u32> {
     }
 }
 
+/// A JSON number's integer value when it has one: `5` and `5.0` alike (JSON Schema counts
+/// both as integers, and so does `/openapi.json`'s `"type": "integer"`).
+pub fn integral(v: &serde_json::Value) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53: every integer below is exact.
+    v.as_i64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < EXACT)
+            .map(|f| f as i64)
+    })
+}
+
 /// The one check of a page size, whatever carried it: an integer from 1 to [`MAX_LIMIT`]
 /// (`shown` is what the client sent, for the message).
 pub fn check_limit(n: Option<i64>, shown: &dyn std::fmt::Display) -> Result<u32> {
