@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -26,6 +28,7 @@ use crate::admission::Who;
 use crate::caps::{Kind, Slot};
 use crate::http::error::ApiError;
 use crate::http::openapi::{Method, Op, Reply};
+use crate::http::upgrade::handshake;
 use crate::http::{AppState, Route};
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops};
 use frame::{ClientFrame, FrameError};
@@ -77,8 +80,13 @@ pub fn routes() -> Vec<Route> {
 pub async fn upgrade(
     State(s): State<AppState>,
     who: Option<Extension<Who>>,
-    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let ws = match handshake(ws, &headers) {
+        Ok(ws) => ws,
+        Err(e) => return e.into_response(),
+    };
     // The route's authentication put the caller there; without one, fail closed.
     let Some(Extension(who)) = who else {
         return ApiError::from(Error::new(ErrorCode::Unauthenticated, "no caller")).into_response();
