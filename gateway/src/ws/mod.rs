@@ -27,7 +27,7 @@ use aerolith_common::{Error, ErrorCode};
 use crate::admission::Who;
 use crate::caps::{Kind, Slot};
 use crate::http::error::ApiError;
-use crate::http::openapi::{Method, Op, Reply};
+use crate::http::openapi::{Method, Op, Param, Reply};
 use crate::http::upgrade::handshake;
 use crate::http::{AppState, Route};
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops};
@@ -59,6 +59,7 @@ pub fn routes() -> Vec<Route> {
                 "changes",
                 "Open a WebSocket: change subscriptions and document operations",
             )
+            .param(Param::WebSocketHandshake)
             .describe(
                 "JSON text frames as API.md's WebSocket section describes: subscribe (with an \
                     optional filter and since token), unsubscribe, get, put, patch, delete, query, \
