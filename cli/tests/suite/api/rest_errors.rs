@@ -355,3 +355,56 @@ async fn short_deadlines_never_take_a_node_down() {
     assert_eq!(after.status, 201, "{:?}", after.body);
     c.stop().await;
 }
+
+/// Every request body refuses fields it does not know, as `/openapi.json` states with
+/// `additionalProperties: false` (schemathesis does not send such bodies in this project's
+/// configuration: `docs/API-DECISIONS.md`, "The OpenAPI document and schemathesis").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_refuse_unknown_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path(), 1).await;
+    let cases = [
+        (
+            Method::PUT,
+            "/v1/collections/strict",
+            json!({"conflict_stratgy": "lww"}),
+        ),
+        (
+            Method::PUT,
+            "/v1/collections/strict/indexes/by_a",
+            json!({"fields": [{"path": "a"}], "unique": true}),
+        ),
+        (
+            Method::PUT,
+            "/v1/collections/strict/indexes/by_b",
+            json!({"fields": [{"path": "b", "desc": true}]}),
+        ),
+        (
+            Method::POST,
+            "/v1/collections/strict/bulk",
+            json!({"ops": [], "atomic": true}),
+        ),
+        (
+            Method::POST,
+            "/v1/collections/strict/query",
+            json!({"sort": [{"field": "a", "dir": 1}]}),
+        ),
+        (
+            Method::POST,
+            "/v1/collections/strict/query",
+            json!({"filtre": {}}),
+        ),
+        (
+            Method::POST,
+            "/v1/collections/strict/count",
+            json!({"filter": {}, "limit": 5}),
+        ),
+    ];
+    for (method, path, body) in cases {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        c.send(method.clone(), path, Some(("application/json", bytes)), &[])
+            .await
+            .assert_error(400, "invalid_argument");
+    }
+    c.stop().await;
+}
