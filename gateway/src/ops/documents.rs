@@ -335,9 +335,11 @@ impl Ops {
                 ),
             ));
         }
-        // Checked here (the depth rule of every body) so a malformed patch never costs a
-        // round trip.
-        parse_value(&patch, self.limits.max_depth + 2)?;
+        // Checked here (the depth rule of every body, and the patch's own shape) so a
+        // malformed patch never costs a round trip, and is invalid_argument before any
+        // precondition or document is looked at (RFC 9110 §13.2.1).
+        let parsed = parse_value(&patch, self.limits.max_depth + 2)?;
+        aerolith_common::patch::check(kind, &parsed)?;
         let patch = patch.as_slice();
         let shard = self.router.shard_of(collection, id);
         let req = pb::PatchRequest {

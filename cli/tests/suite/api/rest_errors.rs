@@ -408,3 +408,45 @@ async fn bodies_refuse_unknown_fields() {
     }
     c.stop().await;
 }
+
+/// A patch that is no patch at all is `invalid_argument` before the document's state is
+/// looked at: neither a stale `If-Match` (412) nor a missing document (404) hides it
+/// (RFC 9110 §13.2.1; found by schemathesis, issue 29).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_patches_are_refused_before_preconditions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path(), 1).await;
+    let doc = "/v1/collections/patched/docs/p1";
+    assert_eq!(c.put_json(doc, &json!({"a": 1}), &[]).await.status, 201);
+    let stale = [("if-match", "\"dc1@1:99\"")];
+    let cases: [(&str, &str, &[(&str, &str)]); 4] = [
+        (doc, "\"just a string\"", &stale),
+        (doc, "[1, 2]", &[]),
+        (
+            "/v1/collections/patched/docs/missing",
+            "\"just a string\"",
+            &[],
+        ),
+        (
+            "/v1/collections/patched/docs/missing",
+            "[{\"op\": \"fly\"}]",
+            &[],
+        ),
+    ];
+    for (path, body, headers) in cases {
+        let media = if body.starts_with('[') {
+            "application/json-patch+json"
+        } else {
+            "application/merge-patch+json"
+        };
+        c.send(
+            Method::PATCH,
+            path,
+            Some((media, body.as_bytes().to_vec())),
+            headers,
+        )
+        .await
+        .assert_error(400, "invalid_argument");
+    }
+    c.stop().await;
+}
