@@ -409,6 +409,9 @@ async fn bodies_refuse_unknown_fields() {
     c.stop().await;
 }
 
+/// A PATCH to send: path, body and headers.
+type PatchCase<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
 /// A patch that is no patch at all is `invalid_argument` before the document's state is
 /// looked at: neither a stale `If-Match` (412) nor a missing document (404) hides it
 /// (RFC 9110 §13.2.1; found by schemathesis, issue 29).
@@ -419,7 +422,7 @@ async fn malformed_patches_are_refused_before_preconditions() {
     let doc = "/v1/collections/patched/docs/p1";
     assert_eq!(c.put_json(doc, &json!({"a": 1}), &[]).await.status, 201);
     let stale = [("if-match", "\"dc1@1:99\"")];
-    let cases: [(&str, &str, &[(&str, &str)]); 4] = [
+    let cases: [PatchCase; 4] = [
         (doc, "\"just a string\"", &stale),
         (doc, "[1, 2]", &[]),
         (
