@@ -32,7 +32,7 @@ VENV = pathlib.Path(os.environ.get("AEROLITH_OPENAPI_VENV", "/var/tmp/aerolith-v
 ADMIN = "openapi-admin-token-0123456789abcdef"
 READ = "openapi-read-token-0123456789abcdef"
 SEED = 29
-EXAMPLES = int(os.environ.get("AEROLITH_OPENAPI_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("AEROLITH_OPENAPI_EXAMPLES", "100"))
 WAIT = 120
 
 
