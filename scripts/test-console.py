@@ -32,6 +32,7 @@ import time
 import urllib.error
 import urllib.request
 
+import devcluster
 from pyvenv import in_venv
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -46,22 +47,6 @@ WAIT = 20
 def admin_port(base, dc):
     """DC `dc`'s (from 0) replicator admin port in a dev cluster on `--port-base base`."""
     return base - 8080 + 9090 + dc
-
-
-def free_base():
-    """A REST port P whose two-DC dev-cluster siblings (gRPC, admin) are free too."""
-    for p in range(20080, 30000, 10):
-        ports = [q + d for q in (p, p - 8080 + 50051, admin_port(p, 0)) for d in (0, 1)]
-        ok = True
-        for port in ports:
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-        if ok:
-            return p
-    sys.exit("test-console: no free ports")
 
 
 def call(base, method, path, body=None, headers=None, context=None, token=ADMIN):
@@ -469,7 +454,7 @@ def over_tls(c, aerolith, work):
     subprocess.run([aerolith, "certs", "--out", str(certs), "--public-names", "127.0.0.1,localhost"],
                    check=True, stdout=subprocess.DEVNULL)
     context = ssl.create_default_context(cafile=str(certs / "public-ca.pem"))
-    port = free_base()
+    port = devcluster.free_base(20080)
     data = work / "tls-data"
     log = open(work / "tls-dev.log", "w")
     dev = subprocess.Popen([aerolith, "dev", "--data-dir", str(data), "--dcs", "1", "--nodes-per-dc", "1",
@@ -538,14 +523,8 @@ def main():
     aerolith = args[0] if args else f"{target}/debug/aerolith"
     subprocess.run([str(ROOT / "scripts" / "ensure-chromium.sh")], check=True)
     work = pathlib.Path(tempfile.mkdtemp(prefix="aerolith-console-"))
-    (work / "tokens").write_text(f"admin {ADMIN}\nread {READ}\n")
-    port = free_base()
-    log = open(work / "dev.log", "w")
-    dev = subprocess.Popen([aerolith, "dev", "--data-dir", str(work / "data"), "--dcs", "2",
-                            "--nodes-per-dc", "1", "--port-base", str(port),
-                            "--auth-tokens", str(work / "tokens")],
-                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    dev, base = devcluster.start(aerolith, work, 1, f"admin {ADMIN}\nread {READ}\n", 20080, dcs=2)
+    port = int(base.rsplit(":", 1)[1])
     console = None
     try:
         until("aerolith dev ready", lambda: (work / "data" / "endpoints.json").exists(), within=120)
@@ -559,14 +538,12 @@ def main():
     except BaseException:
         if console:
             console.shot("failure") if shots else None
-        log.flush()
         sys.stderr.write((work / "dev.log").read_text()[-4000:])
         raise
     finally:
         if console:
             console.quit()
-        os.killpg(dev.pid, signal.SIGTERM)
-        dev.wait(timeout=30)
+        devcluster.stop(dev)
         shutil.rmtree(work, ignore_errors=True)
 
 

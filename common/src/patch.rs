@@ -26,6 +26,30 @@ impl PatchKind {
     }
 }
 
+/// Checks that `patch` is a patch of `kind` at all (a merge patch is an object; a JSON Patch
+/// an array of at most [`MAX_OPS`] operations), whatever document it will meet: a malformed
+/// patch is `invalid_argument` before any precondition or document is looked at.
+pub fn check(kind: PatchKind, patch: &Value) -> Result<Option<json_patch::Patch>> {
+    match kind {
+        PatchKind::Merge if !patch.is_object() => Err(Error::invalid(format!(
+            "a merge patch must be a JSON object, not {}",
+            type_name(patch)
+        ))),
+        PatchKind::Merge => Ok(None),
+        PatchKind::JsonPatch => {
+            let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+                .map_err(|e| Error::invalid(format!("invalid JSON Patch document: {e}")))?;
+            if ops.0.len() > MAX_OPS {
+                return Err(Error::invalid(format!(
+                    "a JSON Patch may hold at most {MAX_OPS} operations, not {}",
+                    ops.0.len()
+                )));
+            }
+            Ok(Some(ops))
+        }
+    }
+}
+
 /// Applies `patch` to a document body and returns the new body.
 ///
 /// A failed JSON Patch `test` is `precondition_failed`; any other failure, or a result that is
@@ -40,25 +64,9 @@ pub fn apply(
     max_bytes: usize,
 ) -> Result<Map<String, Value>> {
     let mut value = Value::Object(doc.clone());
-    match kind {
-        PatchKind::Merge => {
-            if !patch.is_object() {
-                return Err(Error::invalid(format!(
-                    "a merge patch must be a JSON object, not {}",
-                    type_name(patch)
-                )));
-            }
-            json_patch::merge(&mut value, patch);
-        }
-        PatchKind::JsonPatch => {
-            let ops: json_patch::Patch = serde_json::from_value(patch.clone())
-                .map_err(|e| Error::invalid(format!("invalid JSON Patch document: {e}")))?;
-            if ops.0.len() > MAX_OPS {
-                return Err(Error::invalid(format!(
-                    "a JSON Patch may hold at most {MAX_OPS} operations, not {}",
-                    ops.0.len()
-                )));
-            }
+    match check(kind, patch)? {
+        None => json_patch::merge(&mut value, patch),
+        Some(ops) => {
             for (i, op) in ops.0.iter().enumerate() {
                 apply_op(&mut value, op, i)?;
                 if exceeds(&value, max_bytes) {

@@ -9,7 +9,7 @@ use aerolith_common::auth::Role;
 
 use crate::http::error::{method_not_allowed, not_found};
 use crate::http::stack::{Part, layered};
-use crate::http::{AppState, Route, Shared, openapi, probes};
+use crate::http::{Access, AppState, Route, Shared, openapi, probes};
 
 /// Every part of the port with its routes.
 fn parts() -> Vec<(Part, Vec<Route>)> {
@@ -47,7 +47,14 @@ pub fn router(mut shared: Shared) -> Router {
     for (part, routes) in parts() {
         for route in routes {
             let path = route.path;
-            router = router.route(path, layered(part, route, &state));
+            let open = route.access == Access::Open;
+            let mut handler = layered(part, route, &state);
+            if open {
+                // An open path's other methods are answered without a token too (405 with
+                // `Allow`): that the path exists is no secret, and the answer holds no data.
+                handler = handler.fallback(method_not_allowed);
+            }
+            router = router.route(path, handler);
         }
     }
     let fallback = |handler| {

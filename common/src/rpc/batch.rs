@@ -199,13 +199,21 @@ pub(super) async fn send<S: Service>(
     }
     match timeout_at(deadline, answer).await {
         Ok(Ok(out)) => out,
-        Ok(Err(_)) => Err(Failure {
-            error: Error::unavailable(format!(
-                "the sender of calls to {} {addr} stopped before answering",
-                S::SERVER
-            )),
-            fate: give_up(&guard.0),
-        }),
+        Ok(Err(_)) => {
+            let fate = give_up(&guard.0);
+            // The sender drops a call whose deadline passed before it went out, possibly
+            // just before this caller's own timer fires: that is the deadline, not a peer
+            // gone (which would mark a healthy node down for a client's short deadline).
+            let error = if fate == Fate::NotSent && Instant::now() >= deadline {
+                too_slow::<S>(&addr)
+            } else {
+                Error::unavailable(format!(
+                    "the sender of calls to {} {addr} stopped before answering",
+                    S::SERVER
+                ))
+            };
+            Err(Failure { error, fate })
+        }
         Err(_) => Err(Failure {
             error: too_slow::<S>(&addr),
             fate: give_up(&guard.0),

@@ -29,7 +29,7 @@ use aerolith_common::{Error, ErrorCode};
 use crate::admission::Who;
 use crate::http::context::{request_ctx, with_session};
 use crate::http::error::ApiError;
-use crate::http::openapi::{Method, Op, Reply};
+use crate::http::openapi::{GRAPHQL_RESPONSE, Method, Op, Param, Reply};
 use crate::http::{AppState, Route};
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops, Session};
 use body::GraphqlBody;
@@ -47,13 +47,19 @@ pub fn routes() -> Vec<Route> {
             "/graphql",
             execute,
             Op::new("graphql", "graphql", "Execute a GraphQL request")
+                .graphql_errors()
                 .describe(
                     "The schema of API.md's GraphQL section. Errors are GraphQL errors (HTTP 200) \
                     whose extensions.code holds the error code; a malformed request gets one \
                     invalid_argument error.",
                 )
                 .body(true, &[("application/json", "GraphqlRequest")])
-                .reply(Reply::json(200, "The GraphQL response", "GraphqlResponse"))
+                .reply(Reply::content(
+                    200,
+                    "The GraphQL response",
+                    GRAPHQL_RESPONSE,
+                    "GraphqlResponse",
+                ))
                 .errors(&[]),
         )
         // Mutations need `write`: checked per operation.
@@ -63,12 +69,9 @@ pub fn routes() -> Vec<Route> {
             Method::Get,
             "/graphql",
             graphiql,
-            Op::new("graphiql", "graphql", "The GraphiQL IDE").reply(Reply::content(
-                200,
-                "GraphiQL",
-                "text/html",
-                "Html",
-            )),
+            Op::new("graphiql", "graphql", "The GraphiQL IDE")
+                .without_request_headers()
+                .reply(Reply::content(200, "GraphiQL", "text/html", "Html")),
         )
         .needs(Role::Read),
         Route::new(
@@ -80,6 +83,9 @@ pub fn routes() -> Vec<Route> {
                 "graphql",
                 "GraphQL subscriptions over a WebSocket",
             )
+            .without_request_headers()
+            .param(Param::WebSocketHandshake)
+            .param(Param::GraphqlSubprotocol)
             .describe(
                 "The graphql-transport-ws protocol (graphql-ws is also accepted), chosen with \
                     Sec-WebSocket-Protocol. Subscription changes(collection, filter, since) yields \
@@ -89,7 +95,7 @@ pub fn routes() -> Vec<Route> {
                     closes the socket with 4403 (4429 over the WebSocket cap).",
             )
             .reply(Reply::empty(101, "Switching to the WebSocket protocol"))
-            .errors(&[]),
+            .errors(&[ErrorCode::InvalidArgument]),
         )
         .needs(Role::Read)
         .token_in_query()

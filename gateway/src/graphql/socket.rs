@@ -13,8 +13,10 @@ use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{Data, Executor, Request, Response};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Extension;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message};
 use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Map, Value};
@@ -28,6 +30,7 @@ use crate::caps::{Kind, Slot};
 use crate::conn::Peer;
 use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::upgrade::handshake;
 
 /// How long a client has to send its first message (`connection_init`) after the upgrade
 /// (graphql-ws's own default is 3 s); a socket that says nothing is dropped, so sockets
@@ -45,9 +48,20 @@ pub async fn upgrade(
     State(s): State<AppState>,
     who: Option<Extension<Who>>,
     Peer(peer): Peer,
-    protocol: GraphQLProtocol,
-    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+    protocol: Result<GraphQLProtocol, StatusCode>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> axum::response::Response {
+    let ws = match handshake(ws, &headers) {
+        Ok(ws) => ws,
+        Err(e) => return e.into_response(),
+    };
+    let Ok(protocol) = protocol else {
+        return ApiError::from(Error::invalid(
+            "Sec-WebSocket-Protocol must offer graphql-transport-ws or graphql-ws",
+        ))
+        .into_response();
+    };
     let max = graphql_max_bytes(s.ops.limits());
     // A caller known at the upgrade (its token there, or authentication off) takes its place
     // now, so that a refusal is an HTTP 429; otherwise `connection_init` brings the token.

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod probes;
 pub mod route;
 pub mod stack;
+pub mod upgrade;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 

@@ -25,16 +25,26 @@ pub struct Precondition {
 
 impl Precondition {
     /// A write precondition from `If-Match` / `If-None-Match` values, as HTTP headers or the
-    /// same fields of a WebSocket frame carry them: `If-Match` is a version (quoted or bare)
-    /// or `*`; `If-None-Match` on a write may only be `*`.
+    /// same fields of a WebSocket frame carry them: `If-Match` is a version (quoted, bare or
+    /// `W/`-quoted) or `*`, anything else `invalid_argument`; `If-None-Match` on a write may
+    /// only be `*`. An empty value is no precondition, as an empty gRPC field is.
     pub fn from_tags(if_match: Option<&str>, if_none_match: Option<&str>) -> Result<Precondition> {
         let mut pre = Precondition::default();
-        match if_match.map(str::trim) {
+        let (if_match, if_none_match) = (given(if_match), given(if_none_match));
+        match if_match {
             Some("*") => pre.if_match_any = true,
-            Some(m) => pre.if_match = Some(unquote(m).to_string()),
+            Some(m) => match tag_version(m) {
+                Some(v) => pre.if_match = Some(v.to_string()),
+                None => {
+                    return Err(Error::invalid(
+                        "If-Match must be * or a document version (quoted or bare), \
+                         like \"dc1@1:3\"",
+                    ));
+                }
+            },
             None => {}
         }
-        match if_none_match.map(str::trim) {
+        match if_none_match {
             Some("*") => pre.if_none_match_any = true,
             Some(_) => return Err(Error::invalid("If-None-Match on a write supports only *")),
             None => {}
@@ -60,6 +70,44 @@ impl Precondition {
             if_none_match_any: self.if_none_match_any,
         })
     }
+}
+
+/// A precondition value that says something: trimmed, and not empty.
+fn given(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// The version an `If-Match` entity tag names: quoted, bare or `W/`-quoted, and well formed.
+fn tag_version(tag: &str) -> Option<&str> {
+    let t = tag.trim();
+    let inner = match t.strip_prefix("W/").unwrap_or(t).strip_prefix('"') {
+        Some(quoted) => quoted.strip_suffix('"')?,
+        None if t.starts_with("W/") => return None,
+        None => t,
+    };
+    is_version(inner).then_some(inner)
+}
+
+/// Whether `s` has the syntax of a document version: `dc@epoch:counter` actors joined by
+/// `.`, then `~<hex>` once its collection was re-created (the pattern `/openapi.json`
+/// states). The server issues no other kind, so nothing else can ever match.
+pub fn is_version(s: &str) -> bool {
+    let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+    let (vector, incarnation) = match s.split_once('~') {
+        Some((v, i)) => (v, Some(i)),
+        None => (s, None),
+    };
+    let hex = |i: &str| !i.is_empty() && i.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    incarnation.is_none_or(hex)
+        && vector.split('.').all(|actor| {
+            let Some((dc, point)) = actor.split_once('@') else {
+                return false;
+            };
+            let Some((epoch, counter)) = point.split_once(':') else {
+                return false;
+            };
+            aerolith_common::name::validate_dc(dc).is_ok() && digits(epoch) && digits(counter)
+        })
 }
 
 /// Strips the quotes (and a weak prefix) from an entity tag.
@@ -287,9 +335,11 @@ impl Ops {
                 ),
             ));
         }
-        // Checked here (the depth rule of every body) so a malformed patch never costs a
-        // round trip.
-        parse_value(&patch, self.limits.max_depth + 2)?;
+        // Checked here (the depth rule of every body, and the patch's own shape) so a
+        // malformed patch never costs a round trip, and is invalid_argument before any
+        // precondition or document is looked at (RFC 9110 §13.2.1).
+        let parsed = parse_value(&patch, self.limits.max_depth + 2)?;
+        aerolith_common::patch::check(kind, &parsed)?;
         let patch = patch.as_slice();
         let shard = self.router.shard_of(collection, id);
         let req = pb::PatchRequest {

@@ -31,7 +31,7 @@ pub use bulk::{BULK_MAX_BYTES, BadOp, BulkError, BulkInput, BulkItem, BulkOp, MA
 pub use changes::{ChangePage, ChangeView, FeedStart, Fetched, assemble};
 pub use cluster::{ClusterView, DcView, NodeView};
 pub use collections::CollectionInfo;
-pub use documents::{Data, Page, Precondition, unquote};
+pub use documents::{Data, Page, Precondition, is_version, unquote};
 pub use indexes::{IndexFieldInfo, IndexInfo, index_field};
 pub use query::QueryInput;
 pub use session::{Session, WriteConcern};
@@ -149,6 +149,9 @@ impl Ops {
             .scatter(|_| aerolith_common::pb::PingRequest {}, ctx.remaining()?)
             .await;
         for (_, r) in results {
+            // A node that could not answer within the request's own deadline says nothing
+            // about readiness: that is deadline_exceeded, as for any request.
+            ctx.remaining()?;
             let pong = r.map_err(|e| {
                 Error::unavailable(format!(
                     "some shards have no reachable owner: {}",
@@ -172,6 +175,17 @@ pub fn parse_limit(raw: Option<&str>) -> Result<u32> {
         None => Ok(DEFAULT_LIMIT),
         Some(s) => check_limit(s.trim().parse::<i64>().ok(), &format!("{s:?}")),
     }
+}
+
+/// A JSON number's integer value when it has one: `5` and `5.0` alike (JSON Schema counts
+/// both as integers, and so does `/openapi.json`'s `"type": "integer"`).
+pub fn integral(v: &serde_json::Value) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53: every integer below is exact.
+    v.as_i64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < EXACT)
+            .map(|f| f as i64)
+    })
 }
 
 /// The one check of a page size, whatever carried it: an integer from 1 to [`MAX_LIMIT`]

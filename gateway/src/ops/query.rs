@@ -15,7 +15,7 @@ use aerolith_common::query::{
 use aerolith_common::{Error, Result, pb};
 
 use super::documents::{Page, PlanStep};
-use super::{Ctx, DEFAULT_LIMIT, MAX_LIMIT, Ops, PAGE_BYTES, check_limit, cursor};
+use super::{Ctx, DEFAULT_LIMIT, MAX_LIMIT, Ops, PAGE_BYTES, check_limit, cursor, integral};
 
 /// A query as every adapter hands it over: sort keys and projection paths already read,
 /// the limit checked ([`super::check_limit`]); the filter stays JSON (nodes evaluate it).
@@ -68,7 +68,7 @@ impl QueryInput {
         let mut take = |k: &str| obj.remove(k).filter(|v| !v.is_null());
         let limit = match take("limit") {
             None => DEFAULT_LIMIT,
-            Some(v) => check_limit(v.as_i64(), &v)?,
+            Some(v) => check_limit(integral(&v), &v)?,
         };
         let cursor = match take("cursor") {
             None => None,
@@ -327,6 +327,11 @@ mod tests {
         assert_eq!(q.filter, None);
         assert_eq!(q.limit, DEFAULT_LIMIT);
         assert_eq!(parse("").expect("valid").limit, DEFAULT_LIMIT);
+        // JSON Schema's integers, as /openapi.json states the limit: 999.0 is one.
+        assert_eq!(parse(r#"{"limit": 999.0}"#).expect("integral").limit, 999);
+        for bad in ["999.5", "1e400", "0.0", "1001.0", "\"5\""] {
+            assert!(parse(&format!(r#"{{"limit": {bad}}}"#)).is_err(), "{bad}");
+        }
     }
 
     #[test]

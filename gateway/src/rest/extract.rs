@@ -137,6 +137,22 @@ mod tests {
                 .if_none_match_any
         );
         assert!(write_precondition(&headers(&[("if-none-match", "\"x\"")])).is_err());
+        let p = write_precondition(&headers(&[("if-match", "W/\"dc1@1:2~1f\"")])).unwrap();
+        assert_eq!(p.if_match.as_deref(), Some("dc1@1:2~1f"));
+        for bad in [
+            "garbage",
+            "\"dc1@1:2",
+            "W/dc1@1:2",
+            "dc1@1:2.",
+            "dc1@x:2",
+            "dc1@1:2~",
+            "D@1:2",
+        ] {
+            assert!(
+                write_precondition(&headers(&[("if-match", bad)])).is_err(),
+                "{bad}"
+            );
+        }
         assert!(
             not_modified(
                 &headers(&[("if-none-match", "\"a\", \"dc1@1:2\"")]),

@@ -167,6 +167,8 @@ pub fn routes() -> Vec<Route> {
                 "documents",
                 "Create a document with a generated id",
             )
+            .param(P::WriteConcern)
+            .param(P::IdempotencyKey)
             .body(true, &[("application/json", "DocumentData")])
             .reply(Reply::json(201, "Created", "Document").headers(&[H::ETag, H::Location]))
             .errors(&[E::PayloadTooLarge, E::Unavailable, E::Internal]),
@@ -191,6 +193,8 @@ pub fn routes() -> Vec<Route> {
             DOC,
             documents::put,
             Op::new("putDocument", "documents", "Create or replace a document")
+                .param(P::WriteConcern)
+                .param(P::IdempotencyKey)
                 .describe(
                     "With If-Match, 412 also when the document is missing; with \
                     If-None-Match: *, 201 over a deleted document.",
@@ -214,6 +218,8 @@ pub fn routes() -> Vec<Route> {
             DOC,
             documents::patch,
             Op::new("patchDocument", "documents", "Patch a document's data")
+                .param(P::WriteConcern)
+                .param(P::IdempotencyKey)
                 .describe(
                     "A merge patch (RFC 7396; also for application/json or no \
                     Content-Type) or a JSON Patch (RFC 6902; a failed test op is \
@@ -243,6 +249,8 @@ pub fn routes() -> Vec<Route> {
             DOC,
             documents::delete,
             Op::new("deleteDocument", "documents", "Delete a document")
+                .param(P::WriteConcern)
+                .param(P::IdempotencyKey)
                 .describe("A missing document is 404, checked before If-Match.")
                 .param(P::IfMatch)
                 .reply(Reply::empty(204, "Deleted"))
@@ -301,6 +309,8 @@ pub fn routes() -> Vec<Route> {
                 "documents",
                 "Apply up to 1000 puts, patches and deletes",
             )
+            .param(P::WriteConcern)
+            .param(P::IdempotencyKey)
             .describe(
                 "Per-op results in op order; ops on one id apply in order; nothing \
                     is atomic across documents. A malformed op fails only itself.",

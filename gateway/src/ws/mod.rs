@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -25,7 +27,8 @@ use aerolith_common::{Error, ErrorCode};
 use crate::admission::Who;
 use crate::caps::{Kind, Slot};
 use crate::http::error::ApiError;
-use crate::http::openapi::{Method, Op, Reply};
+use crate::http::openapi::{Method, Op, Param, Reply};
+use crate::http::upgrade::handshake;
 use crate::http::{AppState, Route};
 use crate::ops::{Ctx, DEFAULT_TIMEOUT, Ops};
 use frame::{ClientFrame, FrameError};
@@ -56,6 +59,7 @@ pub fn routes() -> Vec<Route> {
                 "changes",
                 "Open a WebSocket: change subscriptions and document operations",
             )
+            .param(Param::WebSocketHandshake)
             .describe(
                 "JSON text frames as API.md's WebSocket section describes: subscribe (with an \
                     optional filter and since token), unsubscribe, get, put, patch, delete, query, \
@@ -77,8 +81,13 @@ pub fn routes() -> Vec<Route> {
 pub async fn upgrade(
     State(s): State<AppState>,
     who: Option<Extension<Who>>,
-    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let ws = match handshake(ws, &headers) {
+        Ok(ws) => ws,
+        Err(e) => return e.into_response(),
+    };
     // The route's authentication put the caller there; without one, fail closed.
     let Some(Extension(who)) = who else {
         return ApiError::from(Error::new(ErrorCode::Unauthenticated, "no caller")).into_response();

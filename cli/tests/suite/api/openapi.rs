@@ -130,3 +130,37 @@ async fn openapi_documents_exactly_the_served_routes() {
 
     c.stop().await;
 }
+
+/// The WebSocket routes answer a request that is no handshake as every route answers a bad
+/// request, and as `/openapi.json` says: 400 `invalid_argument` with the JSON error body
+/// (axum's own rejections were plain text, or an empty 400 for `/graphql/ws`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_routes_refuse_non_handshakes_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(dir.path(), 1).await;
+    let handshake = [
+        ("connection", "Upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+    ];
+    for path in ["/v1/ws", "/graphql/ws"] {
+        c.get(path).await.assert_error(400, "invalid_argument");
+        let bad_key = [&handshake[..], &[("sec-websocket-key", "not-a-key")]].concat();
+        c.send(Method::GET, path, None, &bad_key)
+            .await
+            .assert_error(400, "invalid_argument");
+    }
+    // A sound handshake to /graphql/ws that offers no GraphQL subprotocol.
+    let no_protocol = [
+        &handshake[..],
+        &[
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-protocol", "chat"),
+        ],
+    ]
+    .concat();
+    c.send(Method::GET, "/graphql/ws", None, &no_protocol)
+        .await
+        .assert_error(400, "invalid_argument");
+    c.stop().await;
+}

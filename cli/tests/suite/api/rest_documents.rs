@@ -60,9 +60,10 @@ async fn crud_and_every_precondition() {
             .status,
         200
     );
+    // A value that is not a version cannot name one: refused, not merely unmatched.
     c.put_json(p, &json!({"x": 4}), &[("if-match", "garbage")])
         .await
-        .assert_error(412, "precondition_failed");
+        .assert_error(400, "invalid_argument");
 
     // If-Match on a missing document is 412; If-Match: * too.
     let missing = "/v1/collections/users/docs/nobody";

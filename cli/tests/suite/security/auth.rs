@@ -92,6 +92,12 @@ async fn rest_and_the_admin_api_need_each_routes_role() {
     let wrong = rest(&c, M::PATCH, "/v1/collections", Some(READ), None);
     assert_eq!(wrong.await.0, 405);
     assert_eq!(rest(&c, M::GET, "/openapi.json", None, None).await.0, 200);
+    // An open path's other methods are 405 without a token (issue 29: schemathesis).
+    let (s, b, _) = rest(&c, M::POST, "/healthz", None, None).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (405, Some("invalid_argument"))
+    );
 
     // write: writes; read: reads only; admin: deletes collections.
     let doc = "/v1/collections/people/docs/ada";
