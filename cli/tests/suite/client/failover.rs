@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aerolith_client::{Change, Client};
+use aerolith_client::{CallOptions, Change, Client};
 use aerolith_loadtest::faults::cluster::{ProcCluster, Role};
 use serde_json::{Value, json};
 
@@ -56,6 +56,7 @@ async fn gateways_fail_over_and_a_feed_survives_a_restart() {
         docs1.put(&format!("a{n}"), &json!({"n": n})).await.unwrap();
         expected.push((format!("a{n}"), n));
     }
+    assert_eq!(docs.get("a4").await.unwrap().data, json!({"n": 4}));
     assert_eq!(both.endpoints().preferred(), 0);
 
     // dc1's gateway stops: the client moves to dc2's for reads and writes, the feed waits.
@@ -69,7 +70,8 @@ async fn gateways_fail_over_and_a_feed_survives_a_restart() {
     }
     assert_eq!(both.endpoints().preferred(), 1, "dc2's gateway took over");
     assert_eq!(docs.get("b4").await.unwrap().data, json!({"n": 4}));
-    let err = docs1.get("x").await.unwrap_err();
+    let quick = CallOptions::default().timeout(Duration::from_secs(1));
+    let err = docs1.get_with("x", &quick).await.unwrap_err();
     assert!(
         matches!(err, aerolith_client::Error::Connect { .. }),
         "a client of dc1 alone cannot reach it: {err}"
