@@ -1,6 +1,8 @@
-//! The HTTP side of the client: requests to the gateway or the replicator admin API with
-//! the token attached, and API.md's error bodies turned into [`Failure`]s.
+//! The client commands' connection to the cluster, through the `aerolith-client` crate:
+//! requests to the gateway or the replicator admin API with the token attached, and the
+//! crate's errors turned into [`Failure`]s.
 
+use aerolith_client::{AdminClient, CallOptions, Client, Error};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -16,10 +18,9 @@ pub struct Answer {
 /// A connection to one cluster's gateway and replicator admin API.
 #[derive(Debug, Clone)]
 pub struct Api {
-    http: reqwest::Client,
+    client: Client,
+    admin: AdminClient,
     endpoint: String,
-    admin: String,
-    token: Option<String>,
 }
 
 /// A base URL: `http://`, or `https://` when a CA to trust was given.
@@ -39,44 +40,65 @@ fn base(url: &str, what: &str, tls: bool) -> Result<String, Failure> {
     Ok(trimmed.to_string())
 }
 
-/// The HTTP client: trusting only `ca` (and no system roots) for https:// when given.
-fn http_client(ca: Option<&std::path::Path>) -> Result<reqwest::Client, Failure> {
-    // Longer than the longest server deadline (60 s), so the server's answer wins.
-    let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(75));
-    if let Some(path) = ca {
-        let pem = std::fs::read(path)
-            .map_err(|e| Failure::usage(format!("cannot read --ca {}: {e}", path.display())))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            Failure::usage(format!(
-                "--ca {}: not PEM certificates: {e}",
-                path.display()
-            ))
-        })?;
-        if certs.is_empty() {
-            return Err(Failure::usage(format!(
-                "--ca {} holds no certificate",
-                path.display()
-            )));
-        }
-        builder = builder.tls_built_in_root_certs(false);
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
+/// The CA PEM of `--ca`, checked to hold certificates.
+fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    let pem = std::fs::read(path)
+        .map_err(|e| Failure::usage(format!("cannot read --ca {}: {e}", path.display())))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        Failure::usage(format!(
+            "--ca {}: not PEM certificates: {e}",
+            path.display()
+        ))
+    })?;
+    if certs.is_empty() {
+        return Err(Failure::usage(format!(
+            "--ca {} holds no certificate",
+            path.display()
+        )));
     }
-    builder
-        .build()
-        .map_err(|e| Failure::other(format!("HTTP client: {e}")))
+    Ok(pem)
+}
+
+/// The client crate's error as the CLI reports it: `not_found` exits 1, the rest 3.
+fn failure(e: Error) -> Failure {
+    match e {
+        Error::Api { code, message, .. } => Failure::from_error(code.as_str(), &message),
+        Error::Status { url, status } if status == StatusCode::NOT_FOUND.as_u16() => {
+            Failure::from_error("not_found", &format!("{url} not found"))
+        }
+        Error::Transport { url, message } => {
+            Failure::other(format!("cannot reach {url}: {message}"))
+        }
+        other => Failure::other(other.to_string()),
+    }
 }
 
 impl Api {
     /// A client for `global`'s endpoints, token and CA.
     pub fn new(global: &Global) -> Result<Api, Failure> {
         let tls = global.ca.is_some();
+        let endpoint = base(&global.endpoint, "--endpoint", tls)?;
+        let admin_url = base(&global.admin_endpoint, "--admin-endpoint", tls)?;
+        let ca = global.ca.as_deref().map(read_ca).transpose()?;
+        // One pass: a person at a terminal wants the failure now, not after the deadline.
+        let mut builder = Client::builder()
+            .endpoint(&endpoint)
+            .retry_until_deadline(false);
+        if let Some(t) = &global.token {
+            builder = builder.token(t);
+        }
+        if let Some(pem) = &ca {
+            builder = builder.ca_pem(pem.clone());
+        }
+        let client = builder
+            .build()
+            .map_err(|e| Failure::other(format!("HTTP client: {e}")))?;
+        let admin = AdminClient::new(&admin_url, global.token.clone(), ca.as_deref())
+            .map_err(|e| Failure::other(format!("HTTP client: {e}")))?;
         Ok(Api {
-            http: http_client(global.ca.as_deref())?,
-            endpoint: base(&global.endpoint, "--endpoint", tls)?,
-            admin: base(&global.admin_endpoint, "--admin-endpoint", tls)?,
-            token: global.token.clone(),
+            client,
+            admin,
+            endpoint,
         })
     }
 
@@ -87,10 +109,11 @@ impl Api {
 
     /// The bearer token, if any.
     pub fn token(&self) -> Option<&str> {
-        self.token.as_deref()
+        self.client.token()
     }
 
-    /// A request to the gateway (`path` from `/v1/...`).
+    /// A request to the gateway (`path` from `/v1/...`); `If-Match` is the only header the
+    /// commands send. Writes carry an idempotency key.
     pub async fn call(
         &self,
         method: Method,
@@ -98,63 +121,31 @@ impl Api {
         body: Option<(&str, Vec<u8>)>,
         headers: &[(&str, &str)],
     ) -> Result<Answer, Failure> {
-        self.send(method, &format!("{}{path}", self.endpoint), body, headers)
+        let mut opts = CallOptions::default();
+        for (k, v) in headers {
+            if k.eq_ignore_ascii_case("if-match") {
+                opts.if_match = Some((*v).to_string());
+            }
+        }
+        let read_only =
+            method == Method::GET || path.ends_with("/query") || path.ends_with("/count");
+        let body = self
+            .client
+            .raw(method, path, body, !read_only, &opts)
             .await
+            .map_err(failure)?;
+        Ok(Answer { body })
     }
 
     /// A POST of a JSON body to the replicator admin API.
     pub async fn admin_post(&self, path: &str, json: Vec<u8>) -> Result<Answer, Failure> {
-        let url = format!("{}{path}", self.admin);
-        self.send(Method::POST, &url, Some(("application/json", json)), &[])
-            .await
+        let body = self.admin.post(path, json).await.map_err(failure)?;
+        Ok(Answer { body })
     }
 
     /// A GET of the replicator admin API.
     pub async fn admin_get(&self, path: &str) -> Result<Answer, Failure> {
-        self.send(Method::GET, &format!("{}{path}", self.admin), None, &[])
-            .await
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<(&str, Vec<u8>)>,
-        headers: &[(&str, &str)],
-    ) -> Result<Answer, Failure> {
-        let mut req = self.http.request(method, url);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some((content_type, bytes)) = body {
-            req = req.header("content-type", content_type).body(bytes);
-        }
-        let resp = req.send().await.map_err(|e| {
-            let why = std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| e.to_string());
-            Failure::other(format!("cannot reach {url}: {why}"))
-        })?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| Failure::other(format!("reading the answer of {url}: {e}")))?;
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(Answer { body });
-        }
-        let err = &body["error"];
-        match (err["code"].as_str(), err["message"].as_str()) {
-            (Some(code), Some(message)) => Err(Failure::from_error(code, message)),
-            _ if status == StatusCode::NOT_FOUND => Err(Failure::from_error(
-                "not_found",
-                &format!("{url} not found"),
-            )),
-            _ => Err(Failure::other(format!("{url} answered {status}"))),
-        }
+        let body = self.admin.get(path).await.map_err(failure)?;
+        Ok(Answer { body })
     }
 }

@@ -8,6 +8,7 @@ mod protocols;
 mod support;
 
 mod api;
+mod client;
 mod failover;
 mod replication;
 mod security;
