@@ -5,6 +5,32 @@
 //! `X-Aerolith-Session` across calls, an idempotency key per logical write reused on its
 //! retries, write concern and deadlines per call, failover between several gateways, and
 //! the server's error codes as one enum. See `docs/CLIENTS.md` ("Rust").
+//!
+//! The README's first example (kept compiling here):
+//!
+//! ```no_run
+//! use aerolith_client::{CallOptions, Client, Query};
+//! use futures::TryStreamExt;
+//! use serde_json::{Value, json};
+//!
+//! # async fn run() -> aerolith_client::Result<()> {
+//! let client = Client::builder()
+//!     .endpoint("http://127.0.0.1:8080")
+//!     .endpoint("http://127.0.0.1:8081") // failover
+//!     .build()?;
+//! client.create_collection("users", None).await?;
+//! let users = client.collection::<Value>("users");
+//! let doc = users.put("u1", &json!({"name": "Ada", "age": 36})).await?.document;
+//! let only_if_unchanged = CallOptions::default().if_match(doc.version);
+//! users.put_with("u1", &json!({"name": "Ada", "age": 37}), &only_if_unchanged).await?;
+//! let adults: Vec<_> = users
+//!     .query(Query::filter(json!({"age": {"$gt": 30}})))
+//!     .try_collect()
+//!     .await?;
+//! println!("{} found", adults.len());
+//! # Ok(())
+//! # }
+//! ```
 
 mod admin;
 mod bulk;

@@ -286,16 +286,14 @@ async fn documents_over_grpc() {
     // REST reads what gRPC wrote, byte for byte the same document.
     let rest = Client::new(&c.base).unwrap();
     assert_eq!(rest.collection::<Value>("g").get("a").await.unwrap(), p);
-    let err = g
-        .put(
-            "g",
-            "a",
-            &json!({}),
-            &CallOptions::default().if_match("bogus"),
-        )
-        .await
-        .unwrap_err();
+    // A stale version is precondition_failed; something that is no version at all is
+    // invalid_argument.
+    let stale = CallOptions::default().if_match(w.document.version.clone());
+    let err = g.put("g", "a", &json!({}), &stale).await.unwrap_err();
     assert_eq!(err.code(), Some(&ErrorCode::PreconditionFailed), "{err}");
+    let bogus = CallOptions::default().if_match("bogus");
+    let err = g.put("g", "a", &json!({}), &bogus).await.unwrap_err();
+    assert_eq!(err.code(), Some(&ErrorCode::InvalidArgument), "{err}");
     g.delete("g", "a", &CallOptions::default()).await.unwrap();
     let err = g.get("g", "a").await.unwrap_err();
     assert!(err.is_not_found(), "{err}");
