@@ -2,8 +2,7 @@
 //! requests to the gateway or the replicator admin API with the token attached, and the
 //! crate's errors turned into [`Failure`]s.
 
-use aerolith_client::{AdminClient, CallOptions, Client, Error};
-use reqwest::{Method, StatusCode};
+use aerolith_client::{AdminClient, CallOptions, Client, Error, Method};
 use serde_json::Value;
 
 use super::{Failure, Global};
@@ -40,30 +39,17 @@ fn base(url: &str, what: &str, tls: bool) -> Result<String, Failure> {
     Ok(trimmed.to_string())
 }
 
-/// The CA PEM of `--ca`, checked to hold certificates.
+/// The CA PEM of `--ca` (the client crate checks that it holds certificates).
 fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
-    let pem = std::fs::read(path)
-        .map_err(|e| Failure::usage(format!("cannot read --ca {}: {e}", path.display())))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-        Failure::usage(format!(
-            "--ca {}: not PEM certificates: {e}",
-            path.display()
-        ))
-    })?;
-    if certs.is_empty() {
-        return Err(Failure::usage(format!(
-            "--ca {} holds no certificate",
-            path.display()
-        )));
-    }
-    Ok(pem)
+    std::fs::read(path)
+        .map_err(|e| Failure::usage(format!("cannot read --ca {}: {e}", path.display())))
 }
 
 /// The client crate's error as the CLI reports it: `not_found` exits 1, the rest 3.
 fn failure(e: Error) -> Failure {
     match e {
         Error::Api { code, message, .. } => Failure::from_error(code.as_str(), &message),
-        Error::Status { url, status } if status == StatusCode::NOT_FOUND.as_u16() => {
+        Error::Status { url, status: 404 } => {
             Failure::from_error("not_found", &format!("{url} not found"))
         }
         Error::Transport { url, message } => {
@@ -90,11 +76,16 @@ impl Api {
         if let Some(pem) = &ca {
             builder = builder.ca_pem(pem.clone());
         }
-        let client = builder
-            .build()
-            .map_err(|e| Failure::other(format!("HTTP client: {e}")))?;
-        let admin = AdminClient::new(&admin_url, global.token.clone(), ca.as_deref())
-            .map_err(|e| Failure::other(format!("HTTP client: {e}")))?;
+        // The crate refuses a CA that holds no certificate: the person's `--ca` is wrong.
+        let setup = |e: Error| match (&e, &global.ca) {
+            (Error::Config(why), Some(path)) => {
+                Failure::usage(format!("--ca {}: {why}", path.display()))
+            }
+            _ => Failure::other(format!("HTTP client: {e}")),
+        };
+        let client = builder.build().map_err(setup)?;
+        let admin =
+            AdminClient::new(&admin_url, global.token.clone(), ca.as_deref()).map_err(setup)?;
         Ok(Api {
             client,
             admin,

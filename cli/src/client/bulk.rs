@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use reqwest::Method;
+use aerolith_client::Method;
 use serde_json::{Value, json};
 
 use super::Failure;

@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use reqwest::Method;
+use aerolith_client::Method;
 use serde_json::{Value, json};
 
 use super::Failure;

@@ -1,6 +1,6 @@
 //! `aerolith index create|list|drop`: a collection's secondary indexes.
 
-use reqwest::Method;
+use aerolith_client::Method;
 use serde_json::{Value, json};
 
 use super::Failure;

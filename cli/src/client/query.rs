@@ -1,6 +1,6 @@
 //! `aerolith query COLLECTION FILTER`: follows the query's pages.
 
-use reqwest::Method;
+use aerolith_client::Method;
 use serde_json::{Map, Value, json};
 
 use super::Failure;
