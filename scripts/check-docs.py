@@ -3,8 +3,10 @@
 right before the opening fence) against a fresh `aerolith dev`, in document order, and fails
 if any command in them fails or prints a server error (5xx, `internal`, `unavailable`,
 `deadline_exceeded`). Marked ```python blocks run the same way, with `python` from a venv
-under /var/tmp holding the Python client (`pip install ./clients/python`). Blocks use the
-documented default ports; they are moved to free ones here, and the client's
+under /var/tmp holding the Python client (`pip install ./clients/python`). Marked ```rust
+blocks (whole programs using `aerolith-client`) run after them as the client crate's doc
+tests (`cargo test --doc`, with `--cfg aerolith_docs`), against the same cluster. Blocks use
+the documented default ports; they are moved to free ones here, and the client's
 AEROLITH_ENDPOINT / AEROLITH_ADMIN_ENDPOINT point at them.
 
     scripts/check-docs.py [PATH_TO_AEROLITH]     # default: $CARGO_TARGET_DIR/debug/aerolith
@@ -67,6 +69,37 @@ def moved(text, base):
     return re.sub(r"(localhost|127\.0\.0\.1):(808[0-9]|5005[0-9]|909[0-9])\b", repl, text)
 
 
+def run_rust(rust, work, env):
+    """Runs the marked Rust blocks as doc tests of `aerolith-client`, one at a time (each on
+    collections of its own); how many failed."""
+    doc = work / "rust-examples.md"
+    # Doc tests are named by the line of their block's fence in `doc`: map it back.
+    parts, where, at = [], {}, 1
+    for f, line, text in rust:
+        part = f"{f}:{line}\n\n```rust\n{text}\n```\n"
+        where[at + 2] = f"{f}:{line}"
+        parts.append(part)
+        at += part.count("\n") + 1
+    doc.write_text("\n".join(parts))
+    cargo_env = dict(env, AEROLITH_DOCS_RUST=str(doc),
+                     RUSTDOCFLAGS=(env.get("RUSTDOCFLAGS", "") + " --cfg aerolith_docs").strip())
+    r = subprocess.run(["cargo", "test", "--locked", "-p", "aerolith-client", "--features", "grpc",
+                        "--doc", "--", "docs_examples", "--test-threads", "1"],
+                       cwd=ROOT, env=cargo_env, capture_output=True, text=True, timeout=1800)
+    outcome = {int(m.group(1)): m.group(2) for m in
+               re.finditer(r"^test .*docs_examples \(line (\d+)\) \.\.\. (\w+)$", r.stdout, re.M)}
+    failed = 0
+    for fence, name in where.items():
+        if outcome.get(fence) == "ok":
+            print(f"ok: {name} (rust)")
+        else:
+            failed += 1
+            print(f"FAILED: {name} (rust: {outcome.get(fence, 'did not run')})")
+    if failed or r.returncode != 0:
+        print(f"{r.stdout[-6000:]}{r.stderr[-3000:]}")
+    return failed or (r.returncode != 0)
+
+
 def main():
     target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
     binary = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else f"{target}/debug/aerolith")
@@ -98,7 +131,11 @@ def main():
         env.update(PATH=f"{binary.parent}:{os.environ['PATH']}",
                    AEROLITH_ENDPOINT=f"http://{dcs[0]['http']}",
                    AEROLITH_ADMIN_ENDPOINT=f"http://{dcs[0]['admin']}")
+        rust = []
         for f, line, lang, text in blocks():
+            if lang == "rust":
+                rust.append((f, line, moved(text, base)))
+                continue
             ran += 1
             command = [str(python), "-c"] if lang == "python" else ["bash", "-eu", "-c"]
             r = subprocess.run([*command, moved(text, base)], cwd=work, env=env,
@@ -113,6 +150,9 @@ def main():
             else:
                 failed += 1
                 print(f"FAILED: {f}:{line} (exit {r.returncode})\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+        if rust:
+            ran += len(rust)
+            failed += run_rust(rust, work, env)
     finally:
         dev.send_signal(signal.SIGTERM)
         try:

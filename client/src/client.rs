@@ -150,6 +150,11 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client> {
         let endpoints = Endpoints::new(self.endpoints)?;
         let http = http_client(self.ca_pem.as_deref())?;
+        let ws_tls = self
+            .ca_pem
+            .as_deref()
+            .map(crate::ws::tls_config)
+            .transpose()?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -160,6 +165,7 @@ impl ClientBuilder {
                 session: self.session,
                 feed_poll: self.feed_poll,
                 retry: self.retry,
+                ws_tls,
             }),
         })
     }
@@ -201,6 +207,8 @@ struct Inner {
     session: Option<Session>,
     feed_poll: Duration,
     retry: bool,
+    /// `wss://` settings (the CA given), built once.
+    ws_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// One HTTP call as the modules describe it.
@@ -318,8 +326,19 @@ impl Client {
                 session: Some(session),
                 feed_poll: i.feed_poll,
                 retry: i.retry,
+                ws_tls: i.ws_tls.clone(),
             }),
         }
+    }
+
+    /// The default deadline of a call (also bounds a WebSocket's handshake).
+    pub(crate) fn default_timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// The TLS settings of `wss://`, when a CA was given.
+    pub(crate) fn ws_tls(&self) -> Option<&Arc<rustls::ClientConfig>> {
+        self.inner.ws_tls.as_ref()
     }
 
     pub(crate) fn feed_poll(&self) -> Duration {

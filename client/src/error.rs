@@ -53,6 +53,23 @@ impl ErrorCode {
         }
     }
 
+    /// The HTTP status API.md gives this code (500 for an unknown one).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ErrorCode::InvalidArgument => 400,
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::PermissionDenied => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::AlreadyExists | ErrorCode::PreconditionFailed => 412,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::ResumeTokenExpired => 410,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::DeadlineExceeded => 504,
+            ErrorCode::Internal | ErrorCode::Other(_) => 500,
+        }
+    }
+
     /// The code named by `s` (an unknown one as [`ErrorCode::Other`]).
     pub fn parse(s: &str) -> ErrorCode {
         match s {

@@ -8,14 +8,16 @@ use std::time::Duration;
 
 use futures::Stream;
 use reqwest::Method;
-use serde::{Deserialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::Value;
 
 use crate::client::{Call, Client};
 use crate::collections::{Collection, decode, segment};
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, Result};
+use crate::resume::retryable;
 
 /// What a change did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeOp {
     /// A put, patch or remote apply (the full new data).
@@ -24,8 +26,8 @@ pub enum ChangeOp {
     Delete,
 }
 
-/// One change of a collection's feed.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// One change of a collection's feed (as API.md's change event).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Change<T = serde_json::Value> {
     /// What it did.
     pub op: ChangeOp,
@@ -47,8 +49,8 @@ pub struct Change<T = serde_json::Value> {
 
 /// A polled page of the feed.
 #[derive(Deserialize)]
-struct ChangesPage<T> {
-    changes: Vec<Change<T>>,
+struct ChangesPage {
+    changes: Vec<Change<Value>>,
     next: String,
 }
 
@@ -59,23 +61,27 @@ pub struct ChangeFeed<T = serde_json::Value> {
     client: Client,
     collection: String,
     token: Option<String>,
-    /// Changes read but not handed out yet, and the page's `next` after them.
-    buffer: VecDeque<Change<T>>,
+    /// Changes read but not handed out yet (decoded as `T` one by one, when handed out),
+    /// and the page's `next` after them.
+    buffer: VecDeque<Change<Value>>,
     page_next: Option<String>,
     /// The gateway whose DC the token names (tokens are per DC).
     pin: Option<usize>,
     limit: u32,
     /// How long transient failures may go on before [`ChangeFeed::next`] reports one.
     patience: Option<Duration>,
+    /// The URL named in decode errors.
+    url: String,
+    _data: std::marker::PhantomData<fn() -> T>,
 }
 
 impl<T> Collection<T>
 where
     T: DeserializeOwned,
 {
-    /// The feed of this collection's changes after `since` (`None`: from the oldest change
-    /// the server still holds).
-    pub fn changes(&self, since: Option<String>) -> ChangeFeed<T> {
+    /// The polled feed of this collection's changes after `since` (`None`: from the oldest
+    /// change the server still holds); [`Collection::changes`] pushes them instead.
+    pub fn poll_changes(&self, since: Option<String>) -> ChangeFeed<T> {
         ChangeFeed {
             client: self.client.clone(),
             collection: self.name.clone(),
@@ -85,20 +91,9 @@ where
             pin: None,
             limit: 100,
             patience: None,
+            url: String::new(),
+            _data: std::marker::PhantomData,
         }
-    }
-}
-
-/// Whether a feed poll that failed this way should be tried again from the same token.
-fn transient(e: &Error) -> bool {
-    match e {
-        Error::Connect { .. } | Error::Transport { .. } | Error::Timeout(_) => true,
-        Error::Status { status, .. } => matches!(status, 502..=504),
-        Error::Api { code, .. } => matches!(
-            code,
-            ErrorCode::Unavailable | ErrorCode::DeadlineExceeded | ErrorCode::RateLimited
-        ),
-        Error::Decode { .. } | Error::Config(_) => false,
     }
 }
 
@@ -124,7 +119,9 @@ where
     }
 
     /// The next change, waiting for one; an error only when resuming cannot help
-    /// (`resume_token_expired`, `not_found` of a deleted collection, no permission, ...).
+    /// (`resume_token_expired`, `not_found` of a deleted collection, no permission, ...),
+    /// or `Error::Decode` for a change whose data does not fit `T` (the feed has moved past
+    /// it: the next call goes on with the change after it).
     pub async fn next(&mut self) -> Result<Change<T>> {
         let mut failing_since: Option<std::time::Instant> = None;
         let mut pause = Duration::from_millis(50);
@@ -134,7 +131,7 @@ where
                 if self.buffer.is_empty() {
                     self.token = self.page_next.take().or(self.token.take());
                 }
-                return Ok(change);
+                return typed(&self.url, change);
             }
             match self.poll().await {
                 Ok(true) => {
@@ -145,7 +142,7 @@ where
                     failing_since = None;
                     tokio::time::sleep(self.client.feed_poll()).await;
                 }
-                Err(e) if transient(&e) => {
+                Err(e) if retryable(&e) => {
                     let since = *failing_since.get_or_insert_with(std::time::Instant::now);
                     if self.patience.is_some_and(|p| since.elapsed() >= p) {
                         return Err(e);
@@ -171,8 +168,9 @@ where
         let mut call = Call::new(Method::GET, path);
         call.pin = self.pin;
         let a = self.client.send(call).await?;
-        let page: ChangesPage<T> = decode(&a.url, &a.body)?;
+        let page: ChangesPage = decode(&a.url, &a.body)?;
         self.pin = Some(a.endpoint);
+        self.url = a.url;
         if page.changes.is_empty() {
             self.token = Some(page.next);
             return Ok(false);
@@ -182,7 +180,8 @@ where
         Ok(true)
     }
 
-    /// The feed as a stream; it ends after the first error it reports.
+    /// The feed as a stream; it ends after the first error it reports other than a change
+    /// that does not fit `T` (yielded as `Error::Decode`, and the stream goes on).
     pub fn into_stream(self) -> impl Stream<Item = Result<Change<T>>>
     where
         T: Send,
@@ -191,8 +190,27 @@ where
             let mut feed = feed?;
             match feed.next().await {
                 Ok(c) => Some((Ok(c), Some(feed))),
+                Err(e @ Error::Decode { .. }) => Some((Err(e), Some(feed))),
                 Err(e) => Some((Err(e), None)),
             }
         })
     }
+}
+
+/// `change` with its data read as a `T`.
+pub(crate) fn typed<T: DeserializeOwned>(url: &str, change: Change<Value>) -> Result<Change<T>> {
+    let data = match change.data {
+        Some(d) => Some(decode::<T>(url, &d)?),
+        None => None,
+    };
+    Ok(Change {
+        op: change.op,
+        collection: change.collection,
+        id: change.id,
+        version: change.version,
+        updated_at: change.updated_at,
+        origin: change.origin,
+        data,
+        token: change.token,
+    })
 }

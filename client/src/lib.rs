@@ -1,8 +1,8 @@
-//! `aerolith-client`: a Rust client for AerolithDB's REST API.
+//! `aerolith-client`: a Rust client for AerolithDB's REST and WebSocket APIs.
 //!
 //! Typed collections and documents, queries whose cursors are followed as async streams,
-//! bulk writes, change feeds that resume after a disconnect, a session that carries
-//! `X-Aerolith-Session` across calls, an idempotency key per logical write reused on its
+//! bulk writes, change streams (WebSocket) and polled feeds that resume after a disconnect,
+//! a session that carries `X-Aerolith-Session` across calls, an idempotency key per logical write reused on its
 //! retries, write concern and deadlines per call, failover between several gateways, and
 //! the server's error codes as one enum. See `docs/CLIENTS.md` ("Rust").
 //!
@@ -41,7 +41,10 @@ mod endpoints;
 mod error;
 mod feed;
 mod query;
+mod resume;
 mod session;
+mod stream;
+mod ws;
 
 pub use admin::AdminClient;
 pub use bulk::{BulkError, BulkOp, BulkResult};
@@ -54,8 +57,16 @@ pub use feed::{Change, ChangeFeed, ChangeOp};
 pub use query::{Page, Query};
 pub use reqwest::Method;
 pub use session::Session;
+pub use stream::{ChangeStream, IDLE_TIMEOUT};
+
+// docs/CLIENTS.md's marked Rust blocks as doc tests: `scripts/check-docs.py` writes them,
+// their ports moved to its cluster's, to the file AEROLITH_DOCS_RUST names and runs them with
+// `--cfg aerolith_docs`. A plain `cargo test` leaves them out: they need a running cluster.
+#[cfg(all(doctest, aerolith_docs))]
+#[doc = include_str!(env!("AEROLITH_DOCS_RUST"))]
+mod docs_examples {}
 
 #[cfg(feature = "grpc")]
 mod grpc;
 #[cfg(feature = "grpc")]
-pub use grpc::GrpcClient;
+pub use grpc::{GrpcChangeStream, GrpcClient};

@@ -155,7 +155,7 @@ where
 
 /// A stream of the documents of the pages `fetch` returns, from no cursor until a page
 /// without `next_cursor`; an error ends it.
-fn pages<T, F, Fut>(fetch: F) -> impl Stream<Item = Result<Document<T>>> + Send + 'static
+pub(crate) fn pages<T, F, Fut>(fetch: F) -> impl Stream<Item = Result<Document<T>>> + Send + 'static
 where
     T: Send + 'static,
     F: Fn(Option<String>) -> Fut + Send + 'static,

@@ -19,7 +19,6 @@ pub struct Answer {
 pub struct Api {
     client: Client,
     admin: AdminClient,
-    endpoint: String,
 }
 
 /// A base URL: `http://`, or `https://` when a CA to trust was given.
@@ -46,7 +45,7 @@ fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
 }
 
 /// The client crate's error as the CLI reports it: `not_found` exits 1, the rest 3.
-fn failure(e: Error) -> Failure {
+pub fn failure(e: Error) -> Failure {
     match e {
         Error::Api { code, message, .. } => Failure::from_error(code.as_str(), &message),
         Error::Status { url, status: 404 } => {
@@ -86,21 +85,12 @@ impl Api {
         let client = builder.build().map_err(setup)?;
         let admin =
             AdminClient::new(&admin_url, global.token.clone(), ca.as_deref()).map_err(setup)?;
-        Ok(Api {
-            client,
-            admin,
-            endpoint,
-        })
+        Ok(Api { client, admin })
     }
 
-    /// The gateway's base URL.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    /// The bearer token, if any.
-    pub fn token(&self) -> Option<&str> {
-        self.client.token()
+    /// The client crate's client of the gateway (for what needs more than one call).
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// A request to the gateway (`path` from `/v1/...`); `If-Match` is the only header the

@@ -1,13 +1,16 @@
-//! Failover between gateways and a change feed that survives a gateway restart, in a
-//! cluster of processes (two DCs of one storage node each) where dc1's gateway is stopped
-//! and started again.
+//! Failover between gateways, and a change feed (polled) and a change stream (WebSocket)
+//! that survive a gateway restart, in a cluster of processes (two DCs of one storage node
+//! each) where dc1's gateway is stopped and started again.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aerolith_client::{CallOptions, Change, Client};
 use aerolith_loadtest::faults::cluster::{ProcCluster, Role};
 use serde_json::{Value, json};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateways_fail_over_and_a_feed_survives_a_restart() {
@@ -32,7 +35,7 @@ async fn gateways_fail_over_and_a_feed_survives_a_restart() {
     // The feed reads dc1's log, in small pages, in a task of its own.
     let mut feed = only_dc1
         .collection::<Value>("feed")
-        .changes(None)
+        .poll_changes(None)
         .page_size(3);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Change<Value>>();
     let reader = tokio::spawn(async move {
@@ -44,6 +47,25 @@ async fn gateways_fail_over_and_a_feed_survives_a_restart() {
                     }
                 }
                 Err(e) => panic!("the feed gave up: {e}"),
+            }
+        }
+    });
+    // The stream pushes dc1's changes from now on, in a task of its own too.
+    let mut stream = only_dc1.collection::<Value>("feed").changes();
+    stream.start().await.expect("the stream starts");
+    let (stx, mut srx) = tokio::sync::mpsc::unbounded_channel::<Change<Value>>();
+    let reconnects = Arc::new(AtomicU64::new(0));
+    let counted = reconnects.clone();
+    let pusher = tokio::spawn(async move {
+        loop {
+            match stream.next().await {
+                Ok(c) => {
+                    counted.store(stream.reconnects(), Ordering::Relaxed);
+                    if stx.send(c).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => panic!("the stream gave up: {e}"),
             }
         }
     });
@@ -88,6 +110,23 @@ async fn gateways_fail_over_and_a_feed_survives_a_restart() {
         expected.push(("x".into(), n));
     }
 
+    check_order(&delivered(&expected, "the feed", &mut rx).await);
+    check_order(&delivered(&expected, "the stream", &mut srx).await);
+    assert!(
+        reconnects.load(Ordering::Relaxed) >= 1,
+        "the stream reconnected after the restart"
+    );
+    reader.abort();
+    pusher.abort();
+}
+
+/// The states each document went through, read from `recv` until every `expected` one
+/// came (at least once).
+async fn delivered(
+    expected: &[(String, i64)],
+    what: &str,
+    rx: &mut UnboundedReceiver<Change<Value>>,
+) -> BTreeMap<String, Vec<i64>> {
     let mut seen: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let missing = |seen: &BTreeMap<String, Vec<i64>>| {
@@ -101,16 +140,20 @@ async fn gateways_fail_over_and_a_feed_survives_a_restart() {
         let left = deadline.saturating_duration_since(Instant::now());
         let change = tokio::time::timeout(left, rx.recv())
             .await
-            .unwrap_or_else(|_| panic!("changes never delivered: {:?}", missing(&seen)))
-            .expect("the feed runs");
+            .unwrap_or_else(|_| panic!("{what}: changes never delivered: {:?}", missing(&seen)))
+            .expect("it runs");
         let n = change.data.as_ref().and_then(|d| d["n"].as_i64()).unwrap();
         seen.entry(change.id).or_default().push(n);
     }
-    for (id, states) in &seen {
+    seen
+}
+
+/// Every document's states came in the order they were written.
+fn check_order(seen: &BTreeMap<String, Vec<i64>>) {
+    for (id, states) in seen {
         assert!(
             states.windows(2).all(|w| w[0] <= w[1]),
             "{id}'s changes out of order: {states:?}"
         );
     }
-    reader.abort();
 }

@@ -98,6 +98,26 @@ async fn rest_websocket_and_grpc_speak_tls_when_configured() {
     };
     assert!(pong.contains("pong"), "{pong}");
 
+    // The client crate over https:// and its change stream over wss://, trusting the CA.
+    let port = c.http_addr.rsplit(':').next().unwrap();
+    let client = aerolith_client::Client::builder()
+        .endpoint(format!("https://localhost:{port}"))
+        .ca_pem(ca_pem.as_bytes().to_vec())
+        .build()
+        .unwrap();
+    let docs = client.collection::<serde_json::Value>("t");
+    let mut stream = docs.changes();
+    stream.start().await.expect("a change stream over wss://");
+    docs.put("b", &serde_json::json!({"n": 2})).await.unwrap();
+    let change = tokio::time::timeout(std::time::Duration::from_secs(30), stream.next())
+        .await
+        .expect("the stream delivers")
+        .unwrap();
+    assert_eq!(
+        (change.id.as_str(), change.data),
+        ("b", Some(serde_json::json!({"n": 2})))
+    );
+
     // gRPC over TLS; a plain-text channel fails.
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&ca_pem))

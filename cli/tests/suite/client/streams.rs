@@ -1,0 +1,153 @@
+//! Change streams of the client crate over the WebSocket API against a dev cluster: they
+//! start now (or after a token), filter, and step past a change whose data does not fit the
+//! type asked for (the polled REST feed too) instead of failing from then on.
+
+use std::time::Duration;
+
+use aerolith_client::{Change, ChangeOp, Client, Error};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct User {
+    name: String,
+    age: u32,
+}
+
+/// The next change within 30 s.
+async fn next<T: serde::de::DeserializeOwned>(
+    s: &mut aerolith_client::ChangeStream<T>,
+) -> Result<Change<T>, Error> {
+    tokio::time::timeout(Duration::from_secs(30), s.next())
+        .await
+        .expect("the stream delivers")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_streams_start_now_filter_and_step_past_data_that_does_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = crate::support::start(dir.path(), 2).await;
+    let client = Client::new(&c.base).unwrap();
+    let raw = client.collection::<Value>("st");
+    raw.put("before", &json!({"name": "Old", "age": 50}))
+        .await
+        .unwrap();
+    let from_start = raw.poll_changes(None).next().await.unwrap().token;
+
+    let mut adults = client
+        .collection::<User>("st")
+        .changes()
+        .filter(json!({"age": {"$gte": 18}}));
+    adults.start().await.unwrap();
+    let started_at = adults.token().expect("a start token").to_string();
+    raw.put("kid", &json!({"name": "Kid", "age": 5}))
+        .await
+        .unwrap();
+    raw.put("ada", &json!({"name": "Ada", "age": 36}))
+        .await
+        .unwrap();
+    raw.put("odd", &json!({"name": 7, "age": 40}))
+        .await
+        .unwrap();
+    raw.put("grace", &json!({"name": "Grace", "age": 45}))
+        .await
+        .unwrap();
+    raw.delete("kid").await.unwrap();
+
+    // Not "before" (it came before the start), not kid's put (filtered out); "odd" matches
+    // the filter but is not a User: reported as such, and the stream goes on. Changes of
+    // different documents may come in any order (they live in different shards).
+    let mut got = Vec::new();
+    let mut decode_errors = 0;
+    while got.len() + decode_errors < 4 {
+        match next(&mut adults).await {
+            Ok(change) => {
+                if change.id == "ada" {
+                    let user = change.data.as_ref().unwrap();
+                    assert_eq!((user.name.as_str(), user.age), ("Ada", 36));
+                }
+                assert_eq!(adults.token(), Some(change.token.as_str()));
+                got.push((change.id, change.op));
+            }
+            Err(Error::Decode { .. }) => {
+                decode_errors += 1;
+                assert_eq!(
+                    decode_errors, 1,
+                    "it does not step past the change that does not fit"
+                );
+            }
+            Err(e) => panic!("the stream failed: {e}"),
+        }
+    }
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        [
+            ("ada".to_string(), ChangeOp::Put),
+            ("grace".to_string(), ChangeOp::Put),
+            ("kid".to_string(), ChangeOp::Delete) // deletes pass every filter
+        ]
+    );
+    assert_eq!(decode_errors, 1);
+    adults.close().await;
+
+    // Resuming from the start token, unfiltered, as Value: "odd" is there, and kid's put
+    // comes before its delete.
+    let mut resumed = raw.changes().since(&started_at);
+    let mut all = Vec::new();
+    while all.len() < 5 {
+        let c = next(&mut resumed).await.unwrap();
+        if c.id == "odd" {
+            assert_eq!(c.data, Some(json!({"name": 7, "age": 40})));
+        }
+        all.push((c.id, c.op));
+    }
+    let kid: Vec<ChangeOp> = all
+        .iter()
+        .filter(|(id, _)| id == "kid")
+        .map(|(_, op)| *op)
+        .collect();
+    assert_eq!(kid, [ChangeOp::Put, ChangeOp::Delete]);
+    assert!(all.iter().any(|(id, _)| id == "odd"), "{all:?}");
+
+    // The polled feed steps past "odd" the same way.
+    let mut feed = client
+        .collection::<User>("st")
+        .poll_changes(Some(from_start));
+    let mut ids = Vec::new();
+    let mut decode_errors = 0;
+    while ids.len() < 4 {
+        match tokio::time::timeout(Duration::from_secs(30), feed.next())
+            .await
+            .expect("the feed delivers")
+        {
+            Ok(change) => ids.push(change.id),
+            Err(Error::Decode { .. }) => {
+                decode_errors += 1;
+                assert_eq!(
+                    decode_errors, 1,
+                    "it does not step past the change that does not fit"
+                );
+            }
+            Err(e) => panic!("the feed failed: {e}"),
+        }
+    }
+    ids.sort();
+    assert_eq!(ids, ["ada", "grace", "kid", "kid"]);
+    assert_eq!(decode_errors, 1);
+
+    // A deleted collection ends a stream with not_found; a bad filter is invalid_argument.
+    let mut bad = raw.changes().filter(json!({"age": {"$near": 1}}));
+    let err = bad.start().await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&aerolith_client::ErrorCode::InvalidArgument),
+        "{err}"
+    );
+    let mut ending = raw.changes();
+    ending.start().await.unwrap();
+    client.delete_collection("st").await.unwrap();
+    let err = next(&mut ending).await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    c.stop().await;
+}

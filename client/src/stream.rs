@@ -1,0 +1,328 @@
+//! Change streams over the WebSocket API: pushed as they happen, optionally filtered,
+//! starting now or after a token; the stream keeps the last token it saw and, after a
+//! disconnect, a restarting gateway or a "slow consumer", reconnects (the token's gateway
+//! first) and resumes from it, so every change arrives at least once and in per-document
+//! order.
+
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::client::Client;
+use crate::collections::{Collection, decode};
+use crate::error::{Error, ErrorCode, Result};
+use crate::feed::{Change, typed};
+use crate::resume::{Resume, retryable};
+use crate::ws::{self, Ws};
+
+/// With no frame for this long the connection is taken for dead (the gateway pings every
+/// 15 s, and sends a checkpoint after 2 s of a quiet feed).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// A collection's change stream over `/v1/ws`; read it with [`ChangeStream::next`] or as a
+/// [`Stream`] with [`ChangeStream::into_stream`]. It connects on first use.
+#[derive(Debug)]
+pub struct ChangeStream<T = Value> {
+    client: Client,
+    collection: String,
+    filter: Option<Value>,
+    /// The last token, and where to resume.
+    resume: Resume,
+    /// The open connection and the gateway it goes to.
+    ws: Option<(usize, Ws)>,
+    /// Whether the open connection's subscription was confirmed.
+    subscribed: bool,
+    /// Changes that came before [`ChangeStream::start`] returned.
+    pending: VecDeque<Value>,
+    reconnect_timeout: Option<Duration>,
+    idle_timeout: Duration,
+    _data: PhantomData<fn() -> T>,
+}
+
+impl<T> Collection<T>
+where
+    T: DeserializeOwned,
+{
+    /// This collection's change stream over WebSocket, from now on (see
+    /// [`ChangeStream::since`] and [`ChangeStream::filter`]); [`Collection::poll_changes`]
+    /// reads the polled feed instead.
+    pub fn changes(&self) -> ChangeStream<T> {
+        ChangeStream {
+            client: self.client.clone(),
+            collection: self.name.clone(),
+            filter: None,
+            resume: Resume::new(None),
+            ws: None,
+            subscribed: false,
+            pending: VecDeque::new(),
+            reconnect_timeout: None,
+            idle_timeout: IDLE_TIMEOUT,
+            _data: PhantomData,
+        }
+    }
+}
+
+/// What one frame meant for the stream.
+enum Frame {
+    Change(Value),
+    Nothing,
+    /// Drop the connection and resume elsewhere (or later) from the token.
+    Reconnect,
+}
+
+impl<T> ChangeStream<T>
+where
+    T: DeserializeOwned,
+{
+    /// Starts after `token` (a change's, a checkpoint's, or [`ChangeStream::token`] of an
+    /// earlier stream) instead of now.
+    pub fn since(mut self, token: impl Into<String>) -> ChangeStream<T> {
+        self.resume.token = Some(token.into());
+        self
+    }
+
+    /// Only changes whose new data matches this query filter (deletes always come).
+    pub fn filter(mut self, filter: Value) -> ChangeStream<T> {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// Reports `unavailable` when no gateway took the subscription for this long
+    /// (default: keep trying).
+    pub fn reconnect_timeout(mut self, t: Duration) -> ChangeStream<T> {
+        self.reconnect_timeout = Some(t);
+        self
+    }
+
+    /// Changes the reconnect timeout of a stream in use (`None`: keep trying), e.g. a
+    /// quick answer for the first connection and patience once it runs.
+    pub fn set_reconnect_timeout(&mut self, t: Option<Duration>) {
+        self.reconnect_timeout = t;
+    }
+
+    /// How long a connection may stay silent before it is taken for dead (default 35 s).
+    pub fn idle_timeout(mut self, t: Duration) -> ChangeStream<T> {
+        self.idle_timeout = t;
+        self
+    }
+
+    /// The last token seen: [`ChangeStream::since`] with it resumes right after it.
+    pub fn token(&self) -> Option<&str> {
+        self.resume.token.as_deref()
+    }
+
+    /// How many times the stream reconnected after losing its connection.
+    pub fn reconnects(&self) -> u64 {
+        self.resume.reconnects
+    }
+
+    /// Connects and waits until the gateway confirms the subscription; then
+    /// [`ChangeStream::token`] is where the stream starts.
+    pub async fn start(&mut self) -> Result<()> {
+        while !self.subscribed {
+            if let Some(change) = self.frame().await? {
+                self.pending.push_back(change);
+            }
+        }
+        Ok(())
+    }
+
+    /// The next change, waiting for one. An error ends nothing by itself: after
+    /// `Error::Decode` (a change whose data does not fit `T`) the stream has moved past that
+    /// change. The errors that end a feed are API errors: `resume_token_expired`,
+    /// `not_found` of a deleted collection, `unauthenticated`, ...
+    pub async fn next(&mut self) -> Result<Change<T>> {
+        let raw = match self.pending.pop_front() {
+            Some(c) => c,
+            None => loop {
+                if let Some(c) = self.frame().await? {
+                    break c;
+                }
+            },
+        };
+        let change: Change<Value> = decode(&self.url(), &raw)?;
+        self.resume.token = Some(change.token.clone());
+        typed(&self.url(), change)
+    }
+
+    /// The stream as a [`Stream`]; it ends after the first API error it yields (a decode
+    /// error is yielded and the stream goes on).
+    pub fn into_stream(self) -> impl Stream<Item = Result<Change<T>>>
+    where
+        T: Send,
+    {
+        futures::stream::unfold(Some(self), |stream| async move {
+            let mut stream = stream?;
+            match stream.next().await {
+                Ok(c) => Some((Ok(c), Some(stream))),
+                Err(e @ Error::Decode { .. }) => Some((Err(e), Some(stream))),
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(&mut self) {
+        if let Some((_, mut ws)) = self.ws.take() {
+            let _ = ws.close(None).await;
+        }
+    }
+
+    /// The URL named in errors.
+    fn url(&self) -> String {
+        let i = self
+            .ws
+            .as_ref()
+            .map(|(i, _)| *i)
+            .or(self.resume.home)
+            .unwrap_or(0);
+        format!("{}/v1/ws", self.client.endpoints().url(i))
+    }
+
+    /// Reads one frame (connecting first if need be): a change's raw frame, or `None`.
+    async fn frame(&mut self) -> Result<Option<Value>> {
+        if self.ws.is_none() {
+            self.connect().await?;
+        }
+        let idle = self.idle_timeout;
+        let Some((_, ws)) = self.ws.as_mut() else {
+            return Ok(None);
+        };
+        let msg = match tokio::time::timeout(idle, ws.next()).await {
+            Ok(Some(Ok(m))) => m,
+            // Silent too long, closed, or broken: resume from the token.
+            Err(_) | Ok(None) | Ok(Some(Err(_))) => {
+                self.drop_connection();
+                return Ok(None);
+            }
+        };
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Close(_) => {
+                self.drop_connection();
+                return Ok(None);
+            }
+            _ => return Ok(None),
+        };
+        let Ok(frame) = serde_json::from_str::<Value>(text.as_str()) else {
+            self.drop_connection();
+            return Ok(None);
+        };
+        match self.handle(frame)? {
+            Frame::Change(c) => Ok(Some(c)),
+            Frame::Nothing => Ok(None),
+            Frame::Reconnect => {
+                self.drop_connection();
+                Ok(None)
+            }
+        }
+    }
+
+    /// What `frame` means; the API error that ends the stream as `Err`.
+    fn handle(&mut self, frame: Value) -> Result<Frame> {
+        let Some(current) = self.ws.as_ref().map(|(i, _)| *i) else {
+            return Ok(Frame::Nothing);
+        };
+        let token = frame["token"].as_str().map(str::to_string);
+        match frame["type"].as_str() {
+            Some("subscribed") => {
+                self.subscribed = true;
+                self.resume.subscribed(current, token);
+                Ok(Frame::Nothing)
+            }
+            Some("checkpoint") => {
+                self.resume.seen(current, token);
+                Ok(Frame::Nothing)
+            }
+            // The token moves when the change is handed out, not before.
+            Some("change") => {
+                self.resume.seen(current, None);
+                Ok(Frame::Change(frame))
+            }
+            Some("error") => {
+                let e = &frame["error"];
+                let code = ErrorCode::parse(e["code"].as_str().unwrap_or("internal"));
+                let message = e["message"].as_str().unwrap_or("the feed failed");
+                let gateways = self.client.endpoints().urls().len();
+                match self
+                    .resume
+                    .on_error(current, gateways, code, message.to_string())
+                {
+                    Ok(()) => Ok(Frame::Reconnect),
+                    Err(e) => {
+                        self.drop_connection();
+                        Err(e)
+                    }
+                }
+            }
+            _ => Ok(Frame::Nothing),
+        }
+    }
+
+    fn drop_connection(&mut self) {
+        self.ws = None;
+        self.subscribed = false;
+    }
+
+    /// Connects to a gateway and sends the subscription: each gateway in turn, with
+    /// growing pauses between rounds, until one takes it or `reconnect_timeout` passes.
+    async fn connect(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(50);
+        let timeout = self.client.default_timeout();
+        loop {
+            let mut last = None;
+            for i in self.resume.order(self.client.endpoints().order()) {
+                let base = self.client.endpoints().url(i).to_string();
+                let opened =
+                    ws::connect(&base, self.client.token(), self.client.ws_tls(), timeout).await;
+                let mut socket = match opened {
+                    Ok(s) => s,
+                    Err(e) if retryable(&e) => {
+                        last = Some(e);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let mut subscribe = json!({
+                    "type": "subscribe", "sub": "s", "collection": self.collection,
+                });
+                if let Some(f) = &self.filter {
+                    subscribe["filter"] = f.clone();
+                }
+                if let Some(t) = &self.resume.token {
+                    subscribe["since"] = json!(t);
+                }
+                if let Err(e) = socket.send(Message::text(subscribe.to_string())).await {
+                    last = Some(Error::Connect {
+                        url: format!("{base}/v1/ws"),
+                        message: e.to_string(),
+                    });
+                    continue;
+                }
+                self.resume.connected();
+                self.ws = Some((i, socket));
+                self.subscribed = false;
+                return Ok(());
+            }
+            if self
+                .reconnect_timeout
+                .is_some_and(|t| started.elapsed() >= t)
+            {
+                let why = last.map(|e| e.to_string()).unwrap_or_default();
+                return Err(Error::Api {
+                    code: ErrorCode::Unavailable,
+                    status: 503,
+                    message: format!("change stream: no gateway took the subscription: {why}"),
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+}
