@@ -17,6 +17,7 @@ pub mod name;
 pub mod origin;
 pub mod patch;
 pub mod query;
+pub mod refusal;
 pub mod rpc;
 pub mod shard;
 pub mod shard_map;

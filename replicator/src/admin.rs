@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use aerolith_common::audit;
 use aerolith_common::auth::{Role, Tokens, bearer};
 use aerolith_common::https::{PublicTls, serve_https};
+use aerolith_common::refusal::after_body;
 use aerolith_common::rpc::RpcClient;
 use aerolith_common::shard_map::ShardMaps;
 use aerolith_common::topology::DcConfig;
@@ -172,7 +173,7 @@ async fn authenticate(
         Ok(c) => c,
         Err(e) => {
             audit(None, "-", audit::Outcome::Unauthenticated, e.code.as_str());
-            return refusal(e);
+            return after_body(req, refusal(e)).await;
         }
     };
     if let Err(e) = caller.require(Role::Admin) {
@@ -183,7 +184,7 @@ async fn authenticate(
             audit::Outcome::Denied,
             e.code.as_str(),
         );
-        return refusal(e);
+        return after_body(req, refusal(e)).await;
     }
     let mutates = req.method() == axum::http::Method::POST;
     let resp = next.run(req).await;

@@ -20,6 +20,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use aerolith_common::origin::Origin;
+use aerolith_common::refusal::after_body;
 use aerolith_common::{Error, ErrorCode, audit};
 
 use crate::admin::AdminError;
@@ -57,12 +58,13 @@ pub(crate) async fn console_origins(
             outcome: audit::Outcome::Denied,
             reason: "origin",
         });
-        return AdminError(Error::new(
+        let refused = AdminError(Error::new(
             ErrorCode::PermissionDenied,
             "this admin API answers web pages only from the console origins named by \
              --console-origin",
         ))
         .into_response();
+        return after_body(req, refused).await;
     }
     let preflight = req.method() == Method::OPTIONS
         && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD);

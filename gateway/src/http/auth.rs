@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use aerolith_common::auth::{Role, bearer};
+use aerolith_common::refusal::after_body;
 use aerolith_common::{Error, ErrorCode};
 
 use crate::admission::Admission;
@@ -115,7 +116,7 @@ pub async fn authenticate(State(gate): State<Gate>, mut req: Request, next: Next
     );
     let who = match admitted {
         Ok(who) => who,
-        Err(e) => return drained(req, refuse(&gate, e)).await,
+        Err(e) => return after_body(req, refuse(&gate, e)).await,
     };
     if let Some(Err(e)) = conn.map(|c| c.hold(&who)) {
         let mut resp = refuse(&gate, e);
@@ -125,27 +126,13 @@ pub async fn authenticate(State(gate): State<Gate>, mut req: Request, next: Next
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        return drained(req, resp).await;
+        return after_body(req, resp).await;
     }
     if let Err(e) = who.charge() {
-        return drained(req, refuse(&gate, e)).await;
+        return after_body(req, refuse(&gate, e)).await;
     }
     req.extensions_mut().insert(who);
     next.run(req).await
-}
-
-/// How much of a refused request's body is read before the refusal goes out, and for how
-/// long at most.
-const DRAIN_BYTES: usize = 64 * 1024;
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// `resp`, once what is left of `req`'s body has been read (bounded): an HTTP/2 stream
-/// answered with its request body unread is reset after the answer, and clients such as
-/// curl then report the reset (error 92) instead of the refusal they were sent.
-async fn drained(req: Request, resp: Response) -> Response {
-    let body = req.into_body();
-    let _ = tokio::time::timeout(DRAIN_TIME, axum::body::to_bytes(body, DRAIN_BYTES)).await;
-    resp
 }
 
 #[cfg(test)]

@@ -294,8 +294,8 @@ async fn the_admin_api_speaks_tls_to_the_cli_with_the_generated_ca() {
     c.stop().await;
 }
 
-/// A refusal over HTTP/2 reaches the client as the refusal: the gateway reads the refused
-/// request's body first. Before, the answer went out with the body unread, the stream was
+/// A refusal over HTTP/2 reaches the client as the refusal: the gateway and the replicator
+/// admin API read the refused request's body first. Before, the answer went out with the body unread, the stream was
 /// reset after it, and curl reported that reset (exit 92) about one time in three.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_over_http2_arrive_whole() {
@@ -315,9 +315,22 @@ async fn refusals_over_http2_arrive_whole() {
     })
     .await;
     let port = c.http_addr.rsplit(':').next().unwrap().to_string();
-    let url = format!("https://localhost:{port}/v1/collections/t/docs/nope");
+    let put = format!("https://localhost:{port}/v1/collections/t/docs/nope");
+    h2_refusals(&ca_file, &port, "PUT", &put, "{}").await;
+    // The replicator admin API too: a read token's POST with a body.
+    let admin = c.cluster.as_ref().unwrap().endpoints().dcs[0].admin.clone();
+    let admin_port = admin.rsplit(':').next().unwrap().to_string();
+    let backup = format!("https://localhost:{admin_port}/admin/backup");
+    h2_refusals(&ca_file, &admin_port, "POST", &backup, r#"{"name":"b1"}"#).await;
+    c.stop().await;
+}
+
+/// 30 requests with a body and the read token, over HTTP/2: each must arrive as a whole
+/// `403` (curl exit 0), not as a stream reset after it.
+async fn h2_refusals(ca_file: &std::path::Path, port: &str, method: &str, url: &str, body: &str) {
     for _ in 0..30 {
-        let (ca_file, url, port) = (ca_file.clone(), url.clone(), port.clone());
+        let (ca_file, u, port) = (ca_file.to_path_buf(), url.to_string(), port.to_string());
+        let (m, body) = (method.to_string(), body.to_string());
         let out = tokio::task::spawn_blocking(move || {
             std::process::Command::new("curl")
                 .args([
@@ -333,11 +346,11 @@ async fn refusals_over_http2_arrive_whole() {
                 .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
                 .args([
                     "-X",
-                    "PUT",
+                    &m,
                     "-H",
                     "authorization: Bearer read-token-0123456789",
                 ])
-                .args(["-H", "content-type: application/json", "-d", "{}", &url])
+                .args(["-H", "content-type: application/json", "-d", &body, &u])
                 .output()
         })
         .await
@@ -346,9 +359,8 @@ async fn refusals_over_http2_arrive_whole() {
         let said = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success() && said == "403 2",
-            "curl exit {:?}, said {said:?}",
+            "{method} {url}: curl exit {:?}, said {said:?}",
             out.status.code()
         );
     }
-    c.stop().await;
 }
