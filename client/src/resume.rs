@@ -74,8 +74,9 @@ impl Resume {
         message: String,
     ) -> Result<(), Error> {
         match code {
-            // A slow consumer, or a gateway going away.
-            ErrorCode::RateLimited | ErrorCode::Unavailable => Ok(()),
+            // A slow consumer (or too many subscriptions), a gateway going away, a feed
+            // that could not open in time.
+            ErrorCode::RateLimited | ErrorCode::Unavailable | ErrorCode::DeadlineExceeded => Ok(()),
             // Another DC's gateway does not take the token: try the others, unless every
             // one has refused it.
             ErrorCode::InvalidArgument

@@ -71,8 +71,9 @@ where
 enum Frame {
     Change(Value),
     Nothing,
-    /// Drop the connection and resume elsewhere (or later) from the token.
-    Reconnect,
+    /// The connection is gone (or to be dropped, for this reason): resume elsewhere, or
+    /// later, from the token.
+    Dropped(Error),
 }
 
 impl<T> ChangeStream<T>
@@ -124,10 +125,8 @@ where
     /// Connects and waits until the gateway confirms the subscription; then
     /// [`ChangeStream::token`] is where the stream starts.
     pub async fn start(&mut self) -> Result<()> {
-        while !self.subscribed {
-            if let Some(change) = self.frame().await? {
-                self.pending.push_back(change);
-            }
+        if self.ws.is_none() {
+            self.connect().await?;
         }
         Ok(())
     }
@@ -171,6 +170,7 @@ where
         if let Some((_, mut ws)) = self.ws.take() {
             let _ = ws.close(None).await;
         }
+        self.subscribed = false;
     }
 
     /// The URL named in errors.
@@ -189,38 +189,39 @@ where
         if self.ws.is_none() {
             self.connect().await?;
         }
-        let idle = self.idle_timeout;
-        let Some((_, ws)) = self.ws.as_mut() else {
-            return Ok(None);
-        };
-        let msg = match tokio::time::timeout(idle, ws.next()).await {
-            Ok(Some(Ok(m))) => m,
-            // Silent too long, closed, or broken: resume from the token.
-            Err(_) | Ok(None) | Ok(Some(Err(_))) => {
-                self.drop_connection();
-                return Ok(None);
-            }
-        };
-        let text = match msg {
-            Message::Text(t) => t,
-            Message::Close(_) => {
-                self.drop_connection();
-                return Ok(None);
-            }
-            _ => return Ok(None),
-        };
-        let Ok(frame) = serde_json::from_str::<Value>(text.as_str()) else {
-            self.drop_connection();
-            return Ok(None);
-        };
-        match self.handle(frame)? {
+        match self.read(self.idle_timeout).await? {
             Frame::Change(c) => Ok(Some(c)),
-            Frame::Nothing => Ok(None),
-            Frame::Reconnect => {
-                self.drop_connection();
-                Ok(None)
-            }
+            Frame::Nothing | Frame::Dropped(_) => Ok(None),
         }
+    }
+
+    /// Reads one frame of the open connection within `wait`; a connection that is closed,
+    /// broken, silent for `wait`, or told to go is dropped.
+    async fn read(&mut self, wait: Duration) -> Result<Frame> {
+        let Some((i, ws)) = self.ws.as_mut() else {
+            return Ok(Frame::Dropped(Error::Config("not connected".into())));
+        };
+        let url = format!("{}/v1/ws", self.client.endpoints().url(*i));
+        let gone = |message: String| Error::Connect {
+            url: url.clone(),
+            message,
+        };
+        let frame = match tokio::time::timeout(wait, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<Value>(t.as_str()) {
+                Ok(frame) => self.handle(frame)?,
+                Err(e) => Frame::Dropped(gone(format!("not a JSON frame: {e}"))),
+            },
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) => {
+                Frame::Dropped(gone("the gateway closed the connection".into()))
+            }
+            Ok(Some(Ok(_))) => Frame::Nothing,
+            Ok(Some(Err(e))) => Frame::Dropped(gone(e.to_string())),
+            Err(_) => Frame::Dropped(gone(format!("nothing heard for {wait:?}"))),
+        };
+        if matches!(frame, Frame::Dropped(_)) {
+            self.drop_connection();
+        }
+        Ok(frame)
     }
 
     /// What `frame` means; the API error that ends the stream as `Err`.
@@ -251,9 +252,13 @@ where
                 let gateways = self.client.endpoints().urls().len();
                 match self
                     .resume
-                    .on_error(current, gateways, code, message.to_string())
+                    .on_error(current, gateways, code.clone(), message.to_string())
                 {
-                    Ok(()) => Ok(Frame::Reconnect),
+                    Ok(()) => Ok(Frame::Dropped(Error::Api {
+                        status: code.http_status(),
+                        code,
+                        message: message.to_string(),
+                    })),
                     Err(e) => {
                         self.drop_connection();
                         Err(e)
@@ -269,46 +274,20 @@ where
         self.subscribed = false;
     }
 
-    /// Connects to a gateway and sends the subscription: each gateway in turn, with
-    /// growing pauses between rounds, until one takes it or `reconnect_timeout` passes.
+    /// Subscribes at a gateway: each gateway in turn, with growing pauses between rounds,
+    /// until one confirms the subscription or `reconnect_timeout` passes. A gateway that
+    /// refuses it (busy, unavailable, the token of another DC) counts as a failed attempt.
     async fn connect(&mut self) -> Result<()> {
         let started = Instant::now();
         let mut pause = Duration::from_millis(50);
-        let timeout = self.client.default_timeout();
         loop {
             let mut last = None;
             for i in self.resume.order(self.client.endpoints().order()) {
-                let base = self.client.endpoints().url(i).to_string();
-                let opened =
-                    ws::connect(&base, self.client.token(), self.client.ws_tls(), timeout).await;
-                let mut socket = match opened {
-                    Ok(s) => s,
-                    Err(e) if retryable(&e) => {
-                        last = Some(e);
-                        continue;
-                    }
+                match self.subscribe_at(i).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) if retryable(&e) => last = Some(e),
                     Err(e) => return Err(e),
-                };
-                let mut subscribe = json!({
-                    "type": "subscribe", "sub": "s", "collection": self.collection,
-                });
-                if let Some(f) = &self.filter {
-                    subscribe["filter"] = f.clone();
                 }
-                if let Some(t) = &self.resume.token {
-                    subscribe["since"] = json!(t);
-                }
-                if let Err(e) = socket.send(Message::text(subscribe.to_string())).await {
-                    last = Some(Error::Connect {
-                        url: format!("{base}/v1/ws"),
-                        message: e.to_string(),
-                    });
-                    continue;
-                }
-                self.resume.connected();
-                self.ws = Some((i, socket));
-                self.subscribed = false;
-                return Ok(());
             }
             if self
                 .reconnect_timeout
@@ -324,5 +303,50 @@ where
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(2));
         }
+    }
+
+    /// Opens `/v1/ws` at gateway `i`, subscribes, and waits (within the client's default
+    /// deadline) for the confirmation; changes that come before it are kept for `next`.
+    async fn subscribe_at(&mut self, i: usize) -> Result<()> {
+        let timeout = self.client.default_timeout();
+        let deadline = Instant::now() + timeout;
+        let base = self.client.endpoints().url(i).to_string();
+        let mut socket =
+            ws::connect(&base, self.client.token(), self.client.ws_tls(), timeout).await?;
+        let mut subscribe = json!({
+            "type": "subscribe", "sub": "s", "collection": self.collection,
+        });
+        if let Some(f) = &self.filter {
+            subscribe["filter"] = f.clone();
+        }
+        if let Some(t) = &self.resume.token {
+            subscribe["since"] = json!(t);
+        }
+        socket
+            .send(Message::text(subscribe.to_string()))
+            .await
+            .map_err(|e| Error::Connect {
+                url: format!("{base}/v1/ws"),
+                message: e.to_string(),
+            })?;
+        self.ws = Some((i, socket));
+        self.subscribed = false;
+        while !self.subscribed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.drop_connection();
+                return Err(Error::Connect {
+                    url: format!("{base}/v1/ws"),
+                    message: format!("the subscription was not confirmed within {timeout:?}"),
+                });
+            }
+            match self.read(left).await? {
+                Frame::Change(c) => self.pending.push_back(c),
+                Frame::Nothing => {}
+                Frame::Dropped(e) => return Err(e),
+            }
+        }
+        self.resume.connected();
+        Ok(())
     }
 }

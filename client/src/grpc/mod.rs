@@ -52,9 +52,10 @@ fn status_error(url: &str, s: &tonic::Status) -> Error {
     if let Some((code, rest)) = message.split_once(": ")
         && !matches!(ErrorCode::parse(code), ErrorCode::Other(_))
     {
+        let code = ErrorCode::parse(code);
         return Error::Api {
-            code: ErrorCode::parse(code),
-            status: s.code() as u16,
+            status: code.http_status(),
+            code,
             message: rest.to_string(),
         };
     }

@@ -86,9 +86,6 @@ impl GrpcChangeStream {
     /// (`resume_token_expired`, `not_found` of a deleted collection, ...), or `Decode`
     /// for a change that is not what API.md promises (the stream moves past it).
     pub async fn next(&mut self) -> Result<Change> {
-        if let Some(e) = self.pending.take() {
-            return self.change(e);
-        }
         loop {
             if self.open.is_none() {
                 self.connect().await?;
@@ -98,6 +95,11 @@ impl GrpcChangeStream {
                 continue;
             };
             let i = *i;
+            // The token moves when a change is handed out, not when it is read.
+            if let Some(e) = self.pending.take() {
+                self.resume.seen(i, Some(e.token.clone()));
+                return self.change(e);
+            }
             let item = match tokio::time::timeout(idle, stream.message()).await {
                 Ok(Ok(Some(item))) => item,
                 // Silent too long, ended, or broken: resume from the token.
@@ -107,6 +109,8 @@ impl GrpcChangeStream {
                 }
                 Ok(Err(status)) => {
                     self.open = None;
+                    // Not handed out: it comes again after the token.
+                    self.pending = None;
                     self.failed(i, &status)?;
                     continue;
                 }
@@ -246,7 +250,7 @@ impl GrpcChangeStream {
         match first.and_then(|m| m.item) {
             Some(pb::watch_response::Item::Checkpoint(t)) => self.resume.subscribed(i, Some(t)),
             Some(pb::watch_response::Item::Event(e)) => {
-                self.resume.subscribed(i, Some(e.token.clone()));
+                self.resume.subscribed(i, None);
                 self.pending = Some(e);
             }
             None => self.resume.subscribed(i, None),

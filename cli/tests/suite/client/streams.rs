@@ -151,3 +151,73 @@ async fn change_streams_start_now_filter_and_step_past_data_that_does_not_fit() 
     assert!(err.is_not_found(), "{err}");
     c.stop().await;
 }
+
+/// How many subscriptions the gateway at `base` refused for the subscription cap.
+async fn cap_refusals(base: &str) -> u64 {
+    crate::support::metrics(&reqwest::Client::new(), base)
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("aerolith_cap_refusals_total{cap=\"subscriptions\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_subscription_is_retried_after_a_pause_and_reported_after_the_timeout() {
+    const TOKEN: &str = "stream-suite-token-with-one-subscription";
+    let dir = tempfile::tempdir().unwrap();
+    let requests = aerolith_gateway::admission::RequestLimits {
+        caps: aerolith_gateway::caps::CapLimits {
+            subscriptions: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut c =
+        crate::support::start_with_tokens(dir.path(), &format!("admin:{TOKEN}"), requests).await;
+    let client = Client::builder()
+        .endpoint(&c.base)
+        .token(TOKEN)
+        .build()
+        .unwrap();
+    let docs = client.collection::<Value>("capped");
+    let mut holder = docs.changes();
+    holder.start().await.unwrap();
+
+    // The token's only subscription is taken: the gateway accepts the connection and
+    // refuses the subscription. The stream tries again after growing pauses (not in a
+    // tight loop), and reports the refusal once its reconnect timeout passed.
+    let before = cap_refusals(&c.base).await;
+    let mut refused = docs.changes().reconnect_timeout(Duration::from_secs(2));
+    let err = tokio::time::timeout(Duration::from_secs(60), refused.start())
+        .await
+        .expect("the stream gives up after its reconnect timeout")
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&aerolith_client::ErrorCode::Unavailable),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("--max-subscriptions-per-token"),
+        "{err}"
+    );
+    let attempts = cap_refusals(&c.base).await - before;
+    assert!(
+        (1..=20).contains(&attempts),
+        "{attempts} subscriptions refused in ~2 s: the stream should pause between tries"
+    );
+
+    // Once the place is free, a stream waiting for it gets it.
+    let mut waiting = docs.changes();
+    let waiter = tokio::spawn(async move { waiting.start().await.map(|()| waiting) });
+    holder.close().await;
+    let mut waiting = tokio::time::timeout(Duration::from_secs(30), waiter)
+        .await
+        .expect("the waiting stream subscribes once the place is free")
+        .unwrap()
+        .unwrap();
+    docs.put("a", &json!({"n": 1})).await.unwrap();
+    assert_eq!(next(&mut waiting).await.unwrap().id, "a");
+    c.stop().await;
+}
