@@ -234,6 +234,26 @@ class ChangeStreamTest(unittest.TestCase):
         with self.assertRaises(aerolith.InvalidArgument):
             aerolith.Client([dc2.url]).collection("c").changes(since="t1").next(5)
 
+    def test_a_refused_subscription_is_retried_after_pauses_until_the_timeout(self) -> None:
+        capped = [{"type": "error", "sub": "s", "error": {"code": "rate_limited", "message":
+                   "this token holds its cap of 1 subscriptions (--max-subscriptions-per-token)"}}]
+        fake = FakeWsGateway(lambda n, sub: capped)
+        self.addCleanup(fake.close)
+        stream = aerolith.Client(fake.url).collection("c").changes(reconnect_timeout=1)
+        with self.assertRaises(aerolith.Unavailable) as raised:
+            stream.next(10)
+        self.assertIn("--max-subscriptions-per-token", str(raised.exception))
+        self.assertLess(len(fake.subscribes), 20, "it pauses between attempts")
+
+        async def run() -> None:
+            before = len(fake.subscribes)
+            async with aerolith.AsyncClient(fake.url) as client:
+                s = client.collection("c").changes(reconnect_timeout=1)
+                with self.assertRaises(aerolith.Unavailable):
+                    await s.next(10)
+            self.assertLess(len(fake.subscribes) - before, 20, "the asyncio stream pauses too")
+        asyncio.run(run())
+
     def test_expired_token_ends_the_stream(self) -> None:
         fake = FakeWsGateway(lambda n, sub: [{"type": "error", "sub": "s", "error": {
             "code": "resume_token_expired", "message": "trimmed"}}])

@@ -2,6 +2,7 @@
 frame, and the last token it saw (where it resumes after a disconnect)."""
 from __future__ import annotations
 
+import collections
 import time
 from typing import Any, Generator, Generic, TypeVar, Union
 
@@ -41,6 +42,10 @@ class StreamState(Generic[T]):
         self.connected_once = False
         #: Gateways that answered the token belongs to another DC.
         self.wrong_dc: set[Endpoint] = set()
+        #: Whether the current connection's subscription was confirmed.
+        self.subscribed = False
+        #: Changes that came before the confirmation, handed out first.
+        self.pending: collections.deque[Change[T]] = collections.deque()
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": "Bearer " + self.settings.token} if self.settings.token else {}
@@ -56,6 +61,7 @@ class StreamState(Generic[T]):
 
     def subscribe(self, endpoint: Endpoint) -> dict[str, Any]:
         self.current = endpoint
+        self.subscribed = False
         if self.connected_once:
             self.reconnects += 1
         self.connected_once = True
@@ -72,6 +78,7 @@ class StreamState(Generic[T]):
         kind = frame.get("type")
         if kind == "subscribed":
             self.wrong_dc.clear()
+            self.subscribed = True
         if kind in ("subscribed", "checkpoint"):
             self.token = frame["token"]
             self.home = self.current
@@ -83,8 +90,10 @@ class StreamState(Generic[T]):
             return change
         if kind == "error":
             err = errors.from_error(frame.get("error"))
-            if isinstance(err, (errors.RateLimited, errors.Unavailable)):
-                raise Reconnect(str(err))  # a slow consumer, a gateway going away
+            if isinstance(err, (errors.RateLimited, errors.Unavailable, errors.DeadlineExceeded)):
+                # A slow consumer (or too many subscriptions), a gateway going away, a feed
+                # that could not open in time.
+                raise Reconnect(str(err))
             if isinstance(err, errors.InvalidArgument) and "belongs to DC" in err.message:
                 # A gateway of another DC does not take the token: try the others, unless
                 # every one has refused it.
@@ -94,6 +103,14 @@ class StreamState(Generic[T]):
                     raise Reconnect(str(err))
             raise err
         return None
+
+    def confirmed(self, frame: dict[str, Any]) -> bool:
+        """Takes a frame read while waiting for the subscription's confirmation: whether it
+        came; changes before it are kept; a refusal raises (Reconnect: try elsewhere)."""
+        change = self.handle(frame)
+        if change is not None:
+            self.pending.append(change)
+        return self.subscribed
 
     def connect_steps(self, reconnect_timeout: float | None) -> Generator[Union[Endpoint, float], BaseException | None, None]:
         """Where to try to connect next (an endpoint), or how long to wait first (seconds):

@@ -159,6 +159,8 @@ class AsyncChangeStream(StreamBase[T]):
     async def __anext__(self) -> Change[T]:
         while True:
             ws = self.ws or await self._connect()
+            if self.state.pending:
+                return self.state.pending.popleft()
             try:
                 idle_left = max(0.001, ws.heard + self.idle_timeout - time.monotonic())
                 change = self.state.handle(await ws.recv(idle_left))
@@ -187,13 +189,24 @@ class AsyncChangeStream(StreamBase[T]):
                 await asyncio.sleep(step)
                 step = next(steps)
                 continue
+            ws: AsyncWebSocket | None = None
             try:
                 ws = await AsyncWebSocket.open(step, "/v1/ws", self.state.headers(),
                                                self.settings.ssl_context, self.settings.timeout)
                 await ws.send(self.state.subscribe(step))
-            except (*CONNECT_ERRORS, Closed, asyncio.IncompleteReadError) as e:
+                # A gateway that refuses the subscription counts as a failed attempt.
+                async with asyncio.timeout(self.settings.timeout):
+                    while not self.state.confirmed(await ws.recv(self.settings.timeout)):
+                        pass
+            except (*CONNECT_ERRORS, Closed, asyncio.IncompleteReadError, ValueError, Reconnect) as e:
+                if ws is not None:
+                    await ws.close()
                 step = steps.send(e)
                 continue
+            except AerolithError:
+                if ws is not None:
+                    await ws.close()
+                raise
             self.ws = ws
             steps.close()
             return ws

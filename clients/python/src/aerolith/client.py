@@ -148,6 +148,8 @@ class ChangeStream(StreamBase[T]):
     def _next(self, deadline: float | None) -> Change[T] | None:
         while deadline is None or time.monotonic() < deadline:
             ws = self.ws or self._connect(deadline)
+            if self.state.pending:
+                return self.state.pending.popleft()
             if ws is None:
                 return None
             wait = self._idle_left(ws)
@@ -169,11 +171,22 @@ class ChangeStream(StreamBase[T]):
                 return change
         return None
 
+    def _confirm(self, ws: WebSocket, left: float | None) -> None:
+        """Reads until the gateway confirms the subscription (or raises what refused it)."""
+        until = time.monotonic() + (self.settings.timeout if left is None else min(self.settings.timeout, left))
+        while True:
+            wait = until - time.monotonic()
+            if wait <= 0:
+                raise TimeoutError("the subscription was not confirmed in time")
+            if self.state.confirmed(ws.recv(wait)):
+                return
+
     def _idle_left(self, ws: WebSocket) -> float:
         return max(0.001, ws.heard + self.idle_timeout - time.monotonic())
 
     def _connect(self, deadline: float | None) -> WebSocket | None:
-        """A connection with the subscription sent, or None once `deadline` passed."""
+        """A connection whose subscription the gateway confirmed, or None once `deadline`
+        passed. A gateway that refuses the subscription counts as a failed attempt."""
         steps = self.state.connect_steps(self.reconnect_timeout)
         step = next(steps)
         while True:
@@ -193,10 +206,14 @@ class ChangeStream(StreamBase[T]):
                 continue
             try:
                 ws.send(self.state.subscribe(step))
-            except OSError as e:
+                self._confirm(ws, left)
+            except (OSError, Closed, ValueError, TimeoutError, Reconnect) as e:
                 ws.close()
                 step = steps.send(e)
                 continue
+            except AerolithError:
+                ws.close()
+                raise
             self.ws = ws
             steps.close()
             return ws
