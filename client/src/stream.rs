@@ -284,7 +284,8 @@ where
             let mut last = None;
             for i in self.resume.order(self.client.endpoints().order()) {
                 match self.subscribe_at(i).await {
-                    Ok(()) => return Ok(()),
+                    Ok(Ok(())) => return Ok(()),
+                    Ok(Err(refused)) => last = Some(refused),
                     Err(e) if retryable(&e) => last = Some(e),
                     Err(e) => return Err(e),
                 }
@@ -307,7 +308,9 @@ where
 
     /// Opens `/v1/ws` at gateway `i`, subscribes, and waits (within the client's default
     /// deadline) for the confirmation; changes that come before it are kept for `next`.
-    async fn subscribe_at(&mut self, i: usize) -> Result<()> {
+    /// `Ok(Err(..))`: the gateway refused in a way another attempt may get past (busy, the
+    /// token of another DC, no confirmation in time); `Err`: the error as it is.
+    async fn subscribe_at(&mut self, i: usize) -> Result<Result<()>> {
         let timeout = self.client.default_timeout();
         let deadline = Instant::now() + timeout;
         let base = self.client.endpoints().url(i).to_string();
@@ -322,31 +325,30 @@ where
         if let Some(t) = &self.resume.token {
             subscribe["since"] = json!(t);
         }
-        socket
-            .send(Message::text(subscribe.to_string()))
-            .await
-            .map_err(|e| Error::Connect {
+        if let Err(e) = socket.send(Message::text(subscribe.to_string())).await {
+            return Ok(Err(Error::Connect {
                 url: format!("{base}/v1/ws"),
                 message: e.to_string(),
-            })?;
+            }));
+        }
         self.ws = Some((i, socket));
         self.subscribed = false;
         while !self.subscribed {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 self.drop_connection();
-                return Err(Error::Connect {
+                return Ok(Err(Error::Connect {
                     url: format!("{base}/v1/ws"),
                     message: format!("the subscription was not confirmed within {timeout:?}"),
-                });
+                }));
             }
             match self.read(left).await? {
                 Frame::Change(c) => self.pending.push_back(c),
                 Frame::Nothing => {}
-                Frame::Dropped(e) => return Err(e),
+                Frame::Dropped(refused) => return Ok(Err(refused)),
             }
         }
         self.resume.connected();
-        Ok(())
+        Ok(Ok(()))
     }
 }

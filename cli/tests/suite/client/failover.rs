@@ -51,7 +51,9 @@ async fn gateways_fail_over_and_a_feed_survives_a_restart() {
         }
     });
     // The stream pushes dc1's changes from now on, in a task of its own too.
-    let mut stream = only_dc1.collection::<Value>("feed").changes();
+    // It knows both gateways: while dc1's is down, dc2's refuses its dc1 token (another
+    // DC's), so it keeps trying both, pausing between rounds, until dc1's is back.
+    let mut stream = both.collection::<Value>("feed").changes();
     stream.start().await.expect("the stream starts");
     let (stx, mut srx) = tokio::sync::mpsc::unbounded_channel::<Change<Value>>();
     let reconnects = Arc::new(AtomicU64::new(0));
