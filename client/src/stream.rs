@@ -136,13 +136,14 @@ where
     /// change. The errors that end a feed are API errors: `resume_token_expired`,
     /// `not_found` of a deleted collection, `unauthenticated`, ...
     pub async fn next(&mut self) -> Result<Change<T>> {
-        let raw = match self.pending.pop_front() {
-            Some(c) => c,
-            None => loop {
-                if let Some(c) = self.frame().await? {
-                    break c;
-                }
-            },
+        // Changes held from a subscription's start come before anything read after them.
+        let raw = loop {
+            if let Some(c) = self.pending.pop_front() {
+                break c;
+            }
+            if let Some(c) = self.frame().await? {
+                break c;
+            }
         };
         let change: Change<Value> = decode(&self.url(), &raw)?;
         self.resume.token = Some(change.token.clone());
@@ -187,7 +188,9 @@ where
     /// Reads one frame (connecting first if need be): a change's raw frame, or `None`.
     async fn frame(&mut self) -> Result<Option<Value>> {
         if self.ws.is_none() {
+            // Nothing read yet: what the subscription held back goes out first.
             self.connect().await?;
+            return Ok(None);
         }
         match self.read(self.idle_timeout).await? {
             Frame::Change(c) => Ok(Some(c)),
@@ -314,6 +317,8 @@ where
         let timeout = self.client.default_timeout();
         let deadline = Instant::now() + timeout;
         let base = self.client.endpoints().url(i).to_string();
+        // Held changes not handed out come again: the token is still before them.
+        self.pending.clear();
         let mut socket =
             ws::connect(&base, self.client.token(), self.client.ws_tls(), timeout).await?;
         let mut subscribe = json!({

@@ -254,6 +254,21 @@ class ChangeStreamTest(unittest.TestCase):
             self.assertLess(len(fake.subscribes) - before, 20, "the asyncio stream pauses too")
         asyncio.run(run())
 
+    def test_a_slow_confirmation_is_waited_for_across_short_polls(self) -> None:
+        def slow(n: int, sub: dict) -> list[dict]:  # type: ignore[type-arg]
+            time.sleep(0.5)
+            return [{"type": "subscribed", "sub": "s", "token": "t0"}, change(1, "t1")]
+        fake = FakeWsGateway(slow)
+        self.addCleanup(fake.close)
+        got = None
+        with aerolith.Client(fake.url).collection("c").changes() as stream:
+            for _ in range(25):
+                got = stream.next(0.2)
+                if got is not None:
+                    break
+        self.assertEqual(got.token if got else None, "t1")
+        self.assertEqual(len(fake.subscribes), 1, "one subscription, kept across polls")
+
     def test_expired_token_ends_the_stream(self) -> None:
         fake = FakeWsGateway(lambda n, sub: [{"type": "error", "sub": "s", "error": {
             "code": "resume_token_expired", "message": "trimmed"}}])

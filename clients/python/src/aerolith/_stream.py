@@ -2,7 +2,6 @@
 frame, and the last token it saw (where it resumes after a disconnect)."""
 from __future__ import annotations
 
-import collections
 import time
 from typing import Any, Generator, Generic, TypeVar, Union
 
@@ -44,8 +43,11 @@ class StreamState(Generic[T]):
         self.wrong_dc: set[Endpoint] = set()
         #: Whether the current connection's subscription was confirmed.
         self.subscribed = False
-        #: Changes that came before the confirmation, handed out first.
-        self.pending: collections.deque[Change[T]] = collections.deque()
+        #: After a subscription refused before its confirmation: when the next attempt may
+        #: start, the pause before it, and since when refusals have gone on.
+        self.retry_at = 0.0
+        self.pause = 0.0
+        self.refused_since: float | None = None
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": "Bearer " + self.settings.token} if self.settings.token else {}
@@ -79,6 +81,8 @@ class StreamState(Generic[T]):
         if kind == "subscribed":
             self.wrong_dc.clear()
             self.subscribed = True
+            self.pause = 0.0
+            self.refused_since = None
         if kind in ("subscribed", "checkpoint"):
             self.token = frame["token"]
             self.home = self.current
@@ -104,13 +108,19 @@ class StreamState(Generic[T]):
             raise err
         return None
 
-    def confirmed(self, frame: dict[str, Any]) -> bool:
-        """Takes a frame read while waiting for the subscription's confirmation: whether it
-        came; changes before it are kept; a refusal raises (Reconnect: try elsewhere)."""
-        change = self.handle(frame)
-        if change is not None:
-            self.pending.append(change)
-        return self.subscribed
+    def lost(self, reconnect_timeout: float | None, why: BaseException) -> None:
+        """The connection is gone. Before its subscription was confirmed that is a refused
+        attempt: the next one waits (50 ms, doubling to 2 s), and once refusals have gone on
+        past `reconnect_timeout` the stream ends with `Unavailable`."""
+        if self.subscribed:
+            return
+        now = time.monotonic()
+        if self.refused_since is None:
+            self.refused_since = now
+        elif reconnect_timeout is not None and now - self.refused_since > reconnect_timeout:
+            raise errors.Unavailable(f"change stream: no gateway took the subscription: {why}")
+        self.pause = min(max(self.pause * 2, 0.05), 2.0)
+        self.retry_at = now + self.pause
 
     def connect_steps(self, reconnect_timeout: float | None) -> Generator[Union[Endpoint, float], BaseException | None, None]:
         """Where to try to connect next (an endpoint), or how long to wait first (seconds):

@@ -159,13 +159,12 @@ class AsyncChangeStream(StreamBase[T]):
     async def __anext__(self) -> Change[T]:
         while True:
             ws = self.ws or await self._connect()
-            if self.state.pending:
-                return self.state.pending.popleft()
             try:
                 idle_left = max(0.001, ws.heard + self.idle_timeout - time.monotonic())
                 change = self.state.handle(await ws.recv(idle_left))
-            except (Closed, OSError, ValueError, Reconnect, asyncio.IncompleteReadError):
+            except (Closed, OSError, ValueError, Reconnect, asyncio.IncompleteReadError) as e:
                 await self._drop()
+                self.state.lost(self.reconnect_timeout, e)  # a refused subscription waits
                 continue
             except AerolithError:
                 await self._drop()  # the feed ended (an expired token, a deleted collection, ...)
@@ -182,6 +181,9 @@ class AsyncChangeStream(StreamBase[T]):
             return None
 
     async def _connect(self) -> AsyncWebSocket:
+        pause = self.state.retry_at - time.monotonic()
+        if pause > 0:  # after a refused subscription
+            await asyncio.sleep(pause)
         steps = self.state.connect_steps(self.reconnect_timeout)
         step = next(steps)
         while True:
@@ -189,24 +191,13 @@ class AsyncChangeStream(StreamBase[T]):
                 await asyncio.sleep(step)
                 step = next(steps)
                 continue
-            ws: AsyncWebSocket | None = None
             try:
                 ws = await AsyncWebSocket.open(step, "/v1/ws", self.state.headers(),
                                                self.settings.ssl_context, self.settings.timeout)
                 await ws.send(self.state.subscribe(step))
-                # A gateway that refuses the subscription counts as a failed attempt.
-                async with asyncio.timeout(self.settings.timeout):
-                    while not self.state.confirmed(await ws.recv(self.settings.timeout)):
-                        pass
-            except (*CONNECT_ERRORS, Closed, asyncio.IncompleteReadError, ValueError, Reconnect) as e:
-                if ws is not None:
-                    await ws.close()
+            except (*CONNECT_ERRORS, Closed, asyncio.IncompleteReadError) as e:
                 step = steps.send(e)
                 continue
-            except AerolithError:
-                if ws is not None:
-                    await ws.close()
-                raise
             self.ws = ws
             steps.close()
             return ws

@@ -148,8 +148,6 @@ class ChangeStream(StreamBase[T]):
     def _next(self, deadline: float | None) -> Change[T] | None:
         while deadline is None or time.monotonic() < deadline:
             ws = self.ws or self._connect(deadline)
-            if self.state.pending:
-                return self.state.pending.popleft()
             if ws is None:
                 return None
             wait = self._idle_left(ws)
@@ -157,12 +155,14 @@ class ChangeStream(StreamBase[T]):
                 wait = min(wait, max(0.001, deadline - time.monotonic()))
             try:
                 change = self.state.handle(ws.recv(wait))
-            except TimeoutError:
+            except TimeoutError as e:
                 if self._idle_left(ws) <= 0.001:
                     self._drop()  # silent for too long: taken for dead
+                    self.state.lost(self.reconnect_timeout, e)
                 continue
-            except (Closed, OSError, ValueError, Reconnect):
+            except (Closed, OSError, ValueError, Reconnect) as e:
                 self._drop()
+                self.state.lost(self.reconnect_timeout, e)  # a refused subscription waits
                 continue
             except AerolithError:
                 self._drop()  # the feed ended (an expired token, a deleted collection, ...)
@@ -171,22 +171,17 @@ class ChangeStream(StreamBase[T]):
                 return change
         return None
 
-    def _confirm(self, ws: WebSocket, left: float | None) -> None:
-        """Reads until the gateway confirms the subscription (or raises what refused it)."""
-        until = time.monotonic() + (self.settings.timeout if left is None else min(self.settings.timeout, left))
-        while True:
-            wait = until - time.monotonic()
-            if wait <= 0:
-                raise TimeoutError("the subscription was not confirmed in time")
-            if self.state.confirmed(ws.recv(wait)):
-                return
-
     def _idle_left(self, ws: WebSocket) -> float:
         return max(0.001, ws.heard + self.idle_timeout - time.monotonic())
 
     def _connect(self, deadline: float | None) -> WebSocket | None:
-        """A connection whose subscription the gateway confirmed, or None once `deadline`
-        passed. A gateway that refuses the subscription counts as a failed attempt."""
+        """A connection with the subscription sent, or None once `deadline` passed."""
+        pause = self.state.retry_at - time.monotonic()
+        if pause > 0:  # after a refused subscription
+            if deadline is not None and deadline - time.monotonic() < pause:
+                time.sleep(max(0.0, deadline - time.monotonic()))
+                return None
+            time.sleep(pause)
         steps = self.state.connect_steps(self.reconnect_timeout)
         step = next(steps)
         while True:
@@ -206,14 +201,10 @@ class ChangeStream(StreamBase[T]):
                 continue
             try:
                 ws.send(self.state.subscribe(step))
-                self._confirm(ws, left)
-            except (OSError, Closed, ValueError, TimeoutError, Reconnect) as e:
+            except OSError as e:
                 ws.close()
                 step = steps.send(e)
                 continue
-            except AerolithError:
-                ws.close()
-                raise
             self.ws = ws
             steps.close()
             return ws
