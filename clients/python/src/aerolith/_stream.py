@@ -17,7 +17,8 @@ IDLE_TIMEOUT = 35.0
 
 
 #: What a failed connection attempt may raise; anything else ends the stream.
-CONNECT_ERRORS = (errors.Unavailable, errors.RateLimited, OSError, TimeoutError, EOFError)
+CONNECT_ERRORS = (errors.Unavailable, errors.RateLimited, errors.DeadlineExceeded, OSError, TimeoutError,
+                  EOFError)
 
 
 class Reconnect(Exception):
@@ -64,9 +65,6 @@ class StreamState(Generic[T]):
     def subscribe(self, endpoint: Endpoint) -> dict[str, Any]:
         self.current = endpoint
         self.subscribed = False
-        if self.connected_once:
-            self.reconnects += 1
-        self.connected_once = True
         frame: dict[str, Any] = {"type": "subscribe", "sub": "s", "collection": self.collection}
         if self.filter is not None:
             frame["filter"] = self.filter
@@ -81,6 +79,9 @@ class StreamState(Generic[T]):
         if kind == "subscribed":
             self.wrong_dc.clear()
             self.subscribed = True
+            if self.connected_once:
+                self.reconnects += 1
+            self.connected_once = True
             self.pause = 0.0
             self.refused_since = None
         if kind in ("subscribed", "checkpoint"):
