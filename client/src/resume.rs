@@ -3,6 +3,7 @@
 //! error from the server means for the stream.
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorCode};
 
@@ -93,6 +94,43 @@ impl Resume {
                 message,
             }),
         }
+    }
+}
+
+/// The rounds of a stream's connection attempts (every gateway once per round): the pause
+/// after a failed round, and when to give up.
+#[derive(Debug)]
+pub(crate) struct Rounds {
+    started: Instant,
+    pause: Duration,
+    timeout: Option<Duration>,
+}
+
+impl Rounds {
+    /// Rounds that give up once `timeout` has passed (`None`: never).
+    pub fn new(timeout: Option<Duration>) -> Rounds {
+        Rounds {
+            started: Instant::now(),
+            pause: Duration::from_millis(50),
+            timeout,
+        }
+    }
+
+    /// After a round in which every gateway failed (`last`: the last failure, `what`: what
+    /// none took): `unavailable` once the timeout passed, else a pause (50 ms doubling to
+    /// 2 s) before the next round.
+    pub async fn failed(&mut self, what: &str, last: Option<Error>) -> Result<(), Error> {
+        if self.timeout.is_some_and(|t| self.started.elapsed() >= t) {
+            let why = last.map(|e| e.to_string()).unwrap_or_default();
+            return Err(Error::Api {
+                code: ErrorCode::Unavailable,
+                status: 503,
+                message: format!("change stream: no gateway took the {what}: {why}"),
+            });
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(Duration::from_secs(2));
+        Ok(())
     }
 }
 

@@ -17,7 +17,7 @@ use crate::client::Client;
 use crate::collections::{Collection, decode};
 use crate::error::{Error, ErrorCode, Result};
 use crate::feed::{Change, typed};
-use crate::resume::{Resume, retryable};
+use crate::resume::{Resume, Rounds, retryable};
 use crate::ws::{self, Ws};
 
 /// With no frame for this long the connection is taken for dead (the gateway pings every
@@ -281,8 +281,7 @@ where
     /// until one confirms the subscription or `reconnect_timeout` passes. A gateway that
     /// refuses it (busy, unavailable, the token of another DC) counts as a failed attempt.
     async fn connect(&mut self) -> Result<()> {
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(50);
+        let mut rounds = Rounds::new(self.reconnect_timeout);
         loop {
             let mut last = None;
             for i in self.resume.order(self.client.endpoints().order()) {
@@ -293,19 +292,7 @@ where
                     Err(e) => return Err(e),
                 }
             }
-            if self
-                .reconnect_timeout
-                .is_some_and(|t| started.elapsed() >= t)
-            {
-                let why = last.map(|e| e.to_string()).unwrap_or_default();
-                return Err(Error::Api {
-                    code: ErrorCode::Unavailable,
-                    status: 503,
-                    message: format!("change stream: no gateway took the subscription: {why}"),
-                });
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(2));
+            rounds.failed("subscription", last).await?;
         }
     }
 

@@ -3,7 +3,7 @@
 //! from it (the token's gateway first), so every change arrives at least once and in
 //! per-document order.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aerolith_proto::v1 as pb;
 use serde_json::Value;
@@ -12,7 +12,7 @@ use tonic::Streaming;
 use super::{Attempt, GrpcClient, classify};
 use crate::error::{Error, ErrorCode, Result};
 use crate::feed::{Change, ChangeOp};
-use crate::resume::{Resume, retryable};
+use crate::resume::{Resume, Rounds, retryable};
 use crate::stream::IDLE_TIMEOUT;
 
 /// A collection's change stream over gRPC; read it with [`GrpcChangeStream::next`].
@@ -169,31 +169,17 @@ impl GrpcChangeStream {
     /// Calls `Watch` at a gateway and reads its first checkpoint: each gateway in turn,
     /// with growing pauses between rounds, until one takes it or `reconnect_timeout` passes.
     async fn connect(&mut self) -> Result<()> {
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(50);
+        let mut rounds = Rounds::new(self.reconnect_timeout);
         loop {
             let mut last = None;
-            let order = self.resume.order(self.client.order());
-            for i in order {
+            for i in self.resume.order(self.client.order()) {
                 match self.open_at(i).await {
                     Ok(()) => return Ok(()),
                     Err(e) if retryable(&e) => last = Some(e),
                     Err(e) => return Err(e),
                 }
             }
-            if self
-                .reconnect_timeout
-                .is_some_and(|t| started.elapsed() >= t)
-            {
-                let why = last.map(|e| e.to_string()).unwrap_or_default();
-                return Err(Error::Api {
-                    code: ErrorCode::Unavailable,
-                    status: 503,
-                    message: format!("change stream: no gateway took the Watch: {why}"),
-                });
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(2));
+            rounds.failed("Watch", last).await?;
         }
     }
 
